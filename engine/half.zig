@@ -1,0 +1,113 @@
+//! float16 and bfloat16 conversions, written out bit by bit so that their rounding
+//! (round to nearest, ties to even), NaN, infinity and subnormal handling are explicit
+//! and identical on every target, whatever the compiler lowers `@floatCast` to.
+const std = @import("std");
+
+/// float16 bits to float32 (exact: every float16 is a float32).
+pub fn f16ToF32(h: u16) f32 {
+    const sign: u32 = @as(u32, h & 0x8000) << 16;
+    const exp: u32 = (h >> 10) & 0x1f;
+    const man: u32 = h & 0x3ff;
+    var bits: u32 = undefined;
+    if (exp == 0x1f) {
+        // Infinity or NaN; keep the payload, quiet bit included.
+        bits = sign | 0x7f80_0000 | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else {
+        // Subnormal: value = man * 2^-24. Normalise the mantissa.
+        var m = man;
+        var e: u32 = 127 - 15 + 1;
+        while (m & 0x400 == 0) {
+            m <<= 1;
+            e -= 1;
+        }
+        bits = sign | (e << 23) | ((m & 0x3ff) << 13);
+    }
+    return @bitCast(bits);
+}
+
+/// float32 to float16 bits, round to nearest even; overflow gives infinity, NaN stays NaN.
+pub fn f32ToF16(f: f32) u16 {
+    const x: u32 = @bitCast(f);
+    const sign: u16 = @intCast((x >> 16) & 0x8000);
+    const exp: i32 = @intCast((x >> 23) & 0xff);
+    const man: u32 = x & 0x7f_ffff;
+    if (exp == 0xff) {
+        if (man == 0) return sign | 0x7c00;
+        // NaN: keep the top payload bits and make sure it stays a (quiet) NaN.
+        return sign | 0x7e00 | @as(u16, @intCast(man >> 13));
+    }
+    const e = exp - 127 + 15; // biased float16 exponent
+    if (e >= 0x1f) return sign | 0x7c00;
+    if (e <= 0) {
+        // Result is subnormal or zero: shift the full mantissa (with implicit 1) right.
+        if (e < -10) return sign; // below half of the smallest subnormal: rounds to zero
+        const full = man | 0x80_0000;
+        const shift: u5 = @intCast(14 - e); // 13 + (1 - e)
+        var r: u32 = full >> shift;
+        const rem = full & ((@as(u32, 1) << shift) - 1);
+        const half = @as(u32, 1) << (shift - 1);
+        if (rem > half or (rem == half and (r & 1) == 1)) r += 1;
+        return sign | @as(u16, @intCast(r));
+    }
+    var r: u32 = (@as(u32, @intCast(e)) << 10) | (man >> 13);
+    const rem = man & 0x1fff;
+    if (rem > 0x1000 or (rem == 0x1000 and (r & 1) == 1)) r += 1; // may carry into the exponent, up to infinity
+    return sign | @as(u16, @intCast(r));
+}
+
+/// bfloat16 bits to float32 (exact).
+pub fn bf16ToF32(h: u16) f32 {
+    return @bitCast(@as(u32, h) << 16);
+}
+
+/// float32 to bfloat16 bits, round to nearest even; NaN stays NaN (quiet).
+pub fn f32ToBf16(f: f32) u16 {
+    const x: u32 = @bitCast(f);
+    if ((x & 0x7fff_ffff) > 0x7f80_0000) return @intCast((x >> 16) | 0x0040);
+    const lsb = (x >> 16) & 1;
+    return @intCast((x +% 0x7fff +% lsb) >> 16);
+}
+
+/// float64 goes through float32 first, as MLX's half types do (their constructors take a float).
+pub fn f64ToF16(f: f64) u16 {
+    return f32ToF16(@floatCast(f));
+}
+
+pub fn f64ToBf16(f: f64) u16 {
+    return f32ToBf16(@floatCast(f));
+}
+
+test "f16 round trip of every finite pattern" {
+    var h: u32 = 0;
+    while (h < 0x10000) : (h += 1) {
+        const v = f16ToF32(@intCast(h));
+        const back = f32ToF16(v);
+        if (std.math.isNan(v)) {
+            try std.testing.expect((back & 0x7c00) == 0x7c00 and (back & 0x3ff) != 0);
+        } else {
+            try std.testing.expectEqual(@as(u16, @intCast(h)), back);
+        }
+        // Agrees with the compiler's own conversion for non-NaN values.
+        if (!std.math.isNan(v)) try std.testing.expectEqual(@as(f32, @as(f16, @bitCast(@as(u16, @intCast(h))))), v);
+    }
+}
+
+test "f16 and bf16 rounding ties to even" {
+    // 1 + 2^-11 is halfway between 1 and the next float16: ties to even gives 1.
+    try std.testing.expectEqual(@as(u16, 0x3c00), f32ToF16(1.0 + 1.0 / 2048.0));
+    // 1 + 3*2^-11 is halfway between 1+2^-10 (odd) and 1+2^-9 (even): rounds up.
+    try std.testing.expectEqual(@as(u16, 0x3c02), f32ToF16(1.0 + 3.0 / 2048.0));
+    try std.testing.expectEqual(@as(u16, 0x7c00), f32ToF16(65520.0)); // rounds to infinity
+    try std.testing.expectEqual(@as(u16, 0x7bff), f32ToF16(65519.0));
+    try std.testing.expectEqual(@as(u16, 0x0001), f32ToF16(std.math.pow(f32, 2, -24)));
+    try std.testing.expectEqual(@as(u16, 0x0000), f32ToF16(std.math.pow(f32, 2, -25))); // tie to even (0)
+    try std.testing.expectEqual(@as(u16, 0x3f80), f32ToBf16(1.0));
+    try std.testing.expectEqual(@as(u16, 0x3f80), f32ToBf16(@bitCast(@as(u32, 0x3f80_8000)))); // tie, even stays
+    try std.testing.expectEqual(@as(u16, 0x3f82), f32ToBf16(@bitCast(@as(u32, 0x3f81_8000)))); // tie, odd rounds up
+    try std.testing.expectEqual(@as(u16, 0x7f80), f32ToBf16(std.math.inf(f32)));
+    try std.testing.expect(std.math.isNan(bf16ToF32(f32ToBf16(std.math.nan(f32)))));
+}

@@ -1,0 +1,65 @@
+//! The primitive set: one tagged union, and every rule over it is an exhaustive switch, so a
+//! primitive added without its kernel (and later its vjp, jvp and vmap rules) does not compile.
+//! Each family lives in one file under prims/: its ops (validation, output shape and dtype),
+//! its parameters and its kernels.
+const std = @import("std");
+const array = @import("array.zig");
+const errors = @import("errors.zig");
+pub const creation = @import("prims/creation.zig");
+pub const copy = @import("prims/copy.zig");
+
+pub const Primitive = union(enum) {
+    /// Data is present from creation (host data, a copy, a wrapped buffer). Never scheduled.
+    leaf,
+    astype,
+    broadcast,
+    arange: creation.Arange,
+    linspace: creation.Linspace,
+    eye: creation.Eye,
+    tri: creation.Tri,
+    tri_mask: creation.TriMask,
+
+    pub fn name(p: Primitive) []const u8 {
+        return switch (p) {
+            .leaf => "Leaf",
+            .astype => "AsType",
+            .broadcast => "Broadcast",
+            .arange => "Arange",
+            .linspace => "Linspace",
+            .eye => "Eye",
+            .tri => "Tri",
+            .tri_mask => "TriMask",
+        };
+    }
+
+    /// Compute `node` from its (evaluated) inputs: allocate or share its buffer, set its strides.
+    pub fn eval(p: Primitive, node: *array.Node) errors.Error!void {
+        switch (p) {
+            .leaf => unreachable,
+            .astype => try copy.evalAstype(node),
+            .broadcast => copy.evalBroadcast(node),
+            .arange => |a| try creation.evalArange(node, a),
+            .linspace => |l| try creation.evalLinspace(node, l),
+            .eye => |e| try creation.evalEye(node, e),
+            .tri => |t| try creation.evalTri(node, t),
+            .tri_mask => |t| try creation.evalTriMask(node, t),
+        }
+    }
+};
+
+/// A fresh row-contiguous output buffer for `node`, or the buffer of `donor` when nothing else
+/// can see it (no other node, handle or view holds it) and it has the right size and layout.
+pub fn allocOutput(node: *array.Node, donor: ?*array.Node) errors.Error!void {
+    if (donor) |d| {
+        if (d.refs.load(.acquire) == 1 and d.buffer != null and d.buffer.?.refs.load(.acquire) == 1 and
+            d.buffer.?.block.size != 0 and d.offset == 0 and d.buffer.?.nbytes == node.nbytes() and d.isRowContiguous())
+        {
+            node.buffer = d.buffer;
+            d.buffer = null;
+            node.setRowContiguousStrides();
+            return;
+        }
+    }
+    node.buffer = try array.newBuffer(node.nbytes(), node.prim.name());
+    node.setRowContiguousStrides();
+}

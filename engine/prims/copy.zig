@@ -1,0 +1,85 @@
+//! Conversions and views: astype (a converting copy) and broadcast (a view: no data moves).
+const std = @import("std");
+const array = @import("../array.zig");
+const errors = @import("../errors.zig");
+const convert = @import("../convert.zig");
+const primitives = @import("../primitives.zig");
+const Dtype = @import("../dtype.zig").Dtype;
+const Node = array.Node;
+const Shape = array.Shape;
+
+/// `astype`: the same array if the dtype already matches, as in MLX.
+pub fn astype(x: *Node, dtype: Dtype, stream: u32) errors.Error!*Node {
+    if (x.dtype == dtype) {
+        x.retain();
+        return x;
+    }
+    return array.create(dtype, x.shape, .astype, &.{x}, stream);
+}
+
+pub fn evalAstype(node: *Node) errors.Error!void {
+    const x = node.inputs[0];
+    const donor: ?*Node = if (x.dtype.size() == node.dtype.size()) x else null;
+    // Donation converts in place: element i is read before it is written.
+    if (donor != null and x.buffer != null) {
+        const x_data = x.data();
+        try primitives.allocOutput(node, donor);
+        if (node.buffer.?.ptr == x_data) {
+            // x lost its buffer to us; convert through a view that still points at it.
+            var view = x.*;
+            view.buffer = node.buffer;
+            convert.copyConvert(&view, node.data(), node.dtype);
+            return;
+        }
+    } else {
+        try primitives.allocOutput(node, null);
+    }
+    convert.copyConvert(x, node.data(), node.dtype);
+}
+
+/// The shape two shapes broadcast to, or MLX's error.
+pub fn broadcastShapes(a: *const Shape, b: *const Shape, op: []const u8) errors.Error!Shape {
+    var out = Shape{ .ndim = @max(a.ndim, b.ndim) };
+    var i: usize = 0;
+    while (i < out.ndim) : (i += 1) {
+        const da: i32 = if (i < a.ndim) a.dims[a.ndim - 1 - i] else 1;
+        const db: i32 = if (i < b.ndim) b.dims[b.ndim - 1 - i] else 1;
+        if (da != db and da != 1 and db != 1) {
+            var ba: [256]u8 = undefined;
+            var bb: [256]u8 = undefined;
+            return errors.fail(.invalid_argument, "[{s}] Shapes {s} and {s} cannot be broadcast.", .{ op, a.format(&ba), b.format(&bb) });
+        }
+        out.dims[out.ndim - 1 - i] = if (da == 1) db else da;
+    }
+    return out;
+}
+
+pub fn broadcastTo(x: *Node, shape: Shape, stream: u32) errors.Error!*Node {
+    if (x.shape.eql(&shape)) {
+        x.retain();
+        return x;
+    }
+    const bshape = try broadcastShapes(&x.shape, &shape, "broadcast_shapes");
+    if (!bshape.eql(&shape)) {
+        var ba: [256]u8 = undefined;
+        var bb: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[broadcast_to] Input shape {s} cannot be broadcast to {s}.", .{ x.shape.format(&ba), shape.format(&bb) });
+    }
+    return array.create(x.dtype, shape, .broadcast, &.{x}, stream);
+}
+
+pub fn evalBroadcast(node: *Node) void {
+    const x = node.inputs[0];
+    const lead = node.shape.ndim - x.shape.ndim;
+    for (0..node.shape.ndim) |i| {
+        if (i < lead) {
+            node.strides[i] = 0;
+        } else {
+            const j = i - lead;
+            node.strides[i] = if (x.shape.dims[j] == 1 and node.shape.dims[i] != 1) 0 else x.strides[j];
+        }
+    }
+    x.buffer.?.retain();
+    node.buffer = x.buffer;
+    node.offset = x.offset;
+}

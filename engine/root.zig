@@ -1,0 +1,19 @@
+//! libmlxbun: the mlx-bun engine. The C ABI is defined in abi.zig; everything else is internal.
+pub const abi = @import("abi.zig");
+
+comptime {
+    _ = abi; // analyse the table so its exports are emitted
+}
+
+test {
+    _ = @import("dtype.zig");
+    _ = @import("half.zig");
+    _ = @import("errors.zig");
+    _ = @import("alloc.zig");
+    _ = @import("array.zig");
+    _ = @import("handles.zig");
+    _ = @import("convert.zig");
+    _ = @import("eval.zig");
+    _ = @import("engine_test.zig");
+    _ = @import("gen_abi.zig");
+}

@@ -1,0 +1,155 @@
+// Creation ops with MLX's defaults: zeros, ones, full (and their _like forms), arange,
+// linspace, eye, identity, tri, tril, triu.
+import { lib } from "../ffi/lib";
+import { array, MxArray, packShape } from "./array";
+import { streamArg, type StreamOrDevice } from "./device";
+import { Dtype, float32, int32, toDtype, type DtypeLike } from "./dtype";
+import { MlxError } from "./errors";
+
+export interface CreationOptions {
+  dtype?: DtypeLike;
+  stream?: StreamOrDevice;
+}
+
+type DtypeOrOptions = DtypeLike | CreationOptions | undefined;
+
+function options(o: DtypeOrOptions): CreationOptions {
+  if (o === undefined) return {};
+  if (typeof o === "string" || o instanceof Dtype) return { dtype: o };
+  return o;
+}
+
+function dtypeOr(o: CreationOptions, fallback: Dtype, op: string): Dtype {
+  return o.dtype === undefined ? fallback : toDtype(o.dtype, op);
+}
+
+function int(v: number, what: string, op: string): number {
+  if (!Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be an integer, got ${v}.`, 1);
+  if (v < -2147483648 || v > 2147483647) throw new MlxError(`[${op}] ${what} ${v} is outside the int32 range.`, 1);
+  return v;
+}
+
+/**
+ * An array of `shape` filled with `vals` (a scalar or an array broadcast to `shape`).
+ * The dtype defaults to that of `vals` (int32 for whole numbers, float32 otherwise).
+ * @example mx.full([2, 2], 3.5) // array([[3.5, 3.5],\n       [3.5, 3.5]], dtype=float32)
+ */
+export function full(shape: number | readonly number[], vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  const { dims, ndim } = packShape(shape, "full");
+  const v = vals instanceof MxArray ? vals : array(vals, { stream: opts.stream });
+  try {
+    const dtype = opts.dtype === undefined ? -1 : toDtype(opts.dtype, "full").value;
+    return new MxArray(lib.mlxb_full(dims, ndim, v.handle("full"), dtype, streamArg(opts.stream)));
+  } finally {
+    if (v !== vals) v.dispose();
+  }
+}
+
+/**
+ * An array of zeros (float32 unless `dtype` says otherwise).
+ * @example mx.zeros([2, 3], mx.int32)
+ */
+export function zeros(shape: number | readonly number[], o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  return full(shape, 0, { dtype: dtypeOr(opts, float32, "zeros"), stream: opts.stream });
+}
+
+/**
+ * An array of ones (float32 unless `dtype` says otherwise).
+ * @example mx.ones([3])
+ */
+export function ones(shape: number | readonly number[], o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  return full(shape, 1, { dtype: dtypeOr(opts, float32, "ones"), stream: opts.stream });
+}
+
+/** Zeros with the shape and dtype of `a`. @example mx.zerosLike(a) */
+export function zerosLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
+  return full(a.shape, 0, { dtype: a.dtype, stream: o?.stream });
+}
+
+/** Ones with the shape and dtype of `a`. @example mx.onesLike(a) */
+export function onesLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
+  return full(a.shape, 1, { dtype: a.dtype, stream: o?.stream });
+}
+
+/** `vals` broadcast to the shape of `a`, with `a`'s dtype unless given. @example mx.fullLike(a, 7) */
+export function fullLike(a: MxArray, vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  return full(a.shape, vals, { dtype: opts.dtype ?? a.dtype, stream: opts.stream });
+}
+
+/**
+ * Evenly spaced values in [start, stop): `arange(stop)`, `arange(start, stop)`,
+ * `arange(start, stop, step)`, with a trailing dtype or options. int32 when every argument is
+ * a whole number, float32 otherwise, as MLX.
+ * @example mx.arange(5) // array([0, 1, 2, 3, 4], dtype=int32)
+ * @example mx.arange(0, 1, 0.25) // array([0, 0.25, 0.5, 0.75], dtype=float32)
+ */
+export function arange(stop: number, o?: DtypeOrOptions): MxArray;
+export function arange(start: number, stop: number, o?: DtypeOrOptions): MxArray;
+export function arange(start: number, stop: number, step: number, o?: DtypeOrOptions): MxArray;
+export function arange(...args: (number | DtypeOrOptions)[]): MxArray {
+  const nums: number[] = [];
+  let o: DtypeOrOptions;
+  for (const a of args) {
+    if (typeof a === "number") {
+      if (o !== undefined) throw new MlxError("[arange] Numbers must come before the dtype or options.", 1);
+      nums.push(a);
+    } else if (a !== undefined) o = a;
+  }
+  if (nums.length < 1 || nums.length > 3) throw new MlxError("[arange] Expected arange(stop), arange(start, stop) or arange(start, stop, step).", 1);
+  const [start, stop, step] = nums.length === 1 ? [0, nums[0]!, 1] : [nums[0]!, nums[1]!, nums[2] ?? 1];
+  const opts = options(o);
+  const allInts = nums.every((x) => Number.isInteger(x));
+  const dtype = dtypeOr(opts, allInts ? int32 : float32, "arange");
+  return new MxArray(lib.mlxb_arange(start, stop, step, dtype.value, streamArg(opts.stream)));
+}
+
+/**
+ * `num` (default 50) evenly spaced values from `start` to `stop` inclusive, float32 by default.
+ * @example mx.linspace(0, 1, 5) // array([0, 0.25, 0.5, 0.75, 1], dtype=float32)
+ */
+export function linspace(start: number, stop: number, num = 50, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  const n = int(num, "num", "linspace");
+  return new MxArray(lib.mlxb_linspace(start, stop, n, dtypeOr(opts, float32, "linspace").value, streamArg(opts.stream)));
+}
+
+/**
+ * An n x m array with ones on diagonal k (m defaults to n), float32 by default.
+ * @example mx.eye(3, undefined, 1)
+ */
+export function eye(n: number, m?: number | null, k = 0, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  const rows = int(n, "N", "eye");
+  const cols = m === undefined || m === null ? rows : int(m, "M", "eye");
+  return new MxArray(lib.mlxb_eye(rows, cols, int(k, "k", "eye"), dtypeOr(opts, float32, "eye").value, streamArg(opts.stream)));
+}
+
+/** The n x n identity, float32 by default. @example mx.identity(2, mx.int32) */
+export function identity(n: number, o?: DtypeOrOptions): MxArray {
+  return eye(n, n, 0, o);
+}
+
+/**
+ * An n x m array with ones at and below diagonal k, float32 by default.
+ * @example mx.tri(3, 4, 1)
+ */
+export function tri(n: number, m?: number | null, k = 0, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  const rows = int(n, "N", "tri");
+  const cols = m === undefined || m === null ? rows : int(m, "M", "tri");
+  return new MxArray(lib.mlxb_tri(rows, cols, int(k, "k", "tri"), dtypeOr(opts, float32, "tri").value, streamArg(opts.stream)));
+}
+
+/** `a` with the elements above diagonal k (of the last two axes) zeroed. @example mx.tril(mx.ones([3, 3])) */
+export function tril(a: MxArray, k = 0, o?: { stream?: StreamOrDevice }): MxArray {
+  return new MxArray(lib.mlxb_tril(a.handle("tril"), int(k, "k", "tril"), streamArg(o?.stream)));
+}
+
+/** `a` with the elements below diagonal k (of the last two axes) zeroed. @example mx.triu(mx.ones([3, 3]), 1) */
+export function triu(a: MxArray, k = 0, o?: { stream?: StreamOrDevice }): MxArray {
+  return new MxArray(lib.mlxb_triu(a.handle("triu"), int(k, "k", "triu"), streamArg(o?.stream)));
+}

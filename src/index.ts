@@ -1,0 +1,24 @@
+/**
+ * mlx-bun: MLX for Bun. `import * as mx from "mlx-bun"`.
+ *
+ * Names follow MLX's Python API in camelCase; keyword arguments are a trailing options
+ * object. See docs/COMPAT.md for what is available.
+ * @module
+ */
+export { MxArray as Array, array, type ArrayInput, type ArrayOptions, type Complex, type DataArray, type NestedList, type Scalar } from "./array";
+export {
+  Dtype, type DtypeLike, type DtypeName, bool, bool as bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64,
+  float16, float32, float64, bfloat16, complex64, dtypes, promoteTypes,
+} from "./dtype";
+export { MlxError } from "./errors";
+export { arange, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike, type CreationOptions } from "./creation";
+export { evaluate as eval, asyncEval } from "./eval";
+export {
+  Device, Stream, cpu, gpu, defaultDevice, setDefaultDevice, defaultStream, setDefaultStream, newStream, stream,
+  synchronize, isAvailable, type StreamOrDevice,
+} from "./device";
+export {
+  getActiveMemory, getPeakMemory, resetPeakMemory, getCacheMemory, clearCache, getMemoryLimit, setMemoryLimit,
+  setCacheLimit, getLiveHandleCount, getLiveNodeCount, getWrappedHostBufferCount, dispose, tidy, keep,
+} from "./memory";
+export { setPrintoptions, getPrintoptions, printoptions } from "./printoptions";

@@ -1,0 +1,97 @@
+// The memory API (MLX's), and the TypeScript-side release tools: dispose, tidy, keep.
+import { checkStatus, lib, MlxError, wrappedHostBuffers } from "../ffi/lib";
+import { isMxArray, MxArray } from "./array";
+import { treeArrays } from "./eval";
+import { runScoped } from "./scope";
+
+/** Bytes currently used by arrays in the engine. */
+export function getActiveMemory(): number {
+  return lib.mlxb_get_active_memory();
+}
+
+/** The most bytes in use since start or the last `resetPeakMemory()`. */
+export function getPeakMemory(): number {
+  return lib.mlxb_get_peak_memory();
+}
+
+/** Set the peak to the current use. */
+export function resetPeakMemory(): void {
+  lib.mlxb_reset_peak_memory();
+}
+
+/** Bytes of freed buffers the allocator keeps for reuse. */
+export function getCacheMemory(): number {
+  return lib.mlxb_get_cache_memory();
+}
+
+/** Free the allocator's cache. */
+export function clearCache(): void {
+  lib.mlxb_clear_cache();
+}
+
+/** The memory limit in bytes (default 0.8 x RAM). */
+export function getMemoryLimit(): number {
+  return lib.mlxb_get_memory_limit();
+}
+
+function limit(v: number, op: string): number {
+  if (typeof v !== "number" || !(v >= 0)) throw new MlxError(`[${op}] The limit must be a non-negative number of bytes, got ${v}.`, 1);
+  return v;
+}
+
+/**
+ * Set the memory limit in bytes; returns the previous one. An evaluation that would pass it
+ * fails with an out-of-memory MlxError (after clearing the cache), and the engine stays usable.
+ */
+export function setMemoryLimit(bytes: number): number {
+  return checkStatus(lib.mlxb_set_memory_limit(limit(bytes, "set_memory_limit")));
+}
+
+/** Set the cache limit in bytes (0 disables the cache); returns the previous one. */
+export function setCacheLimit(bytes: number): number {
+  return checkStatus(lib.mlxb_set_cache_limit(limit(bytes, "set_cache_limit")));
+}
+
+/** Live array handles in the engine (a leak check: compare before and after). */
+export function getLiveHandleCount(): number {
+  return lib.mlxb_live_handles();
+}
+
+/** Live graph nodes in the engine, whether or not a handle points at them. */
+export function getLiveNodeCount(): number {
+  return lib.mlxb_live_nodes();
+}
+
+/** Host buffers the engine borrows through `mx.array(typedArray, { copy: false })`. */
+export function getWrappedHostBufferCount(): number {
+  return wrappedHostBuffers();
+}
+
+/** Dispose every array in the arguments (arrays, or objects and lists holding them). */
+export function dispose(...args: unknown[]): void {
+  for (const a of treeArrays(args)) a.dispose();
+}
+
+/**
+ * Run `fn` and then dispose every array created while it ran, except the arrays it returns
+ * (anywhere inside the returned value) and those passed to `mx.keep`. Works for async
+ * functions too: the scope follows `await`s, and closes when the promise settles. If `fn`
+ * throws, everything it created is disposed and the error propagates.
+ *
+ * @example
+ * const loss = mx.tidy(() => {
+ *   const d = mx.subtract(pred, y);   // temporaries are released here
+ *   return mx.mean(mx.square(d));     // the result survives
+ * });
+ */
+export function tidy<T>(fn: () => T): T {
+  return runScoped(fn, isMxArray);
+}
+
+/** Exclude arrays from the enclosing `tidy` scopes; returns its argument. */
+export function keep<T>(value: T): T {
+  for (const a of treeArrays([value])) a.kept = true;
+  return value;
+}
+
+export { MxArray };
