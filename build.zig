@@ -1,6 +1,6 @@
 //! Build of the mlx-bun engine (libmlxbun), its tests and the ABI generator.
 //!
-//!   zig build                         ReleaseFast shared library in zig-out/lib
+//!   zig build                         ReleaseFast shared library in zig-out/lib (-Doptimize=Debug etc.)
 //!   zig build test                    engine unit tests, safety-checked (Debug)
 //!   zig build gen                     regenerate ffi/mlxbun.h and ffi/symbols.ts from engine/abi.zig
 const std = @import("std");
@@ -14,13 +14,15 @@ comptime {
 
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
-    const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
+    // The library is for use: ReleaseFast unless -Doptimize says otherwise.
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse .ReleaseFast;
 
     const lib_mod = b.createModule(.{
         .root_source_file = b.path("engine/root.zig"),
         .target = target,
         .optimize = optimize,
         .link_libc = true,
+        .strip = optimize != .Debug,
     });
     const lib = b.addLibrary(.{ .name = "mlxbun", .linkage = .dynamic, .root_module = lib_mod, .use_llvm = true, .use_lld = true });
     b.installArtifact(lib);

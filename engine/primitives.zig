@@ -19,16 +19,17 @@ pub const Primitive = union(enum) {
     tri: creation.Tri,
     tri_mask: creation.TriMask,
 
+    /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
         return switch (p) {
-            .leaf => "Leaf",
-            .astype => "AsType",
-            .broadcast => "Broadcast",
-            .arange => "Arange",
-            .linspace => "Linspace",
-            .eye => "Eye",
-            .tri => "Tri",
-            .tri_mask => "TriMask",
+            .leaf => "array",
+            .astype => "astype",
+            .broadcast => "broadcast_to",
+            .arange => "arange",
+            .linspace => "linspace",
+            .eye => "eye",
+            .tri => "tri",
+            .tri_mask => |t| if (t.upper) "triu" else "tril",
         };
     }
 

@@ -277,6 +277,11 @@ export interface ArrayOptions {
   copy?: boolean;
   /** For TypedArrays: the shape (default 1-D). */
   shape?: readonly number[];
+  /**
+   * For TypedArrays: the data holds the raw bits of `dtype` (of the same item size), e.g. a
+   * Uint16Array of bfloat16 or float16 bits. No conversion happens.
+   */
+  bits?: boolean;
   stream?: StreamOrDevice;
 }
 
@@ -329,8 +334,15 @@ function fromTypedArray(v: ArrayBufferView, options: ArrayOptions): MxArray {
   let count = 1;
   for (const d of shape) count *= d;
   if (count !== elems) throw new MlxError(`[array] Cannot reshape data of size ${elems} into shape (${shape.join(",")}).`, 1);
-  const stored = storedDtype(v);
+  let stored = storedDtype(v);
   const target = options.dtype === undefined ? typedArrayDtype(v) : toDtype(options.dtype, "array");
+  if (options.bits === true) {
+    const itemsize = (v as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+    if (options.dtype === undefined || target.size !== itemsize) {
+      throw new MlxError(`[array] bits: true needs a dtype whose item size is the TypedArray's (${itemsize} bytes).`, 1);
+    }
+    stored = target;
+  }
   if (options.copy === false) {
     if (target !== stored) {
       throw new MlxError(`[array] copy: false needs the data's own dtype (${stored.name}), not ${target.name}.`, 1);
