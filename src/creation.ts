@@ -37,7 +37,7 @@ function int(v: number, what: string, op: string): number {
 export function full(shape: number | readonly number[], vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
   const opts = options(o);
   const { dims, ndim } = packShape(shape, "full");
-  const v = vals instanceof MxArray ? vals : array(vals, { stream: opts.stream });
+  const v = vals instanceof MxArray ? vals : array(vals);
   try {
     const dtype = opts.dtype === undefined ? -1 : toDtype(opts.dtype, "full").value;
     return new MxArray(lib.mlxb_full(dims, ndim, v.handle("full"), dtype, streamArg(opts.stream)));
