@@ -19,13 +19,18 @@ pub fn toF64(comptime S: Dtype, x: S.Type()) f64 {
     };
 }
 
+/// The value of x as f32, rounded once (to nearest even) as C++'s static_cast<float> does.
+/// Integers convert directly: going through f64 would round 64-bit integers twice
+/// (int64 2^60 + 2^36 + 1 must give 2^60 + 2^37, as MLX does, not 2^60).
 fn toF32(comptime S: Dtype, x: S.Type()) f32 {
     return switch (S) {
+        .bool_ => if (x) 1.0 else 0.0,
+        .uint8, .uint16, .uint32, .uint64, .int8, .int16, .int32, .int64 => @floatFromInt(x),
         .float32 => x,
+        .float64 => @floatCast(x),
         .float16 => half.f16ToF32(x.bits),
         .bfloat16 => half.bf16ToF32(x.bits),
         .complex64 => x.re,
-        else => @floatCast(toF64(S, x)),
     };
 }
 
@@ -56,7 +61,10 @@ fn floatToInt(comptime T: type, v: f64) T {
     return switch (T) {
         i8, i16, u8, u16, i32 => intToInt(T, truncToI32(v)),
         u32, i64 => intToInt(T, truncToI64(v)),
-        u64 => if (v >= 9223372036854775808.0 and v < 18446744073709551616.0)
+        // The compiler's unsigned conversion: values from 2^63 up go through int64 shifted
+        // down by 2^63, so 2^64 and beyond (and +inf) give the indefinite value xor 2^63, 0;
+        // NaN and values below -2^63 give the indefinite value itself, 2^63.
+        u64 => if (v >= 9223372036854775808.0)
             @as(u64, @bitCast(truncToI64(v - 9223372036854775808.0))) ^ (1 << 63)
         else
             @bitCast(truncToI64(v)),
@@ -158,10 +166,25 @@ test "casts follow C++ conversions and MLX's x86-64 results where C++ is undefin
     try std.testing.expectEqual(@as(i32, std.math.minInt(i32)), cast(.float64, .int32, 1e20));
     try std.testing.expectEqual(@as(u8, 255), cast(.float32, .uint8, -1.5));
     try std.testing.expectEqual(@as(u8, 44), cast(.float32, .uint8, 300.7));
-    try std.testing.expectEqual(@as(u64, 1 << 63), cast(.float64, .uint64, 1e30));
+    try std.testing.expectEqual(@as(u64, 0), cast(.float64, .uint64, 1e30));
+    try std.testing.expectEqual(@as(u64, 0), cast(.float32, .uint64, std.math.inf(f32)));
+    try std.testing.expectEqual(@as(u64, 0), cast(.float64, .uint64, 18446744073709551616.0));
+    try std.testing.expectEqual(@as(u64, 1 << 63), cast(.float64, .uint64, -std.math.inf(f64)));
+    try std.testing.expectEqual(@as(u64, 1 << 63), cast(.float64, .uint64, -1e30));
+    try std.testing.expectEqual(@as(u64, 1 << 63), cast(.float32, .uint64, std.math.nan(f32)));
+    try std.testing.expectEqual(@as(u64, std.math.maxInt(u64)), cast(.float64, .uint64, -1.5));
     try std.testing.expectEqual(@as(u64, 1 << 63 | 4096), cast(.float64, .uint64, 9223372036854775808.0 + 4096.0));
     try std.testing.expectEqual(true, cast(.float32, .bool_, std.math.nan(f32)));
     try std.testing.expectEqual(false, cast(.float16, .bool_, .{ .bits = 0x8000 }));
     try std.testing.expectEqual(@as(f32, 3), cast(.complex64, .float32, .{ .re = 3, .im = 4 }));
     try std.testing.expectEqual(@as(u16, 0x3c00), cast(.int64, .float16, 1).bits);
+    // 64-bit integers round once to float32 (MLX's static_cast<float>), not through f64.
+    const big: i64 = (1 << 60) + (1 << 36) + 1;
+    try std.testing.expectEqual(@as(f32, 0x1.000002p60), cast(.int64, .float32, big));
+    try std.testing.expectEqual(@as(f32, -0x1.000002p60), cast(.int64, .float32, -big));
+    try std.testing.expectEqual(@as(f32, 0x1.000002p60), cast(.int64, .complex64, big).re);
+    try std.testing.expectEqual(@as(f32, 0x1.000002p63), cast(.uint64, .float32, (1 << 63) + (1 << 39) + 1));
+    try std.testing.expectEqual(@as(f32, 0x1.fffffep63), cast(.uint64, .float32, 0xffff_ff7f_ffff_ffff));
+    // ... and then to bfloat16 from that float32: 2^60 + 2^52 + 2^37 is past the tie, so 2^60 + 2^53.
+    try std.testing.expectEqual(@as(u16, 0x5d81), cast(.int64, .bfloat16, (1 << 60) + (1 << 52) + (1 << 36) + 1).bits);
 }

@@ -1,6 +1,14 @@
 //! float16 and bfloat16 conversions, written out bit by bit so that their rounding
 //! (round to nearest, ties to even), NaN, infinity and subnormal handling are explicit
 //! and identical on every target, whatever the compiler lowers `@floatCast` to.
+//!
+//! Non-NaN results match NumPy's float16 and ml_dtypes' bfloat16 bit for bit. NaN results
+//! are MLX's on x86-64 (mlx-cpu 0.32.4), where its half types are software:
+//!   float16 -> float32   sign | quiet NaN | payload << 13 (a signalling NaN is quietened)
+//!   float32 -> float16   sign | 0x7d00, whatever the payload
+//!   float32 -> bfloat16  0x7fc0, sign dropped
+//!   bfloat16 -> float32  the bits << 16, unchanged
+//! (test/half.test.ts checks all of these against NumPy, ml_dtypes and MLX.)
 const std = @import("std");
 
 /// float16 bits to float32 (exact: every float16 is a float32).
@@ -10,8 +18,8 @@ pub fn f16ToF32(h: u16) f32 {
     const man: u32 = h & 0x3ff;
     var bits: u32 = undefined;
     if (exp == 0x1f) {
-        // Infinity or NaN; keep the payload, quiet bit included.
-        bits = sign | 0x7f80_0000 | (man << 13);
+        // Infinity, or NaN: keep the sign and payload, set the quiet bit (as MLX does).
+        bits = sign | 0x7f80_0000 | (man << 13) | (if (man != 0) @as(u32, 0x40_0000) else 0);
     } else if (exp != 0) {
         bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
     } else if (man == 0) {
@@ -29,7 +37,7 @@ pub fn f16ToF32(h: u16) f32 {
     return @bitCast(bits);
 }
 
-/// float32 to float16 bits, round to nearest even; overflow gives infinity, NaN stays NaN.
+/// float32 to float16 bits, round to nearest even; overflow gives infinity, NaN gives sign | 0x7d00 (MLX's NaN).
 pub fn f32ToF16(f: f32) u16 {
     const x: u32 = @bitCast(f);
     const sign: u16 = @intCast((x >> 16) & 0x8000);
@@ -37,8 +45,8 @@ pub fn f32ToF16(f: f32) u16 {
     const man: u32 = x & 0x7f_ffff;
     if (exp == 0xff) {
         if (man == 0) return sign | 0x7c00;
-        // NaN: keep the top payload bits and make sure it stays a (quiet) NaN.
-        return sign | 0x7e00 | @as(u16, @intCast(man >> 13));
+        return sign | 0x7d00; // NaN: MLX's, payload dropped
+
     }
     const e = exp - 127 + 15; // biased float16 exponent
     if (e >= 0x1f) return sign | 0x7c00;
@@ -64,10 +72,10 @@ pub fn bf16ToF32(h: u16) f32 {
     return @bitCast(@as(u32, h) << 16);
 }
 
-/// float32 to bfloat16 bits, round to nearest even; NaN stays NaN (quiet).
+/// float32 to bfloat16 bits, round to nearest even; NaN gives 0x7fc0 (MLX's NaN, sign dropped).
 pub fn f32ToBf16(f: f32) u16 {
     const x: u32 = @bitCast(f);
-    if ((x & 0x7fff_ffff) > 0x7f80_0000) return @intCast((x >> 16) | 0x0040);
+    if ((x & 0x7fff_ffff) > 0x7f80_0000) return 0x7fc0;
     const lsb = (x >> 16) & 1;
     return @intCast((x +% 0x7fff +% lsb) >> 16);
 }
@@ -110,4 +118,22 @@ test "f16 and bf16 rounding ties to even" {
     try std.testing.expectEqual(@as(u16, 0x3f82), f32ToBf16(@bitCast(@as(u32, 0x3f81_8000)))); // tie, odd rounds up
     try std.testing.expectEqual(@as(u16, 0x7f80), f32ToBf16(std.math.inf(f32)));
     try std.testing.expect(std.math.isNan(bf16ToF32(f32ToBf16(std.math.nan(f32)))));
+}
+
+test "NaN conversions give MLX's bits (x86-64, mlx-cpu 0.32.4)" {
+    const nan32 = struct {
+        fn f(bits: u32) f32 {
+            return @bitCast(bits);
+        }
+    }.f;
+    try std.testing.expectEqual(@as(u32, 0x7fc0_2000), @as(u32, @bitCast(f16ToF32(0x7c01))));
+    try std.testing.expectEqual(@as(u32, 0xffe0_0000), @as(u32, @bitCast(f16ToF32(0xfd00))));
+    try std.testing.expectEqual(@as(u32, 0x7fff_e000), @as(u32, @bitCast(f16ToF32(0x7fff))));
+    try std.testing.expectEqual(@as(u32, 0x7f80_0000), @as(u32, @bitCast(f16ToF32(0x7c00))));
+    try std.testing.expectEqual(@as(u16, 0x7d00), f32ToF16(nan32(0x7f80_0001)));
+    try std.testing.expectEqual(@as(u16, 0x7d00), f32ToF16(nan32(0x7fff_ffff)));
+    try std.testing.expectEqual(@as(u16, 0xfd00), f32ToF16(nan32(0xffc0_0000)));
+    try std.testing.expectEqual(@as(u16, 0x7fc0), f32ToBf16(nan32(0xff80_0001)));
+    try std.testing.expectEqual(@as(u16, 0x7fc0), f32ToBf16(nan32(0x7fff_ffff)));
+    try std.testing.expectEqual(@as(u32, 0x7f81_0000), @as(u32, @bitCast(bf16ToF32(0x7f81))));
 }

@@ -11,6 +11,12 @@ export { DTYPE, DEVICE, ERROR } from "./symbols";
 
 const libName = `libmlxbun.${suffix}`;
 
+// bun-types declares toArrayBuffer(ptr, byteOffset, byteLength); the runtime also takes a
+// context and a native deallocator `void (*)(void* bytes, void* ctx)` (Bun's docs, measured).
+const toArrayBufferWithFinalizer = toArrayBuffer as unknown as (
+  ptr: number, byteOffset: number, byteLength: number, ctx: number, deallocator: number,
+) => ArrayBuffer;
+
 function findLibrary(): string {
   const override = process.env.MLX_BUN_LIB;
   if (override) {
@@ -91,7 +97,7 @@ const maxReported = 2 ** 30;
  */
 export function trackHandle(h: number, nbytes: number): ArrayBuffer {
   const len = Math.min(maxReported, nbytes + nodeOverhead);
-  return toArrayBuffer(gcAnchor as number, 0, len, h as unknown as number, gcFinalizer as number);
+  return toArrayBufferWithFinalizer(gcAnchor as number, 0, len, h, gcFinalizer as number);
 }
 
 /**
@@ -108,17 +114,22 @@ export function viewArrayData(h: number, dtype: number, nbytes: number): ArrayBu
     return new ArrayBuffer(0);
   }
   const data = lib.mlxb_buffer_data(buffer);
-  return toArrayBuffer(data as number, 0, nbytes, buffer as number, bufferFinalizer as number);
+  return toArrayBufferWithFinalizer(data as number, 0, nbytes, buffer as number, bufferFinalizer as number);
 }
 
 // Host memory wrapped without a copy: the engine gives each wrap a token and hands it back
 // once it no longer uses the memory; until then the TypedArray is kept reachable here.
 const wrapped = new Map<number, ArrayBufferView>();
 
+/** Any TypedArray's bytes, as bun:ffi's `ptr` arguments take them (with its byteOffset). */
+export function asBytes(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
 export function wrapHostData(view: ArrayBufferView, dtype: number, shape: Int32Array, ndim: number): number {
   drainReleasedHostData();
   const token = lib.mlxb_external_new_token();
-  const h = checkHandle(lib.mlxb_array_wrap_data(view, dtype, shape, ndim, token));
+  const h = checkHandle(lib.mlxb_array_wrap_data(asBytes(view), dtype, shape, ndim, token));
   wrapped.set(token, view);
   return h;
 }

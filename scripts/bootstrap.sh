@@ -7,15 +7,18 @@ cd "$(dirname "$0")/.."
 
 BUN_VERSION=1.4.4
 ZIG_VERSION=0.15.2
+# For the type check only (tsc over src/, ffi/, test/): not needed to run mlx-bun.
+TS_PACKAGES="typescript@5.9.3 @types/bun@1.4.4"
 T=.toolchain
 mkdir -p "$T/bin"
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-if [ ! -x "$T/bin/bun" ] || [ "$("$T/bin/bun" --version 2>/dev/null)" != "$BUN_VERSION" ]; then
-  say "installing bun $BUN_VERSION from npm"
+if [ ! -x "$T/bin/bun" ] || [ "$("$T/bin/bun" --version 2>/dev/null)" != "$BUN_VERSION" ] || [ ! -x "$T/npm/node_modules/.bin/tsc" ]; then
+  say "installing bun $BUN_VERSION (and the TypeScript checker) from npm"
   rm -rf "$T/npm"
-  npm install --prefix "$T/npm" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" >&2
+  # shellcheck disable=SC2086
+  npm install --prefix "$T/npm" --no-save --no-package-lock --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION" $TS_PACKAGES >&2
   real="$T/npm/node_modules/bun/bin/bun.exe"
   if ! "$real" --version >/dev/null 2>&1; then
     # The package's postinstall puts the platform binary in place; run it if npm did not.

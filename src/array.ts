@@ -1,5 +1,5 @@
 // mx.Array: the TypeScript face of an engine array handle, and mx.array(): arrays from JS values.
-import { checkHandle, checkStatus, engineError, lib, trackHandle, viewArrayData, wrapHostData } from "../ffi/lib";
+import { asBytes, checkHandle, checkStatus, engineError, lib, trackHandle, viewArrayData, wrapHostData } from "../ffi/lib";
 import { streamArg, type StreamOrDevice } from "./device";
 import {
   bfloat16, bool, complex64, Dtype, dtypeFromValue, float16, float32, float64, int16, int32, int64, int8,
@@ -349,7 +349,7 @@ function fromTypedArray(v: ArrayBufferView, options: ArrayOptions): MxArray {
     }
     return new MxArray(wrapHostData(v, stored.value, dims, ndim));
   }
-  return converted(new MxArray(lib.mlxb_array_from_data(v, stored.value, dims, ndim, streamArg(options.stream))), target, options.stream);
+  return converted(new MxArray(lib.mlxb_array_from_data(asBytes(v), stored.value, dims, ndim, streamArg(options.stream))), target, options.stream);
 }
 
 interface Flat {
@@ -452,7 +452,7 @@ function fromFlat(flat: Flat, target: Dtype, stream: StreamOrDevice): MxArray {
     source = float64;
     data = Float64Array.from(flat.values, (v) => Number(v));
   }
-  return converted(new MxArray(lib.mlxb_array_from_data(data, source.value, dims, ndim, s)), target, stream);
+  return converted(new MxArray(lib.mlxb_array_from_data(asBytes(data), source.value, dims, ndim, s)), target, stream);
 }
 
 /** `base` as `target`, releasing `base` if a conversion was needed. */

@@ -14,8 +14,9 @@ export interface CreationOptions {
 type DtypeOrOptions = DtypeLike | CreationOptions | undefined;
 
 function options(o: DtypeOrOptions): CreationOptions {
-  if (o === undefined) return {};
+  if (o === undefined || o === null) return {};
   if (typeof o === "string" || o instanceof Dtype) return { dtype: o };
+  if (typeof o !== "object") throw new MlxError(`[dtype] Expected a dtype or an options object, got ${String(o)}.`, 1);
   return o;
 }
 

@@ -31,7 +31,7 @@ describe("C ABI", () => {
     expect(prototypes.map((p) => p.name).sort()).toEqual(Object.keys(symbols).sort());
     for (const p of prototypes) {
       const s = symbols[p.name as keyof typeof symbols];
-      expect({ name: p.name, args: [...s.args], returns: s.returns }).toEqual(p);
+      expect({ name: p.name, args: [...s.args] as string[], returns: s.returns as string }).toEqual(p);
     }
   });
 
