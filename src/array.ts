@@ -3,7 +3,7 @@ import { asBytes, checkHandle, checkStatus, engineError, lib, trackHandle, viewA
 import { streamArg, type StreamOrDevice } from "./device";
 import {
   bfloat16, bool, complex64, Dtype, dtypeFromValue, float16, float32, float64, int16, int32, int64, int8,
-  numberDtype, promoteTypes, toDtype, uint16, uint32, uint64, uint8, type DtypeLike,
+  isIntegral, numberDtype, promoteTypes, toDtype, uint16, uint32, uint64, uint8, type DtypeLike,
 } from "./dtype";
 import { MlxError } from "./errors";
 import { formatArray, type PrintValue } from "./print";
@@ -379,7 +379,7 @@ function flatten(value: ArrayInput): Flat {
     if (typeof v === "boolean") {
       flat.values.push(v);
     } else if (typeof v === "number") {
-      if (Number.isInteger(v)) {
+      if (isIntegral(v)) {
         if (flat.kind < 1) flat.kind = 1;
         if (v < -(2 ** 31) || v >= 2 ** 31) flat.bigIntRange = true;
       } else if (flat.kind < 3) flat.kind = 3;
@@ -413,15 +413,30 @@ function inferredDtype(flat: Flat): Dtype {
   }
 }
 
+function toNumber(v: number | boolean | bigint | Complex): number {
+  return typeof v === "object" ? v.re : Number(v);
+}
+
+function toBigInt(v: number | boolean | bigint | Complex, target: Dtype): bigint {
+  const b = typeof v === "bigint" ? v : BigInt(typeof v === "boolean" ? Number(v) : (v as number));
+  const lo = -(2n ** 63n); // negative values wrap into uint64, as C++ casts do
+  const hi = target === uint64 ? 2n ** 64n : 2n ** 63n;
+  if (target.isInteger && target !== uint64 && b >= 2n ** 63n) {
+    throw new MlxError(`[array] Integer ${b} is outside the range of int64.`, 1);
+  }
+  if (b < lo || b >= hi) throw new MlxError(`[array] Integer ${b} is outside the range of ${target === uint64 ? "uint64" : "int64"}.`, 1);
+  return b;
+}
+
 function fromFlat(flat: Flat, target: Dtype, stream: StreamOrDevice): MxArray {
   const { dims, ndim } = packShape(flat.shape, "array");
   const n = flat.values.length;
   const s = streamArg(stream);
   // Build the data in a dtype that holds the JS values exactly, then let the engine convert
-  // (its conversions are MLX's, e.g. 300 -> uint8 gives 44).
+  // (its conversions are MLX's: 300 -> uint8 gives 44, integers wrap as C++ casts do).
   let source: Dtype;
   let data: ArrayBufferView;
-  if (flat.kind === 4) {
+  if (flat.kind === 4 && target === complex64) {
     source = complex64;
     const d = new Float32Array(2 * n);
     flat.values.forEach((v, i) => {
@@ -430,27 +445,25 @@ function fromFlat(flat: Flat, target: Dtype, stream: StreamOrDevice): MxArray {
       d[2 * i + 1] = c.im;
     });
     data = d;
-  } else if (flat.kind === 2 || (flat.kind === 1 && (target === int64 || target === uint64))) {
-    source = int64;
-    const d = new BigInt64Array(n);
-    flat.values.forEach((v, i) => {
-      const b = typeof v === "bigint" ? v : BigInt(typeof v === "boolean" ? Number(v) : (v as number));
-      if (b < -(2n ** 63n) || b >= 2n ** 64n) throw new MlxError(`[array] Integer ${b} is outside the range of int64 and uint64.`, 1);
-      d[i] = BigInt.asIntN(64, b);
-    });
+  } else if ((flat.kind === 1 || flat.kind === 2) && (target.isInteger || target === bool)) {
+    // Integers to an integer type go through int64 (uint64 kept unsigned), wrapping like C++.
+    source = target === uint64 ? uint64 : int64;
+    const d = source === uint64 ? new BigUint64Array(n) : new BigInt64Array(n);
+    flat.values.forEach((v, i) => (d[i] = toBigInt(v, source)));
     data = d;
-  } else if (target === float32 && flat.kind !== 0) {
+  } else if (flat.kind === 2 && target === complex64) {
+    source = float64;
+    data = Float64Array.from(flat.values, (v) => Number(toBigInt(v, int64)));
+  } else if (target === float32 && flat.kind !== 0 && flat.kind !== 4) {
     source = float32;
-    data = Float32Array.from(flat.values as number[]);
-  } else if (target === int32 && flat.kind === 1 && !flat.bigIntRange) {
-    source = int32;
-    data = Int32Array.from(flat.values as number[]);
+    data = Float32Array.from(flat.values, toNumber);
   } else if (target === bool && flat.kind === 0) {
     source = bool;
     data = Uint8Array.from(flat.values as boolean[], (b) => (b ? 1 : 0));
   } else {
+    // Floats (and complex values' real parts, as MLX's constructor takes them) through float64.
     source = float64;
-    data = Float64Array.from(flat.values, (v) => Number(v));
+    data = Float64Array.from(flat.values, toNumber);
   }
   return converted(new MxArray(lib.mlxb_array_from_data(asBytes(data), source.value, dims, ndim, s)), target, stream);
 }

@@ -38,9 +38,10 @@ function int(v: number, what: string, op: string): number {
 export function full(shape: number | readonly number[], vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
   const opts = options(o);
   const { dims, ndim } = packShape(shape, "full");
-  const v = vals instanceof MxArray ? vals : array(vals);
+  const dtype = opts.dtype === undefined ? -1 : toDtype(opts.dtype, "full").value;
+  // A JS scalar is made directly in the requested dtype (0.1 as float64 stays 0.1, -0 stays -0).
+  const v = vals instanceof MxArray ? vals : array(vals, dtype < 0 ? {} : { dtype: opts.dtype });
   try {
-    const dtype = opts.dtype === undefined ? -1 : toDtype(opts.dtype, "full").value;
     return new MxArray(lib.mlxb_full(dims, ndim, v.handle("full"), dtype, streamArg(opts.stream)));
   } finally {
     if (v !== vals) v.dispose();
@@ -75,10 +76,37 @@ export function onesLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
   return full(a.shape, 1, { dtype: a.dtype, stream: o?.stream });
 }
 
-/** `vals` broadcast to the shape of `a`, with `a`'s dtype unless given. @example mx.fullLike(a, 7) */
+/**
+ * `vals` in the shape of `a` (or of `a` and `vals` broadcast together, as MLX), with `a`'s
+ * dtype unless given.
+ * @example mx.fullLike(a, 7)
+ */
 export function fullLike(a: MxArray, vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
   const opts = options(o);
-  return full(a.shape, vals, { dtype: opts.dtype ?? a.dtype, stream: opts.stream });
+  const shape = vals instanceof MxArray ? broadcastShapes(a.shape, vals.shape) : a.shape;
+  return full(shape, vals, { dtype: opts.dtype ?? a.dtype, stream: opts.stream });
+}
+
+/**
+ * The shape that shapes broadcast to (NumPy's rules), or MLX's error.
+ * @example mx.broadcastShapes([2, 1], [3]) // [2, 3]
+ */
+export function broadcastShapes(...shapes: (readonly number[])[]): number[] {
+  let out: number[] = [];
+  for (const s of shapes) {
+    const n = Math.max(out.length, s.length);
+    const next = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const a = out[out.length - n + i] ?? 1;
+      const b = s[s.length - n + i] ?? 1;
+      if (a !== b && a !== 1 && b !== 1) {
+        throw new MlxError(`[broadcast_shapes] Shapes (${out.join(",")}) and (${s.join(",")}) cannot be broadcast.`, 1);
+      }
+      next[i] = a === 1 ? b : a;
+    }
+    out = next;
+  }
+  return out;
 }
 
 /**

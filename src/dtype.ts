@@ -108,8 +108,17 @@ export function promoteTypes(a: Dtype, b: Dtype): Dtype {
   return promotion[a.value]![b.value]!;
 }
 
-/** MLX's default dtype of a JS number: int32 for integers (int64 past int32's range), else float32. */
+/**
+ * MLX's default dtype of a JS number: int32 for whole numbers, int64 past int32's range,
+ * float32 otherwise. (JS cannot tell `1.0` from `1`; a whole number too large for int64, such
+ * as 1e20, can only have been meant as a float, so it gives float32.)
+ */
 export function numberDtype(v: number): Dtype {
-  if (Number.isInteger(v)) return v >= -(2 ** 31) && v < 2 ** 31 ? int32 : int64;
-  return float32;
+  if (!isIntegral(v)) return float32;
+  return v >= -(2 ** 31) && v < 2 ** 31 ? int32 : int64;
+}
+
+/** Whether a JS number counts as an integer for dtype inference: whole and inside int64. */
+export function isIntegral(v: number): boolean {
+  return Number.isInteger(v) && v >= -(2 ** 63) && v < 2 ** 63;
 }

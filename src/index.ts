@@ -11,7 +11,7 @@ export {
   float16, float32, float64, bfloat16, complex64, dtypes, promoteTypes,
 } from "./dtype";
 export { MlxError } from "./errors";
-export { arange, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike, type CreationOptions } from "./creation";
+export { arange, broadcastShapes, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike, type CreationOptions } from "./creation";
 export { evaluate as eval, asyncEval } from "./eval";
 export {
   Device, Stream, cpu, gpu, defaultDevice, setDefaultDevice, defaultStream, setDefaultStream, newStream, stream,

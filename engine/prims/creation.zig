@@ -32,11 +32,13 @@ fn shape2(n: i32, m: i32) Shape {
 
 pub fn arange(start: f64, stop: f64, step: f64, dtype: Dtype, stream: u32) errors.Error!*Node {
     if (dtype == .bool_) return errors.fail(.invalid_argument, "[arange] bool not supported for arange.", .{});
-    if (dtype == .complex64) return errors.fail(.invalid_argument, "[arange] complex64 not supported for arange.", .{});
     if (std.math.isNan(start) or std.math.isNan(stop) or std.math.isNan(step))
         return errors.fail(.invalid_argument, "[arange] Cannot compute length.", .{});
     if (step == 0) return errors.fail(.invalid_argument, "[arange] step must be nonzero.", .{});
     if (std.math.isInf(start) or std.math.isInf(stop)) return errors.fail(.invalid_argument, "[arange] Cannot compute length.", .{});
+    // As MLX: an infinite step towards stop gives just `start` (the division below would give 0).
+    if (std.math.isInf(step) and ((step > 0 and start < stop) or (step < 0 and start > stop)))
+        return array.create(dtype, shape1(1), .{ .arange = .{ .start = start, .step = step } }, &.{}, stream);
     const real_size = @ceil((stop - start) / step);
     if (std.math.isNan(real_size)) return errors.fail(.invalid_argument, "[arange] Cannot compute length.", .{});
     if (real_size > std.math.maxInt(i32)) return errors.fail(.invalid_argument, "[arange] Maximum size exceeded.", .{});
@@ -50,7 +52,18 @@ pub fn evalArange(node: *Node, p: Arange) errors.Error!void {
     try primitives.allocOutput(node, null);
     const n = node.size();
     switch (node.dtype) {
-        .bool_, .complex64 => unreachable,
+        .bool_ => unreachable,
+        .complex64 => {
+            // MLX accumulates in complex64: the real part as float32, the imaginary part stays 0.
+            const out: [*]dtype_mod.Complex64 = @ptrCast(@alignCast(node.data()));
+            var value: f32 = @floatCast(p.start);
+            const next: f32 = @floatCast(p.start + p.step);
+            const step = next - value;
+            for (0..n) |i| {
+                out[i] = .{ .re = value, .im = 0 };
+                value += step;
+            }
+        },
         inline .float16, .bfloat16 => |D| {
             const out: [*]D.Type() = @ptrCast(@alignCast(node.data()));
             const round = if (D == .float16) half.f32ToF16 else half.f32ToBf16;
@@ -83,25 +96,29 @@ pub fn linspace(start: f64, stop: f64, num: i32, dtype: Dtype, stream: u32) erro
     return array.create(dtype, shape1(num), .{ .linspace = .{ .start = start, .stop = stop } }, &.{}, stream);
 }
 
-/// As MLX composes it: t = i / (num - 1) and (1 - t) * start + t * stop, all in float32, then
-/// converted to the dtype; one sample is just `start`.
+/// As MLX composes it: t = i / (num - 1) and (1 - t) * start + t * stop, in float64 for a
+/// float64 result and in float32 otherwise, then converted to the dtype; one sample is just
+/// `start` as float32 (for every dtype, float64 included).
 pub fn evalLinspace(node: *Node, p: Linspace) errors.Error!void {
     try primitives.allocOutput(node, null);
     const n = node.size();
-    const start: f32 = @floatCast(p.start);
-    const stop: f32 = @floatCast(p.stop);
-    const denom: f32 = @floatFromInt(@max(n, 2) - 1);
     switch (node.dtype) {
         inline else => |D| {
+            const F = if (D == .float64) f64 else f32;
+            const S: Dtype = if (D == .float64) .float64 else .float32;
+            const start: F = @floatCast(p.start);
+            const stop: F = @floatCast(p.stop);
+            const denom: F = @floatFromInt(@max(n, 2) - 1);
             const out: [*]D.Type() = @ptrCast(@alignCast(node.data()));
+            if (n == 1) {
+                out[0] = convert.cast(.float32, D, @as(f32, @floatCast(p.start)));
+                return;
+            }
             for (0..n) |i| {
-                const v: f32 = if (n == 1) start else blk: {
-                    const t = @as(f32, @floatFromInt(i)) / denom;
-                    const a = (1 - t) * start;
-                    const b = t * stop;
-                    break :blk a + b;
-                };
-                out[i] = convert.cast(.float32, D, v);
+                const t = @as(F, @floatFromInt(i)) / denom;
+                const a = (1 - t) * start;
+                const b = t * stop;
+                out[i] = convert.cast(S, D, a + b);
             }
         },
     }
