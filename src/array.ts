@@ -468,6 +468,14 @@ function fromFlat(flat: Flat, target: Dtype, stream: StreamOrDevice): MxArray {
   return converted(new MxArray(lib.mlxb_array_from_data(asBytes(data), source.value, dims, ndim, s)), target, stream);
 }
 
+/**
+ * `a` converted to `dtype` (the function form of `a.astype`).
+ * @example mx.astype(mx.array([1.5]), mx.int32) // array([1], dtype=int32)
+ */
+export function astype(a: MxArray, dtype: DtypeLike, options: { stream?: StreamOrDevice } = {}): MxArray {
+  return a.astype(dtype, options);
+}
+
 /** `base` as `target`, releasing `base` if a conversion was needed. */
 function converted(base: MxArray, target: Dtype, stream: StreamOrDevice): MxArray {
   if (base.dtype === target) return base;

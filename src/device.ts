@@ -5,6 +5,9 @@ import { MlxError } from "./errors";
 
 export type DeviceTypeName = "cpu" | "gpu";
 
+/** MLX's DeviceType enum: `mx.DeviceType.cpu`, `mx.DeviceType.gpu`. */
+export const DeviceType = { cpu: "cpu", gpu: "gpu" } as const;
+
 /** A device: `mx.cpu` or `mx.gpu` (index 0). */
 export class Device {
   constructor(

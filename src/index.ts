@@ -5,7 +5,7 @@
  * object. See docs/COMPAT.md for what is available.
  * @module
  */
-export { MxArray as Array, array, type ArrayInput, type ArrayOptions, type Complex, type DataArray, type NestedList, type Scalar } from "./array";
+export { MxArray as Array, array, astype, type ArrayInput, type ArrayOptions, type Complex, type DataArray, type NestedList, type Scalar } from "./array";
 export {
   Dtype, type DtypeLike, type DtypeName, bool, bool as bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64,
   float16, float32, float64, bfloat16, complex64, dtypes, promoteTypes,
@@ -14,7 +14,7 @@ export { MlxError } from "./errors";
 export { arange, broadcastShapes, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike, type CreationOptions } from "./creation";
 export { evaluate as eval, asyncEval } from "./eval";
 export {
-  Device, Stream, cpu, gpu, defaultDevice, setDefaultDevice, defaultStream, setDefaultStream, newStream, stream,
+  Device, DeviceType, Stream, cpu, gpu, defaultDevice, setDefaultDevice, defaultStream, setDefaultStream, newStream, stream,
   synchronize, isAvailable, type StreamOrDevice,
 } from "./device";
 export {
