@@ -76,12 +76,12 @@ pub fn put(node: *Node) errors.Error!u32 {
             for (mem) |*s| s.* = .{};
             chunks[index / chunk_len].store(mem.ptr, .release);
         }
-        slot_count += 1;
+        @atomicStore(u32, &slot_count, slot_count + 1, .release);
         if (index == 0) {
             // Slot 0 with generation 0 would be handle 0; burn it.
             slotAt(0).meta.store(pack(0, .zombie), .release);
             index = slot_count;
-            slot_count += 1;
+            @atomicStore(u32, &slot_count, slot_count + 1, .release);
         }
     }
     const s = slotAt(index);

@@ -1,18 +1,8 @@
 // Evaluation, asynchronous evaluation, devices and streams.
 import { describe, expect, test } from "bun:test";
 import * as mx from "../src/index.ts";
+import { expectMlxError } from "./util";
 
-function expectMlxError(fn: () => unknown, pattern: RegExp): mx.MlxError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(mx.MlxError);
-  expect((caught as Error).message).toMatch(pattern);
-  return caught as mx.MlxError;
-}
 
 /** A graph whose evaluation takes a while: several full passes over 16M elements. */
 function heavy(): mx.Array {

@@ -2,21 +2,11 @@
 // counters and limits, and the engine surviving bad handles.
 import { describe, expect, test } from "bun:test";
 import * as mx from "../src/index.ts";
+import { expectMlxError } from "./util";
 import { lib } from "../ffi/lib";
 
 const MiB = 2 ** 20;
 
-function expectMlxError(fn: () => unknown, pattern: RegExp): mx.MlxError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(mx.MlxError);
-  expect((caught as Error).message).toMatch(pattern);
-  return caught as mx.MlxError;
-}
 
 describe("dispose", () => {
   test("dispose releases the handle and the memory at once", () => {
