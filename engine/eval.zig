@@ -137,7 +137,9 @@ fn run(outputs: []const *Node) errors.Error!void {
 }
 
 pub fn eval(outputs: []const *Node) errors.Error!void {
-    return run(outputs);
+    for (outputs) |o| {
+        if (!o.isEvaluated()) return run(outputs);
+    }
 }
 
 /// Make sure one node is readable: evaluate it, or wait for the task computing it.

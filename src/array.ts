@@ -38,8 +38,9 @@ const useAfterDispose = 2; // ERROR.invalid_handle
  */
 export class MxArray {
   #h: number;
-  // Keeps the handle's slot alive and tells the GC how big the array is; see ffi/lib.ts trackHandle.
-  readonly #gc: ArrayBuffer;
+  // Keeps the handle's slot alive and tells the GC how big the array is; see ffi/lib.ts
+  // trackHandle. Null while a tidy scope owns the array (it will dispose it, or hand it over).
+  #gc: ArrayBuffer | null = null;
   #shape: readonly number[] | undefined;
   #dtype: Dtype | undefined;
   /** @internal set by `mx.keep`: a tidy scope will not dispose this array. */
@@ -48,8 +49,13 @@ export class MxArray {
   /** @internal Wrap an engine handle (taking ownership of it). Use `mx.array` to create arrays. */
   constructor(handle: number) {
     this.#h = checkHandle(handle);
-    this.#gc = trackHandle(handle, lib.mlxb_array_nbytes(handle));
-    track(this);
+    if (!track(this)) this.escape();
+  }
+
+  /** @internal Put the array under the GC backstop (once; a no-op after dispose). */
+  escape(): void {
+    if (this.#gc !== null || this.#h === 0) return;
+    this.#gc = trackHandle(this.#h, lib.mlxb_array_nbytes(this.#h));
   }
 
   /** @internal The engine handle; throws if the array was disposed. */
@@ -108,8 +114,9 @@ export class MxArray {
     if (this.#h === 0) return;
     const h = this.#h;
     this.#h = 0;
-    // The slot stays reserved until the GC collects #gc, so its finalizer can never hit a reused slot.
-    checkStatus(lib.mlxb_array_dispose(h));
+    // Under the GC backstop, the slot stays reserved until #gc is collected, so its finalizer
+    // can never hit a reused slot; an array no finalizer knows frees its slot at once.
+    checkStatus(this.#gc === null ? lib.mlxb_array_free(h) : lib.mlxb_array_dispose(h));
   }
 
   [Symbol.dispose](): void {
@@ -349,7 +356,7 @@ function fromTypedArray(v: ArrayBufferView, options: ArrayOptions): MxArray {
     }
     return new MxArray(wrapHostData(v, stored.value, dims, ndim));
   }
-  return converted(new MxArray(lib.mlxb_array_from_data(asBytes(v), stored.value, dims, ndim, streamArg(options.stream))), target, options.stream);
+  return convertedHandle(lib.mlxb_array_from_data(asBytes(v), stored.value, dims, ndim, streamArg(options.stream)), stored, target, options.stream);
 }
 
 interface Flat {
@@ -465,7 +472,7 @@ function fromFlat(flat: Flat, target: Dtype, stream: StreamOrDevice): MxArray {
     source = float64;
     data = Float64Array.from(flat.values, toNumber);
   }
-  return converted(new MxArray(lib.mlxb_array_from_data(asBytes(data), source.value, dims, ndim, s)), target, stream);
+  return convertedHandle(lib.mlxb_array_from_data(asBytes(data), source.value, dims, ndim, s), source, target, stream);
 }
 
 /**
@@ -476,12 +483,32 @@ export function astype(a: MxArray, dtype: DtypeLike, options: { stream?: StreamO
   return a.astype(dtype, options);
 }
 
-/** `base` as `target`, releasing `base` if a conversion was needed. */
-function converted(base: MxArray, target: Dtype, stream: StreamOrDevice): MxArray {
-  if (base.dtype === target) return base;
-  const out = base.astype(target, { stream });
-  base.dispose();
-  return out;
+/** A new array from an engine handle of `source` dtype, converted to `target` if they differ. */
+function convertedHandle(h: number, source: Dtype, target: Dtype, stream: StreamOrDevice): MxArray {
+  checkHandle(h);
+  if (source === target) return new MxArray(h);
+  const out = lib.mlxb_astype(h, target.value, streamArg(stream));
+  lib.mlxb_array_free(h); // an internal temporary: never wrapped, never tracked
+  return new MxArray(out);
+}
+
+/**
+ * @internal An untracked engine handle for a JS scalar, in `dtype` (default: MLX's inference).
+ * The caller frees it (`lib.mlxb_array_free`).
+ */
+export function scalarHandle(v: number | boolean | bigint, dtype: Dtype | undefined): number {
+  if (typeof v === "number") return checkHandle(lib.mlxb_array_scalar(v, (dtype ?? numberDtype(v)).value, -1));
+  if (typeof v === "boolean") return checkHandle(lib.mlxb_array_scalar(v ? 1 : 0, (dtype ?? bool).value, -1));
+  if (typeof v !== "bigint") throw new MlxError(`[array] Invalid type ${typeof v} received in array initialization.`, 1);
+  const target = dtype ?? int64;
+  const source = target === uint64 ? uint64 : int64;
+  const data = source === uint64 ? new BigUint64Array(1) : new BigInt64Array(1);
+  data[0] = toBigInt(v, source);
+  const h = checkHandle(lib.mlxb_array_from_data(asBytes(data), source.value, new Int32Array(1), 0, -1));
+  if (source === target) return h;
+  const out = lib.mlxb_astype(h, target.value, -1);
+  lib.mlxb_array_free(h);
+  return checkHandle(out);
 }
 
 /** @internal */
@@ -524,9 +551,31 @@ export function array(value: ArrayInput, options: ArrayOptions | DtypeLike = {})
     // The common scalar: one engine call, no flattening.
     return new MxArray(lib.mlxb_array_scalar(value, numberDtype(value).value, streamArg(opts.stream)));
   }
+  if (opts.dtype === undefined && Array.isArray(value)) {
+    const fast = fromNumberList(value, opts.stream);
+    if (fast !== undefined) return fast;
+  }
   const flat = flatten(value);
   const target = opts.dtype === undefined ? inferredDtype(flat) : toDtype(opts.dtype, "array");
   return fromFlat(flat, target, opts.stream);
+}
+
+/** The common case, a flat list of JS numbers, in one pass; undefined if it is anything else. */
+function fromNumberList(value: readonly unknown[], stream: StreamOrDevice): MxArray | undefined {
+  const n = value.length;
+  if (n === 0) return undefined;
+  let floats = false;
+  let wide = false; // a whole number outside int32
+  for (let i = 0; i < n; i++) {
+    const v = value[i];
+    if (typeof v !== "number") return undefined;
+    if (!Number.isInteger(v)) floats = true;
+    else if (v < -2147483648 || v > 2147483647) wide = true;
+  }
+  if (wide && !floats) return undefined; // int64 (or float32 past int64): the general path decides
+  const data = floats ? Float32Array.from(value as number[]) : Int32Array.from(value as number[]);
+  const dtype = floats ? float32 : int32;
+  return new MxArray(lib.mlxb_array_from_data(asBytes(data), dtype.value, new Int32Array([n]), 1, streamArg(stream)));
 }
 
 /** A list of arrays of one shape stacks along a new first axis, with their promoted dtype. */

@@ -1,7 +1,7 @@
 // Creation ops with MLX's defaults: zeros, ones, full (and their _like forms), arange,
 // linspace, eye, identity, tri, tril, triu.
 import { lib } from "../ffi/lib";
-import { array, MxArray, packShape } from "./array";
+import { MxArray, packShape, scalarHandle } from "./array";
 import { streamArg, type StreamOrDevice } from "./device";
 import { Dtype, float32, int32, toDtype, type DtypeLike } from "./dtype";
 import { MlxError } from "./errors";
@@ -38,14 +38,14 @@ function int(v: number, what: string, op: string): number {
 export function full(shape: number | readonly number[], vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
   const opts = options(o);
   const { dims, ndim } = packShape(shape, "full");
-  const dtype = opts.dtype === undefined ? -1 : toDtype(opts.dtype, "full").value;
+  const dtype = opts.dtype === undefined ? undefined : toDtype(opts.dtype, "full");
+  const s = streamArg(opts.stream);
+  if (vals instanceof MxArray) return new MxArray(lib.mlxb_full(dims, ndim, vals.handle("full"), dtype?.value ?? -1, s));
   // A JS scalar is made directly in the requested dtype (0.1 as float64 stays 0.1, -0 stays -0).
-  const v = vals instanceof MxArray ? vals : array(vals, dtype < 0 ? {} : { dtype: opts.dtype });
-  try {
-    return new MxArray(lib.mlxb_full(dims, ndim, v.handle("full"), dtype, streamArg(opts.stream)));
-  } finally {
-    if (v !== vals) v.dispose();
-  }
+  const v = scalarHandle(vals, dtype);
+  const h = lib.mlxb_full(dims, ndim, v, -1, s);
+  lib.mlxb_array_free(v);
+  return new MxArray(h);
 }
 
 /**

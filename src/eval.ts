@@ -32,7 +32,16 @@ function handlesOf(arrays: MxArray[], op: string): Uint32Array {
  * Compute arrays (and every array inside objects or lists passed in). Blocks until done.
  * @example mx.eval(loss, model.parameters())
  */
+const one = new Uint32Array(1);
+
 export function evaluate(...args: unknown[]): void {
+  const first = args[0];
+  if (args.length === 1 && first instanceof MxArray) {
+    // The common case without the tree walk. (Reusing `one` is safe: the engine only reads it.)
+    one[0] = first.handle("eval");
+    checkStatus(lib.mlxb_eval(one, 1));
+    return;
+  }
   const arrays = treeArrays(args);
   if (arrays.length === 0) return;
   checkStatus(lib.mlxb_eval(handlesOf(arrays, "eval"), arrays.length));

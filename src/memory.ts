@@ -90,7 +90,10 @@ export function tidy<T>(fn: () => T): T {
 
 /** Exclude arrays from the enclosing `tidy` scopes; returns its argument. */
 export function keep<T>(value: T): T {
-  for (const a of treeArrays([value])) a.kept = true;
+  for (const a of treeArrays([value])) {
+    a.kept = true;
+    a.escape();
+  }
   return value;
 }
 

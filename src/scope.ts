@@ -6,6 +6,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 /** What a scope needs to know of an array. */
 export interface Disposable {
   dispose(): void;
+  /** Hand the array to the garbage collector's backstop (it leaves every scope untracked). */
+  escape(): void;
   /** @internal set by keep() */
   kept: boolean;
 }
@@ -17,10 +19,16 @@ class Scope {
 
 const storage = new AsyncLocalStorage<Scope>();
 
-/** Called for every new array. */
-export function track(a: Disposable): void {
+/**
+ * Called for every new array: true if a scope took it. An array in a scope needs no GC
+ * tracking while the scope is open (the scope holds it and will dispose it); the survivors
+ * are handed to the GC when the outermost scope closes.
+ */
+export function track(a: Disposable): boolean {
   const s = storage.getStore();
-  if (s !== undefined) s.arrays.push(a);
+  if (s === undefined) return false;
+  s.arrays.push(a);
+  return true;
 }
 
 /** Arrays (and nested objects/arrays of them) reachable from a returned value. */
@@ -45,8 +53,9 @@ function close(scope: Scope, result: unknown, isArray: (v: unknown) => v is Disp
   collect(result, escaping, isArray);
   for (const a of scope.arrays) {
     if (escaping.has(a) || a.kept) {
-      // Survivors belong to the enclosing scope, if any.
+      // Survivors belong to the enclosing scope, if any; otherwise to the garbage collector.
       if (scope.parent !== undefined && !a.kept) scope.parent.arrays.push(a);
+      else a.escape();
       continue;
     }
     a.dispose();
