@@ -265,6 +265,24 @@ describe("the GC backstop", () => {
     expect(using.peakActiveMiB).toBeLessThanOrEqual(2);
   }, 120_000);
 
+  test("arrays that leave a tidy scope (returned or kept) come under the GC backstop", async () => {
+    const h0 = mx.getLiveHandleCount();
+    (() => {
+      for (let i = 0; i < 200; i++) {
+        mx.tidy(() => {
+          mx.keep(mx.ones([4]));
+          return mx.tidy(() => [mx.zeros([2]), mx.arange(3)]);
+        });
+      }
+    })();
+    expect(mx.getLiveHandleCount()).toBe(h0 + 600);
+    for (let i = 0; i < 10 && mx.getLiveHandleCount() > h0 + 10; i++) {
+      Bun.gc(true);
+      await Bun.sleep(1);
+    }
+    expect(mx.getLiveHandleCount()).toBeLessThanOrEqual(h0 + 10);
+  });
+
   test("arrays dropped without dispose are released when collected", async () => {
     const h0 = mx.getLiveHandleCount();
     (() => {
