@@ -43,6 +43,7 @@ export class MxArray {
   #gc: ArrayBuffer | null = null;
   #shape: readonly number[] | undefined;
   #dtype: Dtype | undefined;
+  #size = -1;
   /** @internal set by `mx.keep`: a tidy scope will not dispose this array. */
   kept = false;
 
@@ -76,7 +77,7 @@ export class MxArray {
       const n = checkStatus(lib.mlxb_array_ndim(h));
       const dims = new Array<number>(n);
       for (let i = 0; i < n; i++) dims[i] = checkStatus(lib.mlxb_array_dim(h, i));
-      this.#shape = Object.freeze(dims);
+      this.#shape = dims; // readonly to TypeScript; not frozen (freezing cost more than the read)
     }
     return this.#shape;
   }
@@ -89,9 +90,12 @@ export class MxArray {
 
   /** Number of elements. */
   get size(): number {
-    let n = 1;
-    for (const d of this.shape) n *= d;
-    return n;
+    if (this.#size < 0) {
+      let n = 1;
+      for (const d of this.shape) n *= d;
+      this.#size = n;
+    }
+    return this.#size;
   }
 
   /** Number of dimensions. */

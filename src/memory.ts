@@ -69,6 +69,8 @@ export function getWrappedHostBufferCount(): number {
 
 /** Dispose every array in the arguments (arrays, or objects and lists holding them). */
 export function dispose(...args: unknown[]): void {
+  const first = args[0];
+  if (args.length === 1 && first instanceof MxArray) return first.dispose();
   for (const a of treeArrays(args)) a.dispose();
 }
 
