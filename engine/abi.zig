@@ -23,21 +23,17 @@ const Node = array.Node;
 /// Bumped whenever an entry changes meaning; the loader refuses a mismatch.
 pub const abi_version: i32 = 1;
 
-pub const Entry = struct {
-    name: []const u8,
-    func: type,
-    args: []const []const u8,
-    doc: []const u8,
-};
+const util = @import("abi_util.zig");
+pub const Entry = util.Entry;
+const entry = util.entry;
+const ok = util.ok;
+const handleOf = util.handleOf;
+const dtypeArg = util.dtypeArg;
+const shapeArg = util.shapeArg;
+const deviceArg = util.deviceArg;
 
-fn entry(comptime name: []const u8, comptime func: anytype, comptime args: []const []const u8, comptime doc: []const u8) Entry {
-    const F = struct {
-        pub const f = func;
-    };
-    return .{ .name = name, .func = F, .args = args, .doc = doc };
-}
-
-pub const table = [_]Entry{
+/// The core: library, errors, handles, evaluation, devices, memory, creation.
+const core = [_]Entry{
     // Library and errors
     entry("abi_version", abiVersion, &.{}, "ABI version of this library; the binding refuses a mismatch."),
     entry("last_error_code", lastErrorCode, &.{}, "Code of this thread's last error (0: none). See enum mlxb_error."),
@@ -101,12 +97,15 @@ pub const table = [_]Entry{
     entry("triu", triu, &.{ "a", "k", "stream" }, "a with elements below diagonal k zeroed."),
 };
 
+/// Every exported function: the core, then each op family's own entries.
+pub const table = core ++ prims.elementwise.abi ++ prims.reduce.abi ++ prims.shape.abi ++ prims.sort.abi;
+
 /// Enums exported into the header and the TS symbol table.
 pub const enums = .{
     .{ "dtype", Dtype },
     .{ "error", errors.Code },
     .{ "device", stream_mod.DeviceType },
-};
+} ++ prims.elementwise.abi_enums ++ prims.reduce.abi_enums ++ prims.shape.abi_enums ++ prims.sort.abi_enums;
 
 comptime {
     for (table) |e| {
@@ -129,36 +128,6 @@ comptime {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn ok(r: errors.Error!void) i32 {
-    r catch return -@intFromEnum(errors.code());
-    return 0;
-}
-
-fn handleOf(r: errors.Error!*Node) u32 {
-    const n = r catch return 0;
-    return handles.put(n) catch 0;
-}
-
-fn dtypeArg(v: u32, op: []const u8) errors.Error!Dtype {
-    return Dtype.fromInt(v) orelse errors.fail(.invalid_argument, "[{s}] Unknown dtype {d}.", .{ op, v });
-}
-
-fn shapeArg(ptr: ?[*]const i32, ndim: u32, op: []const u8) errors.Error!array.Shape {
-    if (ndim == 0) return .{};
-    const p = ptr orelse return errors.fail(.invalid_argument, "[{s}] The shape pointer is null.", .{op});
-    if (ndim > array.max_ndim)
-        return errors.fail(.invalid_argument, "[{s}] Arrays of more than {d} dimensions are not supported (got {d}).", .{ op, array.max_ndim, ndim });
-    return array.Shape.fromSlice(p[0..ndim], op);
-}
-
-fn deviceArg(v: u32, op: []const u8) errors.Error!stream_mod.DeviceType {
-    return switch (v) {
-        0 => .cpu,
-        1 => .gpu,
-        else => errors.fail(.invalid_argument, "[{s}] Unknown device type {d}.", .{ op, v }),
-    };
-}
 
 const max_eval_args = 1 << 20;
 

@@ -42,6 +42,8 @@ test "astype donates a buffer nothing else holds" {
     array.release(r); // now only c holds r
     try eval_mod.eval(&.{c});
     try std.testing.expectEqual(buf, c.buffer.?);
+    try std.testing.expectEqual(@as(usize, 0), c.inputs.len); // r was detached, and its reference with it
+    try std.testing.expectEqual(@as(u32, 1), buf.refs.load(.monotonic));
     const v = try readF32(c);
     defer std.testing.allocator.free(v);
     try std.testing.expectEqual(@as(f32, 1023), v[1023]);

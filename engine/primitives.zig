@@ -7,6 +7,15 @@ const array = @import("array.zig");
 const errors = @import("errors.zig");
 pub const creation = @import("prims/creation.zig");
 pub const copy = @import("prims/copy.zig");
+pub const elementwise = @import("prims/elementwise.zig");
+pub const reduce = @import("prims/reduce.zig");
+pub const shape = @import("prims/shape.zig");
+pub const sort = @import("prims/sort.zig");
+
+/// When set, kernels take their plain reference loops (the definition of correct) instead of
+/// their fast paths, so tests can compare the two. Families without a separate fast path
+/// ignore it.
+pub var reference_mode = false;
 
 pub const Primitive = union(enum) {
     /// Data is present from creation (host data, a copy, a wrapped buffer). Never scheduled.
@@ -18,6 +27,11 @@ pub const Primitive = union(enum) {
     eye: creation.Eye,
     tri: creation.Tri,
     tri_mask: creation.TriMask,
+    // Families with a sub-union of their own (each file owns its primitives' rules).
+    elementwise: elementwise.Prim,
+    reduce: reduce.Prim,
+    shape: shape.Prim,
+    sort: sort.Prim,
 
     /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
@@ -30,6 +44,10 @@ pub const Primitive = union(enum) {
             .eye => "eye",
             .tri => "tri",
             .tri_mask => |t| if (t.upper) "triu" else "tril",
+            .elementwise => |f| f.name(),
+            .reduce => |f| f.name(),
+            .shape => |f| f.name(),
+            .sort => |f| f.name(),
         };
     }
 
@@ -44,19 +62,25 @@ pub const Primitive = union(enum) {
             .eye => |e| try creation.evalEye(node, e),
             .tri => |t| try creation.evalTri(node, t),
             .tri_mask => |t| try creation.evalTriMask(node, t),
+            .elementwise => |f| try elementwise.eval(node, f),
+            .reduce => |f| try reduce.eval(node, f),
+            .shape => |f| try shape.eval(node, f),
+            .sort => |f| try sort.eval(node, f),
         }
     }
 };
 
 /// A fresh row-contiguous output buffer for `node`, or the buffer of `donor` when nothing else
 /// can see it (no other node, handle or view holds it) and it has the right size and layout.
+/// The donor keeps its reference until it is detached, so kernels may still read it through
+/// the donor: element i is read before it is written.
 pub fn allocOutput(node: *array.Node, donor: ?*array.Node) errors.Error!void {
     if (donor) |d| {
         if (d.refs.load(.acquire) == 1 and d.buffer != null and d.buffer.?.refs.load(.acquire) == 1 and
             d.buffer.?.block.size != 0 and d.offset == 0 and d.buffer.?.nbytes == node.nbytes() and d.isRowContiguous())
         {
+            d.buffer.?.retain();
             node.buffer = d.buffer;
-            d.buffer = null;
             node.setRowContiguousStrides();
             return;
         }

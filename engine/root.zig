@@ -16,4 +16,9 @@ test {
     _ = @import("eval.zig");
     _ = @import("engine_test.zig");
     _ = @import("gen_abi.zig");
+    _ = @import("pool.zig");
+    _ = @import("prims/elementwise.zig");
+    _ = @import("prims/reduce.zig");
+    _ = @import("prims/shape.zig");
+    _ = @import("prims/sort.zig");
 }

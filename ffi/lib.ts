@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ABI_VERSION, ERROR, symbols } from "./symbols";
 
-export { DTYPE, DEVICE, ERROR } from "./symbols";
+export { BINARY_OP, DTYPE, DEVICE, ERROR, UNARY_OP } from "./symbols";
 
 const libName = `libmlxbun.${suffix}`;
 

@@ -48,6 +48,81 @@ enum mlxb_device {
   MLXB_DEVICE_GPU = 1,
 };
 
+enum mlxb_unary_op {
+  MLXB_UNARY_OP_ABS = 0,
+  MLXB_UNARY_OP_SIGN = 1,
+  MLXB_UNARY_OP_NEGATIVE = 2,
+  MLXB_UNARY_OP_TRUNC = 3,
+  MLXB_UNARY_OP_SQUARE = 4,
+  MLXB_UNARY_OP_SQRT = 5,
+  MLXB_UNARY_OP_RSQRT = 6,
+  MLXB_UNARY_OP_RECIPROCAL = 7,
+  MLXB_UNARY_OP_EXP = 8,
+  MLXB_UNARY_OP_EXPM1 = 9,
+  MLXB_UNARY_OP_ERF = 10,
+  MLXB_UNARY_OP_ERFINV = 11,
+  MLXB_UNARY_OP_SIN = 12,
+  MLXB_UNARY_OP_COS = 13,
+  MLXB_UNARY_OP_TAN = 14,
+  MLXB_UNARY_OP_ARCSIN = 15,
+  MLXB_UNARY_OP_ARCCOS = 16,
+  MLXB_UNARY_OP_ARCTAN = 17,
+  MLXB_UNARY_OP_SINH = 18,
+  MLXB_UNARY_OP_COSH = 19,
+  MLXB_UNARY_OP_TANH = 20,
+  MLXB_UNARY_OP_ARCSINH = 21,
+  MLXB_UNARY_OP_ARCCOSH = 22,
+  MLXB_UNARY_OP_ARCTANH = 23,
+  MLXB_UNARY_OP_DEGREES = 24,
+  MLXB_UNARY_OP_RADIANS = 25,
+  MLXB_UNARY_OP_LOG = 26,
+  MLXB_UNARY_OP_LOG2 = 27,
+  MLXB_UNARY_OP_LOG10 = 28,
+  MLXB_UNARY_OP_LOG1P = 29,
+  MLXB_UNARY_OP_SIGMOID = 30,
+  MLXB_UNARY_OP_FLOOR = 31,
+  MLXB_UNARY_OP_CEIL = 32,
+  MLXB_UNARY_OP_ROUND = 33,
+  MLXB_UNARY_OP_CONJ = 34,
+  MLXB_UNARY_OP_REAL = 35,
+  MLXB_UNARY_OP_IMAG = 36,
+  MLXB_UNARY_OP_ISNAN = 37,
+  MLXB_UNARY_OP_ISINF = 38,
+  MLXB_UNARY_OP_ISFINITE = 39,
+  MLXB_UNARY_OP_ISPOSINF = 40,
+  MLXB_UNARY_OP_ISNEGINF = 41,
+  MLXB_UNARY_OP_LOGICAL_NOT = 42,
+  MLXB_UNARY_OP_BITWISE_INVERT = 43,
+};
+
+enum mlxb_binary_op {
+  MLXB_BINARY_OP_ADD = 0,
+  MLXB_BINARY_OP_SUBTRACT = 1,
+  MLXB_BINARY_OP_MULTIPLY = 2,
+  MLXB_BINARY_OP_DIVIDE = 3,
+  MLXB_BINARY_OP_FLOOR_DIVIDE = 4,
+  MLXB_BINARY_OP_REMAINDER = 5,
+  MLXB_BINARY_OP_POWER = 6,
+  MLXB_BINARY_OP_MAXIMUM = 7,
+  MLXB_BINARY_OP_MINIMUM = 8,
+  MLXB_BINARY_OP_LOGADDEXP = 9,
+  MLXB_BINARY_OP_ARCTAN2 = 10,
+  MLXB_BINARY_OP_EQUAL = 11,
+  MLXB_BINARY_OP_NOT_EQUAL = 12,
+  MLXB_BINARY_OP_LESS = 13,
+  MLXB_BINARY_OP_LESS_EQUAL = 14,
+  MLXB_BINARY_OP_GREATER = 15,
+  MLXB_BINARY_OP_GREATER_EQUAL = 16,
+  MLXB_BINARY_OP_LOGICAL_AND = 17,
+  MLXB_BINARY_OP_LOGICAL_OR = 18,
+  MLXB_BINARY_OP_LOGICAL_XOR = 19,
+  MLXB_BINARY_OP_BITWISE_AND = 20,
+  MLXB_BINARY_OP_BITWISE_OR = 21,
+  MLXB_BINARY_OP_BITWISE_XOR = 22,
+  MLXB_BINARY_OP_LEFT_SHIFT = 23,
+  MLXB_BINARY_OP_RIGHT_SHIFT = 24,
+};
+
 /* ABI version of this library; the binding refuses a mismatch. */
 int32_t mlxb_abi_version(void);
 /* Code of this thread's last error (0: none). See enum mlxb_error. */
@@ -160,6 +235,12 @@ uint32_t mlxb_tri(int32_t n, int32_t m, int32_t k, uint32_t dtype, int32_t strea
 uint32_t mlxb_tril(uint32_t a, int32_t k, int32_t stream);
 /* a with elements below diagonal k zeroed. */
 uint32_t mlxb_triu(uint32_t a, int32_t k, int32_t stream);
+/* An elementwise unary op (enum mlxb_unary_op) of a. */
+uint32_t mlxb_unary(uint32_t op, uint32_t a, int32_t stream);
+/* An elementwise binary op (enum mlxb_binary_op) of a and b, broadcast and promoted. */
+uint32_t mlxb_binary(uint32_t op, uint32_t a, uint32_t b, int32_t stream);
+/* x where condition is true, else y (broadcast; x and y promoted). */
+uint32_t mlxb_where(uint32_t condition, uint32_t x, uint32_t y, int32_t stream);
 
 #ifdef __cplusplus
 }

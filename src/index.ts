@@ -22,3 +22,5 @@ export {
   setCacheLimit, getLiveHandleCount, getLiveNodeCount, getWrappedHostBufferCount, dispose, tidy, keep,
 } from "./memory";
 export { setPrintoptions, getPrintoptions, printoptions } from "./printoptions";
+export * from "./ops/index";
+export type { ArrayOrScalar } from "./ops/util";

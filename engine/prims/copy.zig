@@ -19,21 +19,8 @@ pub fn astype(x: *Node, dtype: Dtype, stream: u32) errors.Error!*Node {
 
 pub fn evalAstype(node: *Node) errors.Error!void {
     const x = node.inputs[0];
-    const donor: ?*Node = if (x.dtype.size() == node.dtype.size()) x else null;
-    // Donation converts in place: element i is read before it is written.
-    if (donor != null and x.buffer != null) {
-        const x_data = x.data();
-        try primitives.allocOutput(node, donor);
-        if (node.buffer.?.ptr == x_data) {
-            // x lost its buffer to us; convert through a view that still points at it.
-            var view = x.*;
-            view.buffer = node.buffer;
-            convert.copyConvert(&view, node.data(), node.dtype);
-            return;
-        }
-    } else {
-        try primitives.allocOutput(node, null);
-    }
+    // Same element size: convert in place when x's buffer is free to take.
+    try primitives.allocOutput(node, if (x.dtype.size() == node.dtype.size()) x else null);
     convert.copyConvert(x, node.data(), node.dtype);
 }
 

@@ -1,0 +1,5 @@
+// The op families, each in its own file; importing this installs their mx.Array methods.
+export * from "./elementwise";
+export * from "./reduce";
+export * from "./shape";
+export * from "./sort";

@@ -1,0 +1,2 @@
+// The reduce family (issue 3): being filled in. Kernels in engine/prims/reduce.zig.
+export {};

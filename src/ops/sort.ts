@@ -1,0 +1,2 @@
+// The sort family (issue 3): being filled in. Kernels in engine/prims/sort.zig.
+export {};

@@ -1,0 +1,80 @@
+// Helpers shared by the op families: JS scalars as MLX treats Python scalars (weak typing),
+// and axis normalisation with MLX's messages.
+import { checkHandle, lib } from "../../ffi/lib";
+import { MxArray, scalarHandle, type Complex } from "../array";
+import { bool, complex64, Dtype, float32, int32, int64, isIntegral } from "../dtype";
+import { MlxError } from "../errors";
+
+/** An array or a JS scalar standing for one. */
+export type ArrayOrScalar = MxArray | number | boolean | bigint | Complex;
+
+function isComplexValue(v: unknown): v is Complex {
+  return typeof v === "object" && v !== null && !(v instanceof MxArray) && "re" in v && "im" in v;
+}
+
+const int32Range = (v: number) => v >= -2147483648 && v <= 2147483647;
+
+function integerRange(d: Dtype): [bigint, bigint] {
+  const bits = BigInt(d.size * 8);
+  return d.category === "unsignedinteger" ? [0n, 2n ** bits - 1n] : [-(2n ** (bits - 1n)), 2n ** (bits - 1n) - 1n];
+}
+
+/**
+ * The dtype a JS scalar takes next to an array of dtype `other` (MLX's weak typing of Python
+ * scalars): an integer takes an integer array's dtype (overflow is an error), a bool array's
+ * becomes int32, and an inexact array's; a float takes an inexact array's dtype, else float32;
+ * a boolean takes the other dtype; a complex value is complex64.
+ */
+export function weakDtype(v: number | boolean | bigint | Complex, other: Dtype | undefined, op: string): Dtype {
+  if (isComplexValue(v)) return complex64;
+  if (typeof v === "boolean") return other ?? bool;
+  const integral = typeof v === "bigint" || isIntegral(v);
+  if (other === undefined) {
+    if (typeof v === "bigint") return v >= -(2n ** 31n) && v < 2n ** 31n ? int32 : integerDefault(v);
+    return integral ? (int32Range(v) ? int32 : integerDefault(v)) : float32;
+  }
+  if (!integral) return other.isFloating || other.isComplex ? other : float32;
+  if (other === bool) return int32;
+  if (other.isInteger) {
+    const [lo, hi] = integerRange(other);
+    const b = typeof v === "bigint" ? v : BigInt(v);
+    if (b < lo || b > hi) throw new MlxError(`[${op}] Converting ${b} to ${other.name} would result in overflow.`, 1);
+  }
+  return other;
+}
+
+function integerDefault(v: number | bigint): Dtype {
+  return typeof v === "number" && int32Range(v) ? int32 : int64;
+}
+
+/** An engine handle for an operand, plus whether the caller must free it (a scalar made here). */
+export interface Operand {
+  h: number;
+  temp: boolean;
+}
+
+/** Handles for an op's operands; JS scalars are typed against the first array among them. */
+export function operands(values: readonly ArrayOrScalar[], op: string): Operand[] {
+  const firstArray = values.find((v): v is MxArray => v instanceof MxArray);
+  const like = firstArray?.dtype;
+  return values.map((v) => {
+    if (v instanceof MxArray) return { h: v.handle(op), temp: false };
+    if (isComplexValue(v)) return { h: checkHandle(lib.mlxb_array_complex_scalar(v.re, v.im, -1)), temp: true };
+    if (typeof v !== "number" && typeof v !== "boolean" && typeof v !== "bigint") {
+      throw new MlxError(`[${op}] Expected an array or a scalar, got ${v === null ? "null" : typeof v}.`, 1);
+    }
+    return { h: scalarHandle(v, weakDtype(v, like, op)), temp: true };
+  });
+}
+
+export function release(ops: readonly Operand[]): void {
+  for (const o of ops) if (o.temp) lib.mlxb_array_free(o.h);
+}
+
+/** Normalise one axis against `ndim` (negative counts from the end), with MLX's message. */
+export function normalizeAxis(axis: number, ndim: number, op: string): number {
+  if (!Number.isInteger(axis)) throw new MlxError(`[${op}] Axis must be an integer, got ${axis}.`, 1);
+  const a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) throw new MlxError(`[${op}] Invalid axis ${axis} for array with ${ndim} dimensions.`, 1);
+  return a;
+}
