@@ -3,3 +3,4 @@ export * from "./elementwise";
 export * from "./reduce";
 export * from "./shape";
 export * from "./sort";
+export * from "./misc";

@@ -1,0 +1,108 @@
+// Constants, dtype utilities and window functions. Expected values are real MLX 0.32.4's
+// (printed by mlx-cpu on this machine) or NumPy's definitions, as noted.
+import { describe, expect, test } from "bun:test";
+import * as mx from "../src/index.ts";
+import { expectMlxError } from "./util";
+
+describe("constants", () => {
+  test("as MLX", () => {
+    expect(mx.e).toBe(2.718281828459045);
+    expect(mx.pi).toBe(3.141592653589793);
+    expect(mx.eulerGamma).toBe(0.5772156649015329);
+    expect(mx.inf).toBe(Infinity);
+    expect(Number.isNaN(mx.nan)).toBe(true);
+    expect(mx.newaxis).toBe(null);
+  });
+});
+
+describe("dtype utilities", () => {
+  test("issubdtype over dtypes and categories", () => {
+    // MLX: issubdtype(float32, floating) True, (int8, integer) True, (floating, inexact) True,
+    // (bool, integer) False, (bool, generic) True, (float32, float32) True, (floating, float32) False,
+    // (complex64, inexact) True, (uint8, signedinteger) False.
+    expect(mx.issubdtype(mx.float32, mx.floating)).toBe(true);
+    expect(mx.issubdtype(mx.int8, mx.integer)).toBe(true);
+    expect(mx.issubdtype(mx.floating, mx.inexact)).toBe(true);
+    expect(mx.issubdtype(mx.bool, mx.integer)).toBe(false);
+    expect(mx.issubdtype(mx.bool, mx.generic)).toBe(true);
+    expect(mx.issubdtype(mx.float32, mx.float32)).toBe(true);
+    expect(mx.issubdtype(mx.floating, mx.float32)).toBe(false);
+    expect(mx.issubdtype(mx.complex64, mx.inexact)).toBe(true);
+    expect(mx.issubdtype(mx.uint8, mx.signedinteger)).toBe(false);
+    expect(mx.issubdtype(mx.bfloat16, mx.number)).toBe(true);
+    expect(Object.keys(mx.DtypeCategory)).toEqual(["complexfloating", "floating", "inexact", "signedinteger", "unsignedinteger", "integer", "number", "generic"]);
+  });
+
+  test("isdtype kinds", () => {
+    // MLX: (float32,'real floating') True, (int8,'integral') True, (float32,float32) True,
+    // (complex64,'complex floating') True, (bool,'bool') True, (float16,('integral','real floating')) True,
+    // (uint8,'signed integer') False, (uint8,'unsigned integer') True, (float32,'numeric') True.
+    expect(mx.isdtype(mx.float32, "real floating")).toBe(true);
+    expect(mx.isdtype(mx.int8, "integral")).toBe(true);
+    expect(mx.isdtype(mx.float32, mx.float32)).toBe(true);
+    expect(mx.isdtype(mx.complex64, "complex floating")).toBe(true);
+    expect(mx.isdtype(mx.bool, "bool")).toBe(true);
+    expect(mx.isdtype(mx.float16, ["integral", "real floating"])).toBe(true);
+    expect(mx.isdtype(mx.uint8, "signed integer")).toBe(false);
+    expect(mx.isdtype(mx.uint8, "unsigned integer")).toBe(true);
+    expect(mx.isdtype(mx.float32, "numeric")).toBe(true);
+    expectMlxError(() => mx.isdtype(mx.float32, "bogus"), /^\[isdtype\] Unknown data type kind: 'bogus'\.$/);
+  });
+
+  test("resultType", () => {
+    // MLX: result_type(array([1]), array([2.5])) float32; (int8, uint8) int16; (float16, int64) float16; (int8) int8.
+    expect(mx.resultType(mx.array([1]), mx.array([2.5]))).toBe(mx.float32);
+    expect(mx.resultType(mx.int8, mx.uint8)).toBe(mx.int16);
+    expect(mx.resultType(mx.float16, mx.int64)).toBe(mx.float16);
+    expect(mx.resultType(mx.int8)).toBe(mx.int8);
+    expectMlxError(() => mx.resultType(2.5 as unknown as mx.Dtype), /^\[result_type\] Inputs must be arrays or dtypes\.$/);
+  });
+
+  test("finfo and iinfo", () => {
+    // MLX: finfo(float16) min -65504 max 65504 eps 0.0009765625 smallest_normal 6.103515625e-05;
+    // bfloat16 max 3.3895313892515355e+38 eps 0.0078125 smallest_normal 1.1754943508222875e-38;
+    // float32 eps 1.1920928955078125e-07 min -3.4028234663852886e+38; float64 eps 2.220446049250313e-16.
+    const h = mx.finfo(mx.float16);
+    expect([h.min, h.max, h.eps, h.smallestNormal, h.bits]).toEqual([-65504, 65504, 0.0009765625, 6.103515625e-5, 16]);
+    expect(`${h}`).toBe("finfo(min=-65504, max=65504, dtype=float16)");
+    const b = mx.finfo(mx.bfloat16);
+    expect([b.max, b.eps, b.smallestNormal]).toEqual([3.3895313892515355e38, 0.0078125, 1.1754943508222875e-38]);
+    expect(mx.finfo(mx.float32).eps).toBe(1.1920928955078125e-7);
+    expect(mx.finfo(mx.float32).min).toBe(-3.4028234663852886e38);
+    expect(`${mx.finfo(mx.complex64)}`).toBe("finfo(min=-3.40282e+38, max=3.40282e+38, dtype=float32)");
+    expect(mx.finfo(mx.float64).eps).toBe(2.220446049250313e-16);
+    expect(`${mx.iinfo(mx.uint8)}`).toBe("iinfo(min=0, max=255, dtype=uint8)");
+    expect(`${mx.iinfo(mx.int64)}`).toBe("iinfo(min=-9223372036854775808, max=9223372036854775807, dtype=int64)");
+    expect(`${mx.iinfo(mx.uint64)}`).toBe("iinfo(min=0, max=18446744073709551615, dtype=uint64)");
+    expect(mx.iinfo(mx.int16).min).toBe(-32768);
+    expectMlxError(() => mx.finfo(mx.int32), /^\[finfo\] dtype int32 is not inexact\.$/);
+    expectMlxError(() => mx.iinfo(mx.float32), /^\[iinfo\] Only integer types supported but float32 was provided$/);
+  });
+});
+
+describe("window functions", () => {
+  // NumPy's definitions, n = 0..M-1: hanning 0.5 - 0.5 cos(2 pi n/(M-1)), hamming 0.54 - 0.46 cos(...),
+  // blackman 0.42 - 0.5 cos(...) + 0.08 cos(4 pi n/(M-1)), bartlett 1 - |2n/(M-1) - 1|.
+  const ref: Record<string, (n: number, m: number) => number> = {
+    hanning: (n, m) => 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / (m - 1)),
+    hamming: (n, m) => 0.54 - 0.46 * Math.cos((2 * Math.PI * n) / (m - 1)),
+    blackman: (n, m) => 0.42 - 0.5 * Math.cos((2 * Math.PI * n) / (m - 1)) + 0.08 * Math.cos((4 * Math.PI * n) / (m - 1)),
+    bartlett: (n, m) => 1 - Math.abs((2 * n) / (m - 1) - 1),
+  };
+  const fns = { hanning: mx.hanning, hamming: mx.hamming, blackman: mx.blackman, bartlett: mx.bartlett };
+  for (const [name, f] of Object.entries(fns)) {
+    test(name, () => {
+      for (const m of [2, 3, 5, 8, 51]) {
+        const w = f(m);
+        expect(w.dtype).toBe(mx.float32);
+        expect(w.shape).toEqual([m]);
+        const v = w.toTypedArray() as Float32Array;
+        for (let n = 0; n < m; n++) expect(Math.abs(v[n]! - ref[name]!(n, m))).toBeLessThan(1e-6);
+      }
+      // MLX: M = 1 gives [1], M = 0 gives [] (float32).
+      expect(f(1).tolist()).toEqual([1]);
+      expect(f(0).shape).toEqual([0]);
+      expect(f(0).dtype).toBe(mx.float32);
+    });
+  }
+});
