@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Large-array throughput of mlx-bun's kernels side by side with MLX Python and NumPy, as
+# effective GB/s, the fraction of the measured memory bandwidth, and ratios; writes
+# bench/REPORT-throughput.md. Needs python3 with mlx and numpy (pip install "mlx[cpu]" numpy).
+#   bash scripts/bootstrap.sh && bash bench/run_throughput.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+.toolchain/bin/bun bench/throughput.ts > "$out/bun.jsonl"
+python3 bench/throughput_peers.py > "$out/peers.jsonl"
+.toolchain/bin/bun bench/report_throughput.ts "$out/bun.jsonl" "$out/peers.jsonl" > bench/REPORT-throughput.md
+echo "wrote bench/REPORT-throughput.md" >&2
