@@ -58,6 +58,17 @@ describe("dtype utilities", () => {
     expectMlxError(() => mx.resultType(2.5 as unknown as mx.Dtype), /^\[result_type\] Inputs must be arrays or dtypes\.$/);
   });
 
+  test("canCast: MLX's full table", () => {
+    // mlx.core.can_cast(a, b) for every pair, rows and columns in enum order (MLX 0.32.4).
+    const table = [
+      "11111111111111", "01111011111111", "00111001111111", "00011000111111", "00001000011111", "00000111111111",
+      "00000011111111", "00000001111111", "00000000111111", "00000000011101", "00000000001101", "00000000000101",
+      "00000000001111", "00000000000001",
+    ];
+    mx.dtypes.forEach((a, i) => mx.dtypes.forEach((b, j) => expect(mx.canCast(a, b) ? "1" : "0").toBe(table[i]![j]!)));
+    expect(mx.canCast(mx.array([1]), mx.float32)).toBe(true);
+  });
+
   test("finfo and iinfo", () => {
     // MLX: finfo(float16) min -65504 max 65504 eps 0.0009765625 smallest_normal 6.103515625e-05;
     // bfloat16 max 3.3895313892515355e+38 eps 0.0078125 smallest_normal 1.1754943508222875e-38;

@@ -131,6 +131,16 @@ export function resultType(...args: (MxArray | Dtype | DtypeLike)[]): Dtype {
   return out!;
 }
 
+/**
+ * Whether `from` casts to `to` under the promotion rules: promoting the two gives `to`.
+ * @example mx.canCast(mx.uint8, mx.int16) // true
+ */
+export function canCast(from: MxArray | DtypeLike, to: DtypeLike): boolean {
+  const f = from instanceof MxArray ? from.dtype : toDtype(from, "can_cast");
+  const t = toDtype(to, "can_cast");
+  return promoteTypes(f, t) === t;
+}
+
 /** Machine limits of an inexact dtype (`mx.finfo`). */
 export class Finfo {
   constructor(
