@@ -134,6 +134,13 @@ pub const Iter = struct {
     }
 };
 
+/// The element `i` places from `base`; `i` may be negative (views with negative strides start
+/// at their first logical element, which need not be the lowest address).
+pub inline fn at(comptime T: type, base: [*]const T, i: i64) *const T {
+    const addr: isize = @as(isize, @bitCast(@intFromPtr(base))) + @as(isize, @intCast(i)) * @sizeOf(T);
+    return @ptrFromInt(@as(usize, @bitCast(addr)));
+}
+
 fn copyTyped(comptime S: Dtype, comptime D: Dtype, src: *const array.Node, dst: [*]u8) void {
     const n = src.size();
     const in: [*]const S.Type() = @ptrCast(@alignCast(src.data()));
@@ -143,7 +150,7 @@ fn copyTyped(comptime S: Dtype, comptime D: Dtype, src: *const array.Node, dst: 
         return;
     }
     var it = Iter.init(src);
-    for (0..n) |i| out[i] = cast(S, D, in[@intCast(it.next())]);
+    for (0..n) |i| out[i] = cast(S, D, at(S.Type(), in, it.next()).*);
 }
 
 /// Copy an evaluated array into `dst` as a row-major contiguous array of dtype `to`.

@@ -123,6 +123,43 @@ enum mlxb_binary_op {
   MLXB_BINARY_OP_RIGHT_SHIFT = 24,
 };
 
+enum mlxb_reduce_op {
+  MLXB_REDUCE_OP_ALL = 0,
+  MLXB_REDUCE_OP_ANY = 1,
+  MLXB_REDUCE_OP_SUM = 2,
+  MLXB_REDUCE_OP_PROD = 3,
+  MLXB_REDUCE_OP_MIN = 4,
+  MLXB_REDUCE_OP_MAX = 5,
+};
+
+enum mlxb_arg_op {
+  MLXB_ARG_OP_ARGMIN = 0,
+  MLXB_ARG_OP_ARGMAX = 1,
+};
+
+enum mlxb_pad_mode {
+  MLXB_PAD_MODE_CONSTANT = 0,
+  MLXB_PAD_MODE_EDGE = 1,
+  MLXB_PAD_MODE_REFLECT = 2,
+  MLXB_PAD_MODE_SYMMETRIC = 3,
+};
+
+enum mlxb_scan_op {
+  MLXB_SCAN_OP_SUM = 0,
+  MLXB_SCAN_OP_PROD = 1,
+  MLXB_SCAN_OP_MAX = 2,
+  MLXB_SCAN_OP_MIN = 3,
+  MLXB_SCAN_OP_LOGADDEXP = 4,
+};
+
+enum mlxb_sort_op {
+  MLXB_SORT_OP_SORT = 0,
+  MLXB_SORT_OP_ARGSORT = 1,
+  MLXB_SORT_OP_PARTITION = 2,
+  MLXB_SORT_OP_ARGPARTITION = 3,
+  MLXB_SORT_OP_TOPK = 4,
+};
+
 /* ABI version of this library; the binding refuses a mismatch. */
 int32_t mlxb_abi_version(void);
 /* Code of this thread's last error (0: none). See enum mlxb_error. */
@@ -235,12 +272,70 @@ uint32_t mlxb_tri(int32_t n, int32_t m, int32_t k, uint32_t dtype, int32_t strea
 uint32_t mlxb_tril(uint32_t a, int32_t k, int32_t stream);
 /* a with elements below diagonal k zeroed. */
 uint32_t mlxb_triu(uint32_t a, int32_t k, int32_t stream);
+/* Tests: 1 makes kernels skip their contiguous fast paths (reference scalar loops), 0 restores them. */
+int32_t mlxb_set_reference_mode(uint32_t on);
 /* An elementwise unary op (enum mlxb_unary_op) of a. */
 uint32_t mlxb_unary(uint32_t op, uint32_t a, int32_t stream);
 /* An elementwise binary op (enum mlxb_binary_op) of a and b, broadcast and promoted. */
 uint32_t mlxb_binary(uint32_t op, uint32_t a, uint32_t b, int32_t stream);
 /* x where condition is true, else y (broadcast; x and y promoted). */
 uint32_t mlxb_where(uint32_t condition, uint32_t x, uint32_t y, int32_t stream);
+/* Reduce a (enum mlxb_reduce_op) over the given axes (none: a itself, as MLX). */
+uint32_t mlxb_reduce(uint32_t op, uint32_t a, const int32_t* axes, uint32_t naxes, uint32_t keepdims, int32_t stream);
+/* argmin/argmax (enum mlxb_arg_op) along axis, or of the flattened array when has_axis is 0. */
+uint32_t mlxb_arg_reduce(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, uint32_t keepdims, int32_t stream);
+/* logsumexp over the last axis (MLX's fused kernel; not complex64). */
+uint32_t mlxb_logsumexp_last(uint32_t a, uint32_t keepdims, int32_t stream);
+/* The median over the given axes (at least float). */
+uint32_t mlxb_median(uint32_t a, const int32_t* axes, uint32_t naxes, uint32_t keepdims, int32_t stream);
+/* a reshaped (one -1 inferred): a view when the strides allow, else a copy. */
+uint32_t mlxb_reshape(uint32_t a, const int32_t* shape, uint32_t ndim, int32_t stream);
+/* Axes start_axis..end_axis of a merged into one. */
+uint32_t mlxb_flatten(uint32_t a, int32_t start_axis, int32_t end_axis, int32_t stream);
+/* Axis of a split into shape (one -1 inferred). */
+uint32_t mlxb_unflatten(uint32_t a, int32_t axis, const int32_t* shape, uint32_t ndim, int32_t stream);
+/* a without the given size-1 axes (all: every size-1 axis). */
+uint32_t mlxb_squeeze(uint32_t a, const int32_t* axes, uint32_t naxes, uint32_t all, int32_t stream);
+/* a with size-1 axes inserted at the given output positions. */
+uint32_t mlxb_expand_dims(uint32_t a, const int32_t* axes, uint32_t naxes, int32_t stream);
+/* a with its axes permuted (a view). */
+uint32_t mlxb_transpose(uint32_t a, const int32_t* axes, uint32_t naxes, int32_t stream);
+/* a with one axis moved (a view). */
+uint32_t mlxb_moveaxis(uint32_t a, int32_t source, int32_t destination, int32_t stream);
+/* a with two axes swapped (a view). */
+uint32_t mlxb_swapaxes(uint32_t a, int32_t axis1, int32_t axis2, int32_t stream);
+/* Piece part of a split at indices (nindices >= 0) or into sections equal pieces (nindices < 0); a view. */
+uint32_t mlxb_split(uint32_t a, int32_t sections, const int32_t* indices, int32_t nindices, int32_t axis, uint32_t part, int32_t stream);
+/* Element index of a along axis, the axis removed (a view). */
+uint32_t mlxb_unstack(uint32_t a, int32_t axis, int32_t index, int32_t stream);
+/* a reversed along the given axes (all: every axis); a view. */
+uint32_t mlxb_flip(uint32_t a, const int32_t* axes, uint32_t naxes, uint32_t all, int32_t stream);
+/* a broadcast to shape (a view), with MLX's messages. */
+uint32_t mlxb_broadcast(uint32_t a, const int32_t* shape, uint32_t ndim, int32_t stream);
+/* A view of row-major a with shape, int64 element strides and an element offset. */
+uint32_t mlxb_as_strided(uint32_t a, const int32_t* shape, uint32_t ndim, const void* strides, uint32_t nstrides, double offset, int32_t stream);
+/* a as a row-contiguous (or, if allowed, column-contiguous) array; a copy only when needed. */
+uint32_t mlxb_contiguous(uint32_t a, uint32_t allow_col_major, int32_t stream);
+/* Arrays joined along axis (dtypes promoted). */
+uint32_t mlxb_concatenate(const uint32_t* arrays, uint32_t n, int32_t axis, int32_t stream);
+/* Arrays of one shape stacked along a new axis (dtypes promoted). */
+uint32_t mlxb_stack(const uint32_t* arrays, uint32_t n, int32_t axis, int32_t stream);
+/* Each element of a repeated along axis (or of flattened a). */
+uint32_t mlxb_repeat(uint32_t a, int32_t repeats, int32_t axis, uint32_t has_axis, int32_t stream);
+/* a repeated reps times along each axis. */
+uint32_t mlxb_tile(uint32_t a, const int32_t* reps, uint32_t nreps, int32_t stream);
+/* a padded per axis (enum mlxb_pad_mode); value fills constant padding. */
+uint32_t mlxb_pad(uint32_t a, const int32_t* lows, const int32_t* highs, uint32_t n, uint32_t mode, uint32_t value, int32_t stream);
+/* a rolled (axes_mode 0: flattened; 1: one int axis; 2: per axis). */
+uint32_t mlxb_roll(uint32_t a, const int32_t* shifts, uint32_t nshifts, const int32_t* axes, uint32_t naxes, uint32_t axes_mode, int32_t stream);
+/* The bytes of a as another dtype (the last axis rescaled). */
+uint32_t mlxb_view(uint32_t a, uint32_t dtype, int32_t stream);
+/* A cumulative op (enum mlxb_scan_op) of a along axis (has_axis 0: over the flattened array); dtype >= 0 converts a first. */
+uint32_t mlxb_scan(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, uint32_t reverse, uint32_t inclusive, int32_t dtype, int32_t stream);
+/* sort, argsort, partition, argpartition (kth) or topk (kth = k) of a along axis (enum mlxb_sort_op; has_axis 0 flattens). */
+uint32_t mlxb_sort(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, int32_t kth, int32_t stream);
+/* Insertion indices (uint32) of v into the sorted 1-D a (right: side='right'). */
+uint32_t mlxb_searchsorted(uint32_t a, uint32_t v, uint32_t right, int32_t stream);
 
 #ifdef __cplusplus
 }

@@ -110,6 +110,43 @@ export const BINARY_OP = {
   right_shift: 24,
 } as const;
 
+export const REDUCE_OP = {
+  all: 0,
+  any: 1,
+  sum: 2,
+  prod: 3,
+  min: 4,
+  max: 5,
+} as const;
+
+export const ARG_OP = {
+  argmin: 0,
+  argmax: 1,
+} as const;
+
+export const PAD_MODE = {
+  constant: 0,
+  edge: 1,
+  reflect: 2,
+  symmetric: 3,
+} as const;
+
+export const SCAN_OP = {
+  sum: 0,
+  prod: 1,
+  max: 2,
+  min: 3,
+  logaddexp: 4,
+} as const;
+
+export const SORT_OP = {
+  sort: 0,
+  argsort: 1,
+  partition: 2,
+  argpartition: 3,
+  topk: 4,
+} as const;
+
 export const symbols = {
   mlxb_abi_version: { args: [], returns: "i32" },
   mlxb_last_error_code: { args: [], returns: "i32" },
@@ -167,7 +204,36 @@ export const symbols = {
   mlxb_tri: { args: ["i32", "i32", "i32", "u32", "i32"], returns: "u32" },
   mlxb_tril: { args: ["u32", "i32", "i32"], returns: "u32" },
   mlxb_triu: { args: ["u32", "i32", "i32"], returns: "u32" },
+  mlxb_set_reference_mode: { args: ["u32"], returns: "i32" },
   mlxb_unary: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_binary: { args: ["u32", "u32", "u32", "i32"], returns: "u32" },
   mlxb_where: { args: ["u32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_reduce: { args: ["u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_arg_reduce: { args: ["u32", "u32", "i32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_logsumexp_last: { args: ["u32", "u32", "i32"], returns: "u32" },
+  mlxb_median: { args: ["u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_reshape: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_flatten: { args: ["u32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_unflatten: { args: ["u32", "i32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_squeeze: { args: ["u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_expand_dims: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_transpose: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_moveaxis: { args: ["u32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_swapaxes: { args: ["u32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_split: { args: ["u32", "i32", "ptr", "i32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_unstack: { args: ["u32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_flip: { args: ["u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_broadcast: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_as_strided: { args: ["u32", "ptr", "u32", "ptr", "u32", "f64", "i32"], returns: "u32" },
+  mlxb_contiguous: { args: ["u32", "u32", "i32"], returns: "u32" },
+  mlxb_concatenate: { args: ["ptr", "u32", "i32", "i32"], returns: "u32" },
+  mlxb_stack: { args: ["ptr", "u32", "i32", "i32"], returns: "u32" },
+  mlxb_repeat: { args: ["u32", "i32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_tile: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_pad: { args: ["u32", "ptr", "ptr", "u32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_roll: { args: ["u32", "ptr", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_view: { args: ["u32", "u32", "i32"], returns: "u32" },
+  mlxb_scan: { args: ["u32", "u32", "i32", "u32", "u32", "u32", "i32", "i32"], returns: "u32" },
+  mlxb_sort: { args: ["u32", "u32", "i32", "u32", "i32", "i32"], returns: "u32" },
+  mlxb_searchsorted: { args: ["u32", "u32", "u32", "i32"], returns: "u32" },
 } as const;

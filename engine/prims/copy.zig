@@ -46,11 +46,17 @@ pub fn broadcastTo(x: *Node, shape: Shape, stream: u32) errors.Error!*Node {
         x.retain();
         return x;
     }
+    // MLX's order of checks and messages: more dimensions than the target first, then shapes.
+    if (x.shape.ndim > shape.ndim) {
+        var ba: [256]u8 = undefined;
+        var bb: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[broadcast_to] Cannot broadcast array of shape {s} into shape {s}.", .{ x.shape.format(&ba), shape.format(&bb) });
+    }
     const bshape = try broadcastShapes(&x.shape, &shape, "broadcast_shapes");
     if (!bshape.eql(&shape)) {
         var ba: [256]u8 = undefined;
         var bb: [256]u8 = undefined;
-        return errors.fail(.invalid_argument, "[broadcast_to] Input shape {s} cannot be broadcast to {s}.", .{ x.shape.format(&ba), shape.format(&bb) });
+        return errors.fail(.invalid_argument, "[broadcast_to] Cannot broadcast array of shape {s} into shape {s}.", .{ x.shape.format(&ba), shape.format(&bb) });
     }
     return array.create(x.dtype, shape, .broadcast, &.{x}, stream);
 }

@@ -163,8 +163,11 @@ pub fn binaryTypes(op: BinaryOp, a: Dtype, b: Dtype) errors.Error!BinaryTypes {
         .equal, .not_equal, .less, .less_equal, .greater, .greater_equal => return .{ .compute = p, .out = .bool_ },
         .logical_and, .logical_or, .logical_xor => return .{ .compute = .bool_, .out = .bool_ },
         .bitwise_and, .bitwise_or, .bitwise_xor, .left_shift, .right_shift => {
-            if (!(a.isInteger() or a == .bool_) or !(b.isInteger() or b == .bool_)) {
-                return errors.fail(.invalid_argument, "[{s}] Only allowed on integer or boolean types but got types {s} and {s}.", .{ name, a.name(), b.name() });
+            if (!(p.isInteger() or p == .bool_)) {
+                // MLX's right_shift promotes before checking, so it names the promoted type.
+                const an = if (op == .right_shift) p.name() else a.name();
+                const bn = if (op == .right_shift) p.name() else b.name();
+                return errors.fail(.invalid_argument, "[{s}] Only allowed on integer or boolean types but got types {s} and {s}.", .{ name, an, bn });
             }
             const shift = op == .left_shift or op == .right_shift;
             const t: Dtype = if (shift and p == .bool_) .uint8 else p;
@@ -247,29 +250,34 @@ fn unaryScalar(comptime op: UnaryOp, comptime T: type, x: T) T {
         .sqrt => @sqrt(x),
         .rsqrt => 1 / @sqrt(x),
         .reciprocal => 1 / x,
-        .exp => @exp(x),
-        .expm1 => std.math.expm1(x),
-        .erf => @floatCast(sm.erf64(x)),
-        .erfinv => @floatCast(sm.erfinv64(x)),
-        .sin => @sin(x),
-        .cos => @cos(x),
-        .tan => @tan(x),
-        .arcsin => std.math.asin(x),
-        .arccos => std.math.acos(x),
-        .arctan => std.math.atan(x),
-        .sinh => std.math.sinh(x),
-        .cosh => std.math.cosh(x),
-        .tanh => std.math.tanh(x),
-        .arcsinh => std.math.asinh(x),
-        .arccosh => std.math.acosh(x),
-        .arctanh => std.math.atanh(x),
+        // MLX's own float32 approximations, for every floating dtype (float64 too).
+        .exp => @floatCast(sm.mlxExp(@floatCast(x))),
+        .erf => @floatCast(sm.mlxErf(@floatCast(x))),
+        .erfinv => @floatCast(sm.mlxErfinv(@floatCast(x))),
+        .sin => @floatCast(sm.mlxSinCos(true, @floatCast(x))),
+        .cos => @floatCast(sm.mlxSinCos(false, @floatCast(x))),
+        .expm1 => sm.c1("expm1", T, x),
+        .tan => sm.c1("tan", T, x),
+        .arcsin => sm.c1("asin", T, x),
+        .arccos => sm.c1("acos", T, x),
+        .arctan => sm.c1("atan", T, x),
+        .sinh => sm.c1("sinh", T, x),
+        .cosh => sm.c1("cosh", T, x),
+        .tanh => sm.c1("tanh", T, x),
+        .arcsinh => sm.c1("asinh", T, x),
+        .arccosh => sm.c1("acosh", T, x),
+        .arctanh => sm.c1("atanh", T, x),
         .degrees => x * (180.0 / std.math.pi),
         .radians => x * (std.math.pi / 180.0),
-        .log => @log(x),
-        .log2 => @log2(x),
-        .log10 => @log10(x),
-        .log1p => std.math.log1p(x),
-        .sigmoid => 1 / (1 + @exp(-x)),
+        .log => sm.c1("log", T, x),
+        .log2 => sm.c1("log2", T, x),
+        .log10 => sm.c1("log10", T, x),
+        .log1p => sm.c1("log1p", T, x),
+        .sigmoid => blk: {
+            const e: T = @floatCast(sm.mlxExp(@floatCast(@abs(x))));
+            const y = 1 / (1 + e);
+            break :blk if (x < 0) y else 1 - y;
+        },
         .floor => @floor(x),
         .ceil => @ceil(x),
         .round => sm.rint(x),
@@ -281,36 +289,43 @@ fn unaryScalar(comptime op: UnaryOp, comptime T: type, x: T) T {
 
 fn unaryComplex(comptime op: UnaryOp, x: dtype_mod.Complex64) dtype_mod.Complex64 {
     const c = sm.toC(x);
-    const cm = std.math.complex;
     const r: sm.C = switch (op) {
         .sign => blk: {
-            const m = cm.abs(c);
-            break :blk if (m == 0) sm.C.init(0, 0) else sm.C.init(c.re / m, c.im / m);
+            if (c.re == 0 and c.im == 0) break :blk c;
+            break :blk sm.cdiv(c, sm.C.init(sm.cabs(c), 0));
         },
         .negative => c.neg(),
-        .square => c.mul(c),
-        .sqrt => cm.sqrt(c),
-        .rsqrt => sm.C.init(1, 0).div(cm.sqrt(c)),
-        .reciprocal => sm.C.init(1, 0).div(c),
-        .exp => cm.exp(c),
-        .sin => cm.sin(c),
-        .cos => cm.cos(c),
-        .tan => cm.tan(c),
-        .arcsin => cm.asin(c),
-        .arccos => cm.acos(c),
-        .arctan => cm.atan(c),
-        .sinh => cm.sinh(c),
-        .cosh => cm.cosh(c),
-        .tanh => cm.tanh(c),
-        .arcsinh => cm.asinh(c),
-        .arccosh => cm.acosh(c),
-        .arctanh => cm.atanh(c),
-        .degrees => sm.C.init(c.re * (180.0 / std.math.pi), c.im * (180.0 / std.math.pi)),
-        .radians => sm.C.init(c.re * (std.math.pi / 180.0), c.im * (std.math.pi / 180.0)),
-        .log => cm.log(c),
-        .log2 => cm.log(c).div(sm.C.init(std.math.ln2, 0)),
-        .log10 => cm.log(c).div(sm.C.init(std.math.ln10, 0)),
-        .log1p => cm.log(c.add(sm.C.init(1, 0))),
+        .square => sm.cmul(c, c),
+        .sqrt => sm.cfn("csqrtf", c),
+        .rsqrt => sm.cdiv(sm.C.init(1, 0), sm.cfn("csqrtf", c)),
+        .reciprocal => sm.cdiv(sm.C.init(1, 0), c),
+        .exp => sm.cfn("cexpf", c),
+        .sin => sm.cfn("csinf", c),
+        .cos => sm.cfn("ccosf", c),
+        .tan => sm.cfn("ctanf", c),
+        .arcsin => sm.cfn("casinf", c),
+        .arccos => sm.cfn("cacosf", c),
+        .arctan => sm.cfn("catanf", c),
+        .sinh => sm.cfn("csinhf", c),
+        .cosh => sm.cfn("ccoshf", c),
+        .tanh => sm.cfn("ctanhf", c),
+        .arcsinh => sm.cfn("casinhf", c),
+        .arccosh => sm.cfn("cacoshf", c),
+        .arctanh => sm.cfn("catanhf", c),
+        .degrees => sm.cmul(c, sm.C.init(@floatCast(180.0 / std.math.pi), 0)),
+        .radians => sm.cmul(c, sm.C.init(@floatCast(std.math.pi / 180.0), 0)),
+        .log => sm.cfn("clogf", c),
+        .log2 => blk: {
+            const l = sm.cfn("clogf", c);
+            const k: f32 = @floatCast(std.math.ln2);
+            break :blk sm.C.init(l.re / k, l.im / k);
+        },
+        .log10 => blk: {
+            const l = sm.cfn("clogf", c);
+            const k: f32 = @floatCast(std.math.ln10);
+            break :blk sm.C.init(l.re / k, l.im / k);
+        },
+        .log1p => sm.clog1p(c),
         .round => sm.C.init(sm.rint(c.re), sm.rint(c.im)),
         .conj => c.conjugate(),
         else => unreachable,
@@ -324,8 +339,9 @@ fn predScalar(comptime op: UnaryOp, comptime T: type, x: T) bool {
             .isnan => std.math.isNan(x.re) or std.math.isNan(x.im),
             .isinf => std.math.isInf(x.re) or std.math.isInf(x.im),
             .isfinite => std.math.isFinite(x.re) and std.math.isFinite(x.im),
-            .isposinf => std.math.isPositiveInf(x.re),
-            .isneginf => std.math.isNegativeInf(x.re),
+            // MLX compares with inf as a complex number: (+-inf, 0) only.
+            .isposinf => x.re == std.math.inf(f32) and x.im == 0,
+            .isneginf => x.re == -std.math.inf(f32) and x.im == 0,
             else => unreachable,
         };
     }
@@ -351,7 +367,7 @@ fn binaryScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
             .subtract => (x - y) != 0,
             .multiply, .bitwise_and => a and b,
             .floor_divide => if (y == 0) false else x != 0,
-            .remainder => false,
+            .remainder => if (y == 0) a else false,
             .power => if (y == 0) true else a,
             .maximum, .bitwise_or => a or b,
             .minimum => a and b,
@@ -374,9 +390,19 @@ fn binaryScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
             .bitwise_and => a & b,
             .bitwise_or => a | b,
             .bitwise_xor => a ^ b,
-            // Shifts past the width give 0 (or the sign for an arithmetic right shift).
-            .left_shift => if (b < 0 or b >= bits) 0 else a << @as(Shift, @intCast(b)),
-            .right_shift => if (b < 0 or b >= bits) (if (a < 0) -1 else 0) else a >> @as(Shift, @intCast(b)),
+            // C++ on x86, as MLX: narrow types shift as int, and the count is taken modulo the
+            // width of that (32 or 64) bits (see shiftScalar for MLX's vectorised loops).
+            .left_shift, .right_shift => blk: {
+                _ = Shift;
+                const W = if (bits <= 32) (if (@typeInfo(T).int.signedness == .signed or bits < 32) i32 else u32) else T;
+                const WS = std.math.Log2Int(W);
+                const wa: W = a;
+                const count: WS = @truncate(@as(std.meta.Int(.unsigned, @bitSizeOf(T)), @bitCast(b)));
+                const r: W = if (op == .left_shift) wa << count else wa >> count;
+                const ru: std.meta.Int(.unsigned, @bitSizeOf(W)) = @bitCast(r);
+                const rt: std.meta.Int(.unsigned, bits) = @truncate(ru);
+                break :blk @bitCast(rt);
+            },
             else => unreachable,
         };
     }
@@ -387,13 +413,33 @@ fn binaryScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
         .divide => a / b,
         .floor_divide => @floor(a / b),
         .remainder => sm.remFloat(T, a, b),
-        .power => std.math.pow(T, a, b),
-        .maximum => if (std.math.isNan(a) or a > b) a else b,
-        .minimum => if (std.math.isNan(a) or a < b) a else b,
+        .power => sm.c2("pow", T, a, b),
+        .maximum => sm.maxFloat(T, a, b),
+        .minimum => sm.minFloat(T, a, b),
         .logaddexp => sm.logaddexp(T, a, b),
-        .arctan2 => std.math.atan2(a, b),
+        .arctan2 => sm.c2("atan2", T, a, b),
         else => unreachable,
     };
+}
+
+/// A shift as MLX's vectorised array-by-scalar loop computes it (SSE shifts by a register
+/// count): counts outside [0, width) give 0, or the sign for an arithmetic right shift.
+fn shiftSaturating(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
+    const bits = @bitSizeOf(T);
+    const W = if (bits <= 32) (if (@typeInfo(T).int.signedness == .signed or bits < 32) i32 else u32) else T;
+    const wbits = @bitSizeOf(W);
+    const wa: W = a;
+    // The count as the vector instruction sees it: its low 32 bits, unsigned.
+    const count: u32 = if (comptime bits > 32)
+        @truncate(@as(std.meta.Int(.unsigned, bits), @bitCast(b)))
+    else
+        @bitCast(@as(W, b));
+    const r: W = if (count >= wbits)
+        (if (op == .left_shift) 0 else (if (wa < 0) -1 else 0))
+    else if (op == .left_shift) wa << @intCast(count) else wa >> @intCast(count);
+    const ru: std.meta.Int(.unsigned, wbits) = @bitCast(r);
+    const rt: std.meta.Int(.unsigned, bits) = @truncate(ru);
+    return @bitCast(rt);
 }
 
 fn binaryComplex(comptime op: BinaryOp, a: dtype_mod.Complex64, b: dtype_mod.Complex64) dtype_mod.Complex64 {
@@ -402,19 +448,20 @@ fn binaryComplex(comptime op: BinaryOp, a: dtype_mod.Complex64, b: dtype_mod.Com
     const r: sm.C = switch (op) {
         .add => x.add(y),
         .subtract => x.sub(y),
-        .multiply => x.mul(y),
-        .divide => x.div(y),
-        .floor_divide => blk: {
-            const q = x.div(y);
-            break :blk sm.C.init(@floor(q.re), @floor(q.im));
-        },
-        .power => std.math.complex.pow(x, y),
-        // Complex order is lexicographic (real part first), as NumPy.
-        .maximum => if (x.re > y.re or (x.re == y.re and x.im > y.im)) x else y,
-        .minimum => if (x.re < y.re or (x.re == y.re and x.im < y.im)) x else y,
+        .multiply => sm.cmul(x, y),
+        // MLX's complex floor_divide is the plain quotient.
+        .divide, .floor_divide => sm.cdiv(x, y),
+        .power => sm.cpow(x, y),
+        // Complex order is lexicographic (real part first); a NaN first operand wins.
+        .maximum => if (sm.cisnan(x) or x.re > y.re or (x.re == y.re and x.im > y.im)) x else y,
+        .minimum => if (sm.cisnan(x) or x.re < y.re or (x.re == y.re and x.im < y.im)) x else y,
         .logaddexp => blk: {
-            const cm = std.math.complex;
-            break :blk cm.log(cm.exp(x).add(cm.exp(y)));
+            // MLX: max + log1p(exp(min - max)), with its complex max/min and log1p.
+            const hi = if (sm.cisnan(x) or x.re > y.re or (x.re == y.re and x.im > y.im)) x else y;
+            const lo = if (sm.cisnan(x) or x.re < y.re or (x.re == y.re and x.im < y.im)) x else y;
+            const inf = std.math.inf(f32);
+            if ((lo.re == -inf and lo.im == 0) or (hi.re == inf and hi.im == 0)) break :blk hi;
+            break :blk hi.add(sm.clog1p(sm.cfn("cexpf", lo.sub(hi))));
         },
         else => unreachable,
     };
@@ -621,6 +668,26 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
             var po = offs[0];
             var pi = offs[1];
+            if (!primitives.reference_mode and st[0] == 1 and st[1] == 1) {
+                // Contiguous: a plain loop the compiler vectorises where the op allows.
+                const o = c.out + @as(usize, @intCast(po));
+                const src = c.in + @as(usize, @intCast(pi));
+                var start: usize = 0;
+                if (comptime (D == .float32 and (op == .sin or op == .cos))) {
+                    // sin/cos by 8 lanes where the whole group is in the reduced range.
+                    const L = 8;
+                    while (start + L <= n) : (start += L) {
+                        const v: @Vector(L, f32) = src[start..][0..L].*;
+                        if (sm.sinCosVectorOk(L, v)) {
+                            o[start..][0..L].* = sm.mlxSinCosV(op == .sin, L, v);
+                        } else {
+                            for (start..start + L) |i| o[i] = apply(src[i]);
+                        }
+                    }
+                }
+                for (start..n) |i| o[i] = apply(src[i]);
+                return;
+            }
             for (0..n) |_| {
                 c.out[@intCast(po)] = apply(c.in[@intCast(pi)]);
                 po += st[0];
@@ -636,7 +703,7 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
                     return if (op == .real) v else convert.cast(.int32, D, 0);
                 },
                 else => {
-                    if (op == .abs and D == .complex64) return std.math.complex.abs(sm.toC(v));
+                    if (op == .abs and D == .complex64) return sm.cabs(sm.toC(v));
                     const C = comptime computeDtype(Out);
                     const r = unaryScalar(op, C.Type(), convert.cast(D, C, v));
                     return convert.cast(C, Out, r);
@@ -686,15 +753,28 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
     };
     const Out: Dtype = if (is_cmp or is_logical) .bool_ else D;
     const C = comptime computeDtype(D);
+    const is_shift = comptime (op == .left_shift or op == .right_shift);
     const Ctx = struct {
         out: [*]Out.Type(),
         a: [*]const D.Type(),
         b: [*]const D.Type(),
+        /// Shifts by one count over a contiguous array: elements below this flat index
+        /// saturate (MLX's vector body), the rest wrap the count (its scalar tail).
+        sat_end: usize = 0,
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
             var po = offs[0];
             var pa = offs[1];
             var pb = offs[2];
-            if (st[0] == 1 and st[1] == 1 and st[2] == 1) {
+            if (is_shift and c.sat_end > 0) {
+                for (0..n) |i| {
+                    const k: usize = @as(usize, @intCast(po)) + i;
+                    const x = c.a[@as(usize, @intCast(pa)) + i];
+                    const y = c.b[@intCast(pb)];
+                    c.out[k] = if (k < c.sat_end) shiftSaturating(op, D.Type(), x, y) else apply(x, y);
+                }
+                return;
+            }
+            if (!primitives.reference_mode and st[0] == 1 and st[1] == 1 and st[2] == 1) {
                 // Contiguous: a plain loop the compiler vectorises.
                 const o = c.out + @as(usize, @intCast(po));
                 const x = c.a + @as(usize, @intCast(pa));
@@ -722,7 +802,12 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
             return convert.cast(C, Out, binaryScalar(op, C.Type(), xc, yc));
         }
     };
-    const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())) };
+    var ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())) };
+    if (is_shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
+        const lanes = 16 / @sizeOf(D.Type());
+        const total = node.size();
+        ctx.sat_end = total - total % lanes;
+    }
     Kernel(Ctx).run(&ctx, l);
 }
 
@@ -745,6 +830,14 @@ fn evalSelect(node: *Node) errors.Error!void {
                     var pc = offs[1];
                     var px = offs[2];
                     var py = offs[3];
+                    if (!primitives.reference_mode and st[0] == 1 and st[1] == 1 and st[2] == 1 and st[3] == 1) {
+                        const o = k.out + @as(usize, @intCast(po));
+                        const cc = k.c + @as(usize, @intCast(pc));
+                        const xx = k.x + @as(usize, @intCast(px));
+                        const yy = k.y + @as(usize, @intCast(py));
+                        for (0..n) |i| o[i] = if (cc[i]) xx[i] else yy[i];
+                        return;
+                    }
                     for (0..n) |_| {
                         k.out[@intCast(po)] = if (k.c[@intCast(pc)]) k.x[@intCast(px)] else k.y[@intCast(py)];
                         po += st[0];
@@ -799,7 +892,15 @@ fn whereAbi(c: u32, a: u32, b: u32, s: i32) callconv(.c) u32 {
     });
 }
 
+/// Tests: 1 runs every kernel through its strided scalar path (no contiguous fast paths), so
+/// the fast paths can be checked against it; 0 restores the default.
+fn setReferenceModeAbi(on: u32) callconv(.c) i32 {
+    primitives.reference_mode = on != 0;
+    return 0;
+}
+
 pub const abi = [_]abi_util.Entry{
+    abi_util.entry("set_reference_mode", setReferenceModeAbi, &.{"on"}, "Tests: 1 makes kernels skip their contiguous fast paths (reference scalar loops), 0 restores them."),
     abi_util.entry("unary", unaryAbi, &.{ "op", "a", "stream" }, "An elementwise unary op (enum mlxb_unary_op) of a."),
     abi_util.entry("binary", binaryAbi, &.{ "op", "a", "b", "stream" }, "An elementwise binary op (enum mlxb_binary_op) of a and b, broadcast and promoted."),
     abi_util.entry("where", whereAbi, &.{ "condition", "x", "y", "stream" }, "x where condition is true, else y (broadcast; x and y promoted)."),

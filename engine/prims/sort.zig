@@ -1,26 +1,844 @@
-//! The sort family (issue 3): ops, parameters, kernels and C ABI entries. Being filled in.
+//! Scans and sorting: cumsum, cumprod, cummax, cummin, logcumsumexp (one `scan` primitive with an
+//! op enum), sort, argsort, partition, argpartition and topk (one `sort` primitive), and
+//! searchsorted. MLX's rules, checked against mlx-cpu 0.32.4:
+//!  * scans run in the output dtype (bool cumsum is int32, logcumsumexp of a non-float is
+//!    float32); integers wrap; float16/bfloat16 round to their type after every step, as MLX's
+//!    CPU backend does (a float16 cumsum of ones stops at 2048). cummax/cummin propagate NaN (as
+//!    the canonical quiet NaN for float32/float64; float16/bfloat16 give +0, MLX's result).
+//!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index.
+//!  * partition, argpartition and topk use our own quickselect; MLX leaves the order around kth
+//!    unspecified, so only the partition property is guaranteed (and tested)
+//!    (topk with k equal to the axis length returns the input unchanged, as MLX).
+//! Inputs of any strides (broadcast, transposed) are first made row-contiguous; rows along the
+//! axis are independent and run in parallel for large arrays.
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
+const convert = @import("../convert.zig");
+const handles = @import("../handles.zig");
+const stream_mod = @import("../stream.zig");
+const primitives = @import("../primitives.zig");
+const pool = @import("../pool.zig");
 const abi_util = @import("../abi_util.zig");
+const half = @import("../half.zig");
+const copy = @import("copy.zig");
+const dtype_mod = @import("../dtype.zig");
+const Dtype = dtype_mod.Dtype;
+const Node = array.Node;
+const Shape = array.Shape;
 
-/// This family's primitives.
-pub const Prim = union(enum) {
-    /// Placeholder until the family's first primitive lands; never constructed.
-    reserved,
+/// Scan ops; values are part of the C ABI.
+pub const ScanOp = enum(u32) {
+    sum = 0,
+    prod = 1,
+    max = 2,
+    min = 3,
+    logaddexp = 4,
 
-    pub fn name(p: Prim) []const u8 {
-        return @tagName(p);
+    pub fn opName(op: ScanOp) []const u8 {
+        return switch (op) {
+            .sum => "cumsum",
+            .prod => "cumprod",
+            .max => "cummax",
+            .min => "cummin",
+            .logaddexp => "logcumsumexp",
+        };
     }
 };
 
-pub fn eval(node: *array.Node, p: Prim) errors.Error!void {
-    _ = node;
+/// Sort-family ops; values are part of the C ABI.
+pub const SortOp = enum(u32) {
+    sort = 0,
+    argsort = 1,
+    partition = 2,
+    argpartition = 3,
+    topk = 4,
+};
+
+pub const Scan = struct {
+    op: ScanOp,
+    /// The scanned axis of the (possibly flattened) output.
+    axis: u8,
+    reverse: bool,
+    inclusive: bool,
+};
+
+pub const SortParams = struct {
+    op: SortOp,
+    axis: u8,
+    /// partition/argpartition: the normalised kth; topk: k.
+    kth: i32,
+};
+
+pub const Prim = union(enum) {
+    scan: Scan,
+    sort: SortParams,
+    /// searchsorted; true for side='right'.
+    searchsorted: bool,
+
+    pub fn name(p: Prim) []const u8 {
+        return switch (p) {
+            .scan => |s| s.op.opName(),
+            .sort => |s| @tagName(s.op),
+            .searchsorted => "searchsorted",
+        };
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Graph-building ops
+
+fn axisArg(axis: i32, ndim: usize, op: []const u8) errors.Error!u8 {
+    const n: i32 = @intCast(ndim);
+    const a = if (axis < 0) axis + n else axis;
+    if (a < 0 or a >= n) return errors.fail(.invalid_argument, "[{s}] Axis {d} is out of bounds for array with {d} dimensions.", .{ op, axis, ndim });
+    return @intCast(a);
+}
+
+fn flatShape(x: *const Node) Shape {
+    var s = Shape{ .ndim = 1 };
+    s.dims[0] = @intCast(x.size());
+    return s;
+}
+
+/// A scan along `axis` (null flattens the array first). `dtype` (cumsum, cumprod) converts the
+/// input first, as MLX's `dtype=` argument does (the output dtype rules then apply to it).
+pub fn scan(op: ScanOp, x_in: *Node, axis: ?i32, reverse: bool, inclusive: bool, dtype: ?Dtype, stream: u32) errors.Error!*Node {
+    const name = op.opName();
+    const x = if (dtype) |d| try copy.astype(x_in, d, stream) else blk: {
+        x_in.retain();
+        break :blk x_in;
+    };
+    defer array.release(x);
+    var shape = x.shape;
+    var ax: u8 = 0;
+    if (axis) |a| {
+        ax = try axisArg(a, x.shape.ndim, name);
+    } else {
+        shape = flatShape(x);
+    }
+    const out: Dtype = switch (op) {
+        .sum => if (x.dtype == .bool_) .int32 else x.dtype,
+        .logaddexp => if (x.dtype.isInexact()) x.dtype else .float32,
+        else => x.dtype,
+    };
+    if (op == .logaddexp and out == .complex64)
+        return errors.fail(.not_implemented, "[logcumsumexp] complex64 is not supported yet.", .{});
+    const xc = try copy.astype(x, out, stream);
+    defer array.release(xc);
+    return array.create(out, shape, .{ .sort = .{ .scan = .{ .op = op, .axis = ax, .reverse = reverse, .inclusive = inclusive } } }, &.{xc}, stream);
+}
+
+/// sort, argsort, partition, argpartition (kth) and topk (k) along `axis` (null flattens).
+pub fn sortOp(op: SortOp, x: *Node, axis: ?i32, kth: i32, stream: u32) errors.Error!*Node {
+    const name = @tagName(op);
+    var shape = x.shape;
+    var ax: u8 = 0;
+    if (axis) |a| {
+        ax = try axisArg(a, x.shape.ndim, name);
+    } else {
+        shape = flatShape(x);
+    }
+    var k = kth;
+    const n = shape.dims[ax];
+    var sbuf: [256]u8 = undefined;
+    const shown_axis: i32 = axis orelse 0; // MLX names axis 0 of the flattened array
+    switch (op) {
+        .partition, .argpartition => {
+            if (kth >= n or kth < -n) {
+                if (op == .partition)
+                    return errors.fail(.invalid_argument, "[partition] Received invalid kth {d}along axis {d} for array with shape: {s}", .{ kth, shown_axis, shape.format(&sbuf) });
+                return errors.fail(.invalid_argument, "[argpartition] Received invalid kth {d} along axis {d} for array with shape: {s}", .{ kth, shown_axis, shape.format(&sbuf) });
+            }
+            if (k < 0) k += n;
+        },
+        .topk => {
+            if (kth < 0 or kth > n)
+                return errors.fail(.invalid_argument, "[topk] Received invalid k={d} along axis {d} for array with shape: {s}", .{ kth, shown_axis, shape.format(&sbuf) });
+            shape.dims[ax] = kth;
+        },
+        else => k = 0,
+    }
+    const out: Dtype = switch (op) {
+        .argsort, .argpartition => .uint32,
+        else => x.dtype,
+    };
+    return array.create(out, shape, .{ .sort = .{ .sort = .{ .op = op, .axis = ax, .kth = k } } }, &.{x}, stream);
+}
+
+/// searchsorted(a, v): for each value in v, the insertion index into the sorted 1-D a.
+pub fn searchsorted(a: *Node, v: *Node, right: bool, stream: u32) errors.Error!*Node {
+    if (a.shape.ndim != 1)
+        return errors.fail(.invalid_argument, "[searchsorted] The sorted sequence must be 1-D but has {d} dimensions.", .{a.shape.ndim});
+    const t = dtype_mod.promote(a.dtype, v.dtype);
+    const ac = try copy.astype(a, t, stream);
+    defer array.release(ac);
+    const vc = try copy.astype(v, t, stream);
+    defer array.release(vc);
+    return array.create(.uint32, v.shape, .{ .sort = .{ .searchsorted = right } }, &.{ ac, vc }, stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparisons (MLX's natural orders; float16/bfloat16 compare as floats)
+
+fn isNanT(comptime D: Dtype, x: D.Type()) bool {
+    return switch (D) {
+        .float16 => (x.bits & 0x7fff) > 0x7c00,
+        .bfloat16 => (x.bits & 0x7fff) > 0x7f80,
+        .float32, .float64 => std.math.isNan(x),
+        .complex64 => std.math.isNan(x.re) or std.math.isNan(x.im),
+        else => false,
+    };
+}
+
+/// a < b in the dtype's natural order (complex: lexicographic, real part first).
+inline fn lessRaw(comptime D: Dtype, a: D.Type(), b: D.Type()) bool {
+    return switch (D) {
+        .bool_ => !a and b,
+        .float16, .bfloat16 => convert.cast(D, .float32, a) < convert.cast(D, .float32, b),
+        .complex64 => a.re < b.re or (a.re == b.re and a.im < b.im),
+        else => a < b,
+    };
+}
+
+inline fn eqRaw(comptime D: Dtype, a: D.Type(), b: D.Type()) bool {
+    return switch (D) {
+        .float16, .bfloat16 => convert.cast(D, .float32, a) == convert.cast(D, .float32, b),
+        .complex64 => a.re == b.re and a.im == b.im,
+        else => a == b,
+    };
+}
+
+/// MLX's nan_aware_less: NaN is greater than everything (complex included).
+inline fn nanLess(comptime D: Dtype, a: D.Type(), b: D.Type()) bool {
+    if (comptime D.isInexact()) {
+        if (isNanT(D, a)) return false;
+        if (isNanT(D, b)) return true;
+    }
+    return lessRaw(D, a, b);
+}
+
+/// The comparator MLX's argsort and argpartition use on indices: NaN last, ties by index.
+/// `nan_ties` also orders NaNs among themselves by index (what MLX's stable sort of an iota gives,
+/// so an unstable sort can be used); argpartition keeps MLX's exact comparator for nth_element.
+fn IdxLess(comptime D: Dtype, comptime nan_ties: bool) type {
+    return struct {
+        v: [*]const D.Type(),
+        stride: usize,
+        fn lt(c: @This(), a: u32, b: u32) bool {
+            const x = c.v[a * c.stride];
+            const y = c.v[b * c.stride];
+            if (comptime D.isInexact()) {
+                const xn = isNanT(D, x);
+                const yn = isNanT(D, y);
+                // NaNs are equivalent to each other (a stable sort keeps their order) and last.
+                if (xn) return nan_ties and yn and a < b;
+                if (yn) return true;
+            }
+            return lessRaw(D, x, y) or (eqRaw(D, x, y) and a < b);
+        }
+    };
+}
+
+fn ValLess(comptime D: Dtype) type {
+    return struct {
+        fn lt(_: @This(), a: D.Type(), b: D.Type()) bool {
+            return nanLess(D, a, b);
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection: our own quickselect (median-of-three pivot, Lomuto partition) with a depth budget
+// that falls back to a full sort of the remaining range, so the worst case stays O(n log n).
+// MLX leaves the order around kth unspecified; tests check the partition property.
+
+fn NthElement(comptime E: type, comptime Ctx: type) type {
+    return struct {
+        const lt = Ctx.lt;
+
+        fn swap(s: []E, i: usize, j: usize) void {
+            const t = s[i];
+            s[i] = s[j];
+            s[j] = t;
+        }
+
+        /// Reorder `s` so s[nth] is the element a full sort would put there, nothing after it
+        /// is less and nothing before it is greater.
+        pub fn run(c: Ctx, s: []E, nth: usize) void {
+            if (s.len == 0 or nth >= s.len) return;
+            var lo: usize = 0;
+            var hi: usize = s.len;
+            var budget: usize = 2 * (std.math.log2_int(usize, s.len) + 1);
+            while (hi - lo > 16) {
+                if (budget == 0) break;
+                budget -= 1;
+                const p = partitionRange(c, s, lo, hi);
+                if (p == nth) return;
+                if (nth < p) hi = p else lo = p + 1;
+            }
+            std.sort.pdq(E, s[lo..hi], c, lessThan);
+        }
+
+        fn lessThan(c: Ctx, a: E, b: E) bool {
+            return lt(c, a, b);
+        }
+
+        /// Partition [lo, hi) around the median of its first, middle and last elements; returns
+        /// the pivot's final index (everything before it is less, nothing after it is less).
+        fn partitionRange(c: Ctx, s: []E, lo: usize, hi: usize) usize {
+            const mid = lo + (hi - lo) / 2;
+            const last = hi - 1;
+            // Order s[lo], s[mid], s[last]; the median ends at `last` as the pivot.
+            if (lt(c, s[mid], s[lo])) swap(s, mid, lo);
+            if (lt(c, s[last], s[lo])) swap(s, last, lo);
+            if (lt(c, s[mid], s[last])) swap(s, mid, last);
+            const pivot = s[last];
+            var store = lo;
+            for (lo..last) |i| {
+                if (lt(c, s[i], pivot)) {
+                    swap(s, i, store);
+                    store += 1;
+                }
+            }
+            swap(s, store, last);
+            return store;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+pub fn eval(node: *Node, p: Prim) errors.Error!void {
     switch (p) {
-        .reserved => unreachable,
+        .scan => |s| try evalScan(node, s),
+        .sort => |s| try evalSort(node, s),
+        .searchsorted => |r| try evalSearch(node, r),
     }
 }
 
-/// This family's C ABI entries and enums (concatenated into the table in abi.zig).
-pub const abi = [_]abi_util.Entry{};
-pub const abi_enums = .{};
+/// The input as row-contiguous data: its own buffer when it already is, else a copy (returned
+/// in `tmp` for the caller to release).
+fn contiguousData(x: *Node, tmp: *?*array.Buffer, op: []const u8) errors.Error![*]u8 {
+    if (x.isRowContiguous()) return x.data();
+    const buf = try array.newBuffer(x.nbytes(), op);
+    convert.copyConvert(x, buf.ptr, x.dtype);
+    tmp.* = buf;
+    return buf.ptr;
+}
+
+/// The rows along `axis` of a row-contiguous array: `outer * inner` rows of `n` elements, element j
+/// of row (o, i) at o * n * inner + j * inner + i.
+const Rows = struct {
+    outer: usize,
+    n: usize,
+    inner: usize,
+
+    fn of(shape: *const Shape, axis: usize) Rows {
+        var r = Rows{ .outer = 1, .n = @intCast(shape.dims[axis]), .inner = 1 };
+        for (0..axis) |i| r.outer *= @intCast(shape.dims[i]);
+        for (axis + 1..shape.ndim) |i| r.inner *= @intCast(shape.dims[i]);
+        return r;
+    }
+
+    fn count(r: Rows) usize {
+        return r.outer * r.inner;
+    }
+
+    /// Element offset of the first element of row `k`, for a row length of `len`.
+    fn base(r: Rows, k: usize, len: usize) usize {
+        const o = k / r.inner;
+        const i = k % r.inner;
+        return o * len * r.inner + i;
+    }
+};
+
+/// Work per parallel chunk, in elements.
+const grain = 1 << 14;
+
+/// Run `func(ctx, chunk, row_start, row_end)` over `rows` rows of `row_len` elements each, split
+/// into at most pool.threads() chunks (inline when small).
+fn forRows(rows: usize, row_len: usize, ctx: anytype, comptime func: fn (@TypeOf(ctx), usize, usize, usize) void) void {
+    const rows_per_grain = @max(1, grain / @max(row_len, 1));
+    const chunks = @max(1, @min(pool.threads(), rows / rows_per_grain));
+    const per = (rows + chunks - 1) / @max(chunks, 1);
+    const Job = struct { ctx: @TypeOf(ctx), per: usize, rows: usize };
+    pool.parallelFor(chunks, 1, Job{ .ctx = ctx, .per = per, .rows = rows }, struct {
+        fn f(j: Job, s: usize, e: usize) void {
+            for (s..e) |c| {
+                const start = c * j.per;
+                if (start >= j.rows) continue;
+                func(j.ctx, c, start, @min(start + j.per, j.rows));
+            }
+        }
+    }.f);
+}
+
+fn chunkCount(rows: usize, row_len: usize) usize {
+    const rows_per_grain = @max(1, grain / @max(row_len, 1));
+    return @max(1, @min(pool.threads(), rows / rows_per_grain));
+}
+
+// --- scans ---
+
+fn evalScan(node: *Node, s: Scan) errors.Error!void {
+    const x = node.inputs[0];
+    try primitives.allocOutput(node, null);
+    if (node.size() == 0) return;
+    var tmp: ?*array.Buffer = null;
+    defer if (tmp) |b| b.release();
+    const in = try contiguousData(x, &tmp, s.op.opName());
+    const rows = Rows.of(&node.shape, s.axis);
+    switch (s.op) {
+        inline else => |op| switch (node.dtype) {
+            inline else => |D| scanTyped(op, D, node, in, rows, s),
+        },
+    }
+}
+
+fn scanValid(comptime op: ScanOp, comptime D: Dtype) bool {
+    return switch (op) {
+        .sum => D != .bool_,
+        .logaddexp => D.isFloating(),
+        else => true,
+    };
+}
+
+fn scanInit(comptime op: ScanOp, comptime D: Dtype) D.Type() {
+    const T = D.Type();
+    return switch (op) {
+        .sum => convert.cast(.int32, D, 0),
+        .prod => convert.cast(.int32, D, 1),
+        .max, .logaddexp => switch (D) {
+            .bool_ => false,
+            .complex64 => .{ .re = -std.math.inf(f32), .im = -std.math.inf(f32) },
+            .float16, .bfloat16, .float32, .float64 => convert.cast(.float32, D, -std.math.inf(f32)),
+            else => std.math.minInt(T),
+        },
+        .min => switch (D) {
+            .bool_ => true,
+            .complex64 => .{ .re = std.math.inf(f32), .im = std.math.inf(f32) },
+            .float16, .bfloat16, .float32, .float64 => convert.cast(.float32, D, std.math.inf(f32)),
+            else => std.math.maxInt(T),
+        },
+    };
+}
+
+/// The float32 exp MLX's CPU backend uses, shared with the elementwise family.
+const fastExp = @import("scalar_math.zig").mlxExp;
+
+fn logaddexpT(comptime T: type, a: T, b: T) T {
+    const hi = if (a > b) a else b;
+    const lo = if (a > b) b else a;
+    if (lo == -std.math.inf(T) or hi == std.math.inf(T)) return hi;
+    const e = if (T == f32) fastExp(lo - hi) else @exp(lo - hi);
+    return hi + std.math.log1p(e);
+}
+
+fn round16(comptime D: Dtype, v: f32) f32 {
+    return convert.cast(D, .float32, convert.cast(.float32, D, v));
+}
+
+/// One scan step: op(accumulated, x), as MLX's CPU backend computes it in dtype D.
+inline fn scanStep(comptime op: ScanOp, comptime D: Dtype, acc: D.Type(), x: D.Type()) D.Type() {
+    switch (D) {
+        .bool_ => return switch (op) {
+            .prod, .min => acc and x,
+            .max => acc or x,
+            else => unreachable,
+        },
+        .float16, .bfloat16 => {
+            const a = convert.cast(D, .float32, acc);
+            const b = convert.cast(D, .float32, x);
+            // A NaN operand comes through with its bits, the running value's first (MLX's result;
+            // left to the compiler, which NaN an add returns is not fixed).
+            if (op == .sum or op == .prod) {
+                if (std.math.isNan(a)) return acc;
+                if (std.math.isNan(b)) return x;
+            }
+            return switch (op) {
+                .sum => convert.cast(.float32, D, a + b),
+                .prod => convert.cast(.float32, D, a * b),
+                // MLX's maximum/minimum on these types give their numeric_limits NaN, which
+                // is 0 for the 16-bit float structs.
+                .max => if (std.math.isNan(a) or std.math.isNan(b)) convert.cast(.float32, D, 0) else if (b < a) acc else x,
+                .min => if (std.math.isNan(a) or std.math.isNan(b)) convert.cast(.float32, D, 0) else if (b < a) x else acc,
+                .logaddexp => blk: {
+                    // NaN propagates with its bits; otherwise every step rounds to D, as MLX's
+                    // scalar Simd<float16_t, 1> ops do.
+                    if (std.math.isNan(a)) break :blk acc;
+                    if (std.math.isNan(b)) break :blk x;
+                    const hi = if (a > b) a else b;
+                    const lo = if (a > b) b else a;
+                    if (lo == -std.math.inf(f32) or hi == std.math.inf(f32)) break :blk convert.cast(.float32, D, hi);
+                    const d = round16(D, lo - hi);
+                    const e = round16(D, @exp(d));
+                    const l = round16(D, std.math.log1p(e));
+                    break :blk convert.cast(.float32, D, hi + l);
+                },
+            };
+        },
+        .float32, .float64 => {
+            const T = D.Type();
+            if (op == .sum or op == .prod) {
+                // x86's rule, made explicit: the first NaN operand, quieted.
+                const Bits = std.meta.Int(.unsigned, @bitSizeOf(T));
+                const quiet: Bits = @as(Bits, 1) << (std.math.floatMantissaBits(T) - 1);
+                if (std.math.isNan(acc)) return @bitCast(@as(Bits, @bitCast(acc)) | quiet);
+                if (std.math.isNan(x)) return @bitCast(@as(Bits, @bitCast(x)) | quiet);
+            }
+            return switch (op) {
+                .sum => acc + x,
+                .prod => acc * x,
+                .max => if (std.math.isNan(acc) or std.math.isNan(x)) std.math.nan(T) else if (x < acc) acc else x,
+                .min => if (std.math.isNan(acc) or std.math.isNan(x)) std.math.nan(T) else if (x < acc) x else acc,
+                .logaddexp => if (std.math.isNan(acc) or std.math.isNan(x)) std.math.nan(T) else logaddexpT(T, acc, x),
+            };
+        },
+        .complex64 => return switch (op) {
+            .sum => .{ .re = acc.re + x.re, .im = acc.im + x.im },
+            .prod => .{ .re = acc.re * x.re - acc.im * x.im, .im = acc.re * x.im + acc.im * x.re },
+            .max => if (lessRaw(D, x, acc)) acc else x,
+            .min => if (lessRaw(D, x, acc)) x else acc,
+            .logaddexp => unreachable,
+        },
+        else => return switch (op) {
+            .sum => acc +% x,
+            .prod => acc *% x,
+            .max => if (x < acc) acc else x,
+            .min => if (x < acc) x else acc,
+            .logaddexp => unreachable,
+        },
+    }
+}
+
+fn scanTyped(comptime op: ScanOp, comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, s: Scan) void {
+    if (comptime !scanValid(op, D)) unreachable;
+    const T = D.Type();
+    const Ctx = struct {
+        in: [*]const T,
+        out: [*]T,
+        rows: Rows,
+        reverse: bool,
+        inclusive: bool,
+        fn run(c: @This(), _: usize, start: usize, end: usize) void {
+            // Rows that share an outer index are neighbours in memory: scan them together, one
+            // step along the axis at a time, so the inner loop runs over contiguous elements.
+            const inner = c.rows.inner;
+            var k = start;
+            while (k < end) {
+                const first = k % inner;
+                const cnt = @min(end - k, inner - first);
+                const b = c.rows.base(k, c.rows.n);
+                c.group(c.in + b, c.out + b, cnt);
+                k += cnt;
+            }
+        }
+        /// Scan `cnt` adjacent rows (element j of row r at j * inner + r), reading the running
+        /// value back from the output as MLX does.
+        inline fn group(c: @This(), x: [*]const T, o: [*]T, cnt: usize) void {
+            const n = c.rows.n;
+            const st = c.rows.inner;
+            const init = scanInit(op, D);
+            if (cnt == 1) {
+                // One row: keep the running value in a register.
+                if (!c.reverse) {
+                    var acc = if (c.inclusive) x[0] else init;
+                    o[0] = acc;
+                    const shift: usize = if (c.inclusive) 0 else 1;
+                    for (1..n) |j| {
+                        acc = scanStep(op, D, acc, x[(j - shift) * st]);
+                        o[j * st] = acc;
+                    }
+                } else {
+                    var acc = if (c.inclusive) x[(n - 1) * st] else init;
+                    o[(n - 1) * st] = acc;
+                    const shift: usize = if (c.inclusive) 0 else 1;
+                    var j = n - 1;
+                    while (j > 0) {
+                        j -= 1;
+                        acc = scanStep(op, D, acc, x[(j + shift) * st]);
+                        o[j * st] = acc;
+                    }
+                }
+                return;
+            }
+            if (!c.reverse) {
+                if (c.inclusive) {
+                    for (0..cnt) |r| o[r] = x[r];
+                } else {
+                    for (0..cnt) |r| o[r] = init;
+                }
+                const shift: usize = if (c.inclusive) 0 else st;
+                for (1..n) |j| {
+                    const prev = o + (j - 1) * st;
+                    const cur = o + j * st;
+                    const in = x + j * st - shift;
+                    for (0..cnt) |r| cur[r] = scanStep(op, D, prev[r], in[r]);
+                }
+            } else {
+                const last = (n - 1) * st;
+                if (c.inclusive) {
+                    for (0..cnt) |r| o[last + r] = x[last + r];
+                } else {
+                    for (0..cnt) |r| o[last + r] = init;
+                }
+                const shift: usize = if (c.inclusive) 0 else st;
+                var j = n - 1;
+                while (j > 0) {
+                    j -= 1;
+                    const prev = o + (j + 1) * st;
+                    const cur = o + j * st;
+                    const in = x + j * st + shift;
+                    for (0..cnt) |r| cur[r] = scanStep(op, D, prev[r], in[r]);
+                }
+            }
+        }
+    };
+    const ctx = Ctx{ .in = @ptrCast(@alignCast(in_raw)), .out = @ptrCast(@alignCast(node.data())), .rows = rows, .reverse = s.reverse, .inclusive = s.inclusive };
+    forRows(rows.count(), rows.n, ctx, Ctx.run);
+}
+
+// --- sorts ---
+
+fn evalSort(node: *Node, s: SortParams) errors.Error!void {
+    const x = node.inputs[0];
+    try primitives.allocOutput(node, null);
+    if (node.size() == 0) return;
+    var tmp: ?*array.Buffer = null;
+    defer if (tmp) |b| b.release();
+    const in = try contiguousData(x, &tmp, @tagName(s.op));
+    // Input rows: a flattened op (rank-1 output) reads the input as one row-major vector.
+    var in_shape = x.shape;
+    if (node.shape.ndim == 1) {
+        in_shape = Shape{ .ndim = 1 };
+        in_shape.dims[0] = @intCast(x.size());
+    }
+    const rows = Rows.of(&in_shape, s.axis);
+    if (rows.n == 0) return;
+    const out_n: usize = @intCast(node.shape.dims[s.axis]);
+    const chunks = chunkCount(rows.count(), rows.n);
+    // Scratch per chunk: the row's values and indices.
+    const scratch_bytes = chunks * rows.n * (x.dtype.size() + 4) + 64;
+    const scratch = try array.newBuffer(scratch_bytes, @tagName(s.op));
+    defer scratch.release();
+    switch (x.dtype) {
+        inline else => |D| sortTyped(D, node, in, rows, out_n, s, scratch.ptr),
+    }
+}
+
+fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: usize, s: SortParams, scratch: [*]u8) void {
+    const T = D.Type();
+    const Ctx = struct {
+        in: [*]const T,
+        out: [*]u8,
+        rows: Rows,
+        out_n: usize,
+        p: SortParams,
+        idx_scratch: [*]u32,
+        val_scratch: [*]T,
+        fn run(c: @This(), chunk: usize, start: usize, end: usize) void {
+            const n = c.rows.n;
+            const st = c.rows.inner;
+            const idx = c.idx_scratch[chunk * n ..][0..n];
+            const vals = c.val_scratch[chunk * n ..][0..n];
+            const ov: [*]T = @ptrCast(@alignCast(c.out));
+            const oi: [*]u32 = @ptrCast(@alignCast(c.out));
+            for (start..end) |k| {
+                const b = c.rows.base(k, n);
+                const ob = c.rows.base(k, c.out_n);
+                const x = c.in + b;
+                switch (c.p.op) {
+                    .sort => {
+                        for (0..n) |j| vals[j] = x[j * st];
+                        std.sort.block(T, vals, ValLess(D){}, ValLess(D).lt);
+                        for (0..n) |j| ov[ob + j * st] = vals[j];
+                    },
+                    .argsort => {
+                        for (0..n) |j| vals[j] = x[j * st];
+                        for (0..n) |j| idx[j] = @intCast(j);
+                        std.sort.pdq(u32, idx, IdxLess(D, true){ .v = vals.ptr, .stride = 1 }, IdxLess(D, true).lt);
+                        for (0..n) |j| oi[ob + j * st] = idx[j];
+                    },
+                    .partition, .topk => {
+                        for (0..n) |j| vals[j] = x[j * st];
+                        if (c.p.op == .topk and c.out_n == n) {
+                            // MLX's topk returns the array itself when k is the whole axis.
+                            for (0..n) |j| ov[ob + j * st] = vals[j];
+                            continue;
+                        }
+                        const kth: usize = if (c.p.op == .topk) n - @as(usize, @intCast(c.p.kth)) else @intCast(c.p.kth);
+                        NthElement(T, ValLess(D)).run(ValLess(D){}, vals, kth);
+                        const from = n - c.out_n; // topk keeps the last k; partition all
+                        for (0..c.out_n) |j| ov[ob + j * st] = vals[from + j];
+                    },
+                    .argpartition => {
+                        for (0..n) |j| vals[j] = x[j * st];
+                        for (0..n) |j| idx[j] = @intCast(j);
+                        NthElement(u32, IdxLess(D, false)).run(IdxLess(D, false){ .v = vals.ptr, .stride = 1 }, idx, @intCast(c.p.kth));
+                        for (0..n) |j| oi[ob + j * st] = idx[j];
+                    },
+                }
+            }
+        }
+    };
+    const chunks = chunkCount(rows.count(), rows.n);
+    const idx_scratch: [*]u32 = @ptrCast(@alignCast(scratch));
+    const val_off = std.mem.alignForward(usize, chunks * rows.n * 4, 16);
+    const ctx = Ctx{
+        .in = @ptrCast(@alignCast(in_raw)),
+        .out = node.data(),
+        .rows = rows,
+        .out_n = out_n,
+        .p = s,
+        .idx_scratch = idx_scratch,
+        .val_scratch = @ptrCast(@alignCast(scratch + val_off)),
+    };
+    forRows(rows.count(), rows.n, ctx, Ctx.run);
+}
+
+// --- searchsorted ---
+
+fn evalSearch(node: *Node, right: bool) errors.Error!void {
+    const a = node.inputs[0];
+    const v = node.inputs[1];
+    try primitives.allocOutput(node, null);
+    if (node.size() == 0) return;
+    var tmp: ?*array.Buffer = null;
+    defer if (tmp) |b| b.release();
+    const vd = try contiguousData(v, &tmp, "searchsorted");
+    switch (a.dtype) {
+        inline else => |D| {
+            const T = D.Type();
+            const Ctx = struct {
+                a: [*]const T,
+                a_stride: i64,
+                n: u32,
+                v: [*]const T,
+                out: [*]u32,
+                right: bool,
+                fn run(c: @This(), start: usize, end: usize) void {
+                    for (start..end) |i| {
+                        const x = c.v[i];
+                        var lo: u32 = 0;
+                        var hi: u32 = c.n;
+                        while (lo < hi) {
+                            const mid = lo + (hi - lo) / 2;
+                            const m = c.a[@intCast(@as(i64, mid) * c.a_stride)];
+                            const below = if (c.right) !nanLess(D, x, m) else nanLess(D, m, x);
+                            if (below) lo = mid + 1 else hi = mid;
+                        }
+                        c.out[i] = lo;
+                    }
+                }
+            };
+            const ctx = Ctx{
+                .a = @ptrCast(@alignCast(a.data())),
+                .a_stride = a.strides[0],
+                .n = @intCast(a.size()),
+                .v = @ptrCast(@alignCast(vd)),
+                .out = @ptrCast(@alignCast(node.data())),
+                .right = right,
+            };
+            pool.parallelFor(node.size(), grain, ctx, Ctx.run);
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C ABI
+
+fn opArg(comptime E: type, v: u32, op: []const u8) errors.Error!E {
+    inline for (@typeInfo(E).@"enum".fields) |f| {
+        if (f.value == v) return @enumFromInt(v);
+    }
+    return errors.fail(.invalid_argument, "[{s}] Unknown op {d}.", .{ op, v });
+}
+
+fn scanAbi(op: u32, a: u32, axis: i32, has_axis: u32, reverse: u32, inclusive: u32, dtype: i32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const o = opArg(ScanOp, op, "scan") catch |e| break :blk e;
+        const x = handles.get(a, o.opName()) catch |e| break :blk e;
+        const d: ?Dtype = if (dtype < 0) null else abi_util.dtypeArg(@intCast(dtype), o.opName()) catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, o.opName()) catch |e| break :blk e;
+        break :blk scan(o, x, if (has_axis != 0) axis else null, reverse != 0, inclusive != 0, d, stream);
+    });
+}
+
+fn sortAbi(op: u32, a: u32, axis: i32, has_axis: u32, kth: i32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const o = opArg(SortOp, op, "sort") catch |e| break :blk e;
+        const x = handles.get(a, @tagName(o)) catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, @tagName(o)) catch |e| break :blk e;
+        break :blk sortOp(o, x, if (has_axis != 0) axis else null, kth, stream);
+    });
+}
+
+fn searchsortedAbi(a: u32, v: u32, right: u32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const x = handles.get(a, "searchsorted") catch |e| break :blk e;
+        const y = handles.get(v, "searchsorted") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "searchsorted") catch |e| break :blk e;
+        break :blk searchsorted(x, y, right != 0, stream);
+    });
+}
+
+pub const abi = [_]abi_util.Entry{
+    abi_util.entry("scan", scanAbi, &.{ "op", "a", "axis", "has_axis", "reverse", "inclusive", "dtype", "stream" }, "A cumulative op (enum mlxb_scan_op) of a along axis (has_axis 0: over the flattened array); dtype >= 0 converts a first."),
+    abi_util.entry("sort", sortAbi, &.{ "op", "a", "axis", "has_axis", "kth", "stream" }, "sort, argsort, partition, argpartition (kth) or topk (kth = k) of a along axis (enum mlxb_sort_op; has_axis 0 flattens)."),
+    abi_util.entry("searchsorted", searchsortedAbi, &.{ "a", "v", "right", "stream" }, "Insertion indices (uint32) of v into the sorted 1-D a (right: side='right')."),
+};
+
+pub const abi_enums = .{
+    .{ "scan_op", ScanOp },
+    .{ "sort_op", SortOp },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+test "nth_element matches a plain sort at kth and partitions around it" {
+    var prng = std.Random.DefaultPrng.init(7);
+    const r = prng.random();
+    var buf: [300]i32 = undefined;
+    var sorted: [300]i32 = undefined;
+    for (0..200) |iter| {
+        const n = 1 + r.uintLessThan(usize, 300);
+        for (0..n) |i| buf[i] = r.intRangeAtMost(i32, -20, 20 + @as(i32, @intCast(iter)));
+        @memcpy(sorted[0..n], buf[0..n]);
+        std.mem.sort(i32, sorted[0..n], {}, std.sort.asc(i32));
+        const kth = r.uintLessThan(usize, n);
+        NthElement(i32, ValLess(.int32)).run(.{}, buf[0..n], kth);
+        try std.testing.expectEqual(sorted[kth], buf[kth]);
+        for (0..kth) |i| try std.testing.expect(buf[i] <= buf[kth]);
+        for (kth + 1..n) |i| try std.testing.expect(buf[i] >= buf[kth]);
+    }
+}
+
+test "selection with many equal elements and sorted inputs" {
+    var buf: [1000]i32 = undefined;
+    for (0..buf.len) |i| buf[i] = @intCast(i % 3);
+    NthElement(i32, ValLess(.int32)).run(.{}, buf[0..], 500);
+    try std.testing.expectEqual(@as(i32, 1), buf[500]);
+    for (0..500) |i| try std.testing.expect(buf[i] <= 1);
+    for (0..buf.len) |i| buf[i] = @intCast(buf.len - i);
+    NthElement(i32, ValLess(.int32)).run(.{}, buf[0..], 10);
+    try std.testing.expectEqual(@as(i32, 11), buf[10]);
+}
+
+test "fastExp follows exp closely" {
+    var x: f32 = -20;
+    while (x < 20) : (x += 0.37) {
+        const want = @exp(@as(f64, x));
+        try std.testing.expectApproxEqRel(want, @as(f64, fastExp(x)), 1e-6);
+    }
+}
+
+test "NaN sorts last; float16 NaN in cummax gives +0" {
+    try std.testing.expect(nanLess(.float32, 1, std.math.nan(f32)));
+    try std.testing.expect(!nanLess(.float32, std.math.nan(f32), 1));
+    const h1: dtype_mod.F16 = .{ .bits = half.f32ToF16(1) };
+    const hn: dtype_mod.F16 = .{ .bits = 0x7e00 };
+    try std.testing.expectEqual(@as(u16, 0), scanStep(.max, .float16, hn, h1).bits);
+}

@@ -2,7 +2,8 @@
 // clip. Functions in `mx` and methods on mx.Array; JS scalars are weakly typed as MLX types
 // Python scalars (see ops/util.ts). Kernels and dtype rules are in engine/prims/elementwise.zig.
 import { BINARY_OP, UNARY_OP, checkHandle, lib } from "../../ffi/lib";
-import { MxArray } from "../array";
+import { array as mxArray, MxArray } from "../array";
+import { float32 } from "../dtype";
 import { streamArg, type StreamOrDevice } from "../device";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
@@ -372,14 +373,14 @@ export function rightShift(a: ArrayOrScalar, b: ArrayOrScalar, options?: StreamO
   return binaryOp("right_shift", a, b, options);
 }
 
-/** a itself (a new handle to the same array), as MLX's positive. */
+/** a itself (a new handle to the same array), as MLX's positive. @example mx.positive(mx.array([1, -2])) // array([1, -2], dtype=int32) */
 export function positive(a: MxArray, _options?: StreamOptions): MxArray {
   return new MxArray(checkHandle(lib.mlxb_array_retain(a.handle("positive"))));
 }
 
-/** Same as `conj`. */
+/** Same as `conj`. @example mx.conjugate(mx.array([{ re: 1, im: 2 }])) */
 export const conjugate = conj;
-/** Array-API aliases. */
+/** Array-API aliases of arccos, arccosh, ..., power, leftShift, rightShift. @example mx.acos(mx.array([0.5])) */
 export const acos = arccos;
 export const acosh = arccosh;
 export const asin = arcsin;
@@ -399,16 +400,30 @@ export function round(a: ArrayOrScalar, decimals = 0, options?: StreamOptions): 
   if (!Number.isInteger(decimals)) throw new MlxError(`[round] decimals must be an integer, got ${decimals}.`, 1);
   if (decimals === 0) return unaryOp("round", a, options);
   return tidy(() => {
-    const x = a instanceof MxArray ? a : multiply(a, 1, options);
-    if (!x.dtype.isFloating && !x.dtype.isComplex) return positive(x);
-    const scale = 10 ** decimals;
-    return divide(unaryOp("round", multiply(x, scale, options), options), scale, options);
+    // As MLX: in at least float32, times the float32 scale, rounded, times its float32 inverse,
+    // then back to the input dtype (so integers round to tens with decimals = -1).
+    const x = a instanceof MxArray ? a : mxArray(a as number);
+    const d = x.dtype;
+    const fd = d.isFloating || d.isComplex ? d : float32;
+    const scale = Math.fround(10 ** decimals);
+    const inv = Math.fround(1 / scale);
+    const xf = d === fd ? x : x.astype(fd, options);
+    const r = multiply(unaryOp("round", multiply(xf, mxArray(scale, fd), options), options), mxArray(inv, fd), options);
+    return d === fd ? r : r.astype(d, options);
   });
 }
 
-/** The quotient and remainder: `[floorDivide(a, b), remainder(a, b)]`. */
+/**
+ * The quotient and remainder: `[floorDivide(a, b), remainder(a, b)]` (not for complex).
+ * @example mx.divmod(mx.array([7, -7]), 2) // [array([3, -4]), array([1, 1])]
+ */
 export function divmod(a: ArrayOrScalar, b: ArrayOrScalar, options?: StreamOptions): [MxArray, MxArray] {
-  return [floorDivide(a, b, options), remainder(a, b, options)];
+  const q = floorDivide(a, b, options);
+  if (q.dtype.isComplex) {
+    q.dispose();
+    throw new MlxError("[divmod] Complex type not supported.", 1);
+  }
+  return [q, remainder(a, b, options)];
 }
 
 /**
@@ -432,7 +447,7 @@ export function where(condition: ArrayOrScalar, x: ArrayOrScalar, y: ArrayOrScal
  * @example mx.clip(mx.array([-2, 0, 5]), 0, 3) // array([0, 0, 3], dtype=int32)
  */
 export function clip(a: MxArray, aMin: ArrayOrScalar | null, aMax: ArrayOrScalar | null, options?: StreamOptions): MxArray {
-  if (aMin === null && aMax === null) throw new MlxError("[clip] Both a_min and a_max cannot be None.", 1);
+  if (aMin === null && aMax === null) throw new MlxError("At most one of a_min and a_max may be None", 1);
   return tidy(() => {
     const low = aMin === null ? a : maximum(a, aMin, options);
     return aMax === null ? low : minimum(low, aMax, options);
@@ -446,9 +461,13 @@ export function clip(a: MxArray, aMin: ArrayOrScalar | null, aMax: ArrayOrScalar
  */
 export function nanToNum(a: MxArray, options: { nan?: number; posinf?: number; neginf?: number; stream?: StreamOrDevice } = {}): MxArray {
   const d = a.dtype;
-  if (d.isComplex || d.name === "float64") throw new MlxError(`[nan_to_num] Does not yet support given type: ${d.name}.`, 1);
-  if (!d.isFloating) return positive(a);
+  if (!d.isFloating && !d.isComplex) return positive(a);
+  // MLX knows the largest finite value of float16, bfloat16 and float32 only: other inexact
+  // dtypes need both posinf and neginf.
   const big: Record<string, number> = { float16: 65504, bfloat16: 3.3895313892515355e38, float32: 3.4028234663852886e38 };
+  if ((options.posinf === undefined || options.neginf === undefined) && big[d.name] === undefined) {
+    throw new MlxError(`[nan_to_num] Does not yet support given type: ${d.name}.`, 1);
+  }
   const posinf = options.posinf ?? big[d.name]!;
   const neginf = options.neginf ?? -big[d.name]!;
   const s = { stream: options.stream };
@@ -469,9 +488,14 @@ export function isclose(a: MxArray, b: MxArray, options: { rtol?: number; atol?:
   const atol = options.atol ?? 1e-8;
   const s = { stream: options.stream };
   return tidy(() => {
-    const diff = abs(subtract(a, b, s), s);
-    const tol = add(multiply(abs(b, s), rtol, s), atol, s);
-    let out = logicalOr(lessEqual(diff, tol, s), equal(a, b, s), s);
+    // MLX's formula: rtol and atol are float32 arrays (not weak scalars); infinities are
+    // close only to an equal infinity.
+    const tol = add(mxArray(atol, float32), multiply(mxArray(rtol, float32), abs(b, s), s), s);
+    let out = lessEqual(abs(subtract(a, b, s), s), tol, s);
+    const ia = isinf(a, s);
+    const ib = isinf(b, s);
+    out = logicalAnd(out, logicalNot(logicalOr(ia, ib, s), s), s);
+    out = logicalOr(out, logicalAnd(logicalAnd(ia, ib, s), equal(a, b, s), s), s);
     if (options.equalNan === true) out = logicalOr(out, logicalAnd(isnan(a, s), isnan(b, s), s), s);
     return out;
   });

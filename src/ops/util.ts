@@ -2,7 +2,7 @@
 // and axis normalisation with MLX's messages.
 import { checkHandle, lib } from "../../ffi/lib";
 import { MxArray, scalarHandle, type Complex } from "../array";
-import { bool, complex64, Dtype, float32, int32, int64, isIntegral } from "../dtype";
+import { bool, complex64, Dtype, float32, int32, int64, isIntegral, uint64 } from "../dtype";
 import { MlxError } from "../errors";
 
 /** An array or a JS scalar standing for one. */
@@ -33,14 +33,20 @@ export function weakDtype(v: number | boolean | bigint | Complex, other: Dtype |
     if (typeof v === "bigint") return v >= -(2n ** 31n) && v < 2n ** 31n ? int32 : integerDefault(v);
     return integral ? (int32Range(v) ? int32 : integerDefault(v)) : float32;
   }
-  if (!integral) return other.isFloating || other.isComplex ? other : float32;
+  // A float next to a complex array stays float32 (promotion makes the result complex64; MLX's
+  // dtype messages name float32).
+  if (!integral) return other.isFloating ? other : float32;
   if (other === bool) return int32;
-  if (other.isInteger) {
+  if (other.isInteger && other !== uint64) {
     const [lo, hi] = integerRange(other);
     const b = typeof v === "bigint" ? v : BigInt(v);
-    if (b < lo || b > hi) throw new MlxError(`[${op}] Converting ${b} to ${other.name} would result in overflow.`, 1);
+    if (b < lo || b > hi) throw new MlxError(`Converting ${b} to ${other.name} would result in overflow.`, 1);
   }
   return other;
+}
+
+function isWhole(v: number | bigint): boolean {
+  return typeof v === "bigint" || Number.isInteger(v);
 }
 
 function integerDefault(v: number | bigint): Dtype {
@@ -63,7 +69,16 @@ export function operands(values: readonly ArrayOrScalar[], op: string): Operand[
     if (typeof v !== "number" && typeof v !== "boolean" && typeof v !== "bigint") {
       throw new MlxError(`[${op}] Expected an array or a scalar, got ${v === null ? "null" : typeof v}.`, 1);
     }
-    return { h: scalarHandle(v, weakDtype(v, like, op)), temp: true };
+    const d = weakDtype(v, like, op);
+    // An integer that MLX converts without a range check wraps to the dtype's width (int32
+    // next to a bool array, uint64 from a negative value), as its C++ cast does.
+    if (like !== undefined && typeof v !== "boolean" && (d === int32 || d === uint64) && isWhole(v)) {
+      const bits = d === int32 ? 32 : 64;
+      const big = typeof v === "bigint" ? v : BigInt(v);
+      const wrapped = d === int32 ? BigInt.asIntN(bits, big) : BigInt.asUintN(bits, big);
+      if (wrapped !== big) return { h: scalarHandle(wrapped, d), temp: true };
+    }
+    return { h: scalarHandle(v, d), temp: true };
   });
 }
 
