@@ -117,3 +117,26 @@ describe("window functions", () => {
     });
   }
 });
+
+describe("softmax and meshgrid", () => {
+  test("softmax against MLX's values", () => {
+    // MLX: softmax([[1,2,3],[1,1,1]], axis=-1) and softmax([1,2]) (all axes), float32.
+    const a = mx.softmax(mx.array([[1, 2, 3], [1, 1, 1]], mx.float32), { axis: -1 }).tolist() as number[][];
+    const want = [[0.09003057330846786, 0.2447284758090973, 0.6652409434318542], [0.3333333432674408, 0.3333333432674408, 0.3333333432674408]];
+    a.flat().forEach((v, i) => expect(Math.abs(v - want.flat()[i]!)).toBeLessThan(1e-7));
+    const b = mx.softmax(mx.array([1, 2], mx.float32)).tolist() as number[];
+    expect(Math.abs(b[0]! - 0.2689414322376251)).toBeLessThan(1e-7);
+    expect(mx.softmax(mx.array([1, 2])).dtype).toBe(mx.float32);
+    const h = mx.softmax(mx.array([1, 2, 3]).astype(mx.float16), { axis: 0, precise: true });
+    expect(h.dtype).toBe(mx.float16);
+  });
+
+  test("meshgrid against MLX's grids", () => {
+    const x = mx.array([1, 2, 3]);
+    const y = mx.array([4, 5]);
+    expect(mx.meshgrid([x, y]).map((g) => g.tolist())).toEqual([[[1, 2, 3], [1, 2, 3]], [[4, 4, 4], [5, 5, 5]]]);
+    expect(mx.meshgrid([x, y], { indexing: "ij" }).map((g) => g.tolist())).toEqual([[[1, 1], [2, 2], [3, 3]], [[4, 5], [4, 5], [4, 5]]]);
+    expect(mx.meshgrid([x, y], { sparse: true }).map((g) => [...g.shape])).toEqual([[1, 3], [2, 1]]);
+    expectMlxError(() => mx.meshgrid([x], { indexing: "zz" as "xy" }), /^\[meshgrid\] Invalid indexing value/);
+  });
+});

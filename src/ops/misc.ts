@@ -9,7 +9,9 @@ import {
 } from "../dtype";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
-import { abs, add, cos, divide, multiply, subtract } from "./elementwise";
+import { abs, add, cos, divide, exp, multiply, subtract } from "./elementwise";
+import { max, sum } from "./reduce";
+import { broadcastTo, reshape } from "./shape";
 
 /** Euler's number. */
 export const e = Math.E;
@@ -257,4 +259,50 @@ export function blackman(m: number, o?: { stream?: StreamOrDevice }): MxArray {
 /** The Bartlett (triangular) window of M points. @example mx.bartlett(5) */
 export function bartlett(m: number, o?: { stream?: StreamOrDevice }): MxArray {
   return window(m, "bartlett", (x) => subtract(1, abs(x, o), o), o);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compositions over the families: softmax, meshgrid.
+
+/**
+ * exp(a - max) / sum(exp(a - max)) over `axis` (default: all axes); `precise` computes
+ * float16/bfloat16 inputs in float32.
+ * @example mx.softmax(mx.array([1, 2, 3]), { axis: -1 })
+ */
+export function softmax(a: MxArray, options: { axis?: number | readonly number[] | null; precise?: boolean; stream?: StreamOrDevice } = {}): MxArray {
+  const axis = options.axis ?? null;
+  const s = options.stream;
+  return tidy(() => {
+    const half = a.dtype === float16 || a.dtype === bfloat16;
+    const x = options.precise === true && half ? a.astype(float32, { stream: s }) : a;
+    const e = exp(subtract(x, max(x, { axis, keepdims: true, stream: s }), { stream: s }), { stream: s });
+    const out = divide(e, sum(e, { axis, keepdims: true, stream: s }), { stream: s });
+    return options.precise === true && half ? out.astype(a.dtype, { stream: s }) : out;
+  });
+}
+
+/**
+ * Coordinate grids from 1-D arrays: "xy" (Cartesian, the default) or "ij" (matrix) indexing;
+ * `sparse` returns broadcastable arrays instead of full grids.
+ * @example mx.meshgrid([mx.array([1, 2, 3]), mx.array([4, 5])])
+ */
+export function meshgrid(arrays: readonly MxArray[], options: { sparse?: boolean; indexing?: "xy" | "ij"; stream?: StreamOrDevice } = {}): MxArray[] {
+  const indexing = options.indexing ?? "xy";
+  if (indexing !== "xy" && indexing !== "ij") throw new MlxError("[meshgrid] Invalid indexing value. Valid values are 'xy' and 'ij'.", 1);
+  const n = arrays.length;
+  const s = options.stream;
+  const lengths = arrays.map((a) => a.size);
+  // With "xy", the first two output axes trade places.
+  const axisOf = (i: number) => (indexing === "xy" && n >= 2 && i < 2 ? 1 - i : i);
+  const full = new Array<number>(n);
+  lengths.forEach((len, i) => (full[axisOf(i)] = len));
+  return arrays.map((a, i) => {
+    const shape = new Array<number>(n).fill(1);
+    shape[axisOf(i)] = lengths[i]!;
+    const r = reshape(a, shape, { stream: s });
+    if (options.sparse === true) return r;
+    const out = broadcastTo(r, full, { stream: s });
+    r.dispose();
+    return out;
+  });
 }
