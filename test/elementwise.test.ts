@@ -427,7 +427,7 @@ describe("contiguous fast paths against the reference (strided scalar) kernels",
     return fromRecord({ dtype: rec.dtype, shape: [rec.shape[0]! * times], hex: Buffer.from(all).toString("hex") });
   }
 
-  test("unary, binary and where on large contiguous arrays are bit-identical", () => {
+  test("unary, binary (also with a scalar operand) and where on large contiguous arrays are bit-identical", () => {
     const fails: string[] = [];
     for (const d of ["float32", "int32", "float16"] as const) {
       const x = tiled(fx.inputs[d].unary, 3000); // ~100k elements: parallel chunks too
@@ -443,6 +443,14 @@ describe("contiguous fast paths against the reference (strided scalar) kernels",
       }
       const [r, f] = bothModes(() => mx.where(mx.greater(a, b), a, b));
       if (Buffer.compare(r, f) !== 0) fails.push(`where ${d}`);
+      // One operand a scalar (stride 0 along the row), on either side.
+      const s = mx.array(3, { dtype: d });
+      for (const op of ["add", "subtract", "multiply", "maximum", "less"]) {
+        const [r1, f1] = bothModes(() => mxf[camel(op)]!(a, s));
+        if (Buffer.compare(r1, f1) !== 0) fails.push(`${op} ${d} array-scalar`);
+        const [r2, f2] = bothModes(() => mxf[camel(op)]!(s, b));
+        if (Buffer.compare(r2, f2) !== 0) fails.push(`${op} ${d} scalar-array`);
+      }
     }
     expect(fails).toEqual([]);
   });

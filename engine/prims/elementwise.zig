@@ -782,6 +782,22 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
                 for (0..n) |i| o[i] = apply(x[i], y[i]);
                 return;
             }
+            if (!primitives.reference_mode and st[0] == 1 and (st[1] == 1 or st[1] == 0) and (st[2] == 1 or st[2] == 0)) {
+                // One operand is a scalar along the row (stride 0): hoist it, keep the loop simple.
+                const o = c.out + @as(usize, @intCast(po));
+                if (st[2] == 0 and st[1] == 1) {
+                    const x = c.a + @as(usize, @intCast(pa));
+                    const y = c.b[@intCast(pb)];
+                    for (0..n) |i| o[i] = apply(x[i], y);
+                    return;
+                }
+                if (st[1] == 0 and st[2] == 1) {
+                    const x = c.a[@intCast(pa)];
+                    const y = c.b + @as(usize, @intCast(pb));
+                    for (0..n) |i| o[i] = apply(x, y[i]);
+                    return;
+                }
+            }
             for (0..n) |_| {
                 c.out[@intCast(po)] = apply(c.a[@intCast(pa)], c.b[@intCast(pb)]);
                 po += st[0];
