@@ -52,3 +52,11 @@ pub fn deviceArg(v: u32, op: []const u8) errors.Error!stream_mod.DeviceType {
     };
 }
 
+
+/// An op enum value from the C ABI, or an error naming the op family.
+pub fn opArg(comptime E: type, v: u32, op: []const u8) errors.Error!E {
+    inline for (@typeInfo(E).@"enum".fields) |f| {
+        if (f.value == v) return @enumFromInt(v);
+    }
+    return errors.fail(.invalid_argument, "[{s}] Unknown op {d}.", .{ op, v });
+}

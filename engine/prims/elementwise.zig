@@ -872,12 +872,7 @@ fn evalSelect(node: *Node) errors.Error!void {
 // ---------------------------------------------------------------------------------------------
 // C ABI
 
-fn opArg(comptime E: type, v: u32, op: []const u8) errors.Error!E {
-    inline for (@typeInfo(E).@"enum".fields) |f| {
-        if (f.value == v) return @enumFromInt(v);
-    }
-    return errors.fail(.invalid_argument, "[{s}] Unknown op {d}.", .{ op, v });
-}
+const opArg = abi_util.opArg;
 
 fn unaryAbi(op: u32, a: u32, s: i32) callconv(.c) u32 {
     return abi_util.handleOf(blk: {

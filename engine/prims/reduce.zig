@@ -958,12 +958,7 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
 // ---------------------------------------------------------------------------------------------
 // C ABI
 
-fn opArg(comptime E: type, v: u32, op: []const u8) errors.Error!E {
-    inline for (@typeInfo(E).@"enum".fields) |f| {
-        if (f.value == v) return @enumFromInt(v);
-    }
-    return errors.fail(.invalid_argument, "[{s}] Unknown op {d}.", .{ op, v });
-}
+const opArg = abi_util.opArg;
 
 fn axesArg(ptr: ?[*]const i32, n: u32, op: []const u8) errors.Error![]const i32 {
     if (n == 0) return &.{};
