@@ -183,6 +183,7 @@ pub const Node = struct {
         n.inputs = &.{};
         for (ins) |in| release(in);
         if (ins.len > 0) std.heap.c_allocator.free(ins);
+        n.prim.deinit();
         n.prim = .leaf;
     }
 };
@@ -251,6 +252,7 @@ pub fn release(first: *Node) void {
             }
         }
         if (n.inputs.len > 0) std.heap.c_allocator.free(n.inputs);
+        n.prim.deinit();
         if (n.buffer) |b| b.release();
         std.heap.c_allocator.destroy(n);
         _ = live_nodes.fetchSub(1, .monotonic);

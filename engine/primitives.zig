@@ -11,6 +11,7 @@ pub const elementwise = @import("prims/elementwise.zig");
 pub const reduce = @import("prims/reduce.zig");
 pub const shape = @import("prims/shape.zig");
 pub const sort = @import("prims/sort.zig");
+pub const indexing = @import("prims/indexing.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -32,6 +33,7 @@ pub const Primitive = union(enum) {
     reduce: reduce.Prim,
     shape: shape.Prim,
     sort: sort.Prim,
+    indexing: indexing.Prim,
 
     /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
@@ -48,7 +50,16 @@ pub const Primitive = union(enum) {
             .reduce => |f| f.name(),
             .shape => |f| f.name(),
             .sort => |f| f.name(),
+            .indexing => |f| f.name(),
         };
+    }
+
+    /// Free what the primitive owns (called once, when its node is detached or released).
+    pub fn deinit(p: Primitive) void {
+        switch (p) {
+            .indexing => |f| f.deinit(),
+            else => {},
+        }
     }
 
     /// Compute `node` from its (evaluated) inputs: allocate or share its buffer, set its strides.
@@ -66,6 +77,7 @@ pub const Primitive = union(enum) {
             .reduce => |f| try reduce.eval(node, f),
             .shape => |f| try shape.eval(node, f),
             .sort => |f| try sort.eval(node, f),
+            .indexing => |f| try indexing.eval(node, f),
         }
     }
 };

@@ -21,4 +21,6 @@ test {
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");
     _ = @import("prims/sort.zig");
+    _ = @import("prims/indexing.zig");
+    _ = @import("prims/scalar_math.zig");
 }

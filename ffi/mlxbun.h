@@ -160,6 +160,14 @@ enum mlxb_sort_op {
   MLXB_SORT_OP_TOPK = 4,
 };
 
+enum mlxb_scatter_mode {
+  MLXB_SCATTER_MODE_NONE = 0,
+  MLXB_SCATTER_MODE_ADD = 1,
+  MLXB_SCATTER_MODE_PROD = 2,
+  MLXB_SCATTER_MODE_MAX = 3,
+  MLXB_SCATTER_MODE_MIN = 4,
+};
+
 /* ABI version of this library; the binding refuses a mismatch. */
 int32_t mlxb_abi_version(void);
 /* Code of this thread's last error (0: none). See enum mlxb_error. */
@@ -336,6 +344,26 @@ uint32_t mlxb_scan(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, uin
 uint32_t mlxb_sort(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, int32_t kth, int32_t stream);
 /* Insertion indices (uint32) of v into the sorted 1-D a (right: side='right'). */
 uint32_t mlxb_searchsorted(uint32_t a, uint32_t v, uint32_t right, int32_t stream);
+/* A view of a: per axis (n = ndim) start, stop, step with Python's clamping. */
+uint32_t mlxb_slice(uint32_t a, const int32_t* starts, const int32_t* stops, const int32_t* steps, uint32_t n, int32_t stream);
+/* Slabs of a at the (broadcast) index arrays along axes; region (nullable) gives start,step per axis for the others. Shape: index shape ++ slice_sizes. */
+uint32_t mlxb_gather(uint32_t a, const uint32_t* indices, uint32_t nidx, const int32_t* axes, const int32_t* slice_sizes, const int32_t* region, int32_t stream);
+/* a with slabs at the index arrays replaced or combined (enum mlxb_scatter_mode) with updates (index shape ++ slab sizes). */
+uint32_t mlxb_scatter(uint32_t a, uint32_t updates, const uint32_t* indices, uint32_t nidx, const int32_t* axes, const int32_t* region, uint32_t mode, int32_t stream);
+/* Elements of a at indices along axis (or of flattened a). */
+uint32_t mlxb_take(uint32_t a, uint32_t indices, int32_t axis, uint32_t has_axis, int32_t stream);
+/* Elements of a at indices along axis (indices broadcast with a on the other axes). */
+uint32_t mlxb_take_along_axis(uint32_t a, uint32_t indices, int32_t axis, uint32_t has_axis, int32_t stream);
+/* a with values written (mode none) or added (mode add) at indices along axis. */
+uint32_t mlxb_put_along_axis(uint32_t a, uint32_t indices, uint32_t values, int32_t axis, uint32_t has_axis, uint32_t mode, int32_t stream);
+/* a with the true positions of mask filled, in order, from source. */
+uint32_t mlxb_masked_scatter(uint32_t a, uint32_t mask, uint32_t source, int32_t stream);
+/* The diagonal of two axes as a new last axis (a view). */
+uint32_t mlxb_diagonal(uint32_t a, int32_t offset, int32_t axis1, int32_t axis2, int32_t stream);
+/* The slab of a of slice_size at start (an integer array, one per axis in axes). */
+uint32_t mlxb_slice_dynamic(uint32_t a, uint32_t start, const int32_t* axes, uint32_t naxes, const int32_t* slice_size, uint32_t nsizes, int32_t stream);
+/* a with update written (or combined, enum mlxb_scatter_mode) at start along axes. */
+uint32_t mlxb_slice_update_dynamic(uint32_t a, uint32_t update, uint32_t start, const int32_t* axes, uint32_t naxes, uint32_t mode, int32_t stream);
 
 #ifdef __cplusplus
 }

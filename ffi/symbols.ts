@@ -147,6 +147,14 @@ export const SORT_OP = {
   topk: 4,
 } as const;
 
+export const SCATTER_MODE = {
+  none: 0,
+  add: 1,
+  prod: 2,
+  max: 3,
+  min: 4,
+} as const;
+
 export const symbols = {
   mlxb_abi_version: { args: [], returns: "i32" },
   mlxb_last_error_code: { args: [], returns: "i32" },
@@ -236,4 +244,14 @@ export const symbols = {
   mlxb_scan: { args: ["u32", "u32", "i32", "u32", "u32", "u32", "i32", "i32"], returns: "u32" },
   mlxb_sort: { args: ["u32", "u32", "i32", "u32", "i32", "i32"], returns: "u32" },
   mlxb_searchsorted: { args: ["u32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_slice: { args: ["u32", "ptr", "ptr", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_gather: { args: ["u32", "ptr", "u32", "ptr", "ptr", "ptr", "i32"], returns: "u32" },
+  mlxb_scatter: { args: ["u32", "u32", "ptr", "u32", "ptr", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_take: { args: ["u32", "u32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_take_along_axis: { args: ["u32", "u32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_put_along_axis: { args: ["u32", "u32", "u32", "i32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_masked_scatter: { args: ["u32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_diagonal: { args: ["u32", "i32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_slice_dynamic: { args: ["u32", "u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_slice_update_dynamic: { args: ["u32", "u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
 } as const;

@@ -326,7 +326,7 @@ pub fn swapaxes(x: *Node, axis1: i32, axis2: i32, stream: u32) errors.Error!*Nod
 }
 
 /// A view of [start, stop) along `axis` (already clamped) in steps of `step`.
-fn sliceAxis(x: *Node, axis: usize, start: i32, len: i32, step: i32, stream: u32) errors.Error!*Node {
+pub fn sliceAxis(x: *Node, axis: usize, start: i32, len: i32, step: i32, stream: u32) errors.Error!*Node {
     if (step == 1 and start == 0 and len == x.shape.dims[axis]) return retained(x);
     var out = x.shape;
     out.dims[axis] = len;

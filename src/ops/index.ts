@@ -4,3 +4,4 @@ export * from "./reduce";
 export * from "./shape";
 export * from "./sort";
 export * from "./misc";
+export * from "./indexing";

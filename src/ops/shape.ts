@@ -12,39 +12,10 @@ import { streamArg } from "../device";
 import { toDtype, type DtypeLike } from "../dtype";
 import { MlxError } from "../errors";
 import type { StreamOptions } from "./elementwise";
-import { operands, release, type ArrayOrScalar } from "./util";
+import { handlesOf, int, ints, list, operands, release, wrap, type ArrayOrScalar } from "./util";
 
 /** A padding mode of `pad`. */
 export type PadMode = keyof typeof PAD_MODE;
-
-const int32Min = -2147483648;
-const int32Max = 2147483647;
-
-/** Integers packed for the engine (at least one slot, so the pointer is never null). */
-function ints(values: readonly number[], what: string, op: string): Int32Array {
-  if (!Array.isArray(values)) throw new MlxError(`[${op}] Expected ${what} as a number or a list of numbers.`, 1);
-  const out = new Int32Array(Math.max(values.length, 1));
-  values.forEach((v, i) => {
-    if (typeof v !== "number" || !Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be integers, got ${String(v)}.`, 1);
-    if (v < int32Min || v > int32Max) throw new MlxError(`[${op}] ${what} ${v} is outside the int32 range.`, 1);
-    out[i] = v;
-  });
-  return out;
-}
-
-function int(v: number, what: string, op: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be an integer, got ${String(v)}.`, 1);
-  if (v < int32Min || v > int32Max) throw new MlxError(`[${op}] ${what} ${v} is outside the int32 range.`, 1);
-  return v;
-}
-
-function list(v: number | readonly number[]): readonly number[] {
-  return typeof v === "number" ? [v] : v;
-}
-
-function wrap(h: number): MxArray {
-  return new MxArray(checkHandle(h));
-}
 
 /** Run `fn` with engine handles for `values` (JS scalars made into arrays, freed after). */
 function withOperands<T>(values: readonly ArrayOrScalar[], op: string, fn: (hs: number[]) => T): T {
@@ -56,15 +27,6 @@ function withOperands<T>(values: readonly ArrayOrScalar[], op: string, fn: (hs: 
   }
 }
 
-function handlesOf(arrays: readonly MxArray[], op: string): Uint32Array {
-  if (!Array.isArray(arrays)) throw new MlxError(`[${op}] Expected a list of arrays.`, 1);
-  const hs = new Uint32Array(Math.max(arrays.length, 1));
-  arrays.forEach((a, i) => {
-    if (!(a instanceof MxArray)) throw new MlxError(`[${op}] Expected a list of arrays.`, 1);
-    hs[i] = a.handle(op);
-  });
-  return hs;
-}
 
 /**
  * The same elements in a new shape; one dimension may be -1 (inferred). A view of `a` when its

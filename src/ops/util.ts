@@ -93,3 +93,43 @@ export function normalizeAxis(axis: number, ndim: number, op: string): number {
   if (a < 0 || a >= ndim) throw new MlxError(`[${op}] Invalid axis ${axis} for array with ${ndim} dimensions.`, 1);
   return a;
 }
+
+const int32Min = -2147483648;
+const int32Max = 2147483647;
+
+/** Integers packed for the engine (at least one slot, so the pointer is never null). */
+export function ints(values: readonly number[], what: string, op: string): Int32Array {
+  if (!Array.isArray(values)) throw new MlxError(`[${op}] Expected ${what} as a number or a list of numbers.`, 1);
+  const out = new Int32Array(Math.max(values.length, 1));
+  values.forEach((v, i) => {
+    if (typeof v !== "number" || !Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be integers, got ${String(v)}.`, 1);
+    if (v < int32Min || v > int32Max) throw new MlxError(`[${op}] ${what} ${v} is outside the int32 range.`, 1);
+    out[i] = v;
+  });
+  return out;
+}
+
+export function int(v: number, what: string, op: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be an integer, got ${String(v)}.`, 1);
+  if (v < int32Min || v > int32Max) throw new MlxError(`[${op}] ${what} ${v} is outside the int32 range.`, 1);
+  return v;
+}
+
+export function list(v: number | readonly number[]): readonly number[] {
+  return typeof v === "number" ? [v] : v;
+}
+
+export function wrap(h: number): MxArray {
+  return new MxArray(checkHandle(h));
+}
+
+/** Engine handles of a list of arrays (at least one slot, so the pointer is never null). */
+export function handlesOf(arrays: readonly MxArray[], op: string): Uint32Array {
+  if (!Array.isArray(arrays)) throw new MlxError(`[${op}] Expected a list of arrays.`, 1);
+  const hs = new Uint32Array(Math.max(arrays.length, 1));
+  arrays.forEach((a, i) => {
+    if (!(a instanceof MxArray)) throw new MlxError(`[${op}] Expected a list of arrays.`, 1);
+    hs[i] = a.handle(op);
+  });
+  return hs;
+}
