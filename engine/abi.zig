@@ -88,6 +88,8 @@ const core = [_]Entry{
     // Ops
     entry("astype", astype, &.{ "a", "dtype", "stream" }, "a converted to dtype."),
     entry("broadcast_to", broadcastTo, &.{ "a", "shape", "ndim", "stream" }, "a broadcast to shape (a view)."),
+    entry("stop_gradient", stopGradient, &.{ "a", "stream" }, "The identity (a view); gradients do not flow through it."),
+    entry("depends", depends, &.{ "a", "deps", "ndeps", "stream" }, "a (a view) evaluated only after the ndeps arrays of deps."),
     entry("full", full, &.{ "shape", "ndim", "vals", "dtype", "stream" }, "vals broadcast to shape, as dtype (-1: vals' dtype)."),
     entry("arange", arange, &.{ "start", "stop", "step", "dtype", "stream" }, "start, start + step, ... below stop."),
     entry("linspace", linspace, &.{ "start", "stop", "num", "dtype", "stream" }, "num evenly spaced values from start to stop."),
@@ -432,6 +434,27 @@ fn setCacheLimit(v: f64) callconv(.c) f64 {
 
 // ---------------------------------------------------------------------------------------
 // Ops
+
+fn stopGradient(h: u32, s: i32) callconv(.c) u32 {
+    return handleOf(blk: {
+        const x = handles.get(h, "stop_gradient") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "stop_gradient") catch |e| break :blk e;
+        break :blk prims.copy.stopGradient(x, stream);
+    });
+}
+
+fn depends(h: u32, deps: ?[*]const u32, ndeps: u32, s: i32) callconv(.c) u32 {
+    return handleOf(blk: {
+        const x = handles.get(h, "depends") catch |e| break :blk e;
+        if (ndeps > 0 and deps == null) break :blk errors.fail(.invalid_argument, "[depends] The handle list is null.", .{});
+        if (ndeps > 1 << 20) break :blk errors.fail(.invalid_argument, "[depends] Too many arrays ({d}).", .{ndeps});
+        const list = std.heap.c_allocator.alloc(*array.Node, ndeps) catch break :blk errors.fail(.out_of_memory, "[depends] Out of memory.", .{});
+        defer std.heap.c_allocator.free(list);
+        for (0..ndeps) |i| list[i] = handles.get(deps.?[i], "depends") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "depends") catch |e| break :blk e;
+        break :blk prims.copy.depends(x, list, stream);
+    });
+}
 
 fn astype(h: u32, dtype_v: u32, s: i32) callconv(.c) u32 {
     return handleOf(blk: {

@@ -23,6 +23,10 @@ pub const Primitive = union(enum) {
     leaf,
     astype,
     broadcast,
+    /// The identity; transforms stop here.
+    stop_gradient,
+    /// The identity of input 0, computed after the other inputs.
+    depends,
     arange: creation.Arange,
     linspace: creation.Linspace,
     eye: creation.Eye,
@@ -41,6 +45,8 @@ pub const Primitive = union(enum) {
             .leaf => "array",
             .astype => "astype",
             .broadcast => "broadcast_to",
+            .stop_gradient => "stop_gradient",
+            .depends => "depends",
             .arange => "arange",
             .linspace => "linspace",
             .eye => "eye",
@@ -68,6 +74,7 @@ pub const Primitive = union(enum) {
             .leaf => unreachable,
             .astype => try copy.evalAstype(node),
             .broadcast => copy.evalBroadcast(node),
+            .stop_gradient, .depends => copy.evalIdentity(node),
             .arange => |a| try creation.evalArange(node, a),
             .linspace => |l| try creation.evalLinspace(node, l),
             .eye => |e| try creation.evalEye(node, e),

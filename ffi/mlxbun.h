@@ -266,6 +266,10 @@ double mlxb_set_cache_limit(double limit);
 uint32_t mlxb_astype(uint32_t a, uint32_t dtype, int32_t stream);
 /* a broadcast to shape (a view). */
 uint32_t mlxb_broadcast_to(uint32_t a, const int32_t* shape, uint32_t ndim, int32_t stream);
+/* The identity (a view); gradients do not flow through it. */
+uint32_t mlxb_stop_gradient(uint32_t a, int32_t stream);
+/* a (a view) evaluated only after the ndeps arrays of deps. */
+uint32_t mlxb_depends(uint32_t a, const uint32_t* deps, uint32_t ndeps, int32_t stream);
 /* vals broadcast to shape, as dtype (-1: vals' dtype). */
 uint32_t mlxb_full(const int32_t* shape, uint32_t ndim, uint32_t vals, int32_t dtype, int32_t stream);
 /* start, start + step, ... below stop. */

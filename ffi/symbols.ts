@@ -205,6 +205,8 @@ export const symbols = {
   mlxb_set_cache_limit: { args: ["f64"], returns: "f64" },
   mlxb_astype: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_broadcast_to: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_stop_gradient: { args: ["u32", "i32"], returns: "u32" },
+  mlxb_depends: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
   mlxb_full: { args: ["ptr", "u32", "u32", "i32", "i32"], returns: "u32" },
   mlxb_arange: { args: ["f64", "f64", "f64", "u32", "i32"], returns: "u32" },
   mlxb_linspace: { args: ["f64", "f64", "i32", "u32", "i32"], returns: "u32" },

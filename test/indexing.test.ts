@@ -343,3 +343,12 @@ describe("ops: shapes, options and errors", () => {
     expectMlxError(() => mx.maskedScatter(mx.zeros([3]), mx.array([1, 0, 1]), mx.array([1, 2])), /^\[masked_scatter\] The mask must be boolean, got int32\.$/);
   });
 });
+
+test("iterating an array walks its first axis (views)", () => {
+  const a = mx.arange(6).reshape([3, 2]);
+  expect([...a].map((r) => r.tolist())).toEqual([[0, 1], [2, 3], [4, 5]]);
+  let n = 0;
+  for (const x of mx.arange(4)) n += x.item() as number;
+  expect(n).toBe(6);
+  expectMlxError(() => [...mx.array(1)], /^iter\(\) 0-dimensional array\.$/);
+});

@@ -140,3 +140,52 @@ describe("softmax and meshgrid", () => {
     expectMlxError(() => mx.meshgrid([x], { indexing: "zz" as "xy" }), /^\[meshgrid\] Invalid indexing value/);
   });
 });
+
+describe("diff, stopGradient, depends", () => {
+  test("diff: n-th differences along an axis (values as MLX gives them)", () => {
+    const a = mx.array([1, 4, 9, 16]);
+    expect(mx.diff(a).tolist()).toEqual([3, 5, 7]);
+    expect(mx.diff(a, 2).tolist()).toEqual([2, 2]);
+    expect(mx.diff(a, 0).tolist()).toEqual([1, 4, 9, 16]);
+    expect(mx.diff(a, 5).shape).toEqual([0]);
+    expect(mx.diff(mx.array([[1, 2], [4, 8]]), 1, 0).tolist()).toEqual([[3, 6]]);
+    expect(mx.diff(mx.array([[1, 2], [4, 8]]), 1, -1).tolist()).toEqual([[1], [4]]);
+    const b = mx.diff(mx.array([true, false, true]));
+    expect(b.dtype).toBe(mx.bool);
+    expect(b.tolist()).toEqual([true, true]);
+    expect(mx.diff(mx.array([1, 2], mx.uint8)).dtype).toBe(mx.uint8);
+    expectMlxError(() => mx.diff(a, -1), /^\[diff\] Order `n` must be non-negative\.$/);
+    expectMlxError(() => mx.diff(a, 1, 2), /^\[diff\] Axis is out of bounds for the array\.$/);
+  });
+
+  test("stopGradient is the identity and shares the buffer", () => {
+    const a = mx.array([1, 2, 3], mx.float32);
+    mx.eval(a);
+    const before = mx.getActiveMemory();
+    const s = mx.stopGradient(a);
+    mx.eval(s);
+    expect(mx.getActiveMemory()).toBe(before);
+    expect(s.tolist()).toEqual([1, 2, 3]);
+  });
+
+  test("depends: outputs equal the inputs; evaluating them evaluates the dependencies", () => {
+    const x = mx.array([1, 2]);
+    const dep = mx.multiply(mx.array([3]), 2);
+    expect(dep.evaluated).toBe(false);
+    const y = mx.depends(x, dep);
+    expect(y.tolist()).toEqual([1, 2]);
+    expect(dep.evaluated).toBe(true);
+    const deps = [mx.add(x, 1), mx.add(x, 2)];
+    const [p, q] = mx.depends([x, mx.array(5)], deps);
+    mx.eval(p!, q!);
+    expect(q!.item()).toBe(5);
+    expect(deps.every((d) => d.evaluated)).toBe(true);
+  });
+
+  test("real and imag are properties, as in MLX", () => {
+    const z = mx.array([{ re: 1, im: 2 }, { re: -3, im: 0.5 }]);
+    expect(z.real.tolist()).toEqual([1, -3]);
+    expect(z.imag.tolist()).toEqual([2, 0.5]);
+    expect(mx.array([1.5]).imag.tolist()).toEqual([0]);
+  });
+});

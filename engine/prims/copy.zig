@@ -76,3 +76,27 @@ pub fn evalBroadcast(node: *Node) void {
     node.buffer = x.buffer;
     node.offset = x.offset;
 }
+
+/// stop_gradient: the identity (a view), a node of its own so that transforms stop there.
+pub fn stopGradient(x: *Node, stream: u32) errors.Error!*Node {
+    return array.create(x.dtype, x.shape, .stop_gradient, &.{x}, stream);
+}
+
+/// depends: `x` (a view) that evaluates only after every array of `deps` is evaluated.
+pub fn depends(x: *Node, deps: []const *Node, stream: u32) errors.Error!*Node {
+    const a = std.heap.c_allocator;
+    const ins = a.alloc(*Node, deps.len + 1) catch return errors.fail(.out_of_memory, "[depends] Out of memory.", .{});
+    defer a.free(ins);
+    ins[0] = x;
+    @memcpy(ins[1..], deps);
+    return array.create(x.dtype, x.shape, .depends, ins, stream);
+}
+
+/// The identity primitives (stop_gradient, depends): the node shares its first input's data.
+pub fn evalIdentity(node: *Node) void {
+    const x = node.inputs[0];
+    node.strides = x.strides;
+    x.buffer.?.retain();
+    node.buffer = x.buffer;
+    node.offset = x.offset;
+}

@@ -510,7 +510,11 @@ type Binary = (b: ArrayOrScalar, options?: StreamOptions) => MxArray;
 declare module "../array" {
   interface MxArray {
     abs: Unary; square: Unary; sqrt: Unary; rsqrt: Unary; reciprocal: Unary; exp: Unary; log: Unary;
-    log2: Unary; log10: Unary; log1p: Unary; sin: Unary; cos: Unary; conj: Unary; real: Unary; imag: Unary;
+    log2: Unary; log10: Unary; log1p: Unary; sin: Unary; cos: Unary; conj: Unary;
+    /** The real part (a property, as in MLX). */
+    readonly real: MxArray;
+    /** The imaginary part (a property, as in MLX; zeros for real dtypes). */
+    readonly imag: MxArray;
     negative: Unary; neg: Unary; logicalNot: Unary; bitwiseInvert: Unary;
     /** Round to `decimals` places (half to even). */
     round(decimals?: number, options?: StreamOptions): MxArray;
@@ -523,7 +527,7 @@ declare module "../array" {
 }
 
 const unaryMethods: Record<string, (a: MxArray, o?: StreamOptions) => MxArray> = {
-  abs, square, sqrt, rsqrt, reciprocal, exp, log, log2, log10, log1p, sin, cos, conj, real, imag,
+  abs, square, sqrt, rsqrt, reciprocal, exp, log, log2, log10, log1p, sin, cos, conj,
   negative, neg: negative, logicalNot, bitwiseInvert,
 };
 const binaryMethods: Record<string, (a: MxArray, b: ArrayOrScalar, o?: StreamOptions) => MxArray> = {
@@ -542,6 +546,18 @@ for (const [name, f] of Object.entries(binaryMethods)) {
     return f(this, b, o);
   };
 }
+Object.defineProperty(MxArray.prototype, "real", {
+  get(this: MxArray) {
+    return real(this);
+  },
+  configurable: true,
+});
+Object.defineProperty(MxArray.prototype, "imag", {
+  get(this: MxArray) {
+    return imag(this);
+  },
+  configurable: true,
+});
 proto.round = function (this: MxArray, decimals?: number, o?: StreamOptions) {
   return round(this, decimals, o);
 };

@@ -682,3 +682,16 @@ MxArray.prototype.diagonal = function (this: MxArray, offset = 0, axis1 = 0, axi
 MxArray.prototype.diag = function (this: MxArray, k = 0, options?: StreamOptions): MxArray {
   return diag(this, k, options);
 };
+
+declare module "../array" {
+  interface MxArray {
+    /** Python's `for row in a`: the sub-arrays along the first axis (views). A 0-d array is not iterable. */
+    [Symbol.iterator](): Iterator<MxArray>;
+  }
+}
+
+MxArray.prototype[Symbol.iterator] = function* (this: MxArray): Generator<MxArray> {
+  if (this.ndim === 0) throw new MlxError("iter() 0-dimensional array.", 1);
+  const n = this.shape[0]!;
+  for (let i = 0; i < n; i++) yield this.index(i);
+};

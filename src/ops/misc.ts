@@ -9,7 +9,12 @@ import {
 } from "../dtype";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
-import { abs, add, cos, divide, exp, multiply, subtract } from "./elementwise";
+import { abs, add, cos, divide, exp, multiply, notEqual, subtract } from "./elementwise";
+import { checkHandle, lib } from "../../ffi/lib";
+import { streamArg } from "../device";
+import { bool as boolDtype } from "../dtype";
+import { sl } from "./indexing";
+import { handlesOf, int } from "./util";
 import { max, sum } from "./reduce";
 import { broadcastTo, reshape } from "./shape";
 
@@ -304,5 +309,49 @@ export function meshgrid(arrays: readonly MxArray[], options: { sparse?: boolean
     const out = broadcastTo(r, full, { stream: s });
     r.dispose();
     return out;
+  });
+}
+
+/**
+ * The identity, through which gradients do not flow (a view of `a`).
+ * @example mx.stopGradient(mx.array([1, 2]))
+ */
+export function stopGradient(a: MxArray, options: { stream?: StreamOrDevice } = {}): MxArray {
+  return new MxArray(checkHandle(lib.mlxb_stop_gradient(a.handle("stop_gradient"), streamArg(options.stream))));
+}
+
+/**
+ * `inputs` unchanged (views), but evaluating them evaluates `dependencies` first.
+ * @example const [y] = mx.depends([x], [sideEffect])
+ */
+export function depends(inputs: MxArray, dependencies: MxArray | readonly MxArray[]): MxArray;
+export function depends(inputs: readonly MxArray[], dependencies: MxArray | readonly MxArray[]): MxArray[];
+export function depends(inputs: MxArray | readonly MxArray[], dependencies: MxArray | readonly MxArray[]): MxArray | MxArray[] {
+  const deps = dependencies instanceof MxArray ? [dependencies] : dependencies;
+  const hs = handlesOf(deps, "depends");
+  const one = (x: MxArray) => new MxArray(checkHandle(lib.mlxb_depends(x.handle("depends"), hs, deps.length, -1)));
+  return inputs instanceof MxArray ? one(inputs) : inputs.map(one);
+}
+
+/**
+ * The n-th discrete difference along `axis`: `a[1:] - a[:-1]` applied n times (for bool,
+ * `a[1:] != a[:-1]`).
+ * @example mx.diff(mx.array([1, 4, 9, 16])) // array([3, 5, 7], dtype=int32)
+ */
+export function diff(a: MxArray, n = 1, axis = -1, options: { stream?: StreamOrDevice } = {}): MxArray {
+  int(n, "Order `n`", "diff");
+  if (n < 0) throw new MlxError("[diff] Order `n` must be non-negative.", 1);
+  if (!Number.isInteger(axis) || axis < -a.ndim || axis >= a.ndim) throw new MlxError("[diff] Axis is out of bounds for the array.", 1);
+  const ax = axis < 0 ? axis + a.ndim : axis;
+  if (n === 0) return reshape(a, a.shape, options);
+  return tidy(() => {
+    const lead = new Array<null>(ax).fill(null).map(() => sl());
+    let cur = a;
+    for (let i = 0; i < n; i++) {
+      const hi = cur.index(...lead, sl(1));
+      const lo = cur.index(...lead, sl(null, -1));
+      cur = cur.dtype === boolDtype ? notEqual(hi, lo, options) : subtract(hi, lo, options);
+    }
+    return cur;
   });
 }
