@@ -113,6 +113,11 @@ fn execute(tape: *Tape) errors.Error!void {
     defer announce();
     for (tape.nodes.items, 0..) |n, i| {
         n.prim.eval(n) catch |e| {
+            // A kernel may fail after taking its output buffer: give it back.
+            if (n.buffer) |b| {
+                b.release();
+                n.buffer = null;
+            }
             for (tape.nodes.items[i..]) |rest| rest.status.store(.unscheduled, .release);
             return e;
         };

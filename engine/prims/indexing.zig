@@ -476,31 +476,100 @@ fn outOfRange(op: []const u8, v: i64, axis: usize, size: i64, slab: i64) errors.
     return errors.fail(.invalid_argument, "[{s}] Index {d} with slice size {d} is out of bounds for axis {d} with size {d}.", .{ op, v, slab, axis, size });
 }
 
-/// The element offset (in `strides` of an array of a's shape) of each slab's first element,
-/// one per position of the index shape; every index is checked first.
-fn slabBases(a: *const Node, strides: []const i64, idx: []const *Node, r: *const Region, slab: []const i32) errors.Error![]i64 {
-    const op = @tagName(r.origin);
-    const count = if (idx.len > 0) idx[0].size() else 1;
-    const bases = std.heap.c_allocator.alloc(i64, @max(count, 1)) catch return errors.fail(.out_of_memory, "[{s}] Out of memory.", .{op});
-    errdefer std.heap.c_allocator.free(bases);
-    var fixed: i64 = 0;
-    for (0..a.shape.ndim) |d| {
-        if (!r.isIndexed(d)) fixed += @as(i64, r.start[d]) * strides[d];
-    }
-    @memset(bases, fixed);
-    for (idx, 0..) |ix, i| {
-        const ax = r.axes[i];
-        const n: i64 = a.shape.dims[ax];
-        const s: i64 = slab[ax];
-        var it = convert.Iter.init(ix);
-        for (0..count) |p| {
-            const raw = readIndex(ix, it.next());
-            const v = if (raw < 0) raw +| n else raw;
-            if (v < 0 or v +| s > n) return outOfRange(op, raw, ax, n, s);
-            bases[p] += v * strides[ax];
+/// Finds, for each position of the index shape, the element offset of its slab's first
+/// element (in the given strides of an array of a's shape), checking every index. Chunks run
+/// on the pool; a bad index is recorded as the lowest failing position and reported afterwards
+/// on the calling thread (pool threads cannot set the caller's error).
+const Locator = struct {
+    idx: []const *Node,
+    n: usize,
+    sizes: [max_ndim]i64 = undefined,
+    slabs: [max_ndim]i64 = undefined,
+    strides: [max_ndim]i64 = undefined,
+    axes: [max_ndim]usize = undefined,
+    fixed: i64 = 0,
+    count: usize,
+    op: []const u8,
+    bad: std.atomic.Value(usize) = .init(std.math.maxInt(usize)),
+
+    fn init(a: *const Node, strides: []const i64, idx: []const *Node, r: *const Region, slab: []const i32) Locator {
+        var l = Locator{ .idx = idx, .n = idx.len, .count = if (idx.len > 0) idx[0].size() else 1, .op = @tagName(r.origin) };
+        for (0..a.shape.ndim) |d| {
+            if (!r.isIndexed(d)) l.fixed += @as(i64, r.start[d]) * strides[d];
         }
+        for (0..idx.len) |i| {
+            const ax = r.axes[i];
+            l.axes[i] = ax;
+            l.sizes[i] = a.shape.dims[ax];
+            l.slabs[i] = slab[ax];
+            l.strides[i] = strides[ax];
+        }
+        return l;
     }
-    return bases;
+
+    /// Iterators over each index input from position `start`.
+    fn iters(l: *const Locator, start: usize) [max_ndim]LeadIter {
+        var its: [max_ndim]LeadIter = undefined;
+        for (l.idx, 0..) |ix, i| {
+            its[i] = LeadIter.init(&ix.shape, ix.strides[0..ix.shape.ndim]);
+            its[i].seek(start);
+        }
+        return its;
+    }
+
+    /// The offset of the next position, or null when one of its indices is out of range.
+    inline fn next(l: *const Locator, its: *[max_ndim]LeadIter) ?i64 {
+        var base = l.fixed;
+        for (0..l.n) |i| {
+            const raw = readIndex(l.idx[i], its[i].next());
+            const v = if (raw < 0) raw +| l.sizes[i] else raw;
+            if (v < 0 or v +| l.slabs[i] > l.sizes[i]) return null;
+            base += v * l.strides[i];
+        }
+        return base;
+    }
+
+    fn fail(l: *Locator, p: usize) void {
+        _ = l.bad.fetchMin(p, .monotonic);
+    }
+
+    /// MLX-style error for the recorded position, if any.
+    fn check(l: *Locator) errors.Error!void {
+        const p = l.bad.load(.monotonic);
+        if (p == std.math.maxInt(usize)) return;
+        for (l.idx, 0..) |ix, i| {
+            var it = LeadIter.init(&ix.shape, ix.strides[0..ix.shape.ndim]);
+            it.seek(p);
+            const raw = readIndex(ix, it.next());
+            const v = if (raw < 0) raw +| l.sizes[i] else raw;
+            if (v < 0 or v +| l.slabs[i] > l.sizes[i]) return outOfRange(l.op, raw, l.axes[i], l.sizes[i], l.slabs[i]);
+        }
+        unreachable;
+    }
+
+    /// Every position's offset, checked (in parallel).
+    fn all(l: *Locator) errors.Error![]i64 {
+        const bases = std.heap.c_allocator.alloc(i64, @max(l.count, 1)) catch return errors.fail(.out_of_memory, "[{s}] Out of memory.", .{l.op});
+        errdefer std.heap.c_allocator.free(bases);
+        const Job = struct {
+            l: *Locator,
+            out: []i64,
+            fn run(j: @This(), start: usize, end: usize) void {
+                var its = j.l.iters(start);
+                for (start..end) |p| {
+                    j.out[p] = j.l.next(&its) orelse return j.l.fail(p);
+                }
+            }
+        };
+        pool.parallelFor(l.count, 1 << 14, Job{ .l = l, .out = bases }, Job.run);
+        try l.check();
+        return bases;
+    }
+};
+
+fn slabBases(a: *const Node, strides: []const i64, idx: []const *Node, r: *const Region, slab: []const i32) errors.Error![]i64 {
+    var l = Locator.init(a, strides, idx, r, slab);
+    return l.all();
 }
 
 /// Slab dimensions with their strides in the source and destination, size-1 dims dropped
@@ -572,6 +641,9 @@ fn evalGather(node: *Node, r: *const Region) errors.Error!void {
         try primitives.allocOutput(node, null);
         return;
     }
+    var slab_n: usize = 1;
+    for (slab) |d| slab_n *= @intCast(d);
+    if (slab_n == 1) return gatherElements(node, a, idx, r, slab);
     const bases = try slabBases(a, a.strides[0..a.shape.ndim], idx, r, slab);
     defer std.heap.c_allocator.free(bases);
     try primitives.allocOutput(node, null);
@@ -586,7 +658,6 @@ fn evalGather(node: *Node, r: *const Region) errors.Error!void {
         st *= slab[d];
     }
     const walk = SlabWalk.init(slab, ss[0..a.shape.ndim], ds[0..a.shape.ndim]);
-    const slab_n: usize = @intCast(st);
     switch (a.dtype.size()) {
         inline 1, 2, 4, 8 => |w| {
             const Job = struct {
@@ -624,6 +695,33 @@ fn evalGather(node: *Node, r: *const Region) errors.Error!void {
     }
 }
 
+/// A gather whose slabs are single elements (take, advanced indexing of every axis): find and
+/// copy in one parallel pass.
+fn gatherElements(node: *Node, a: *const Node, idx: []const *Node, r: *const Region, slab: []const i32) errors.Error!void {
+    try primitives.allocOutput(node, null);
+    var l = Locator.init(a, a.strides[0..a.shape.ndim], idx, r, slab);
+    switch (a.dtype.size()) {
+        inline 1, 2, 4, 8 => |w| {
+            const T = UInt(w);
+            const Job = struct {
+                l: *Locator,
+                src: [*]u8,
+                out: [*]T,
+                fn run(j: @This(), start: usize, end: usize) void {
+                    var its = j.l.iters(start);
+                    for (start..end) |p| {
+                        const o = j.l.next(&its) orelse return j.l.fail(p);
+                        j.out[p] = ptrAt(T, j.src, o).*;
+                    }
+                }
+            };
+            pool.parallelFor(l.count, 1 << 14, Job{ .l = &l, .src = a.data(), .out = @ptrCast(@alignCast(node.data())) }, Job.run);
+        },
+        else => unreachable,
+    }
+    try l.check();
+}
+
 /// Copy `a` into a fresh output (or take a's buffer when nothing else holds it).
 fn startFromInput(node: *Node) errors.Error!void {
     const a = node.inputs[0];
@@ -631,7 +729,7 @@ fn startFromInput(node: *Node) errors.Error!void {
         try primitives.allocOutput(node, a);
         break :blk node.buffer == a.buffer;
     };
-    if (!donated) convert.copyConvert(a, node.data(), a.dtype);
+    if (!donated) shape_ops.copyInto(a, node.data());
 }
 
 fn combine(comptime D: Dtype, mode: ScatterMode, old: D.Type(), new: D.Type()) D.Type() {
@@ -717,25 +815,65 @@ fn evalScatter(node: *Node, r: *const Region) errors.Error!void {
     switch (a.dtype) {
         inline else => |D| {
             const T = D.Type();
-            const out: [*]T = @ptrCast(@alignCast(node.data()));
-            const src: [*]const T = @ptrCast(@alignCast(upd.data()));
-            var it = LeadIter.init(&lead, upd.strides[0..nb]);
-            const inner: usize = @intCast(walk.dims[walk.n - 1]);
-            const si = walk.ss[walk.n - 1];
-            const ui = walk.ds[walk.n - 1];
-            for (b) |base| {
-                const ubase = it.next();
-                for (0..walk.rows) |row| {
-                    const o = walk.row(row);
-                    var so = base + o[0];
-                    var uo = ubase + o[1];
-                    for (0..inner) |_| {
-                        const dst = &out[@intCast(so)];
-                        dst.* = combine(D, r.mode, dst.*, convert.at(T, src, uo).*);
-                        so += si;
-                        uo += ui;
+            const Job = struct {
+                out: [*]T,
+                src: [*]const T,
+                bases: []const i64,
+                walk: *const SlabWalk,
+                lead: *const Shape,
+                ust: []const i64,
+                mode: ScatterMode,
+                /// Rows [start, end) of (position, slab row), in order.
+                fn run(j: @This(), start: usize, end: usize) void {
+                    const rows = j.walk.rows;
+                    const inner: usize = @intCast(j.walk.dims[j.walk.n - 1]);
+                    const si = j.walk.ss[j.walk.n - 1];
+                    const ui = j.walk.ds[j.walk.n - 1];
+                    var it = LeadIter.init(j.lead, j.ust);
+                    var p = start / rows;
+                    it.seek(p);
+                    var ubase = it.next();
+                    for (start..end) |t| {
+                        if (t / rows != p) {
+                            p = t / rows;
+                            ubase = it.next();
+                        }
+                        const o = j.walk.row(t % rows);
+                        var so = j.bases[p] + o[0];
+                        var uo = ubase + o[1];
+                        if (j.mode == .none and si == 1 and ui == 1) {
+                            const d = j.out + @as(usize, @intCast(so));
+                            const from: [*]const T = @ptrCast(convert.at(T, j.src, uo));
+                            @memcpy(d[0..inner], from[0..inner]);
+                            continue;
+                        }
+                        for (0..inner) |_| {
+                            const dst = &j.out[@intCast(so)];
+                            dst.* = combine(D, j.mode, dst.*, convert.at(T, j.src, uo).*);
+                            so += si;
+                            uo += ui;
+                        }
                     }
                 }
+            };
+            const job = Job{
+                .out = @ptrCast(@alignCast(node.data())),
+                .src = @ptrCast(@alignCast(upd.data())),
+                .bases = b,
+                .walk = &walk,
+                .lead = &lead,
+                .ust = upd.strides[0..nb],
+                .mode = r.mode,
+            };
+            const total = b.len * walk.rows;
+            if (r.nidx == 0) {
+                // One slab, written once per element: rows can go in parallel.
+                const inner: usize = @intCast(walk.dims[walk.n - 1]);
+                pool.parallelFor(total, @max(1, (1 << 14) / @max(inner, 1)), job, Job.run);
+            } else {
+                // Index arrays may repeat: one ordered pass (the last of repeated writes wins;
+                // accumulating modes combine every update).
+                job.run(0, total);
             }
         },
     }
@@ -755,7 +893,22 @@ const LeadIter = struct {
         return it;
     }
 
-    fn next(it: *LeadIter) i64 {
+    /// Position the walk at row-major position `p`.
+    fn seek(it: *LeadIter, p: usize) void {
+        var rem = p;
+        it.pos = 0;
+        var i = it.n;
+        while (i > 0) {
+            i -= 1;
+            const d: usize = @intCast(it.dims[i]);
+            const k = if (d == 0) 0 else rem % d;
+            if (d != 0) rem /= d;
+            it.idx[i] = @intCast(k);
+            it.pos += @as(i64, @intCast(k)) * it.st[i];
+        }
+    }
+
+    inline fn next(it: *LeadIter) i64 {
         const p = it.pos;
         var i = it.n;
         while (i > 0) {
@@ -774,35 +927,82 @@ fn evalGatherAxis(node: *Node, x: AxisOp) errors.Error!void {
     const a = node.inputs[0];
     const ix = node.inputs[1];
     const ax = x.axis;
-    const n: i64 = a.shape.dims[ax];
     const count = node.size();
-    // Check the indices first (kernels below run on pool threads, which cannot report).
-    {
-        var it = convert.Iter.init(ix);
-        for (0..count) |_| {
-            const v = readIndex(ix, it.next());
-            if (v < -n or v >= n) return outOfRange("take_along_axis", v, ax, n, 1);
-        }
-    }
     try primitives.allocOutput(node, null);
     if (count == 0) return;
+    const nd = node.shape.ndim;
+    const inner: usize = @intCast(node.shape.dims[nd - 1]);
+    var lead = Shape{ .ndim = @intCast(nd - 1) };
+    @memcpy(lead.dims[0 .. nd - 1], node.shape.dims[0 .. nd - 1]);
     // a's strides with the axis zeroed walk every position but the indexed one.
     var ast = a.strides;
     ast[ax] = 0;
+    var bad = std.atomic.Value(usize).init(std.math.maxInt(usize));
     switch (a.dtype.size()) {
-        inline 1, 2, 4, 8 => |w| {
-            const T = UInt(w);
-            const out: [*]T = @ptrCast(@alignCast(node.data()));
-            var ia = LeadIter.init(&node.shape, ast[0..node.shape.ndim]);
-            var ii = LeadIter.init(&node.shape, ix.strides[0..node.shape.ndim]);
-            const sax = a.strides[ax];
-            for (0..count) |i| {
-                var v = readIndex(ix, ii.next());
-                if (v < 0) v += n;
-                out[i] = ptrAt(T, a.data(), ia.next() + v * sax).*;
-            }
+        inline 1, 2, 4, 8 => |w| switch (ix.dtype) {
+            inline .uint8, .uint16, .uint32, .uint64, .int8, .int16, .int32, .int64 => |ID| {
+                const T = UInt(w);
+                const I = ID.Type();
+                const Job = struct {
+                    out: [*]T,
+                    src: [*]u8,
+                    idx: [*]const I,
+                    lead: *const Shape,
+                    ast: *const [max_ndim]i64,
+                    ist: *const [max_ndim]i64,
+                    inner: usize,
+                    n: i64,
+                    sax: i64,
+                    bad: *std.atomic.Value(usize),
+                    fn run(j: @This(), start: usize, end: usize) void {
+                        const nl = j.lead.ndim;
+                        var ia = LeadIter.init(j.lead, j.ast[0..nl]);
+                        var ii = LeadIter.init(j.lead, j.ist[0..nl]);
+                        ia.seek(start);
+                        ii.seek(start);
+                        const a_in = j.ast[nl];
+                        const i_in = j.ist[nl];
+                        for (start..end) |row| {
+                            const ab = ia.next();
+                            const ib = ii.next();
+                            const o = j.out + row * j.inner;
+                            for (0..j.inner) |k| {
+                                const kk: i64 = @intCast(k);
+                                const raw = convert.at(I, j.idx, ib + kk * i_in).*;
+                                var v: i64 = if (I == u64) (if (raw > std.math.maxInt(i64)) std.math.maxInt(i64) else @intCast(raw)) else raw;
+                                if (v < 0) v += j.n;
+                                if (v < 0 or v >= j.n) {
+                                    _ = j.bad.fetchMin(row * j.inner + k, .monotonic);
+                                    return;
+                                }
+                                o[k] = ptrAt(T, j.src, ab + kk * a_in + v * j.sax).*;
+                            }
+                        }
+                    }
+                };
+                const job = Job{
+                    .out = @ptrCast(@alignCast(node.data())),
+                    .src = a.data(),
+                    .idx = @ptrCast(@alignCast(ix.data())),
+                    .lead = &lead,
+                    .ast = &ast,
+                    .ist = &ix.strides,
+                    .inner = inner,
+                    .n = a.shape.dims[ax],
+                    .sax = a.strides[ax],
+                    .bad = &bad,
+                };
+                pool.parallelFor(count / inner, @max(1, (1 << 14) / inner), job, Job.run);
+            },
+            else => unreachable,
         },
         else => unreachable,
+    }
+    const p = bad.load(.monotonic);
+    if (p != std.math.maxInt(usize)) {
+        var it = LeadIter.init(&node.shape, ix.strides[0..nd]);
+        it.seek(p);
+        return outOfRange("take_along_axis", readIndex(ix, it.next()), ax, a.shape.dims[ax], 1);
     }
 }
 

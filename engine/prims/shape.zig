@@ -802,7 +802,8 @@ fn evalContiguous(node: *Node, allow_col: bool) errors.Error!void {
 }
 
 /// Copy evaluated `x` into `dst` as row-major data of its own dtype.
-fn copyInto(x: *const Node, dst: [*]u8) void {
+/// Copy x into dst as row-major data of its dtype (in parallel for large arrays).
+pub fn copyInto(x: *const Node, dst: [*]u8) void {
     var st: [max_ndim]i64 = undefined;
     rowStrides(&x.shape, &st);
     stridedCopy(x.dtype.size(), &x.shape, x.data(), &x.strides, dst, &st);
