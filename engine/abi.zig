@@ -17,6 +17,7 @@ const convert = @import("convert.zig");
 const external = @import("external.zig");
 const dtype_mod = @import("dtype.zig");
 const prims = @import("primitives.zig");
+const grad = @import("grad.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
 
@@ -90,6 +91,12 @@ const core = [_]Entry{
     entry("broadcast_to", broadcastTo, &.{ "a", "shape", "ndim", "stream" }, "a broadcast to shape (a view)."),
     entry("stop_gradient", stopGradient, &.{ "a", "stream" }, "The identity (a view); gradients do not flow through it."),
     entry("depends", depends, &.{ "a", "deps", "ndeps", "stream" }, "a (a view) evaluated only after the ndeps arrays of deps."),
+    // Transforms
+    entry("trace_begin", traceBegin, &.{}, "A transform starts tracing: evaluated tracers keep their graph until trace_end."),
+    entry("trace_end", traceEnd, &.{}, "The transform that called trace_begin is done tracing."),
+    entry("tracer", tracer, &.{ "a", "stream" }, "A tracer for a (an identity node the transform differentiates with respect to)."),
+    entry("vjp", vjp, &.{ "outputs", "noutputs", "primals", "nprimals", "cotangents", "stream" }, "Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error."),
+    entry("results_take", resultsTake, &.{"i"}, "Handle i of the last multi-result call (vjp); the caller owns it. 0 if none."),
     entry("full", full, &.{ "shape", "ndim", "vals", "dtype", "stream" }, "vals broadcast to shape, as dtype (-1: vals' dtype)."),
     entry("arange", arange, &.{ "start", "stop", "step", "dtype", "stream" }, "start, start + step, ... below stop."),
     entry("linspace", linspace, &.{ "start", "stop", "num", "dtype", "stream" }, "num evenly spaced values from start to stop."),
@@ -434,6 +441,67 @@ fn setCacheLimit(v: f64) callconv(.c) f64 {
 
 // ---------------------------------------------------------------------------------------
 // Ops
+
+fn traceBegin() callconv(.c) void {
+    array.traceBegin();
+}
+fn traceEnd() callconv(.c) void {
+    array.traceEnd();
+}
+fn tracer(h: u32, s: i32) callconv(.c) u32 {
+    return handleOf(blk: {
+        const x = handles.get(h, "tracer") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "tracer") catch |e| break :blk e;
+        const t = prims.copy.depends(x, &.{}, stream) catch |e| break :blk e;
+        t.tracer = true;
+        break :blk t;
+    });
+}
+
+/// Handles of the last multi-result call on this thread, until taken.
+threadlocal var results: std.ArrayList(u32) = .empty;
+
+fn clearResults() void {
+    for (results.items) |h| {
+        if (h != 0) handles.free(h) catch {};
+    }
+    results.clearRetainingCapacity();
+}
+
+fn resultsTake(i: u32) callconv(.c) u32 {
+    if (i >= results.items.len) return 0;
+    const h = results.items[i];
+    results.items[i] = 0;
+    return h;
+}
+
+fn vjpImpl(outs_p: ?[*]const u32, nout: u32, prim_p: ?[*]const u32, nprim: u32, cots_p: ?[*]const u32, s: i32) errors.Error!i32 {
+    clearResults();
+    const a = std.heap.c_allocator;
+    const buf = a.alloc(*Node, @as(usize, nout) * 2 + nprim + 1) catch return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
+    defer a.free(buf);
+    if (nout > max_eval_args or nprim > max_eval_args) return errors.fail(.invalid_argument, "[vjp] Too many arrays.", .{});
+    const outs = try nodesOf(outs_p, nout, "vjp", buf[0..nout]);
+    const cots = try nodesOf(cots_p, nout, "vjp", buf[nout .. 2 * nout]);
+    const primals = try nodesOf(prim_p, nprim, "vjp", buf[2 * nout .. 2 * nout + nprim]);
+    const stream = try stream_mod.resolve(s, "vjp");
+    const grads = a.alloc(*Node, @max(nprim, 1)) catch return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
+    defer a.free(grads);
+    try grad.vjp(outs, primals, cots, grads[0..nprim], stream);
+    results.ensureTotalCapacity(a, nprim) catch {
+        for (grads[0..nprim]) |g| array.release(g);
+        return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
+    };
+    for (grads[0..nprim]) |g| results.appendAssumeCapacity(handles.put(g) catch 0);
+    for (results.items) |h| if (h == 0) {
+        clearResults();
+        return errors.fail(.out_of_memory, "[vjp] Out of handles.", .{});
+    };
+    return @intCast(nprim);
+}
+fn vjp(outs: ?[*]const u32, nout: u32, primals: ?[*]const u32, nprim: u32, cots: ?[*]const u32, s: i32) callconv(.c) i32 {
+    return vjpImpl(outs, nout, primals, nprim, cots, s) catch -@as(i32, @intFromEnum(errors.code()));
+}
 
 fn stopGradient(h: u32, s: i32) callconv(.c) u32 {
     return handleOf(blk: {

@@ -130,6 +130,8 @@ pub const Node = struct {
     stream: u32,
     /// Planning epoch, used by eval to visit each node once.
     mark: u32 = 0,
+    /// Built from a transform's tracer: while a transform is tracing, eval keeps its inputs.
+    tracer: bool = false,
 
     pub fn size(n: *const Node) usize {
         return n.shape.size();
@@ -190,6 +192,26 @@ pub const Node = struct {
 
 var live_nodes = std.atomic.Value(usize).init(0);
 
+/// How many transforms are tracing (grad inside grad counts twice).
+var tracing = std.atomic.Value(u32).init(0);
+
+pub fn traceBegin() void {
+    _ = tracing.fetchAdd(1, .acq_rel);
+}
+
+pub fn traceEnd() void {
+    _ = tracing.fetchSub(1, .acq_rel);
+}
+
+pub fn isTracing() bool {
+    return tracing.load(.acquire) > 0;
+}
+
+/// Whether eval must keep this node's inputs (a tracer while a transform traces).
+pub fn keepsGraph(n: *const Node) bool {
+    return n.tracer and isTracing();
+}
+
 pub fn liveNodes() usize {
     return live_nodes.load(.monotonic);
 }
@@ -206,6 +228,10 @@ pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node
         in.retain();
         slot.* = in;
     }
+    var tracer = false;
+    if (isTracing()) for (inputs) |in| {
+        tracer = tracer or in.tracer;
+    };
     node.* = .{
         .refs = .init(1),
         .status = .init(if (prim == .leaf) .evaluated else .unscheduled),
@@ -214,6 +240,7 @@ pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node
         .prim = prim,
         .inputs = ins,
         .stream = stream,
+        .tracer = tracer,
     };
     _ = live_nodes.fetchAdd(1, .monotonic);
     return node;

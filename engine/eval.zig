@@ -122,7 +122,7 @@ fn execute(tape: *Tape) errors.Error!void {
             return e;
         };
         n.status.store(.evaluated, .release);
-        n.detach();
+        if (!array.keepsGraph(n)) n.detach();
     }
 }
 

@@ -23,4 +23,5 @@ test {
     _ = @import("prims/sort.zig");
     _ = @import("prims/indexing.zig");
     _ = @import("prims/scalar_math.zig");
+    _ = @import("grad.zig");
 }

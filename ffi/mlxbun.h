@@ -270,6 +270,16 @@ uint32_t mlxb_broadcast_to(uint32_t a, const int32_t* shape, uint32_t ndim, int3
 uint32_t mlxb_stop_gradient(uint32_t a, int32_t stream);
 /* a (a view) evaluated only after the ndeps arrays of deps. */
 uint32_t mlxb_depends(uint32_t a, const uint32_t* deps, uint32_t ndeps, int32_t stream);
+/* A transform starts tracing: evaluated tracers keep their graph until trace_end. */
+void mlxb_trace_begin(void);
+/* The transform that called trace_begin is done tracing. */
+void mlxb_trace_end(void);
+/* A tracer for a (an identity node the transform differentiates with respect to). */
+uint32_t mlxb_tracer(uint32_t a, int32_t stream);
+/* Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error. */
+int32_t mlxb_vjp(const uint32_t* outputs, uint32_t noutputs, const uint32_t* primals, uint32_t nprimals, const uint32_t* cotangents, int32_t stream);
+/* Handle i of the last multi-result call (vjp); the caller owns it. 0 if none. */
+uint32_t mlxb_results_take(uint32_t i);
 /* vals broadcast to shape, as dtype (-1: vals' dtype). */
 uint32_t mlxb_full(const int32_t* shape, uint32_t ndim, uint32_t vals, int32_t dtype, int32_t stream);
 /* start, start + step, ... below stop. */

@@ -1,0 +1,468 @@
+//! Reverse-mode differentiation of the recorded graph: `vjp`, and the vjp rule of every
+//! primitive, written with graph-building ops so that the results can be differentiated again.
+//!
+//! The host runs the user's function on tracers (identity nodes over the primal inputs, made
+//! while tracing is on); every node built from a tracer is a tracer too and keeps its inputs
+//! when evaluated during the trace (eval does not detach it), so the graph from the inputs to
+//! the outputs is still there when `vjp` walks it backwards.
+const std = @import("std");
+const array = @import("array.zig");
+const errors = @import("errors.zig");
+const convert = @import("convert.zig");
+const prims = @import("primitives.zig");
+const dtype_mod = @import("dtype.zig");
+const Dtype = dtype_mod.Dtype;
+const Node = array.Node;
+const Shape = array.Shape;
+const max_ndim = array.max_ndim;
+
+const ew = prims.elementwise;
+const red = prims.reduce;
+const shp = prims.shape;
+const cp = prims.copy;
+const ix = prims.indexing;
+const srt = prims.sort;
+
+const a_ = std.heap.c_allocator;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks (each returns a node the caller owns)
+
+/// Temporaries of one rule, released together.
+const Tmp = struct {
+    list: [48]*Node = undefined,
+    n: usize = 0,
+
+    fn add(t: *Tmp, node: *Node) *Node {
+        if (t.n == t.list.len) @panic("grad: too many temporaries in one rule");
+        t.list[t.n] = node;
+        t.n += 1;
+        return node;
+    }
+
+    fn deinit(t: *Tmp) void {
+        for (t.list[0..t.n]) |n| array.release(n);
+        t.n = 0;
+    }
+};
+
+/// A 0-d array of `value` in `dtype`.
+pub fn constant(value: f64, dtype: Dtype, stream: u32) errors.Error!*Node {
+    const node = try array.createWithBuffer(dtype, .{}, stream, "array");
+    switch (dtype) {
+        inline else => |d| @as(*d.Type(), @ptrCast(@alignCast(node.data()))).* = convert.cast(.float64, d, value),
+    }
+    return node;
+}
+
+fn zerosLike(x: *const Node, stream: u32) errors.Error!*Node {
+    const z = try constant(0, x.dtype, stream);
+    defer array.release(z);
+    return cp.broadcastTo(z, x.shape, stream);
+}
+
+fn retained(x: *Node) *Node {
+    x.retain();
+    return x;
+}
+
+/// `g` summed down to `shape` (undoing a broadcast): leading axes summed away, axes where
+/// `shape` has 1 summed with keepdims.
+pub fn unbroadcast(g: *Node, shape: *const Shape, stream: u32) errors.Error!*Node {
+    if (g.shape.eql(shape)) return retained(g);
+    var axes: [max_ndim]i32 = undefined;
+    var n: usize = 0;
+    const lead = g.shape.ndim - shape.ndim;
+    for (0..g.shape.ndim) |i| {
+        if (i < lead or (shape.dims[i - lead] == 1 and g.shape.dims[i] != 1)) {
+            axes[n] = @intCast(i);
+            n += 1;
+        }
+    }
+    const s = try red.reduce(.sum, g, axes[0..n], true, stream);
+    defer array.release(s);
+    const r = try shp.reshape(s, shape.slice(), stream);
+    defer array.release(r);
+    // sum promotes small integers; the gradient keeps g's dtype.
+    return cp.astype(r, g.dtype, stream);
+}
+
+/// `g` (the reduced shape, keepdims or not) broadcast back to `x`'s shape over the axes in `set`.
+fn expandReduced(g: *Node, x: *const Node, set: u32, stream: u32) errors.Error!*Node {
+    var dims: [max_ndim]i32 = undefined;
+    for (0..x.shape.ndim) |i| dims[i] = if (set & (@as(u32, 1) << @intCast(i)) != 0) 1 else x.shape.dims[i];
+    const r = try shp.reshape(g, dims[0..x.shape.ndim], stream);
+    defer array.release(r);
+    return cp.broadcastTo(r, x.shape, stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The vjp rules: the cotangent of input `arg` of `node`, given the cotangent `g` of its output.
+
+fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
+    var t = Tmp{};
+    defer t.deinit();
+    const x = node.inputs[0];
+    switch (node.prim) {
+        .leaf, .arange, .linspace, .eye, .tri => unreachable, // no inputs
+        .astype => return cp.astype(g, x.dtype, stream),
+        .broadcast => return unbroadcast(g, &x.shape, stream),
+        .stop_gradient => unreachable, // the walk does not enter it
+        .depends => return if (arg == 0) retained(g) else zerosLike(node.inputs[arg], stream),
+        .tri_mask => |m| return prims.creation.triMask(g, m.k, m.upper, stream),
+        .elementwise => |e| return elementwiseVjp(&t, node, e, arg, g, stream),
+        .reduce => |r| return reduceVjp(&t, node, r, g, stream),
+        .shape => |s| return shapeVjp(&t, node, s, arg, g, stream),
+        .sort => |s| return sortVjp(&t, node, s, g, stream),
+        .indexing => |p| return indexingVjp(&t, node, p, arg, g, stream),
+    }
+}
+
+fn notDifferentiable(node: *const Node) errors.Error {
+    return errors.fail(.invalid_argument, "[{s}] The vjp of this primitive is not implemented yet.", .{node.prim.name()});
+}
+
+fn elementwiseVjp(t: *Tmp, node: *Node, e: ew.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    const y = node;
+    const dt = g.dtype;
+    const c = struct {
+        fn k(tt: *Tmp, v: f64, d: Dtype, st: u32) errors.Error!*Node {
+            return tt.add(try constant(v, d, st));
+        }
+    }.k;
+    const u = struct {
+        fn f(tt: *Tmp, op: ew.UnaryOp, a: *Node, st: u32) errors.Error!*Node {
+            return tt.add(try ew.unary(op, a, st));
+        }
+    }.f;
+    const b = struct {
+        fn f(tt: *Tmp, op: ew.BinaryOp, p: *Node, q: *Node, st: u32) errors.Error!*Node {
+            return tt.add(try ew.binary(op, p, q, st));
+        }
+    }.f;
+    switch (e) {
+        .unary => |op| {
+            const r: *Node = switch (op) {
+                .abs => try b(t, .multiply, g, try u(t, .sign, x, s), s),
+                .negative => try u(t, .negative, g, s),
+                .square => try b(t, .multiply, g, try b(t, .multiply, x, try c(t, 2, dt, s), s), s),
+                .sqrt => try b(t, .divide, g, try b(t, .multiply, y, try c(t, 2, dt, s), s), s),
+                // d/dx x^-1/2 = -1/2 x^-3/2 = -y / (2x)
+                .rsqrt => try b(t, .multiply, g, try b(t, .divide, try u(t, .negative, y, s), try b(t, .multiply, x, try c(t, 2, dt, s), s), s), s),
+                .reciprocal => try b(t, .multiply, g, try u(t, .negative, try b(t, .multiply, y, y, s), s), s),
+                .exp => try b(t, .multiply, g, y, s),
+                .expm1 => try b(t, .multiply, g, try b(t, .add, y, try c(t, 1, dt, s), s), s),
+                .erf => try b(t, .multiply, g, try b(t, .multiply, try c(t, 2.0 / @sqrt(std.math.pi), dt, s), try u(t, .exp, try u(t, .negative, try u(t, .square, x, s), s), s), s), s),
+                .erfinv => try b(t, .multiply, g, try b(t, .multiply, try c(t, @sqrt(std.math.pi) / 2.0, dt, s), try u(t, .exp, try u(t, .square, y, s), s), s), s),
+                .sin => try b(t, .multiply, g, try u(t, .cos, x, s), s),
+                .cos => try b(t, .multiply, g, try u(t, .negative, try u(t, .sin, x, s), s), s),
+                .tan => try b(t, .divide, g, try u(t, .square, try u(t, .cos, x, s), s), s),
+                .arcsin => try b(t, .multiply, g, try u(t, .rsqrt, try b(t, .subtract, try c(t, 1, dt, s), try u(t, .square, x, s), s), s), s),
+                .arccos => try u(t, .negative, try b(t, .multiply, g, try u(t, .rsqrt, try b(t, .subtract, try c(t, 1, dt, s), try u(t, .square, x, s), s), s), s), s),
+                .arctan => try b(t, .divide, g, try b(t, .add, try c(t, 1, dt, s), try u(t, .square, x, s), s), s),
+                .sinh => try b(t, .multiply, g, try u(t, .cosh, x, s), s),
+                .cosh => try b(t, .multiply, g, try u(t, .sinh, x, s), s),
+                .tanh => try b(t, .multiply, g, try b(t, .subtract, try c(t, 1, dt, s), try u(t, .square, y, s), s), s),
+                .arcsinh => try b(t, .multiply, g, try u(t, .rsqrt, try b(t, .add, try u(t, .square, x, s), try c(t, 1, dt, s), s), s), s),
+                .arccosh => try b(t, .multiply, g, try u(t, .rsqrt, try b(t, .subtract, try u(t, .square, x, s), try c(t, 1, dt, s), s), s), s),
+                .arctanh => try b(t, .divide, g, try b(t, .subtract, try c(t, 1, dt, s), try u(t, .square, x, s), s), s),
+                .degrees => try b(t, .multiply, g, try c(t, 180.0 / std.math.pi, dt, s), s),
+                .radians => try b(t, .multiply, g, try c(t, std.math.pi / 180.0, dt, s), s),
+                .log => try b(t, .divide, g, x, s),
+                .log2 => try b(t, .divide, g, try b(t, .multiply, x, try c(t, std.math.ln2, dt, s), s), s),
+                .log10 => try b(t, .divide, g, try b(t, .multiply, x, try c(t, std.math.ln10, dt, s), s), s),
+                .log1p => try b(t, .divide, g, try b(t, .add, x, try c(t, 1, dt, s), s), s),
+                .sigmoid => try b(t, .multiply, g, try b(t, .multiply, y, try b(t, .subtract, try c(t, 1, dt, s), y, s), s), s),
+                .conj => try u(t, .conj, g, s),
+                .real => t.add(try cp.astype(g, .complex64, s)),
+                .imag => blk: {
+                    const i_ = t.add(try complexConstant(0, -1, s));
+                    break :blk try b(t, .multiply, t.add(try cp.astype(g, .complex64, s)), i_, s);
+                },
+                // Piecewise constant, or not differentiable (bool and integer results): zero.
+                .sign, .trunc, .floor, .ceil, .round, .isnan, .isinf, .isfinite, .isposinf, .isneginf, .logical_not, .bitwise_invert => return zerosLike(x, s),
+            };
+            return cp.astype(r, x.dtype, s);
+        },
+        .binary => |op| {
+            const p = node.inputs[0];
+            const q = node.inputs[1];
+            const other = if (arg == 0) q else p;
+            const mine = node.inputs[arg];
+            const r: *Node = switch (op) {
+                .add => g,
+                .subtract => if (arg == 0) g else try u(t, .negative, g, s),
+                .multiply => try b(t, .multiply, g, other, s),
+                .divide => if (arg == 0) try b(t, .divide, g, q, s) else try u(t, .negative, try b(t, .divide, try b(t, .multiply, g, y, s), q, s), s),
+                .maximum, .minimum => blk: {
+                    // Ties go to the second operand, as in MLX.
+                    const mask = if (op == .maximum)
+                        (if (arg == 0) try b(t, .greater, p, q, s) else try b(t, .less_equal, p, q, s))
+                    else
+                        (if (arg == 0) try b(t, .less, p, q, s) else try b(t, .greater_equal, p, q, s));
+                    break :blk try b(t, .multiply, g, t.add(try cp.astype(mask, dt, s)), s);
+                },
+                .logaddexp => try b(t, .multiply, g, try u(t, .exp, try b(t, .subtract, mine, y, s), s), s),
+                .power => if (arg == 0)
+                    // b * a^(b-1)
+                    try b(t, .multiply, g, try b(t, .multiply, q, try b(t, .power, p, try b(t, .subtract, q, try c(t, 1, q.dtype, s), s), s), s), s)
+                else
+                    try b(t, .multiply, g, try b(t, .multiply, y, try u(t, .log, p, s), s), s),
+                .arctan2 => blk: {
+                    // atan2(p, q): d/dp = q / (p² + q²), d/dq = -p / (p² + q²)
+                    const den = try b(t, .add, try u(t, .square, p, s), try u(t, .square, q, s), s);
+                    break :blk if (arg == 0) try b(t, .divide, try b(t, .multiply, g, q, s), den, s) else try u(t, .negative, try b(t, .divide, try b(t, .multiply, g, p, s), den, s), s);
+                },
+                .remainder => if (arg == 0) g else try b(t, .multiply, g, try u(t, .negative, try b(t, .floor_divide, p, q, s), s), s),
+                .floor_divide, .equal, .not_equal, .less, .less_equal, .greater, .greater_equal, .logical_and, .logical_or, .logical_xor, .bitwise_and, .bitwise_or, .bitwise_xor, .left_shift, .right_shift => return zerosLike(mine, s),
+            };
+            const ub = t.add(try unbroadcast(r, &mine.shape, s));
+            return cp.astype(ub, mine.dtype, s);
+        },
+        .select => {
+            if (arg == 0) return zerosLike(node.inputs[0], s);
+            const cond = node.inputs[0];
+            const z = try c(t, 0, g.dtype, s);
+            const r = if (arg == 1) t.add(try ew.select(cond, g, z, s)) else t.add(try ew.select(cond, z, g, s));
+            const mine = node.inputs[arg];
+            const ub = t.add(try unbroadcast(r, &mine.shape, s));
+            return cp.astype(ub, mine.dtype, s);
+        },
+    }
+}
+
+fn complexConstant(re: f32, im: f32, stream: u32) errors.Error!*Node {
+    const node = try array.createWithBuffer(.complex64, .{}, stream, "array");
+    @as(*dtype_mod.Complex64, @ptrCast(@alignCast(node.data()))).* = .{ .re = re, .im = im };
+    return node;
+}
+
+fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    switch (r) {
+        .reduce => |p| {
+            const ge = t.add(try expandReduced(g, x, p.axes, s));
+            switch (p.op) {
+                .sum => return cp.astype(ge, x.dtype, s),
+                .prod => {
+                    // y / x where x != 0 (the product of the others); exact zeros need the
+                    // product of the other elements, which this rule gives only without zeros.
+                    const ye = t.add(try expandReduced(node, x, p.axes, s));
+                    const q = t.add(try ew.binary(.divide, ye, x, s));
+                    const r2 = t.add(try ew.binary(.multiply, ge, q, s));
+                    return cp.astype(r2, x.dtype, s);
+                },
+                .min, .max => {
+                    // Shared equally among the elements equal to the extreme.
+                    const ye = t.add(try expandReduced(node, x, p.axes, s));
+                    const mask = t.add(try cp.astype(t.add(try ew.binary(.equal, x, ye, s)), g.dtype, s));
+                    var axes: [max_ndim]i32 = undefined;
+                    var n: usize = 0;
+                    for (0..x.shape.ndim) |i| if (p.axes & (@as(u32, 1) << @intCast(i)) != 0) {
+                        axes[n] = @intCast(i);
+                        n += 1;
+                    };
+                    const count = t.add(try red.reduce(.sum, mask, axes[0..n], true, s));
+                    const share = t.add(try ew.binary(.divide, mask, t.add(try cp.astype(count, g.dtype, s)), s));
+                    const r2 = t.add(try ew.binary(.multiply, ge, share, s));
+                    return cp.astype(r2, x.dtype, s);
+                },
+                .all, .any => return zerosLike(x, s),
+            }
+        },
+        .logsumexp => {
+            const set = @as(u32, 1) << @intCast(x.shape.ndim - 1);
+            const ge = t.add(try expandReduced(g, x, set, s));
+            const ye = t.add(try expandReduced(node, x, set, s));
+            const w = t.add(try ew.unary(.exp, t.add(try ew.binary(.subtract, x, ye, s)), s));
+            return ew.binary(.multiply, ge, w, s);
+        },
+        .arg_reduce => return zerosLike(x, s),
+        .median => return notDifferentiable(node),
+    }
+}
+
+fn shapeVjp(t: *Tmp, node: *Node, p: shp.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    switch (p) {
+        .reshape, .contiguous => return shp.reshape(g, x.shape.slice(), s),
+        .transpose => |perm| {
+            var inv: [max_ndim]i32 = undefined;
+            for (0..x.shape.ndim) |i| inv[perm[i]] = @intCast(i);
+            return shp.transpose(g, inv[0..x.shape.ndim], s);
+        },
+        .slice => |sl| {
+            // The cotangent written into zeros at the slice's place.
+            const z = t.add(try zerosLike(x, s));
+            var region: [2 * max_ndim]i32 = undefined;
+            for (0..x.shape.ndim) |d| {
+                region[2 * d] = if (d == sl.axis and node.shape.dims[d] > 0) sl.start else 0;
+                region[2 * d + 1] = if (d == sl.axis) sl.step else 1;
+            }
+            return ix.scatter(z, g, &.{}, &.{}, region[0 .. 2 * x.shape.ndim], .none, .slice_update, s);
+        },
+        .concatenate => |axis| {
+            var start: i32 = 0;
+            for (node.inputs[0..arg]) |in| start += in.shape.dims[axis];
+            const piece = try shp.sliceAxis(g, axis, start, node.inputs[arg].shape.dims[axis], 1, s);
+            defer array.release(piece);
+            return cp.astype(piece, node.inputs[arg].dtype, s);
+        },
+        .as_strided, .remap, .view => return notDifferentiable(node),
+    }
+}
+
+fn sortVjp(t: *Tmp, node: *Node, p: srt.Prim, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    switch (p) {
+        .scan => |sc| switch (sc.op) {
+            .sum => {
+                if (!sc.inclusive) return notDifferentiable(node);
+                // The cotangent of an inclusive cumsum is the cumsum of g the other way.
+                const r = t.add(try srt.scan(.sum, g, sc.axis, !sc.reverse, true, null, s));
+                return cp.astype(r, x.dtype, s);
+            },
+            else => return notDifferentiable(node),
+        },
+        .sort => |so| switch (so.op) {
+            .argsort, .argpartition => return zerosLike(x, s),
+            .sort => {
+                // g goes back to where each sorted element came from.
+                const order = t.add(try srt.sortOp(.argsort, x, so.axis, 0, s));
+                const z = t.add(try zerosLike(x, s));
+                return ix.putAlongAxis(z, order, g, so.axis, .add, s);
+            },
+            else => return notDifferentiable(node),
+        },
+        .searchsorted => return zerosLike(x, s),
+    }
+}
+
+fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    switch (p) {
+        .gather => |r| {
+            if (arg != 0) return zerosLike(node.inputs[arg], s);
+            const z = t.add(try zerosLike(x, s));
+            var axes: [max_ndim]i32 = undefined;
+            for (0..r.nidx) |i| axes[i] = r.axes[i];
+            var region: [2 * max_ndim]i32 = undefined;
+            for (0..x.shape.ndim) |d| {
+                region[2 * d] = r.start[d];
+                region[2 * d + 1] = r.step[d];
+            }
+            return ix.scatter(z, g, node.inputs[1..], axes[0..r.nidx], region[0 .. 2 * x.shape.ndim], .add, .scatter, s);
+        },
+        .gather_axis => |a| {
+            if (arg != 0) return zerosLike(node.inputs[arg], s);
+            const z = t.add(try zerosLike(x, s));
+            const r = t.add(try ix.putAlongAxis(z, node.inputs[1], g, a.axis, .add, s));
+            return unbroadcastTo(r, x, s);
+        },
+        .diagonal => return notDifferentiable(node),
+        .scatter, .scatter_axis, .masked_scatter => return notDifferentiable(node),
+    }
+}
+
+fn unbroadcastTo(g: *Node, x: *const Node, s: u32) errors.Error!*Node {
+    return unbroadcast(g, &x.shape, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The walk
+
+/// Cotangents of `primals` for the function whose `outputs` were traced from them, given the
+/// outputs' cotangents. `out` receives one owned node per primal (zeros where none flows).
+pub fn vjp(outputs: []const *Node, primals: []const *Node, cots: []const *Node, out: []*Node, stream: u32) errors.Error!void {
+    if (cots.len != outputs.len)
+        return errors.fail(.invalid_argument, "[vjp] Number of outputs to compute gradients for ({d}) does not match number of cotangents ({d}).", .{ outputs.len, cots.len });
+    for (outputs, cots) |o, c| if (!o.shape.eql(&c.shape)) {
+        var b1: [256]u8 = undefined;
+        var b2: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[vjp] Output shape {s} does not match cotangent shape {s}.", .{ o.shape.format(&b1), c.shape.format(&b2) });
+    };
+    var is_primal = std.AutoHashMap(*Node, usize).init(a_);
+    defer is_primal.deinit();
+    for (primals, 0..) |p, i| is_primal.put(p, i) catch return oom();
+
+    // Post-order of the nodes between the outputs and the primals (stop_gradient blocks).
+    var order: std.ArrayList(*Node) = .empty;
+    defer order.deinit(a_);
+    var needs = std.AutoHashMap(*Node, bool).init(a_);
+    defer needs.deinit();
+    {
+        const Frame = struct { n: *Node, expanded: bool };
+        var stack: std.ArrayList(Frame) = .empty;
+        defer stack.deinit(a_);
+        for (outputs) |o| stack.append(a_, .{ .n = o, .expanded = false }) catch return oom();
+        while (stack.pop()) |f| {
+            if (f.expanded) {
+                var need = is_primal.contains(f.n);
+                if (!need and f.n.prim != .stop_gradient) {
+                    for (f.n.inputs) |in| need = need or (needs.get(in) orelse false);
+                }
+                needs.put(f.n, need) catch return oom();
+                order.append(a_, f.n) catch return oom();
+                continue;
+            }
+            if (needs.contains(f.n)) continue;
+            needs.put(f.n, false) catch return oom(); // visiting
+            stack.append(a_, .{ .n = f.n, .expanded = true }) catch return oom();
+            if (is_primal.contains(f.n) or f.n.prim == .stop_gradient) continue;
+            for (f.n.inputs) |in| if (!needs.contains(in)) stack.append(a_, .{ .n = in, .expanded = false }) catch return oom();
+        }
+    }
+
+    var cot = std.AutoHashMap(*Node, *Node).init(a_);
+    defer {
+        var it = cot.valueIterator();
+        while (it.next()) |v| array.release(v.*);
+        cot.deinit();
+    }
+    for (outputs, cots) |o, c| {
+        if (!(needs.get(o) orelse false)) continue;
+        const typed = try cp.astype(c, o.dtype, stream);
+        try accumulate(&cot, o, typed, stream);
+    }
+    var i = order.items.len;
+    while (i > 0) {
+        i -= 1;
+        const n = order.items[i];
+        if (is_primal.contains(n)) continue;
+        const g = cot.get(n) orelse continue;
+        for (n.inputs, 0..) |in, k| {
+            if (!(needs.get(in) orelse false)) continue;
+            const gi = try vjpRule(n, k, g, stream);
+            try accumulate(&cot, in, gi, stream);
+        }
+    }
+    var made: usize = 0;
+    errdefer for (out[0..made]) |o| array.release(o);
+    for (primals, 0..) |p, k| {
+        out[k] = if (cot.get(p)) |g| try cp.astype(g, p.dtype, stream) else try zerosLike(p, stream);
+        made += 1;
+    }
+}
+
+fn oom() errors.Error {
+    return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
+}
+
+/// cot[n] += g (takes g).
+fn accumulate(cot: *std.AutoHashMap(*Node, *Node), n: *Node, g: *Node, stream: u32) errors.Error!void {
+    if (cot.get(n)) |prev| {
+        const sum = ew.binary(.add, prev, g, stream) catch |e| {
+            array.release(g);
+            return e;
+        };
+        array.release(g);
+        array.release(prev);
+        cot.put(n, sum) catch unreachable; // the key exists
+    } else {
+        cot.put(n, g) catch {
+            array.release(g);
+            return oom();
+        };
+    }
+}

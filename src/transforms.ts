@@ -1,0 +1,203 @@
+// Function transforms: vjp, jvp, grad, valueAndGrad. The function runs on tracers (identity
+// nodes over the inputs, made while the engine is tracing); the engine then walks the graph
+// the function built and applies each primitive's vjp rule (engine/grad.zig). Rules are built
+// from ordinary ops, so transforms compose: grad(grad(f)), jvp of a vjp.
+//
+// Arguments and results may be trees: nested JS arrays and plain objects of mx.Array. Other
+// leaves (numbers, strings, null...) pass through untouched and get no gradient.
+import { checkHandle, checkStatus, lib } from "../ffi/lib";
+import { MxArray } from "./array";
+import { streamArg } from "./device";
+import { MlxError } from "./errors";
+
+/** A tree of arrays: an array, or JS arrays and plain objects of trees; other leaves pass through. */
+export type Tree = MxArray | readonly Tree[] | { readonly [key: string]: Tree } | number | string | boolean | null | undefined;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== "object" || v instanceof MxArray || Array.isArray(v)) return false;
+  const p = Object.getPrototypeOf(v);
+  return p === Object.prototype || p === null;
+}
+
+/** The arrays of a tree, depth first (object keys in insertion order). */
+export function treeFlatten(tree: unknown, out: MxArray[] = []): MxArray[] {
+  if (tree instanceof MxArray) out.push(tree);
+  else if (Array.isArray(tree)) for (const t of tree) treeFlatten(t, out);
+  else if (isPlainObject(tree)) for (const k of Object.keys(tree)) treeFlatten(tree[k], out);
+  return out;
+}
+
+/** The tree with its arrays replaced, in treeFlatten order, by `leaves`. */
+export function treeUnflatten<T>(tree: T, leaves: readonly MxArray[]): T {
+  let i = 0;
+  const walk = (t: unknown): unknown => {
+    if (t instanceof MxArray) return leaves[i++];
+    if (Array.isArray(t)) return t.map(walk);
+    if (isPlainObject(t)) return Object.fromEntries(Object.keys(t).map((k) => [k, walk(t[k])]));
+    return t;
+  };
+  return walk(tree) as T;
+}
+
+/** Run `fn` with tracers for the arrays of `args`; returns the tracers and fn's result. */
+function trace<R>(args: readonly unknown[], fn: (...a: never[]) => R): { tracers: MxArray[]; result: R } {
+  const tracers = treeFlatten(args).map((a) => new MxArray(checkHandle(lib.mlxb_tracer(a.handle("vjp"), -1))));
+  const traced = treeUnflatten(args as unknown[], tracers);
+  return { tracers, result: (fn as (...a: unknown[]) => R)(...traced) };
+}
+
+/** The engine's vjp of traced outputs with respect to the tracers. */
+function engineVjp(outputs: readonly MxArray[], tracers: readonly MxArray[], cotangents: readonly MxArray[]): MxArray[] {
+  const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("vjp")) : [0]);
+  const n = checkStatus(lib.mlxb_vjp(hs(outputs), outputs.length, hs(tracers), tracers.length, hs(cotangents), streamArg(undefined)));
+  const out: MxArray[] = [];
+  for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
+  return out;
+}
+
+/** Run `body` while the engine traces (tracers keep their graph when evaluated). */
+function tracing<T>(body: () => T): T {
+  lib.mlxb_trace_begin();
+  try {
+    return body();
+  } finally {
+    lib.mlxb_trace_end();
+  }
+}
+
+/**
+ * The vector-Jacobian product: `fn`'s outputs at `primals`, and the cotangents of the primals
+ * for the given output cotangents (one per output array). Primals and results may be trees.
+ * @example const [[y], [dx]] = mx.vjp((x) => mx.sin(x), [x], [mx.onesLike(x)]);
+ */
+export function vjp<P extends readonly unknown[]>(fn: (...args: P) => unknown, primals: P, cotangents: readonly unknown[]): [MxArray[], MxArray[]] {
+  return tracing(() => {
+    const { tracers, result } = trace(primals, fn as never);
+    const outs = treeFlatten(result);
+    const cots = treeFlatten(cotangents);
+    if (cots.length !== outs.length)
+      throw new MlxError(`[vjp] Number of outputs to compute gradients for (${outs.length}) does not match number of cotangents (${cots.length}).`, 1);
+    return [outs, engineVjp(outs, tracers, cots)];
+  });
+}
+
+/**
+ * The Jacobian-vector product: `fn`'s outputs at `primals`, and their tangents for the given
+ * input tangents (one per primal array). Computed as the vjp of the (linear) vjp map.
+ * @example const [[y], [dy]] = mx.jvp((x) => mx.sin(x), [x], [mx.onesLike(x)]);
+ */
+export function jvp<P extends readonly unknown[]>(fn: (...args: P) => unknown, primals: P, tangents: readonly unknown[]): [MxArray[], MxArray[]] {
+  const prim = treeFlatten(primals);
+  const tans = treeFlatten(tangents);
+  if (tans.length !== prim.length) throw new MlxError(`[jvp] Number of inputs (${prim.length}) does not match number of tangents (${tans.length}).`, 1);
+  prim.forEach((p, i) => {
+    const t = tans[i]!;
+    if (p.shape.length !== t.shape.length || p.shape.some((d, k) => d !== t.shape[k])) throw new MlxError("[jvp] Input shape does not match shape of tangent.", 1);
+  });
+  return tracing(() => {
+    const { tracers, result } = trace(primals, fn as never);
+    const outs = treeFlatten(result);
+    // u -> J^T u is linear; its vjp with cotangent t is J t.
+    const us = outs.map((o) => new MxArray(checkHandle(lib.mlxb_tracer(zerosHandle(o), -1))));
+    const jt = engineVjp(outs, tracers, us);
+    const jvps = engineVjp(jt, us, tans);
+    return [outs, jvps];
+  });
+}
+
+function zerosHandle(like: MxArray): number {
+  const z = lib.mlxb_array_scalar(0, like.dtype.value, -1);
+  try {
+    return checkHandle(lib.mlxb_broadcast_to(checkHandle(z), Int32Array.from(like.shape.length > 0 ? like.shape : [0]), like.shape.length, -1));
+  } finally {
+    lib.mlxb_array_free(z);
+  }
+}
+
+/** Options of grad and valueAndGrad. */
+export interface GradOptions {
+  /** Positional arguments to differentiate (default 0 unless argnames is given). */
+  argnums?: number | readonly number[];
+  /** Keys of a trailing options object (the last argument, a plain object) to differentiate. */
+  argnames?: string | readonly string[];
+}
+
+function scalarLoss(v: unknown): MxArray {
+  const loss = Array.isArray(v) ? v[0] : v;
+  if (!(loss instanceof MxArray)) {
+    const got = Array.isArray(v) ? "list" : v === null ? "null" : typeof v === "number" ? "float" : typeof v;
+    throw new MlxError(`[grad] The return value of the function whose gradient we want to compute should be a scalar array; but ${got} was returned.`, 1);
+  }
+  if (loss.size !== 1 || loss.ndim !== 0) {
+    throw new MlxError(`[grad] The return value of the function whose gradient we want to compute should be a scalar array; but an array of shape (${loss.shape.join(",")}) was returned.`, 1);
+  }
+  return loss;
+}
+
+/**
+ * `fn`'s value and its gradient with respect to the selected arguments. `fn` returns a scalar
+ * array, or an array `[loss, ...aux]` whose first element is the scalar differentiated.
+ * The gradient is one tree per selected positional argument (a single one when `argnums` is a
+ * number), and with `argnames`, `[positional, { name: gradient }]`.
+ * @example const [loss, g] = mx.valueAndGrad((w) => mx.sum(mx.square(w)))(w);
+ */
+export function valueAndGrad<A extends unknown[], R>(fn: (...args: A) => R, options: GradOptions = {}): (...args: A) => [R, unknown] {
+  const names = options.argnames === undefined ? [] : typeof options.argnames === "string" ? [options.argnames] : [...options.argnames];
+  const argnums = options.argnums ?? (names.length > 0 ? [] : 0);
+  const nums = typeof argnums === "number" ? [argnums] : [...argnums];
+  return (...args: A): [R, unknown] => {
+    const n = args.length;
+    const kw = names.length > 0 ? args[n - 1] : undefined;
+    if (names.length > 0 && !isPlainObject(kw)) throw new MlxError("[grad] argnames needs a trailing options object as the last argument.", 1);
+    const positional = names.length > 0 ? n - 1 : n;
+    const sel = nums.map((i) => {
+      const k = i < 0 ? i + positional : i;
+      if (!Number.isInteger(i) || k < 0 || k >= positional)
+        throw new MlxError(`[grad] Invalid argument number for function with ${positional} arguments: ${i}.`, 1);
+      return k;
+    });
+    for (const name of names) if (!(name in (kw as object))) throw new MlxError(`[grad] Can't compute the gradient of argument ${name} because the function was not called with it.`, 1);
+    // The differentiated parts as one list of trees: selected positionals, then named values.
+    const diffParts: unknown[] = [...sel.map((i) => args[i]), ...names.map((k) => (kw as Record<string, unknown>)[k])];
+    return tracing((): [R, unknown] => {
+      const { tracers, result } = trace<R>(diffParts, ((...traced: unknown[]) => {
+        const call = [...args] as unknown[];
+        sel.forEach((i, j) => (call[i] = traced[j]));
+        if (names.length > 0) {
+          const k2 = { ...(kw as Record<string, unknown>) };
+          names.forEach((name, j) => (k2[name] = traced[sel.length + j]));
+          call[n - 1] = k2;
+        }
+        return (fn as (...a: unknown[]) => R)(...call);
+      }) as never);
+      const loss = scalarLoss(result);
+      const one = new MxArray(checkHandle(lib.mlxb_array_scalar(1, loss.dtype.value, -1)));
+      let grads: MxArray[];
+      try {
+        grads = engineVjp([loss], tracers, [one]);
+      } finally {
+        one.dispose();
+      }
+      const trees = treeUnflatten(diffParts, grads);
+      const pos = trees.slice(0, sel.length);
+      const posOut = typeof argnums === "number" ? pos[0] : pos;
+      if (names.length === 0) return [result, posOut];
+      const named = Object.fromEntries(names.map((k, j) => [k, trees[sel.length + j]]));
+      return [result, [posOut, named]];
+    });
+  };
+}
+
+/**
+ * The gradient of `fn` (which returns a scalar array) with respect to the selected arguments;
+ * see valueAndGrad for the options and the result's structure.
+ * @example const dfdx = mx.grad((x) => mx.sum(mx.sin(x)))(x); // cos(x)
+ */
+export function grad<A extends unknown[]>(fn: (...args: A) => unknown, options: GradOptions = {}): (...args: A) => unknown {
+  const vg = valueAndGrad(fn, options);
+  return (...args: A) => {
+    const [value, g] = vg(...args);
+    if (Array.isArray(value)) throw new MlxError("[grad] The return value of the function whose gradient we want to compute should be a scalar array; but list was returned.", 1);
+    return g;
+  };
+}

@@ -1,0 +1,211 @@
+// Function transforms: every differentiable op's vjp (through grad) against central finite
+// differences in float64, jvp against the same, the vjp/jvp consistency <vjp(u), v> = <u, jvp(v)>,
+// higher-order derivatives, trees of arguments, stop_gradient, and MLX's errors.
+import { describe, expect, test } from "bun:test";
+import * as mx from "../src/index.ts";
+import { expectMlxError } from "./util.ts";
+
+type F = (x: mx.Array) => mx.Array;
+
+function values(a: mx.Array): number[] {
+  return Array.from(a.astype(mx.float64).toTypedArray() as Float64Array);
+}
+
+/** Central differences of sum(w * f(x)) at x (float64), w fixed weights so every output counts. */
+// h = 1e-3: MLX (and so mlx-bun) computes float64 transcendentals in float32 precision, so a
+// smaller step would drown in rounding; the truncation error is O(h^2).
+function numericGrad(f: F, x0: number[], shape: number[], h = 1e-3): number[] {
+  const w = (n: number) => mx.array(Array.from({ length: n }, (_, i) => 1 + 0.25 * i), mx.float64);
+  const total = (xs: number[]) => {
+    const y = f(mx.array(xs, mx.float64).reshape(shape));
+    return mx.sum(mx.multiply(y.astype(mx.float64), w(y.size).reshape(y.shape))).item() as number;
+  };
+  return x0.map((_, i) => {
+    const up = [...x0];
+    const dn = [...x0];
+    up[i]! += h;
+    dn[i]! -= h;
+    return (total(up) - total(dn)) / (2 * h);
+  });
+}
+
+function analyticGrad(f: F, x0: number[], shape: number[]): number[] {
+  const g = mx.grad((x: mx.Array) => {
+    const y = f(x);
+    const w = mx.array(Array.from({ length: y.size }, (_, i) => 1 + 0.25 * i), mx.float64).reshape(y.shape);
+    return mx.sum(mx.multiply(y.astype(mx.float64), w));
+  })(mx.array(x0, mx.float64).reshape(shape)) as mx.Array;
+  return values(g);
+}
+
+function expectClose(got: number[], want: number[], tol = 1e-3, what = "") {
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => {
+    const w = want[i]!;
+    if (!(Math.abs(g - w) <= tol * Math.max(1, Math.abs(w)))) throw new Error(`${what}: element ${i}: got ${g}, want ${w}\n got ${got}\nwant ${want}`);
+  });
+}
+
+function checkGrad(name: string, f: F, x0: number[], shape = [x0.length], tol = 1e-3) {
+  mx.tidy(() => expectClose(analyticGrad(f, x0, shape), numericGrad(f, x0, shape), tol, name));
+}
+
+const inUnit = [-0.7, -0.2, 0.3, 0.6];
+const positive = [0.4, 0.9, 1.7, 3.2];
+const general = [-1.3, -0.4, 0.5, 1.1];
+const aboveOne = [1.2, 1.8, 2.5, 4.0];
+
+const unaryCases: [string, F, number[]][] = [
+  ["abs", mx.abs, general], ["negative", mx.negative, general], ["square", mx.square, general], ["sqrt", mx.sqrt, positive],
+  ["rsqrt", mx.rsqrt, positive], ["reciprocal", mx.reciprocal, general], ["exp", mx.exp, general], ["expm1", mx.expm1, general],
+  ["erf", mx.erf, general], ["erfinv", mx.erfinv, inUnit], ["sin", mx.sin, general], ["cos", mx.cos, general], ["tan", mx.tan, inUnit],
+  ["arcsin", mx.arcsin, inUnit], ["arccos", mx.arccos, inUnit], ["arctan", mx.arctan, general], ["sinh", mx.sinh, general],
+  ["cosh", mx.cosh, general], ["tanh", mx.tanh, general], ["arcsinh", mx.arcsinh, general], ["arccosh", mx.arccosh, aboveOne],
+  ["arctanh", mx.arctanh, inUnit], ["degrees", mx.degrees, general], ["radians", mx.radians, general], ["log", mx.log, positive],
+  ["log2", mx.log2, positive], ["log10", mx.log10, positive], ["log1p", mx.log1p, positive], ["sigmoid", mx.sigmoid, general],
+];
+
+describe("vjp of unary ops against finite differences (float64)", () => {
+  for (const [name, f, x0] of unaryCases) test(name, () => checkGrad(name, f, x0));
+  test("piecewise-constant ops have zero gradient", () => {
+    for (const f of [mx.sign, mx.floor, mx.ceil, mx.trunc, (x: mx.Array) => mx.round(x)]) {
+      expect(analyticGrad(f, general, [4])).toEqual([0, 0, 0, 0]);
+    }
+  });
+});
+
+const binaryCases: [string, (a: mx.Array, b: mx.Array) => mx.Array, number[], number[]][] = [
+  ["add", mx.add, general, positive], ["subtract", mx.subtract, general, positive], ["multiply", mx.multiply, general, positive],
+  ["divide", mx.divide, general, positive], ["power", mx.power, positive, general], ["maximum", mx.maximum, general, [0, 0, 0, 2]],
+  ["minimum", mx.minimum, general, [0, 0, 0, 2]], ["logaddexp", mx.logaddexp, general, positive], ["arctan2", mx.arctan2, general, positive],
+  ["remainder", mx.remainder, [2.3, -3.7, 4.1, 7.3], [1.5, 2.0, -1.5, 2.5]],
+];
+
+describe("vjp of binary ops against finite differences, each argument, with broadcasting", () => {
+  for (const [name, f, a0, b0] of binaryCases) {
+    test(name, () => {
+      checkGrad(`${name} (a)`, (a) => f(a, mx.array(b0, mx.float64)), a0);
+      checkGrad(`${name} (b)`, (b) => f(mx.array(a0, mx.float64), b), b0);
+      // b broadcast along a new leading axis and a size-1 axis.
+      checkGrad(`${name} (broadcast b)`, (b) => f(mx.array([...a0, ...a0], mx.float64).reshape([2, 4]), b.reshape([1, 4])), b0);
+      checkGrad(`${name} (broadcast a)`, (a) => f(a.reshape([4, 1]), mx.array(b0, mx.float64).reshape([1, 4])), a0);
+    });
+  }
+  test("where", () => {
+    const c = mx.array([true, false, true, false]);
+    checkGrad("where x", (x) => mx.where(c, x, mx.array(positive, mx.float64)), general);
+    checkGrad("where y", (y) => mx.where(c, mx.array(positive, mx.float64), y), general);
+  });
+});
+
+describe("vjp of reductions, shapes and indexing against finite differences", () => {
+  const x6 = [0.3, -1.2, 2.1, 0.8, -0.5, 1.6];
+  const cases: [string, F][] = [
+    ["sum all", (x) => mx.sum(x)], ["sum axis 0", (x) => mx.sum(x, { axis: 0 })], ["sum keepdims", (x) => mx.sum(x, { axis: 1, keepdims: true })],
+    ["mean", (x) => mx.mean(x, { axis: 1 })], ["prod", (x) => mx.prod(x, { axis: 1 })], ["max", (x) => mx.max(x, { axis: 0 })],
+    ["min", (x) => mx.min(x)], ["logsumexp", (x) => mx.logsumexp(x, { axis: 1 })], ["logsumexp axis 0", (x) => mx.logsumexp(x, { axis: 0 })],
+    ["var", (x) => mx.var(x, { axis: 1 })], ["std", (x) => mx.std(x)], ["softmax", (x) => mx.softmax(x, { axis: 1 })],
+    ["reshape", (x) => x.reshape([3, 2]).multiply(x.reshape([3, 2]))], ["transpose", (x) => mx.multiply(x.transpose(), mx.arange(6, { dtype: mx.float64 }).reshape([3, 2]))],
+    ["slice", (x) => x.index(mx.sl(), mx.sl(null, null, 2)).square()], ["negative step", (x) => x.index(mx.sl(null, null, -1), 1).exp()],
+    ["int index", (x) => x.index(1).square()], ["concatenate", (x) => mx.concatenate([x, x.square()], 1)],
+    ["broadcastTo", (x) => mx.broadcastTo(x.index(0), [4, 3]).sin()], ["expandDims/squeeze", (x) => mx.squeeze(mx.expandDims(x, 0)).exp()],
+    ["astype", (x) => x.astype(mx.float32).astype(mx.float64).square()], ["take", (x) => mx.take(x, mx.array([5, 0, 0, 3]))],
+    ["take axis", (x) => mx.take(x, mx.array([2, 2, 0]), 1).square()], ["advanced index", (x) => x.index(mx.array([1, 0, 1]), mx.array([2, 2, 0])).exp()],
+    ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[2, 0], [1, 1]]), 1).square()], ["sort", (x) => mx.sort(x, 1).multiply(mx.array([1, 2, 3], mx.float64))],
+    ["cumsum", (x) => mx.cumsum(x, 1)], ["cumsum reverse", (x) => mx.cumsum(x, 0, { reverse: true })],
+    ["tril", (x) => mx.tril(x.reshape([3, 2]).square())]
+  ];
+  for (const [name, f] of cases) test(name, () => checkGrad(name, f, x6, [2, 3]));
+});
+
+describe("grad, valueAndGrad, vjp, jvp", () => {
+  test("higher-order derivatives: d2/dx2 x^3 = 6x, d3 = 6", () => {
+    const f = (x: mx.Array) => mx.sum(mx.multiply(x, mx.multiply(x, x)));
+    const d1 = mx.grad(f);
+    const d2 = mx.grad((x: mx.Array) => mx.sum(d1(x) as mx.Array));
+    const d3 = mx.grad((x: mx.Array) => mx.sum(d2(x) as mx.Array));
+    const x = mx.array([0.5, -1, 2]);
+    expect((d1(x) as mx.Array).tolist()).toEqual([0.75, 3, 12]);
+    expect((d2(x) as mx.Array).tolist()).toEqual([3, -6, 12]);
+    expect((d3(x) as mx.Array).tolist()).toEqual([6, 6, 6]);
+    // sin'' = -sin
+    const s2 = mx.grad((x: mx.Array) => mx.sum(mx.grad((y: mx.Array) => mx.sum(mx.sin(y)))(x) as mx.Array))(x) as mx.Array;
+    expectClose(values(s2), values(mx.negative(mx.sin(x))), 1e-6, "sin''");
+  });
+
+  test("argnums, argnames, trees and aux outputs", () => {
+    const f = (p: { w: mx.Array; b: mx.Array[] }, x: mx.Array, opts: { scale: mx.Array; name: string }) =>
+      mx.sum(mx.multiply(mx.add(mx.multiply(p.w, x), p.b[0]!), opts.scale));
+    const p = { w: mx.array([1, 2]), b: [mx.array([0.5, 0.5])] };
+    const x = mx.array([3, 4]);
+    const opts = { scale: mx.array(2), name: "n" };
+    const g0 = mx.grad(f)(p, x, opts) as { w: mx.Array; b: mx.Array[] };
+    expect(g0.w.tolist()).toEqual([6, 8]);
+    expect(g0.b[0]!.tolist()).toEqual([2, 2]);
+    const g01 = mx.grad(f, { argnums: [0, 1] })(p, x, opts) as [unknown, mx.Array];
+    expect(g01[1].tolist()).toEqual([2, 4]);
+    const [v, gs] = mx.valueAndGrad(f, { argnums: 1, argnames: "scale" })(p, x, opts) as [mx.Array, [mx.Array, { scale: mx.Array }]];
+    expect(v.item()).toBe(24);
+    expect(gs[0].tolist()).toEqual([2, 4]);
+    expect(gs[1].scale.item()).toBe(12);
+    // [loss, aux]: the gradient of the first; aux comes back as computed.
+    const [out, g] = mx.valueAndGrad((x: mx.Array) => [mx.sum(mx.square(x)), mx.multiply(x, 10)])(x) as [mx.Array[], mx.Array];
+    expect(out[1]!.tolist()).toEqual([30, 40]);
+    expect(g.tolist()).toEqual([6, 8]);
+    // Non-array leaves pass through.
+    const gt = mx.grad((t: [mx.Array, string]) => mx.sum(t[0]))([x, "label"]) as [mx.Array, string];
+    expect(gt[1]).toBe("label");
+    expect(gt[0].tolist()).toEqual([1, 1]);
+  });
+
+  test("stopGradient blocks the gradient", () => {
+    const g = mx.grad((x: mx.Array) => mx.add(mx.sum(mx.stopGradient(x)), mx.multiply(mx.sum(x), 0)))(mx.array([1, 2])) as mx.Array;
+    expect(g.tolist()).toEqual([0, 0]);
+    const g2 = mx.grad((x: mx.Array) => mx.sum(mx.add(mx.square(mx.stopGradient(x)), x)))(mx.array([3, 4])) as mx.Array;
+    expect(g2.tolist()).toEqual([1, 1]);
+  });
+
+  test("jvp against finite differences and <vjp(u), v> = <u, jvp(v)>", () => {
+    const f = (x: mx.Array, y: mx.Array) => [mx.multiply(mx.sin(x), y), mx.sum(mx.exp(mx.multiply(x, y)))];
+    const x = mx.array([0.3, -0.7, 1.1], mx.float64);
+    const y = mx.array([1.5, 0.2, -0.4], mx.float64);
+    const vx = mx.array([0.1, 0.5, -0.2], mx.float64);
+    const vy = mx.array([-0.3, 0.8, 0.4], mx.float64);
+    const [outs, tans] = mx.jvp(f, [x, y], [vx, vy]);
+    const h = 1e-3; // float64 sin/exp run at float32 precision (as in MLX)
+    const fp = f(mx.add(x, mx.multiply(vx, h)), mx.add(y, mx.multiply(vy, h)));
+    const fm = f(mx.subtract(x, mx.multiply(vx, h)), mx.subtract(y, mx.multiply(vy, h)));
+    tans.forEach((t, i) => expectClose(values(t), values(mx.divide(mx.subtract(fp[i]!, fm[i]!), 2 * h)), 1e-3, `jvp ${i}`));
+    expect(values(outs[1]!)).toEqual(values(f(x, y)[1]!));
+    const u = [mx.array([0.7, -1.1, 0.25], mx.float64), mx.array(1.3, mx.float64)];
+    const [, cots] = mx.vjp(f, [x, y], u);
+    const left = mx.sum(mx.multiply(cots[0]!, vx)).item() as number + (mx.sum(mx.multiply(cots[1]!, vy)).item() as number);
+    const right = mx.sum(mx.multiply(u[0]!, tans[0]!)).item() as number + (mx.sum(mx.multiply(u[1]!, tans[1]!)).item() as number);
+    expect(Math.abs(left - right)).toBeLessThan(1e-12 * Math.max(1, Math.abs(left)));
+  });
+
+  test("evaluating inside the traced function keeps the graph", () => {
+    const g = mx.grad((x: mx.Array) => {
+      const y = mx.exp(x);
+      mx.eval(y);
+      expect(y.tolist()).toHaveLength(2);
+      return mx.sum(mx.multiply(y, y));
+    })(mx.array([0, 1], mx.float64)) as mx.Array;
+    expectClose(values(g), [2, 2 * Math.exp(2)], 1e-6, "exp^2");
+  });
+
+  test("errors as MLX gives them", () => {
+    const x = mx.array([1, 2], mx.float32);
+    expectMlxError(() => mx.grad((x: mx.Array) => mx.multiply(x, 2))(x), /^\[grad\] The return value of the function whose gradient we want to compute should be a scalar array; but an array of shape \(2\) was returned\.$/);
+    expectMlxError(() => mx.grad((_x: mx.Array) => 3.0 as never)(x), /should be a scalar array; but float was returned\.$/);
+    expectMlxError(() => mx.grad((x: mx.Array) => [mx.sum(x)])(x), /should be a scalar array; but list was returned\.$/);
+    expectMlxError(() => mx.vjp((x: mx.Array) => mx.multiply(x, 2), [x], [mx.array([1, 2, 3])]), /^\[vjp\] Output shape \(2\) does not match cotangent shape \(3\)\.$/);
+    expectMlxError(() => mx.vjp((x: mx.Array) => mx.multiply(x, 2), [x], []), /^\[vjp\] Number of outputs to compute gradients for \(1\) does not match number of cotangents \(0\)\.$/);
+    expectMlxError(() => mx.jvp((x: mx.Array) => x, [x], [mx.array([1, 2, 3])]), /^\[jvp\] Input shape does not match shape of tangent\.$/);
+    expectMlxError(() => mx.grad((x: mx.Array) => mx.sum(x), { argnums: 3 })(x), /^\[grad\] Invalid argument number for function with 1 arguments: 3\.$/);
+    // After an error the engine is not left tracing: evaluation detaches as usual.
+    const y = mx.exp(x);
+    mx.eval(y);
+    expect(y.tolist()).toHaveLength(2);
+  });
+});
