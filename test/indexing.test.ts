@@ -135,6 +135,8 @@ describe("reads (a[...])", () => {
     expectMlxError(() => a.index(1.5), /^\[index\] Indices must be integers, got 1\.5\.$/);
     expectMlxError(() => a.index("1:2:0"), /^\[index\] Slice step cannot be zero\.$/);
     expectMlxError(() => mx.sl(0, 1, 0), /^\[sl\] Slice step cannot be zero\.$/);
+    expectMlxError(() => mx.sl(null, 2 ** 32), /^Slice indices must be 32-bit integers\.$/);
+    expectMlxError(() => a.index(":4294967296"), /^Slice indices must be 32-bit integers\.$/);
     expectMlxError(() => a.index("1;2"), /^\[index\] Cannot parse "1;2" in the index "1;2"\.$/);
     expectMlxError(() => a.index(mx.array([1], mx.float32)), /^\[gather\] Got indices with invalid dtype\. Indices must be integral\.$/);
     expectMlxError(() => a.index(mx.array([true, false])), /^\[index\] Boolean indices are not supported/);
@@ -187,7 +189,16 @@ describe("updates (a[...] = v and .at)", () => {
     const a = mx.arange(12).reshape([3, 4]);
     expect(a.at(mx.greater(a, 5)).set(mx.array([10, 11, 12, 13, 14, 15])).tolist()).toEqual([[0, 1, 2, 3], [4, 5, 10, 11], [12, 13, 14, 15]]);
     expect(a.at(mx.greater(a, 5)).set(0).tolist()).toEqual([[0, 1, 2, 3], [4, 5, 0, 0], [0, 0, 0, 0]]);
-    expect((a.at([[true, false, false, false]]).set(-1).tolist() as number[][])[0]).toEqual([-1, 1, 2, 3]);
+    // A mask over the leading axes selects whole blocks; one value block fills them all
+    // (as MLX: c[mask] = [2, 3, 4]), else values are taken in order.
+    const c = mx.array([[0, 0, 0], [1, 1, 1]]);
+    expect(c.at(mx.array([true, false])).set(mx.array([2, 3, 4])).tolist()).toEqual([[2, 3, 4], [1, 1, 1]]);
+    expect(c.at([false, true]).set(7).tolist()).toEqual([[0, 0, 0], [7, 7, 7]]);
+    expect(c.at([true, true]).set(mx.array([[1, 2, 3], [4, 5, 6]])).tolist()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expectMlxError(
+      () => a.at([[true, false, false, false]]).set(-1),
+      /^\[masked_scatter\] The boolean mask should have the same shape as the beginning of the indexed array but the mask has shape \(1,4\) and the array has shape \(3,4\)$/,
+    );
     const few = a.at(mx.greater(a, 5)).set(mx.array([10, 11]));
     expectMlxError(() => mx.eval(few), /^\[masked_scatter\] Source does not have enough elements for mask \(2 given, 6 needed\)\.$/);
     expectMlxError(() => a.at(mx.greater(a, 5)).add(1), /^\[at\] A boolean mask supports only set, not add\.$/);

@@ -54,6 +54,7 @@ export class Slice {
 export function sl(start: number | null = null, stop: number | null = null, step: number | null = null): Slice {
   for (const [v, what] of [[start, "start"], [stop, "stop"], [step, "step"]] as const) {
     if (v !== null && (typeof v !== "number" || !Number.isInteger(v))) throw new MlxError(`[sl] Slice ${what} must be an integer or null, got ${String(v)}.`, 1);
+    if (v !== null && (v < int32Min || v > int32Max)) throw new MlxError("Slice indices must be 32-bit integers.", 1);
   }
   if (step === 0) throw new MlxError("[sl] Slice step cannot be zero.", 1);
   return new Slice(start, stop, step);
@@ -95,7 +96,13 @@ function parseString(s: string, out: Item[]): void {
     else if (t.includes(":")) {
       const parts = t.split(":").map((p) => p.trim());
       if (parts.length > 3) throw new MlxError(`[index] Cannot parse "${t}" in the index "${s}".`, 1);
-      const val = (p: string | undefined) => (p === undefined || p === "" ? null : parseInt32(p, s));
+      const val = (p: string | undefined) => {
+        if (p === undefined || p === "") return null;
+        if (!intPattern.test(p)) throw new MlxError(`[index] Cannot parse "${p}" in the index "${s}".`, 1);
+        const v = Number(p);
+        if (v < int32Min || v > int32Max) throw new MlxError("Slice indices must be 32-bit integers.", 1);
+        return v;
+      };
       const step = val(parts[2]);
       if (step === 0) throw new MlxError("[index] Slice step cannot be zero.", 1);
       out.push({ kind: "slice", start: val(parts[0]), stop: val(parts[1]), step: step ?? 1 });
@@ -381,8 +388,23 @@ function setItem(a: MxArray, indices: readonly Index[], value: ArrayOrScalar, op
     const mask = only !== null && only.kind === "array" && only.a.dtype === bool ? only.a : null;
     if (mask !== null) {
       if (op !== "set") throw new MlxError(`[at] A boolean mask supports only set, not ${op}.`, 1);
-      if (mask.ndim > shape.length) throw new MlxError(`Too many indices for array with ${shape.length} dimensions.`, 1);
-      return wrap(lib.mlxb_masked_scatter(a.handle("at"), mask.handle("at"), vh, stream));
+      const k = mask.ndim;
+      if (k > shape.length || mask.shape.some((d, i) => d !== shape[i])) {
+        throw new MlxError(`[masked_scatter] The boolean mask should have the same shape as the beginning of the indexed array but the mask has shape (${mask.shape.join(",")}) and the array has shape (${shape.join(",")})`, 1);
+      }
+      // The mask covers the leading axes: it applies to whole trailing blocks.
+      const full = [...mask.shape, ...new Array<number>(shape.length - k).fill(1)];
+      const m = t.add(lib.mlxb_reshape(mask.handle("at"), shapeArg(full), full.length, stream));
+      const trailing = shape.slice(k);
+      const vshape = shapeOfHandle(vh);
+      const fitsBlock = vshape.length <= trailing.length && vshape.every((d, i) => d === 1 || d === trailing[trailing.length - vshape.length + i]);
+      if (fitsBlock) {
+        // The same value block for every selected position (NumPy's broadcasting): a select.
+        const typed = t.add(lib.mlxb_astype(vh, a.dtype.value, stream));
+        return wrap(lib.mlxb_where(m, typed, a.handle("at"), stream));
+      }
+      // Otherwise the values are taken in order, one per selected element.
+      return wrap(lib.mlxb_masked_scatter(a.handle("at"), m, vh, stream));
     }
     const items = expand(parsed, shape.length, false);
     const p = plan(shape, items);
