@@ -309,8 +309,58 @@ fn shapeVjp(t: *Tmp, node: *Node, p: shp.Prim, arg: usize, g: *Node, s: u32) err
             defer array.release(piece);
             return cp.astype(piece, node.inputs[arg].dtype, s);
         },
-        .as_strided, .remap, .view => return notDifferentiable(node),
+        .remap => |rm| switch (rm.kind) {
+            .pad_constant => {
+                if (arg == 0) {
+                    // The cotangent of the unpadded block.
+                    var cur = retained(g);
+                    defer array.release(cur);
+                    for (0..x.shape.ndim) |d| {
+                        const next = try shp.sliceAxis(cur, d, rm.params[d], x.shape.dims[d], 1, s);
+                        array.release(cur);
+                        cur = next;
+                    }
+                    return shp.contiguous(cur, false, s);
+                }
+                // The fill value: everything outside the block.
+                const fill = node.inputs[1];
+                if (fill.size() != 1) return zerosLike(fill, s);
+                const inner = t.add(try shapeVjp(t, node, p, 0, g, s));
+                const all_ = t.add(try red.reduce(.sum, g, allAxes(g).slice(), false, s));
+                const in_ = t.add(try red.reduce(.sum, inner, allAxes(inner).slice(), false, s));
+                const d = t.add(try ew.binary(.subtract, all_, in_, s));
+                const r = t.add(try shp.reshape(d, fill.shape.slice(), s));
+                return cp.astype(r, fill.dtype, s);
+            },
+            .roll => {
+                var inv: [max_ndim]i32 = undefined;
+                for (0..x.shape.ndim) |d| {
+                    const n = x.shape.dims[d];
+                    inv[d] = if (n == 0) 0 else @mod(n - rm.params[d], n);
+                }
+                return shp.remapNode(g, g.shape, .roll, inv[0..x.shape.ndim], null, s);
+            },
+            .pad_edge, .pad_reflect, .pad_symmetric => return notDifferentiable(node),
+        },
+        .as_strided, .view => return notDifferentiable(node),
     }
+}
+
+const AxesList = struct {
+    buf: [max_ndim]i32 = undefined,
+    n: usize = 0,
+    fn slice(a: *const AxesList) []const i32 {
+        return a.buf[0..a.n];
+    }
+};
+
+fn allAxes(x: *const Node) AxesList {
+    var a = AxesList{};
+    for (0..x.shape.ndim) |i| {
+        a.buf[i] = @intCast(i);
+    }
+    a.n = x.shape.ndim;
+    return a;
 }
 
 fn sortVjp(t: *Tmp, node: *Node, p: srt.Prim, g: *Node, s: u32) errors.Error!*Node {
@@ -360,8 +410,67 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
             const r = t.add(try ix.putAlongAxis(z, node.inputs[1], g, a.axis, .add, s));
             return unbroadcastTo(r, x, s);
         },
-        .diagonal => return notDifferentiable(node),
-        .scatter, .scatter_axis, .masked_scatter => return notDifferentiable(node),
+        .scatter => |r| {
+            const upd = node.inputs[1];
+            var axes: [max_ndim]i32 = undefined;
+            for (0..r.nidx) |i| axes[i] = r.axes[i];
+            var region: [2 * max_ndim]i32 = undefined;
+            for (0..x.shape.ndim) |d| {
+                region[2 * d] = r.start[d];
+                region[2 * d + 1] = r.step[d];
+            }
+            const idx = node.inputs[2..];
+            const rg = region[0 .. 2 * x.shape.ndim];
+            if (arg >= 2) return zerosLike(node.inputs[arg], s);
+            switch (r.mode) {
+                .none, .add => {},
+                .prod, .max, .min => return notDifferentiable(node),
+            }
+            if (arg == 0) {
+                if (r.mode == .add) return retained(g);
+                // What was overwritten gets nothing.
+                const z = t.add(try zerosLike(upd, s));
+                return ix.scatter(g, z, idx, axes[0..r.nidx], rg, .none, .scatter, s);
+            }
+            const nb = upd.shape.ndim - x.shape.ndim;
+            return ix.gather(g, idx, axes[0..r.nidx], upd.shape.slice()[nb..], rg, .gather, s);
+        },
+        .scatter_axis => |a| {
+            const idx = node.inputs[1];
+            if (arg == 1) return zerosLike(idx, s);
+            const ax: i32 = a.axis;
+            if (arg == 2) return ix.takeAlongAxis(g, idx, ax, s);
+            if (a.mode == .add) return retained(g);
+            const z = t.add(try zerosLike(node.inputs[2], s));
+            return ix.putAlongAxis(g, idx, z, ax, .none, s);
+        },
+        .masked_scatter => {
+            if (arg == 1) return zerosLike(node.inputs[1], s);
+            if (arg == 2) return notDifferentiable(node);
+            const z = t.add(try constant(0, g.dtype, s));
+            return ew.select(node.inputs[1], z, g, s);
+        },
+        .diagonal => |dg| {
+            // g (the other axes, then the diagonal) added into zeros at the diagonal's places.
+            const len = node.shape.dims[node.shape.ndim - 1];
+            const off = dg.offset;
+            const z = t.add(try zerosLike(x, s));
+            const r1 = t.add(try prims.creation.arange(@floatFromInt(if (off < 0) -off else 0), @floatFromInt((if (off < 0) -off else 0) + len), 1, .int32, s));
+            const r2 = t.add(try prims.creation.arange(@floatFromInt(if (off > 0) off else 0), @floatFromInt((if (off > 0) off else 0) + len), 1, .int32, s));
+            const last: i32 = @intCast(node.shape.ndim - 1);
+            const moved = t.add(try shp.moveaxis(g, last, 0, s));
+            var dims: [max_ndim + 1]i32 = undefined;
+            dims[0] = len;
+            var k: usize = 1;
+            for (0..x.shape.ndim) |d| {
+                dims[1 + d] = if (d == dg.axis1 or d == dg.axis2) 1 else node.shape.dims[k - 1];
+                if (!(d == dg.axis1 or d == dg.axis2)) k += 1;
+            }
+            const upd = t.add(try shp.reshape(moved, dims[0 .. 1 + x.shape.ndim], s));
+            const a1: i32 = dg.axis1;
+            const a2: i32 = dg.axis2;
+            return ix.scatter(z, upd, &.{ r1, r2 }, &.{ a1, a2 }, null, .add, .scatter, s);
+        },
     }
 }
 

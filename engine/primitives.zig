@@ -64,6 +64,7 @@ pub const Primitive = union(enum) {
     pub fn deinit(p: Primitive) void {
         switch (p) {
             .indexing => |f| f.deinit(),
+            .shape => |f| f.deinit(),
             else => {},
         }
     }

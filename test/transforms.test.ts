@@ -113,7 +113,14 @@ describe("vjp of reductions, shapes and indexing against finite differences", ()
     ["take axis", (x) => mx.take(x, mx.array([2, 2, 0]), 1).square()], ["advanced index", (x) => x.index(mx.array([1, 0, 1]), mx.array([2, 2, 0])).exp()],
     ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[2, 0], [1, 1]]), 1).square()], ["sort", (x) => mx.sort(x, 1).multiply(mx.array([1, 2, 3], mx.float64))],
     ["cumsum", (x) => mx.cumsum(x, 1)], ["cumsum reverse", (x) => mx.cumsum(x, 0, { reverse: true })],
-    ["tril", (x) => mx.tril(x.reshape([3, 2]).square())]
+    ["tril", (x) => mx.tril(x.reshape([3, 2]).square())],
+    ["pad", (x) => mx.pad(x, [[1, 0], [2, 1]]).exp()], ["roll", (x) => mx.roll(x, [1, -1], [0, 1]).multiply(mx.arange(6, { dtype: mx.float64 }).reshape([2, 3]))],
+    ["at set (a)", (x) => x.at(mx.array([1, 1]), mx.sl(0, 2)).set(mx.array([[5, 6]], mx.float64)).square()],
+    ["at set (value)", (x) => mx.zeros([4, 3], mx.float64).at(mx.array([3, 0])).set(x.exp())],
+    ["at add", (x) => x.at(mx.array([0, 0]), mx.array([2, 2])).add(x.index(1, mx.sl(0, 2)).square()).square()],
+    ["putAlongAxis", (x) => mx.putAlongAxis(x.square(), mx.array([[0], [2]]), x.index(mx.sl(), mx.sl(1, 2)).exp(), 1)],
+    ["diagonal", (x) => mx.diagonal(x, 1).exp()], ["trace", (x) => mx.trace(x.reshape([3, 2]).square())],
+    ["mask set (a)", (x) => x.at(mx.array([[true, false, true], [false, false, true]])).set(0).square()]
   ];
   for (const [name, f] of cases) test(name, () => checkGrad(name, f, x6, [2, 3]));
 });

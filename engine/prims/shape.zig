@@ -29,6 +29,7 @@ pub const PadMode = enum(u32) {
 };
 
 pub const RemapKind = enum(u8) { pad_constant, pad_edge, pad_reflect, pad_symmetric, roll };
+pub const Remap = struct { kind: RemapKind, params: [max_ndim]i32 };
 
 /// One axis sliced: start and step (the output's length along the axis is in its shape).
 pub const Slice = struct { axis: u8, start: i32, step: i32 };
@@ -48,19 +49,25 @@ pub const Prim = union(enum) {
     contiguous: bool,
     /// Inputs joined along an axis.
     concatenate: u8,
-    /// Output element = input at per-axis mapped indices (or the fill value). The per-axis
-    /// parameters (pad: low widths; roll: shifts) are kept in node.strides from build until
-    /// eval, where they are read before the output's strides are set.
-    remap: RemapKind,
+    /// Output element = input at per-axis mapped indices (or the fill value), with per-axis
+    /// parameters (pad: low widths; roll: shifts), owned by the node.
+    remap: *Remap,
     /// The bytes reinterpreted as another dtype (the node's dtype).
     view,
 
     pub fn name(p: Prim) []const u8 {
         return switch (p) {
-            .remap => |k| if (k == .roll) "roll" else "pad",
+            .remap => |r| if (r.kind == .roll) "roll" else "pad",
             .view => "view",
             else => @tagName(p),
         };
+    }
+
+    pub fn deinit(p: Prim) void {
+        switch (p) {
+            .remap => |r| std.heap.c_allocator.destroy(r),
+            else => {},
+        }
     }
 };
 
@@ -600,13 +607,15 @@ pub fn pad(x: *Node, lows: []const i32, highs: []const i32, mode: PadMode, value
     return remapNode(x, out, .pad_constant, lows, typed, stream);
 }
 
-fn remapNode(x: *Node, out: Shape, kind: RemapKind, params: []const i32, fill: ?*Node, stream: u32) errors.Error!*Node {
-    const node = if (fill) |f|
-        try array.create(x.dtype, out, .{ .shape = .{ .remap = kind } }, &.{ x, f }, stream)
+pub fn remapNode(x: *Node, out: Shape, kind: RemapKind, params: []const i32, fill: ?*Node, stream: u32) errors.Error!*Node {
+    const r = std.heap.c_allocator.create(Remap) catch return errors.fail(.out_of_memory, "[pad] Out of memory.", .{});
+    errdefer std.heap.c_allocator.destroy(r);
+    r.kind = kind;
+    @memcpy(r.params[0..out.ndim], params[0..out.ndim]);
+    return if (fill) |f|
+        try array.create(x.dtype, out, .{ .shape = .{ .remap = r } }, &.{ x, f }, stream)
     else
-        try array.create(x.dtype, out, .{ .shape = .{ .remap = kind } }, &.{x}, stream);
-    for (0..out.ndim) |i| node.strides[i] = params[i];
-    return node;
+        try array.create(x.dtype, out, .{ .shape = .{ .remap = r } }, &.{x}, stream);
 }
 
 /// roll: with no axes, the flattened array by the sum of the shifts; with one axis given as
@@ -683,7 +692,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
         .as_strided => |off| try evalAsStrided(node, off),
         .contiguous => |col| try evalContiguous(node, col),
         .concatenate => |ax| try evalConcatenate(node, ax),
-        .remap => |k| try evalRemap(node, k),
+        .remap => |r| try evalRemap(node, r),
         .view => try evalView(node),
     }
 }
@@ -910,11 +919,12 @@ fn evalConcatenate(node: *Node, axis: u8) errors.Error!void {
     }
 }
 
-fn evalRemap(node: *Node, kind: RemapKind) errors.Error!void {
+fn evalRemap(node: *Node, r: *const Remap) errors.Error!void {
     const x = node.inputs[0];
     const ndim = node.shape.ndim;
+    const kind = r.kind;
     var params: [max_ndim]i64 = undefined;
-    for (0..ndim) |i| params[i] = node.strides[i];
+    for (0..ndim) |i| params[i] = r.params[i];
     // Per-axis maps: output index -> input element offset, or fill_mark for the fill value.
     // (Allocated before the output, so a failure leaves the node as it was, ready for a retry.)
     var total: usize = 0;
@@ -922,10 +932,7 @@ fn evalRemap(node: *Node, kind: RemapKind) errors.Error!void {
     const maps = std.heap.c_allocator.alloc(i64, @max(total, 1)) catch
         return errors.fail(.out_of_memory, "[{s}] Out of memory.", .{node.prim.name()});
     defer std.heap.c_allocator.free(maps);
-    primitives.allocOutput(node, null) catch |e| {
-        for (0..ndim) |i| node.strides[i] = params[i]; // keep the parameters for a retry
-        return e;
-    };
+    try primitives.allocOutput(node, null);
     if (node.size() == 0) return;
     var starts: [max_ndim]usize = undefined;
     var pos: usize = 0;
