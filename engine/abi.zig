@@ -94,9 +94,13 @@ const core = [_]Entry{
     // Transforms
     entry("trace_begin", traceBegin, &.{}, "A transform starts tracing: evaluated tracers keep their graph until trace_end."),
     entry("trace_end", traceEnd, &.{}, "The transform that called trace_begin is done tracing."),
+    entry("is_tracing", isTracing, &.{}, "1 while a transform is tracing, else 0."),
     entry("tracer", tracer, &.{ "a", "stream" }, "A tracer for a (an identity node the transform differentiates with respect to)."),
     entry("vjp", vjp, &.{ "outputs", "noutputs", "primals", "nprimals", "cotangents", "stream" }, "Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error."),
-    entry("results_take", resultsTake, &.{"i"}, "Handle i of the last multi-result call (vjp); the caller owns it. 0 if none."),
+    entry("results_take", resultsTake, &.{"i"}, "Handle i of the last multi-result call (vjp, custom_outputs); the caller owns it. 0 if none."),
+    entry("custom_set_vjp_callback", customSetVjpCallback, &.{"callback"}, "int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig)."),
+    entry("custom_outputs", customOutputs, &.{ "token", "values", "nvalues", "primals", "nprimals", "stream" }, "Outputs of a custom function call (results_take); token names the call to the host's vjp. Returns nvalues, negative on error."),
+    entry("custom_return", customReturn, &.{"a"}, "From inside the vjp callback: the next input cotangent. 0 on success."),
     entry("full", full, &.{ "shape", "ndim", "vals", "dtype", "stream" }, "vals broadcast to shape, as dtype (-1: vals' dtype)."),
     entry("arange", arange, &.{ "start", "stop", "step", "dtype", "stream" }, "start, start + step, ... below stop."),
     entry("linspace", linspace, &.{ "start", "stop", "num", "dtype", "stream" }, "num evenly spaced values from start to stop."),
@@ -445,6 +449,9 @@ fn setCacheLimit(v: f64) callconv(.c) f64 {
 fn traceBegin() callconv(.c) void {
     array.traceBegin();
 }
+fn isTracing() callconv(.c) u32 {
+    return @intFromBool(array.isTracing());
+}
 fn traceEnd() callconv(.c) void {
     array.traceEnd();
 }
@@ -458,29 +465,40 @@ fn tracer(h: u32, s: i32) callconv(.c) u32 {
     });
 }
 
-/// Handles of the last multi-result call on this thread, until taken.
-threadlocal var results: std.ArrayList(u32) = .empty;
+fn customSetVjpCallback(cb: ?*anyopaque) callconv(.c) void {
+    grad.custom_vjp_callback = if (cb) |p| @ptrCast(@alignCast(p)) else null;
+}
 
-fn clearResults() void {
-    for (results.items) |h| {
-        if (h != 0) handles.free(h) catch {};
-    }
-    results.clearRetainingCapacity();
+fn customOutputsImpl(token: u32, vals_p: ?[*]const u32, nvals: u32, prim_p: ?[*]const u32, nprim: u32, s: i32) errors.Error!i32 {
+    const a = std.heap.c_allocator;
+    if (nvals > max_eval_args or nprim > max_eval_args) return errors.fail(.invalid_argument, "[custom_function] Too many arrays.", .{});
+    const buf = a.alloc(*Node, @as(usize, nvals) + nprim + 1) catch return errors.fail(.out_of_memory, "[custom_function] Out of memory.", .{});
+    defer a.free(buf);
+    const vals = try nodesOf(vals_p, nvals, "custom_function", buf[0..nvals]);
+    const prims_ = try nodesOf(prim_p, nprim, "custom_function", buf[nvals .. nvals + nprim]);
+    const stream = try stream_mod.resolve(s, "custom_function");
+    try grad.customOutputs(token, vals, prims_, stream);
+    return @intCast(nvals);
+}
+fn customOutputs(token: u32, vals: ?[*]const u32, nvals: u32, primals: ?[*]const u32, nprim: u32, s: i32) callconv(.c) i32 {
+    return customOutputsImpl(token, vals, nvals, primals, nprim, s) catch -@as(i32, @intFromEnum(errors.code()));
+}
+fn customReturn(h: u32) callconv(.c) i32 {
+    return ok(blk: {
+        const x = handles.get(h, "custom_function") catch |e| break :blk e;
+        break :blk grad.customReturn(x);
+    });
 }
 
 fn resultsTake(i: u32) callconv(.c) u32 {
-    if (i >= results.items.len) return 0;
-    const h = results.items[i];
-    results.items[i] = 0;
-    return h;
+    return grad.takeResult(i);
 }
 
 fn vjpImpl(outs_p: ?[*]const u32, nout: u32, prim_p: ?[*]const u32, nprim: u32, cots_p: ?[*]const u32, s: i32) errors.Error!i32 {
-    clearResults();
     const a = std.heap.c_allocator;
+    if (nout > max_eval_args or nprim > max_eval_args) return errors.fail(.invalid_argument, "[vjp] Too many arrays.", .{});
     const buf = a.alloc(*Node, @as(usize, nout) * 2 + nprim + 1) catch return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
     defer a.free(buf);
-    if (nout > max_eval_args or nprim > max_eval_args) return errors.fail(.invalid_argument, "[vjp] Too many arrays.", .{});
     const outs = try nodesOf(outs_p, nout, "vjp", buf[0..nout]);
     const cots = try nodesOf(cots_p, nout, "vjp", buf[nout .. 2 * nout]);
     const primals = try nodesOf(prim_p, nprim, "vjp", buf[2 * nout .. 2 * nout + nprim]);
@@ -488,14 +506,12 @@ fn vjpImpl(outs_p: ?[*]const u32, nout: u32, prim_p: ?[*]const u32, nprim: u32, 
     const grads = a.alloc(*Node, @max(nprim, 1)) catch return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
     defer a.free(grads);
     try grad.vjp(outs, primals, cots, grads[0..nprim], stream);
-    results.ensureTotalCapacity(a, nprim) catch {
-        for (grads[0..nprim]) |g| array.release(g);
-        return errors.fail(.out_of_memory, "[vjp] Out of memory.", .{});
-    };
-    for (grads[0..nprim]) |g| results.appendAssumeCapacity(handles.put(g) catch 0);
-    for (results.items) |h| if (h == 0) {
-        clearResults();
-        return errors.fail(.out_of_memory, "[vjp] Out of handles.", .{});
+    // (Custom rules run during the walk use the results list too.)
+    grad.clearResults();
+    for (grads[0..nprim], 0..) |g, k| grad.pushResult(g) catch |e| {
+        for (grads[k + 1 .. nprim]) |rest| array.release(rest);
+        grad.clearResults();
+        return e;
     };
     return @intCast(nprim);
 }

@@ -228,8 +228,9 @@ pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node
         in.retain();
         slot.* = in;
     }
+    // stop_gradient ends the trace: nothing after it is differentiated.
     var tracer = false;
-    if (isTracing()) for (inputs) |in| {
+    if (isTracing() and prim != .stop_gradient) for (inputs) |in| {
         tracer = tracer or in.tracer;
     };
     node.* = .{

@@ -24,6 +24,106 @@ const ix = prims.indexing;
 const srt = prims.sort;
 
 const a_ = std.heap.c_allocator;
+const handles = @import("handles.zig");
+const external = @import("external.zig");
+
+// ---------------------------------------------------------------------------------------------
+// Multi-result calls: the handles of the last call's results on this thread, until taken.
+
+threadlocal var results: std.ArrayList(u32) = .empty;
+
+pub fn clearResults() void {
+    for (results.items) |h| {
+        if (h != 0) handles.free(h) catch {};
+    }
+    results.clearRetainingCapacity();
+}
+
+/// Hand a node (taking the caller's reference) to the host as the next result.
+pub fn pushResult(n: *Node) errors.Error!void {
+    results.ensureUnusedCapacity(a_, 1) catch {
+        array.release(n);
+        return errors.fail(.out_of_memory, "[results] Out of memory.", .{});
+    };
+    const h = handles.put(n) catch |e| {
+        array.release(n);
+        return e;
+    };
+    results.appendAssumeCapacity(h);
+}
+
+pub fn takeResult(i: u32) u32 {
+    if (i >= results.items.len) return 0;
+    const h = results.items[i];
+    results.items[i] = 0;
+    return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom functions: outputs whose vjp is a host callback.
+
+/// One call of a custom function: its outputs are `n_out` custom nodes (one per output) that
+/// share this record. The host knows the call by `token` (returned through external.zig when
+/// the record goes, so the host can forget its rule).
+pub const CustomCall = struct {
+    refs: std.atomic.Value(u32),
+    token: u32,
+    /// The forward values (stop-gradient'd), one per output, held for the rule's `outputs`.
+    values: []*Node,
+
+    pub fn release(c: *CustomCall) void {
+        if (c.refs.fetchSub(1, .acq_rel) != 1) return;
+        for (c.values) |v| array.release(v);
+        a_.free(c.values);
+        external.released(c.token);
+        a_.destroy(c);
+    }
+};
+
+pub const CustomOut = struct { call: *CustomCall, index: u32 };
+
+/// int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for a custom call. Called on the
+/// thread running vjp, with the results list holding the n_outputs cotangents, the primals and
+/// the n_outputs forward values; it hands back one cotangent per primal through custom_return
+/// and returns 0, or nonzero if the rule failed (the host keeps its own exception).
+pub const VjpCallback = *const fn (u32, u32) callconv(.c) i32;
+pub var custom_vjp_callback: ?VjpCallback = null;
+
+threadlocal var returns: std.ArrayList(*Node) = .empty;
+
+pub fn customReturn(n: *Node) errors.Error!void {
+    returns.append(a_, n) catch return errors.fail(.out_of_memory, "[custom_function] Out of memory.", .{});
+    n.retain();
+}
+
+/// The outputs of a custom function call: one node per forward value, each an identity of
+/// its value whose inputs also include the primals (so transforms reach them through it).
+pub fn customOutputs(token: u32, values: []const *Node, primals: []const *Node, stream: u32) errors.Error!void {
+    const call = a_.create(CustomCall) catch return errors.fail(.out_of_memory, "[custom_function] Out of memory.", .{});
+    const vals = a_.alloc(*Node, values.len) catch {
+        a_.destroy(call);
+        return errors.fail(.out_of_memory, "[custom_function] Out of memory.", .{});
+    };
+    for (values, vals) |v, *slot| {
+        v.retain();
+        slot.* = v;
+    }
+    call.* = .{ .refs = .init(1), .token = token, .values = vals };
+    defer call.release(); // each output holds its own reference
+    const ins = a_.alloc(*Node, primals.len + 1) catch return errors.fail(.out_of_memory, "[custom_function] Out of memory.", .{});
+    defer a_.free(ins);
+    @memcpy(ins[1..], primals);
+    clearResults();
+    for (values, 0..) |v, k| {
+        ins[0] = v;
+        _ = call.refs.fetchAdd(1, .monotonic);
+        const node = array.create(v.dtype, v.shape, .{ .custom = .{ .call = call, .index = @intCast(k) } }, ins, stream) catch |e| {
+            call.release();
+            return e;
+        };
+        try pushResult(node);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks (each returns a node the caller owns)
@@ -115,6 +215,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .shape => |s| return shapeVjp(&t, node, s, arg, g, stream),
         .sort => |s| return sortVjp(&t, node, s, g, stream),
         .indexing => |p| return indexingVjp(&t, node, p, arg, g, stream),
+        .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }
 
@@ -534,11 +635,24 @@ pub fn vjp(outputs: []const *Node, primals: []const *Node, cots: []const *Node, 
         const typed = try cp.astype(c, o.dtype, stream);
         try accumulate(&cot, o, typed, stream);
     }
+    // A custom call runs once, at its earliest output in the order: by then every consumer
+    // of every output has passed its cotangent back.
+    var first_of = std.AutoHashMap(*CustomCall, usize).init(a_);
+    defer first_of.deinit();
+    for (order.items, 0..) |n, k| if (n.prim == .custom) {
+        const gop = first_of.getOrPut(n.prim.custom.call) catch return oom();
+        if (!gop.found_existing) gop.value_ptr.* = k;
+    };
     var i = order.items.len;
     while (i > 0) {
         i -= 1;
         const n = order.items[i];
         if (is_primal.contains(n)) continue;
+        if (n.prim == .custom) {
+            const call = n.prim.custom.call;
+            if (first_of.get(call).? == i) try runCustom(call, n, order.items, &cot, &needs, stream);
+            continue;
+        }
         const g = cot.get(n) orelse continue;
         for (n.inputs, 0..) |in, k| {
             if (!(needs.get(in) orelse false)) continue;
@@ -551,6 +665,42 @@ pub fn vjp(outputs: []const *Node, primals: []const *Node, cots: []const *Node, 
     for (primals, 0..) |p, k| {
         out[k] = if (cot.get(p)) |g| try cp.astype(g, p.dtype, stream) else try zerosLike(p, stream);
         made += 1;
+    }
+}
+
+fn runCustom(call: *CustomCall, first: *Node, order: []const *Node, cot: *std.AutoHashMap(*Node, *Node), needs: *std.AutoHashMap(*Node, bool), stream: u32) errors.Error!void {
+    const cb = custom_vjp_callback orelse return errors.fail(.runtime, "[custom_function] No host rule is registered.", .{});
+    const n_out = call.values.len;
+    const primals = first.inputs[1..];
+    // Cotangents of every output (zeros where none flowed), the primals, the forward values.
+    clearResults();
+    for (0..n_out) |k| {
+        var g: ?*Node = null;
+        for (order) |n| if (n.prim == .custom and n.prim.custom.call == call and n.prim.custom.index == k) {
+            g = cot.get(n);
+        };
+        try pushResult(if (g) |x| retained(x) else try zerosLike(call.values[k], stream));
+    }
+    for (primals) |p| try pushResult(retained(p));
+    for (call.values) |v| try pushResult(retained(v));
+    const mark = returns.items.len;
+    defer {
+        for (returns.items[mark..]) |r| array.release(r);
+        returns.shrinkRetainingCapacity(mark);
+    }
+    if (cb(call.token, @intCast(n_out)) != 0)
+        return errors.fail(.runtime, "[custom_function] The custom vjp failed.", .{});
+    const got = returns.items[mark..];
+    if (got.len != primals.len)
+        return errors.fail(.invalid_argument, "[custom_function] The vjp returned {d} cotangents for {d} inputs.", .{ got.len, primals.len });
+    for (primals, got) |p, g| {
+        if (!(needs.get(p) orelse false)) continue;
+        if (!g.shape.eql(&p.shape)) {
+            var b1: [256]u8 = undefined;
+            var b2: [256]u8 = undefined;
+            return errors.fail(.invalid_argument, "[custom_function] The vjp returned a cotangent of shape {s} for an input of shape {s}.", .{ g.shape.format(&b1), p.shape.format(&b2) });
+        }
+        try accumulate(cot, p, retained(g), stream);
     }
 }
 

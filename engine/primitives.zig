@@ -38,6 +38,8 @@ pub const Primitive = union(enum) {
     shape: shape.Prim,
     sort: sort.Prim,
     indexing: indexing.Prim,
+    /// An output of a custom function (identity of input 0; the host gives its vjp).
+    custom: @import("grad.zig").CustomOut,
 
     /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
@@ -57,6 +59,7 @@ pub const Primitive = union(enum) {
             .shape => |f| f.name(),
             .sort => |f| f.name(),
             .indexing => |f| f.name(),
+            .custom => "custom_function",
         };
     }
 
@@ -65,6 +68,7 @@ pub const Primitive = union(enum) {
         switch (p) {
             .indexing => |f| f.deinit(),
             .shape => |f| f.deinit(),
+            .custom => |c| c.call.release(),
             else => {},
         }
     }
@@ -86,6 +90,7 @@ pub const Primitive = union(enum) {
             .shape => |f| try shape.eval(node, f),
             .sort => |f| try sort.eval(node, f),
             .indexing => |f| try indexing.eval(node, f),
+            .custom => copy.evalIdentity(node),
         }
     }
 };

@@ -2,7 +2,7 @@
 // closes it: calling into a closed library crashes Bun), checks the ABI version, turns the
 // engine's pulled errors into MlxError exceptions, and ties engine handles and buffers to
 // JavaScript objects the garbage collector can see.
-import { dlopen, toArrayBuffer, suffix } from "bun:ffi";
+import { dlopen, FFIType, JSCallback, toArrayBuffer, suffix } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ABI_VERSION, ERROR, symbols } from "./symbols";
@@ -119,7 +119,8 @@ export function viewArrayData(h: number, dtype: number, nbytes: number): ArrayBu
 
 // Host memory wrapped without a copy: the engine gives each wrap a token and hands it back
 // once it no longer uses the memory; until then the TypedArray is kept reachable here.
-const wrapped = new Map<number, ArrayBufferView>();
+// The same tokens name the host-side rules of custom function calls (see src/transforms.ts).
+const wrapped = new Map<number, unknown>();
 
 /** Any TypedArray's bytes, as bun:ffi's `ptr` arguments take them (with its byteOffset). */
 export function asBytes(view: ArrayBufferView): Uint8Array {
@@ -134,6 +135,26 @@ export function wrapHostData(view: ArrayBufferView, dtype: number, shape: Int32A
   return h;
 }
 
+/** Keep `value` until the engine releases `token` (a token from mlxb_external_new_token). */
+export function holdForEngine(token: number, value: unknown): void {
+  drainReleasedHostData();
+  wrapped.set(token, value);
+}
+
+/** The value held for `token`, if the engine still uses it. */
+export function heldForEngine(token: number): unknown {
+  return wrapped.get(token);
+}
+
+let vjpCallback: JSCallback | null = null;
+
+/** Register the host's vjp for custom functions (once; the callback lives as long as the library). */
+export function setCustomVjpHandler(handler: (token: number, nOutputs: number) => number): void {
+  if (vjpCallback !== null) return;
+  vjpCallback = new JSCallback(handler, { args: [FFIType.u32, FFIType.u32], returns: FFIType.i32 });
+  lib.mlxb_custom_set_vjp_callback(vjpCallback.ptr);
+}
+
 export function drainReleasedHostData(): void {
   for (let t = lib.mlxb_external_next_released(); t !== 0; t = lib.mlxb_external_next_released()) wrapped.delete(t);
 }
@@ -141,5 +162,7 @@ export function drainReleasedHostData(): void {
 /** How many host buffers the engine currently borrows (a debugging aid). */
 export function wrappedHostBuffers(): number {
   drainReleasedHostData();
-  return wrapped.size;
+  let n = 0;
+  for (const v of wrapped.values()) if (ArrayBuffer.isView(v)) n++;
+  return n;
 }

@@ -274,12 +274,20 @@ uint32_t mlxb_depends(uint32_t a, const uint32_t* deps, uint32_t ndeps, int32_t 
 void mlxb_trace_begin(void);
 /* The transform that called trace_begin is done tracing. */
 void mlxb_trace_end(void);
+/* 1 while a transform is tracing, else 0. */
+uint32_t mlxb_is_tracing(void);
 /* A tracer for a (an identity node the transform differentiates with respect to). */
 uint32_t mlxb_tracer(uint32_t a, int32_t stream);
 /* Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error. */
 int32_t mlxb_vjp(const uint32_t* outputs, uint32_t noutputs, const uint32_t* primals, uint32_t nprimals, const uint32_t* cotangents, int32_t stream);
-/* Handle i of the last multi-result call (vjp); the caller owns it. 0 if none. */
+/* Handle i of the last multi-result call (vjp, custom_outputs); the caller owns it. 0 if none. */
 uint32_t mlxb_results_take(uint32_t i);
+/* int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig). */
+void mlxb_custom_set_vjp_callback(void* callback);
+/* Outputs of a custom function call (results_take); token names the call to the host's vjp. Returns nvalues, negative on error. */
+int32_t mlxb_custom_outputs(uint32_t token, const uint32_t* values, uint32_t nvalues, const uint32_t* primals, uint32_t nprimals, int32_t stream);
+/* From inside the vjp callback: the next input cotangent. 0 on success. */
+int32_t mlxb_custom_return(uint32_t a);
 /* vals broadcast to shape, as dtype (-1: vals' dtype). */
 uint32_t mlxb_full(const int32_t* shape, uint32_t ndim, uint32_t vals, int32_t dtype, int32_t stream);
 /* start, start + step, ... below stop. */

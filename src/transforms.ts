@@ -5,7 +5,7 @@
 //
 // Arguments and results may be trees: nested JS arrays and plain objects of mx.Array. Other
 // leaves (numbers, strings, null...) pass through untouched and get no gradient.
-import { checkHandle, checkStatus, lib } from "../ffi/lib";
+import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomVjpHandler } from "../ffi/lib";
 import { MxArray } from "./array";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
@@ -49,7 +49,12 @@ function trace<R>(args: readonly unknown[], fn: (...a: never[]) => R): { tracers
 /** The engine's vjp of traced outputs with respect to the tracers. */
 function engineVjp(outputs: readonly MxArray[], tracers: readonly MxArray[], cotangents: readonly MxArray[]): MxArray[] {
   const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("vjp")) : [0]);
-  const n = checkStatus(lib.mlxb_vjp(hs(outputs), outputs.length, hs(tracers), tracers.length, hs(cotangents), streamArg(undefined)));
+  let n: number;
+  try {
+    n = checkStatus(lib.mlxb_vjp(hs(outputs), outputs.length, hs(tracers), tracers.length, hs(cotangents), streamArg(undefined)));
+  } catch (e) {
+    rethrowPending(e);
+  }
   const out: MxArray[] = [];
   for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
   return out;
@@ -200,4 +205,115 @@ export function grad<A extends unknown[]>(fn: (...args: A) => unknown, options: 
     if (Array.isArray(value)) throw new MlxError("[grad] The return value of the function whose gradient we want to compute should be a scalar array; but list was returned.", 1);
     return g;
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom functions and checkpoint
+
+type VjpRule = (primals: unknown[], cotangents: unknown, outputs: unknown) => unknown;
+
+interface CallRecord {
+  /** The function's arguments (trees, arrays as passed) and outputs (trees), for structure. */
+  args: unknown[];
+  out: unknown;
+  vjp: VjpRule;
+}
+
+/** The exception a host rule raised, rethrown at the transform's call site. */
+let pendingError: unknown = null;
+
+function takeResults(n: number, start: number): MxArray[] {
+  const out: MxArray[] = [];
+  for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(start + i))));
+  return out;
+}
+
+function runVjpRule(token: number, nOut: number): number {
+  const rec = heldForEngine(token) as CallRecord | undefined;
+  const nIn = rec === undefined ? 0 : treeFlatten(rec.args).length;
+  // Take every result first: a nested transform in the rule reuses the list.
+  const cots = takeResults(nOut, 0);
+  const primals = takeResults(nIn, nOut);
+  const values = takeResults(nOut, nOut + nIn);
+  try {
+    if (rec === undefined) throw new MlxError("[custom_function] The call's rule is gone.", 1);
+    const grads = rec.vjp(treeUnflatten(rec.args, primals), treeUnflatten(rec.out, cots), treeUnflatten(rec.out, values));
+    const flat = treeFlatten(Array.isArray(grads) ? grads : [grads]);
+    for (const g of flat) checkStatus(lib.mlxb_custom_return(g.handle("custom_function")));
+    return 0;
+  } catch (e) {
+    pendingError = e;
+    return 1;
+  } finally {
+    for (const a of [...cots, ...primals, ...values]) a.dispose();
+  }
+}
+
+/** Rethrow a host rule's own exception in place of the engine's report of it. */
+function rethrowPending(e: unknown): never {
+  if (pendingError !== null) {
+    const p = pendingError;
+    pendingError = null;
+    throw p;
+  }
+  throw e;
+}
+
+/** A function with a custom vjp rule; call it like the function it wraps. */
+export interface CustomFunction<A extends unknown[], R> {
+  (...args: A): R;
+  /** Set the vjp rule: `(primals, cotangents, outputs) => cotangents of the primals` (one tree per argument, as a list). Returns the function. */
+  vjp(rule: (primals: A, cotangents: R, outputs: R) => unknown): CustomFunction<A, R>;
+}
+
+/**
+ * `fn` with a vjp rule of your own (`f.vjp((primals, cotangents, outputs) => [...])`);
+ * without one, its own gradient. Under a transform, `fn` runs on inputs the transform does not
+ * see through, and the rule gives the gradients. An exception in the rule surfaces at the
+ * transform's call site.
+ * @example
+ * const f = mx.customFunction((x: mx.Array) => mx.exp(x));
+ * f.vjp(([x], dy, y) => [mx.multiply(dy, y)]);
+ */
+export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): CustomFunction<A, R> {
+  setCustomVjpHandler(runVjpRule);
+  let rule: VjpRule = (primals, cotangents) => {
+    const [, g] = vjp(fn as never, primals as never, treeFlatten(cotangents));
+    return treeUnflatten(primals, g);
+  };
+  const f = ((...args: A): R => {
+    if (!lib.mlxb_is_tracing()) return fn(...args);
+    const flat = treeFlatten(args);
+    const blocked = flat.map((a) => new MxArray(checkHandle(lib.mlxb_stop_gradient(a.handle("custom_function"), -1))));
+    let out: R;
+    try {
+      out = fn(...treeUnflatten(args, blocked));
+    } finally {
+      for (const b of blocked) b.dispose();
+    }
+    const outs = treeFlatten(out);
+    const token = lib.mlxb_external_new_token();
+    holdForEngine(token, { args, out, vjp: rule } satisfies CallRecord);
+    const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("custom_function")) : [0]);
+    const n = checkStatus(lib.mlxb_custom_outputs(token, hs(outs), outs.length, hs(flat), flat.length, -1));
+    const wrapped = takeResults(n, 0);
+    return treeUnflatten(out, wrapped);
+  }) as CustomFunction<A, R>;
+  f.vjp = (r) => {
+    rule = r as VjpRule;
+    return f;
+  };
+  return f;
+}
+
+/**
+ * `fn`, but under a transform its intermediate values are not kept: the backward pass runs
+ * `fn` again (trading compute for memory).
+ * @example const block = mx.checkpoint((x: mx.Array) => mx.tanh(mx.matmul(x, w)));
+ */
+export function checkpoint<A extends unknown[], R>(fn: (...args: A) => R): CustomFunction<A, R> {
+  return customFunction(fn).vjp((primals, cotangents) => {
+    const [, g] = vjp(fn as never, primals as never, treeFlatten(cotangents));
+    return treeUnflatten(primals, g);
+  });
 }

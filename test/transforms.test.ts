@@ -216,3 +216,67 @@ describe("grad, valueAndGrad, vjp, jvp", () => {
     expect(y.tolist()).toHaveLength(2);
   });
 });
+
+describe("customFunction and checkpoint", () => {
+  test("a custom vjp rule replaces the function's own gradient", () => {
+    const f = mx.customFunction((x: mx.Array) => mx.sin(x));
+    f.vjp(([x], dy) => [mx.multiply(dy, mx.multiply(x as mx.Array, 10))]);
+    const x = mx.array([1, 2], mx.float32);
+    expect((mx.grad((x: mx.Array) => mx.sum(f(x)))(x) as mx.Array).tolist()).toEqual([10, 20]);
+    // Outside a transform it is just the function.
+    expect(values(f(x))).toEqual(values(mx.sin(x)));
+  });
+
+  test("several outputs and arguments: the rule sees every cotangent, zeros where none flows", () => {
+    const f = mx.customFunction((a: mx.Array, b: mx.Array) => [mx.multiply(a, b), mx.add(a, b)]);
+    let seen: number[][] = [];
+    f.vjp(([a, b], cots, outs) => {
+      const [c0, c1] = cots as mx.Array[];
+      seen = [c0!.tolist() as number[], c1!.tolist() as number[], (outs as mx.Array[])[0]!.tolist() as number[]];
+      return [mx.add(mx.multiply(c0!, b as mx.Array), c1!), mx.add(mx.multiply(c0!, a as mx.Array), c1!)];
+    });
+    const a = mx.array([1, 2], mx.float32);
+    const b = mx.array([3, 4], mx.float32);
+    const [ga, gb] = mx.grad((a: mx.Array, b: mx.Array) => mx.sum(f(a, b)[0]!), { argnums: [0, 1] })(a, b) as mx.Array[];
+    expect(ga!.tolist()).toEqual([3, 4]);
+    expect(gb!.tolist()).toEqual([1, 2]);
+    expect(seen).toEqual([[1, 1], [0, 0], [3, 8]]);
+  });
+
+  test("without a rule, the function's own gradient; higher order through the rule", () => {
+    const f = mx.customFunction((x: mx.Array) => mx.multiply(x, mx.multiply(x, x)));
+    const x = mx.array([0.5, 2], mx.float64);
+    expect((mx.grad((x: mx.Array) => mx.sum(f(x)))(x) as mx.Array).tolist()).toEqual([0.75, 12]);
+    const g = mx.customFunction((x: mx.Array) => mx.exp(x)).vjp(([x], dy) => [mx.multiply(dy as mx.Array, mx.exp(x as mx.Array))]);
+    const d2 = mx.grad((x: mx.Array) => mx.sum(mx.grad((y: mx.Array) => mx.sum(g(y)))(x) as mx.Array))(x) as mx.Array;
+    expectClose(values(d2), [Math.exp(0.5), Math.exp(2)], 1e-6, "exp''");
+  });
+
+  test("an exception in the rule surfaces at the transform's call site", () => {
+    class RuleError extends Error {}
+    const f = mx.customFunction((x: mx.Array) => mx.sin(x)).vjp(() => {
+      throw new RuleError("bad rule");
+    });
+    expect(() => mx.grad((x: mx.Array) => mx.sum(f(x)))(mx.array([1]))).toThrow(RuleError);
+    const wrong = mx.customFunction((x: mx.Array) => mx.sin(x)).vjp(() => [mx.array([1, 2, 3])]);
+    expectMlxError(() => mx.grad((x: mx.Array) => mx.sum(wrong(x)))(mx.array([1, 2])), /^\[custom_function\] The vjp returned a cotangent of shape \(3\) for an input of shape \(2\)\.$/);
+    // The engine is usable afterwards.
+    expect((mx.grad((x: mx.Array) => mx.sum(mx.square(x)))(mx.array([3])) as mx.Array).tolist()).toEqual([6]);
+  });
+
+  test("checkpoint gives the same gradients, recomputing the forward", () => {
+    let calls = 0;
+    const block = (x: mx.Array, w: mx.Array) => {
+      calls++;
+      return mx.tanh(mx.multiply(x, w));
+    };
+    const ck = mx.checkpoint(block);
+    const loss = (w: mx.Array, f: typeof block) => mx.sum(f(f(mx.array([0.3, -0.2, 0.9], mx.float64), w), w));
+    const w = mx.array([1.5, -0.5, 2], mx.float64);
+    const plain = mx.grad((w: mx.Array) => loss(w, block))(w) as mx.Array;
+    calls = 0;
+    const viaCk = mx.grad((w: mx.Array) => loss(w, ck))(w) as mx.Array;
+    expectClose(values(viaCk), values(plain), 1e-12, "checkpoint");
+    expect(calls).toBe(4); // two forward calls, and each recomputed in the backward pass
+  });
+});
