@@ -18,6 +18,7 @@ const external = @import("external.zig");
 const dtype_mod = @import("dtype.zig");
 const prims = @import("primitives.zig");
 const grad = @import("grad.zig");
+const vmap_mod = @import("vmap.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
 
@@ -97,6 +98,7 @@ const core = [_]Entry{
     entry("is_tracing", isTracing, &.{}, "1 while a transform is tracing, else 0."),
     entry("tracer", tracer, &.{ "a", "stream" }, "A tracer for a (an identity node the transform differentiates with respect to)."),
     entry("vjp", vjp, &.{ "outputs", "noutputs", "primals", "nprimals", "cotangents", "stream" }, "Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error."),
+    entry("vmap", vmap, &.{ "outputs", "noutputs", "placeholders", "nplaceholders", "batched", "batch", "stream" }, "Outputs traced from placeholders, rebuilt on the batched inputs (batch axis first, size batch); returns noutputs and leaves the results (batch axis first) for results_take, negative on error."),
     entry("results_take", resultsTake, &.{"i"}, "Handle i of the last multi-result call (vjp, custom_outputs); the caller owns it. 0 if none."),
     entry("custom_set_vjp_callback", customSetVjpCallback, &.{"callback"}, "int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig)."),
     entry("custom_outputs", customOutputs, &.{ "token", "values", "nvalues", "primals", "nprimals", "stream" }, "Outputs of a custom function call (results_take); token names the call to the host's vjp. Returns nvalues, negative on error."),
@@ -463,6 +465,33 @@ fn tracer(h: u32, s: i32) callconv(.c) u32 {
         t.tracer = true;
         break :blk t;
     });
+}
+
+fn vmapImpl(outs_p: ?[*]const u32, nout: u32, ph_p: ?[*]const u32, nph: u32, bat_p: ?[*]const u32, batch: i32, s: i32) errors.Error!i32 {
+    const a = std.heap.c_allocator;
+    if (nout > max_eval_args or nph > max_eval_args) return errors.fail(.invalid_argument, "[vmap] Too many arrays.", .{});
+    const buf = a.alloc(*Node, @as(usize, nout) * 2 + @as(usize, nph) * 2 + 1) catch return errors.fail(.out_of_memory, "[vmap] Out of memory.", .{});
+    defer a.free(buf);
+    const outs = try nodesOf(outs_p, nout, "vmap", buf[0..nout]);
+    const phs = try nodesOf(ph_p, nph, "vmap", buf[nout .. nout + nph]);
+    const bat = try nodesOf(bat_p, nph, "vmap", buf[nout + nph .. nout + 2 * nph]);
+    for (phs, bat) |p, x| {
+        if (x.shape.ndim != p.shape.ndim + 1 or x.shape.dims[0] != batch)
+            return errors.fail(.invalid_argument, "[vmap] A batched input does not match its placeholder.", .{});
+    }
+    const stream = try stream_mod.resolve(s, "vmap");
+    const res = buf[nout + 2 * nph .. 2 * nout + 2 * nph];
+    try vmap_mod.vmap(outs, phs, bat, batch, res, stream);
+    grad.clearResults();
+    for (res, 0..) |r, k| grad.pushResult(r) catch |e| {
+        for (res[k + 1 ..]) |rest| array.release(rest);
+        grad.clearResults();
+        return e;
+    };
+    return @intCast(nout);
+}
+fn vmap(outs: ?[*]const u32, nout: u32, phs: ?[*]const u32, nph: u32, bat: ?[*]const u32, batch: i32, s: i32) callconv(.c) i32 {
+    return vmapImpl(outs, nout, phs, nph, bat, batch, s) catch -@as(i32, @intFromEnum(errors.code()));
 }
 
 fn customSetVjpCallback(cb: ?*anyopaque) callconv(.c) void {

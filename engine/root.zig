@@ -24,4 +24,5 @@ test {
     _ = @import("prims/indexing.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
+    _ = @import("vmap.zig");
 }

@@ -280,6 +280,8 @@ uint32_t mlxb_is_tracing(void);
 uint32_t mlxb_tracer(uint32_t a, int32_t stream);
 /* Cotangents of the primals (tracers) of traced outputs; returns nprimals and leaves the handles for results_take, negative on error. */
 int32_t mlxb_vjp(const uint32_t* outputs, uint32_t noutputs, const uint32_t* primals, uint32_t nprimals, const uint32_t* cotangents, int32_t stream);
+/* Outputs traced from placeholders, rebuilt on the batched inputs (batch axis first, size batch); returns noutputs and leaves the results (batch axis first) for results_take, negative on error. */
+int32_t mlxb_vmap(const uint32_t* outputs, uint32_t noutputs, const uint32_t* placeholders, uint32_t nplaceholders, const uint32_t* batched, int32_t batch, int32_t stream);
 /* Handle i of the last multi-result call (vjp, custom_outputs); the caller owns it. 0 if none. */
 uint32_t mlxb_results_take(uint32_t i);
 /* int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig). */

@@ -212,6 +212,7 @@ export const symbols = {
   mlxb_is_tracing: { args: [], returns: "u32" },
   mlxb_tracer: { args: ["u32", "i32"], returns: "u32" },
   mlxb_vjp: { args: ["ptr", "u32", "ptr", "u32", "ptr", "i32"], returns: "i32" },
+  mlxb_vmap: { args: ["ptr", "u32", "ptr", "u32", "ptr", "i32", "i32"], returns: "i32" },
   mlxb_results_take: { args: ["u32"], returns: "u32" },
   mlxb_custom_set_vjp_callback: { args: ["ptr"], returns: "void" },
   mlxb_custom_outputs: { args: ["u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "i32" },

@@ -317,3 +317,98 @@ export function checkpoint<A extends unknown[], R>(fn: (...args: A) => R): Custo
     return treeUnflatten(primals, g);
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// vmap
+
+/** Axes for vmap: a number (or null: not mapped) for every array, or a tree prefix of the arguments / results. */
+export type AxisTree = number | null | readonly AxisTree[] | { readonly [key: string]: AxisTree };
+
+/** The axis of every array leaf of `tree`, from a prefix tree of axes. */
+function leafAxes(axes: AxisTree | undefined, tree: unknown, out: (number | null)[], what: string): void {
+  if (axes === undefined || axes === null || typeof axes === "number") {
+    const ax = axes === undefined ? 0 : axes;
+    for (let i = treeFlatten(tree).length; i > 0; i--) out.push(ax);
+    return;
+  }
+  if (Array.isArray(axes)) {
+    if (!Array.isArray(tree) || tree.length !== axes.length) throw new MlxError(`[vmap] The ${what} tree does not match the structure of the values (${axes.length} entries).`, 1);
+    axes.forEach((a, i) => leafAxes(a as AxisTree, tree[i], out, what));
+    return;
+  }
+  if (!isPlainObject(tree)) throw new MlxError(`[vmap] The ${what} tree does not match the structure of the values.`, 1);
+  const keys = Object.keys(tree);
+  for (const k of keys) leafAxes((axes as Record<string, AxisTree>)[k], tree[k], out, what);
+}
+
+function moveaxisHandle(h: number, from: number, to: number): number {
+  return checkHandle(lib.mlxb_moveaxis(h, from, to, -1));
+}
+
+/**
+ * `fn` mapped over an axis of its inputs: `inAxes` says which axis of each argument (null: not
+ * mapped; a tree prefix of the arguments), `outAxes` where the mapped axis goes in each result.
+ * The function is traced once on one slice and its graph rebuilt on the whole batch.
+ * @example mx.vmap((x: mx.Array) => mx.sum(x))(mx.ones([3, 4])) // [4, 4, 4]
+ */
+export function vmap<A extends unknown[], R>(fn: (...args: A) => R, options: { inAxes?: AxisTree; outAxes?: AxisTree } = {}): (...args: A) => R {
+  return (...args: A): R => {
+    const leaves = treeFlatten(args);
+    const axes: (number | null)[] = [];
+    leafAxes(options.inAxes === undefined ? 0 : Array.isArray(options.inAxes) ? options.inAxes : options.inAxes, args, axes, "in_axes");
+    let b = -1;
+    const batched: MxArray[] = [];
+    const holders: MxArray[] = [];
+    const replaced: MxArray[] = [];
+    const temps: MxArray[] = [];
+    try {
+      return tracing((): R => {
+        leaves.forEach((leaf, i) => {
+          const ax0 = axes[i]!;
+          if (ax0 === null) {
+            replaced.push(leaf);
+            return;
+          }
+          const nd = leaf.ndim;
+          const ax = ax0 < 0 ? ax0 + nd : ax0;
+          if (!Number.isInteger(ax0) || ax < 0 || ax >= nd) throw new MlxError(`[vmap] Invalid vectorization axis ${ax0} for array with shape (${leaf.shape.join(",")})`, 1);
+          const n = leaf.shape[ax]!;
+          if (b >= 0 && n !== b) throw new MlxError(`[vmap] Inconsistent axis sizes: ${b} and ${n}.`, 1);
+          b = n;
+          const bx = new MxArray(moveaxisHandle(leaf.handle("vmap"), ax, 0));
+          batched.push(bx);
+          const slice0 = bx.index(0);
+          temps.push(slice0);
+          const ph = new MxArray(checkHandle(lib.mlxb_tracer(slice0.handle("vmap"), -1)));
+          holders.push(ph);
+          replaced.push(ph);
+        });
+        if (b < 0) throw new MlxError("[vmap] At least one argument must be mapped (in_axes are all null).", 1);
+        const out = fn(...(treeUnflatten(args, replaced) as A));
+        const outs = treeFlatten(out);
+        const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("vmap")) : [0]);
+        const n = checkStatus(lib.mlxb_vmap(hs(outs), outs.length, hs(holders), holders.length, hs(batched), b, -1));
+        const res = takeResults(n, 0);
+        const outAxes: (number | null)[] = [];
+        leafAxes(options.outAxes === undefined ? 0 : options.outAxes, out, outAxes, "out_axes");
+        const moved = res.map((r, k) => {
+          const ax0 = outAxes[k] ?? 0;
+          const nd = r.ndim;
+          const ax = ax0 < 0 ? ax0 + nd : ax0;
+          if (ax < 0 || ax >= nd) {
+            const shape = r.shape.slice(1);
+            r.dispose();
+            throw new MlxError(`[vmap] Invalid output vectorization axis ${ax0} for array with shape (${shape.join(",")})`, 1);
+          }
+          if (ax === 0) return r;
+          const m = new MxArray(moveaxisHandle(r.handle("vmap"), 0, ax));
+          r.dispose();
+          return m;
+        });
+        return treeUnflatten(out, moved);
+      });
+    } finally {
+      for (const x of [...batched, ...holders, ...temps]) x.dispose();
+    }
+  };
+}

@@ -280,3 +280,87 @@ describe("customFunction and checkpoint", () => {
     expect(calls).toBe(4); // two forward calls, and each recomputed in the backward pass
   });
 });
+
+describe("vmap equals a loop over the batch", () => {
+  /** stack(f(x_i, ...)) along outAxis, slicing each mapped argument along its in axis. */
+  function loop(f: (...a: mx.Array[]) => mx.Array, args: mx.Array[], inAxes: (number | null)[], outAxis: number): mx.Array {
+    const ax = inAxes.find((a) => a !== null)!;
+    const first = args[inAxes.indexOf(ax)]!;
+    const b = first.shape[ax < 0 ? ax + first.ndim : ax]!;
+    const outs: mx.Array[] = [];
+    for (let i = 0; i < b; i++) {
+      const sl = args.map((a, k) => {
+        const ia = inAxes[k];
+        if (ia === null || ia === undefined) return a;
+        return mx.take(a, i, ia < 0 ? ia + a.ndim : ia);
+      });
+      outs.push(f(...sl));
+    }
+    return mx.stack(outs, outAxis < 0 ? outAxis + outs[0]!.ndim + 1 : outAxis);
+  }
+
+  const X = mx.reshape(mx.linspace(-2, 2, 24), [2, 3, 4]);
+  const Y = mx.reshape(mx.linspace(1, 3, 12), [3, 4]);
+  const anyAxes = [[0, 0], [1, 0], [-1, 1], [0, -1]] as const;
+  const scalarOut = [[0, 0], [1, 0], [-1, 0]] as const;
+  const firstAxis = [[0, 0], [0, -1], [0, 1]] as const;
+  // Ops that accept any example shape run for every in/out axis pair; ops written for the
+  // (3, 4) examples of axis 0 run with in axis 0.
+  const ops: [string, (...a: mx.Array[]) => mx.Array, readonly (readonly [number, number])[]][] = [
+    ["exp", (x) => mx.exp(x), anyAxes], ["multiply", (x) => mx.multiply(x, x), anyAxes],
+    ["where", (x) => mx.where(mx.greater(x, 0), x, mx.negative(x)), anyAxes], ["sum axis -1", (x) => mx.sum(x, { axis: -1 }), scalarOut],
+    ["max keepdims", (x) => mx.max(x, { axis: 0, keepdims: true }), anyAxes], ["argmax", (x) => mx.argmax(x, { axis: 0 }), scalarOut],
+    ["argmin flat", (x) => mx.argmin(x), scalarOut], ["logsumexp", (x) => mx.logsumexp(x, { axis: -1 }), scalarOut],
+    ["softmax", (x) => mx.softmax(x, { axis: -1 }), anyAxes], ["mean all", (x) => mx.mean(x), scalarOut],
+    ["reshape", (x) => x.reshape([-1]), anyAxes], ["transpose", (x) => x.transpose(), anyAxes], ["slice", (x) => x.index(mx.sl(null, null, 2), 1), scalarOut],
+    ["concatenate", (x) => mx.concatenate([x, x.square()], 0), anyAxes], ["pad", (x) => mx.pad(x, [[1, 0], [0, 2]]), anyAxes],
+    ["roll", (x) => mx.roll(x, 1, 1), anyAxes], ["cumsum", (x) => mx.cumsum(x, 1), anyAxes], ["sort", (x) => mx.sort(x, 0), anyAxes],
+    ["take", (x) => mx.take(x, mx.array([1, 0]), 1), anyAxes], ["diagonal", (x) => mx.diagonal(x), anyAxes], ["tril", (x) => mx.tril(x), anyAxes],
+    ["astype", (x) => x.astype(mx.float16), anyAxes],
+    ["add unmapped", (x) => mx.add(x, Y.index(0)), firstAxis], ["broadcastTo", (x) => mx.broadcastTo(x.index(0), [2, 4]), firstAxis],
+    ["index arrays", (x) => x.index(mx.array([0, 2, 1]), mx.array([3, 3, 0])), firstAxis],
+    ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[0, 3], [1, 1], [2, 0]]), 1), firstAxis],
+    ["matrix-ish", (x) => mx.sum(mx.multiply(mx.expandDims(x, 2), mx.expandDims(Y.transpose(), 0)), { axis: 1 }), firstAxis],
+  ];
+  for (const [name, f, pairs] of ops) {
+    test(name, () => {
+      for (const [inAx, outAx] of pairs) {
+        const got = mx.vmap(f, { inAxes: inAx, outAxes: outAx })(X);
+        const want = loop(f, [X], [inAx], outAx);
+        expect({ name, inAx, outAx, shape: got.shape }).toEqual({ name, inAx, outAx, shape: want.shape });
+        expect(mx.allclose(got, want, { rtol: 1e-5, atol: 1e-6 }).item()).toBe(true);
+      }
+    });
+  }
+
+  test("unmapped arguments, trees of axes, nested vmap, constants", () => {
+    const f = (x: mx.Array, y: mx.Array) => mx.multiply(x, y);
+    const y = Y.index(mx.sl(), 0);
+    const got = mx.vmap(f, { inAxes: [1, null] })(X.index(0), y);
+    expect(mx.allclose(got, loop(f, [X.index(0), y], [1, null], 0)).item()).toBe(true);
+    const g = mx.vmap((p: { a: mx.Array; b: mx.Array }) => mx.add(p.a, p.b), { inAxes: [{ a: 0, b: null }] });
+    expect(g({ a: Y, b: Y.index(1) }).shape).toEqual([3, 4]);
+    const nested = mx.vmap(mx.vmap((x: mx.Array) => mx.sum(x)))(X);
+    expect(mx.allclose(nested, mx.sum(X, { axis: -1 })).item()).toBe(true);
+    expect(mx.vmap((_x: mx.Array) => mx.array(1.5))(X).tolist()).toEqual([1.5, 1.5]);
+  });
+
+  test("per-example gradients: vmap(grad(f)) and grad of a vmap", () => {
+    const w = mx.array([0.5, -1, 2], mx.float64);
+    const xs = mx.array([[1, 2, 3], [0.5, 0, -1]], mx.float64);
+    const loss = (w: mx.Array, x: mx.Array) => mx.sum(mx.square(mx.multiply(w, x)));
+    const per = mx.vmap(mx.grad(loss) as (w: mx.Array, x: mx.Array) => mx.Array, { inAxes: [null, 0] })(w, xs);
+    const want = mx.stack([0, 1].map((i) => mx.grad(loss)(w, xs.index(i)) as mx.Array));
+    expect(mx.allclose(per, want).item()).toBe(true);
+    const total = mx.grad((w: mx.Array) => mx.sum(mx.vmap((x: mx.Array) => loss(w, x))(xs)))(w) as mx.Array;
+    expect(mx.allclose(total, mx.sum(want, { axis: 0 })).item()).toBe(true);
+  });
+
+  test("errors as MLX gives them", () => {
+    expectMlxError(() => mx.vmap((a: mx.Array) => mx.sum(a), { inAxes: 2 })(mx.ones([3, 4])), /^\[vmap\] Invalid vectorization axis 2 for array with shape \(3,4\)$/);
+    expectMlxError(() => mx.vmap((a: mx.Array, b: mx.Array) => mx.add(a, b))(mx.ones([3, 4]), mx.ones([2, 4])), /^\[vmap\] Inconsistent axis sizes: 3 and 2\.$/);
+    expectMlxError(() => mx.vmap((a: mx.Array) => a, { outAxes: 3 })(mx.ones([3, 4])), /^\[vmap\] Invalid output vectorization axis 3 for array with shape \(4\)$/);
+    const cf = mx.customFunction((x: mx.Array) => mx.sin(x));
+    expectMlxError(() => mx.vmap((x: mx.Array) => cf(x))(mx.ones([2, 2])), /^\[vmap\] The batching rule of custom_function is not implemented yet\.$/);
+  });
+});
