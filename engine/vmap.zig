@@ -236,7 +236,50 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 return ix.putAlongAxis(src, ind, val, @as(i32, a.axis) + 1, a.mode, s);
             },
             .diagonal => |dg| return ix.diagonal(bx[0].?, dg.offset, @as(i32, dg.axis1) + 1, @as(i32, dg.axis2) + 1, s),
-            .scatter, .masked_scatter => return unsupported(node),
+            .scatter => |r| {
+                // Every operand with the batch first; the batch becomes one more indexed axis
+                // of the target (an arange), and the updates get its slab axis of size 1.
+                const upd = node.inputs[1];
+                const nb_idx = upd.shape.ndim - x.shape.ndim;
+                const dst = try full(x, bx[0], b, s);
+                defer array.release(dst);
+                const ub = try full(upd, bx[1], b, s);
+                defer array.release(ub);
+                var dims: [max_ndim]i32 = undefined;
+                dims[0] = b;
+                @memcpy(dims[1 .. 1 + nb_idx], upd.shape.dims[0..nb_idx]);
+                dims[1 + nb_idx] = 1;
+                @memcpy(dims[2 + nb_idx .. 2 + upd.shape.ndim], upd.shape.dims[nb_idx..upd.shape.ndim]);
+                const ur = try shp.reshape(ub, dims[0 .. 2 + upd.shape.ndim], s);
+                defer array.release(ur);
+                const ar = try prims.creation.arange(0, @floatFromInt(b), 1, .int32, s);
+                defer array.release(ar);
+                var adims: [max_ndim]i32 = undefined;
+                adims[0] = b;
+                for (0..nb_idx) |i| adims[1 + i] = 1;
+                all[made] = try shp.reshape(ar, adims[0 .. 1 + nb_idx], s);
+                made += 1;
+                var idx: [max_ndim + 1]*Node = undefined;
+                var axes: [max_ndim + 1]i32 = undefined;
+                idx[0] = all[made - 1];
+                axes[0] = 0;
+                for (node.inputs[2..], 0..) |in, i| {
+                    all[made] = try full(in, bx[2 + i], b, s);
+                    made += 1;
+                    idx[1 + i] = all[made - 1];
+                    axes[1 + i] = @as(i32, r.axes[i]) + 1;
+                }
+                var region: [2 * max_ndim]i32 = undefined;
+                region[0] = 0;
+                region[1] = 1;
+                for (0..x.shape.ndim) |d| {
+                    region[2 * (1 + d)] = r.start[d];
+                    region[2 * (1 + d) + 1] = r.step[d];
+                }
+                const n = 1 + r.nidx;
+                return ix.scatter(dst, ur, idx[0..n], axes[0..n], region[0 .. 2 * (1 + x.shape.ndim)], r.mode, r.origin, s);
+            },
+            .masked_scatter => return unsupported(node),
         },
     }
 }

@@ -317,6 +317,8 @@ describe("vmap equals a loop over the batch", () => {
     ["roll", (x) => mx.roll(x, 1, 1), anyAxes], ["cumsum", (x) => mx.cumsum(x, 1), anyAxes], ["sort", (x) => mx.sort(x, 0), anyAxes],
     ["take", (x) => mx.take(x, mx.array([1, 0]), 1), anyAxes], ["diagonal", (x) => mx.diagonal(x), anyAxes], ["tril", (x) => mx.tril(x), anyAxes],
     ["astype", (x) => x.astype(mx.float16), anyAxes],
+    ["at set slice", (x) => x.at(mx.sl(0, 1)).set(0), anyAxes], ["at add index", (x) => x.at(mx.array([0, 0]), 1).add(mx.array([1, 2], mx.float32)), firstAxis],
+    ["at set mapped value", (x) => mx.zeros([5]).at(mx.array([4, 1])).set(x.index(0, mx.sl(0, 2))), firstAxis],
     ["add unmapped", (x) => mx.add(x, Y.index(0)), firstAxis], ["broadcastTo", (x) => mx.broadcastTo(x.index(0), [2, 4]), firstAxis],
     ["index arrays", (x) => x.index(mx.array([0, 2, 1]), mx.array([3, 3, 0])), firstAxis],
     ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[0, 3], [1, 1], [2, 0]]), 1), firstAxis],
@@ -360,6 +362,7 @@ describe("vmap equals a loop over the batch", () => {
     expectMlxError(() => mx.vmap((a: mx.Array) => mx.sum(a), { inAxes: 2 })(mx.ones([3, 4])), /^\[vmap\] Invalid vectorization axis 2 for array with shape \(3,4\)$/);
     expectMlxError(() => mx.vmap((a: mx.Array, b: mx.Array) => mx.add(a, b))(mx.ones([3, 4]), mx.ones([2, 4])), /^\[vmap\] Inconsistent axis sizes: 3 and 2\.$/);
     expectMlxError(() => mx.vmap((a: mx.Array) => a, { outAxes: 3 })(mx.ones([3, 4])), /^\[vmap\] Invalid output vectorization axis 3 for array with shape \(4\)$/);
+    expectMlxError(() => mx.vmap((x: mx.Array) => x.at(mx.greater(x, 0)).set(mx.array([1, 2])))(mx.ones([2, 2])), /^\[vmap\] The batching rule of masked_scatter is not implemented yet\.$/);
     const cf = mx.customFunction((x: mx.Array) => mx.sin(x));
     expectMlxError(() => mx.vmap((x: mx.Array) => cf(x))(mx.ones([2, 2])), /^\[vmap\] The batching rule of custom_function is not implemented yet\.$/);
   });
