@@ -213,7 +213,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .elementwise => |e| return elementwiseVjp(&t, node, e, arg, g, stream),
         .reduce => |r| return reduceVjp(&t, node, r, g, stream),
         .shape => |s| return shapeVjp(&t, node, s, arg, g, stream),
-        .sort => |s| return sortVjp(&t, node, s, g, stream),
+        .sort => |p| return if (arg == 0) sortVjp(&t, node, p, g, stream) else zerosLike(node.inputs[arg], stream),
         .indexing => |p| return indexingVjp(&t, node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
@@ -465,28 +465,64 @@ fn allAxes(x: *const Node) AxesList {
 }
 
 fn sortVjp(t: *Tmp, node: *Node, p: srt.Prim, g: *Node, s: u32) errors.Error!*Node {
-    const x = node.inputs[0];
+    const x0 = node.inputs[0];
+    // Operations over the flattened array (axis None) see x flattened.
+    const flat_case = node.shape.ndim == 1 and x0.shape.ndim != 1;
+    const x = if (flat_case) t.add(try shp.reshape(x0, &.{-1}, s)) else x0;
+    const r = try sortVjpOn(t, node, p, x, g, s);
+    if (!flat_case) return r;
+    defer array.release(r);
+    return shp.reshape(r, x0.shape.slice(), s);
+}
+
+/// `order` (x's rank) and `vals` scattered (added) into zeros of x's shape along `axis`.
+fn putBack(t: *Tmp, x: *Node, order: *Node, vals: *Node, axis: i32, s: u32) errors.Error!*Node {
+    const z = t.add(try zerosLike(x, s));
+    return ix.putAlongAxis(z, order, vals, axis, .add, s);
+}
+
+fn sortVjpOn(t: *Tmp, node: *Node, p: srt.Prim, x: *Node, g: *Node, s: u32) errors.Error!*Node {
     switch (p) {
-        .scan => |sc| switch (sc.op) {
-            .sum => {
-                if (!sc.inclusive) return notDifferentiable(node);
+        .scan => |sc| {
+            if (!sc.inclusive) return notDifferentiable(node);
+            const ax: i32 = sc.axis;
+            switch (sc.op) {
                 // The cotangent of an inclusive cumsum is the cumsum of g the other way.
-                const r = t.add(try srt.scan(.sum, g, sc.axis, !sc.reverse, true, null, s));
-                return cp.astype(r, x.dtype, s);
-            },
-            else => return notDifferentiable(node),
+                .sum => return cp.astype(t.add(try srt.scan(.sum, g, ax, !sc.reverse, true, null, s)), x.dtype, s),
+                .max, .min => {
+                    // Each output's cotangent goes to the position its extreme came from: the
+                    // last position so far (in scan order) where x equals the running extreme.
+                    const n = x.shape.dims[sc.axis];
+                    const ar = t.add(try prims.creation.arange(0, @floatFromInt(n), 1, .int32, s));
+                    var dims: [max_ndim]i32 = undefined;
+                    for (0..x.shape.ndim) |d| dims[d] = if (d == sc.axis) n else 1;
+                    const pos = t.add(try shp.reshape(ar, dims[0..x.shape.ndim], s));
+                    const eq = t.add(try ew.binary(.equal, x, node, s));
+                    const none = t.add(try constant(if (sc.reverse) @floatFromInt(n) else -1, .int32, s));
+                    const cand = t.add(try ew.select(eq, pos, none, s));
+                    const src = t.add(try srt.scan(if (sc.reverse) .min else .max, cand, ax, sc.reverse, true, null, s));
+                    return putBack(t, x, src, g, ax, s);
+                },
+                .prod, .logaddexp => return notDifferentiable(node),
+            }
         },
-        .sort => |so| switch (so.op) {
-            .argsort, .argpartition => return zerosLike(x, s),
-            .sort => {
-                // g goes back to where each sorted element came from.
-                const order = t.add(try srt.sortOp(.argsort, x, so.axis, 0, s));
-                const z = t.add(try zerosLike(x, s));
-                return ix.putAlongAxis(z, order, g, so.axis, .add, s);
-            },
-            else => return notDifferentiable(node),
+        .sort => |so| {
+            const ax: i32 = so.axis;
+            switch (so.op) {
+                .argsort, .argpartition => return zerosLike(x, s),
+                // The outputs are x permuted: g goes back where each element came from.
+                .sort => return putBack(t, x, t.add(try srt.sortOp(.argsort, x, ax, 0, s)), g, ax, s),
+                .partition => return putBack(t, x, t.add(try srt.sortOp(.argpartition, x, ax, so.kth, s)), g, ax, s),
+                .topk => {
+                    // topk's values are the last k of a partition at n - k.
+                    const n = x.shape.dims[so.axis];
+                    const order = t.add(try srt.sortOp(.argpartition, x, ax, n - so.kth, s));
+                    const last = t.add(try shp.sliceAxis(order, so.axis, n - so.kth, so.kth, 1, s));
+                    return putBack(t, x, last, g, ax, s);
+                },
+            }
         },
-        .searchsorted => return zerosLike(x, s),
+        .searchsorted => return zerosLike(node.inputs[0], s),
     }
 }
 
