@@ -1,8 +1,12 @@
 //! Elementwise ops: unary math, binary arithmetic, comparisons, logical and bitwise ops, and
 //! select (where). One primitive per arity with an op enum; the output dtype rules and MLX's
-//! errors are checked when the op is built; kernels broadcast by strides (no copies), run a
-//! contiguous fast path where they can, and split large arrays over all cores.
+//! errors are checked when the op is built; kernels broadcast by strides (no copies, any sign:
+//! views with negative strides are read in place), run vector (@Vector) kernels where they can,
+//! and split large arrays, even one long row, over all cores. The scalar reference loops define
+//! the results (primitives.reference_mode runs them alone); the vector kernels give the same
+//! bits, except the transcendentals listed in unaryVecApprox, which are ours within stated bounds.
 const std = @import("std");
+const builtin = @import("builtin");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
 const convert = @import("../convert.zig");
@@ -582,29 +586,430 @@ const Layout = struct {
     }
 };
 
-/// Work per chunk before a kernel goes parallel (in elements).
+/// Work per chunk before a kernel goes parallel (in elements). Compute-heavy kernels split
+/// early. Memory-bound ones (a few instructions per element) only from 2M elements: below that
+/// their data sits in the caches, where one core is already fast and waking a second one costs
+/// about as much as it saves (and much more when the other core is busy); above it one core
+/// with streaming stores nearly saturates memory, a second one adds a little.
 const grain = 1 << 15;
+const grain_cheap = 1 << 20;
+
+fn unaryCheap(comptime op: UnaryOp, comptime D: Dtype) bool {
+    if (D == .complex64) return false;
+    return switch (op) {
+        .abs, .sign, .negative, .trunc, .square, .sqrt, .rsqrt, .reciprocal, .floor, .ceil, .round, .degrees, .radians, .conj, .real, .imag, .isnan, .isinf, .isfinite, .isposinf, .isneginf, .logical_not, .bitwise_invert => true,
+        else => false,
+    };
+}
+
+fn binaryCheap(comptime op: BinaryOp, comptime D: Dtype) bool {
+    if (D == .complex64) return false;
+    return switch (op) {
+        .add, .subtract, .multiply, .maximum, .minimum, .equal, .not_equal, .less, .less_equal, .greater, .greater_equal, .logical_and, .logical_or, .logical_xor, .bitwise_and, .bitwise_or, .bitwise_xor, .left_shift, .right_shift => true,
+        .divide => D.isFloating(),
+        else => false,
+    };
+}
 
 fn Kernel(comptime Ctx: type) type {
     return struct {
-        /// Run `Ctx.row(ctx, offsets, strides_of_last_dim, count)` over every row, in parallel.
-        fn run(ctx: *const Ctx, l: *const Layout) void {
+        /// The work split into items of about `g` elements: a segment of one row (rows longer
+        /// than g: the usual case once the layout is collapsed) or a run of whole rows.
+        const Plan = struct {
+            l: *const Layout,
+            ctx: *const Ctx,
+            seg: usize, // row elements per item (a multiple of 64 when rows are segmented)
+            segs: usize, // items per row
+            rows_per: usize, // rows per item (when rows are whole)
+            items: usize,
+            next: *std.atomic.Value(usize),
+
+            fn item(p: *const Plan, it: usize, last: *const [max_ops]i64) void {
+                const len = p.l.inner();
+                var offs: [max_ops]i64 = undefined;
+                if (p.segs > 1) {
+                    p.l.rowOffsets(it / p.segs, &offs);
+                    const first = (it % p.segs) * p.seg;
+                    for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(first)) * last[k];
+                    p.ctx.row(&offs, last, @min(p.seg, len - first));
+                    return;
+                }
+                const r0 = it * p.rows_per;
+                for (r0..@min(r0 + p.rows_per, p.l.rows())) |r| {
+                    p.l.rowOffsets(r, &offs);
+                    p.ctx.row(&offs, last, len);
+                }
+            }
+
+            /// Take items until none are left (every thread of the pool runs this).
+            fn drain(p: *const Plan, _: usize, _: usize) void {
+                var last: [max_ops]i64 = undefined;
+                for (0..p.l.n_ops) |k| last[k] = if (p.l.ndim == 0) 1 else p.l.strides[k][p.l.ndim - 1];
+                while (true) {
+                    const it = p.next.fetchAdd(1, .monotonic);
+                    if (it >= p.items) return;
+                    p.item(it, &last);
+                }
+            }
+        };
+
+        /// Run `Ctx.row(ctx, offsets, strides_of_last_dim, count)` over every row (offsets in
+        /// elements, of either sign: views with negative strides), in parallel once there are
+        /// at least two items of `g` elements. Threads take items from a shared counter, so a
+        /// thread that starts late (a busy core) delays the kernel by one item at most.
+        fn run(ctx: *const Ctx, l: *const Layout, g: usize) void {
             const rows = l.rows();
             const inner = l.inner();
-            const rows_per_grain = @max(1, grain / @max(inner, 1));
-            const Job = struct { ctx: *const Ctx, l: *const Layout };
-            pool.parallelFor(rows, rows_per_grain, Job{ .ctx = ctx, .l = l }, struct {
-                fn f(j: Job, start: usize, end: usize) void {
-                    var last: [max_ops]i64 = undefined;
-                    for (0..j.l.n_ops) |k| last[k] = if (j.l.ndim == 0) 1 else j.l.strides[k][j.l.ndim - 1];
-                    var offs: [max_ops]i64 = undefined;
-                    for (start..end) |r| {
-                        j.l.rowOffsets(r, &offs);
-                        j.ctx.row(&offs, &last, j.l.inner());
-                    }
-                }
-            }.f);
+            var next = std.atomic.Value(usize).init(0);
+            var p = Plan{ .l = l, .ctx = ctx, .seg = inner, .segs = 1, .rows_per = 1, .items = rows, .next = &next };
+            if (inner >= 2 * g) {
+                // Segments start on 64-element boundaries: vector blocks stay aligned.
+                p.seg = std.mem.alignForward(usize, g, 64);
+                p.segs = (inner + p.seg - 1) / p.seg;
+                p.items = rows * p.segs;
+            } else {
+                p.rows_per = @max(1, g / inner);
+                p.items = (rows + p.rows_per - 1) / p.rows_per;
+            }
+            const t = pool.threads();
+            if (t == 1 or p.items < 2) return p.drain(0, 0);
+            pool.parallelFor(@min(t, p.items), 1, &p, Plan.drain);
         }
+    };
+}
+
+/// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
+/// first logical element, which need not be its lowest address (as convert.at).
+inline fn ofs(p: anytype, i: i64) @TypeOf(p) {
+    const T = @typeInfo(@TypeOf(p)).pointer.child;
+    const addr = @as(isize, @bitCast(@intFromPtr(p))) +% @as(isize, i) *% @sizeOf(T);
+    return @ptrFromInt(@as(usize, @bitCast(addr)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector blocks. The fast paths compute VL elements at a time with @Vector: float16 and
+// bfloat16 through float32 lanes (loaded exactly; stored with half.zig's rounding and NaN
+// rules), bool as one byte per lane. Operands are read contiguously, broadcast (stride 0) or
+// gathered (any other stride, negative included), so every layout takes the same arithmetic.
+
+/// Lanes per block: one AVX-512 register of float32.
+const VL = 16;
+const Mask = @Vector(VL, bool);
+
+/// The lane type a dtype is computed in by the vector kernels.
+fn Lane(comptime D: Dtype) type {
+    return switch (D) {
+        .float16, .bfloat16 => f32,
+        .bool_ => u8,
+        else => D.Type(),
+    };
+}
+
+fn Vec(comptime D: Dtype) type {
+    return @Vector(VL, Lane(D));
+}
+
+inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
+    switch (D) {
+        .float16 => {
+            // Exact; a NaN keeps its sign and payload and is quietened, as half.f16ToF32.
+            const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;
+            return @floatCast(@as(@Vector(VL, f16), @bitCast(h)));
+        },
+        .bfloat16 => {
+            const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;
+            const w: @Vector(VL, u32) = h;
+            return @bitCast(w << @splat(16));
+        },
+        .bool_ => return @as([*]const u8, @ptrCast(p))[0..VL].*,
+        else => return p[0..VL].*,
+    }
+}
+
+/// A block's storage bytes: Vec(D) in D's memory format (float16/bfloat16 rounded with
+/// half.zig's rules, bool one byte per lane).
+fn Bytes(comptime D: Dtype) type {
+    return @Vector(VL * @sizeOf(D.Type()), u8);
+}
+
+inline fn vpack(comptime D: Dtype, v: Vec(D)) Bytes(D) {
+    const U32 = @Vector(VL, u32);
+    const U16 = @Vector(VL, u16);
+    switch (D) {
+        .float16 => {
+            // Round to nearest even (the hardware conversion), NaN as half.f32ToF16: sign | 0x7d00.
+            const h: U16 = @bitCast(@as(@Vector(VL, f16), @floatCast(v)));
+            const b: U32 = @bitCast(v);
+            const nan: U16 = @truncate(((b >> @splat(16)) & @as(U32, @splat(0x8000))) | @as(U32, @splat(0x7d00)));
+            return @bitCast(@select(u16, v != v, nan, h));
+        },
+        .bfloat16 => {
+            // half.f32ToBf16: round to nearest even on the bits, NaN 0x7fc0.
+            const b: U32 = @bitCast(v);
+            const r: U16 = @truncate((b +% @as(U32, @splat(0x7fff)) +% ((b >> @splat(16)) & @as(U32, @splat(1)))) >> @splat(16));
+            const nan = (b & @as(U32, @splat(0x7fff_ffff))) > @as(U32, @splat(0x7f80_0000));
+            return @bitCast(@select(u16, nan, @as(U16, @splat(0x7fc0)), r));
+        },
+        else => return @bitCast(v),
+    }
+}
+
+inline fn maskBytes(m: Mask) @Vector(VL, u8) {
+    return @select(u8, m, @as(@Vector(VL, u8), @splat(1)), @as(@Vector(VL, u8), @splat(0)));
+}
+
+inline fn vstore(comptime D: Dtype, p: [*]D.Type(), v: Vec(D)) void {
+    @as([*]u8, @ptrCast(p))[0..@sizeOf(Bytes(D))].* = vpack(D, v);
+}
+
+inline fn vstoreMask(p: [*]bool, m: Mask) void {
+    @as([*]u8, @ptrCast(p))[0..VL].* = maskBytes(m);
+}
+
+/// How a vector loop reads an operand: contiguous, broadcast (stride 0), or either of those or
+/// gathered, decided per block (the loops are instantiated for the common layouts, so their
+/// inner loops carry no stride tests).
+const Kind = enum { contig, splat, any };
+
+fn kindOf(st: i64) Kind {
+    return if (st == 1) .contig else if (st == 0) .splat else .any;
+}
+
+/// One input of a vector loop: `VL` elements from element `i` on, walking `st` (any sign).
+fn Operand(comptime D: Dtype, comptime kind: Kind) type {
+    const T = D.Type();
+    return struct {
+        p: [*]const T,
+        st: i64,
+        splat: Vec(D),
+
+        inline fn init(p: [*]const T, st: i64) @This() {
+            var o: @This() = .{ .p = p, .st = st, .splat = undefined };
+            if (kind == .splat or (kind == .any and st == 0)) {
+                var one: [VL]T = undefined;
+                @memset(&one, p[0]);
+                o.splat = vload(D, &one);
+            }
+            return o;
+        }
+
+        inline fn block(o: *const @This(), i: usize) Vec(D) {
+            switch (kind) {
+                .contig => return vload(D, o.p + i),
+                .splat => return o.splat,
+                .any => {
+                    if (o.st == 1) return vload(D, o.p + i);
+                    if (o.st == 0) return o.splat;
+                    var buf: [VL]T = undefined;
+                    var q = ofs(o.p, @as(i64, @intCast(i)) * o.st);
+                    for (&buf) |*e| {
+                        e.* = q[0];
+                        q = ofs(q, o.st);
+                    }
+                    return vload(D, &buf);
+                },
+            }
+        }
+
+        /// The last `rem` (< VL) elements from `i`, the other lanes zero.
+        inline fn tail(o: *const @This(), i: usize, rem: usize) Vec(D) {
+            var buf: [VL]T = std.mem.zeroes([VL]T);
+            for (0..rem) |j| buf[j] = ofs(o.p, @as(i64, @intCast(i + j)) * o.st)[0];
+            return vload(D, &buf);
+        }
+    };
+}
+
+/// Store a block result (values of dtype Out, or a predicate mask into bool).
+inline fn storeBlock(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) void {
+    if (@TypeOf(r) == Mask) vstoreMask(p, r) else vstore(Out, p, r);
+}
+
+/// Outputs at least this large are written with non-temporal (streaming) stores, where the CPU
+/// has them: they do not fit in the caches anyway, and streaming skips reading every output
+/// line before overwriting it (one third of an add's memory traffic; here, AMD EPYC with a
+/// 32 MiB L3, an add of 16M float32 ran 1.5x faster). Smaller outputs stay in the caches for
+/// the next op. 16 MiB: half of this machine's L3 (the inputs need room too).
+const stream_min_bytes = 16 << 20;
+const can_stream = builtin.cpu.arch == .x86_64 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512f);
+
+/// Whether a kernel writing `node` streams its stores.
+fn streamsOutput(node: *const Node) bool {
+    return can_stream and node.nbytes() >= stream_min_bytes;
+}
+
+/// Whether a row's blocks starting at `p` are aligned for streaming stores.
+inline fn streamAligned(comptime T: type, p: [*]T) bool {
+    return @intFromPtr(p) % @min(64, VL * @sizeOf(T)) == 0;
+}
+
+/// storeBlock with non-temporal stores; `p` aligned (streamAligned). The caller fences the row.
+inline fn storeBlockStream(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) void {
+    const nb = VL * @sizeOf(Out.Type());
+    const bytes: @Vector(nb, u8) = if (@TypeOf(r) == Mask) maskBytes(r) else vpack(Out, r);
+    const dst: [*]u8 = @ptrCast(p);
+    if (nb <= 64) {
+        asm volatile ("vmovntdq %[v], (%[p])"
+            :
+            : [v] "v" (bytes),
+              [p] "r" (dst),
+            : .{ .memory = true });
+        return;
+    }
+    const arr: [nb]u8 = bytes;
+    comptime var k = 0;
+    inline while (k < nb) : (k += 64) {
+        const chunk: @Vector(64, u8) = arr[k..][0..64].*;
+        asm volatile ("vmovntdq %[v], (%[p])"
+            :
+            : [v] "v" (chunk),
+              [p] "r" (dst + k),
+            : .{ .memory = true });
+    }
+}
+
+/// Orders a row's streaming stores before anything that follows (another thread may read them).
+inline fn streamFence() void {
+    if (can_stream) asm volatile ("sfence" ::: .{ .memory = true });
+}
+
+/// Unary ops with a vector kernel (float32 lanes) for float32, float16 and bfloat16.
+fn unaryHasVec(comptime op: UnaryOp, comptime D: Dtype) bool {
+    return switch (D) {
+        .float32, .float16, .bfloat16 => switch (op) {
+            .abs, .sign, .negative, .trunc, .square, .sqrt, .rsqrt, .reciprocal, .exp, .erf, .sin, .cos, .degrees, .radians, .sigmoid, .floor, .ceil, .round, .isnan, .isinf, .isfinite, .isposinf, .isneginf, .logical_not => true,
+            else => unaryVecApprox(op),
+        },
+        else => false,
+    };
+}
+
+/// The vector kernels that are not bit-identical to the reference (the C library's float
+/// functions, as MLX calls them): ours, each within its error bound stated in scalar_math.zig
+/// (tanh 0.66 ulp, the others 0.501 ulp; glibc's are up to 2.2 ulp). They serve every layout
+/// outside reference mode, so an op's values do not depend on its input's strides. Not log:
+/// its fast path is held bit-identical to the reference by test/elementwise.test.ts, so it
+/// stays on the C library's logf (sm.logV(.e, ...) is ready should that rule change).
+fn unaryVecApprox(comptime op: UnaryOp) bool {
+    return switch (op) {
+        .tanh, .expm1, .tan, .arcsin, .arccos, .arctan, .sinh, .cosh, .arcsinh, .arccosh, .arctanh, .log2, .log10, .log1p => true,
+        else => false,
+    };
+}
+
+fn UnaryVOut(comptime op: UnaryOp) type {
+    return switch (unaryKind(op)) {
+        .pred, .logical => Mask,
+        else => @Vector(VL, f32),
+    };
+}
+
+/// unaryScalar/predScalar on a block: bit-identical to them (the scalar code's operations in the
+/// same order) except for the unaryVecApprox ops.
+inline fn unaryV(comptime op: UnaryOp, v: @Vector(VL, f32)) UnaryVOut(op) {
+    const V = @Vector(VL, f32);
+    const zero: V = @splat(0);
+    const one: V = @splat(1);
+    const inf: V = @splat(std.math.inf(f32));
+    return switch (op) {
+        .abs => @abs(v),
+        .sign => @select(f32, v < zero, -one, @select(f32, v > zero, one, zero)),
+        .negative => -v,
+        .trunc => @trunc(v),
+        .floor => @floor(v),
+        .ceil => @ceil(v),
+        .round => sm.rintV(VL, v),
+        .square => v * v,
+        .sqrt => @sqrt(v),
+        .rsqrt => one / @sqrt(v),
+        .reciprocal => one / v,
+        .exp => sm.mlxExpV(VL, v),
+        .erf => sm.mlxErfV(VL, v),
+        .sin, .cos => blk: {
+            if (sm.sinCosVectorOk(VL, v)) break :blk sm.mlxSinCosV(op == .sin, VL, v);
+            // NaN or |x| > 2^23 in the block: lane by lane (the scalar handles those through libm).
+            const a: [VL]f32 = v;
+            var r: [VL]f32 = undefined;
+            for (&r, a) |*d, s| d.* = sm.mlxSinCos(op == .sin, s);
+            break :blk r;
+        },
+        .tanh => sm.tanhV(VL, v),
+        .expm1 => sm.expm1V(VL, v),
+        .tan => sm.tanV(VL, v),
+        .arcsin => sm.asinAcosV(true, VL, v),
+        .arccos => sm.asinAcosV(false, VL, v),
+        .arctan => sm.atanV(VL, v),
+        .sinh => sm.sinhCoshV(true, VL, v),
+        .cosh => sm.sinhCoshV(false, VL, v),
+        .arcsinh => sm.asinhV(VL, v),
+        .arccosh => sm.acoshV(VL, v),
+        .arctanh => sm.atanhV(VL, v),
+        .log2 => sm.logV(.two, VL, v),
+        .log10 => sm.logV(.ten, VL, v),
+        .log1p => sm.log1pV(VL, v),
+        .degrees => v * @as(V, @splat(@as(f32, 180.0 / std.math.pi))),
+        .radians => v * @as(V, @splat(@as(f32, std.math.pi / 180.0))),
+        .sigmoid => blk: {
+            const e = sm.mlxExpV(VL, @abs(v));
+            const y = one / (one + e);
+            break :blk @select(f32, v < zero, y, one - y);
+        },
+        .isnan => v != v,
+        .isinf => @abs(v) == inf,
+        .isfinite => @abs(v) < inf,
+        .isposinf => v == inf,
+        .isneginf => v == -inf,
+        .logical_not => v == zero,
+        else => unreachable,
+    };
+}
+
+/// Binary ops with a vector kernel, bit-identical to binaryScalar/compareScalar.
+fn binaryHasVec(comptime op: BinaryOp, comptime D: Dtype) bool {
+    if (D == .complex64) return false;
+    return switch (op) {
+        .add, .subtract, .multiply, .maximum, .minimum => D != .bool_,
+        .divide, .floor_divide => D.isFloating(),
+        .equal, .not_equal, .less, .less_equal, .greater, .greater_equal => true,
+        .logical_and, .logical_or, .logical_xor => D == .bool_,
+        .bitwise_and, .bitwise_or, .bitwise_xor => D.isInteger() or D == .bool_,
+        else => false,
+    };
+}
+
+fn BinaryVOut(comptime op: BinaryOp, comptime D: Dtype) type {
+    return switch (op) {
+        .equal, .not_equal, .less, .less_equal, .greater, .greater_equal, .logical_and, .logical_or, .logical_xor => Mask,
+        else => Vec(D),
+    };
+}
+
+inline fn binaryV(comptime op: BinaryOp, comptime D: Dtype, a: Vec(D), b: Vec(D)) BinaryVOut(op, D) {
+    const L = Lane(D);
+    const float = comptime D.isFloating();
+    const zero: Vec(D) = @splat(0);
+    return switch (op) {
+        .add => if (float) a + b else a +% b,
+        .subtract => if (float) a - b else a -% b,
+        .multiply => if (float) a * b else a *% b,
+        .divide => a / b,
+        .floor_divide => @floor(a / b),
+        // MLX's NaN rule (sm.maxFloat): a NaN first operand wins, else the C++ comparison.
+        .maximum => if (float) @select(L, (a > b) | (a != a), a, b) else @max(a, b),
+        .minimum => if (float) @select(L, (a < b) | (a != a), a, b) else @min(a, b),
+        .equal => a == b,
+        .not_equal => a != b,
+        .less => a < b,
+        .less_equal => a <= b,
+        .greater => a > b,
+        .greater_equal => a >= b,
+        .logical_and => (a != zero) & (b != zero),
+        .logical_or => (a != zero) | (b != zero),
+        .logical_xor => (a != zero) != (b != zero),
+        .bitwise_and => a & b,
+        .bitwise_or => a | b,
+        .bitwise_xor => a ^ b,
+        else => unreachable,
     };
 }
 
@@ -665,33 +1070,43 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
     const Ctx = struct {
         out: [*]Out.Type(),
         in: [*]const D.Type(),
+        stream: bool,
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-            var po = offs[0];
-            var pi = offs[1];
-            if (!primitives.reference_mode and st[0] == 1 and st[1] == 1) {
-                // Contiguous: a plain loop the compiler vectorises where the op allows.
-                const o = c.out + @as(usize, @intCast(po));
-                const src = c.in + @as(usize, @intCast(pi));
-                var start: usize = 0;
-                if (comptime (D == .float32 and (op == .sin or op == .cos))) {
-                    // sin/cos by 8 lanes where the whole group is in the reduced range.
-                    const L = 8;
-                    while (start + L <= n) : (start += L) {
-                        const v: @Vector(L, f32) = src[start..][0..L].*;
-                        if (sm.sinCosVectorOk(L, v)) {
-                            o[start..][0..L].* = sm.mlxSinCosV(op == .sin, L, v);
-                        } else {
-                            for (start..start + L) |i| o[i] = apply(src[i]);
-                        }
-                    }
+            const o = ofs(c.out, offs[0]);
+            const src = ofs(c.in, offs[1]);
+            if (!primitives.reference_mode and st[0] == 1) {
+                // Rows shorter than a block take the scalar loop when it gives the same bits.
+                if (comptime unaryHasVec(op, D)) if (n >= VL or comptime unaryVecApprox(op)) {
+                    if (st[1] == 1) c.vecRow(.contig, o, src, st[1], n) else c.vecRow(.any, o, src, st[1], n);
+                    return;
+                };
+                if (st[1] == 1) {
+                    // Contiguous: a plain loop the compiler vectorises where the op allows.
+                    for (0..n) |i| o[i] = apply(src[i]);
+                    return;
                 }
-                for (start..n) |i| o[i] = apply(src[i]);
-                return;
             }
+            // The reference loop (also every layout of the ops without a fast path).
+            var po: i64 = 0;
+            var pi: i64 = 0;
             for (0..n) |_| {
-                c.out[@intCast(po)] = apply(c.in[@intCast(pi)]);
+                ofs(o, po)[0] = apply(ofs(src, pi)[0]);
                 po += st[0];
                 pi += st[1];
+            }
+        }
+        fn vecRow(c: *const @This(), comptime k: Kind, o: [*]Out.Type(), src: [*]const D.Type(), st: i64, n: usize) void {
+            const a = Operand(D, k).init(src, st);
+            var i: usize = 0;
+            if (can_stream and c.stream and streamAligned(Out.Type(), o)) {
+                while (i + VL <= n) : (i += VL) storeBlockStream(Out, o + i, unaryV(op, a.block(i)));
+                streamFence();
+            }
+            while (i + VL <= n) : (i += VL) storeBlock(Out, o + i, unaryV(op, a.block(i)));
+            if (i < n) {
+                var buf: [VL]Out.Type() = undefined;
+                storeBlock(Out, &buf, unaryV(op, a.tail(i, n - i)));
+                @memcpy(o[i..n], buf[0 .. n - i]);
             }
         }
         inline fn apply(v: D.Type()) Out.Type() {
@@ -711,8 +1126,8 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
             }
         }
     };
-    const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .in = @ptrCast(@alignCast(x.data())) };
-    Kernel(Ctx).run(&ctx, l);
+    const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .in = @ptrCast(@alignCast(x.data())), .stream = streamsOutput(node) };
+    Kernel(Ctx).run(&ctx, l, if (comptime unaryCheap(op, D)) grain_cheap else grain);
 }
 
 fn evalBinary(node: *Node, op: BinaryOp) errors.Error!void {
@@ -761,48 +1176,74 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
         /// Shifts by one count over a contiguous array: elements below this flat index
         /// saturate (MLX's vector body), the rest wrap the count (its scalar tail).
         sat_end: usize = 0,
+        stream: bool,
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-            var po = offs[0];
-            var pa = offs[1];
-            var pb = offs[2];
+            const o = ofs(c.out, offs[0]);
+            const x = ofs(c.a, offs[1]);
+            const y = ofs(c.b, offs[2]);
             if (is_shift and c.sat_end > 0) {
+                // One contiguous row (a by stride 1, the count by stride 0); the output's offset
+                // is its flat index (outputs are fresh row-major arrays: never negative).
+                const k0: usize = @intCast(offs[0]);
                 for (0..n) |i| {
-                    const k: usize = @as(usize, @intCast(po)) + i;
-                    const x = c.a[@as(usize, @intCast(pa)) + i];
-                    const y = c.b[@intCast(pb)];
-                    c.out[k] = if (k < c.sat_end) shiftSaturating(op, D.Type(), x, y) else apply(x, y);
+                    o[i] = if (k0 + i < c.sat_end) shiftSaturating(op, D.Type(), x[i], y[0]) else apply(x[i], y[0]);
                 }
                 return;
             }
-            if (!primitives.reference_mode and st[0] == 1 and st[1] == 1 and st[2] == 1) {
-                // Contiguous: a plain loop the compiler vectorises.
-                const o = c.out + @as(usize, @intCast(po));
-                const x = c.a + @as(usize, @intCast(pa));
-                const y = c.b + @as(usize, @intCast(pb));
-                for (0..n) |i| o[i] = apply(x[i], y[i]);
-                return;
-            }
-            if (!primitives.reference_mode and st[0] == 1 and (st[1] == 1 or st[1] == 0) and (st[2] == 1 or st[2] == 0)) {
+            if (!primitives.reference_mode and st[0] == 1) {
+                if (comptime binaryHasVec(op, D)) if (n >= VL) {
+                    const ka = kindOf(st[1]);
+                    const kb = kindOf(st[2]);
+                    if (ka == .contig and kb == .contig) {
+                        c.vecRow(.contig, .contig, o, x, y, st, n);
+                    } else if (ka == .contig and kb == .splat) {
+                        c.vecRow(.contig, .splat, o, x, y, st, n);
+                    } else if (ka == .splat and kb == .contig) {
+                        c.vecRow(.splat, .contig, o, x, y, st, n);
+                    } else c.vecRow(.any, .any, o, x, y, st, n);
+                    return;
+                };
+                if (st[1] == 1 and st[2] == 1) {
+                    // Contiguous: a plain loop the compiler vectorises.
+                    for (0..n) |i| o[i] = apply(x[i], y[i]);
+                    return;
+                }
                 // One operand is a scalar along the row (stride 0): hoist it, keep the loop simple.
-                const o = c.out + @as(usize, @intCast(po));
-                if (st[2] == 0 and st[1] == 1) {
-                    const x = c.a + @as(usize, @intCast(pa));
-                    const y = c.b[@intCast(pb)];
-                    for (0..n) |i| o[i] = apply(x[i], y);
+                if (st[1] == 1 and st[2] == 0) {
+                    const yv = y[0];
+                    for (0..n) |i| o[i] = apply(x[i], yv);
                     return;
                 }
                 if (st[1] == 0 and st[2] == 1) {
-                    const x = c.a[@intCast(pa)];
-                    const y = c.b + @as(usize, @intCast(pb));
-                    for (0..n) |i| o[i] = apply(x, y[i]);
+                    const xv = x[0];
+                    for (0..n) |i| o[i] = apply(xv, y[i]);
                     return;
                 }
             }
+            // The reference loop (also every other layout of the ops without a vector kernel).
+            var po: i64 = 0;
+            var pa: i64 = 0;
+            var pb: i64 = 0;
             for (0..n) |_| {
-                c.out[@intCast(po)] = apply(c.a[@intCast(pa)], c.b[@intCast(pb)]);
+                ofs(o, po)[0] = apply(ofs(x, pa)[0], ofs(y, pb)[0]);
                 po += st[0];
                 pa += st[1];
                 pb += st[2];
+            }
+        }
+        fn vecRow(c: *const @This(), comptime ka: Kind, comptime kb: Kind, o: [*]Out.Type(), x: [*]const D.Type(), y: [*]const D.Type(), st: *const [max_ops]i64, n: usize) void {
+            const va = Operand(D, ka).init(x, st[1]);
+            const vb = Operand(D, kb).init(y, st[2]);
+            var i: usize = 0;
+            if (can_stream and c.stream and streamAligned(Out.Type(), o)) {
+                while (i + VL <= n) : (i += VL) storeBlockStream(Out, o + i, binaryV(op, D, va.block(i), vb.block(i)));
+                streamFence();
+            }
+            while (i + VL <= n) : (i += VL) storeBlock(Out, o + i, binaryV(op, D, va.block(i), vb.block(i)));
+            if (i < n) {
+                var buf: [VL]Out.Type() = undefined;
+                storeBlock(Out, &buf, binaryV(op, D, va.tail(i, n - i), vb.tail(i, n - i)));
+                @memcpy(o[i..n], buf[0 .. n - i]);
             }
         }
         inline fn apply(x: D.Type(), y: D.Type()) Out.Type() {
@@ -818,13 +1259,13 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
             return convert.cast(C, Out, binaryScalar(op, C.Type(), xc, yc));
         }
     };
-    var ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())) };
+    var ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())), .stream = streamsOutput(node) };
     if (is_shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
         const lanes = 16 / @sizeOf(D.Type());
         const total = node.size();
         ctx.sat_end = total - total % lanes;
     }
-    Kernel(Ctx).run(&ctx, l);
+    Kernel(Ctx).run(&ctx, l, if (comptime binaryCheap(op, D)) grain_cheap else grain);
 }
 
 fn evalSelect(node: *Node) errors.Error!void {
@@ -836,35 +1277,62 @@ fn evalSelect(node: *Node) errors.Error!void {
     const l = Layout.init(node, &.{ c, x, y });
     switch (node.dtype) {
         inline else => |D| {
+            // Selection moves bits: every dtype is an unsigned integer lane of its size.
+            const B: Dtype = comptime switch (D.size()) {
+                1 => .uint8,
+                2 => .uint16,
+                4 => .uint32,
+                else => .uint64,
+            };
+            const Bits = B.Type();
             const Ctx = struct {
-                out: [*]D.Type(),
-                c: [*]const bool,
-                x: [*]const D.Type(),
-                y: [*]const D.Type(),
+                out: [*]Bits,
+                c: [*]const u8,
+                x: [*]const Bits,
+                y: [*]const Bits,
+                stream: bool,
                 fn row(k: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-                    var po = offs[0];
-                    var pc = offs[1];
-                    var px = offs[2];
-                    var py = offs[3];
-                    if (!primitives.reference_mode and st[0] == 1 and st[1] == 1 and st[2] == 1 and st[3] == 1) {
-                        const o = k.out + @as(usize, @intCast(po));
-                        const cc = k.c + @as(usize, @intCast(pc));
-                        const xx = k.x + @as(usize, @intCast(px));
-                        const yy = k.y + @as(usize, @intCast(py));
-                        for (0..n) |i| o[i] = if (cc[i]) xx[i] else yy[i];
+                    const o = ofs(k.out, offs[0]);
+                    const cc = ofs(k.c, offs[1]);
+                    const xx = ofs(k.x, offs[2]);
+                    const yy = ofs(k.y, offs[3]);
+                    if (!primitives.reference_mode and st[0] == 1 and n >= VL) {
+                        if (st[1] == 1 and st[2] == 1 and st[3] == 1) k.vecRow(.contig, o, cc, xx, yy, st, n) else k.vecRow(.any, o, cc, xx, yy, st, n);
                         return;
                     }
+                    var po: i64 = 0;
+                    var pc: i64 = 0;
+                    var px: i64 = 0;
+                    var py: i64 = 0;
                     for (0..n) |_| {
-                        k.out[@intCast(po)] = if (k.c[@intCast(pc)]) k.x[@intCast(px)] else k.y[@intCast(py)];
+                        ofs(o, po)[0] = if (ofs(cc, pc)[0] != 0) ofs(xx, px)[0] else ofs(yy, py)[0];
                         po += st[0];
                         pc += st[1];
                         px += st[2];
                         py += st[3];
                     }
                 }
+                fn vecRow(k: *const @This(), comptime kd: Kind, o: [*]Bits, cc: [*]const u8, xx: [*]const Bits, yy: [*]const Bits, st: *const [max_ops]i64, n: usize) void {
+                    const vc = Operand(.uint8, kd).init(cc, st[1]);
+                    const vx = Operand(B, kd).init(xx, st[2]);
+                    const vy = Operand(B, kd).init(yy, st[3]);
+                    const zero: @Vector(VL, u8) = @splat(0);
+                    var i: usize = 0;
+                    if (can_stream and k.stream and streamAligned(Bits, o)) {
+                        while (i + VL <= n) : (i += VL) storeBlockStream(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
+                        streamFence();
+                    }
+                    while (i + VL <= n) : (i += VL) vstore(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
+                    if (i < n) {
+                        const r = n - i;
+                        var buf: [VL]Bits = undefined;
+                        vstore(B, &buf, @select(Bits, vc.tail(i, r) != zero, vx.tail(i, r), vy.tail(i, r)));
+                        @memcpy(o[i..n], buf[0..r]);
+                    }
+                }
             };
-            const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .c = @ptrCast(@alignCast(c.data())), .x = @ptrCast(@alignCast(x.data())), .y = @ptrCast(@alignCast(y.data())) };
-            Kernel(Ctx).run(&ctx, &l);
+            const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .c = @ptrCast(c.data()), .x = @ptrCast(@alignCast(x.data())), .y = @ptrCast(@alignCast(y.data())), .stream = streamsOutput(node) };
+            Kernel(Ctx).run(&ctx, &l, grain_cheap);
         },
     }
 }
@@ -924,4 +1392,279 @@ pub const abi_enums = .{
 
 test {
     _ = sm;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+const testing = std.testing;
+
+fn testShape(dims: []const i32) Shape {
+    var shape = Shape{ .ndim = @intCast(dims.len) };
+    for (dims, 0..) |d, i| shape.dims[i] = d;
+    return shape;
+}
+
+/// An evaluated row-major array of `dims` holding `f(i)` (converted to D) at flat index i.
+fn testArray(comptime D: Dtype, dims: []const i32, comptime f: fn (usize) f32) !*Node {
+    const x = try array.createWithBuffer(D, testShape(dims), 0, "test");
+    const p: [*]D.Type() = @ptrCast(@alignCast(x.data()));
+    for (0..x.size()) |i| p[i] = convert.cast(.float32, D, f(i));
+    return x;
+}
+
+/// A view sharing x's buffer with the axes in `flip` reversed: their strides negated and data()
+/// at the view's element [0, ..., 0] (as flip and negative-step slices make them).
+fn flippedView(x: *Node, flip: []const bool) !*Node {
+    const v = try array.create(x.dtype, x.shape, .leaf, &.{}, 0);
+    x.buffer.?.retain();
+    v.buffer = x.buffer;
+    var first: i64 = 0;
+    for (0..x.shape.ndim) |i| {
+        v.strides[i] = if (flip[i]) -x.strides[i] else x.strides[i];
+        if (flip[i]) first += (x.shape.dims[i] - 1) * x.strides[i];
+    }
+    v.offset = x.offset + @as(usize, @intCast(first)) * x.dtype.size();
+    return v;
+}
+
+/// The elements of `v` (any strides) copied into a fresh row-major array.
+fn contiguousCopy(v: *Node) !*Node {
+    const c = try array.createWithBuffer(v.dtype, v.shape, 0, "test");
+    convert.copyConvert(v, c.data(), v.dtype);
+    return c;
+}
+
+fn runNode(n: *Node) !void {
+    try eval(n, n.prim.elementwise);
+}
+
+fn outBytes(n: *const Node) []const u8 {
+    return n.data()[0..n.nbytes()];
+}
+
+fn vals1(i: usize) f32 {
+    // Mixed signs and magnitudes, a NaN, a -0 and an infinity among them.
+    if (i == 5) return std.math.nan(f32);
+    if (i == 9) return -0.0;
+    if (i == 40) return -std.math.inf(f32);
+    const k: f32 = @floatFromInt((i * 37) % 101);
+    return (k - 50.0) * 0.0625;
+}
+
+fn vals2(i: usize) f32 {
+    const k: f32 = @floatFromInt((i * 53) % 89);
+    return (k - 44.0) * 0.125;
+}
+
+const flip_sets = [_][2]bool{ .{ true, true }, .{ false, true }, .{ true, false } };
+
+/// Unary `op` on every flipped view of a [3, 37] (rows longer than a vector block, with a tail)
+/// array of dtype D equals `op` on the same values made contiguous, with the fast paths and in
+/// reference mode; returns the fully reversed view's result for spot checks.
+fn checkUnaryFlips(comptime D: Dtype, op: UnaryOp) !void {
+    const x = try testArray(D, &.{ 3, 37 }, vals1);
+    defer array.release(x);
+    for ([_]bool{ false, true }) |ref| {
+        primitives.reference_mode = ref;
+        defer primitives.reference_mode = false;
+        for (flip_sets) |fl| {
+            const v = try flippedView(x, &fl);
+            defer array.release(v);
+            const c = try contiguousCopy(v);
+            defer array.release(c);
+            const rv = try unary(op, v, 0);
+            defer array.release(rv);
+            const rc = try unary(op, c, 0);
+            defer array.release(rc);
+            try runNode(rv);
+            try runNode(rc);
+            try testing.expectEqualSlices(u8, outBytes(rc), outBytes(rv));
+        }
+    }
+}
+
+test "unary kernels read negative-stride views (both axes, the inner axis, the outer axis)" {
+    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16 }) |D| {
+        for ([_]UnaryOp{ .negative, .abs, .exp, .tanh, .sin, .sigmoid, .round, .isnan, .logical_not, .log, .arctan }) |op| {
+            try checkUnaryFlips(D, op);
+        }
+    }
+    inline for (.{ Dtype.int32, Dtype.float64, Dtype.uint8 }) |D| {
+        for ([_]UnaryOp{ .negative, .abs, .square, .exp, .isfinite }) |op| try checkUnaryFlips(D, op);
+    }
+    // Spot values: negative of the fully reversed [3, 37] view is -x read backwards.
+    const x = try testArray(.float32, &.{ 3, 37 }, vals1);
+    defer array.release(x);
+    const v = try flippedView(x, &.{ true, true });
+    defer array.release(v);
+    const r = try unary(.negative, v, 0);
+    defer array.release(r);
+    try runNode(r);
+    const got: [*]const f32 = @ptrCast(@alignCast(r.data()));
+    for (0..111) |i| {
+        const want = -vals1(110 - i);
+        if (std.math.isNan(want)) try testing.expect(std.math.isNan(got[i])) else try testing.expectEqual(want, got[i]);
+    }
+}
+
+test "a long negative-stride row split over the thread pool" {
+    // 1-d, more than two grains: the kernel cuts the one row into segments whose offsets are
+    // negative from the view's first element. Compute-heavy ops split from 2 grains, memory-bound
+    // ones from 2 grain_cheap.
+    inline for (.{ 3 * grain + 5, 2 * grain_cheap + 21 }) |n| {
+        const x = try testArray(.float32, &.{n}, vals2);
+        defer array.release(x);
+        const v = try flippedView(x, &.{true});
+        defer array.release(v);
+        for ([_]bool{ false, true }) |ref| {
+            primitives.reference_mode = ref;
+            defer primitives.reference_mode = false;
+            const r = try unary(if (n < grain_cheap) .exp else .square, v, 0);
+            defer array.release(r);
+            try runNode(r);
+            const got: [*]const f32 = @ptrCast(@alignCast(r.data()));
+            for (0..n) |i| {
+                const e = vals2(n - 1 - i);
+                try testing.expectEqual(if (n < grain_cheap) sm.mlxExp(e) else e * e, got[i]);
+            }
+            const s = try binary(if (n < grain_cheap) .logaddexp else .add, v, x, 0);
+            defer array.release(s);
+            try runNode(s);
+            const sg: [*]const f32 = @ptrCast(@alignCast(s.data()));
+            for (0..n) |i| {
+                const p = vals2(n - 1 - i);
+                const q = vals2(i);
+                try testing.expectEqual(if (n < grain_cheap) sm.logaddexp(f32, p, q) else p + q, sg[i]);
+            }
+        }
+    }
+}
+
+/// Binary `op` with either or both operands negative-stride views (and a broadcast operand)
+/// equals `op` on contiguous copies, with the fast paths and in reference mode.
+fn checkBinaryFlips(comptime D: Dtype, op: BinaryOp) !void {
+    const a = try testArray(D, &.{ 3, 37 }, vals1);
+    defer array.release(a);
+    const b = try testArray(D, &.{ 3, 37 }, vals2);
+    defer array.release(b);
+    const row = try testArray(D, &.{37}, vals2); // broadcast along axis 0
+    defer array.release(row);
+    for ([_]bool{ false, true }) |ref| {
+        primitives.reference_mode = ref;
+        defer primitives.reference_mode = false;
+        for (flip_sets) |fl| {
+            const av = try flippedView(a, &fl);
+            defer array.release(av);
+            const bv = try flippedView(b, &fl);
+            defer array.release(bv);
+            const rowv = try flippedView(row, &.{fl[1]});
+            defer array.release(rowv);
+            const ac = try contiguousCopy(av);
+            defer array.release(ac);
+            const bc = try contiguousCopy(bv);
+            defer array.release(bc);
+            const rowc = try contiguousCopy(rowv);
+            defer array.release(rowc);
+            const pairs = [_][4]*Node{
+                .{ av, b, ac, b }, // left operand reversed
+                .{ a, bv, a, bc }, // right operand reversed
+                .{ av, bv, ac, bc }, // both
+                .{ av, rowv, ac, rowc }, // reversed, with a reversed broadcast row
+                .{ rowv, bv, rowc, bc },
+            };
+            for (pairs) |p| {
+                const rv = try binary(op, p[0], p[1], 0);
+                defer array.release(rv);
+                const rc = try binary(op, p[2], p[3], 0);
+                defer array.release(rc);
+                try runNode(rv);
+                try runNode(rc);
+                try testing.expectEqualSlices(u8, outBytes(rc), outBytes(rv));
+            }
+        }
+    }
+}
+
+test "binary kernels read negative-stride views on either side" {
+    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
+        for ([_]BinaryOp{ .add, .multiply, .divide, .maximum, .minimum, .less, .equal, .power, .arctan2 }) |op| {
+            try checkBinaryFlips(D, op);
+        }
+    }
+    inline for (.{ Dtype.int32, Dtype.int8, Dtype.uint16 }) |D| {
+        for ([_]BinaryOp{ .add, .subtract, .maximum, .greater_equal, .bitwise_xor, .left_shift, .floor_divide }) |op| {
+            try checkBinaryFlips(D, op);
+        }
+    }
+    // Spot values: maximum of a reversed view and the array itself.
+    const a = try testArray(.float32, &.{ 3, 37 }, vals2);
+    defer array.release(a);
+    const av = try flippedView(a, &.{ true, true });
+    defer array.release(av);
+    const m = try binary(.maximum, av, a, 0);
+    defer array.release(m);
+    try runNode(m);
+    const got: [*]const f32 = @ptrCast(@alignCast(m.data()));
+    for (0..111) |i| try testing.expectEqual(@max(vals2(110 - i), vals2(i)), got[i]);
+}
+
+test "where reads negative-stride condition and operands" {
+    inline for (.{ Dtype.float32, Dtype.float16, Dtype.int64, Dtype.bool_ }) |D| {
+        const x = try testArray(D, &.{ 3, 37 }, vals1);
+        defer array.release(x);
+        const y = try testArray(D, &.{ 3, 37 }, vals2);
+        defer array.release(y);
+        const cond = try testArray(.bool_, &.{ 3, 37 }, struct {
+            fn f(i: usize) f32 {
+                return if ((i * 7) % 5 < 2) 1 else 0;
+            }
+        }.f);
+        defer array.release(cond);
+        for ([_]bool{ false, true }) |ref| {
+            primitives.reference_mode = ref;
+            defer primitives.reference_mode = false;
+            for (flip_sets) |fl| {
+                const cv = try flippedView(cond, &fl);
+                defer array.release(cv);
+                const xv = try flippedView(x, &fl);
+                defer array.release(xv);
+                const cc = try contiguousCopy(cv);
+                defer array.release(cc);
+                const xc = try contiguousCopy(xv);
+                defer array.release(xc);
+                const rv = try select(cv, xv, y, 0);
+                defer array.release(rv);
+                const rc = try select(cc, xc, y, 0);
+                defer array.release(rc);
+                try runNode(rv);
+                try runNode(rc);
+                try testing.expectEqualSlices(u8, outBytes(rc), outBytes(rv));
+            }
+        }
+    }
+    // Spot values: where(reversed cond, reversed x, y) picks x backwards.
+    const x = try testArray(.float32, &.{16 * 3 + 1}, vals2);
+    defer array.release(x);
+    const y = try testArray(.float32, &.{16 * 3 + 1}, vals1);
+    defer array.release(y);
+    const cond = try testArray(.bool_, &.{16 * 3 + 1}, struct {
+        fn f(i: usize) f32 {
+            return if (i % 3 == 0) 1 else 0;
+        }
+    }.f);
+    defer array.release(cond);
+    const cv = try flippedView(cond, &.{true});
+    defer array.release(cv);
+    const xv = try flippedView(x, &.{true});
+    defer array.release(xv);
+    const r = try select(cv, xv, y, 0);
+    defer array.release(r);
+    try runNode(r);
+    const got: [*]const f32 = @ptrCast(@alignCast(r.data()));
+    const n = 16 * 3 + 1;
+    for (0..n) |i| {
+        const want = if ((n - 1 - i) % 3 == 0) vals2(n - 1 - i) else vals1(i);
+        if (std.math.isNan(want)) try testing.expect(std.math.isNan(got[i])) else try testing.expectEqual(want, got[i]);
+    }
 }
