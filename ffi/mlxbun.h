@@ -318,6 +318,8 @@ uint32_t mlxb_reduce(uint32_t op, uint32_t a, const int32_t* axes, uint32_t naxe
 uint32_t mlxb_arg_reduce(uint32_t op, uint32_t a, int32_t axis, uint32_t has_axis, uint32_t keepdims, int32_t stream);
 /* logsumexp over the last axis (MLX's fused kernel; not complex64). */
 uint32_t mlxb_logsumexp_last(uint32_t a, uint32_t keepdims, int32_t stream);
+/* where(isinf(max), max, log(sum) + max): the end of the composed logsumexp (sum real floating, same shapes). */
+uint32_t mlxb_logsumexp_combine(uint32_t sum, uint32_t max, int32_t stream);
 /* The median over the given axes (at least float). */
 uint32_t mlxb_median(uint32_t a, const int32_t* axes, uint32_t naxes, uint32_t keepdims, int32_t stream);
 /* a reshaped (one -1 inferred): a view when the strides allow, else a copy. */

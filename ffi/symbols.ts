@@ -231,6 +231,7 @@ export const symbols = {
   mlxb_reduce: { args: ["u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
   mlxb_arg_reduce: { args: ["u32", "u32", "i32", "u32", "u32", "i32"], returns: "u32" },
   mlxb_logsumexp_last: { args: ["u32", "u32", "i32"], returns: "u32" },
+  mlxb_logsumexp_combine: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_median: { args: ["u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
   mlxb_reshape: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
   mlxb_flatten: { args: ["u32", "i32", "i32", "i32"], returns: "u32" },

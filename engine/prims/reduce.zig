@@ -1,15 +1,19 @@
 //! Reductions: all, any, sum, prod, min, max over a set of axes (one primitive with an op enum),
-//! argmin/argmax along one axis or the flattened array, and median. Ops validate axes with
-//! MLX's messages and compute the output shape and dtype eagerly.
+//! argmin/argmax along one axis or the flattened array, median, and logsumexp (MLX's fused
+//! last-axis kernel, and the last steps of its composition for other axes). Ops validate axes
+//! with MLX's messages and compute the output shape and dtype eagerly.
 //!
-//! The kernels follow MLX's CPU reduction plans (mlx/backend/common/reduce.cpp and
+//! The reference kernels follow MLX's CPU reduction plans (mlx/backend/common/reduce.cpp and
 //! mlx/backend/cpu/reduce.cpp, where SIMD width is 1 on x86-64) so that floating-point sums
 //! are accumulated in the same order and round the same way: a contiguous run is summed into a
 //! partial from the initial value and then added to the output, strided reductions accumulate
 //! row by row, and the general case walks the reduced axes in order. float16/bfloat16 sums and
 //! products accumulate in float32; integer sums of at most 4 bytes accumulate in int32.
-//! Every output element is independent, so large reductions split their outputs over all cores
-//! without changing any result.
+//! The SIMD fast paths (below) give the same results bit for bit, except float sums and
+//! products of long runs, which they reorder (with the error bound stated there);
+//! primitives.reference_mode selects the reference loops. Large reductions run on all cores.
+//! Inputs may have any strides, negative ones included (views whose data pointer is their
+//! first element, not their lowest address).
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
@@ -67,13 +71,16 @@ pub const Prim = union(enum) {
     median: Median,
     /// logsumexp over the last axis (MLX's fused LogSumExp kernel; the input is already float).
     logsumexp,
+    /// The last steps of MLX's composed logsumexp: where(isinf(m), m, log(s) + m), inputs s
+    /// (the sum of exponentials) and m (the maximum), both in the output's shape.
+    logsumexp_combine,
 
     pub fn name(p: Prim) []const u8 {
         return switch (p) {
             .reduce => |r| @tagName(r.op),
             .arg_reduce => |r| @tagName(r.op),
             .median => "median",
-            .logsumexp => "logsumexp",
+            .logsumexp, .logsumexp_combine => "logsumexp",
         };
     }
 };
@@ -187,7 +194,6 @@ pub fn median(x: *Node, axes: []const i32, keepdims: bool, stream: u32) errors.E
         if (set & (@as(u32, 1) << @intCast(i)) != 0) n *= @intCast(x.shape.dims[i]);
     }
     if (n == 0) return errors.fail(.invalid_argument, "[median] Cannot take median along empty axis.", .{});
-    if (x.dtype == .complex64) return errors.fail(.not_implemented, "[median] complex64 is not supported yet.", .{});
     return array.create(atLeastFloat(x.dtype), outShape(&x.shape, set, keepdims), .{ .reduce = .{ .median = .{ .axes = set } } }, &.{x}, stream);
 }
 
@@ -204,14 +210,38 @@ pub fn logsumexpLast(x: *Node, keepdims: bool, stream: u32) errors.Error!*Node {
     return array.create(dtype, outShape(&x.shape, set, keepdims), .{ .reduce = .logsumexp }, &.{xc}, stream);
 }
 
-/// log as MLX's std::log gives it: glibc's logf is correctly rounded, which Zig's f32 log is
-/// not always (log(1.2706705) is 0x3e754b37, Zig's gives ...38), so float32 goes through f64.
-fn libmLog(comptime F: type, x: F) F {
-    return if (F == f32) @floatCast(@log(@as(f64, x))) else @log(x);
+/// where(isinf(m), m, log(s) + m): the end of MLX's composed logsumexp (over axes other than
+/// the last alone: max, subtract, exp and sum are composed by the caller, as MLX does). s is
+/// the sum of exponentials (a real floating dtype) and m the maximum, both of the output's
+/// shape; the result has promote(s, m)'s dtype. One kernel instead of four, with the C
+/// library's log (the elementwise log's last bit can differ from MLX's).
+pub fn logsumexpCombine(s: *Node, m: *Node, stream: u32) errors.Error!*Node {
+    if (!s.dtype.isFloating() or m.dtype == .complex64)
+        return errors.fail(.invalid_argument, "[logsumexp] Expected a real floating sum and a real maximum, got {s} and {s}.", .{ s.dtype.name(), m.dtype.name() });
+    if (!s.shape.eql(&m.shape)) {
+        var b1: [256]u8 = undefined;
+        var b2: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[logsumexp] The sum and the maximum have different shapes {s} and {s}.", .{ s.shape.format(&b1), m.shape.format(&b2) });
+    }
+    return array.create(dtype_mod.promote(s.dtype, m.dtype), s.shape, .{ .reduce = .logsumexp_combine }, &.{ s, m }, stream);
 }
 
+/// The C library's log, as MLX's std::log calls it (glibc's logf and log). Reached through
+/// glibc's _Float32/_Float64 names: inside this library the plain `logf`/`log` symbols resolve
+/// to the compiler runtime's versions, whose last bit can differ (log(1.2706705) is 0x3e754b37
+/// in glibc and MLX, ...38 there).
+const glibc = struct {
+    extern "c" fn logf32(f32) f32;
+    extern "c" fn logf64(f64) f64;
+};
+
+fn libmLog(comptime F: type, x: F) F {
+    return if (F == f32) glibc.logf32(x) else glibc.logf64(x);
+}
+
+const scalar_math = @import("scalar_math.zig");
 /// The float32 exp MLX's CPU backend uses, shared with the elementwise family.
-const fastExp = @import("scalar_math.zig").mlxExp;
+const fastExp = scalar_math.mlxExp;
 
 // ---------------------------------------------------------------------------------------------
 // Scalar ops, in MLX's argument orders (they matter for ties between 0 and -0 and for NaNs)
@@ -544,10 +574,471 @@ fn ndLoc(p: *const Plan, n: usize, idx: usize) i64 {
     return off;
 }
 
+// ---------------------------------------------------------------------------------------------
+// SIMD fast paths
+//
+// Each fast path computes exactly what the reference loop (MLX's plan, below; taken in
+// primitives.reference_mode) computes, except floating-point sums and products, whose order of
+// operations it changes:
+//  * integer sums/products (wrapping), min/max and argmin/argmax are exact in any order, so their
+//    lanes, blocks, row ranges and threads give the reference result bit for bit. min/max keep
+//    MLX's rules: any NaN in a contiguous run gives the canonical quiet NaN and a zero result
+//    carries the sign of the run's first zero; leading-axis (column) reductions keep MLX's
+//    scalar step (which the compiler vectorizes), NaN payload included, and fold row ranges
+//    with the same step on lanes. argmin/argmax give the first index of the extreme, or of the
+//    first NaN (their columns are scanned row by row on lanes).
+//  * floating-point sums and products of contiguous runs of at least `min_fast_run` elements
+//    accumulate in 4 x N lanes (N the vector width) folded pairwise, over blocks of at most L
+//    elements (`blockLen`) whose B partials are then folded pairwise. The blocks depend only on
+//    the run length, so results do not depend on the number of threads. Error bound (Higham,
+//    Accuracy and Stability of Numerical Algorithms, sec. 4.2), u the unit roundoff:
+//    |computed - exact| <= (L/(4N) + N + log2(4N) + log2(B) + 4) u sum|x_i| + O(u^2) (N for
+//    the scalar tail of a block): for a float32 sum of 16M elements (L = 16384, N = 16,
+//    B = 1024) about 100 u sum|x_i|, where MLX's sequential sum has (16M - 1) u sum|x_i|.
+//    Products have the same bound on their relative error while no partial product overflows
+//    or underflows; where overflow, underflow and zeros meet, the order decides between inf, 0
+//    and NaN (inf * 0), as MLX's own order does.
+//  * leading-axis (column) reductions keep MLX's row-by-row order, except large ones
+//    (`min_row_split` elements) with few outputs, whose rows are split into P <= 16 ranges
+//    (`rowParts`, from the shape only) reduced in parallel and then folded in order: each output
+//    is then a sum of P sequential range sums, within (R + P) u sum|x_i| for ranges of R rows.
+//  Shorter runs, smaller column reductions and everything else keep MLX's order and results.
+
+/// Floating-point runs shorter than this keep MLX's sequential order (bit-exact sums).
+const min_fast_run = 128;
+/// Elements per block of a long run (partials are combined in block order).
+const block_len = 1 << 14;
+/// Most blocks a run is split into (longer runs get longer blocks).
+const max_blocks = 1024;
+
+fn blockLen(n: usize) usize {
+    const per = (n + max_blocks - 1) / max_blocks;
+    return @max(block_len, std.mem.alignForward(usize, per, 256));
+}
+
+/// The lane width for element type C.
+fn lanesOf(comptime C: type) comptime_int {
+    return std.simd.suggestVectorLength(C) orelse 4;
+}
+
+/// N elements of dtype D from `in + i`, converted to the lane type of dtype CD (exact: widening
+/// integers, reinterpreting same-width integers as MLX's casts do, float16/bfloat16 to float32).
+inline fn loadLanes(comptime D: Dtype, comptime CD: Dtype, comptime N: comptime_int, in: [*]const D.Type(), i: usize) @Vector(N, CD.Type()) {
+    const C = CD.Type();
+    const T = D.Type();
+    if (comptime D == .float16 or D == .bfloat16) {
+        const p: [*]const u16 = @ptrCast(in);
+        const h: @Vector(N, u16) = p[i..][0..N].*;
+        if (comptime D == .float16) return @floatCast(@as(@Vector(N, f16), @bitCast(h)));
+        return @bitCast(@as(@Vector(N, u32), h) << @splat(16));
+    } else if (comptime D == .bool_) {
+        const b: @Vector(N, bool) = in[i..][0..N].*;
+        return @intCast(@intFromBool(b));
+    } else if (comptime T == C) {
+        return in[i..][0..N].*;
+    } else if (comptime @bitSizeOf(T) == @bitSizeOf(C)) {
+        return @bitCast(@as(@Vector(N, T), in[i..][0..N].*));
+    } else {
+        return @intCast(@as(@Vector(N, T), in[i..][0..N].*));
+    }
+}
+
+/// The fast paths of reduce op `op` over dtype D accumulating in A.
+fn Simd(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
+    const T = D.Type();
+    const U = A.Type();
+    const O = Ops(op, D, A);
+    // The dtype the lanes compute in, or null (no fast path: all/any, complex64, bool min/max).
+    const CDopt: ?Dtype = switch (op) {
+        .sum, .prod => switch (A) {
+            .float32, .float64, .int32, .int64, .uint64 => A,
+            else => null,
+        },
+        .max, .min => switch (D) {
+            .float16, .bfloat16 => .float32,
+            .bool_, .complex64 => null,
+            else => D,
+        },
+        .all, .any => null,
+    };
+    const CD: Dtype = CDopt orelse .float32;
+    const C = CD.Type();
+    const N = lanesOf(C);
+    const V = @Vector(N, C);
+    const BV = @Vector(N, bool);
+    const is_float = CD == .float32 or CD == .float64;
+    return struct {
+        pub const ok = CDopt != null;
+        /// Whether splitting and reordering gives the reference result bit for bit.
+        pub const exact = !(is_float and (op == .sum or op == .prod));
+        /// The column step on lanes is the scalar step exactly when the lanes hold U itself.
+        pub const columns_ok = ok and (if (op == .sum or op == .prod) C == U else C == T);
+        pub const lanes = N;
+
+        inline fn sload(v: T) C {
+            return convert.cast(D, CD, v);
+        }
+
+        inline fn vload(in: [*]const T, i: usize) V {
+            return loadLanes(D, CD, N, in, i);
+        }
+
+        inline fn f(a: anytype, b: @TypeOf(a)) @TypeOf(a) {
+            return switch (op) {
+                .sum => if (is_float) a + b else a +% b,
+                .prod => if (is_float) a * b else a *% b,
+                .max => if (is_float) @select(C, b > a, b, a) else @max(a, b),
+                .min => if (is_float) @select(C, b < a, b, a) else @min(a, b),
+                else => unreachable,
+            };
+        }
+
+        inline fn fs(a: C, b: C) C {
+            return switch (op) {
+                .sum => if (is_float) a + b else a +% b,
+                .prod => if (is_float) a * b else a *% b,
+                .max => if (b > a) b else a,
+                .min => if (b < a) b else a,
+                else => unreachable,
+            };
+        }
+
+        fn ident() C {
+            return switch (op) {
+                .sum => 0,
+                .prod => 1,
+                .max => if (is_float) -std.math.inf(C) else std.math.minInt(C),
+                .min => if (is_float) std.math.inf(C) else std.math.maxInt(C),
+                else => unreachable,
+            };
+        }
+
+        /// Lanes folded pairwise (a fixed tree: lane j with lane j + m, halving m).
+        inline fn horizontal(v: V) C {
+            var a: [N]C = v;
+            comptime var m = N;
+            inline while (m > 1) {
+                m /= 2;
+                inline for (0..m) |j| a[j] = fs(a[j], a[j + m]);
+            }
+            return a[0];
+        }
+
+        /// One block (any length): the partial the reference `contiguous` loop would hand to its
+        /// combine (after O.horizontal), exactly for exact ops.
+        fn block(in: [*]const T, n: usize) U {
+            var acc: [4]V = .{@as(V, @splat(ident()))} ** 4;
+            var nan: [4]BV = .{@as(BV, @splat(false))} ** 4;
+            var i: usize = 0;
+            while (i + 4 * N <= n) : (i += 4 * N) {
+                inline for (0..4) |k| {
+                    const v = vload(in, i + k * N);
+                    acc[k] = f(acc[k], v);
+                    if (comptime is_float and (op == .max or op == .min)) nan[k] = nan[k] | (v != v);
+                }
+            }
+            while (i + N <= n) : (i += N) {
+                const v = vload(in, i);
+                acc[0] = f(acc[0], v);
+                if (comptime is_float and (op == .max or op == .min)) nan[0] = nan[0] | (v != v);
+            }
+            var r = horizontal(f(f(acc[0], acc[1]), f(acc[2], acc[3])));
+            var tail = ident();
+            var tail_nan = false;
+            while (i < n) : (i += 1) {
+                const v = sload(in[i]);
+                if (comptime is_float and (op == .max or op == .min)) tail_nan = tail_nan or v != v;
+                tail = fs(tail, v);
+            }
+            r = fs(r, tail);
+            if (comptime op == .sum or op == .prod) return r;
+            if (comptime is_float) {
+                if (tail_nan or @reduce(.Or, (nan[0] | nan[1]) | (nan[2] | nan[3]))) return canonicalNan(U);
+                // A zero extreme is the first zero of the run, with its sign.
+                if (r == 0) {
+                    for (0..n) |j| if (sload(in[j]) == 0) return O.val(in[j]);
+                }
+            }
+            if (comptime C == U) return r else return convert.cast(CD, A, r);
+        }
+
+        /// Combine block partials in order: pairwise for floating-point sums and products,
+        /// else the reference's combine (ties keep the earlier partial).
+        fn combineBlocks(parts: []U) U {
+            if (comptime !exact) {
+                var m = parts.len;
+                while (m > 1) {
+                    const h = (m + 1) / 2;
+                    for (0..m / 2) |j| parts[j] = fs(parts[j], parts[j + h]);
+                    m = h;
+                }
+                return parts[0];
+            }
+            var acc = parts[0];
+            for (parts[1..]) |p| {
+                acc = switch (op) {
+                    .max => maximum(U, p, acc),
+                    .min => minimum(U, p, acc),
+                    else => O.combine(acc, p),
+                };
+            }
+            return acc;
+        }
+
+        /// The partial of a contiguous run of any length, block by block (blocks in parallel
+        /// when `par`); the same value whatever `par` and the number of threads.
+        fn run(in: [*]const T, n: usize, par: bool) U {
+            if (n <= block_len) return block(in, n);
+            const bl = blockLen(n);
+            const nb = (n + bl - 1) / bl;
+            var parts: [max_blocks]U = undefined;
+            const Job = struct { in: [*]const T, n: usize, bl: usize, parts: *[max_blocks]U };
+            const job = Job{ .in = in, .n = n, .bl = bl, .parts = &parts };
+            pool.parallelFor(nb, if (par) 1 else nb, &job, struct {
+                fn f(j: *const Job, s: usize, e: usize) void {
+                    for (s..e) |b| {
+                        const lo = b * j.bl;
+                        j.parts[b] = block(j.in + lo, @min(j.bl, j.n - lo));
+                    }
+                }
+            }.f);
+            return combineBlocks(parts[0..nb]);
+        }
+
+        /// MLX's scalar step out = op(out, v) on lanes (bit-exact: the NaN rules included).
+        inline fn stepLanes(o: V, v: V) V {
+            return switch (op) {
+                .sum, .prod => f(v, o),
+                .max => if (is_float) @select(C, (v != v) | (v > o), v, o) else @max(v, o),
+                .min => if (is_float) @select(C, (v != v) | (v < o), v, o) else @min(v, o),
+                else => unreachable,
+            };
+        }
+
+        /// out[j] = step(out[j], row[j]) for j < cols, for each of `rows` rows (row r at
+        /// in + r * row_stride), row by row: MLX's scalar step, which the compiler vectorizes
+        /// (as fast as explicit lanes here; reading several rows per pass is slower).
+        fn columns(in: [*]const T, row_stride: usize, rows: usize, out: [*]U, cols: usize) void {
+            for (0..rows) |r| {
+                const row = in + r * row_stride;
+                for (0..cols) |j| out[j] = O.step(out[j], row[j]);
+            }
+        }
+
+        /// out[j] = step(out[j], part[j]) where part holds the fold of later rows: the order
+        /// of the partials is the order of their rows (exact for exact ops).
+        fn foldInto(out: [*]U, part: [*]const U, n: usize) void {
+            if (comptime !columns_ok) unreachable;
+            var j: usize = 0;
+            while (j + N <= n) : (j += N) {
+                const o: V = out[j..][0..N].*;
+                const v: V = part[j..][0..N].*;
+                out[j..][0..N].* = stepLanes(o, v);
+            }
+            while (j < n) : (j += 1) {
+                const v = part[j];
+                const o = out[j];
+                out[j] = switch (op) {
+                    .sum, .prod => fs(v, o),
+                    .max => if (is_float and v != v) v else if (v > o) v else o,
+                    .min => if (is_float and v != v) v else if (v < o) v else o,
+                    else => unreachable,
+                };
+            }
+        }
+    };
+}
+
+/// Leading-axis reductions with few outputs split the reduced rows into this many ranges at
+/// most (each range has at least `min_rows_per_part` rows); the split depends only on the
+/// shape, so results do not depend on the number of threads.
+const max_row_parts = 16;
+const min_rows_per_part = 16;
+/// Inputs smaller than this (elements) are not split by rows (one core streams cached data as
+/// fast as two). A variable so that tests can reach the split with small inputs.
+var min_row_split: usize = 1 << 21;
+
+fn rowParts(rows: usize) usize {
+    return @max(1, @min(max_row_parts, rows / min_rows_per_part));
+}
+
+/// argmin/argmax fast paths over dtype D (not bool or complex64).
+fn ArgSimd(comptime D: Dtype) type {
+    const T = D.Type();
+    const CD: Dtype = switch (D) {
+        .float16, .bfloat16 => .float32,
+        .bool_, .complex64 => .float32,
+        else => D,
+    };
+    const C = CD.Type();
+    const N = lanesOf(C);
+    const V = @Vector(N, C);
+    const IV = @Vector(N, u32);
+    const BV = @Vector(N, bool);
+    const is_float = CD == .float32 or CD == .float64;
+    return struct {
+        const none: u32 = std.math.maxInt(u32);
+        pub const ok = D != .bool_ and D != .complex64;
+        pub const lanes = N;
+
+        /// The best value so far (NaN: `i` is the first NaN) and its index.
+        pub const Best = struct { v: C, i: u32 };
+
+        inline fn sload(v: T) C {
+            return convert.cast(D, CD, v);
+        }
+
+        inline fn vload(in: [*]const T, i: usize) V {
+            return loadLanes(D, CD, N, in, i);
+        }
+
+        /// MLX's rule: a NaN beats everything but a NaN; otherwise strictly greater (less).
+        inline fn better(comptime amax: bool, v: C, best: C) bool {
+            if (comptime is_float) {
+                if (v != v) return best == best;
+            }
+            return if (amax) v > best else v < best;
+        }
+
+        inline fn betterLanes(comptime amax: bool, v: V, best: V) BV {
+            const strict = if (amax) v > best else v < best;
+            if (comptime is_float) return strict | ((v != v) & (best == best));
+            return strict;
+        }
+
+        /// The first extreme (or first NaN) of in[0..n], n >= 1, index relative to `in`. Two
+        /// sets of lanes keep their first extreme and its index; a NaN anywhere sends the
+        /// block to a scalar search for the first NaN.
+        fn block(comptime amax: bool, in: [*]const T, n: usize) Best {
+            var r = Best{ .v = sload(in[0]), .i = 0 };
+            var i: usize = 1;
+            if (n >= 2 * N) {
+                const iota = std.simd.iota(u32, N);
+                var best0 = vload(in, 0);
+                var best1 = vload(in, N);
+                var idx0: IV = iota;
+                var idx1: IV = iota + @as(IV, @splat(N));
+                var nan: BV = (best0 != best0) | (best1 != best1);
+                i = 2 * N;
+                while (i + 2 * N <= n) : (i += 2 * N) {
+                    const v0 = vload(in, i);
+                    const v1 = vload(in, i + N);
+                    const cur0 = @as(IV, @splat(@as(u32, @intCast(i)))) + iota;
+                    const m0 = if (amax) v0 > best0 else v0 < best0;
+                    const m1 = if (amax) v1 > best1 else v1 < best1;
+                    best0 = @select(C, m0, v0, best0);
+                    best1 = @select(C, m1, v1, best1);
+                    idx0 = @select(u32, m0, cur0, idx0);
+                    idx1 = @select(u32, m1, cur0 + @as(IV, @splat(N)), idx1);
+                    if (comptime is_float) nan = nan | (v0 != v0) | (v1 != v1);
+                }
+                if (is_float and @reduce(.Or, nan)) {
+                    // The first NaN of the lanes' part is the answer.
+                    for (0..i) |j| {
+                        if (sload(in[j]) != sload(in[j])) return .{ .v = sload(in[j]), .i = @intCast(j) };
+                    }
+                    unreachable;
+                }
+                // No NaN: the extreme, and the first index holding it in either set of lanes.
+                const m = if (amax) @max(@reduce(.Max, best0), @reduce(.Max, best1)) else @min(@reduce(.Min, best0), @reduce(.Min, best1));
+                const none_v: IV = @splat(none);
+                const k0 = @reduce(.Min, @select(u32, best0 == @as(V, @splat(m)), idx0, none_v));
+                const k1 = @reduce(.Min, @select(u32, best1 == @as(V, @splat(m)), idx1, none_v));
+                const k = @min(k0, k1);
+                r = .{ .v = sload(in[k]), .i = k };
+            }
+            while (i < n) : (i += 1) {
+                const v = sload(in[i]);
+                if (better(amax, v, r.v)) r = .{ .v = v, .i = @intCast(i) };
+            }
+            return r;
+        }
+
+        /// The index of the first extreme of a contiguous run (n >= 1), block by block (blocks
+        /// in parallel when `par`).
+        fn run(comptime amax: bool, in: [*]const T, n: usize, par: bool) u32 {
+            if (n <= block_len) return block(amax, in, n).i;
+            const bl = blockLen(n);
+            const nb = (n + bl - 1) / bl;
+            var parts: [max_blocks]Best = undefined;
+            const Job = struct { in: [*]const T, n: usize, bl: usize, parts: *[max_blocks]Best };
+            const job = Job{ .in = in, .n = n, .bl = bl, .parts = &parts };
+            pool.parallelFor(nb, if (par) 1 else nb, &job, struct {
+                fn f(j: *const Job, s: usize, e: usize) void {
+                    for (s..e) |b| {
+                        const lo = b * j.bl;
+                        var p = block(amax, j.in + lo, @min(j.bl, j.n - lo));
+                        p.i += @intCast(lo);
+                        j.parts[b] = p;
+                    }
+                }
+            }.f);
+            var acc = parts[0];
+            for (parts[1..nb]) |p| {
+                if (better(amax, p.v, acc.v)) acc = p;
+            }
+            return acc.i;
+        }
+
+        /// Fold a later row range's (best, idx) into the earlier one's, column by column (ties
+        /// and NaN after NaN keep the earlier range).
+        fn foldColumns(comptime amax: bool, best: [*]C, idx: [*]u32, pbest: [*]const C, pidx: [*]const u32, cols: usize) void {
+            var j: usize = 0;
+            while (j + N <= cols) : (j += N) {
+                const b: V = best[j..][0..N].*;
+                const v: V = pbest[j..][0..N].*;
+                const m = betterLanes(amax, v, b);
+                best[j..][0..N].* = @select(C, m, v, b);
+                const o: IV = idx[j..][0..N].*;
+                const pi: IV = pidx[j..][0..N].*;
+                idx[j..][0..N].* = @select(u32, m, pi, o);
+            }
+            while (j < cols) : (j += 1) {
+                if (better(amax, pbest[j], best[j])) {
+                    best[j] = pbest[j];
+                    idx[j] = pidx[j];
+                }
+            }
+        }
+
+        /// For each column j < cols, the index of the first extreme down `rows` rows (row r at
+        /// in + r * row_stride, numbered from `r_base`), as the sequential scan along the axis
+        /// gives it; `best` is scratch.
+        fn columns(comptime amax: bool, in: [*]const T, row_stride: usize, rows: usize, r_base: usize, best: [*]C, out: [*]u32, cols: usize) void {
+            for (0..cols) |j| {
+                best[j] = sload(in[j]);
+                out[j] = @intCast(r_base);
+            }
+            var r: usize = 1;
+            while (r < rows) : (r += 1) {
+                const row = in + r * row_stride;
+                const rv: IV = @splat(@as(u32, @intCast(r_base + r)));
+                var j: usize = 0;
+                while (j + N <= cols) : (j += N) {
+                    const b: V = best[j..][0..N].*;
+                    const v = vload(row, j);
+                    const m = betterLanes(amax, v, b);
+                    best[j..][0..N].* = @select(C, m, v, b);
+                    const o: IV = out[j..][0..N].*;
+                    out[j..][0..N].* = @select(u32, m, rv, o);
+                }
+                while (j < cols) : (j += 1) {
+                    const v = sload(row[j]);
+                    if (better(amax, v, best[j])) {
+                        best[j] = v;
+                        out[j] = @intCast(r_base + r);
+                    }
+                }
+            }
+        }
+    };
+}
+
 fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
     const T = D.Type();
     const U = A.Type();
     const O = Ops(op, D, A);
+    const S = Simd(op, D, A);
     return struct {
         const Ctx = struct {
             in: [*]const T,
@@ -555,12 +1046,36 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
             plan: *const Plan,
             outer: *const OuterIndex,
             out_size: usize,
+            /// Take the fast paths (not reference mode).
+            fast: bool,
+            /// Row ranges of a strided plan reduced into separate partials (1: none).
+            row_parts: usize = 1,
+            /// Partial outputs of row ranges 1.. (row_parts - 1 times out_size).
+            scratch: [*]U = undefined,
         };
 
+        /// The reference loop over a contiguous run: MLX's order.
         fn contiguous(in: [*]const T, n: usize, out: *U) void {
             var acc = O.init();
             for (0..n) |i| acc = O.step(acc, in[i]);
             out.* = O.combine(out.*, O.horizontal(acc));
+        }
+
+        /// Whether a contiguous run of n elements takes the fast path.
+        inline fn fastRun(fast: bool, n: usize) bool {
+            if (comptime !S.ok) return false;
+            return fast and (if (S.exact) n >= S.lanes else n >= min_fast_run);
+        }
+
+        /// A contiguous run into *out, by the fast path when there is one for this run.
+        inline fn contiguousRun(fast: bool, in: [*]const T, n: usize, out: *U, par: bool) void {
+            if (comptime S.ok) {
+                if (fastRun(fast, n)) {
+                    out.* = O.combine(out.*, S.run(in, n, par));
+                    return;
+                }
+            }
+            contiguous(in, n, out);
         }
 
         /// Whether chunks reduced separately and combined in order give exactly the
@@ -601,6 +1116,7 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
             out.* = O.combine(out.*, O.horizontal(acc));
         }
 
+        /// The reference strided step: rows of `stride` outputs.
         fn strided(in_start: [*]const T, out: [*]U, size: usize, stride: usize) void {
             var in = in_start;
             for (0..size) |_| {
@@ -613,6 +1129,34 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
             return if (off >= 0) base + @as(usize, @intCast(off)) else base - @as(usize, @intCast(-off));
         }
 
+        /// A strided plan with its reduced rows split into c.row_parts ranges, each folded (in
+        /// parallel) into its own partial outputs, the partials then folded in row order.
+        fn stridedRows(c: *const Ctx) void {
+            pool.parallelFor(c.row_parts, 1, c, struct {
+                fn f(k: *const Ctx, s: usize, e: usize) void {
+                    const pp = k.plan;
+                    const st: usize = @intCast(pp.strides[pp.n - 1]);
+                    const rs: usize = @intCast(pp.shape[pp.n - 1]);
+                    const segs = ndCount(pp, pp.n - 1);
+                    const per = (rs + k.row_parts - 1) / k.row_parts;
+                    for (s..e) |part| {
+                        const r0 = @min(part * per, rs);
+                        const nrows = @min(per, rs - r0);
+                        const dst = if (part == 0) k.out else k.scratch + (part - 1) * k.out_size;
+                        for (0..k.out_size) |j| dst[j] = O.init();
+                        if (nrows == 0) continue;
+                        var b: usize = 0;
+                        while (b * st < k.out_size) : (b += 1) {
+                            const i = b * st;
+                            const off = k.outer.loc(i);
+                            for (0..segs) |sgi| S.columns(at(k.in, off + ndLoc(pp, pp.n - 1, sgi)) + r0 * st, st, nrows, dst + i, st);
+                        }
+                    }
+                }
+            }.f);
+            for (1..c.row_parts) |part| S.foldInto(c.out, c.scratch + (part - 1) * c.out_size, c.out_size);
+        }
+
         fn run(c: *const Ctx) void {
             const p = c.plan;
             const out_size = c.out_size;
@@ -620,7 +1164,17 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                 .contiguous_all => unreachable,
                 .contiguous, .general_contiguous => {
                     const rsize: usize = @intCast(p.shape[p.n - 1]);
-                    const grain = @max(1, (1 << 15) / @max(rsize * ndCount(p, p.n - 1), 1));
+                    const segs_all = ndCount(p, p.n - 1);
+                    if (c.fast and out_size < pool.threads() and rsize >= 2 * block_len) {
+                        // Few long runs: split each run's blocks over the pool instead.
+                        for (0..out_size) |i| {
+                            const off = c.outer.loc(i);
+                            c.out[i] = O.init();
+                            for (0..segs_all) |sgi| contiguousRun(true, at(c.in, off + ndLoc(p, p.n - 1, sgi)), rsize, &c.out[i], true);
+                        }
+                        return;
+                    }
+                    const grain = @max(1, (1 << 15) / @max(rsize * segs_all, 1));
                     pool.parallelFor(out_size, grain, c, struct {
                         fn f(k: *const Ctx, s: usize, e: usize) void {
                             const pp = k.plan;
@@ -629,15 +1183,20 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                             for (s..e) |i| {
                                 const off = k.outer.loc(i);
                                 k.out[i] = O.init();
-                                for (0..segs) |sgi| contiguous(at(k.in, off + ndLoc(pp, pp.n - 1, sgi)), rs, &k.out[i]);
+                                for (0..segs) |sgi| contiguousRun(k.fast, at(k.in, off + ndLoc(pp, pp.n - 1, sgi)), rs, &k.out[i], false);
                             }
                         }
                     }.f);
                 },
                 .contiguous_strided, .general_strided => {
-                    // Outputs come in blocks of `stride` contiguous positions.
+                    // Outputs come in blocks of `stride` contiguous positions; every output sees
+                    // its rows in order (MLX's order), unless the rows are split into ranges.
                     const stride: usize = @intCast(p.strides[p.n - 1]);
                     const blocks = out_size / stride;
+                    if (c.row_parts > 1) {
+                        if (comptime S.columns_ok) stridedRows(c);
+                        return;
+                    }
                     const work = @as(usize, @intCast(p.shape[p.n - 1])) * stride * ndCount(p, p.n - 1);
                     const grain = @max(1, (1 << 15) / @max(work, 1));
                     pool.parallelFor(blocks, grain, c, struct {
@@ -690,12 +1249,13 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
         }
 
         /// Reduce x over `set` into `out` (out.len outputs, accumulator dtype A).
-        fn reduceInto(x: *const Node, set: u32, out: [*]U, out_size: usize) void {
+        fn reduceInto(x: *const Node, set: u32, out: [*]U, out_size: usize) errors.Error!void {
             const in: [*]const T = @ptrCast(@alignCast(x.data()));
             if (x.size() == 0) {
                 for (0..out_size) |i| out[i] = O.init();
                 return;
             }
+            const fast = !primitives.reference_mode;
             var axes_buf: [array.max_ndim]usize = undefined;
             var na: usize = 0;
             for (0..x.shape.ndim) |i| {
@@ -712,6 +1272,10 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                     if (x.strides[i] < 0) base -= @as(usize, @intCast(-x.strides[i] * (x.shape.dims[i] - 1)));
                 }
                 out[0] = O.init();
+                if (fastRun(fast, x.size())) {
+                    contiguousRun(true, base, x.size(), &out[0], true);
+                    return;
+                }
                 if (comptime exactInChunks()) {
                     if (x.size() >= 1 << 16 and pool.threads() > 1) {
                         allReduceChunked(base, x.size(), &out[0]);
@@ -726,7 +1290,23 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                 plan.type = .general;
             }
             const outer = OuterIndex.init(x, set);
-            const ctx = Ctx{ .in = in, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size };
+            var ctx = Ctx{ .in = in, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size, .fast = fast };
+            var scratch: ?*array.Buffer = null;
+            defer if (scratch) |b| b.release();
+            if (comptime S.columns_ok) {
+                if (fast and (plan.type == .contiguous_strided or plan.type == .general_strided)) {
+                    // Too few output blocks to keep the pool busy: split the rows instead (each
+                    // range streams whole rows, which reading column chunks would not).
+                    const st: usize = @intCast(plan.strides[plan.n - 1]);
+                    const rs: usize = @intCast(plan.shape[plan.n - 1]);
+                    const parts = rowParts(rs);
+                    if (out_size / st < 2 * pool.threads() and x.size() >= min_row_split and parts > 1) {
+                        scratch = try array.newBuffer((parts - 1) * out_size * @sizeOf(U), @tagName(op));
+                        ctx.row_parts = parts;
+                        ctx.scratch = @ptrCast(@alignCast(scratch.?.ptr));
+                    }
+                }
+            }
             run(&ctx);
         }
     };
@@ -741,6 +1321,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
         .arg_reduce => |r| try evalArgReduce(node, r),
         .median => |m| try evalMedian(node, m),
         .logsumexp => try evalLogsumexp(node),
+        .logsumexp_combine => try evalLogsumexpCombine(node),
     }
 }
 
@@ -753,6 +1334,7 @@ fn evalReduce(node: *Node, r: Reduce) errors.Error!void {
     }
     const out_size = node.size();
     if (out_size == 0) return;
+    @setEvalBranchQuota(20000);
     switch (r.op) {
         inline else => |op| switch (x.dtype) {
             inline else => |D| {
@@ -760,13 +1342,13 @@ fn evalReduce(node: *Node, r: Reduce) errors.Error!void {
                 const K = Kernel(op, D, A);
                 if (comptime A.size() == outDtype(op, D).size()) {
                     // Same width (int32 for uint32 outputs: the same bits).
-                    K.reduceInto(x, r.axes, @ptrCast(@alignCast(node.data())), out_size);
+                    try K.reduceInto(x, r.axes, @ptrCast(@alignCast(node.data())), out_size);
                 } else {
                     // float16/bfloat16 accumulate in float32, rounded once at the end.
                     const tmp = try array.newBuffer(out_size * @sizeOf(A.Type()), @tagName(op));
                     defer tmp.release();
                     const acc: [*]A.Type() = @ptrCast(@alignCast(tmp.ptr));
-                    K.reduceInto(x, r.axes, acc, out_size);
+                    try K.reduceInto(x, r.axes, acc, out_size);
                     const Out = comptime outDtype(op, D);
                     const o: [*]Out.Type() = @ptrCast(@alignCast(node.data()));
                     for (0..out_size) |i| o[i] = convert.cast(A, Out, acc[i]);
@@ -787,6 +1369,15 @@ fn evalArgReduce(node: *Node, r: ArgReduce) errors.Error!void {
     const out: [*]u32 = @ptrCast(@alignCast(node.data()));
     switch (x.dtype) {
         inline else => |D| {
+            const S = ArgSimd(D);
+            if (comptime S.ok) {
+                if (!primitives.reference_mode and x.isRowContiguous() and x.size() < std.math.maxInt(u32)) {
+                    switch (r.op) {
+                        inline else => |op| try argFast(D, op == .argmax, x, node, r.axis),
+                    }
+                    return;
+                }
+            }
             const T = D.Type();
             const in: [*]const T = @ptrCast(@alignCast(x.data()));
             const Better = struct {
@@ -839,6 +1430,83 @@ fn evalArgReduce(node: *Node, r: ArgReduce) errors.Error!void {
     }
 }
 
+/// argmin/argmax of a row-contiguous array by the SIMD paths: runs along the last axis (or the
+/// flattened array), or columns (an axis with contiguous elements after it) scanned row by row.
+fn argFast(comptime D: Dtype, comptime amax: bool, x: *Node, node: *Node, axis_opt: ?u8) errors.Error!void {
+    const S = ArgSimd(D);
+    const T = D.Type();
+    const C = @TypeOf(@as(S.Best, undefined).v);
+    const in: [*]const T = @ptrCast(@alignCast(x.data()));
+    const out: [*]u32 = @ptrCast(@alignCast(node.data()));
+    const n_total = x.size();
+    const axis = axis_opt orelse {
+        out[0] = S.run(amax, in, n_total, true);
+        return;
+    };
+    const n: usize = @intCast(x.shape.dims[axis]);
+    var inner: usize = 1;
+    for (axis + 1..x.shape.ndim) |i| inner *= @intCast(x.shape.dims[i]);
+    const outer = n_total / (n * inner);
+    if (inner == 1) {
+        // Rows along the last axis: rows in parallel, or one long row's blocks.
+        if (outer < pool.threads() and n >= 2 * block_len) {
+            for (0..outer) |o| out[o] = S.run(amax, in + o * n, n, true);
+            return;
+        }
+        const Ctx = struct { in: [*]const T, out: [*]u32, n: usize };
+        const ctx = Ctx{ .in = in, .out = out, .n = n };
+        pool.parallelFor(outer, @max(1, (1 << 15) / @max(n, 1)), &ctx, struct {
+            fn f(k: *const Ctx, s: usize, e: usize) void {
+                for (s..e) |o| k.out[o] = S.run(amax, k.in + o * k.n, k.n, false);
+            }
+        }.f);
+        return;
+    }
+    // Columns: for each outer index, `inner` columns of n rows (row stride inner). With few
+    // outer indices, the rows are split into ranges (whole rows streamed by each range), whose
+    // (best, index) partials are then folded in row order.
+    const parts = if (outer < 2 * pool.threads() and n_total >= min_row_split) rowParts(n) else 1;
+    const out_size = outer * inner;
+    const idx_off = std.mem.alignForward(usize, out_size * @sizeOf(C) * parts, 64);
+    const scratch = try array.newBuffer(idx_off + out_size * 4 * (parts - 1), "arg_reduce");
+    defer scratch.release();
+    const Ctx = struct { in: [*]const T, out: [*]u32, best: [*]C, idx: [*]u32, n: usize, inner: usize, outer: usize, parts: usize };
+    const best: [*]C = @ptrCast(@alignCast(scratch.ptr));
+    const ctx = Ctx{
+        .in = in,
+        .out = out,
+        .best = best,
+        .idx = @ptrCast(@alignCast(scratch.ptr + idx_off)),
+        .n = n,
+        .inner = inner,
+        .outer = outer,
+        .parts = parts,
+    };
+    pool.parallelFor(outer * parts, if (parts > 1) 1 else @max(1, (1 << 15) / @max(n * inner, 1)), &ctx, struct {
+        fn f(k: *const Ctx, s: usize, e: usize) void {
+            const per = (k.n + k.parts - 1) / k.parts;
+            for (s..e) |item| {
+                const part = item % k.parts;
+                const o = item / k.parts;
+                const r0 = @min(part * per, k.n);
+                const nrows = @min(per, k.n - r0);
+                if (nrows == 0) continue;
+                const size = k.outer * k.inner;
+                const b = k.best + part * size + o * k.inner;
+                const dst = if (part == 0) k.out + o * k.inner else k.idx + (part - 1) * size + o * k.inner;
+                S.columns(amax, k.in + (o * k.n + r0) * k.inner, k.inner, nrows, r0, b, dst, k.inner);
+            }
+        }
+    }.f);
+    if (parts > 1) {
+        const per = (n + parts - 1) / parts;
+        for (1..parts) |part| {
+            if (part * per >= n) break;
+            S.foldColumns(amax, best, out, best + part * out_size, ctx.idx + (part - 1) * out_size, out_size);
+        }
+    }
+}
+
 fn evalMedian(node: *Node, m: Median) errors.Error!void {
     const x = node.inputs[0];
     try primitives.allocOutput(node, null);
@@ -859,7 +1527,6 @@ fn evalMedian(node: *Node, m: Median) errors.Error!void {
     const outer = OuterIndex.init(x, m.axes);
     switch (x.dtype) {
         inline else => |D| {
-            if (comptime D == .complex64) unreachable;
             const Out = comptime atLeastFloat(D);
             // Values are sorted as float64 (exact for every dtype but 64-bit integers, which are
             // converted to float32 for the result anyway... so sort in the input type instead).
@@ -883,16 +1550,17 @@ fn evalMedian(node: *Node, m: Median) errors.Error!void {
                     }
                     vals[j] = load(T, in, off);
                 }
-                // NaNs sort last, as MLX's sort.
-                std.sort.insertion(T, vals[0..count], {}, struct {
+                // NaNs sort last, as MLX's (stable) sort: equal values keep their order, which
+                // decides the sign of a zero median.
+                std.sort.block(T, vals[0..count], {}, struct {
                     fn f(_: void, a: T, b: T) bool {
                         if (isNan(T, b)) return !isNan(T, a);
                         if (isNan(T, a)) return false;
                         return lt(T, a, b);
                     }
                 }.f);
-                // MLX's median is NaN when any reduced value is.
-                if (comptime D.isFloating()) {
+                // MLX's median is NaN when any reduced value is ((NaN, 0) for complex64).
+                if (comptime D.isInexact()) {
                     if (isNan(T, vals[count - 1])) {
                         o[i] = canonicalNan(Out.Type());
                         continue;
@@ -900,6 +1568,17 @@ fn evalMedian(node: *Node, m: Median) errors.Error!void {
                 }
                 const mp = count / 2;
                 var r = convert.cast(D, Out, vals[mp]);
+                if (comptime D == .complex64) {
+                    if (count % 2 == 0) {
+                        // (upper + lower) * (0.5 + 0i), as MLX's complex add and multiply.
+                        const lo = vals[mp - 1];
+                        const sum = scalar_math.C.init(r.re + lo.re, r.im + lo.im);
+                        const h = scalar_math.cmul(sum, scalar_math.C.init(0.5, 0));
+                        r = .{ .re = h.re, .im = h.im };
+                    }
+                    o[i] = r;
+                    continue;
+                }
                 if (count % 2 == 0) {
                     const lo = convert.cast(D, Out, vals[mp - 1]);
                     const sum_c: C = convert.cast(Out, if (C == f64) .float64 else .float32, r) + convert.cast(Out, if (C == f64) .float64 else .float32, lo);
@@ -955,6 +1634,52 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
     }
 }
 
+fn isInfT(comptime U: type, v: U) bool {
+    if (comptime U == f32 or U == f64) return std.math.isInf(v);
+    if (comptime U == dtype_mod.F16) return (v.bits & 0x7fff) == 0x7c00;
+    if (comptime U == dtype_mod.BF16) return (v.bits & 0x7fff) == 0x7f80;
+    return false;
+}
+
+/// a + b in dtype P as MLX computes it (float16/bfloat16 through float32, rounded once).
+inline fn addIn(comptime P: Dtype, a: P.Type(), b: P.Type()) P.Type() {
+    if (comptime P == .float16 or P == .bfloat16) return convert.cast(.float32, P, convert.cast(P, .float32, a) + convert.cast(P, .float32, b));
+    return a + b;
+}
+
+fn evalLogsumexpCombine(node: *Node) errors.Error!void {
+    const s = node.inputs[0];
+    const m = node.inputs[1];
+    try primitives.allocOutput(node, null);
+    const n = node.size();
+    if (n == 0) return;
+    @setEvalBranchQuota(10000);
+    switch (s.dtype) {
+        inline .float16, .bfloat16, .float32, .float64 => |F| switch (m.dtype) {
+            .complex64 => unreachable,
+            inline else => |M| {
+                const P = comptime dtype_mod.promote(F, M);
+                const FT = F.Type();
+                const MT = M.Type();
+                const sin: [*]const FT = @ptrCast(@alignCast(s.data()));
+                const mdata: [*]const MT = @ptrCast(@alignCast(m.data()));
+                const out: [*]P.Type() = @ptrCast(@alignCast(node.data()));
+                var its = convert.Iter.init(s);
+                var itm = convert.Iter.init(m);
+                for (0..n) |i| {
+                    const sv = load(FT, sin, its.next());
+                    const mv = load(MT, mdata, itm.next());
+                    // MLX's Log in F (float16/bfloat16: the float32 log, rounded).
+                    const l: FT = if (comptime F == .float64) libmLog(f64, sv) else convert.cast(.float32, F, libmLog(f32, convert.cast(F, .float32, sv)));
+                    const mp = convert.cast(M, P, mv);
+                    out[i] = if (isInfT(MT, mv)) mp else addIn(P, convert.cast(F, P, l), mp);
+                }
+            },
+        },
+        else => unreachable,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // C ABI
 
@@ -995,6 +1720,15 @@ fn medianAbi(a: u32, axes: ?[*]const i32, naxes: u32, keepdims: u32, s: i32) cal
     });
 }
 
+fn logsumexpCombineAbi(sum: u32, m: u32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const x = handles.get(sum, "logsumexp") catch |e| break :blk e;
+        const y = handles.get(m, "logsumexp") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "logsumexp") catch |e| break :blk e;
+        break :blk logsumexpCombine(x, y, stream);
+    });
+}
+
 fn logsumexpAbi(a: u32, keepdims: u32, s: i32) callconv(.c) u32 {
     return abi_util.handleOf(blk: {
         const x = handles.get(a, "logsumexp") catch |e| break :blk e;
@@ -1008,6 +1742,7 @@ pub const abi = [_]abi_util.Entry{
     abi_util.entry("reduce", reduceAbi, &.{ "op", "a", "axes", "naxes", "keepdims", "stream" }, "Reduce a (enum mlxb_reduce_op) over the given axes (none: a itself, as MLX)."),
     abi_util.entry("arg_reduce", argReduceAbi, &.{ "op", "a", "axis", "has_axis", "keepdims", "stream" }, "argmin/argmax (enum mlxb_arg_op) along axis, or of the flattened array when has_axis is 0."),
     abi_util.entry("logsumexp_last", logsumexpAbi, &.{ "a", "keepdims", "stream" }, "logsumexp over the last axis (MLX's fused kernel; not complex64)."),
+    abi_util.entry("logsumexp_combine", logsumexpCombineAbi, &.{ "sum", "max", "stream" }, "where(isinf(max), max, log(sum) + max): the end of the composed logsumexp (sum real floating, same shapes)."),
     abi_util.entry("median", medianAbi, &.{ "a", "axes", "naxes", "keepdims", "stream" }, "The median over the given axes (at least float)."),
 };
 pub const abi_enums = .{
@@ -1166,4 +1901,397 @@ test "argmax and median read reversed (negative-stride) views" {
     defer array.release(md);
     try eval(md, md.prim.reduce);
     try std.testing.expectEqual(@as(f32, 2), @as(*const f32, @ptrCast(@alignCast(md.data()))).*);
+}
+
+// --- views with negative strides, and fast paths against the reference loops ---
+
+/// An evaluated row-contiguous leaf of `dims` whose element i is `value(i)`.
+fn testLeaf(comptime D: Dtype, dims: []const i32, value: anytype) !*Node {
+    var shape = Shape{ .ndim = @intCast(dims.len) };
+    for (dims, 0..) |d, i| shape.dims[i] = d;
+    const x = try array.create(D, shape, .leaf, &.{}, 0);
+    x.buffer = try array.newBuffer(@max(x.nbytes(), 1), "test");
+    x.setRowContiguousStrides();
+    const p: [*]D.Type() = @ptrCast(@alignCast(x.data()));
+    for (0..x.size()) |i| p[i] = value.at(i);
+    return x;
+}
+
+/// A view of `base` sharing its buffer with the axes in `flip` reversed: negative strides, the
+/// data pointer at the view's element [0, 0, ...] (the last element along each flipped axis).
+fn flippedView(base: *Node, flip: u32) !*Node {
+    const v = try array.create(base.dtype, base.shape, .leaf, &.{}, 0);
+    base.buffer.?.retain();
+    v.buffer = base.buffer;
+    var off: i64 = 0;
+    for (0..base.shape.ndim) |i| {
+        v.strides[i] = base.strides[i];
+        if (flip & (@as(u32, 1) << @intCast(i)) != 0) {
+            off += (base.shape.dims[i] - 1) * base.strides[i];
+            v.strides[i] = -base.strides[i];
+        }
+    }
+    v.offset = base.offset + @as(usize, @intCast(off)) * base.dtype.size();
+    return v;
+}
+
+/// The logical elements of a (possibly strided) node, in row-major order, by index arithmetic.
+fn logical(comptime T: type, x: *const Node, out: []T) void {
+    const base: [*]const T = @ptrCast(@alignCast(x.data()));
+    for (0..x.size()) |i| {
+        var rem = i;
+        var off: i64 = 0;
+        var d = x.shape.ndim;
+        while (d > 0) {
+            d -= 1;
+            const n: usize = @intCast(x.shape.dims[d]);
+            off += @as(i64, @intCast(rem % n)) * x.strides[d];
+            rem /= n;
+        }
+        out[i] = convert.at(T, base, off).*;
+    }
+}
+
+fn evalTest(node: *Node) !void {
+    try eval(node, node.prim.reduce);
+}
+
+test "reductions, arg-reductions, median and logsumexp read views with negative strides" {
+    const gpa = std.testing.allocator;
+    const dims = [_]i32{ 3, 4, 5 };
+    const Val = struct {
+        fn at(_: @This(), i: usize) i32 {
+            return @as(i32, @intCast((i * 37 + 11) % 23)) - 9;
+        }
+    };
+    const base = try testLeaf(.int32, &dims, Val{});
+    defer array.release(base);
+    var want_in: [60]i32 = undefined;
+    var flip: u32 = 1;
+    while (flip < 8) : (flip += 1) {
+        const v = try flippedView(base, flip);
+        defer array.release(v);
+        logical(i32, v, &want_in);
+        // Every axis subset, sum/max/min against a naive fold of the logical elements.
+        var set: u32 = 1;
+        while (set < 8) : (set += 1) {
+            var axes: [3]i32 = undefined;
+            var na: usize = 0;
+            for (0..3) |d| if (set & (@as(u32, 1) << @intCast(d)) != 0) {
+                axes[na] = @intCast(d);
+                na += 1;
+            };
+            inline for (.{ ReduceOp.sum, ReduceOp.max, ReduceOp.min }) |op| {
+                const node = try reduce(op, v, axes[0..na], false, 0);
+                defer array.release(node);
+                try evalTest(node);
+                const got: [*]const i32 = @ptrCast(@alignCast(node.data()));
+                var want = [_]i64{0} ** 60;
+                var seen = [_]bool{false} ** 60;
+                for (0..60) |i| {
+                    const idx = [3]usize{ i / 20, i / 5 % 4, i % 5 };
+                    var o: usize = 0;
+                    for (0..3) |d| if (set & (@as(u32, 1) << @intCast(d)) == 0) {
+                        o = o * @as(usize, @intCast(dims[d])) + idx[d];
+                    };
+                    const x: i64 = want_in[i];
+                    want[o] = if (!seen[o]) x else switch (op) {
+                        .sum => want[o] + x,
+                        .max => @max(want[o], x),
+                        .min => @min(want[o], x),
+                        else => unreachable,
+                    };
+                    seen[o] = true;
+                }
+                for (0..node.size()) |i| try std.testing.expectEqual(want[i], got[i]);
+            }
+        }
+        // argmax/argmin along each axis and flattened, against the logical elements.
+        for (0..3) |axis| {
+            inline for (.{ ArgOp.argmax, ArgOp.argmin }) |op| {
+                const node = try argReduce(op, v, @intCast(axis), false, 0);
+                defer array.release(node);
+                try evalTest(node);
+                const got: [*]const u32 = @ptrCast(@alignCast(node.data()));
+                var o: usize = 0;
+                for (0..60) |i| {
+                    const idx = [3]usize{ i / 20, i / 5 % 4, i % 5 };
+                    if (idx[axis] != 0) continue;
+                    var best: u32 = 0;
+                    const step: usize = switch (axis) {
+                        0 => 20,
+                        1 => 5,
+                        else => 1,
+                    };
+                    for (1..@as(usize, @intCast(dims[axis]))) |j| {
+                        const a = want_in[i + j * step];
+                        const b = want_in[i + best * step];
+                        if (if (op == .argmax) a > b else a < b) best = @intCast(j);
+                    }
+                    try std.testing.expectEqual(best, got[o]);
+                    o += 1;
+                }
+            }
+        }
+        const flat = try argReduce(.argmax, v, null, false, 0);
+        defer array.release(flat);
+        try evalTest(flat);
+        const fm = std.mem.indexOfMax(i32, &want_in);
+        try std.testing.expectEqual(@as(u32, @intCast(fm)), @as(*const u32, @ptrCast(@alignCast(flat.data()))).*);
+        // median over the last axis: the middle of 5 sorted logical values.
+        const md = try median(v, &.{2}, false, 0);
+        defer array.release(md);
+        try evalTest(md);
+        const mo: [*]const f32 = @ptrCast(@alignCast(md.data()));
+        for (0..12) |r| {
+            var row: [5]i32 = want_in[r * 5 ..][0..5].*;
+            std.mem.sort(i32, &row, {}, std.sort.asc(i32));
+            try std.testing.expectEqual(@as(f32, @floatFromInt(row[2])), mo[r]);
+        }
+    }
+    // logsumexp over a reversed last axis equals it over the reversed data (the same run).
+    const fb = try testLeaf(.float32, &.{ 2, 6 }, struct {
+        fn at(_: @This(), i: usize) f32 {
+            return @as(f32, @floatFromInt(i % 7)) * 0.5 - 1;
+        }
+    }{});
+    defer array.release(fb);
+    const fv = try flippedView(fb, 0b10);
+    defer array.release(fv);
+    const l1 = try logsumexpLast(fv, false, 0);
+    defer array.release(l1);
+    try evalTest(l1);
+    var rev: [12]f32 = undefined;
+    logical(f32, fv, &rev);
+    const rc = try testLeaf(.float32, &.{ 2, 6 }, struct {
+        r: *const [12]f32,
+        fn at(s: @This(), i: usize) f32 {
+            return s.r[i];
+        }
+    }{ .r = &rev });
+    defer array.release(rc);
+    const l2 = try logsumexpLast(rc, false, 0);
+    defer array.release(l2);
+    try evalTest(l2);
+    const g1: [*]const f32 = @ptrCast(@alignCast(l1.data()));
+    const g2: [*]const f32 = @ptrCast(@alignCast(l2.data()));
+    for (0..2) |i| try std.testing.expectEqual(g2[i], g1[i]);
+    _ = gpa;
+}
+
+/// Reduce `x` with `op` over `axes` in reference mode and by the fast paths; the two outputs'
+/// bytes, for the caller to compare.
+fn bothModes(op: ReduceOp, x: *Node, axes: []const i32, ref_out: []u8, fast_out: []u8) !usize {
+    var n: usize = 0;
+    for ([_]bool{ true, false }) |ref| {
+        primitives.reference_mode = ref;
+        defer primitives.reference_mode = false;
+        const node = try reduce(op, x, axes, false, 0);
+        defer array.release(node);
+        try evalTest(node);
+        n = node.nbytes();
+        @memcpy((if (ref) ref_out else fast_out)[0..n], node.data()[0..n]);
+    }
+    return n;
+}
+
+fn bothArg(op: ArgOp, x: *Node, axis: ?i32, ref_out: []u32, fast_out: []u32) !usize {
+    var n: usize = 0;
+    for ([_]bool{ true, false }) |ref| {
+        primitives.reference_mode = ref;
+        defer primitives.reference_mode = false;
+        const node = try argReduce(op, x, axis, false, 0);
+        defer array.release(node);
+        try evalTest(node);
+        n = node.size();
+        const o: [*]const u32 = @ptrCast(@alignCast(node.data()));
+        @memcpy((if (ref) ref_out else fast_out)[0..n], o[0..n]);
+    }
+    return n;
+}
+
+/// Shapes and axes that reach every fast path: whole runs (one block and many, in parallel),
+/// last-axis rows (many short ones, few long ones), columns (whole and split by rows), segments.
+const FastCase = struct { dims: []const i32, axes: []const i32 };
+const fast_cases = [_]FastCase{
+    .{ .dims = &.{70001}, .axes = &.{0} },
+    .{ .dims = &.{ 3, 37, 300 }, .axes = &.{ 0, 1, 2 } },
+    .{ .dims = &.{ 3, 37, 300 }, .axes = &.{2} },
+    .{ .dims = &.{ 3, 37, 300 }, .axes = &.{ 1, 2 } },
+    .{ .dims = &.{ 3, 37, 300 }, .axes = &.{1} },
+    .{ .dims = &.{ 3, 37, 300 }, .axes = &.{ 0, 2 } },
+    .{ .dims = &.{ 1, 40000 }, .axes = &.{1} },
+    .{ .dims = &.{ 600, 300 }, .axes = &.{0} },
+    .{ .dims = &.{ 600, 301 }, .axes = &.{0} },
+    .{ .dims = &.{ 1100, 300 }, .axes = &.{0} }, // rows split into ranges
+    .{ .dims = &.{ 4, 300, 300 }, .axes = &.{ 0, 1 } }, // segments and row ranges
+    .{ .dims = &.{ 37, 130 }, .axes = &.{1} },
+    .{ .dims = &.{ 5, 17 }, .axes = &.{1} },
+};
+
+fn randomLeaf(comptime D: Dtype, dims: []const i32, seed: u64, int_valued: bool) !*Node {
+    var prng = std.Random.DefaultPrng.init(seed);
+    const r = prng.random();
+    const G = struct {
+        r: std.Random,
+        int_valued: bool,
+        fn at(g: @This(), i: usize) D.Type() {
+            _ = i;
+            const u = g.r.float(f64);
+            if (comptime D == .bool_) return u < 0.5;
+            if (comptime D.isInteger()) {
+                const v: i64 = @intFromFloat(@floor(u * 200) - 100);
+                return convert.cast(.int64, D, v);
+            }
+            // Occasional signed zeros; integer-valued floats sum exactly in any order.
+            const z = g.r.uintLessThan(u32, 50);
+            if (z == 0) return convert.cast(.float64, D, 0.0);
+            if (z == 1) return convert.cast(.float64, D, -0.0);
+            const v: f64 = if (g.int_valued) @floor(u * 64) - 32 else (u - 0.5) * 8;
+            return convert.cast(.float64, D, v);
+        }
+    };
+    return testLeaf(D, dims, G{ .r = r, .int_valued = int_valued });
+}
+
+fn expectSameBits(comptime D: Dtype, a: []const u8, b: []const u8, what: []const u8) !void {
+    const T = D.Type();
+    const n = a.len / @sizeOf(T);
+    const pa: [*]const T = @ptrCast(@alignCast(a.ptr));
+    const pb: [*]const T = @ptrCast(@alignCast(b.ptr));
+    for (0..n) |i| {
+        if (comptime D.isInexact()) {
+            if (isNan(T, pa[i]) and isNan(T, pb[i])) continue;
+        }
+        if (!std.mem.eql(u8, std.mem.asBytes(&pa[i]), std.mem.asBytes(&pb[i]))) {
+            std.debug.print("{s} {s}: element {d} differs: {any} vs {any}\n", .{ what, @tagName(D), i, pa[i], pb[i] });
+            return error.TestExpectedEqual;
+        }
+    }
+}
+
+test "SIMD fast paths equal the reference loops (exactly, but float sums: to their bound)" {
+    const gpa = std.testing.allocator;
+    // Split leading-axis reductions into row ranges from a smaller size, to test that path.
+    const saved_split = min_row_split;
+    min_row_split = 1 << 18;
+    defer min_row_split = saved_split;
+    const ref_buf = try gpa.alloc(u8, 1 << 20);
+    defer gpa.free(ref_buf);
+    const fast_buf = try gpa.alloc(u8, 1 << 20);
+    defer gpa.free(fast_buf);
+    inline for (.{ Dtype.float32, Dtype.float64, Dtype.int32, Dtype.uint8, Dtype.int8, Dtype.int64, Dtype.uint32, Dtype.uint64, Dtype.float16, Dtype.bfloat16, Dtype.bool_, Dtype.int16 }) |D| {
+        for (fast_cases, 0..) |fc, ci| {
+            for ([_]bool{ true, false }) |int_valued| {
+                const x = try randomLeaf(D, fc.dims, ci * 7 + @intFromEnum(D), int_valued);
+                defer array.release(x);
+                if (comptime D.isFloating()) {
+                    // A NaN in one case of each kind: min/max/arg must still agree.
+                    if (ci % 3 == 1) @as([*]D.Type(), @ptrCast(@alignCast(x.data())))[x.size() / 2] = canonicalNan(D.Type());
+                }
+                inline for (.{ ReduceOp.sum, ReduceOp.prod, ReduceOp.max, ReduceOp.min }) |op| {
+                    const n = try bothModes(op, x, fc.axes, ref_buf, fast_buf);
+                    const Out = comptime outDtype(op, D);
+                    const order_free = comptime !((op == .sum or op == .prod) and Out.isInexact());
+                    if (order_free or (op == .sum and int_valued)) {
+                        try expectSameBits(Out, ref_buf[0..n], fast_buf[0..n], @tagName(op));
+                    } else if (op == .sum) {
+                        // Both within (run) u sum|x| of the exact sum; |x| <= 4, so compare to
+                        // 2 * run * u * 4 per element summed.
+                        const T = Out.Type();
+                        const pr: [*]const T = @ptrCast(@alignCast(ref_buf.ptr));
+                        const pf: [*]const T = @ptrCast(@alignCast(fast_buf.ptr));
+                        var per: usize = 1;
+                        for (fc.axes) |a| per *= @intCast(fc.dims[@intCast(a)]);
+                        const u: f64 = if (Out == .float64) 0x1p-53 else if (Out == .float32) 0x1p-24 else 0x1p-9;
+                        const bound = 2 * @as(f64, @floatFromInt(per)) * u * 4 * @as(f64, @floatFromInt(per)) + (if (Out == .float32 or Out == .float64) 0 else 8 * u);
+                        for (0..n / @sizeOf(T)) |i| {
+                            const a = convert.toF64(Out, pr[i]);
+                            const b = convert.toF64(Out, pf[i]);
+                            if (std.math.isNan(a) and std.math.isNan(b)) continue;
+                            try std.testing.expect(@abs(a - b) <= bound * @max(1, @abs(a)));
+                        }
+                    }
+                }
+                if (comptime D != .bool_) {
+                    if (fc.axes.len == 1) {
+                        inline for (.{ ArgOp.argmax, ArgOp.argmin }) |op| {
+                            const rr: []u32 = @as([*]u32, @ptrCast(@alignCast(ref_buf.ptr)))[0 .. ref_buf.len / 4];
+                            const ff: []u32 = @as([*]u32, @ptrCast(@alignCast(fast_buf.ptr)))[0 .. fast_buf.len / 4];
+                            const n = try bothArg(op, x, fc.axes[0], rr, ff);
+                            try std.testing.expectEqualSlices(u32, rr[0..n], ff[0..n]);
+                            const n2 = try bothArg(op, x, null, rr, ff);
+                            try std.testing.expectEqualSlices(u32, rr[0..n2], ff[0..n2]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+test "fast min/max keep the sign of the first zero, NaN, and ties of argmax" {
+    const n = 1000;
+    const x = try testLeaf(.float32, &.{n}, struct {
+        fn at(_: @This(), i: usize) f32 {
+            return if (i < 500) -1 else 0;
+        }
+    }{});
+    defer array.release(x);
+    const p: [*]f32 = @ptrCast(@alignCast(x.data()));
+    p[700] = -0.0; // zeros from 500 on, +0 first: max is +0
+    const m1 = try reduce(.max, x, &.{0}, false, 0);
+    defer array.release(m1);
+    try evalTest(m1);
+    try std.testing.expectEqual(@as(u32, 0), @as(*const u32, @ptrCast(@alignCast(m1.data()))).*);
+    p[500] = -0.0; // now the first zero is -0
+    const m2 = try reduce(.max, x, &.{0}, false, 0);
+    defer array.release(m2);
+    try evalTest(m2);
+    try std.testing.expectEqual(@as(u32, 0x80000000), @as(*const u32, @ptrCast(@alignCast(m2.data()))).*);
+    // argmax: the first of the equal maxima (+0 and -0 are equal).
+    const a1 = try argReduce(.argmax, x, 0, false, 0);
+    defer array.release(a1);
+    try evalTest(a1);
+    try std.testing.expectEqual(@as(u32, 500), @as(*const u32, @ptrCast(@alignCast(a1.data()))).*);
+    p[900] = std.math.nan(f32);
+    p[950] = std.math.nan(f32);
+    const a2 = try argReduce(.argmin, x, 0, false, 0);
+    defer array.release(a2);
+    try evalTest(a2);
+    try std.testing.expectEqual(@as(u32, 900), @as(*const u32, @ptrCast(@alignCast(a2.data()))).*);
+    const m3 = try reduce(.min, x, &.{0}, false, 0);
+    defer array.release(m3);
+    try evalTest(m3);
+    try std.testing.expectEqual(@as(u32, 0x7fc00000), @as(*const u32, @ptrCast(@alignCast(m3.data()))).*);
+}
+
+test "logsumexp_combine: log(s) + m, or m where m is infinite, in the promoted dtype" {
+    const s = try testLeaf(.float32, &.{3}, struct {
+        fn at(_: @This(), i: usize) f32 {
+            return @as(f32, @floatFromInt(i)) + 1.2706705;
+        }
+    }{});
+    defer array.release(s);
+    const m = try testLeaf(.int32, &.{3}, struct {
+        fn at(_: @This(), i: usize) i32 {
+            return @intCast(i);
+        }
+    }{});
+    defer array.release(m);
+    const node = try logsumexpCombine(s, m, 0);
+    defer array.release(node);
+    try std.testing.expectEqual(Dtype.float32, node.dtype);
+    try evalTest(node);
+    const o: [*]const f32 = @ptrCast(@alignCast(node.data()));
+    // glibc's logf(1.2706705) is 0x3e754b37 (MLX's value).
+    try std.testing.expectEqual(@as(u32, 0x3e754b37), @as(u32, @bitCast(o[0])));
+    try std.testing.expectEqual(glibc.logf32(3.2706705) + 2, o[2]);
+    const bad = try testLeaf(.int32, &.{3}, struct {
+        fn at(_: @This(), i: usize) i32 {
+            return @intCast(i);
+        }
+    }{});
+    defer array.release(bad);
+    try std.testing.expectError(error.Failed, logsumexpCombine(bad, m, 0));
 }

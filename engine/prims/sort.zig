@@ -2,15 +2,19 @@
 //! op enum), sort, argsort, partition, argpartition and topk (one `sort` primitive), and
 //! searchsorted. MLX's rules, checked against mlx-cpu 0.32.4:
 //!  * scans run in the output dtype (bool cumsum is int32, logcumsumexp of a non-float is
-//!    float32); integers wrap; float16/bfloat16 round to their type after every step, as MLX's
-//!    CPU backend does (a float16 cumsum of ones stops at 2048). cummax/cummin propagate NaN (as
+//!    float32; complex64 logcumsumexp uses MLX's complex logaddexp and starts at (-inf, 0));
+//!    integers wrap; float16/bfloat16 round to their type after every step, as MLX's CPU
+//!    backend does (a float16 cumsum of ones stops at 2048). cummax/cummin propagate NaN (as
 //!    the canonical quiet NaN for float32/float64; float16/bfloat16 give +0, MLX's result).
 //!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index.
 //!  * partition, argpartition and topk use our own quickselect; MLX leaves the order around kth
 //!    unspecified, so only the partition property is guaranteed (and tested)
 //!    (topk with k equal to the axis length returns the input unchanged, as MLX).
-//! Inputs of any strides (broadcast, transposed) are first made row-contiguous; rows along the
-//! axis are independent and run in parallel for large arrays.
+//! Inputs of any strides (broadcast, transposed, negative) are first made row-contiguous
+//! (searchsorted reads its sorted sequence through its stride); rows along the axis are
+//! independent and run in parallel for large arrays. log, log1p and atan2 come from the C
+//! library by glibc's _Float32/_Float64 names, as MLX's std:: calls reach glibc (the plain
+//! names resolve to the compiler runtime's versions inside this library).
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
@@ -122,8 +126,6 @@ pub fn scan(op: ScanOp, x_in: *Node, axis: ?i32, reverse: bool, inclusive: bool,
         .logaddexp => if (x.dtype.isInexact()) x.dtype else .float32,
         else => x.dtype,
     };
-    if (op == .logaddexp and out == .complex64)
-        return errors.fail(.not_implemented, "[logcumsumexp] complex64 is not supported yet.", .{});
     const xc = try copy.astype(x, out, stream);
     defer array.release(xc);
     return array.create(out, shape, .{ .sort = .{ .scan = .{ .op = op, .axis = ax, .reverse = reverse, .inclusive = inclusive } } }, &.{xc}, stream);
@@ -400,7 +402,7 @@ fn evalScan(node: *Node, s: Scan) errors.Error!void {
 fn scanValid(comptime op: ScanOp, comptime D: Dtype) bool {
     return switch (op) {
         .sum => D != .bool_,
-        .logaddexp => D.isFloating(),
+        .logaddexp => D.isInexact(),
         else => true,
     };
 }
@@ -412,7 +414,8 @@ fn scanInit(comptime op: ScanOp, comptime D: Dtype) D.Type() {
         .prod => convert.cast(.int32, D, 1),
         .max, .logaddexp => switch (D) {
             .bool_ => false,
-            .complex64 => .{ .re = -std.math.inf(f32), .im = -std.math.inf(f32) },
+            // MLX's exclusive logcumsumexp of complex64 starts at (-inf, 0); cummax at (-inf, -inf).
+            .complex64 => .{ .re = -std.math.inf(f32), .im = if (op == .logaddexp) 0 else -std.math.inf(f32) },
             .float16, .bfloat16, .float32, .float64 => convert.cast(.float32, D, -std.math.inf(f32)),
             else => std.math.minInt(T),
         },
@@ -425,15 +428,53 @@ fn scanInit(comptime op: ScanOp, comptime D: Dtype) D.Type() {
     };
 }
 
+const sm = @import("scalar_math.zig");
 /// The float32 exp MLX's CPU backend uses, shared with the elementwise family.
-const fastExp = @import("scalar_math.zig").mlxExp;
+const fastExp = sm.mlxExp;
 
 fn logaddexpT(comptime T: type, a: T, b: T) T {
     const hi = if (a > b) a else b;
     const lo = if (a > b) b else a;
     if (lo == -std.math.inf(T) or hi == std.math.inf(T)) return hi;
     const e = if (T == f32) fastExp(lo - hi) else @exp(lo - hi);
-    return hi + std.math.log1p(e);
+    // The C library's log1p (glibc's log1pf/log1p), as MLX's std::log1p.
+    return hi + sm.c1("log1p", T, e);
+}
+
+/// MLX's complex logaddexp: max + log1p(exp(min - max)) with its complex maximum/minimum
+/// (lexicographic, a NaN first operand wins), and the maximum itself when the minimum is
+/// (-inf, 0) or the maximum (inf, 0).
+fn complexLogaddexp(a: dtype_mod.Complex64, b: dtype_mod.Complex64) dtype_mod.Complex64 {
+    const x = sm.toC(a);
+    const y = sm.toC(b);
+    const hi = if (sm.cisnan(x) or x.re > y.re or (x.re == y.re and x.im > y.im)) x else y;
+    const lo = if (sm.cisnan(x) or x.re < y.re or (x.re == y.re and x.im < y.im)) x else y;
+    const inf = std.math.inf(f32);
+    const r = if ((lo.re == -inf and lo.im == 0) or (hi.re == inf and hi.im == 0)) hi else hi.add(clog1p(sm.cfn("cexpf", lo.sub(hi))));
+    return .{ .re = r.re, .im = r.im };
+}
+
+/// The C library's float functions MLX calls, by glibc's _Float32 names (inside this library the
+/// plain `logf` resolves to the compiler runtime's, whose last bit can differ from glibc's).
+const glibc = struct {
+    extern "c" fn logf32(f32) f32;
+    extern "c" fn log1pf32(f32) f32;
+    extern "c" fn atan2f32(f32, f32) f32;
+    extern "c" fn hypotf32(f32, f32) f32;
+};
+
+/// MLX's complex log1p (its CPU SIMD fallback): for |z| < 0.5, 0.5 * log1p(x (2 + x) + y^2),
+/// else log(hypot(x + 1, y)); the angle atan2(y, x + 1).
+fn clog1p(z: sm.C) sm.C {
+    const x = z.re;
+    const y = z.im;
+    const theta = glibc.atan2f32(y, x + 1);
+    if (sm.cabs(z) < 0.5) {
+        const r = x * (2 + x) + y * y;
+        if (r == 0) return sm.C.init(x, theta);
+        return sm.C.init(0.5 * glibc.log1pf32(r), theta);
+    }
+    return sm.C.init(glibc.logf32(glibc.hypotf32(x + 1, y)), theta);
 }
 
 fn round16(comptime D: Dtype, v: f32) f32 {
@@ -501,7 +542,7 @@ inline fn scanStep(comptime op: ScanOp, comptime D: Dtype, acc: D.Type(), x: D.T
             .prod => .{ .re = acc.re * x.re - acc.im * x.im, .im = acc.re * x.im + acc.im * x.re },
             .max => if (lessRaw(D, x, acc)) acc else x,
             .min => if (lessRaw(D, x, acc)) x else acc,
-            .logaddexp => unreachable,
+            .logaddexp => complexLogaddexp(acc, x),
         },
         else => return switch (op) {
             .sum => acc +% x,
@@ -725,7 +766,7 @@ fn evalSearch(node: *Node, right: bool) errors.Error!void {
                         var hi: u32 = c.n;
                         while (lo < hi) {
                             const mid = lo + (hi - lo) / 2;
-                            const m = c.a[@intCast(@as(i64, mid) * c.a_stride)];
+                            const m = convert.at(T, c.a, @as(i64, mid) * c.a_stride).*;
                             const below = if (c.right) !nanLess(D, x, m) else nanLess(D, m, x);
                             if (below) lo = mid + 1 else hi = mid;
                         }
@@ -836,4 +877,132 @@ test "NaN sorts last; float16 NaN in cummax gives +0" {
     const h1: dtype_mod.F16 = .{ .bits = half.f32ToF16(1) };
     const hn: dtype_mod.F16 = .{ .bits = 0x7e00 };
     try std.testing.expectEqual(@as(u16, 0), scanStep(.max, .float16, hn, h1).bits);
+}
+
+// --- views with negative strides ---
+
+fn testLeaf(comptime D: Dtype, dims: []const i32, vals: []const D.Type()) !*Node {
+    var shape = Shape{ .ndim = @intCast(dims.len) };
+    for (dims, 0..) |d, i| shape.dims[i] = d;
+    const x = try array.create(D, shape, .leaf, &.{}, 0);
+    x.buffer = try array.newBuffer(@max(x.nbytes(), 1), "test");
+    x.setRowContiguousStrides();
+    const p: [*]D.Type() = @ptrCast(@alignCast(x.data()));
+    @memcpy(p[0..x.size()], vals[0..x.size()]);
+    return x;
+}
+
+/// A view of `base` sharing its buffer with the axes in `flip` reversed (negative strides; the
+/// data pointer at the view's first element, the last in memory along each flipped axis).
+fn flippedView(base: *Node, flip: u32) !*Node {
+    const v = try array.create(base.dtype, base.shape, .leaf, &.{}, 0);
+    base.buffer.?.retain();
+    v.buffer = base.buffer;
+    var off: i64 = 0;
+    for (0..base.shape.ndim) |i| {
+        v.strides[i] = base.strides[i];
+        if (flip & (@as(u32, 1) << @intCast(i)) != 0) {
+            off += (base.shape.dims[i] - 1) * base.strides[i];
+            v.strides[i] = -base.strides[i];
+        }
+    }
+    v.offset = base.offset + @as(usize, @intCast(off)) * base.dtype.size();
+    return v;
+}
+
+/// The logical elements of a strided node in row-major order, by index arithmetic.
+fn logicalOf(comptime T: type, x: *const Node, out: []T) void {
+    const base: [*]const T = @ptrCast(@alignCast(x.data()));
+    for (0..x.size()) |i| {
+        var rem = i;
+        var off: i64 = 0;
+        var d = x.shape.ndim;
+        while (d > 0) {
+            d -= 1;
+            const n: usize = @intCast(x.shape.dims[d]);
+            off += @as(i64, @intCast(rem % n)) * x.strides[d];
+            rem /= n;
+        }
+        out[i] = convert.at(T, base, off).*;
+    }
+}
+
+fn expectSameResult(a: *Node, b: *Node) !void {
+    try eval(a, a.prim.sort);
+    try eval(b, b.prim.sort);
+    try std.testing.expectEqual(a.nbytes(), b.nbytes());
+    try std.testing.expectEqualSlices(u8, b.data()[0..b.nbytes()], a.data()[0..a.nbytes()]);
+}
+
+test "scans, sorts, partitions, topk and searchsorted read views with negative strides" {
+    const dims = [_]i32{ 3, 4, 5 };
+    var vals: [60]f32 = undefined;
+    for (&vals, 0..) |*v, i| v.* = @as(f32, @floatFromInt((i * 37 + 11) % 23)) * 0.25 - 2;
+    const base = try testLeaf(.float32, &dims, &vals);
+    defer array.release(base);
+    var flip: u32 = 1;
+    while (flip < 8) : (flip += 1) {
+        const v = try flippedView(base, flip);
+        defer array.release(v);
+        // The same logical values, row-contiguous: results must be identical.
+        var lv: [60]f32 = undefined;
+        logicalOf(f32, v, &lv);
+        const c = try testLeaf(.float32, &dims, &lv);
+        defer array.release(c);
+        const axes = [_]?i32{ 0, 1, 2, -1, null };
+        for (axes) |ax| {
+            inline for (.{ ScanOp.sum, ScanOp.prod, ScanOp.max, ScanOp.min, ScanOp.logaddexp }) |op| {
+                for ([_][2]bool{ .{ false, true }, .{ true, true }, .{ false, false }, .{ true, false } }) |ri| {
+                    const a = try scan(op, v, ax, ri[0], ri[1], null, 0);
+                    defer array.release(a);
+                    const b = try scan(op, c, ax, ri[0], ri[1], null, 0);
+                    defer array.release(b);
+                    try expectSameResult(a, b);
+                }
+            }
+            const n: i32 = if (ax) |a| dims[@intCast(@mod(a, 3))] else 60;
+            inline for (.{ SortOp.sort, SortOp.argsort, SortOp.partition, SortOp.argpartition, SortOp.topk }) |op| {
+                const kth: i32 = if (op == .topk) @divTrunc(n, 2) else n - 2;
+                const a = try sortOp(op, v, ax, kth, 0);
+                defer array.release(a);
+                const b = try sortOp(op, c, ax, kth, 0);
+                defer array.release(b);
+                try expectSameResult(a, b);
+            }
+        }
+    }
+    // searchsorted into a reversed view of a descending buffer (ascending logically).
+    var desc: [9]i32 = undefined;
+    for (&desc, 0..) |*d, i| d.* = 40 - @as(i32, @intCast(i)) * 5;
+    const ab = try testLeaf(.int32, &.{9}, &desc);
+    defer array.release(ab);
+    const av = try flippedView(ab, 1);
+    defer array.release(av);
+    var q: [7]i32 = .{ -100, 0, 1, 20, 21, 40, 99 };
+    const qv = try testLeaf(.int32, &.{7}, &q);
+    defer array.release(qv);
+    inline for (.{ false, true }) |right| {
+        const node = try searchsorted(av, qv, right, 0);
+        defer array.release(node);
+        try eval(node, node.prim.sort);
+        const got: [*]const u32 = @ptrCast(@alignCast(node.data()));
+        const want: [7]u32 = if (right) .{ 0, 1, 1, 5, 5, 9, 9 } else .{ 0, 0, 1, 4, 5, 8, 9 };
+        try std.testing.expectEqualSlices(u32, &want, got[0..7]);
+    }
+}
+
+test "complex logcumsumexp starts at (-inf, 0) and follows MLX's logaddexp" {
+    const C64 = dtype_mod.Complex64;
+    const inf = std.math.inf(f32);
+    const x = try testLeaf(.complex64, &.{3}, &[_]C64{ .{ .re = 0, .im = 0 }, .{ .re = 0, .im = 0 }, .{ .re = -inf, .im = 0 } });
+    defer array.release(x);
+    const node = try scan(.logaddexp, x, 0, false, false, null, 0);
+    defer array.release(node);
+    try eval(node, node.prim.sort);
+    const o: [*]const C64 = @ptrCast(@alignCast(node.data()));
+    try std.testing.expectEqual(-inf, o[0].re);
+    try std.testing.expectEqual(@as(f32, 0), o[0].im);
+    try std.testing.expectEqual(@as(f32, 0), o[1].re);
+    // log(2) through MLX's complex log1p: 0.5 * log1p(3) for |z| >= 0.5 is log(hypot(2, 0)).
+    try std.testing.expectApproxEqAbs(@as(f32, 0.6931472), o[2].re, 1e-7);
 }

@@ -10,9 +10,10 @@ import { Dtype, float32, int32 } from "../dtype";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
 import {
-  add, equal, exp, isclose, isinf, isnan, log, logicalAnd, logicalOr, maximum, multiply, notEqual, sqrt, square,
-  subtract, where, divide,
+  add, equal, exp, imag, isclose, isinf, isnan, log, logicalAnd, logicalOr, maximum, multiply, notEqual, real, sqrt,
+  square, subtract, where, divide,
 } from "./elementwise";
+import { reshape } from "./shape";
 import type { ArrayOrScalar } from "./util";
 
 /** Options of the axis-taking reductions. `axis`: a number, a list, or none (every axis). */
@@ -182,7 +183,8 @@ export function mean(a: ArrayOrScalar, options?: OptionsArg<ReduceOptions>): MxA
 
 /**
  * The variance over the axes: the mean squared deviation, divided by max(N - ddof, 0) when
- * `ddof` is set.
+ * `ddof` is set. complex64 gives float32: the mean of |a - mean|^2, the squared deviation taken
+ * as re^2 + im^2 (MLX 0.32.4's result, bit for bit).
  * @example mx.variance(mx.array([1, 2, 3, 4])) // array(1.25, dtype=float32)
  */
 export function variance(a: ArrayOrScalar, options?: OptionsArg<VarOptions>): MxArray {
@@ -191,12 +193,13 @@ export function variance(a: ArrayOrScalar, options?: OptionsArg<VarOptions>): Mx
   const ddof = o.ddof ?? 0;
   if (!Number.isInteger(ddof)) throw new MlxError(`[var] ddof must be an integer, got ${ddof}.`, 1);
   const axes = axesList(o.axis, x.ndim, "var");
-  if (x.dtype.isComplex) throw new MlxError("[var] complex64 is not supported yet.", 4);
-  const dtype = atLeastFloat(x.dtype);
+  const dtype = x.dtype.isComplex ? float32 : atLeastFloat(x.dtype);
   const s = { stream: o.stream };
   return tidy(() => {
     const mu = mean(x, { axis: axes, keepdims: true, stream: o.stream });
-    const v = sum(square(subtract(x, mu, s), s), { axis: axes, keepdims: o.keepdims, stream: o.stream });
+    const d = subtract(x, mu, s);
+    const sq = x.dtype.isComplex ? add(square(real(d, s), s), square(imag(d, s), s), s) : square(d, s);
+    const v = sum(sq, { axis: axes, keepdims: o.keepdims, stream: o.stream });
     const n = numberOfElements(x, axes);
     if (ddof !== 0) {
       const normalizer = maximum(subtract(scalar(n, dtype), scalar(ddof, dtype), s), scalar(0, dtype), s);
@@ -219,7 +222,8 @@ export function std(a: ArrayOrScalar, options?: OptionsArg<VarOptions>): MxArray
 
 /**
  * The median over the axes (the mean of the two middle values for an even count), in at least
- * float32. NaNs sort last.
+ * float32; NaN when any value is NaN. complex64 values are ordered by real part, then
+ * imaginary part, as mx.sort orders them.
  * @example mx.median(mx.array([3, 1, 4, 2])) // array(2.5, dtype=float32)
  */
 export function median(a: ArrayOrScalar, options?: OptionsArg<ReduceOptions>): MxArray {
@@ -250,11 +254,13 @@ export function logsumexp(a: ArrayOrScalar, options?: OptionsArg<ReduceOptions>)
     return new MxArray(checkHandle(lib.mlxb_logsumexp_last(x.handle("logsumexp"), o.keepdims === true ? 1 : 0, streamArg(o.stream))));
   }
   return tidy(() => {
-    const xf = x;
-    const maxKeep = max(xf, { axis: axes, keepdims: true, stream: o.stream });
-    const maxOut = o.keepdims === true ? maxKeep : max(xf, { axis: axes, keepdims: false, stream: o.stream });
-    const out = add(log(sum(exp(subtract(xf, maxKeep, s), s), { axis: axes, keepdims: o.keepdims, stream: o.stream }), s), maxOut, s);
-    return where(isinf(maxOut, s), maxOut, out, s);
+    // max(a, keepdims) -> log(sum(exp(a - max))) + max -> where(isinf(max), max, ...), as MLX; the
+    // last three steps run as one kernel (with the C library's log, as MLX's).
+    const maxKeep = max(x, { axis: axes, keepdims: true, stream: o.stream });
+    const total = sum(exp(subtract(x, maxKeep, s), s), { axis: axes, keepdims: o.keepdims, stream: o.stream });
+    const maxOut = o.keepdims === true ? maxKeep : reshape(maxKeep, total.shape, s);
+    if (!x.dtype.isComplex) return new MxArray(checkHandle(lib.mlxb_logsumexp_combine(total.handle("logsumexp"), maxOut.handle("logsumexp"), streamArg(o.stream))));
+    return where(isinf(maxOut, s), maxOut, add(log(total, s), maxOut, s), s);
   });
 }
 
