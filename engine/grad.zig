@@ -215,6 +215,8 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .shape => |s| return shapeVjp(&t, node, s, arg, g, stream),
         .sort => |p| return if (arg == 0) sortVjp(&t, node, p, g, stream) else zerosLike(node.inputs[arg], stream),
         .indexing => |p| return indexingVjp(&t, node, p, arg, g, stream),
+        // Random bits are not differentiable: the key gets zeros.
+        .random => return zerosLike(x, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }

@@ -12,6 +12,7 @@ pub const reduce = @import("prims/reduce.zig");
 pub const shape = @import("prims/shape.zig");
 pub const sort = @import("prims/sort.zig");
 pub const indexing = @import("prims/indexing.zig");
+pub const random = @import("prims/random.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -38,6 +39,7 @@ pub const Primitive = union(enum) {
     shape: shape.Prim,
     sort: sort.Prim,
     indexing: indexing.Prim,
+    random: random.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -59,6 +61,7 @@ pub const Primitive = union(enum) {
             .shape => |f| f.name(),
             .sort => |f| f.name(),
             .indexing => |f| f.name(),
+            .random => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -90,6 +93,7 @@ pub const Primitive = union(enum) {
             .shape => |f| try shape.eval(node, f),
             .sort => |f| try sort.eval(node, f),
             .indexing => |f| try indexing.eval(node, f),
+            .random => |f| try random.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

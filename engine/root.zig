@@ -22,6 +22,7 @@ test {
     _ = @import("prims/shape.zig");
     _ = @import("prims/sort.zig");
     _ = @import("prims/indexing.zig");
+    _ = @import("prims/random.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

@@ -390,6 +390,8 @@ uint32_t mlxb_diagonal(uint32_t a, int32_t offset, int32_t axis1, int32_t axis2,
 uint32_t mlxb_slice_dynamic(uint32_t a, uint32_t start, const int32_t* axes, uint32_t naxes, const int32_t* slice_size, uint32_t nsizes, int32_t stream);
 /* a with update written (or combined, enum mlxb_scatter_mode) at start along axes. */
 uint32_t mlxb_slice_update_dynamic(uint32_t a, uint32_t update, uint32_t start, const int32_t* axes, uint32_t naxes, uint32_t mode, int32_t stream);
+/* Random bits (uint8/16/32 for width 1/2/4) of a shape from a uint32 key of shape (2): Threefry-2x32-20 in MLX's layout. */
+uint32_t mlxb_random_bits(uint32_t key, const int32_t* shape, uint32_t ndim, int32_t width, int32_t stream);
 
 #ifdef __cplusplus
 }

@@ -267,4 +267,5 @@ export const symbols = {
   mlxb_diagonal: { args: ["u32", "i32", "i32", "i32", "i32"], returns: "u32" },
   mlxb_slice_dynamic: { args: ["u32", "u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "u32" },
   mlxb_slice_update_dynamic: { args: ["u32", "u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_random_bits: { args: ["u32", "ptr", "u32", "i32", "i32"], returns: "u32" },
 } as const;

@@ -130,8 +130,35 @@ const libm = struct {
     extern "c" fn hypotf(f32, f32) f32;
 };
 
+/// glibc's logf and log, as MLX's CPU backend calls them. Zig's compiler_rt defines its own
+/// `logf`/`log` (weak symbols that the static link resolves before the shared C library), and
+/// those differ from glibc's in the last bit on some inputs, so the engine looks glibc's up in
+/// the loaded libm (falling back to the linked ones where there is no libm.so.6).
+const GlibcLog = struct {
+    f32_fn: *const fn (f32) callconv(.c) f32,
+    f64_fn: *const fn (f64) callconv(.c) f64,
+};
+var glibc_log: ?GlibcLog = null;
+var glibc_log_once = std.once(resolveGlibcLog);
+
+fn resolveGlibcLog() void {
+    var out = GlibcLog{ .f32_fn = &libm.logf, .f64_fn = &libm.log };
+    if (std.c.dlopen("libm.so.6", .{ .LAZY = true })) |h| {
+        if (std.c.dlsym(h, "logf")) |f| out.f32_fn = @ptrCast(@alignCast(f));
+        if (std.c.dlsym(h, "log")) |f| out.f64_fn = @ptrCast(@alignCast(f));
+    }
+    glibc_log = out;
+}
+
+/// The natural log as MLX computes it (glibc's logf/log).
+pub fn cLog(comptime T: type, x: T) T {
+    glibc_log_once.call();
+    return if (T == f32) glibc_log.?.f32_fn(x) else glibc_log.?.f64_fn(x);
+}
+
 /// A one-argument C library function at T (f32 or f64): `name` is the double version's name.
 pub fn c1(comptime name: []const u8, comptime T: type, x: T) T {
+    if (comptime std.mem.eql(u8, name, "log")) return cLog(T, x);
     return if (T == f32) @field(libm, name ++ "f")(x) else @field(libm, name)(x);
 }
 
@@ -626,7 +653,7 @@ pub fn mlxErf(v: f32) f32 {
 /// MLX's erfinv (Giles' single-precision polynomials), in float32.
 pub fn mlxErfinv(a: f32) f32 {
     var t = @mulAdd(f32, a, 0.0 - a, 1.0);
-    t = libm.logf(t);
+    t = cLog(f32, t);
     var p: f32 = undefined;
     if (@abs(t) > 6.125) {
         p = 3.03697567e-10;
