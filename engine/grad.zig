@@ -211,7 +211,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .depends => return if (arg == 0) retained(g) else zerosLike(node.inputs[arg], stream),
         .tri_mask => |m| return prims.creation.triMask(g, m.k, m.upper, stream),
         .elementwise => |e| return elementwiseVjp(&t, node, e, arg, g, stream),
-        .reduce => |r| return reduceVjp(&t, node, r, g, stream),
+        .reduce => |r| return reduceVjp(&t, node, r, arg, g, stream),
         .shape => |s| return shapeVjp(&t, node, s, arg, g, stream),
         .sort => |p| return if (arg == 0) sortVjp(&t, node, p, g, stream) else zerosLike(node.inputs[arg], stream),
         .indexing => |p| return indexingVjp(&t, node, p, arg, g, stream),
@@ -341,7 +341,7 @@ fn complexConstant(re: f32, im: f32, stream: u32) errors.Error!*Node {
     return node;
 }
 
-fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, g: *Node, s: u32) errors.Error!*Node {
+fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
     const x = node.inputs[0];
     switch (r) {
         .reduce => |p| {
@@ -380,6 +380,13 @@ fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, g: *Node, s: u32) errors.Error!*
             const ye = t.add(try expandReduced(node, x, set, s));
             const w = t.add(try ew.unary(.exp, t.add(try ew.binary(.subtract, x, ye, s)), s));
             return ew.binary(.multiply, ge, w, s);
+        },
+        .logsumexp_combine => {
+            // log(s) + m: d/ds = 1/s, d/dm = 1.
+            const mine = node.inputs[arg];
+            const gi = if (arg == 0) t.add(try ew.binary(.divide, g, node.inputs[0], s)) else g;
+            const ub = t.add(try unbroadcast(gi, &mine.shape, s));
+            return cp.astype(ub, mine.dtype, s);
         },
         .arg_reduce => return zerosLike(x, s),
         .median => return notDifferentiable(node),

@@ -109,13 +109,20 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
             };
         },
         .reduce => |r| {
-            const v = bx[0].?;
+            const v = bx[0] orelse x;
             const keep = node.shape.ndim == x.shape.ndim;
             var buf: [max_ndim]i32 = undefined;
             switch (r) {
                 .reduce => |p| return red.reduce(p.op, v, axesOf(p.axes, x.shape.ndim, 1, &buf), keep, s),
                 .median => |p| return red.median(v, axesOf(p.axes, x.shape.ndim, 1, &buf), keep, s),
                 .logsumexp => return red.logsumexpLast(v, keep, s),
+                .logsumexp_combine => {
+                    const sb = try full(node.inputs[0], bx[0], b, s);
+                    defer array.release(sb);
+                    const mb = try full(node.inputs[1], bx[1], b, s);
+                    defer array.release(mb);
+                    return red.logsumexpCombine(sb, mb, s);
+                },
                 .arg_reduce => |p| {
                     if (p.axis) |ax| return red.argReduce(p.op, v, @as(i32, ax) + 1, keep, s);
                     const flat = try shp.reshape(v, &.{ b, -1 }, s);
