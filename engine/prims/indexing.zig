@@ -1143,19 +1143,15 @@ pub fn slice(a: *Node, starts: []const i32, stops: []const i32, steps: []const i
     a.retain();
     var cur = a;
     defer array.release(cur);
-    var negative = false;
     for (0..nd) |d| {
         if (steps[d] == 0) return errors.fail(.invalid_argument, "[slice] Slice step cannot be zero.", .{});
         const b = sliceBounds(a.shape.dims[d], starts[d], stops[d], steps[d]);
-        if (b.len > 1 and steps[d] < 0) negative = true;
         const start: i32 = if (b.len == 0) 0 else @intCast(b.start);
         const next = try shape_ops.sliceAxis(cur, d, start, @intCast(b.len), if (b.len <= 1) 1 else steps[d], stream);
         array.release(cur);
         cur = next;
     }
-    // Kernels elsewhere read arrays from their first element forward (see shape.flip): a view
-    // with negative strides is copied until every kernel takes them.
-    if (negative) return shape_ops.contiguous(cur, false, stream);
+    // Negative steps are views too: every kernel reads negative strides in place.
     cur.retain();
     return cur;
 }

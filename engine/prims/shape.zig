@@ -400,9 +400,8 @@ pub fn flip(x: *Node, axes: []const i32, all: bool, stream: u32) errors.Error!*N
         flipped = true;
     }
     if (!flipped) return retained(x);
-    // Other kernels index from an array's first element forward, so a negative-stride view
-    // never leaves this file: the flipped view is copied.
-    return contiguous(cur, false, stream);
+    // A view with negative strides: every kernel reads those in place.
+    return retained(cur);
 }
 
 /// broadcast_to with MLX's messages.
@@ -434,12 +433,7 @@ pub fn asStrided(x: *Node, shape: Shape, strides: []const i64, offset: i64, stre
     }
     const node = try array.create(x.dtype, shape, .{ .shape = .{ .as_strided = offset } }, &.{x}, stream);
     for (strides, 0..) |s, i| node.strides[i] = s;
-    var negative = false;
-    for (strides, 0..) |s, i| negative = negative or (s < 0 and shape.dims[i] > 1);
-    if (!negative) return node;
-    // As in flip: negative strides stay inside this file (the view is copied).
-    defer array.release(node);
-    return contiguous(node, false, stream);
+    return node;
 }
 
 pub fn contiguous(x: *Node, allow_col_major: bool, stream: u32) errors.Error!*Node {
@@ -1377,7 +1371,7 @@ test "reshape of a broadcast array: a view when the stride-0 axis stays whole, e
     try testing.expectEqualSlices(i32, &.{ 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2 }, &got);
 }
 
-test "as_strided refuses views outside the array; negative strides are copied" {
+test "as_strided refuses views outside the array; negative strides are views" {
     const x = try iotaNode(&.{6});
     defer array.release(x);
     try testing.expectError(error.Failed, asStrided(x, try Shape.fromSlice(&.{3}, "t"), &.{2}, 2, 0));
@@ -1388,7 +1382,19 @@ test "as_strided refuses views outside the array; negative strides are copied" {
     var got: [3]i32 = undefined;
     try values(r, &got);
     try testing.expectEqualSlices(i32, &.{ 5, 3, 1 }, &got);
-    try testing.expect(r.isRowContiguous());
+    try testing.expect(r.buffer == x.buffer);
+    try testing.expectEqual(@as(i64, -2), r.strides[0]);
+}
+
+test "flip is a view with negative strides" {
+    const x = try iotaNode(&.{ 2, 3 });
+    defer array.release(x);
+    const f = try flip(x, &.{}, true, 0);
+    defer array.release(f);
+    var got: [6]i32 = undefined;
+    try values(f, &got);
+    try testing.expectEqualSlices(i32, &.{ 5, 4, 3, 2, 1, 0 }, &got);
+    try testing.expect(f.buffer == x.buffer);
 }
 
 test "concatenate promotes and copies each input into its place" {
