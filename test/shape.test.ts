@@ -343,7 +343,26 @@ describe("not yet like MLX", () => {
   // views back as 0x3f); here they are stored as 0/1, since a bool byte other than 0 or 1 is
   // undefined behaviour in the engine's kernels.
   test.todo("view(x, bool) keeps the raw bytes, as MLX");
-  // flip and negative-stride asStrided give copies (the other families' kernels index arrays
-  // from their first element forward); MLX returns negative-stride views.
-  test.todo("flip and asStrided with negative strides return views");
+  test("flip, asStrided with negative strides and negative-step slices return views", () => {
+    const a = mx.arange(12, { dtype: mx.float32 }).reshape([3, 4]);
+    mx.eval(a);
+    const before = mx.getActiveMemory();
+    const f = mx.flip(a);
+    const s = mx.asStrided(a, [3], [-4], 8);
+    const n = a.index(mx.sl(null, null, -1), mx.sl(null, null, -2));
+    mx.eval(f, s, n);
+    expect(mx.getActiveMemory()).toBe(before);
+    expect(f.tolist()).toEqual([[11, 10, 9, 8], [7, 6, 5, 4], [3, 2, 1, 0]]);
+    expect(s.tolist()).toEqual([8, 4, 0]);
+    expect(n.tolist()).toEqual([[11, 9], [7, 5], [3, 1]]);
+    // Every family reads them in place: elementwise, reductions, scans, sorts, indexing.
+    expect((mx.add(f, 1).tolist() as number[][])[0]).toEqual([12, 11, 10, 9]);
+    expect(mx.sum(f, { axis: 1 }).tolist()).toEqual([38, 22, 6]);
+    expect(mx.argmax(f, { axis: 0 }).tolist()).toEqual([0, 0, 0, 0]);
+    expect(mx.cumsum(s).tolist()).toEqual([8, 12, 12]);
+    expect(mx.sort(n, 1).tolist()).toEqual([[9, 11], [5, 7], [1, 3]]);
+    expect(mx.take(f, mx.array([0, 5])).tolist()).toEqual([11, 6]);
+    expect((f.at(0, 0).set(-1).tolist() as number[][])[0]).toEqual([-1, 10, 9, 8]);
+    expect((a.tolist() as number[][])[0]).toEqual([0, 1, 2, 3]);
+  });
 });
