@@ -234,6 +234,7 @@ describe("views share memory", () => {
     const src = mx.reshape(mx.arange(256 * 1024, mx.float32), [256, 1024]); // real data (zeros is a stride-0 broadcast)
     mx.eval(src);
     Bun.gc(true); // settle other tests' garbage, so only this test's arrays move the counter
+    Bun.gc(true); // earlier tests' garbage must not be freed while we measure
     const before = mx.getActiveMemory();
     const views = [
       mx.reshape(src, [1024, 256]), mx.transpose(src), src.T, mx.swapaxes(src, 0, 1), mx.expandDims(src, [0, 3]),
@@ -346,6 +347,7 @@ describe("not yet like MLX", () => {
   test("flip, asStrided with negative strides and negative-step slices return views", () => {
     const a = mx.arange(12, { dtype: mx.float32 }).reshape([3, 4]);
     mx.eval(a);
+    Bun.gc(true); // earlier tests' garbage must not be freed while we measure
     const before = mx.getActiveMemory();
     const f = mx.flip(a);
     const s = mx.asStrided(a, [3], [-4], 8);
