@@ -1413,19 +1413,12 @@ fn testArray(comptime D: Dtype, dims: []const i32, comptime f: fn (usize) f32) !
     return x;
 }
 
-/// A view sharing x's buffer with the axes in `flip` reversed: their strides negated and data()
-/// at the view's element [0, ..., 0] (as flip and negative-step slices make them).
+
+const test_views = @import("../test_views.zig");
+
+/// x with the axes flagged in `flip` reversed (see test_views.flippedView).
 fn flippedView(x: *Node, flip: []const bool) !*Node {
-    const v = try array.create(x.dtype, x.shape, .leaf, &.{}, 0);
-    x.buffer.?.retain();
-    v.buffer = x.buffer;
-    var first: i64 = 0;
-    for (0..x.shape.ndim) |i| {
-        v.strides[i] = if (flip[i]) -x.strides[i] else x.strides[i];
-        if (flip[i]) first += (x.shape.dims[i] - 1) * x.strides[i];
-    }
-    v.offset = x.offset + @as(usize, @intCast(first)) * x.dtype.size();
-    return v;
+    return test_views.flippedView(x, test_views.mask(flip));
 }
 
 /// The elements of `v` (any strides) copied into a fresh row-major array.

@@ -1331,16 +1331,6 @@ fn indexNode(vals: []const i32) !*Node {
     return n;
 }
 
-/// A view of x (rank 2) with both axes reversed: negative strides, data() at the last element.
-fn reversed(x: *Node) !*Node {
-    const v = try array.create(x.dtype, x.shape, .leaf, &.{}, 0);
-    x.buffer.?.retain();
-    v.buffer = x.buffer;
-    v.offset = (x.size() - 1) * x.dtype.size();
-    v.strides[0] = -x.strides[0];
-    v.strides[1] = -x.strides[1];
-    return v;
-}
 
 fn readInts(n: *Node, out: []i32) !void {
     try eval_mod.ensure(n);
@@ -1350,7 +1340,7 @@ fn readInts(n: *Node, out: []i32) !void {
 test "gather reads slabs through negative strides; negative indices count from the end" {
     const x = try iotaNode(&.{ 3, 4 });
     defer array.release(x);
-    const r = try reversed(x); // r[i][j] = 11 - 4i - j
+    const r = try @import("../test_views.zig").flippedView(x, 0b11); // r[i][j] = 11 - 4i - j
     defer array.release(r);
     const idx = try indexNode(&.{ 2, -3 });
     defer array.release(idx);

@@ -1917,40 +1917,11 @@ fn testLeaf(comptime D: Dtype, dims: []const i32, value: anytype) !*Node {
     return x;
 }
 
-/// A view of `base` sharing its buffer with the axes in `flip` reversed: negative strides, the
-/// data pointer at the view's element [0, 0, ...] (the last element along each flipped axis).
-fn flippedView(base: *Node, flip: u32) !*Node {
-    const v = try array.create(base.dtype, base.shape, .leaf, &.{}, 0);
-    base.buffer.?.retain();
-    v.buffer = base.buffer;
-    var off: i64 = 0;
-    for (0..base.shape.ndim) |i| {
-        v.strides[i] = base.strides[i];
-        if (flip & (@as(u32, 1) << @intCast(i)) != 0) {
-            off += (base.shape.dims[i] - 1) * base.strides[i];
-            v.strides[i] = -base.strides[i];
-        }
-    }
-    v.offset = base.offset + @as(usize, @intCast(off)) * base.dtype.size();
-    return v;
-}
 
-/// The logical elements of a (possibly strided) node, in row-major order, by index arithmetic.
-fn logical(comptime T: type, x: *const Node, out: []T) void {
-    const base: [*]const T = @ptrCast(@alignCast(x.data()));
-    for (0..x.size()) |i| {
-        var rem = i;
-        var off: i64 = 0;
-        var d = x.shape.ndim;
-        while (d > 0) {
-            d -= 1;
-            const n: usize = @intCast(x.shape.dims[d]);
-            off += @as(i64, @intCast(rem % n)) * x.strides[d];
-            rem /= n;
-        }
-        out[i] = convert.at(T, base, off).*;
-    }
-}
+
+const test_views = @import("../test_views.zig");
+const flippedView = test_views.flippedView;
+const logical = test_views.logical;
 
 fn evalTest(node: *Node) !void {
     try eval(node, node.prim.reduce);
