@@ -13,6 +13,7 @@ pub const shape = @import("prims/shape.zig");
 pub const sort = @import("prims/sort.zig");
 pub const indexing = @import("prims/indexing.zig");
 pub const random = @import("prims/random.zig");
+pub const matmul = @import("prims/matmul.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -40,6 +41,7 @@ pub const Primitive = union(enum) {
     sort: sort.Prim,
     indexing: indexing.Prim,
     random: random.Prim,
+    matmul: matmul.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -62,6 +64,7 @@ pub const Primitive = union(enum) {
             .sort => |f| f.name(),
             .indexing => |f| f.name(),
             .random => |f| f.name(),
+            .matmul => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -94,6 +97,7 @@ pub const Primitive = union(enum) {
             .sort => |f| try sort.eval(node, f),
             .indexing => |f| try indexing.eval(node, f),
             .random => |f| try random.eval(node, f),
+            .matmul => |f| try matmul.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

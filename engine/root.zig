@@ -17,12 +17,14 @@ test {
     _ = @import("engine_test.zig");
     _ = @import("gen_abi.zig");
     _ = @import("pool.zig");
+    _ = @import("gemm.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");
     _ = @import("prims/sort.zig");
     _ = @import("prims/indexing.zig");
     _ = @import("prims/random.zig");
+    _ = @import("prims/matmul.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

@@ -392,6 +392,10 @@ uint32_t mlxb_slice_dynamic(uint32_t a, uint32_t start, const int32_t* axes, uin
 uint32_t mlxb_slice_update_dynamic(uint32_t a, uint32_t update, uint32_t start, const int32_t* axes, uint32_t naxes, uint32_t mode, int32_t stream);
 /* Random bits (uint8/16/32 for width 1/2/4) of a shape from a uint32 key of shape (2): Threefry-2x32-20 in MLX's layout. */
 uint32_t mlxb_random_bits(uint32_t key, const int32_t* shape, uint32_t ndim, int32_t width, int32_t stream);
+/* The matrix product a @ b (NumPy's rules for 1-D operands and batch broadcasting; inexact dtypes only). */
+uint32_t mlxb_matmul(uint32_t a, uint32_t b, int32_t stream);
+/* alpha * (a @ b) + beta * c, c broadcast to the product's shape. */
+uint32_t mlxb_addmm(uint32_t c, uint32_t a, uint32_t b, double alpha, double beta, int32_t stream);
 
 #ifdef __cplusplus
 }

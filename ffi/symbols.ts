@@ -268,4 +268,6 @@ export const symbols = {
   mlxb_slice_dynamic: { args: ["u32", "u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "u32" },
   mlxb_slice_update_dynamic: { args: ["u32", "u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
   mlxb_random_bits: { args: ["u32", "ptr", "u32", "i32", "i32"], returns: "u32" },
+  mlxb_matmul: { args: ["u32", "u32", "i32"], returns: "u32" },
+  mlxb_addmm: { args: ["u32", "u32", "u32", "f64", "f64", "i32"], returns: "u32" },
 } as const;

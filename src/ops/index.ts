@@ -5,3 +5,5 @@ export * from "./shape";
 export * from "./sort";
 export * from "./misc";
 export * from "./indexing";
+export * from "./matmul";
+export * from "./einsum";

@@ -1,0 +1,35 @@
+//! Raw GFLOP/s of the engine's GEMM kernel (no graph, no FFI), for tuning its blocking.
+//!   zig run -O ReleaseFast -lc --dep gemm -Mroot=bench/gemm_kernel.zig -Mgemm=engine/gemm.zig
+const std = @import("std");
+const gemm = @import("gemm");
+
+pub fn main() !void {
+    const gpa = std.heap.c_allocator;
+    const sizes = [_]usize{ 64, 128, 256, 512, 1024, 2048 };
+    inline for (.{ f32, f64 }) |T| {
+        for (sizes) |n| {
+            const a = try gpa.alloc(T, n * n);
+            const b = try gpa.alloc(T, n * n);
+            const c = try gpa.alloc(T, n * n);
+            defer gpa.free(a);
+            defer gpa.free(b);
+            defer gpa.free(c);
+            for (a, 0..) |*x, i| x.* = @floatFromInt(i % 13);
+            for (b, 0..) |*x, i| x.* = @floatFromInt(i % 7);
+            const M = gemm.Mat(T);
+            const am = M{ .ptr = a.ptr, .rs = @intCast(n), .cs = 1 };
+            const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+            const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
+            const flops = 2.0 * @as(f64, @floatFromInt(n * n * n));
+            const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
+            gemm.gemm(T, T, T, T, n, n, n, 1, am, bm, 0, cm); // warm
+            var best: f64 = 1e30;
+            for (0..reps) |_| {
+                var t = try std.time.Timer.start();
+                gemm.gemm(T, T, T, T, n, n, n, 1, am, bm, 0, cm);
+                best = @min(best, @as(f64, @floatFromInt(t.read())));
+            }
+            std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ @typeName(T), n, flops / best, best / 1e6 });
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! General matrix multiply, our own: C = alpha * A B + beta * C for any strides.
+//!
+//! The classic blocked scheme: B is packed in panels of KC x NC (kept in L3/L2), A in blocks of
+//! MC x KC (L2), and a register-tiled micro-kernel multiplies an MR x KC micro-panel of A by a
+//! KC x NR micro-panel of B (L1) into MR x NR accumulators held in vector registers. Vectors run
+//! along N (C is row-major in our arrays): with AVX-512, MR = 14 rows x NR = 2 zmm vectors gives
+//! 28 accumulators, two B loads and one broadcast per row per k step.
+//!
+//! Storage types and the compute type are separate: float16/bfloat16 operands are widened to
+//! float32 while packing and rounded once when C is written, as MLX's CPU backend computes them.
+//! Packing reads through arbitrary (even negative) element strides, so transposed, sliced and
+//! broadcast operands need no copy first. Matrix-vector products (M = 1 or N = 1) skip packing.
+//!
+//! Work is split over the thread pool by cutting C into independent column (or row) ranges;
+//! each worker packs its own panels into thread-local buffers, so there is no synchronisation
+//! inside a product.
+const std = @import("std");
+const builtin = @import("builtin");
+const pool = @import("pool.zig");
+const half = @import("half.zig");
+const dtype = @import("dtype.zig");
+
+/// Vector register width in bytes of the target (chooses the micro-kernel shape).
+const vec_bytes: usize = blk: {
+    const arch = builtin.cpu.arch;
+    if (arch == .x86_64) {
+        if (std.Target.x86.featureSetHas(builtin.cpu.features, .avx512f)) break :blk 64;
+        if (std.Target.x86.featureSetHas(builtin.cpu.features, .avx2)) break :blk 32;
+        break :blk 16;
+    }
+    break :blk 16; // arm64 NEON and others
+};
+/// Architectural vector registers available to the micro-kernel.
+const vec_regs: usize = if (builtin.cpu.arch == .x86_64 and vec_bytes == 64) 32 else if (builtin.cpu.arch == .aarch64) 32 else 16;
+
+/// Blocking and register tile for compute type T.
+pub fn Params(comptime T: type) type {
+    return struct {
+        pub const VL: usize = vec_bytes / @sizeOf(T);
+        pub const V = @Vector(VL, T);
+        /// Vectors per row of the tile.
+        pub const NV: usize = 2;
+        pub const NR: usize = NV * VL;
+        /// Rows: leave 3 registers for the B vectors and the broadcast.
+        pub const MR: usize = @min(14, (vec_regs - NV - 1) / NV);
+        pub const KC: usize = if (@sizeOf(T) == 4) 256 else 192;
+        pub const MC: usize = MR * (if (@sizeOf(T) == 4) 24 else 16);
+        pub const NC: usize = NR * 96;
+    };
+}
+
+/// A strided matrix operand: element (i, j) is at ptr[off + i * rs + j * cs] (element units).
+pub fn Mat(comptime S: type) type {
+    return struct {
+        ptr: [*]S,
+        rs: isize,
+        cs: isize,
+
+        inline fn at(m: @This(), i: usize, j: usize) *S {
+            const off = @as(isize, @intCast(i)) * m.rs + @as(isize, @intCast(j)) * m.cs;
+            return &offsetPtr(S, m.ptr, off)[0];
+        }
+        fn sub(m: @This(), i: usize, j: usize) @This() {
+            const off = @as(isize, @intCast(i)) * m.rs + @as(isize, @intCast(j)) * m.cs;
+            return .{ .ptr = offsetPtr(S, m.ptr, off), .rs = m.rs, .cs = m.cs };
+        }
+    };
+}
+
+inline fn offsetPtr(comptime S: type, p: [*]S, off: isize) [*]S {
+    const addr: isize = @as(isize, @intCast(@intFromPtr(p))) + off * @as(isize, @sizeOf(S));
+    return @ptrFromInt(@as(usize, @intCast(addr)));
+}
+
+inline fn load(comptime S: type, comptime T: type, p: *const S) T {
+    return switch (S) {
+        dtype.F16 => @floatCast(half.f16ToF32(p.bits)),
+        dtype.BF16 => @floatCast(half.bf16ToF32(p.bits)),
+        else => @floatCast(p.*),
+    };
+}
+
+inline fn store(comptime S: type, comptime T: type, p: *S, v: T) void {
+    switch (S) {
+        dtype.F16 => p.* = .{ .bits = half.f32ToF16(@floatCast(v)) },
+        dtype.BF16 => p.* = .{ .bits = half.f32ToBf16(@floatCast(v)) },
+        else => p.* = @floatCast(v),
+    }
+}
+
+/// C (m x n, storage SC) = alpha * A (m x k, SA) * B (k x n, SB) + beta * C, computed in T.
+/// beta == 0 never reads C.
+pub fn gemm(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    if (m == 0 or n == 0) return;
+    if (k == 0 or alpha == 0) {
+        scaleC(T, SC, m, n, beta, c);
+        return;
+    }
+    if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, true);
+    const P = Params(T);
+    const flops = m * n * k;
+    const workers = if (flops < 64 * 64 * 64) 1 else pool.threads();
+    const Job = struct {
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: T,
+        beta: T,
+        a: Mat(SA),
+        b: Mat(SB),
+        c: Mat(SC),
+        by_cols: bool,
+        unit: usize,
+        fn run(j: *const @This(), s: usize, e: usize) void {
+            const lo = s * j.unit;
+            if (j.by_cols) {
+                const hi = @min(e * j.unit, j.n);
+                if (lo >= hi) return;
+                serial(T, SA, SB, SC, j.m, hi - lo, j.k, j.alpha, j.a, j.b.sub(0, lo), j.beta, j.c.sub(0, lo));
+            } else {
+                const hi = @min(e * j.unit, j.m);
+                if (lo >= hi) return;
+                serial(T, SA, SB, SC, hi - lo, j.n, j.k, j.alpha, j.a.sub(lo, 0), j.b, j.beta, j.c.sub(lo, 0));
+            }
+        }
+    };
+    if (workers <= 1) {
+        serial(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+        return;
+    }
+    // Cut C along the dimension with more register tiles.
+    const col_tiles = (n + P.NR - 1) / P.NR;
+    const row_tiles = (m + P.MR - 1) / P.MR;
+    const by_cols = col_tiles * P.MR >= row_tiles * P.NR / 2 and col_tiles >= workers;
+    const unit = if (by_cols) P.NR else P.MR;
+    const tiles = if (by_cols) col_tiles else row_tiles;
+    const job = Job{ .m = m, .n = n, .k = k, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .by_cols = by_cols, .unit = unit };
+    pool.parallelFor(tiles, 1, &job, Job.run);
+}
+
+/// The same product on the calling thread only (for callers that parallelise over a batch).
+pub fn gemmSerial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    if (m == 0 or n == 0) return;
+    if (k == 0 or alpha == 0) return scaleC(T, SC, m, n, beta, c);
+    if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, false);
+    serial(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// A narrow C (float16/bfloat16) with K split into several panels: accumulate the whole product
+/// in a compute-type buffer and round once at the end, as a single K panel would.
+fn viaWide(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC), parallel: bool) void {
+    const tmp = std.heap.c_allocator.alloc(T, m * n) catch return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    defer std.heap.c_allocator.free(tmp);
+    const w = Mat(T){ .ptr = tmp.ptr, .rs = @intCast(n), .cs = 1 };
+    if (parallel) gemm(T, SA, SB, T, m, n, k, alpha, a, b, 0, w) else serial(T, SA, SB, T, m, n, k, alpha, a, b, 0, w);
+    for (0..m) |i| for (0..n) |j| {
+        const dst = c.at(i, j);
+        const v = tmp[i * n + j];
+        store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+    };
+}
+
+fn scaleC(comptime T: type, comptime SC: type, m: usize, n: usize, beta: T, c: Mat(SC)) void {
+    for (0..m) |i| for (0..n) |j| {
+        const p = c.at(i, j);
+        store(SC, T, p, if (beta == 0) 0 else beta * load(SC, T, p));
+    };
+}
+
+/// Per-thread packing buffers, grown on demand and kept (no allocation per product).
+threadlocal var pack_a: []align(64) u8 = &.{};
+threadlocal var pack_b: []align(64) u8 = &.{};
+
+fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
+    if (buf.len < bytes) {
+        if (buf.len != 0) std.heap.c_allocator.free(buf.*);
+        buf.* = &.{};
+        buf.* = std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return null;
+    }
+    return buf.*;
+}
+
+/// One thread's product.
+fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    if (m == 1 or n == 1) return gemv(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    const P = Params(T);
+    const kc_max: usize = @min(P.KC, k);
+    const nc_max: usize = @min(P.NC, roundUp(n, P.NR));
+    const mc_max: usize = @min(P.MC, roundUp(m, P.MR));
+    const bb = packBuffer(&pack_b, kc_max * nc_max * @sizeOf(T));
+    const ab = packBuffer(&pack_a, kc_max * mc_max * @sizeOf(T));
+    if (bb == null or ab == null) {
+        // Out of memory for the panels: the plain loop still gives the right answer.
+        return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    }
+    const bp: [*]T = @ptrCast(@alignCast(bb.?.ptr));
+    const ap: [*]T = @ptrCast(@alignCast(ab.?.ptr));
+
+    var jc: usize = 0;
+    while (jc < n) : (jc += P.NC) {
+        const nc: usize = @min(P.NC, n - jc);
+        var pc: usize = 0;
+        while (pc < k) : (pc += P.KC) {
+            const kc: usize = @min(P.KC, k - pc);
+            const beta_p = if (pc == 0) beta else 1;
+            packB(T, SB, kc, nc, b.sub(pc, jc), bp);
+            var ic: usize = 0;
+            while (ic < m) : (ic += P.MC) {
+                const mc: usize = @min(P.MC, m - ic);
+                packA(T, SA, mc, kc, a.sub(ic, pc), ap);
+                var jr: usize = 0;
+                while (jr < nc) : (jr += P.NR) {
+                    const nr: usize = @min(P.NR, nc - jr);
+                    var ir: usize = 0;
+                    while (ir < mc) : (ir += P.MR) {
+                        const mr: usize = @min(P.MR, mc - ir);
+                        micro(T, SC, kc, ap + ir * kc, bp + jr * kc, alpha, beta_p, c.sub(ic + ir, jc + jr), mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+inline fn roundUp(x: usize, to: usize) usize {
+    return (x + to - 1) / to * to;
+}
+
+/// A (mc x kc) into micro-panels of MR rows: panel r holds, for each p, rows r*MR .. r*MR+MR-1
+/// of column p (zero past mc).
+fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), out: [*]T) void {
+    const MR = Params(T).MR;
+    var r: usize = 0;
+    while (r < mc) : (r += MR) {
+        const rows: usize = @min(MR, mc - r);
+        const dst = out + r * kc;
+        if (a.cs == 1) {
+            // Row-major A: walk each row contiguously.
+            for (0..rows) |i| {
+                const src = a.at(r + i, 0);
+                const sp: [*]const SA = @ptrCast(src);
+                for (0..kc) |p| dst[p * MR + i] = load(SA, T, &sp[p]);
+            }
+        } else {
+            for (0..kc) |p| for (0..rows) |i| {
+                dst[p * MR + i] = load(SA, T, a.at(r + i, p));
+            };
+        }
+        if (rows < MR) for (0..kc) |p| for (rows..MR) |i| {
+            dst[p * MR + i] = 0;
+        };
+    }
+}
+
+/// B (kc x nc) into micro-panels of NR columns: panel q holds, for each p, columns q*NR ..
+/// q*NR+NR-1 of row p (zero past nc).
+fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), out: [*]T) void {
+    const P = Params(T);
+    const NR = P.NR;
+    var q: usize = 0;
+    while (q < nc) : (q += NR) {
+        const cols: usize = @min(NR, nc - q);
+        const dst = out + q * kc;
+        if (b.cs == 1 and cols == NR and SB == T) {
+            for (0..kc) |p| {
+                const sp: [*]const T = @ptrCast(b.at(p, q));
+                inline for (0..P.NV) |v| {
+                    const x: P.V = sp[v * P.VL ..][0..P.VL].*;
+                    dst[p * NR + v * P.VL ..][0..P.VL].* = x;
+                }
+            }
+        } else if (b.rs == 1 and cols == NR) {
+            // Column-major B (a transposed operand): walk each column contiguously.
+            for (0..NR) |j| {
+                const sp: [*]const SB = @ptrCast(b.at(0, q + j));
+                for (0..kc) |p| dst[p * NR + j] = load(SB, T, &sp[p]);
+            }
+        } else {
+            for (0..kc) |p| {
+                for (0..cols) |j| dst[p * NR + j] = load(SB, T, b.at(p, q + j));
+                for (cols..NR) |j| dst[p * NR + j] = 0;
+            }
+        }
+    }
+}
+
+/// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
+fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+    const P = Params(T);
+    const V = P.V;
+    var acc: [P.MR][P.NV]V = undefined;
+    inline for (0..P.MR) |i| inline for (0..P.NV) |v| {
+        acc[i][v] = @splat(0);
+    };
+    var a = ap;
+    var b = bp;
+    var p: usize = 0;
+    while (p < kc) : (p += 1) {
+        var bv: [P.NV]V = undefined;
+        inline for (0..P.NV) |v| bv[v] = b[v * P.VL ..][0..P.VL].*;
+        inline for (0..P.MR) |i| {
+            const s: V = @splat(a[i]);
+            inline for (0..P.NV) |v| acc[i][v] = @mulAdd(V, s, bv[v], acc[i][v]);
+        }
+        a += P.MR;
+        b += P.NR;
+    }
+    const va: V = @splat(alpha);
+    if (SC == T and c.cs == 1 and mr == P.MR and nr == P.NR) {
+        inline for (0..P.MR) |i| {
+            const row: [*]T = @ptrCast(c.at(i, 0));
+            inline for (0..P.NV) |v| {
+                const dst = row[v * P.VL ..][0..P.VL];
+                if (beta == 0) {
+                    dst.* = va * acc[i][v];
+                } else {
+                    const old: V = dst.*;
+                    dst.* = @mulAdd(V, va, acc[i][v], old * @as(V, @splat(beta)));
+                }
+            }
+        }
+        return;
+    }
+    var tile: [P.MR][P.NR]T = undefined;
+    inline for (0..P.MR) |i| inline for (0..P.NV) |v| {
+        tile[i][v * P.VL ..][0..P.VL].* = va * acc[i][v];
+    };
+    for (0..mr) |i| for (0..nr) |j| {
+        const dst = c.at(i, j);
+        const v = tile[i][j];
+        store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+    };
+}
+
+/// Matrix-vector products (m == 1 or n == 1): memory bound, so stream the matrix once.
+fn gemv(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    const VL = Params(T).VL;
+    const V = @Vector(VL, T);
+    if (m == 1 and b.cs == 1 and SB == T and n >= VL) {
+        // c[j] = sum_p a[p] b[p, j]: rows of B scaled and added, in column blocks that stay in L1.
+        const blk: usize = 512;
+        var j0: usize = 0;
+        while (j0 < n) : (j0 += blk) {
+            const w: usize = @min(blk, n - j0);
+            var acc: [blk]T align(64) = undefined;
+            @memset(acc[0..w], 0);
+            for (0..k) |p| {
+                const s: V = @splat(load(SA, T, a.at(0, p)));
+                const row: [*]const T = @ptrCast(b.at(p, j0));
+                var j: usize = 0;
+                while (j + VL <= w) : (j += VL) {
+                    const x: V = row[j..][0..VL].*;
+                    acc[j..][0..VL].* = @mulAdd(V, s, x, acc[j..][0..VL].*);
+                }
+                while (j < w) : (j += 1) acc[j] = @mulAdd(T, s[0], row[j], acc[j]);
+            }
+            for (0..w) |j| {
+                const dst = c.at(0, j0 + j);
+                const v = alpha * acc[j];
+                store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+            }
+        }
+        return;
+    }
+    if (n == 1 and a.cs == 1 and b.rs == 1 and SA == T and SB == T and k >= VL) {
+        // c[i] = dot(a[i, :], b[:, 0]) with contiguous rows and vector.
+        const x: [*]const T = @ptrCast(b.at(0, 0));
+        for (0..m) |i| {
+            const row: [*]const T = @ptrCast(a.at(i, 0));
+            var s0: V = @splat(0);
+            var s1: V = @splat(0);
+            var p: usize = 0;
+            while (p + 2 * VL <= k) : (p += 2 * VL) {
+                s0 = @mulAdd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
+                s1 = @mulAdd(V, row[p + VL ..][0..VL].*, x[p + VL ..][0..VL].*, s1);
+            }
+            while (p + VL <= k) : (p += VL) s0 = @mulAdd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
+            var s = @reduce(.Add, s0 + s1);
+            while (p < k) : (p += 1) s = @mulAdd(T, row[p], x[p], s);
+            const dst = c.at(i, 0);
+            const v = alpha * s;
+            store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+        }
+        return;
+    }
+    naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// The definition: also the fallback for layouts the fast paths do not cover.
+pub fn naive(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    for (0..m) |i| for (0..n) |j| {
+        var s: T = 0;
+        for (0..k) |p| s += load(SA, T, a.at(i, p)) * load(SB, T, b.at(p, j));
+        const dst = c.at(i, j);
+        store(SC, T, dst, if (beta == 0) alpha * s else alpha * s + beta * load(SC, T, dst));
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests: every path against a float64 triple loop.
+
+fn checkCase(comptime T: type, m: usize, n: usize, k: usize, a_trans: bool, b_trans: bool, alpha: T, beta: T) !void {
+    const gpa = std.testing.allocator;
+    var prng = std.Random.DefaultPrng.init(m * 1000003 + n * 1009 + k);
+    const r = prng.random();
+    const a = try gpa.alloc(T, m * k);
+    defer gpa.free(a);
+    const b = try gpa.alloc(T, k * n);
+    defer gpa.free(b);
+    const c = try gpa.alloc(T, m * n);
+    defer gpa.free(c);
+    for (a) |*x| x.* = @floatCast(r.float(f64) * 2 - 1);
+    for (b) |*x| x.* = @floatCast(r.float(f64) * 2 - 1);
+    for (c) |*x| x.* = @floatCast(r.float(f64) * 2 - 1);
+    const c0 = try gpa.dupe(T, c);
+    defer gpa.free(c0);
+    const am = if (a_trans) Mat(T){ .ptr = a.ptr, .rs = 1, .cs = @intCast(m) } else Mat(T){ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
+    const bm = if (b_trans) Mat(T){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else Mat(T){ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+    gemm(T, T, T, T, m, n, k, alpha, am, bm, beta, .{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 });
+    for (0..m) |i| for (0..n) |j| {
+        var s: f64 = 0;
+        for (0..k) |p| s += @as(f64, am.at(i, p).*) * @as(f64, bm.at(p, j).*);
+        const want = @as(f64, alpha) * s + (if (beta == 0) 0 else @as(f64, beta) * @as(f64, c0[i * n + j]));
+        const tol: f64 = if (T == f32) 1e-5 * @as(f64, @floatFromInt(k + 1)) else 1e-12 * @as(f64, @floatFromInt(k + 1));
+        if (@abs(want - @as(f64, c[i * n + j])) > tol) {
+            std.debug.print("gemm {s} m={d} n={d} k={d} ta={} tb={} at ({d},{d}): {d} vs {d}\n", .{ @typeName(T), m, n, k, a_trans, b_trans, i, j, c[i * n + j], want });
+            return error.TestExpectedEqual;
+        }
+    };
+}
+
+test "gemm matches the triple loop: shapes around the tile and block sizes, transposes, alpha/beta" {
+    const sizes = [_][3]usize{
+        .{ 1, 1, 1 },     .{ 1, 37, 5 },    .{ 29, 1, 70 },   .{ 3, 4, 5 },     .{ 14, 32, 8 },
+        .{ 15, 33, 257 }, .{ 28, 64, 256 }, .{ 100, 70, 3 },  .{ 130, 129, 300 }, .{ 7, 300, 600 },
+        .{ 340, 20, 40 }, .{ 64, 64, 0 },
+    };
+    inline for (.{ f32, f64 }) |T| {
+        for (sizes) |s| for ([_]bool{ false, true }) |ta| for ([_]bool{ false, true }) |tb| {
+            try checkCase(T, s[0], s[1], s[2], ta, tb, 1, 0);
+        };
+        try checkCase(T, 130, 129, 300, false, false, 0.5, 2);
+        try checkCase(T, 1, 600, 40, false, false, 2, -1);
+        try checkCase(T, 600, 1, 40, false, false, 2, -1);
+    }
+}
+
+test "gemm with float16 and bfloat16 storage rounds once from float32" {
+    const gpa = std.testing.allocator;
+    const m = 33;
+    const n = 40;
+    const k = 700; // several K panels: still one rounding
+    const BF = dtype.BF16;
+    const a = try gpa.alloc(BF, m * k);
+    defer gpa.free(a);
+    const b = try gpa.alloc(BF, k * n);
+    defer gpa.free(b);
+    const c = try gpa.alloc(BF, m * n);
+    defer gpa.free(c);
+    for (a, 0..) |*x, i| x.* = .{ .bits = half.f32ToBf16(@as(f32, @floatFromInt(i % 11)) * 0.125) };
+    for (b, 0..) |*x, i| x.* = .{ .bits = half.f32ToBf16(@as(f32, @floatFromInt(i % 13)) * 0.0625) };
+    gemm(f32, BF, BF, BF, m, n, k, 1, .{ .ptr = a.ptr, .rs = k, .cs = 1 }, .{ .ptr = b.ptr, .rs = n, .cs = 1 }, 0, .{ .ptr = c.ptr, .rs = n, .cs = 1 });
+    for (0..m) |i| for (0..n) |j| {
+        var s: f64 = 0;
+        for (0..k) |p| s += @as(f64, half.bf16ToF32(a[i * k + p].bits)) * half.bf16ToF32(b[p * n + j].bits);
+        // The values are small multiples of 1/8 and 1/16: the float32 sum is exact, so the result
+        // must be exactly the sum rounded once to bfloat16.
+        try std.testing.expectEqual(half.f32ToBf16(@floatCast(s)), c[i * n + j].bits);
+    };
+}
