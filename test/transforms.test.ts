@@ -99,6 +99,9 @@ describe("vjp of binary ops against finite differences, each argument, with broa
 });
 
 describe("vjp of reductions, shapes and indexing against finite differences", () => {
+  const B34 = mx.array([0.5, -1, 2, 0.25, 1.5, 0.75, -0.5, 1, -2, 0.3, 0.6, 1.2], mx.float64).reshape([3, 4]);
+  const A42 = mx.array([1.1, -0.3, 0.7, 2.0, -1.4, 0.2, 0.9, -0.8], mx.float64).reshape([4, 2]);
+  const C24 = mx.array([0.1, 0.2, 0.3, 0.4], mx.float64);
   const x6 = [0.3, -1.2, 2.1, 0.8, -0.5, 1.6];
   const cases: [string, F][] = [
     ["sum all", (x) => mx.sum(x)], ["sum axis 0", (x) => mx.sum(x, { axis: 0 })], ["sum keepdims", (x) => mx.sum(x, { axis: 1, keepdims: true })],
@@ -123,7 +126,14 @@ describe("vjp of reductions, shapes and indexing against finite differences", ()
     ["at add", (x) => x.at(mx.array([0, 0]), mx.array([2, 2])).add(x.index(1, mx.sl(0, 2)).square()).square()],
     ["putAlongAxis", (x) => mx.putAlongAxis(x.square(), mx.array([[0], [2]]), x.index(mx.sl(), mx.sl(1, 2)).exp(), 1)],
     ["diagonal", (x) => mx.diagonal(x, 1).exp()], ["trace", (x) => mx.trace(x.reshape([3, 2]).square())],
-    ["mask set (a)", (x) => x.at(mx.array([[true, false, true], [false, false, true]])).set(0).square()]
+    ["mask set (a)", (x) => x.at(mx.array([[true, false, true], [false, false, true]])).set(0).square()],
+    ["matmul (a)", (x) => mx.matmul(x, B34)], ["matmul (b)", (x) => mx.matmul(A42, x)],
+    ["matmul batched, broadcast", (x) => mx.matmul(x.reshape([2, 1, 3]), mx.stack([B34, B34.square()]).reshape([2, 1, 3, 4]))],
+    ["matmul 1-D", (x) => mx.matmul(x.index(0), x.reshape([3, 2]))], ["matmul transposed view", (x) => mx.matmul(x.transpose(), x)],
+    ["addmm (a)", (x) => mx.addmm(C24, x, B34, { alpha: 0.5, beta: -2 })], ["addmm (c)", (x) => mx.addmm(x.index(0), A42.transpose(), B34.transpose(), { beta: 3 })],
+    ["einsum", (x) => mx.einsum("ij,jk,ij->k", x, B34, x.sin())],
+    ["tensordot", (x) => mx.tensordot(x, x.reshape([3, 2]), 1)], ["outer", (x) => mx.outer(x, B34.index(0))], ["kron", (x) => mx.kron(x, A42)],
+    ["inner", (x) => mx.inner(x, B34.transpose())], ["vecdot", (x) => mx.vecdot(x, x.exp())],
   ];
   for (const [name, f] of cases) test(name, () => checkGrad(name, f, x6, [2, 3]));
 });
@@ -326,6 +336,9 @@ describe("vmap equals a loop over the batch", () => {
     ["index arrays", (x) => x.index(mx.array([0, 2, 1]), mx.array([3, 3, 0])), firstAxis],
     ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[0, 3], [1, 1], [2, 0]]), 1), firstAxis],
     ["matrix-ish", (x) => mx.sum(mx.multiply(mx.expandDims(x, 2), mx.expandDims(Y.transpose(), 0)), { axis: 1 }), firstAxis],
+    ["matmul both mapped", (x) => mx.matmul(x, x.transpose()), anyAxes], ["matmul unmapped b", (x) => mx.matmul(x, Y.transpose()), firstAxis],
+    ["matmul unmapped a", (x) => mx.matmul(Y.index(mx.sl(0, 2)), x.transpose()), firstAxis], ["matmul 1-D", (x) => mx.matmul(x.index(0), x.transpose()), anyAxes],
+    ["addmm", (x) => mx.addmm(Y.index(0), x.transpose(), x, { alpha: 2, beta: 0.5 }), firstAxis], ["einsum", (x) => mx.einsum("ij,kj->ik", x, Y), firstAxis],
   ];
   for (const [name, f, pairs] of ops) {
     test(name, () => {
@@ -337,6 +350,13 @@ describe("vmap equals a loop over the batch", () => {
       }
     });
   }
+
+  test("matmul with the two operands mapped along different axes", () => {
+    const a = mx.reshape(mx.linspace(-1, 1, 24), [2, 3, 4]);
+    const b = mx.reshape(mx.linspace(0, 2, 40), [4, 2, 5]);
+    const got = mx.vmap(mx.matmul, { inAxes: [0, 1], outAxes: -1 })(a, b);
+    expect(mx.allclose(got, loop(mx.matmul, [a, b], [0, 1], -1), { rtol: 1e-5, atol: 1e-6 }).item()).toBe(true);
+  });
 
   test("unmapped arguments, trees of axes, nested vmap, constants", () => {
     const f = (x: mx.Array, y: mx.Array) => mx.multiply(x, y);
