@@ -19,6 +19,7 @@ const builtin = @import("builtin");
 const pool = @import("pool.zig");
 const half = @import("half.zig");
 const dtype = @import("dtype.zig");
+const amx = @import("amx.zig");
 
 /// Vector register width in bytes of the target (chooses the micro-kernel shape).
 const vec_bytes: usize = blk: {
@@ -56,11 +57,11 @@ pub fn Mat(comptime S: type) type {
         rs: isize,
         cs: isize,
 
-        inline fn at(m: @This(), i: usize, j: usize) *S {
+        pub inline fn at(m: @This(), i: usize, j: usize) *S {
             const off = @as(isize, @intCast(i)) * m.rs + @as(isize, @intCast(j)) * m.cs;
             return &offsetPtr(S, m.ptr, off)[0];
         }
-        fn sub(m: @This(), i: usize, j: usize) @This() {
+        pub fn sub(m: @This(), i: usize, j: usize) @This() {
             const off = @as(isize, @intCast(i)) * m.rs + @as(isize, @intCast(j)) * m.cs;
             return .{ .ptr = offsetPtr(S, m.ptr, off), .rs = m.rs, .cs = m.cs };
         }
@@ -80,6 +81,23 @@ inline fn load(comptime S: type, comptime T: type, p: *const S) T {
     };
 }
 
+/// VL consecutive elements of storage type S widened to compute type T.
+inline fn loadVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]const S) @Vector(VL, T) {
+    switch (S) {
+        dtype.BF16 => {
+            const u: @Vector(VL, u16) = @as(*const [VL]u16, @ptrCast(p)).*;
+            const w: @Vector(VL, u32) = u;
+            const f: @Vector(VL, f32) = @bitCast(w << @splat(16));
+            return @floatCast(f);
+        },
+        dtype.F16 => {
+            const h: @Vector(VL, f16) = @bitCast(@as(*const [VL]u16, @ptrCast(p)).*);
+            return @floatCast(h);
+        },
+        else => return @floatCast(@as(@Vector(VL, S), p[0..VL].*)),
+    }
+}
+
 inline fn store(comptime S: type, comptime T: type, p: *S, v: T) void {
     switch (S) {
         dtype.F16 => p.* = .{ .bits = half.f32ToF16(@floatCast(v)) },
@@ -96,6 +114,7 @@ pub fn gemm(comptime T: type, comptime SA: type, comptime SB: type, comptime SC:
         scaleC(T, SC, m, n, beta, c);
         return;
     }
+    if (useAmx(T, SA, SB, m, n, k) and amx.gemm(SC, m, n, k, alpha, a, b, beta, c, true)) return;
     if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, true);
     const P = Params(T);
     const flops = m * n * k;
@@ -142,8 +161,16 @@ pub fn gemm(comptime T: type, comptime SA: type, comptime SB: type, comptime SC:
 pub fn gemmSerial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 0 or n == 0) return;
     if (k == 0 or alpha == 0) return scaleC(T, SC, m, n, beta, c);
+    if (useAmx(T, SA, SB, m, n, k) and amx.gemm(SC, m, n, k, alpha, a, b, beta, c, false)) return;
     if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, false);
     serial(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// bfloat16 operands of a product big enough to pay for packing go to AMX tiles when the CPU and
+/// the OS allow (engine/amx.zig); matrix-vector products stay on the vector path.
+inline fn useAmx(comptime T: type, comptime SA: type, comptime SB: type, m: usize, n: usize, k: usize) bool {
+    if (T != f32 or SA != dtype.BF16 or SB != dtype.BF16) return false;
+    return m >= 8 and n >= 16 and m * n * k >= amx.min_work and !amx.force_off and amx.available();
 }
 
 /// A narrow C (float16/bfloat16) with K split into several panels: accumulate the whole product
@@ -336,23 +363,40 @@ fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]
 fn gemv(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     const VL = Params(T).VL;
     const V = @Vector(VL, T);
-    if (m == 1 and b.cs == 1 and SB == T and n >= VL) {
-        // c[j] = sum_p a[p] b[p, j]: rows of B scaled and added, in column blocks that stay in L1.
-        const blk: usize = 512;
+    if (m == 1 and b.cs == 1 and n >= VL) {
+        // c[j] = sum_p a[p] b[p, j]: rows of B scaled and added into a block of accumulators that
+        // stays in L1, four rows per pass (four long sequential streams, a quarter of the
+        // accumulator traffic). Memory-bound: B is read exactly once.
+        const blk: usize = 2048;
         var j0: usize = 0;
         while (j0 < n) : (j0 += blk) {
             const w: usize = @min(blk, n - j0);
             var acc: [blk]T align(64) = undefined;
             @memset(acc[0..w], 0);
-            for (0..k) |p| {
-                const s: V = @splat(load(SA, T, a.at(0, p)));
-                const row: [*]const T = @ptrCast(b.at(p, j0));
+            var p: usize = 0;
+            while (p + 4 <= k) : (p += 4) {
+                var s: [4]T = undefined;
+                var r: [4][*]const SB = undefined;
+                inline for (0..4) |q| {
+                    s[q] = load(SA, T, a.at(0, p + q));
+                    r[q] = @ptrCast(b.at(p + q, j0));
+                }
                 var j: usize = 0;
                 while (j + VL <= w) : (j += VL) {
-                    const x: V = row[j..][0..VL].*;
-                    acc[j..][0..VL].* = @mulAdd(V, s, x, acc[j..][0..VL].*);
+                    var t: V = acc[j..][0..VL].*;
+                    inline for (0..4) |q| t = @mulAdd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
+                    acc[j..][0..VL].* = t;
                 }
-                while (j < w) : (j += 1) acc[j] = @mulAdd(T, s[0], row[j], acc[j]);
+                while (j < w) : (j += 1) {
+                    inline for (0..4) |q| acc[j] = @mulAdd(T, s[q], load(SB, T, &r[q][j]), acc[j]);
+                }
+            }
+            while (p < k) : (p += 1) {
+                const s = load(SA, T, a.at(0, p));
+                const row: [*]const SB = @ptrCast(b.at(p, j0));
+                var j: usize = 0;
+                while (j + VL <= w) : (j += VL) acc[j..][0..VL].* = @mulAdd(V, @as(V, @splat(s)), loadVec(SB, T, VL, row + j), acc[j..][0..VL].*);
+                while (j < w) : (j += 1) acc[j] = @mulAdd(T, s, load(SB, T, &row[j]), acc[j]);
             }
             for (0..w) |j| {
                 const dst = c.at(0, j0 + j);
@@ -445,26 +489,33 @@ test "gemm matches the triple loop: shapes around the tile and block sizes, tran
     }
 }
 
-test "gemm with float16 and bfloat16 storage rounds once from float32" {
+test "gemm with float16 and bfloat16 storage rounds once from float32 (vector, matrix-vector and AMX paths)" {
     const gpa = std.testing.allocator;
-    const m = 33;
-    const n = 40;
-    const k = 700; // several K panels: still one rounding
-    const BF = dtype.BF16;
-    const a = try gpa.alloc(BF, m * k);
-    defer gpa.free(a);
-    const b = try gpa.alloc(BF, k * n);
-    defer gpa.free(b);
-    const c = try gpa.alloc(BF, m * n);
-    defer gpa.free(c);
-    for (a, 0..) |*x, i| x.* = .{ .bits = half.f32ToBf16(@as(f32, @floatFromInt(i % 11)) * 0.125) };
-    for (b, 0..) |*x, i| x.* = .{ .bits = half.f32ToBf16(@as(f32, @floatFromInt(i % 13)) * 0.0625) };
-    gemm(f32, BF, BF, BF, m, n, k, 1, .{ .ptr = a.ptr, .rs = k, .cs = 1 }, .{ .ptr = b.ptr, .rs = n, .cs = 1 }, 0, .{ .ptr = c.ptr, .rs = n, .cs = 1 });
-    for (0..m) |i| for (0..n) |j| {
-        var s: f64 = 0;
-        for (0..k) |p| s += @as(f64, half.bf16ToF32(a[i * k + p].bits)) * half.bf16ToF32(b[p * n + j].bits);
-        // The values are small multiples of 1/8 and 1/16: the float32 sum is exact, so the result
-        // must be exactly the sum rounded once to bfloat16.
-        try std.testing.expectEqual(half.f32ToBf16(@floatCast(s)), c[i * n + j].bits);
+    // Several K panels (still one rounding), and matrix-vector products with K not a multiple of 4.
+    const shapes = [_][3]usize{ .{ 33, 40, 700 }, .{ 1, 600, 37 }, .{ 1, 40, 700 } };
+    defer amx.force_off = false;
+    inline for (.{ dtype.BF16, dtype.F16 }) |S| for ([_]bool{ false, true }) |no_amx| for (shapes) |shape| {
+        amx.force_off = no_amx;
+        const m = shape[0];
+        const n = shape[1];
+        const k = shape[2];
+        const to = if (S == dtype.BF16) half.f32ToBf16 else half.f32ToF16;
+        const from = if (S == dtype.BF16) half.bf16ToF32 else half.f16ToF32;
+        const a = try gpa.alloc(S, m * k);
+        defer gpa.free(a);
+        const b = try gpa.alloc(S, k * n);
+        defer gpa.free(b);
+        const c = try gpa.alloc(S, m * n);
+        defer gpa.free(c);
+        for (a, 0..) |*x, i| x.* = .{ .bits = to(@as(f32, @floatFromInt(i % 11)) * 0.125) };
+        for (b, 0..) |*x, i| x.* = .{ .bits = to(@as(f32, @floatFromInt(i % 13)) * 0.0625) };
+        gemm(f32, S, S, S, m, n, k, 1, .{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 }, .{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 }, 0, .{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 });
+        for (0..m) |i| for (0..n) |j| {
+            var sum: f64 = 0;
+            for (0..k) |p| sum += @as(f64, from(a[i * k + p].bits)) * from(b[p * n + j].bits);
+            // The values are small multiples of 1/8 and 1/16: the float32 sum is exact, so the
+            // result must be exactly the sum rounded once.
+            try std.testing.expectEqual(to(@floatCast(sum)), c[i * n + j].bits);
+        };
     };
 }

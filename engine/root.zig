@@ -18,6 +18,7 @@ test {
     _ = @import("gen_abi.zig");
     _ = @import("pool.zig");
     _ = @import("gemm.zig");
+    _ = @import("amx.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");

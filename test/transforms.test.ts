@@ -355,7 +355,7 @@ describe("vmap equals a loop over the batch", () => {
     const a = mx.reshape(mx.linspace(-1, 1, 24), [2, 3, 4]);
     const b = mx.reshape(mx.linspace(0, 2, 40), [4, 2, 5]);
     const got = mx.vmap(mx.matmul, { inAxes: [0, 1], outAxes: -1 })(a, b);
-    expect(mx.allclose(got, loop(mx.matmul, [a, b], [0, 1], -1), { rtol: 1e-5, atol: 1e-6 }).item()).toBe(true);
+    expect(mx.allclose(got, loop((x, y) => mx.matmul(x!, y!), [a, b], [0, 1], -1), { rtol: 1e-5, atol: 1e-6 }).item()).toBe(true);
   });
 
   test("unmapped arguments, trees of axes, nested vmap, constants", () => {

@@ -1,0 +1,366 @@
+//! bfloat16 matrix products on Intel AMX tiles (Sapphire Rapids and later), chosen at run time.
+//!
+//! `TDPBF16PS` multiplies a 16 x 32 bfloat16 tile of A by a 32 x 16 bfloat16 tile of B (stored as
+//! 16 rows of 16 (k, k+1) pairs, the "VNNI" layout) into a 16 x 16 float32 tile of C: 16K flops
+//! per instruction. The kernel holds a 32 x 32 block of C in four accumulator tiles and loads two
+//! A tiles and two B tiles per 32-deep k step (all eight tile registers).
+//!
+//! Operands are packed first, zero-padded to whole tiles: A as 1 KiB 16 x 32 tiles, B as 1 KiB
+//! VNNI tiles, read through any strides (so transposed views need no copy). C accumulates in a
+//! padded float32 buffer and is rounded to bfloat16 once, with alpha and beta applied then, as the
+//! float32 path (`gemm.viaWide`) does. Blocking: C is cut into row ranges (or column ranges when
+//! there are few rows) per worker; within a worker, K runs in chunks of `kc` so the A rows of a
+//! chunk stay in L1 while the B chunk of `nc` columns stays in L2.
+//!
+//! Availability: the CPU must report AMX-TILE and AMX-BF16, the OS must enable the tile state in
+//! XCR0, and Linux must grant this process the tile data permission (arch_prctl
+//! ARCH_REQ_XCOMP_PERM); any refusal, or MLXB_NO_AMX=1 in the environment, leaves the portable
+//! vector path in charge. The instructions are written as inline assembly, so the library needs
+//! no AMX at build time and runs on any x86-64.
+const std = @import("std");
+const builtin = @import("builtin");
+const pool = @import("pool.zig");
+const half = @import("half.zig");
+const dtype = @import("dtype.zig");
+const Mat = @import("gemm.zig").Mat;
+
+const BF16 = dtype.BF16;
+const is_x86_64 = builtin.cpu.arch == .x86_64 and builtin.os.tag == .linux;
+
+// ---------------------------------------------------------------------------------------------
+// Detection
+
+var state = std.atomic.Value(u8).init(0); // 0 unknown, 1 available, 2 unavailable
+
+/// Tests set this to exercise the vector path on a machine with AMX.
+pub var force_off: bool = false;
+
+/// Whether AMX bfloat16 tiles can be used by this process (asks the kernel once).
+pub fn available() bool {
+    const s = state.load(.acquire);
+    if (s != 0) return s == 1;
+    const ok = probe();
+    state.store(if (ok) 1 else 2, .release);
+    return ok;
+}
+
+fn probe() bool {
+    if (!is_x86_64) return false;
+    if (std.posix.getenv("MLXB_NO_AMX")) |v| if (v.len > 0 and !std.mem.eql(u8, v, "0")) return false;
+    const max_leaf = cpuid(0, 0)[0];
+    if (max_leaf < 7) return false;
+    const l1 = cpuid(1, 0);
+    if ((l1[2] >> 27) & 1 == 0) return false; // OSXSAVE
+    const l7 = cpuid(7, 0);
+    const amx_bf16 = (l7[3] >> 22) & 1 == 1;
+    const amx_tile = (l7[3] >> 24) & 1 == 1;
+    if (!amx_bf16 or !amx_tile) return false;
+    const xcr0 = xgetbv0();
+    if ((xcr0 >> 17) & 3 != 3) return false; // XTILECFG and XTILEDATA enabled by the OS
+    // Linux 5.16+: the tile data state must be requested before first use.
+    const ARCH_REQ_XCOMP_PERM = 0x1023;
+    const XFEATURE_XTILEDATA = 18;
+    const rc = std.os.linux.syscall2(.arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA);
+    if (std.os.linux.E.init(rc) != .SUCCESS) return false;
+    return true;
+}
+
+fn cpuid(leaf: u32, sub: u32) [4]u32 {
+    if (!is_x86_64) return .{ 0, 0, 0, 0 };
+    var a: u32 = undefined;
+    var b: u32 = undefined;
+    var c: u32 = undefined;
+    var d: u32 = undefined;
+    asm volatile ("cpuid"
+        : [a] "={eax}" (a),
+          [b] "={ebx}" (b),
+          [c] "={ecx}" (c),
+          [d] "={edx}" (d),
+        : [leaf] "{eax}" (leaf),
+          [sub] "{ecx}" (sub),
+    );
+    return .{ a, b, c, d };
+}
+
+fn xgetbv0() u64 {
+    if (!is_x86_64) return 0;
+    var lo: u32 = undefined;
+    var hi: u32 = undefined;
+    asm volatile ("xgetbv"
+        : [lo] "={eax}" (lo),
+          [hi] "={edx}" (hi),
+        : [idx] "{ecx}" (@as(u32, 0)),
+    );
+    return (@as(u64, hi) << 32) | lo;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tile instructions
+
+/// The tile configuration (palette 1): eight tiles of 16 rows x 64 bytes.
+const TileConfig = extern struct {
+    palette: u8 = 1,
+    start_row: u8 = 0,
+    reserved: [14]u8 = [_]u8{0} ** 14,
+    colsb: [16]u16 = [_]u16{64} ** 8 ++ [_]u16{0} ** 8,
+    rows: [16]u8 = [_]u8{16} ** 8 ++ [_]u8{0} ** 8,
+};
+
+// The assembler accepts AMX mnemonics only when the build target has AMX, and the library is built
+// for any x86-64, so the instructions are spelled as bytes (VEX-encoded; Intel SDM vol. 2). Memory
+// operands use fixed registers: the base in rax, the row stride in rcx (SIB base rax, index rcx).
+
+inline fn tileConfigure(cfg: *const TileConfig) void {
+    // ldtilecfg (%rax): VEX.128.NP.0F38.W0 49 /0
+    asm volatile (".byte 0xc4, 0xe2, 0x78, 0x49, 0x00"
+        :
+        : [cfg] "{rax}" (cfg),
+        : .{ .memory = true });
+}
+
+inline fn tileRelease() void {
+    // tilerelease: VEX.128.NP.0F38.W0 49 C0
+    asm volatile (".byte 0xc4, 0xe2, 0x78, 0x49, 0xc0" ::: .{ .memory = true });
+}
+
+inline fn tileLoad(comptime t: u8, p: *const anyopaque, stride: usize) void {
+    // tileloadd (%rax,%rcx,1), %tmm<t>: VEX.128.F2.0F38.W0 4B, ModRM 00 t 100, SIB 00 001 000
+    asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7b, 0x4b, 0x{x:0>2}, 0x08", .{(t << 3) | 4})
+        :
+        : [p] "{rax}" (p),
+          [s] "{rcx}" (stride),
+        : .{ .memory = true });
+}
+
+inline fn tileStore(comptime t: u8, p: *anyopaque, stride: usize) void {
+    // tilestored %tmm<t>, (%rax,%rcx,1): VEX.128.F3.0F38.W0 4B, ModRM 00 t 100, SIB 00 001 000
+    asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7a, 0x4b, 0x{x:0>2}, 0x08", .{(t << 3) | 4})
+        :
+        : [p] "{rax}" (p),
+          [s] "{rcx}" (stride),
+        : .{ .memory = true });
+}
+
+inline fn tileZero(comptime t: u8) void {
+    // tilezero %tmm<t>: VEX.128.F2.0F38.W0 49, ModRM 11 t 000
+    asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7b, 0x49, 0x{x:0>2}", .{0xc0 | (t << 3)}) ::: .{ .memory = true });
+}
+
+/// tmm[c] += tmm[a] (16 x 32 bf16) * tmm[b] (32 x 16 bf16, VNNI pairs), in float32.
+inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
+    // tdpbf16ps: VEX.128.F3.0F38.W0 5C, vvvv = ~b, ModRM 11 c a
+    const vex2: u8 = (@as(u8, ~b & 0xf) << 3) | 0x02;
+    asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x{x:0>2}, 0x5c, 0x{x:0>2}", .{ vex2, 0xc0 | (c << 3) | a }) ::: .{ .memory = true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The product
+
+const tile_elems = 16 * 32; // bf16 elements in one packed 1 KiB tile
+const kc_steps = 16; // k steps (of 32) per chunk: 512-deep chunks
+const nc_pairs = 8; // column-block pairs (of 32 columns) per chunk: 256 columns
+
+/// The sizes worth the packing: below this many multiply-adds the vector path is as fast.
+pub const min_work: usize = 32 * 32 * 64;
+
+/// C (m x n, storage SC: BF16) = alpha * A B + beta * C, A and B bfloat16. False when the
+/// buffers could not be allocated (the caller falls back); requires `available()`.
+pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
+    const mb = (m + 15) / 16; // 16-row blocks
+    const nb = (n + 15) / 16; // 16-column blocks
+    const ks = (k + 31) / 32; // 32-deep k steps
+    const mbp = (mb + 1) / 2; // 32-row block pairs
+    const nbp = (nb + 1) / 2;
+    const mp = mbp * 32;
+    const np_ = nbp * 32;
+    const alloc = std.heap.c_allocator;
+    const ap = alloc.alignedAlloc(u16, .@"64", mbp * 2 * ks * tile_elems) catch return false;
+    defer alloc.free(ap);
+    const bp = alloc.alignedAlloc(u16, .@"64", nbp * 2 * ks * tile_elems) catch return false;
+    defer alloc.free(bp);
+    const acc = alloc.alignedAlloc(f32, .@"64", mp * np_) catch return false;
+    defer alloc.free(acc);
+
+    const Job = struct {
+        m: usize,
+        n: usize,
+        k: usize,
+        ks: usize,
+        mbp: usize,
+        nbp: usize,
+        np_: usize,
+        alpha: f32,
+        beta: f32,
+        a: Mat(BF16),
+        b: Mat(BF16),
+        c: Mat(SC),
+        ap: [*]u16,
+        bp: [*]u16,
+        acc: [*]f32,
+        by_rows: bool,
+
+        fn packA(j: *const @This(), s: usize, e: usize) void {
+            for (s..e) |rb| packRows(j.a, j.m, j.k, j.ks, rb, j.ap + rb * j.ks * tile_elems);
+        }
+        fn packB(j: *const @This(), s: usize, e: usize) void {
+            for (s..e) |cb| packCols(j.b, j.n, j.k, j.ks, cb, j.bp + cb * j.ks * tile_elems);
+        }
+        fn compute(j: *const @This(), s: usize, e: usize) void {
+            if (j.by_rows) j.block(s, e, 0, j.nbp) else j.block(0, j.mbp, s, e);
+        }
+        /// Row pairs [r0, r1) x column pairs [c0, c1) of C.
+        fn block(j: *const @This(), r0: usize, r1: usize, c0: usize, c1: usize) void {
+            if (r0 >= r1 or c0 >= c1) return;
+            const cfg = TileConfig{};
+            tileConfigure(&cfg);
+            defer tileRelease();
+            const cstride = j.np_ * 4;
+            var jc = c0;
+            while (jc < c1) : (jc += nc_pairs) {
+                const jc_end = @min(jc + nc_pairs, c1);
+                var kc: usize = 0;
+                while (kc < j.ks) : (kc += kc_steps) {
+                    const kc_end = @min(kc + kc_steps, j.ks);
+                    for (r0..r1) |rp| for (jc..jc_end) |cp| {
+                        const cblk = j.acc + rp * 32 * j.np_ + cp * 32;
+                        if (kc == 0) {
+                            tileZero(0);
+                            tileZero(1);
+                            tileZero(2);
+                            tileZero(3);
+                        } else {
+                            tileLoad(0, cblk, cstride);
+                            tileLoad(1, cblk + 16, cstride);
+                            tileLoad(2, cblk + 16 * j.np_, cstride);
+                            tileLoad(3, cblk + 16 * j.np_ + 16, cstride);
+                        }
+                        const a0 = j.ap + (2 * rp) * j.ks * tile_elems;
+                        const a1 = a0 + j.ks * tile_elems;
+                        const b0 = j.bp + (2 * cp) * j.ks * tile_elems;
+                        const b1 = b0 + j.ks * tile_elems;
+                        for (kc..kc_end) |q| {
+                            const off = q * tile_elems;
+                            tileLoad(4, a0 + off, 64);
+                            tileLoad(5, a1 + off, 64);
+                            tileLoad(6, b0 + off, 64);
+                            tileLoad(7, b1 + off, 64);
+                            dot(0, 4, 6);
+                            dot(1, 4, 7);
+                            dot(2, 5, 6);
+                            dot(3, 5, 7);
+                        }
+                        tileStore(0, cblk, cstride);
+                        tileStore(1, cblk + 16, cstride);
+                        tileStore(2, cblk + 16 * j.np_, cstride);
+                        tileStore(3, cblk + 16 * j.np_ + 16, cstride);
+                    };
+                }
+            }
+            // Round this worker's part of C once.
+            const i_end = @min(r1 * 32, j.m);
+            const j_end = @min(c1 * 32, j.n);
+            for (r0 * 32..i_end) |i| for (c0 * 32..j_end) |jj| {
+                const v = j.alpha * j.acc[i * j.np_ + jj];
+                const dst = j.c.at(i, jj);
+                const old: f32 = if (j.beta == 0) 0 else j.beta * loadC(SC, dst);
+                storeC(SC, dst, if (j.beta == 0) v else v + old);
+            };
+        }
+    };
+    // Few row pairs: cut C by columns so every worker has work.
+    const workers = if (parallel) pool.threads() else 1;
+    const by_rows = mbp >= 2 * workers or mbp >= nbp;
+    const job = Job{
+        .m = m, .n = n, .k = k, .ks = ks, .mbp = mbp, .nbp = nbp, .np_ = np_, .alpha = alpha, .beta = beta,
+        .a = a, .b = b, .c = c, .ap = ap.ptr, .bp = bp.ptr, .acc = acc.ptr, .by_rows = by_rows,
+    };
+    if (parallel) {
+        pool.parallelFor(mbp * 2, 1, &job, Job.packA);
+        pool.parallelFor(nbp * 2, 1, &job, Job.packB);
+        pool.parallelFor(if (by_rows) mbp else nbp, 1, &job, Job.compute);
+    } else {
+        Job.packA(&job, 0, mbp * 2);
+        Job.packB(&job, 0, nbp * 2);
+        Job.compute(&job, 0, if (by_rows) mbp else nbp);
+    }
+    return true;
+}
+
+inline fn loadC(comptime SC: type, p: *const SC) f32 {
+    return if (SC == BF16) half.bf16ToF32(p.bits) else @floatCast(p.*);
+}
+
+inline fn storeC(comptime SC: type, p: *SC, v: f32) void {
+    if (SC == BF16) p.* = .{ .bits = half.f32ToBf16(v) } else p.* = @floatCast(v);
+}
+
+/// Rows [16 rb, 16 rb + 16) of A as ks tiles of 16 x 32 (row-major, zero-padded).
+fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16) void {
+    @memset(out[0 .. ks * tile_elems], 0);
+    const r0 = rb * 16;
+    if (r0 >= m) return;
+    const rows = @min(16, m - r0);
+    for (0..rows) |r| {
+        const row = a.sub(r0 + r, 0);
+        if (row.cs == 1) {
+            const src: [*]const BF16 = @ptrCast(row.at(0, 0));
+            for (0..k) |kk| out[(kk / 32) * tile_elems + r * 32 + kk % 32] = src[kk].bits;
+        } else {
+            for (0..k) |kk| out[(kk / 32) * tile_elems + r * 32 + kk % 32] = row.at(0, kk).bits;
+        }
+    }
+}
+
+/// Columns [16 cb, 16 cb + 16) of B as ks VNNI tiles: element (kk, j) of a 32-deep step at
+/// row kk / 2, position 2 j + kk % 2.
+fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb: usize, out: [*]u16) void {
+    @memset(out[0 .. ks * tile_elems], 0);
+    const c0 = cb * 16;
+    if (c0 >= n) return;
+    const cols = @min(16, n - c0);
+    for (0..k) |kk| {
+        const dst = out + (kk / 32) * tile_elems + ((kk % 32) / 2) * 32 + (kk % 2);
+        for (0..cols) |jj| dst[2 * jj] = b.at(kk, c0 + jj).bits;
+    }
+}
+
+test "AMX bfloat16 product equals the float32 product of the same bfloat16 values" {
+    if (!available()) return error.SkipZigTest;
+    const alloc = std.testing.allocator;
+    var prng = std.Random.DefaultPrng.init(7);
+    const rnd = prng.random();
+    // Edge sizes: partial tiles in every dimension, a K spanning several chunks, a transposed B.
+    const cases = [_][3]usize{ .{ 1, 1, 1 }, .{ 17, 33, 31 }, .{ 40, 70, 600 }, .{ 64, 64, 64 }, .{ 3, 100, 1100 } };
+    for (cases) |cs| {
+        const m = cs[0];
+        const n = cs[1];
+        const k = cs[2];
+        const a = try alloc.alloc(BF16, m * k);
+        defer alloc.free(a);
+        const b = try alloc.alloc(BF16, k * n); // stored transposed: b[j * k + kk] = B(kk, j)
+        defer alloc.free(b);
+        const c = try alloc.alloc(BF16, m * n);
+        defer alloc.free(c);
+        for (a) |*x| x.* = .{ .bits = half.f32ToBf16(rnd.floatNorm(f32)) };
+        for (b) |*x| x.* = .{ .bits = half.f32ToBf16(rnd.floatNorm(f32)) };
+        for (c) |*x| x.* = .{ .bits = half.f32ToBf16(rnd.floatNorm(f32)) };
+        const c0 = try alloc.dupe(BF16, c);
+        defer alloc.free(c0);
+        const am = Mat(BF16){ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
+        const bm = Mat(BF16){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) };
+        const cm = Mat(BF16){ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
+        try std.testing.expect(gemm(BF16, m, n, k, 0.5, am, bm, -1.0, cm, true));
+        for (0..m) |i| for (0..n) |j| {
+            var s: f64 = 0;
+            for (0..k) |kk| s += @as(f64, half.bf16ToF32(a[i * k + kk].bits)) * half.bf16ToF32(b[j * k + kk].bits);
+            const want = 0.5 * s - half.bf16ToF32(c0[i * n + j].bits);
+            const got = half.bf16ToF32(c[i * n + j].bits);
+            // One bfloat16 rounding of the result plus float32 accumulation error.
+            const tol = 1e-2 * @abs(want) + 1e-4 * @as(f64, @floatFromInt(k));
+            if (@abs(got - want) > tol) {
+                std.debug.print("m={d} n={d} k={d} ({d},{d}): got {d} want {d}\n", .{ m, n, k, i, j, got, want });
+                return error.TestUnexpectedResult;
+            }
+        };
+    }
+}
