@@ -142,26 +142,37 @@ function scalarLoss(v: unknown): MxArray {
 /**
  * `fn`'s value and its gradient with respect to the selected arguments. `fn` returns a scalar
  * array, or an array `[loss, ...aux]` whose first element is the scalar differentiated.
- * The gradient is one tree per selected positional argument (a single one when `argnums` is a
- * number), and with `argnames`, `[positional, { name: gradient }]`.
+ * The gradient is the tree of the selected positional argument when one is selected, an array of
+ * trees when several are, and with `argnames`, `[positional, { name: gradient }]` (positional is
+ * null when `argnums` is empty). Argument indices are non-negative and distinct, as in MLX.
  * @example const [loss, g] = mx.valueAndGrad((w) => mx.sum(mx.square(w)))(w);
  */
 export function valueAndGrad<A extends unknown[], R>(fn: (...args: A) => R, options: GradOptions = {}): (...args: A) => [R, unknown] {
+  return makeValueAndGrad(fn, options, "value_and_grad");
+}
+
+function makeValueAndGrad<A extends unknown[], R>(fn: (...args: A) => R, options: GradOptions, op: string): (...args: A) => [R, unknown] {
   const names = options.argnames === undefined ? [] : typeof options.argnames === "string" ? [options.argnames] : [...options.argnames];
   const argnums = options.argnums ?? (names.length > 0 ? [] : 0);
   const nums = typeof argnums === "number" ? [argnums] : [...argnums];
+  // Checked when the transform is made, as MLX does.
+  for (const [j, i] of nums.entries()) {
+    if (!Number.isInteger(i)) throw new MlxError(`[${op}] Argument indices must be integers, got ${i}.`, 1);
+    if (i < 0) throw new MlxError(`[${op}] Can't compute the gradient of negative argument index ${i}`, 1);
+    if (nums.indexOf(i) !== j) throw new MlxError(`[${op}] Duplicate argument index ${i} is not allowed.`, 1);
+  }
+  if (nums.length === 0 && names.length === 0) throw new MlxError(`[${op}] Gradient wrt no argument requested`, 1);
   return (...args: A): [R, unknown] => {
     const n = args.length;
     const kw = names.length > 0 ? args[n - 1] : undefined;
-    if (names.length > 0 && !isPlainObject(kw)) throw new MlxError("[grad] argnames needs a trailing options object as the last argument.", 1);
+    if (names.length > 0 && !isPlainObject(kw)) throw new MlxError(`[${op}] argnames needs a trailing options object as the last argument.`, 1);
     const positional = names.length > 0 ? n - 1 : n;
     const sel = nums.map((i) => {
-      const k = i < 0 ? i + positional : i;
-      if (!Number.isInteger(i) || k < 0 || k >= positional)
-        throw new MlxError(`[grad] Invalid argument number for function with ${positional} arguments: ${i}.`, 1);
-      return k;
+      if (i >= positional)
+        throw new MlxError(`[${op}] Can't compute the gradient of argument index ${i} because the function is called with only ${positional} positional arguments.`, 1);
+      return i;
     });
-    for (const name of names) if (!(name in (kw as object))) throw new MlxError(`[grad] Can't compute the gradient of argument ${name} because the function was not called with it.`, 1);
+    for (const name of names) if (!(name in (kw as object))) throw new MlxError(`[${op}] Can't compute the gradient of argument ${name} because the function was not called with it.`, 1);
     // The differentiated parts as one list of trees: selected positionals, then named values.
     const diffParts: unknown[] = [...sel.map((i) => args[i]), ...names.map((k) => (kw as Record<string, unknown>)[k])];
     return tracing((): [R, unknown] => {
@@ -185,7 +196,9 @@ export function valueAndGrad<A extends unknown[], R>(fn: (...args: A) => R, opti
       }
       const trees = treeUnflatten(diffParts, grads);
       const pos = trees.slice(0, sel.length);
-      const posOut = typeof argnums === "number" ? pos[0] : pos;
+      // As MLX: one selected argument gives its gradient itself (also for a one-element list),
+      // none gives null.
+      const posOut = pos.length === 0 ? null : pos.length === 1 ? pos[0] : pos;
       if (names.length === 0) return [result, posOut];
       const named = Object.fromEntries(names.map((k, j) => [k, trees[sel.length + j]]));
       return [result, [posOut, named]];
@@ -199,7 +212,7 @@ export function valueAndGrad<A extends unknown[], R>(fn: (...args: A) => R, opti
  * @example const dfdx = mx.grad((x) => mx.sum(mx.sin(x)))(x); // cos(x)
  */
 export function grad<A extends unknown[]>(fn: (...args: A) => unknown, options: GradOptions = {}): (...args: A) => unknown {
-  const vg = valueAndGrad(fn, options);
+  const vg = makeValueAndGrad(fn, options, "grad");
   return (...args: A) => {
     const [value, g] = vg(...args);
     if (Array.isArray(value)) throw new MlxError("[grad] The return value of the function whose gradient we want to compute should be a scalar array; but list was returned.", 1);

@@ -222,7 +222,9 @@ describe("grad, valueAndGrad, vjp, jvp", () => {
     expectMlxError(() => mx.vjp((x: mx.Array) => mx.multiply(x, 2), [x], [mx.array([1, 2, 3])]), /^\[vjp\] Output shape \(2\) does not match cotangent shape \(3\)\.$/);
     expectMlxError(() => mx.vjp((x: mx.Array) => mx.multiply(x, 2), [x], []), /^\[vjp\] Number of outputs to compute gradients for \(1\) does not match number of cotangents \(0\)\.$/);
     expectMlxError(() => mx.jvp((x: mx.Array) => x, [x], [mx.array([1, 2, 3])]), /^\[jvp\] Input shape does not match shape of tangent\.$/);
-    expectMlxError(() => mx.grad((x: mx.Array) => mx.sum(x), { argnums: 3 })(x), /^\[grad\] Invalid argument number for function with 1 arguments: 3\.$/);
+    expectMlxError(() => mx.grad((x: mx.Array) => mx.sum(x), { argnums: 3 })(x), /^\[grad\] Can't compute the gradient of argument index 3 because the function is called with only 1 positional arguments\.$/);
+    expectMlxError(() => mx.valueAndGrad((x: mx.Array) => mx.sum(x), { argnums: [0, 0] }), /^\[value_and_grad\] Duplicate argument index 0 is not allowed\.$/);
+    expectMlxError(() => mx.grad((x: mx.Array) => mx.sum(x), { argnums: [] }), /^\[grad\] Gradient wrt no argument requested$/);
     // After an error the engine is not left tracing: evaluation detaches as usual.
     const y = mx.exp(x);
     mx.eval(y);
