@@ -155,6 +155,24 @@ pub fn constant(value: f64, dtype: Dtype, stream: u32) errors.Error!*Node {
     return node;
 }
 
+/// For masked_scatter: at every position of `mask` (bool), the index into the source of the
+/// latest true position up to it along `axis` (the k-th true reads source element k; positions
+/// before the first true get 0). A single-element source is read at 0 everywhere.
+pub fn maskedSourceIndex(mask: *Node, axis: i32, n_src: usize, s: u32) errors.Error!*Node {
+    const zero = try constant(0, .int32, s);
+    defer array.release(zero);
+    if (n_src == 1) return cp.broadcastTo(zero, mask.shape, s);
+    const ones = try cp.astype(mask, .int32, s);
+    defer array.release(ones);
+    const count = try prims.sort.scan(.sum, ones, axis, false, true, .int32, s);
+    defer array.release(count);
+    const one = try constant(1, .int32, s);
+    defer array.release(one);
+    const before = try ew.binary(.subtract, count, one, s);
+    defer array.release(before);
+    return ew.binary(.maximum, before, zero, s);
+}
+
 fn zerosLike(x: *const Node, stream: u32) errors.Error!*Node {
     const z = try constant(0, x.dtype, stream);
     defer array.release(z);
@@ -593,7 +611,23 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
         },
         .masked_scatter => {
             if (arg == 1) return zerosLike(node.inputs[1], s);
-            if (arg == 2) return notDifferentiable(node);
+            if (arg == 2) {
+                // Source element k received the cotangent of the k-th true position: the
+                // cotangents at the true positions added into zeros at their source index.
+                const src = node.inputs[2];
+                const items: i32 = @intCast(x.shape.size());
+                const n_src: i32 = @intCast(src.shape.size());
+                const mask = node.inputs[1];
+                const mflat = t.add(try shp.reshape(mask, &.{items}, s));
+                const idx = t.add(try maskedSourceIndex(mflat, 0, @intCast(n_src), s));
+                const zero = t.add(try constant(0, g.dtype, s));
+                const gm = t.add(try ew.select(mask, g, zero, s));
+                const gflat = t.add(try shp.reshape(gm, &.{items}, s));
+                const base = t.add(try zerosLike(src, s));
+                const bflat = t.add(try shp.reshape(base, &.{n_src}, s));
+                const sum = t.add(try ix.putAlongAxis(bflat, idx, gflat, 0, .add, s));
+                return shp.reshape(sum, src.shape.slice(), s);
+            }
             const z = t.add(try constant(0, g.dtype, s));
             return ew.select(node.inputs[1], z, g, s);
         },

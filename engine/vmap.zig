@@ -52,6 +52,11 @@ fn withBatch(x: *Node, b: i32, s: u32) errors.Error!*Node {
     return cp.broadcastTo(r, try Shape.fromSlice(dims[0 .. 1 + x.shape.ndim], "vmap"), s);
 }
 
+/// Input `in` with the batch axis first: its batched value `bb`, or `in` broadcast to the batch.
+fn batchedInput(in: *Node, bb: ?*Node, batch: i32, st: u32) errors.Error!*Node {
+    return if (bb) |v| retained(v) else withBatch(in, batch, st);
+}
+
 fn shapeWithBatch(b: i32, shape: *const Shape) errors.Error!Shape {
     var dims: [max_ndim]i32 = undefined;
     dims[0] = b;
@@ -75,11 +80,6 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
     var all: [max_ndim + 2]*Node = undefined;
     var made: usize = 0;
     defer for (all[0..made]) |n| array.release(n);
-    const full = struct {
-        fn f(in: *Node, bb: ?*Node, batch: i32, st: u32) errors.Error!*Node {
-            return if (bb) |v| retained(v) else withBatch(in, batch, st);
-        }
-    }.f;
     switch (node.prim) {
         .leaf, .arange, .linspace, .eye, .tri => unreachable, // no inputs
         .astype => return cp.astype(bx[0].?, node.dtype, s),
@@ -117,9 +117,9 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 .median => |p| return red.median(v, axesOf(p.axes, x.shape.ndim, 1, &buf), keep, s),
                 .logsumexp => return red.logsumexpLast(v, keep, s),
                 .logsumexp_combine => {
-                    const sb = try full(node.inputs[0], bx[0], b, s);
+                    const sb = try batchedInput(node.inputs[0], bx[0], b, s);
                     defer array.release(sb);
-                    const mb = try full(node.inputs[1], bx[1], b, s);
+                    const mb = try batchedInput(node.inputs[1], bx[1], b, s);
                     defer array.release(mb);
                     return red.logsumexpCombine(sb, mb, s);
                 },
@@ -148,7 +148,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 var owned: usize = 0;
                 defer for (list[0..owned]) |n| array.release(n);
                 for (node.inputs, 0..) |in, i| {
-                    list[i] = try full(in, bx[i], b, s);
+                    list[i] = try batchedInput(in, bx[i], b, s);
                     owned += 1;
                 }
                 return shp.concatenate(list[0..node.inputs.len], @as(i32, axis) + 1, s);
@@ -204,7 +204,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                     n += 1;
                 }
                 for (node.inputs[1..], 0..) |in, i| {
-                    all[made] = try full(in, bx[1 + i], b, s);
+                    all[made] = try batchedInput(in, bx[1 + i], b, s);
                     made += 1;
                     idx[n] = all[made - 1];
                     axes[n] = @as(i32, r.axes[i]) + @intFromBool(src_batched);
@@ -230,18 +230,18 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 return shp.reshape(g, (try shapeWithBatch(b, &node.shape)).slice(), s);
             },
             .gather_axis => |a| {
-                const src = try full(x, bx[0], b, s);
+                const src = try batchedInput(x, bx[0], b, s);
                 defer array.release(src);
-                const ind = try full(node.inputs[1], bx[1], b, s);
+                const ind = try batchedInput(node.inputs[1], bx[1], b, s);
                 defer array.release(ind);
                 return ix.takeAlongAxis(src, ind, @as(i32, a.axis) + 1, s);
             },
             .scatter_axis => |a| {
-                const src = try full(x, bx[0], b, s);
+                const src = try batchedInput(x, bx[0], b, s);
                 defer array.release(src);
-                const ind = try full(node.inputs[1], bx[1], b, s);
+                const ind = try batchedInput(node.inputs[1], bx[1], b, s);
                 defer array.release(ind);
-                const val = try full(node.inputs[2], bx[2], b, s);
+                const val = try batchedInput(node.inputs[2], bx[2], b, s);
                 defer array.release(val);
                 return ix.putAlongAxis(src, ind, val, @as(i32, a.axis) + 1, a.mode, s);
             },
@@ -251,9 +251,9 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 // of the target (an arange), and the updates get its slab axis of size 1.
                 const upd = node.inputs[1];
                 const nb_idx = upd.shape.ndim - x.shape.ndim;
-                const dst = try full(x, bx[0], b, s);
+                const dst = try batchedInput(x, bx[0], b, s);
                 defer array.release(dst);
-                const ub = try full(upd, bx[1], b, s);
+                const ub = try batchedInput(upd, bx[1], b, s);
                 defer array.release(ub);
                 var dims: [max_ndim]i32 = undefined;
                 dims[0] = b;
@@ -274,7 +274,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 idx[0] = all[made - 1];
                 axes[0] = 0;
                 for (node.inputs[2..], 0..) |in, i| {
-                    all[made] = try full(in, bx[2 + i], b, s);
+                    all[made] = try batchedInput(in, bx[2 + i], b, s);
                     made += 1;
                     idx[1 + i] = all[made - 1];
                     axes[1 + i] = @as(i32, r.axes[i]) + 1;
@@ -289,9 +289,42 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 const n = 1 + r.nidx;
                 return ix.scatter(dst, ur, idx[0..n], axes[0..n], region[0 .. 2 * (1 + x.shape.ndim)], r.mode, r.origin, s);
             },
-            .masked_scatter => return unsupported(node),
+            .masked_scatter => return maskedScatterRule(node, bx, b, s),
         },
     }
+}
+
+/// masked_scatter per batch element: each one fills its own true positions from the start of its
+/// own source. The k-th true position of row b (row-major within the row) reads source row b at
+/// k, found by an inclusive cumsum of the mask; a single-element source is read at 0 everywhere.
+/// A row with more trues than its source has elements fails the evaluation with the gather's
+/// out-of-bounds error (the unbatched op fails too).
+fn maskedScatterRule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    const src = node.inputs[2];
+    var live: [6]*Node = undefined;
+    var n: usize = 0;
+    defer for (live[0..n]) |t| array.release(t);
+    const keep = struct {
+        fn f(list: *[6]*Node, count: *usize, v: *Node) *Node {
+            list[count.*] = v;
+            count.* += 1;
+            return v;
+        }
+    }.f;
+    const items: i32 = @intCast(x.shape.size());
+    const n_src: i32 = @intCast(src.shape.size());
+    const dst = keep(&live, &n, try batchedInput(x, bx[0], b, s));
+    const mask = keep(&live, &n, try batchedInput(node.inputs[1], bx[1], b, s));
+    const mask2 = keep(&live, &n, try shp.reshape(mask, &.{ b, items }, s));
+    const src_b = keep(&live, &n, try batchedInput(src, bx[2], b, s));
+    const src2 = keep(&live, &n, try shp.reshape(src_b, &.{ b, n_src }, s));
+    const idx = keep(&live, &n, try grad.maskedSourceIndex(mask2, 1, @intCast(n_src), s));
+    const picked = try ix.takeAlongAxis(src2, idx, 1, s);
+    defer array.release(picked);
+    const vals = try shp.reshape(picked, dst.shape.slice(), s);
+    defer array.release(vals);
+    return ew.select(mask, vals, dst, s);
 }
 
 /// Batched outputs: `outputs` were traced from `placeholders`; `batched[i]` holds the mapped

@@ -338,20 +338,27 @@ export function checkpoint<A extends unknown[], R>(fn: (...args: A) => R): Custo
 export type AxisTree = number | null | readonly AxisTree[] | { readonly [key: string]: AxisTree };
 
 /** The axis of every array leaf of `tree`, from a prefix tree of axes. */
-function leafAxes(axes: AxisTree | undefined, tree: unknown, out: (number | null)[], what: string): void {
+function leafAxes(axes: AxisTree | undefined, tree: unknown, out: (number | null)[]): void {
   if (axes === undefined || axes === null || typeof axes === "number") {
     const ax = axes === undefined ? 0 : axes;
     for (let i = treeFlatten(tree).length; i > 0; i--) out.push(ax);
     return;
   }
+  // MLX's messages when the axes are not a prefix of the values' tree.
+  const notPrefix = () => new MlxError("[tree_map] Additional input tree is not a valid prefix of the first tree.", 1);
   if (Array.isArray(axes)) {
-    if (!Array.isArray(tree) || tree.length !== axes.length) throw new MlxError(`[vmap] The ${what} tree does not match the structure of the values (${axes.length} entries).`, 1);
-    axes.forEach((a, i) => leafAxes(a as AxisTree, tree[i], out, what));
+    if (!Array.isArray(tree) || tree.length !== axes.length) throw notPrefix();
+    axes.forEach((a, i) => leafAxes(a as AxisTree, tree[i], out));
     return;
   }
-  if (!isPlainObject(tree)) throw new MlxError(`[vmap] The ${what} tree does not match the structure of the values.`, 1);
+  if (!isPlainObject(tree)) throw notPrefix();
   const keys = Object.keys(tree);
-  for (const k of keys) leafAxes((axes as Record<string, AxisTree>)[k], tree[k], out, what);
+  const given = Object.keys(axes);
+  if (given.length !== keys.length) throw notPrefix();
+  for (const k of keys) {
+    if (!Object.hasOwn(axes, k)) throw new MlxError("[tree_visit] Tree is not a valid prefix tree of the first tree.", 1);
+    leafAxes((axes as Record<string, AxisTree>)[k], tree[k], out);
+  }
 }
 
 function moveaxisHandle(h: number, from: number, to: number): number {
@@ -368,7 +375,7 @@ export function vmap<A extends unknown[], R>(fn: (...args: A) => R, options: { i
   return (...args: A): R => {
     const leaves = treeFlatten(args);
     const axes: (number | null)[] = [];
-    leafAxes(options.inAxes === undefined ? 0 : Array.isArray(options.inAxes) ? options.inAxes : options.inAxes, args, axes, "in_axes");
+    leafAxes(options.inAxes === undefined ? 0 : options.inAxes, args, axes);
     let b = -1;
     const batched: MxArray[] = [];
     const holders: MxArray[] = [];
@@ -403,7 +410,7 @@ export function vmap<A extends unknown[], R>(fn: (...args: A) => R, options: { i
         const n = checkStatus(lib.mlxb_vmap(hs(outs), outs.length, hs(holders), holders.length, hs(batched), b, -1));
         const res = takeResults(n, 0);
         const outAxes: (number | null)[] = [];
-        leafAxes(options.outAxes === undefined ? 0 : options.outAxes, out, outAxes, "out_axes");
+        leafAxes(options.outAxes === undefined ? 0 : options.outAxes, out, outAxes);
         const moved = res.map((r, k) => {
           const ax0 = outAxes[k] ?? 0;
           const nd = r.ndim;

@@ -127,6 +127,8 @@ describe("vjp of reductions, shapes and indexing against finite differences", ()
     ["putAlongAxis", (x) => mx.putAlongAxis(x.square(), mx.array([[0], [2]]), x.index(mx.sl(), mx.sl(1, 2)).exp(), 1)],
     ["diagonal", (x) => mx.diagonal(x, 1).exp()], ["trace", (x) => mx.trace(x.reshape([3, 2]).square())],
     ["mask set (a)", (x) => x.at(mx.array([[true, false, true], [false, false, true]])).set(0).square()],
+    ["mask set (source)", (x) => mx.zeros([2, 3], mx.float64).at(mx.array([[true, false, true], [false, true, false]])).set(x.exp())],
+    ["mask set (one-element source)", (x) => x.square().at(mx.array([[true, false, true], [false, true, false]])).set(mx.sum(x))],
     ["matmul (a)", (x) => mx.matmul(x, B34)], ["matmul (b)", (x) => mx.matmul(A42, x)],
     ["matmul batched, broadcast", (x) => mx.matmul(x.reshape([2, 1, 3]), mx.stack([B34, B34.square()]).reshape([2, 1, 3, 4]))],
     ["matmul 1-D", (x) => mx.matmul(x.index(0), x.reshape([3, 2]))], ["matmul transposed view", (x) => mx.matmul(x.transpose(), x)],
@@ -338,6 +340,8 @@ describe("vmap equals a loop over the batch", () => {
     ["index arrays", (x) => x.index(mx.array([0, 2, 1]), mx.array([3, 3, 0])), firstAxis],
     ["takeAlongAxis", (x) => mx.takeAlongAxis(x, mx.array([[0, 3], [1, 1], [2, 0]]), 1), firstAxis],
     ["matrix-ish", (x) => mx.sum(mx.multiply(mx.expandDims(x, 2), mx.expandDims(Y.transpose(), 0)), { axis: 1 }), firstAxis],
+    ["mask set", (x) => x.at(mx.greater(x, 0.5)).set(mx.negative(x.index(mx.sl(null, null, -1)))), anyAxes],
+    ["mask set, unmapped source", (x) => x.at(mx.less(x, 0)).set(Y.reshape([-1])), firstAxis],
     ["matmul both mapped", (x) => mx.matmul(x, x.transpose()), anyAxes], ["matmul unmapped b", (x) => mx.matmul(x, Y.transpose()), firstAxis],
     ["matmul unmapped a", (x) => mx.matmul(Y.index(mx.sl(0, 2)), x.transpose()), firstAxis], ["matmul 1-D", (x) => mx.matmul(x.index(0), x.transpose()), anyAxes],
     ["addmm", (x) => mx.addmm(Y.index(0), x.transpose(), x, { alpha: 2, beta: 0.5 }), firstAxis], ["einsum", (x) => mx.einsum("ij,kj->ik", x, Y), firstAxis],
@@ -387,7 +391,10 @@ describe("vmap equals a loop over the batch", () => {
     expectMlxError(() => mx.vmap((a: mx.Array) => mx.sum(a), { inAxes: 2 })(mx.ones([3, 4])), /^\[vmap\] Invalid vectorization axis 2 for array with shape \(3,4\)$/);
     expectMlxError(() => mx.vmap((a: mx.Array, b: mx.Array) => mx.add(a, b))(mx.ones([3, 4]), mx.ones([2, 4])), /^\[vmap\] Inconsistent axis sizes: 3 and 2\.$/);
     expectMlxError(() => mx.vmap((a: mx.Array) => a, { outAxes: 3 })(mx.ones([3, 4])), /^\[vmap\] Invalid output vectorization axis 3 for array with shape \(4\)$/);
-    expectMlxError(() => mx.vmap((x: mx.Array) => x.at(mx.greater(x, 0)).set(mx.array([1, 2])))(mx.ones([2, 2])), /^\[vmap\] The batching rule of masked_scatter is not implemented yet\.$/);
+    // A one-element source fills every true position; a row with 3 true positions and 2 source
+    // elements fails (the gather inside the batched rule refuses the third index).
+    expect(mx.vmap((x: mx.Array) => x.at(mx.greater(x, 0)).set(mx.array([7])))(mx.ones([2, 2])).tolist()).toEqual([[7, 7], [7, 7]]);
+    expectMlxError(() => mx.eval(mx.vmap((x: mx.Array, v: mx.Array) => x.at(mx.greater(x, 0)).set(v))(mx.ones([2, 3]), mx.ones([2, 2]))), /out of bounds/);
     const cf = mx.customFunction((x: mx.Array) => mx.sin(x));
     expectMlxError(() => mx.vmap((x: mx.Array) => cf(x))(mx.ones([2, 2])), /^\[vmap\] The batching rule of custom_function is not implemented yet\.$/);
   });

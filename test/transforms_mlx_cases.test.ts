@@ -59,7 +59,6 @@ const KNOWN = new Map<string, string>([
   // jvp (computed as the vjp of the vjp) and comparison ops
   ...["greater", "less", "equal", "greater_equal", "less_equal", "not_equal"].map((op): [string, string] => [
     `test_jvp_comparison_tangent_dtype/${op}`, "the tangent of a comparison is bool (zeros); MLX gives float32 zeros (the input tangent's dtype)"]),
-  ["test_jvp_with_constant_inputs/masked_scatter", "[masked_scatter] The vjp of this primitive is not implemented yet (so neither is its jvp)"],
   ["test_jvp_with_partly_traced_inputs/divmod", "the tangent of -r (r = divmod(x, 3)[1]) is -1; MLX defines divmod's derivative as zero for both outputs (dr = 0)"],
   ["test_reduce_jvp/prod", "jvp(prod)(arange(4) int32; [3, 2, 1, 0]) gives -2147483648 (an integer division by the zero element); MLX gives 18"],
   ["test_power_grad/(x - y)**x", "grad((x - y) ** x)(1, 1) is NaN (ln(0) * 0 in the exponent's term); MLX gives 1 (it drops that term where the base is 0)"],
@@ -113,9 +112,6 @@ const KNOWN = new Map<string, string>([
   // memory
   ["checkpoint_memory/peak", "checkpoint raises the gradient's peak memory (about 607 arrays vs 382 without); in MLX it lowers it (37 vs 102)"],
   // vmap
-  ["test_tree/bad out_axes keys", "outAxes { a: 0, c: 1 } for an output { a, b } is accepted (b gets axis 0); MLX raises: [tree_visit] Tree is not a valid prefix tree of the first tree."],
-  ...["batched sources", "shared source", "shared destination", "shared mask", "shared src restarts", "double vmap"].map((n): [string, string] => [
-    `test_vmap_masked_scatter/${n}`, "[vmap] The batching rule of masked_scatter is not implemented yet."]),
 ]);
 
 /** KNOWN cases whose result is right in part: that part (result[index]) is checked by its own test. */
