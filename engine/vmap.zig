@@ -85,8 +85,10 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         .astype => return cp.astype(bx[0].?, node.dtype, s),
         .stop_gradient => return cp.stopGradient(bx[0].?, s),
         .depends => return retained(bx[0] orelse return withBatch(x, b, s)),
-        // A custom function's rule is for one example; batching it needs a vmap rule.
-        .custom => return unsupported(node),
+        // A custom function's output is its body's value (input 0): batched, that is the body
+        // vmapped, as MLX does for a custom function without a vmap rule. The custom vjp, written
+        // for one example, does not carry over to the batched value.
+        .custom => return retained(bx[0] orelse return withBatch(x, b, s)),
         .broadcast => {
             const l = try lift(bx[0].?, node.shape.ndim, s);
             defer array.release(l);

@@ -104,7 +104,14 @@ export function jvp<P extends readonly unknown[]>(fn: (...args: P) => unknown, p
     const outs = treeFlatten(result);
     // u -> J^T u is linear; its vjp with cotangent t is J t.
     const us = outs.map((o) => new MxArray(checkHandle(lib.mlxb_tracer(zerosHandle(o), -1))));
-    const jt = engineVjp(outs, tracers, us);
+    // Custom functions met by this walk use their jvp rule (or their own body), not their vjp.
+    jvpDepth++;
+    let jt: MxArray[];
+    try {
+      jt = engineVjp(outs, tracers, us);
+    } finally {
+      jvpDepth--;
+    }
     const jvps = engineVjp(jt, us, tans);
     return [outs, jvps];
   });
@@ -224,13 +231,19 @@ export function grad<A extends unknown[]>(fn: (...args: A) => unknown, options: 
 // Custom functions and checkpoint
 
 type VjpRule = (primals: unknown[], cotangents: unknown, outputs: unknown) => unknown;
+type JvpRule = (primals: unknown[], tangents: unknown[]) => unknown;
 
 interface CallRecord {
   /** The function's arguments (trees, arrays as passed) and outputs (trees), for structure. */
   args: unknown[];
   out: unknown;
+  /** The vjp rule (for grad/vjp) and the one used while a jvp is computed. */
   vjp: VjpRule;
+  jvpVjp: VjpRule;
 }
+
+/** Nesting depth of jvp walks: there, custom functions use their jvp rule or their body. */
+let jvpDepth = 0;
 
 /** The exception a host rule raised, rethrown at the transform's call site. */
 let pendingError: unknown = null;
@@ -250,7 +263,8 @@ function runVjpRule(token: number, nOut: number): number {
   const values = takeResults(nOut, nOut + nIn);
   try {
     if (rec === undefined) throw new MlxError("[custom_function] The call's rule is gone.", 1);
-    const grads = rec.vjp(treeUnflatten(rec.args, primals), treeUnflatten(rec.out, cots), treeUnflatten(rec.out, values));
+    const rule = jvpDepth > 0 ? rec.jvpVjp : rec.vjp;
+    const grads = rule(treeUnflatten(rec.args, primals), treeUnflatten(rec.out, cots), treeUnflatten(rec.out, values));
     const flat = treeFlatten(Array.isArray(grads) ? grads : [grads]);
     for (const g of flat) checkStatus(lib.mlxb_custom_return(g.handle("custom_function")));
     return 0;
@@ -272,11 +286,18 @@ function rethrowPending(e: unknown): never {
   throw e;
 }
 
-/** A function with a custom vjp rule; call it like the function it wraps. */
+/** A function with custom transform rules; call it like the function it wraps. */
 export interface CustomFunction<A extends unknown[], R> {
   (...args: A): R;
   /** Set the vjp rule: `(primals, cotangents, outputs) => cotangents of the primals` (one tree per argument, as a list). Returns the function. */
   vjp(rule: (primals: A, cotangents: R, outputs: R) => unknown): CustomFunction<A, R>;
+  /**
+   * Set the jvp rule: `(primals, tangents) => tangents of the outputs` (primals and tangents as
+   * lists, one tree per argument; the result shaped like the outputs). It must be linear in the
+   * tangents: mlx-bun computes a jvp as the transpose of a vjp, so a constant term is dropped.
+   * Returns the function.
+   */
+  jvp(rule: (primals: A, tangents: A) => R): CustomFunction<A, R>;
 }
 
 /**
@@ -290,9 +311,25 @@ export interface CustomFunction<A extends unknown[], R> {
  */
 export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): CustomFunction<A, R> {
   setCustomVjpHandler(runVjpRule);
-  let rule: VjpRule = (primals, cotangents) => {
+  const own: VjpRule = (primals, cotangents) => {
     const [, g] = vjp(fn as never, primals as never, treeFlatten(cotangents));
     return treeUnflatten(primals, g);
+  };
+  let rule: VjpRule = own;
+  // Without a jvp rule a jvp differentiates the body, as MLX does; with one, the walk needs its
+  // transpose: the vjp of the (linear) map tangents -> rule(primals, tangents).
+  let jvpRule: JvpRule | null = null;
+  const jvpVjp: VjpRule = (primals, cotangents) => {
+    if (jvpRule === null) return own(primals, cotangents, undefined);
+    const r = jvpRule;
+    const flat = treeFlatten(primals);
+    const zeros = flat.map((x) => new MxArray(zerosHandle(x)));
+    try {
+      const [, g] = vjp((...ts: MxArray[]) => r(primals, treeUnflatten(primals, ts) as unknown[]), zeros as never, treeFlatten(cotangents));
+      return treeUnflatten(primals, g);
+    } finally {
+      for (const z of zeros) z.dispose();
+    }
   };
   const f = ((...args: A): R => {
     if (!lib.mlxb_is_tracing()) return fn(...args);
@@ -306,7 +343,7 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
     }
     const outs = treeFlatten(out);
     const token = lib.mlxb_external_new_token();
-    holdForEngine(token, { args, out, vjp: rule } satisfies CallRecord);
+    holdForEngine(token, { args, out, vjp: rule, jvpVjp } satisfies CallRecord);
     const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("custom_function")) : [0]);
     const n = checkStatus(lib.mlxb_custom_outputs(token, hs(outs), outs.length, hs(flat), flat.length, -1));
     const wrapped = takeResults(n, 0);
@@ -314,6 +351,10 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
   }) as CustomFunction<A, R>;
   f.vjp = (r) => {
     rule = r as VjpRule;
+    return f;
+  };
+  f.jvp = (r) => {
+    jvpRule = r as JvpRule;
     return f;
   };
   return f;

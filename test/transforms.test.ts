@@ -235,6 +235,23 @@ describe("grad, valueAndGrad, vjp, jvp", () => {
 });
 
 describe("customFunction and checkpoint", () => {
+  test("a custom jvp rule is used by jvp (and not by grad); without one, jvp differentiates the body", () => {
+    const x = mx.array([0.5, -1.2], mx.float64);
+    const y = mx.array([2, 3], mx.float64);
+    const tx = mx.array([1, 0.5], mx.float64);
+    const ty = mx.array([-1, 2], mx.float64);
+    const f = mx.customFunction((a: mx.Array, b: mx.Array) => mx.multiply(mx.sin(a), b));
+    f.vjp(() => [mx.zerosLike(x), mx.zerosLike(y)]);
+    // No jvp rule: the body's own derivative, cos(x) y tx + sin(x) ty (the zero vjp is not used).
+    const want = mx.add(mx.multiply(mx.multiply(mx.cos(x), y), tx), mx.multiply(mx.sin(x), ty));
+    expect(mx.allclose(mx.jvp(f, [x, y], [tx, ty])[1][0]!, want).item()).toBe(true);
+    // A (deliberately different) jvp rule: 3 tx - ty.
+    f.jvp((_p, [da, db]) => mx.subtract(mx.multiply(3, da), db));
+    expect(mx.allclose(mx.jvp(f, [x, y], [tx, ty])[1][0]!, mx.subtract(mx.multiply(3, tx), ty)).item()).toBe(true);
+    // grad still uses the vjp rule.
+    expect(mx.allclose(mx.grad((a: mx.Array) => mx.sum(f(a, y)))(x) as mx.Array, mx.zerosLike(x)).item()).toBe(true);
+  });
+
   test("a custom vjp rule replaces the function's own gradient", () => {
     const f = mx.customFunction((x: mx.Array) => mx.sin(x));
     f.vjp(([x], dy) => [mx.multiply(dy, mx.multiply(x as mx.Array, 10))]);
@@ -396,6 +413,8 @@ describe("vmap equals a loop over the batch", () => {
     expect(mx.vmap((x: mx.Array) => x.at(mx.greater(x, 0)).set(mx.array([7])))(mx.ones([2, 2])).tolist()).toEqual([[7, 7], [7, 7]]);
     expectMlxError(() => mx.eval(mx.vmap((x: mx.Array, v: mx.Array) => x.at(mx.greater(x, 0)).set(v))(mx.ones([2, 3]), mx.ones([2, 2]))), /out of bounds/);
     const cf = mx.customFunction((x: mx.Array) => mx.sin(x));
-    expectMlxError(() => mx.vmap((x: mx.Array) => cf(x))(mx.ones([2, 2])), /^\[vmap\] The batching rule of custom_function is not implemented yet\.$/);
+    // Without a vmap rule, vmap runs the body on the batch (as MLX).
+    const xs = mx.array([[0.5, 1], [2, -1]]);
+    expect(mx.allclose(mx.vmap((x: mx.Array) => cf(x))(xs), mx.sin(xs)).item()).toBe(true);
   });
 });
