@@ -6,11 +6,11 @@
 //! A tiles and two B tiles per 32-deep k step (all eight tile registers).
 //!
 //! Operands are packed first, zero-padded to whole tiles: A as 1 KiB 16 x 32 tiles, B as 1 KiB
-//! VNNI tiles, read through any strides (so transposed views need no copy). C accumulates in a
-//! padded float32 buffer and is rounded to bfloat16 once, with alpha and beta applied then, as the
-//! float32 path (`gemm.viaWide`) does. Blocking: C is cut into row ranges (or column ranges when
-//! there are few rows) per worker; within a worker, K runs in chunks of `kc` so the A rows of a
-//! chunk stay in L1 while the B chunk of `nc` columns stays in L2.
+//! VNNI tiles, read through any strides (so transposed views need no copy). C accumulates in the
+//! four tiles over the whole K and is rounded to bfloat16 once per 32 x 32 block, with alpha and beta
+//! applied then, as the float32 path (`gemm.viaWide`) does. Blocking: C is cut into row ranges
+//! (or column ranges when there are few rows) per worker; within a worker, a group of row pairs
+//! keeps its A panels in L2 while every column pair's B panel streams past.
 //!
 //! Availability: the CPU must report AMX-TILE and AMX-BF16, the OS must enable the tile state in
 //! XCR0, and Linux must grant this process the tile data permission (arch_prctl
@@ -157,29 +157,44 @@ inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
 // The product
 
 const tile_elems = 16 * 32; // bf16 elements in one packed 1 KiB tile
-const kc_steps = 16; // k steps (of 32) per chunk: 512-deep chunks
-const nc_pairs = 8; // column-block pairs (of 32 columns) per chunk: 256 columns
+const row_group = 4; // row pairs whose A panels stay in L2 while every column pair streams by
 
 /// The sizes worth the packing: below this many multiply-adds the vector path is as fast.
 pub const min_work: usize = 32 * 32 * 64;
 
+/// Packing buffers kept between products (fresh multi-megabyte allocations cost page faults).
+/// A product that finds them in use (another stream's product) allocates its own.
+var cache_lock: std.Thread.Mutex = .{};
+threadlocal var stage_buf: [32 * 32]f32 align(64) = undefined;
+var cache_a: []align(64) u16 = &.{};
+var cache_b: []align(64) u16 = &.{};
+
+fn grow(buf: *[]align(64) u16, len: usize) bool {
+    if (buf.len >= len) return true;
+    if (buf.len != 0) std.heap.c_allocator.free(buf.*);
+    buf.* = &.{};
+    buf.* = std.heap.c_allocator.alignedAlloc(u16, .@"64", len) catch return false;
+    return true;
+}
+
 /// C (m x n, storage SC: BF16) = alpha * A B + beta * C, A and B bfloat16. False when the
 /// buffers could not be allocated (the caller falls back); requires `available()`.
 pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
-    const mb = (m + 15) / 16; // 16-row blocks
-    const nb = (n + 15) / 16; // 16-column blocks
+    const mbp = (m + 31) / 32; // 32-row block pairs
+    const nbp = (n + 31) / 32; // 32-column block pairs
     const ks = (k + 31) / 32; // 32-deep k steps
-    const mbp = (mb + 1) / 2; // 32-row block pairs
-    const nbp = (nb + 1) / 2;
-    const mp = mbp * 32;
-    const np_ = nbp * 32;
-    const alloc = std.heap.c_allocator;
-    const ap = alloc.alignedAlloc(u16, .@"64", mbp * 2 * ks * tile_elems) catch return false;
-    defer alloc.free(ap);
-    const bp = alloc.alignedAlloc(u16, .@"64", nbp * 2 * ks * tile_elems) catch return false;
-    defer alloc.free(bp);
-    const acc = alloc.alignedAlloc(f32, .@"64", mp * np_) catch return false;
-    defer alloc.free(acc);
+    const a_len = mbp * 2 * ks * tile_elems;
+    const b_len = nbp * 2 * ks * tile_elems;
+    var own_a: []align(64) u16 = &.{};
+    var own_b: []align(64) u16 = &.{};
+    const cached = cache_lock.tryLock();
+    defer if (cached) cache_lock.unlock();
+    defer {
+        if (own_a.len != 0) std.heap.c_allocator.free(own_a);
+        if (own_b.len != 0) std.heap.c_allocator.free(own_b);
+    }
+    const ap = if (cached) (if (grow(&cache_a, a_len)) cache_a else return false) else (if (grow(&own_a, a_len)) own_a else return false);
+    const bp = if (cached) (if (grow(&cache_b, b_len)) cache_b else return false) else (if (grow(&own_b, b_len)) own_b else return false);
 
     const Job = struct {
         m: usize,
@@ -188,7 +203,6 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         ks: usize,
         mbp: usize,
         nbp: usize,
-        np_: usize,
         alpha: f32,
         beta: f32,
         a: Mat(BF16),
@@ -196,7 +210,6 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         c: Mat(SC),
         ap: [*]u16,
         bp: [*]u16,
-        acc: [*]f32,
         by_rows: bool,
 
         fn packA(j: *const @This(), s: usize, e: usize) void {
@@ -208,71 +221,59 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         fn compute(j: *const @This(), s: usize, e: usize) void {
             if (j.by_rows) j.block(s, e, 0, j.nbp) else j.block(0, j.mbp, s, e);
         }
-        /// Row pairs [r0, r1) x column pairs [c0, c1) of C.
+        /// Row pairs [r0, r1) x column pairs [c0, c1) of C, each 32 x 32 block over the whole
+        /// K in the four accumulator tiles, then rounded into C once.
         fn block(j: *const @This(), r0: usize, r1: usize, c0: usize, c1: usize) void {
             if (r0 >= r1 or c0 >= c1) return;
             const cfg = TileConfig{};
             tileConfigure(&cfg);
             defer tileRelease();
-            const cstride = j.np_ * 4;
-            var jc = c0;
-            while (jc < c1) : (jc += nc_pairs) {
-                const jc_end = @min(jc + nc_pairs, c1);
-                var kc: usize = 0;
-                while (kc < j.ks) : (kc += kc_steps) {
-                    const kc_end = @min(kc + kc_steps, j.ks);
-                    for (r0..r1) |rp| for (jc..jc_end) |cp| {
-                        const cblk = j.acc + rp * 32 * j.np_ + cp * 32;
-                        if (kc == 0) {
-                            tileZero(0);
-                            tileZero(1);
-                            tileZero(2);
-                            tileZero(3);
-                        } else {
-                            tileLoad(0, cblk, cstride);
-                            tileLoad(1, cblk + 16, cstride);
-                            tileLoad(2, cblk + 16 * j.np_, cstride);
-                            tileLoad(3, cblk + 16 * j.np_ + 16, cstride);
-                        }
-                        const a0 = j.ap + (2 * rp) * j.ks * tile_elems;
-                        const a1 = a0 + j.ks * tile_elems;
-                        const b0 = j.bp + (2 * cp) * j.ks * tile_elems;
-                        const b1 = b0 + j.ks * tile_elems;
-                        for (kc..kc_end) |q| {
-                            const off = q * tile_elems;
-                            tileLoad(4, a0 + off, 64);
-                            tileLoad(5, a1 + off, 64);
-                            tileLoad(6, b0 + off, 64);
-                            tileLoad(7, b1 + off, 64);
-                            dot(0, 4, 6);
-                            dot(1, 4, 7);
-                            dot(2, 5, 6);
-                            dot(3, 5, 7);
-                        }
-                        tileStore(0, cblk, cstride);
-                        tileStore(1, cblk + 16, cstride);
-                        tileStore(2, cblk + 16 * j.np_, cstride);
-                        tileStore(3, cblk + 16 * j.np_ + 16, cstride);
+            const stage = &stage_buf;
+            const panel = j.ks * tile_elems;
+            var rg = r0;
+            while (rg < r1) : (rg += row_group) {
+                const rg_end = @min(rg + row_group, r1);
+                for (c0..c1) |cp| for (rg..rg_end) |rp| {
+                    tileZero(0);
+                    tileZero(1);
+                    tileZero(2);
+                    tileZero(3);
+                    const a0 = j.ap + (2 * rp) * panel;
+                    const a1 = a0 + panel;
+                    const b0 = j.bp + (2 * cp) * panel;
+                    const b1 = b0 + panel;
+                    for (0..j.ks) |q| {
+                        const off = q * tile_elems;
+                        tileLoad(4, a0 + off, 64);
+                        tileLoad(5, a1 + off, 64);
+                        tileLoad(6, b0 + off, 64);
+                        tileLoad(7, b1 + off, 64);
+                        dot(0, 4, 6);
+                        dot(1, 4, 7);
+                        dot(2, 5, 6);
+                        dot(3, 5, 7);
+                    }
+                    tileStore(0, stage, 128);
+                    tileStore(1, @ptrCast(&stage[16]), 128);
+                    tileStore(2, @ptrCast(&stage[16 * 32]), 128);
+                    tileStore(3, @ptrCast(&stage[16 * 32 + 16]), 128);
+                    const row0 = rp * 32;
+                    const col0 = cp * 32;
+                    for (0..@min(32, j.m - row0)) |i| for (0..@min(32, j.n - col0)) |jj| {
+                        const v = j.alpha * stage[i * 32 + jj];
+                        const dst = j.c.at(row0 + i, col0 + jj);
+                        storeC(SC, dst, if (j.beta == 0) v else v + j.beta * loadC(SC, dst));
                     };
-                }
+                };
             }
-            // Round this worker's part of C once.
-            const i_end = @min(r1 * 32, j.m);
-            const j_end = @min(c1 * 32, j.n);
-            for (r0 * 32..i_end) |i| for (c0 * 32..j_end) |jj| {
-                const v = j.alpha * j.acc[i * j.np_ + jj];
-                const dst = j.c.at(i, jj);
-                const old: f32 = if (j.beta == 0) 0 else j.beta * loadC(SC, dst);
-                storeC(SC, dst, if (j.beta == 0) v else v + old);
-            };
         }
     };
     // Few row pairs: cut C by columns so every worker has work.
     const workers = if (parallel) pool.threads() else 1;
     const by_rows = mbp >= 2 * workers or mbp >= nbp;
     const job = Job{
-        .m = m, .n = n, .k = k, .ks = ks, .mbp = mbp, .nbp = nbp, .np_ = np_, .alpha = alpha, .beta = beta,
-        .a = a, .b = b, .c = c, .ap = ap.ptr, .bp = bp.ptr, .acc = acc.ptr, .by_rows = by_rows,
+        .m = m, .n = n, .k = k, .ks = ks, .mbp = mbp, .nbp = nbp, .alpha = alpha, .beta = beta,
+        .a = a, .b = b, .c = c, .ap = ap.ptr, .bp = bp.ptr, .by_rows = by_rows,
     };
     if (parallel) {
         pool.parallelFor(mbp * 2, 1, &job, Job.packA);
@@ -303,8 +304,11 @@ fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16)
     for (0..rows) |r| {
         const row = a.sub(r0 + r, 0);
         if (row.cs == 1) {
-            const src: [*]const BF16 = @ptrCast(row.at(0, 0));
-            for (0..k) |kk| out[(kk / 32) * tile_elems + r * 32 + kk % 32] = src[kk].bits;
+            // Contiguous row: 64-byte runs, one per k step.
+            const src: [*]const u16 = @ptrCast(row.at(0, 0));
+            var q: usize = 0;
+            while ((q + 1) * 32 <= k) : (q += 1) @memcpy(out[q * tile_elems + r * 32 ..][0..32], src[q * 32 ..][0..32]);
+            for (q * 32..k) |kk| out[q * tile_elems + r * 32 + kk - q * 32] = src[kk];
         } else {
             for (0..k) |kk| out[(kk / 32) * tile_elems + r * 32 + kk % 32] = row.at(0, kk).bits;
         }
@@ -318,7 +322,21 @@ fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb: usize, out: [*]u16)
     const c0 = cb * 16;
     if (c0 >= n) return;
     const cols = @min(16, n - c0);
-    for (0..k) |kk| {
+    var kk: usize = 0;
+    if (b.cs == 1) {
+        // Two contiguous rows interleaved into one VNNI row (a plain loop: the compiler
+        // vectorises it; an explicit @shuffle here trips an LLVM bug in Zig 0.15.2 ReleaseFast).
+        while (kk + 2 <= k) : (kk += 2) {
+            const lo: [*]const u16 = @ptrCast(b.at(kk, c0));
+            const hi: [*]const u16 = @ptrCast(b.at(kk + 1, c0));
+            const dst = out + (kk / 32) * tile_elems + ((kk % 32) / 2) * 32;
+            for (0..cols) |jj| {
+                dst[2 * jj] = lo[jj];
+                dst[2 * jj + 1] = hi[jj];
+            }
+        }
+    }
+    while (kk < k) : (kk += 1) {
         const dst = out + (kk / 32) * tile_elems + ((kk % 32) / 2) * 32 + (kk % 2);
         for (0..cols) |jj| dst[2 * jj] = b.at(kk, c0 + jj).bits;
     }
@@ -330,8 +348,8 @@ test "AMX bfloat16 product equals the float32 product of the same bfloat16 value
     var prng = std.Random.DefaultPrng.init(7);
     const rnd = prng.random();
     // Edge sizes: partial tiles in every dimension, a K spanning several chunks, a transposed B.
-    const cases = [_][3]usize{ .{ 1, 1, 1 }, .{ 17, 33, 31 }, .{ 40, 70, 600 }, .{ 64, 64, 64 }, .{ 3, 100, 1100 } };
-    for (cases) |cs| {
+    const cases = [_][3]usize{ .{ 1, 1, 1 }, .{ 17, 33, 31 }, .{ 40, 70, 600 }, .{ 64, 64, 64 }, .{ 3, 100, 1100 }, .{ 50, 48, 77 } };
+    for (cases) |cs| for ([_]bool{ true, false }) |b_transposed| {
         const m = cs[0];
         const n = cs[1];
         const k = cs[2];
@@ -347,12 +365,18 @@ test "AMX bfloat16 product equals the float32 product of the same bfloat16 value
         const c0 = try alloc.dupe(BF16, c);
         defer alloc.free(c0);
         const am = Mat(BF16){ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
-        const bm = Mat(BF16){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) };
+        // b holds B transposed (column j contiguous) or row-major (row kk contiguous).
+        const bm = if (b_transposed) Mat(BF16){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else Mat(BF16){ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+        const bAt = struct {
+            fn f(bb: []const BF16, t: bool, kk: usize, j: usize, kdim: usize, ndim: usize) f32 {
+                return half.bf16ToF32((if (t) bb[j * kdim + kk] else bb[kk * ndim + j]).bits);
+            }
+        }.f;
         const cm = Mat(BF16){ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
         try std.testing.expect(gemm(BF16, m, n, k, 0.5, am, bm, -1.0, cm, true));
         for (0..m) |i| for (0..n) |j| {
             var s: f64 = 0;
-            for (0..k) |kk| s += @as(f64, half.bf16ToF32(a[i * k + kk].bits)) * half.bf16ToF32(b[j * k + kk].bits);
+            for (0..k) |kk| s += @as(f64, half.bf16ToF32(a[i * k + kk].bits)) * bAt(b, b_transposed, kk, j, k, n);
             const want = 0.5 * s - half.bf16ToF32(c0[i * n + j].bits);
             const got = half.bf16ToF32(c[i * n + j].bits);
             // One bfloat16 rounding of the result plus float32 accumulation error.
@@ -362,5 +386,5 @@ test "AMX bfloat16 product equals the float32 product of the same bfloat16 value
                 return error.TestUnexpectedResult;
             }
         };
-    }
+    };
 }

@@ -17,9 +17,10 @@
 const std = @import("std");
 const builtin = @import("builtin");
 const pool = @import("pool.zig");
-const half = @import("half.zig");
+pub const half = @import("half.zig");
 const dtype = @import("dtype.zig");
-const amx = @import("amx.zig");
+pub const BF16 = dtype.BF16;
+pub const amx = @import("amx.zig");
 
 /// Vector register width in bytes of the target (chooses the micro-kernel shape).
 const vec_bytes: usize = blk: {
