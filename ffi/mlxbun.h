@@ -396,6 +396,8 @@ uint32_t mlxb_random_bits(uint32_t key, const int32_t* shape, uint32_t ndim, int
 uint32_t mlxb_matmul(uint32_t a, uint32_t b, int32_t stream);
 /* alpha * (a @ b) + beta * c, c broadcast to the product's shape. */
 uint32_t mlxb_addmm(uint32_t c, uint32_t a, uint32_t b, double alpha, double beta, int32_t stream);
+/* An array of dtype and shape made from the raw bytes of a uint8 array (copied at eval, byte-swapped per element if swap). */
+uint32_t mlxb_array_from_bytes(uint32_t bytes, uint32_t dtype, const int32_t* shape, uint32_t ndim, uint32_t swap, int32_t stream);
 
 #ifdef __cplusplus
 }
