@@ -270,4 +270,10 @@ export const symbols = {
   mlxb_random_bits: { args: ["u32", "ptr", "u32", "i32", "i32"], returns: "u32" },
   mlxb_matmul: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_addmm: { args: ["u32", "u32", "u32", "f64", "f64", "i32"], returns: "u32" },
+  mlxb_dlpack_export: { args: ["u32", "i32"], returns: "ptr" },
+  mlxb_dlpack_export_unversioned: { args: ["u32", "i32"], returns: "ptr" },
+  mlxb_dlpack_import: { args: ["ptr", "i32"], returns: "u32" },
+  mlxb_dlpack_import_unversioned: { args: ["ptr", "i32"], returns: "u32" },
+  mlxb_dlpack_delete: { args: ["ptr", "i32"], returns: "void" },
+  mlxb_dlpack_live_exports: { args: [], returns: "f64" },
 } as const;
