@@ -22,6 +22,10 @@ pub const Buffer = struct {
     block: alloc.Block,
     /// Nonzero for wrapped host memory: reported back through `external.zig` when released.
     external_token: u32,
+    /// Called once when the last reference goes (a DLPack producer's deleter; see dlpack.zig).
+    on_release: ?OnRelease = null,
+
+    pub const OnRelease = struct { func: *const fn (?*anyopaque) callconv(.c) void, ctx: ?*anyopaque };
 
     pub fn retain(buf: *Buffer) void {
         _ = buf.refs.fetchAdd(1, .monotonic);
@@ -31,6 +35,7 @@ pub const Buffer = struct {
         if (buf.refs.fetchSub(1, .acq_rel) != 1) return;
         if (buf.block.size != 0) alloc.free(buf.block);
         if (buf.external_token != 0) @import("external.zig").released(buf.external_token);
+        if (buf.on_release) |r| r.func(r.ctx);
         std.heap.c_allocator.destroy(buf);
     }
 };

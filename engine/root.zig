@@ -30,4 +30,5 @@ test {
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");
+    _ = @import("dlpack.zig");
 }

@@ -398,6 +398,18 @@ uint32_t mlxb_matmul(uint32_t a, uint32_t b, int32_t stream);
 uint32_t mlxb_addmm(uint32_t c, uint32_t a, uint32_t b, double alpha, double beta, int32_t stream);
 /* An array of dtype and shape made from the raw bytes of a uint8 array (copied at eval, byte-swapped per element if swap). */
 uint32_t mlxb_array_from_bytes(uint32_t bytes, uint32_t dtype, const int32_t* shape, uint32_t ndim, uint32_t swap, int32_t stream);
+/* Evaluate h; a new DLManagedTensorVersioned* (DLPack 1.1, kDLCPU) viewing its buffer (flag READ_ONLY), or with copy = 1 a row-major copy (flag IS_COPIED). The consumer calls its deleter exactly once. NULL on error. */
+void* mlxb_dlpack_export(uint32_t h, int32_t copy);
+/* As dlpack_export, as a legacy DLManagedTensor* (no version, no flags). */
+void* mlxb_dlpack_export_unversioned(uint32_t h, int32_t copy);
+/* An array from a DLManagedTensorVersioned* (CPU). copy: 1 always, 0 never (error if needed), -1 if needed. On success the engine owns the tensor and calls its deleter exactly once (at once after a copy, else when the array memory is dropped); on error (0) the caller still owns it. */
+uint32_t mlxb_dlpack_import(void* managed, int32_t copy);
+/* As dlpack_import, from a legacy DLManagedTensor*. */
+uint32_t mlxb_dlpack_import_unversioned(void* managed, int32_t copy);
+/* Call a managed tensor's deleter (versioned = 1: DLManagedTensorVersioned*, 0: DLManagedTensor*) for an owner that will not hand it to a consumer. */
+void mlxb_dlpack_delete(void* managed, int32_t versioned);
+/* Managed tensors exported by this library whose deleter has not run yet. */
+double mlxb_dlpack_live_exports(void);
 
 #ifdef __cplusplus
 }

@@ -271,4 +271,10 @@ export const symbols = {
   mlxb_matmul: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_addmm: { args: ["u32", "u32", "u32", "f64", "f64", "i32"], returns: "u32" },
   mlxb_array_from_bytes: { args: ["u32", "u32", "ptr", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_dlpack_export: { args: ["u32", "i32"], returns: "ptr" },
+  mlxb_dlpack_export_unversioned: { args: ["u32", "i32"], returns: "ptr" },
+  mlxb_dlpack_import: { args: ["ptr", "i32"], returns: "u32" },
+  mlxb_dlpack_import_unversioned: { args: ["ptr", "i32"], returns: "u32" },
+  mlxb_dlpack_delete: { args: ["ptr", "i32"], returns: "void" },
+  mlxb_dlpack_live_exports: { args: [], returns: "f64" },
 } as const;

@@ -27,3 +27,4 @@ export * as random from "./random";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
 export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type FileFormat, type GgufMetadataValue, type LoadOptions, type LoadSource } from "./io";
+export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type DLPackProducer, type FromDlpackOptions, type ToDlpackOptions } from "./dlpack";
