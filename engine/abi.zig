@@ -101,8 +101,9 @@ const core = [_]Entry{
     entry("vmap", vmap, &.{ "outputs", "noutputs", "placeholders", "nplaceholders", "batched", "batch", "stream" }, "Outputs traced from placeholders, rebuilt on the batched inputs (batch axis first, size batch); returns noutputs and leaves the results (batch axis first) for results_take, negative on error."),
     entry("results_take", resultsTake, &.{"i"}, "Handle i of the last multi-result call (vjp, custom_outputs); the caller owns it. 0 if none."),
     entry("custom_set_vjp_callback", customSetVjpCallback, &.{"callback"}, "int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig)."),
+    entry("custom_set_vmap_callback", customSetVmapCallback, &.{"callback"}, "int (*)(uint32_t token, uint32_t n_outputs, uint32_t batch, uint32_t mapped): the host's vmap rule for custom functions (see engine/grad.zig)."),
     entry("custom_outputs", customOutputs, &.{ "token", "values", "nvalues", "primals", "nprimals", "stream" }, "Outputs of a custom function call (results_take); token names the call to the host's vjp. Returns nvalues, negative on error."),
-    entry("custom_return", customReturn, &.{"a"}, "From inside the vjp callback: the next input cotangent. 0 on success."),
+    entry("custom_return", customReturn, &.{"a"}, "From inside the vjp (vmap) callback: the next input cotangent (batched output). 0 on success."),
     entry("full", full, &.{ "shape", "ndim", "vals", "dtype", "stream" }, "vals broadcast to shape, as dtype (-1: vals' dtype)."),
     entry("arange", arange, &.{ "start", "stop", "step", "dtype", "stream" }, "start, start + step, ... below stop."),
     entry("linspace", linspace, &.{ "start", "stop", "num", "dtype", "stream" }, "num evenly spaced values from start to stop."),
@@ -496,6 +497,10 @@ fn vmap(outs: ?[*]const u32, nout: u32, phs: ?[*]const u32, nph: u32, bat: ?[*]c
 
 fn customSetVjpCallback(cb: ?*anyopaque) callconv(.c) void {
     grad.custom_vjp_callback = if (cb) |p| @ptrCast(@alignCast(p)) else null;
+}
+
+fn customSetVmapCallback(cb: ?*anyopaque) callconv(.c) void {
+    grad.custom_vmap_callback = if (cb) |p| @ptrCast(@alignCast(p)) else null;
 }
 
 fn customOutputsImpl(token: u32, vals_p: ?[*]const u32, nvals: u32, prim_p: ?[*]const u32, nprim: u32, s: i32) errors.Error!i32 {

@@ -89,6 +89,14 @@ pub const CustomOut = struct { call: *CustomCall, index: u32 };
 pub const VjpCallback = *const fn (u32, u32) callconv(.c) i32;
 pub var custom_vjp_callback: ?VjpCallback = null;
 
+/// int (*)(uint32_t token, uint32_t n_outputs, uint32_t batch, uint32_t mapped): the host's vmap
+/// rule for a custom call. Called during vmap with the results list holding the call's inputs
+/// (input i carries the batch axis first when bit i of `mapped` is set); it hands back n_outputs
+/// outputs, batch axis first, through custom_return and returns 0; 2 when the function has no
+/// vmap rule (the body is vmapped instead); other nonzero if the rule failed.
+pub const VmapCallback = *const fn (u32, u32, u32, u32) callconv(.c) i32;
+pub var custom_vmap_callback: ?VmapCallback = null;
+
 threadlocal var returns: std.ArrayList(*Node) = .empty;
 
 pub fn customReturn(n: *Node) errors.Error!void {
@@ -783,6 +791,35 @@ fn runCustom(call: *CustomCall, first: *Node, order: []const *Node, cot: *std.Au
         }
         try accumulate(cot, p, retained(g), stream);
     }
+}
+
+/// The batched outputs of a custom call from the host's vmap rule (`out` gets one owned node
+/// per output); false when the host has no rule for it.
+pub fn runCustomVmap(call: *CustomCall, inputs: []const *Node, mapped: u32, b: i32, out: []*Node) errors.Error!bool {
+    const cb = custom_vmap_callback orelse return false;
+    clearResults();
+    for (inputs) |x| try pushResult(retained(x));
+    const mark = returns.items.len;
+    defer {
+        for (returns.items[mark..]) |r| array.release(r);
+        returns.shrinkRetainingCapacity(mark);
+    }
+    const rc = cb(call.token, @intCast(call.values.len), @intCast(b), mapped);
+    if (rc == 2) return false;
+    if (rc != 0) return errors.fail(.runtime, "[custom_function] The custom vmap failed.", .{});
+    const got = returns.items[mark..];
+    if (got.len != call.values.len)
+        return errors.fail(.invalid_argument, "[custom_function] The vmap rule returned {d} outputs for a function with {d}.", .{ got.len, call.values.len });
+    for (got, call.values) |g, v| {
+        const ok = g.shape.ndim == v.shape.ndim + 1 and g.shape.dims[0] == b and std.mem.eql(i32, g.shape.slice()[1..], v.shape.slice());
+        if (!ok) {
+            var b1: [256]u8 = undefined;
+            var b2: [256]u8 = undefined;
+            return errors.fail(.invalid_argument, "[custom_function] The vmap rule returned an output of shape {s} for an output of shape {s} mapped over {d}.", .{ g.shape.format(&b1), v.shape.format(&b2), b });
+        }
+    }
+    for (got, out) |g, *o| o.* = retained(g);
+    return true;
 }
 
 fn oom() errors.Error {

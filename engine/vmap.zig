@@ -85,10 +85,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         .astype => return cp.astype(bx[0].?, node.dtype, s),
         .stop_gradient => return cp.stopGradient(bx[0].?, s),
         .depends => return retained(bx[0] orelse return withBatch(x, b, s)),
-        // A custom function's output is its body's value (input 0): batched, that is the body
-        // vmapped, as MLX does for a custom function without a vmap rule. The custom vjp, written
-        // for one example, does not carry over to the batched value.
-        .custom => return retained(bx[0] orelse return withBatch(x, b, s)),
+        .custom => |c| return customRule(node, c, bx, b, s),
         .broadcast => {
             const l = try lift(bx[0].?, node.shape.ndim, s);
             defer array.release(l);
@@ -297,6 +294,43 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
     }
 }
 
+/// The batched outputs of each custom call met by the running vmap, from the host's vmap rule
+/// (one call's outputs are made together, at its first output).
+threadlocal var custom_outs: ?*std.AutoHashMap(*grad.CustomCall, []*Node) = null;
+
+/// A custom function's output: from the host's vmap rule when the function has one; otherwise
+/// its body's value (input 0) batched, i.e. the body vmapped, as MLX does. The custom vjp,
+/// written for one example, does not carry over to the batched value.
+fn customRule(node: *Node, c: grad.CustomOut, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
+    if (custom_outs) |cache| {
+        if (cache.get(c.call)) |outs| return retained(outs[c.index]);
+        const n_in = node.inputs.len - 1;
+        if (n_in <= 32) {
+            var ins: [33]*Node = undefined;
+            var mapped: u32 = 0;
+            for (node.inputs[1..], 0..) |in, i| {
+                ins[i] = bx[1 + i] orelse in;
+                if (bx[1 + i] != null) mapped |= @as(u32, 1) << @intCast(i);
+            }
+            const outs = a_.alloc(*Node, c.call.values.len) catch return oom();
+            const ran = grad.runCustomVmap(c.call, ins[0..n_in], mapped, b, outs) catch |e| {
+                a_.free(outs);
+                return e;
+            };
+            if (ran) {
+                cache.put(c.call, outs) catch {
+                    for (outs) |o| array.release(o);
+                    a_.free(outs);
+                    return oom();
+                };
+                return retained(outs[c.index]);
+            }
+            a_.free(outs);
+        }
+    }
+    return retained(bx[0] orelse return withBatch(node.inputs[0], b, s));
+}
+
 /// masked_scatter per batch element: each one fills its own true positions from the start of its
 /// own source. The k-th true position of row b (row-major within the row) reads source row b at
 /// k, found by an inclusive cumsum of the mask; a single-element source is read at 0 everywhere.
@@ -342,6 +376,18 @@ pub fn vmap(outputs: []const *Node, placeholders: []const *Node, batched: []cons
     }
     for (placeholders, batched) |p, x| {
         val.put(p, retained(x)) catch return oom();
+    }
+    var customs = std.AutoHashMap(*grad.CustomCall, []*Node).init(a_);
+    const outer_customs = custom_outs;
+    custom_outs = &customs;
+    defer {
+        custom_outs = outer_customs;
+        var it = customs.valueIterator();
+        while (it.next()) |outs| {
+            for (outs.*) |o| array.release(o);
+            a_.free(outs.*);
+        }
+        customs.deinit();
     }
     // Post-order from the outputs (iterative), then rebuild in that order.
     var order: std.ArrayList(*Node) = .empty;

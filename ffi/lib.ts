@@ -155,6 +155,15 @@ export function setCustomVjpHandler(handler: (token: number, nOutputs: number) =
   lib.mlxb_custom_set_vjp_callback(vjpCallback.ptr);
 }
 
+let vmapCallback: JSCallback | null = null;
+
+/** Register the host's vmap rule for custom functions (once; lives as long as the library). */
+export function setCustomVmapHandler(handler: (token: number, nOutputs: number, batch: number, mapped: number) => number): void {
+  if (vmapCallback !== null) return;
+  vmapCallback = new JSCallback(handler, { args: [FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32], returns: FFIType.i32 });
+  lib.mlxb_custom_set_vmap_callback(vmapCallback.ptr);
+}
+
 export function drainReleasedHostData(): void {
   for (let t = lib.mlxb_external_next_released(); t !== 0; t = lib.mlxb_external_next_released()) wrapped.delete(t);
 }

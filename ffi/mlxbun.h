@@ -286,9 +286,11 @@ int32_t mlxb_vmap(const uint32_t* outputs, uint32_t noutputs, const uint32_t* pl
 uint32_t mlxb_results_take(uint32_t i);
 /* int (*)(uint32_t token, uint32_t n_outputs): the host's vjp for custom functions (see engine/grad.zig). */
 void mlxb_custom_set_vjp_callback(void* callback);
+/* int (*)(uint32_t token, uint32_t n_outputs, uint32_t batch, uint32_t mapped): the host's vmap rule for custom functions (see engine/grad.zig). */
+void mlxb_custom_set_vmap_callback(void* callback);
 /* Outputs of a custom function call (results_take); token names the call to the host's vjp. Returns nvalues, negative on error. */
 int32_t mlxb_custom_outputs(uint32_t token, const uint32_t* values, uint32_t nvalues, const uint32_t* primals, uint32_t nprimals, int32_t stream);
-/* From inside the vjp callback: the next input cotangent. 0 on success. */
+/* From inside the vjp (vmap) callback: the next input cotangent (batched output). 0 on success. */
 int32_t mlxb_custom_return(uint32_t a);
 /* vals broadcast to shape, as dtype (-1: vals' dtype). */
 uint32_t mlxb_full(const int32_t* shape, uint32_t ndim, uint32_t vals, int32_t dtype, int32_t stream);

@@ -215,6 +215,7 @@ export const symbols = {
   mlxb_vmap: { args: ["ptr", "u32", "ptr", "u32", "ptr", "i32", "i32"], returns: "i32" },
   mlxb_results_take: { args: ["u32"], returns: "u32" },
   mlxb_custom_set_vjp_callback: { args: ["ptr"], returns: "void" },
+  mlxb_custom_set_vmap_callback: { args: ["ptr"], returns: "void" },
   mlxb_custom_outputs: { args: ["u32", "ptr", "u32", "ptr", "u32", "i32"], returns: "i32" },
   mlxb_custom_return: { args: ["u32"], returns: "i32" },
   mlxb_full: { args: ["ptr", "u32", "u32", "i32", "i32"], returns: "u32" },

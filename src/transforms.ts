@@ -5,7 +5,7 @@
 //
 // Arguments and results may be trees: nested JS arrays and plain objects of mx.Array. Other
 // leaves (numbers, strings, null...) pass through untouched and get no gradient.
-import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomVjpHandler } from "../ffi/lib";
+import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomVjpHandler, setCustomVmapHandler } from "../ffi/lib";
 import { MxArray } from "./array";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
@@ -232,6 +232,7 @@ export function grad<A extends unknown[]>(fn: (...args: A) => unknown, options: 
 
 type VjpRule = (primals: unknown[], cotangents: unknown, outputs: unknown) => unknown;
 type JvpRule = (primals: unknown[], tangents: unknown[]) => unknown;
+type VmapRule = (inputs: unknown[], axes: unknown[]) => [unknown, AxisTree];
 
 interface CallRecord {
   /** The function's arguments (trees, arrays as passed) and outputs (trees), for structure. */
@@ -240,6 +241,8 @@ interface CallRecord {
   /** The vjp rule (for grad/vjp) and the one used while a jvp is computed. */
   vjp: VjpRule;
   jvpVjp: VjpRule;
+  /** The vmap rule set when the engine asks (null: vmap the body). */
+  vmap: () => VmapRule | null;
 }
 
 /** Nesting depth of jvp walks: there, custom functions use their jvp rule or their body. */
@@ -276,6 +279,46 @@ function runVjpRule(token: number, nOut: number): number {
   }
 }
 
+function runVmapRule(token: number, nOut: number, batch: number, mapped: number): number {
+  const rec = heldForEngine(token) as CallRecord | undefined;
+  const rule = rec?.vmap() ?? null;
+  if (rec === undefined || rule === null) return 2;
+  const nIn = treeFlatten(rec.args).length;
+  const inputs = takeResults(nIn, 0);
+  const made: MxArray[] = [];
+  try {
+    const axes = inputs.map((_, i) => ((mapped >>> i) & 1 ? 0 : null));
+    const [outs, outAxes] = rule(treeUnflatten(rec.args, inputs), treeUnflatten(rec.args, axes as unknown as MxArray[]));
+    const flat = treeFlatten(outs);
+    const ax: (number | null)[] = [];
+    leafAxes(outAxes, outs, ax);
+    if (flat.length !== nOut) throw new MlxError(`[custom_function] The vmap rule returned ${flat.length} outputs for a function with ${nOut}.`, 1);
+    flat.forEach((o, k) => {
+      const a = ax[k] ?? null;
+      let h: number;
+      if (a === null) {
+        // Not mapped: the same value for every batch element.
+        const one = checkHandle(lib.mlxb_expand_dims(o.handle("custom_function"), Int32Array.from([0]), 1, -1));
+        made.push(new MxArray(one));
+        h = checkHandle(lib.mlxb_broadcast_to(one, Int32Array.from([batch, ...o.shape]), o.shape.length + 1, -1));
+      } else {
+        if (!Number.isInteger(a) || a < -o.ndim || a >= o.ndim)
+          throw new MlxError(`[custom_function] The vmap rule returned axis ${a} for an output with ${o.ndim} dimensions.`, 1);
+        h = moveaxisHandle(o.handle("custom_function"), a, 0);
+      }
+      const moved = new MxArray(h);
+      made.push(moved);
+      checkStatus(lib.mlxb_custom_return(moved.handle("custom_function")));
+    });
+    return 0;
+  } catch (e) {
+    pendingError = e;
+    return 1;
+  } finally {
+    for (const a of [...inputs, ...made]) a.dispose();
+  }
+}
+
 /** Rethrow a host rule's own exception in place of the engine's report of it. */
 function rethrowPending(e: unknown): never {
   if (pendingError !== null) {
@@ -298,6 +341,13 @@ export interface CustomFunction<A extends unknown[], R> {
    * Returns the function.
    */
   jvp(rule: (primals: A, tangents: A) => R): CustomFunction<A, R>;
+  /**
+   * Set the vmap rule: `(inputs, axes) => [outputs, outAxes]`: the inputs as a list (one tree per
+   * argument) with the mapped axis of each array in `axes` (a number, or null when not mapped);
+   * it returns the batched outputs and where their batch axis is (a tree prefix, null: not
+   * mapped). Returns the function.
+   */
+  vmap(rule: (inputs: A, axes: unknown[]) => [R, AxisTree]): CustomFunction<A, R>;
 }
 
 /**
@@ -311,6 +361,7 @@ export interface CustomFunction<A extends unknown[], R> {
  */
 export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): CustomFunction<A, R> {
   setCustomVjpHandler(runVjpRule);
+  setCustomVmapHandler(runVmapRule);
   const own: VjpRule = (primals, cotangents) => {
     const [, g] = vjp(fn as never, primals as never, treeFlatten(cotangents));
     return treeUnflatten(primals, g);
@@ -319,6 +370,7 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
   // Without a jvp rule a jvp differentiates the body, as MLX does; with one, the walk needs its
   // transpose: the vjp of the (linear) map tangents -> rule(primals, tangents).
   let jvpRule: JvpRule | null = null;
+  let vmapRule: VmapRule | null = null;
   const jvpVjp: VjpRule = (primals, cotangents) => {
     if (jvpRule === null) return own(primals, cotangents, undefined);
     const r = jvpRule;
@@ -343,7 +395,7 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
     }
     const outs = treeFlatten(out);
     const token = lib.mlxb_external_new_token();
-    holdForEngine(token, { args, out, vjp: rule, jvpVjp } satisfies CallRecord);
+    holdForEngine(token, { args, out, vjp: rule, jvpVjp, vmap: () => vmapRule } satisfies CallRecord);
     const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("custom_function")) : [0]);
     const n = checkStatus(lib.mlxb_custom_outputs(token, hs(outs), outs.length, hs(flat), flat.length, -1));
     const wrapped = takeResults(n, 0);
@@ -355,6 +407,10 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
   };
   f.jvp = (r) => {
     jvpRule = r as JvpRule;
+    return f;
+  };
+  f.vmap = (r) => {
+    vmapRule = r as VmapRule;
     return f;
   };
   return f;
@@ -448,7 +504,12 @@ export function vmap<A extends unknown[], R>(fn: (...args: A) => R, options: { i
         const out = fn(...(treeUnflatten(args, replaced) as A));
         const outs = treeFlatten(out);
         const hs = (xs: readonly MxArray[]) => Uint32Array.from(xs.length > 0 ? xs.map((x) => x.handle("vmap")) : [0]);
-        const n = checkStatus(lib.mlxb_vmap(hs(outs), outs.length, hs(holders), holders.length, hs(batched), b, -1));
+        let n: number;
+        try {
+          n = checkStatus(lib.mlxb_vmap(hs(outs), outs.length, hs(holders), holders.length, hs(batched), b, -1));
+        } catch (e) {
+          rethrowPending(e); // a custom vmap rule's own exception
+        }
         const res = takeResults(n, 0);
         const outAxes: (number | null)[] = [];
         leafAxes(options.outAxes === undefined ? 0 : options.outAxes, out, outAxes);

@@ -235,6 +235,31 @@ describe("grad, valueAndGrad, vjp, jvp", () => {
 });
 
 describe("customFunction and checkpoint", () => {
+  test("a custom vmap rule is used by vmap: batched inputs with their axes, outputs with theirs", () => {
+    const xs = mx.array([[1, 4], [2, 5], [3, 6]]);
+    const w = mx.array([10, 20, 30]);
+    const seen: unknown[] = [];
+    const f = mx.customFunction((x: mx.Array, y: mx.Array) => [mx.multiply(x, y), mx.sum(y)]);
+    // A (deliberately different) rule: x + y, mapped on the axis it got; the second output unmapped.
+    f.vmap(([x, y], axes) => {
+      seen.push(axes, x.shape, y.shape);
+      return [[mx.add(x, y), mx.array(-1)], [axes[0] as number, null]];
+    });
+    const [a, s] = mx.vmap((x: mx.Array) => f(x, w) as mx.Array[], { inAxes: 1 })(xs) as mx.Array[];
+    expect(seen).toEqual([[0, null], [2, 3], [3]]);
+    expect(a!.tolist()).toEqual([[11, 22, 33], [14, 25, 36]]);
+    expect(s!.tolist()).toEqual([-1, -1]);
+    // Wrong shapes from the rule, and an exception in it, surface at the call site.
+    const bad = mx.customFunction((x: mx.Array) => mx.exp(x)).vmap(([x]) => [mx.sum(x as mx.Array, { axis: 1 }), 0]);
+    expectMlxError(() => mx.vmap((x: mx.Array) => bad(x))(mx.ones([2, 3])), /^\[custom_function\] The vmap rule returned an output of shape \(2\) for an output of shape \(3\) mapped over 2\.$/);
+    const badAxis = mx.customFunction((x: mx.Array) => mx.exp(x)).vmap(([x]) => [mx.sum(x as mx.Array), 0]);
+    expectMlxError(() => mx.vmap((x: mx.Array) => badAxis(x))(mx.ones([2, 3])), /^\[custom_function\] The vmap rule returned axis 0 for an output with 0 dimensions\.$/);
+    const throwing = mx.customFunction((x: mx.Array) => mx.exp(x)).vmap(() => {
+      throw new RangeError("no batching today");
+    });
+    expect(() => mx.vmap((x: mx.Array) => throwing(x))(mx.ones([2, 3]))).toThrow(RangeError);
+  });
+
   test("a custom jvp rule is used by jvp (and not by grad); without one, jvp differentiates the body", () => {
     const x = mx.array([0.5, -1.2], mx.float64);
     const y = mx.array([2, 3], mx.float64);
