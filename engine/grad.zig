@@ -377,10 +377,38 @@ fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, arg: usize, g: *Node, s: u32) er
             switch (p.op) {
                 .sum => return cp.astype(ge, x.dtype, s),
                 .prod => {
-                    // y / x where x != 0 (the product of the others); exact zeros need the
-                    // product of the other elements, which this rule gives only without zeros.
-                    const ye = t.add(try expandReduced(node, x, p.axes, s));
-                    const q = t.add(try ew.binary(.divide, ye, x, s));
+                    // The product of the other elements, exact with zeros: the reduced axes
+                    // moved last and flattened, exclusive cumulative products from both ends
+                    // multiplied, then put back.
+                    if (x.shape.size() == 0) return zerosLike(x, s);
+                    var perm: [max_ndim]i32 = undefined; // kept axes, then reduced ones
+                    var moved: [max_ndim]i32 = undefined; // x's shape in that order
+                    var inv: [max_ndim]i32 = undefined;
+                    var dims: [max_ndim]i32 = undefined; // kept axes, then the reduced ones flattened
+                    var np_: usize = 0;
+                    var kept: usize = 0;
+                    var reduced_size: i32 = 1;
+                    for (0..2) |pass| for (0..x.shape.ndim) |i| {
+                        const reduced = p.axes & (@as(u32, 1) << @intCast(i)) != 0;
+                        if (reduced != (pass == 1)) continue;
+                        perm[np_] = @intCast(i);
+                        moved[np_] = x.shape.dims[i];
+                        np_ += 1;
+                        if (reduced) reduced_size *= x.shape.dims[i] else {
+                            dims[kept] = x.shape.dims[i];
+                            kept += 1;
+                        }
+                    };
+                    for (0..np_) |i| inv[@intCast(perm[i])] = @intCast(i);
+                    dims[kept] = reduced_size;
+                    const xt = t.add(try shp.transpose(x, perm[0..np_], s));
+                    const flat = t.add(try shp.reshape(xt, dims[0 .. kept + 1], s));
+                    const last: i32 = @intCast(kept);
+                    const left = t.add(try prims.sort.scan(.prod, flat, last, false, false, null, s));
+                    const right = t.add(try prims.sort.scan(.prod, flat, last, true, false, null, s));
+                    const others = t.add(try ew.binary(.multiply, left, right, s));
+                    const back = t.add(try shp.reshape(others, moved[0..np_], s));
+                    const q = t.add(try shp.transpose(back, inv[0..np_], s));
                     const r2 = t.add(try ew.binary(.multiply, ge, q, s));
                     return cp.astype(r2, x.dtype, s);
                 },

@@ -138,6 +138,11 @@ describe("vjp of reductions, shapes and indexing against finite differences", ()
     ["inner", (x) => mx.inner(x, B34.transpose())], ["vecdot", (x) => mx.vecdot(x, x.exp())],
   ];
   for (const [name, f] of cases) test(name, () => checkGrad(name, f, x6, [2, 3]));
+  test("prod with zeros among the elements (the product of the others), over one or several axes", () => {
+    checkGrad("prod axis 1, one zero", (x) => mx.prod(x, { axis: 1 }), [0.3, 0, 2.1, 0.8, -0.5, 1.6], [2, 3]);
+    checkGrad("prod all, two zeros", (x) => mx.prod(x), [0.3, 0, 2.1, 0.8, 0, 1.6], [2, 3]);
+    checkGrad("prod axes 0 and 2", (x) => mx.prod(x, { axis: [0, 2] }), [0.3, 0, 2.1, 0.8, -0.5, 1.6, 1.1, 0.9], [2, 2, 2]);
+  });
 });
 
 describe("grad, valueAndGrad, vjp, jvp", () => {
