@@ -245,6 +245,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .random => return zerosLike(x, stream),
         .matmul => |p| return prims.matmul.vjp(node, p, arg, g, stream),
         .from_bytes => return zerosLike(x, stream), // raw bytes are not differentiable
+        .quantized => |p| return prims.quantized.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }

@@ -15,6 +15,7 @@ pub const indexing = @import("prims/indexing.zig");
 pub const random = @import("prims/random.zig");
 pub const matmul = @import("prims/matmul.zig");
 pub const bytes = @import("prims/bytes.zig");
+pub const quantized = @import("prims/quantized.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -44,6 +45,7 @@ pub const Primitive = union(enum) {
     random: random.Prim,
     matmul: matmul.Prim,
     from_bytes: bytes.FromBytes,
+    quantized: quantized.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -68,6 +70,7 @@ pub const Primitive = union(enum) {
             .random => |f| f.name(),
             .matmul => |f| f.name(),
             .from_bytes => "from_bytes",
+            .quantized => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -102,6 +105,7 @@ pub const Primitive = union(enum) {
             .random => |f| try random.eval(node, f),
             .matmul => |f| try matmul.eval(node, f),
             .from_bytes => |f| try bytes.eval(node, f),
+            .quantized => |f| try quantized.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

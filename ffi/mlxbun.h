@@ -412,6 +412,12 @@ uint32_t mlxb_dlpack_import_unversioned(void* managed, int32_t copy);
 void mlxb_dlpack_delete(void* managed, int32_t versioned);
 /* Managed tensors exported by this library whose deleter has not run yet. */
 double mlxb_dlpack_live_exports(void);
+/* One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); group_size/bits 0 take the mode's defaults. */
+uint32_t mlxb_quantize(uint32_t w, int32_t group_size, int32_t bits, uint32_t mode, uint32_t part, int32_t stream);
+/* Dequantize (biases 0: none; dtype -1: inferred). */
+uint32_t mlxb_dequantize(uint32_t w, uint32_t scales, uint32_t biases, int32_t group_size, int32_t bits, uint32_t mode, int32_t dtype, int32_t stream);
+/* x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8. */
+uint32_t mlxb_quantized_matmul(uint32_t x, uint32_t w, uint32_t scales, uint32_t biases, uint32_t transpose, int32_t group_size, int32_t bits, int32_t mode_stream);
 
 #ifdef __cplusplus
 }

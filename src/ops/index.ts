@@ -8,3 +8,4 @@ export * from "./indexing";
 export * from "./matmul";
 export * from "./einsum";
 export * from "./matmul_variants";
+export * from "./quantized";

@@ -1,0 +1,1199 @@
+//! Quantization: quantize, dequantize and the quantized matrix product (dequantize on the fly).
+//! MLX's formats and rules, established by experiment against mlx-cpu 0.32.4:
+//!  * affine (group sizes 32/64/128, bits 1..6 and 8): per group of `gs` consecutive elements of
+//!    a row, in float32: max, min; mask = |min| > |max|; scale = max((max - min) / (2^b - 1),
+//!    1e-7), negated unless mask; edge = mask ? min : max; q0 = rint(edge / scale); when q0 != 0,
+//!    scale = edge / q0 and bias = edge, else bias = 0. q = clamp(rint((w - bias) / scale), 0,
+//!    2^b - 1) with the float32 scale and bias; scales and biases are stored in w's dtype. The
+//!    codes form a little-endian bit stream (element i at bits [i*b, (i+1)*b) of the row's
+//!    uint32 words), for every b.
+//!    Dequantize computes s * q and then + b, each rounded to the scales' dtype, then casts.
+//!  * mxfp4 / mxfp8 (group 32, E2M1 / E4M3 elements, E8M0 scale, no bias): e = ceil(log2(amax /
+//!    maxval)) with maxval 6 / 448 (e = 0 for an all-zero group), scale byte = (e + 127) mod 256;
+//!    elements w / 2^e. E4M3 rounds to nearest even; E2M1 rounds ties toward zero (thresholds
+//!    0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5) and drops the sign of a zero code.
+//!  * nvfp4 (group 16, E2M1 elements, E4M3 scale): scale = e4m3(amax / 6) (nearest even,
+//!    saturating at 448); elements w / scale (0 codes for a zero scale).
+//!  * E8M0 byte 0 decodes to 2^-127, 255 to infinity; codes pack 8 (fp4) or 4 (fp8) per word.
+//! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype).
+const std = @import("std");
+const array = @import("../array.zig");
+const errors = @import("../errors.zig");
+const handles = @import("../handles.zig");
+const stream_mod = @import("../stream.zig");
+const primitives = @import("../primitives.zig");
+const pool = @import("../pool.zig");
+const abi_util = @import("../abi_util.zig");
+const convert = @import("../convert.zig");
+const half = @import("../half.zig");
+const gemm = @import("../gemm.zig");
+const copy = @import("copy.zig");
+const shape_ops = @import("shape.zig");
+const dtype_mod = @import("../dtype.zig");
+const Dtype = dtype_mod.Dtype;
+const Node = array.Node;
+const Shape = array.Shape;
+const max_ndim = array.max_ndim;
+
+pub const Mode = enum(u32) {
+    affine = 0,
+    mxfp4 = 1,
+    mxfp8 = 2,
+    nvfp4 = 3,
+};
+
+pub const Params = struct {
+    mode: Mode,
+    group_size: u32,
+    bits: u32,
+};
+
+pub const Prim = union(enum) {
+    /// input: w (..., k). part 0: the codes (uint32), 1: scales, 2: biases.
+    quantize: struct { p: Params, part: u8 },
+    /// inputs: wq, scales, [biases (broadcast to scales' shape)].
+    dequantize: Params,
+    /// inputs: x (batch..., m, k) float32-convertible, wq, scales, [biases]; batch dims equal.
+    qmm: struct { p: Params, transpose: bool },
+
+    pub fn name(p: Prim) []const u8 {
+        return switch (p) {
+            .quantize => "quantize",
+            .dequantize => "dequantize",
+            .qmm => "quantized_matmul",
+        };
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/// Group size and bits with the mode's defaults for 0 (None), validated with MLX's messages.
+pub fn resolve(mode: Mode, group_size: i32, bits: i32, op: []const u8) errors.Error!Params {
+    const p = defaults(mode, group_size, bits);
+    try validate(p, op);
+    return p;
+}
+
+/// The mode's defaults for 0 (None); unvalidated (negative values become huge, and fail).
+pub fn defaults(mode: Mode, group_size: i32, bits: i32) Params {
+    const want_gs: i32 = switch (mode) {
+        .affine => 64,
+        .nvfp4 => 16,
+        else => 32,
+    };
+    const want_bits: i32 = if (mode == .mxfp8) 8 else 4;
+    const gs = if (group_size == 0) want_gs else group_size;
+    const b = if (bits == 0) want_bits else bits;
+    return .{ .mode = mode, .group_size = @bitCast(gs), .bits = @bitCast(b) };
+}
+
+pub fn validate(p: Params, op: []const u8) errors.Error!void {
+    _ = try resolveChecked(p.mode, @bitCast(p.group_size), @bitCast(p.bits), op);
+}
+
+fn resolveChecked(mode: Mode, group_size: i32, bits: i32, op: []const u8) errors.Error!Params {
+    switch (mode) {
+        .affine => {
+            const gs: i32 = if (group_size == 0) 64 else group_size;
+            const b: i32 = if (bits == 0) 4 else bits;
+            if (gs != 32 and gs != 64 and gs != 128)
+                return errors.fail(.invalid_argument, "[{s}] The requested group size {d} is not supported. The supported group sizes are 32, 64, and 128.", .{ op, gs });
+            switch (b) {
+                1, 2, 3, 4, 5, 6, 8 => {},
+                else => return errors.fail(.invalid_argument, "[{s}] The requested number of bits {d} is not supported. The supported bits are 1, 2, 3, 4, 5, 6 and 8.", .{ op, b }),
+            }
+            return .{ .mode = mode, .group_size = @intCast(gs), .bits = @intCast(b) };
+        },
+        else => {
+            const want_gs: i32 = if (mode == .nvfp4) 16 else 32;
+            const want_bits: i32 = if (mode == .mxfp8) 8 else 4;
+            const gs: i32 = if (group_size == 0) want_gs else group_size;
+            const b: i32 = if (bits == 0) want_bits else bits;
+            if (gs != want_gs)
+                return errors.fail(.invalid_argument, "[{s}] {s} quantization requires group size {d} but got {d}.", .{ op, @tagName(mode), want_gs, gs });
+            if (b != want_bits)
+                return errors.fail(.invalid_argument, "[{s}] {s} quantization requires bits to be {d} but got {d}.", .{ op, @tagName(mode), want_bits, b });
+            return .{ .mode = mode, .group_size = @intCast(gs), .bits = @intCast(b) };
+        },
+    }
+}
+
+fn modeArg(v: u32, op: []const u8) errors.Error!Mode {
+    return std.meta.intToEnum(Mode, v) catch errors.fail(.invalid_argument, "[{s}] Invalid quantization mode.", .{op});
+}
+
+fn isFloat(d: Dtype) bool {
+    return d == .float16 or d == .bfloat16 or d == .float32 or d == .float64;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph-building ops
+
+/// One output of quantize(w): part 0 the codes, 1 the scales, 2 the biases (affine only).
+pub fn quantize(w: *Node, p: Params, part: u8, stream: u32) errors.Error!*Node {
+    const op = "quantize";
+    if (p.mode != .affine or @as(i32, @bitCast(p.group_size)) <= 0) try validate(p, op);
+    if (w.shape.ndim < 2)
+        return errors.fail(.invalid_argument, "[{s}] The matrix to be quantized must have at least 2 dimension but it has only {d}.", .{ op, w.shape.ndim });
+    const k = w.shape.dims[w.shape.ndim - 1];
+    if (@rem(k, @as(i32, @intCast(p.group_size))) != 0) {
+        var b1: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[{s}] The last dimension of the matrix needs to be divisible by the quantization group size {d}. However the provided  matrix has shape {s}", .{ op, p.group_size, w.shape.format(&b1) });
+    }
+    if (p.mode == .affine) try validate(p, op);
+    if (!isFloat(w.dtype))
+        return errors.fail(.invalid_argument, "[{s}] Only real floating types can be quantized but w has type {s}.", .{ op, w.dtype.name() });
+    if (part == 2 and p.mode != .affine)
+        return errors.fail(.invalid_argument, "[{s}] {s} quantization has no biases.", .{ op, @tagName(p.mode) });
+    var s = w.shape;
+    var dt: Dtype = undefined;
+    if (part == 0) {
+        s.dims[s.ndim - 1] = @intCast(@divExact(@as(i64, k) * p.bits, 32));
+        dt = .uint32;
+    } else {
+        s.dims[s.ndim - 1] = @divExact(k, @as(i32, @intCast(p.group_size)));
+        dt = if (p.mode == .affine) w.dtype else .uint8;
+    }
+    return array.create(dt, s, .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } }, &.{w}, stream);
+}
+
+/// Checks common to dequantize and quantized_matmul on (wq, scales, biases).
+fn checkScalesDtype(p: Params, scales: *Node, biases: ?*Node, op: []const u8) errors.Error!void {
+    if (p.mode == .affine) {
+        if (biases == null)
+            return errors.fail(.invalid_argument, "[{s}] Biases must be provided for affine quantization.", .{op});
+    } else {
+        if (biases != null)
+            return errors.fail(.invalid_argument, "[{s}] Biases must be null for quantization mode '{s}'.", .{ op, @tagName(p.mode) });
+        if (scales.dtype != .uint8)
+            return errors.fail(.invalid_argument, "[{s}] Scale type must be uint8 but received type {s}.", .{ op, scales.dtype.name() });
+    }
+}
+
+pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, p: Params, out_dtype: ?Dtype, stream: u32) errors.Error!*Node {
+    const op = "dequantize";
+    if (wq.dtype != .uint32)
+        return errors.fail(.invalid_argument, "[{s}] The matrix should be given as a uint32", .{op});
+    if (wq.shape.ndim < 2)
+        return errors.fail(.invalid_argument, "[{s}] The matrix to be dequantized must have at least 2 dimension but it has only {d}.", .{ op, wq.shape.ndim });
+    if (p.mode != .affine) {
+        if (scales.dtype != .uint8)
+            return errors.fail(.invalid_argument, "[{s}] Scale type must be uint8 but received type {s}.", .{ op, scales.dtype.name() });
+    }
+    try checkScalesDtype(p, scales, biases, op);
+    // scales: same batch dims, last = k / gs.
+    const kw: i64 = wq.shape.dims[wq.shape.ndim - 1];
+    const k = @divTrunc(kw * 32, p.bits);
+    var ok = scales.shape.ndim == wq.shape.ndim and @rem(kw * 32, p.bits) == 0 and @rem(k, p.group_size) == 0 and
+        scales.shape.dims[scales.shape.ndim - 1] == @divTrunc(k, p.group_size);
+    if (ok) {
+        for (0..wq.shape.ndim - 1) |i| ok = ok and scales.shape.dims[i] == wq.shape.dims[i];
+    }
+    if (!ok) {
+        var b1: [256]u8 = undefined;
+        var b2: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[{s}] Shape of scales and biases does not match the matrix given the quantization parameters. Provided matrix of shape {s} and scales/biases of shape {s} with group_size={d} and bits={d}.", .{ op, wq.shape.format(&b1), scales.shape.format(&b2), p.group_size, p.bits });
+    }
+    const dt: Dtype = out_dtype orelse if (p.mode == .affine) blk: {
+        const d = dtype_mod.promote(scales.dtype, biases.?.dtype);
+        break :blk if (isFloat(d)) d else .float32;
+    } else .bfloat16;
+    if (!isFloat(dt))
+        return errors.fail(.invalid_argument, "[{s}] Only real floating types are supported but output dtype == {s}.", .{ op, dt.name() });
+    var s = wq.shape;
+    s.dims[s.ndim - 1] = @intCast(k);
+    if (biases) |b| {
+        const bb = try copy.broadcastTo(b, scales.shape, stream);
+        defer array.release(bb);
+        return array.create(dt, s, .{ .quantized = .{ .dequantize = p } }, &.{ wq, scales, bb }, stream);
+    }
+    return array.create(dt, s, .{ .quantized = .{ .dequantize = p } }, &.{ wq, scales }, stream);
+}
+
+fn withBatch(x: *Node, batch: *const Shape, stream: u32) errors.Error!*Node {
+    var want = batch.*;
+    want.ndim += 2;
+    want.dims[batch.ndim] = x.shape.dims[x.shape.ndim - 2];
+    want.dims[batch.ndim + 1] = x.shape.dims[x.shape.ndim - 1];
+    return copy.broadcastTo(x, want, stream);
+}
+
+pub fn quantizedMatmul(x_in: *Node, wq: *Node, scales: *Node, biases: ?*Node, p: Params, transpose: bool, stream: u32, op: []const u8) errors.Error!*Node {
+    if (wq.dtype != .uint32)
+        return errors.fail(.invalid_argument, "[{s}] The weight matrix should be uint32 but received {s}", .{ op, wq.dtype.name() });
+    try checkScalesDtype(p, scales, biases, op);
+    if (x_in.shape.ndim == 0)
+        return errors.fail(.invalid_argument, "[{s}] Got 0 dimension input. Inputs must have at least one dimension.", .{op});
+    var b1: [256]u8 = undefined;
+    var b2: [256]u8 = undefined;
+    // Batch shapes of w and scales must match.
+    const wn = wq.shape.ndim;
+    var same = wn == scales.shape.ndim and wn >= 2;
+    if (same) {
+        for (0..wn - 2) |i| same = same and wq.shape.dims[i] == scales.shape.dims[i];
+    }
+    if (!same) {
+        var ws = Shape{ .ndim = if (wn >= 2) wn - 2 else wn };
+        @memcpy(ws.dims[0..ws.ndim], wq.shape.dims[0..ws.ndim]);
+        var ss = Shape{ .ndim = if (scales.shape.ndim >= 2) scales.shape.ndim - 2 else scales.shape.ndim };
+        @memcpy(ss.dims[0..ss.ndim], scales.shape.dims[0..ss.ndim]);
+        return errors.fail(.invalid_argument, "[{s}] Weight and scales should have the same batch shape. Received weight with shape {s}, scales with {s}.", .{ op, ws.format(&b1), ss.format(&b2) });
+    }
+    const w_rows: i64 = wq.shape.dims[wn - 2];
+    const w_words: i64 = wq.shape.dims[wn - 1];
+    const w_cols = @divTrunc(w_words * 32, p.bits);
+    if (scales.shape.dims[wn - 2] != w_rows or @rem(w_words * 32, p.bits) != 0 or @rem(w_cols, p.group_size) != 0 or
+        scales.shape.dims[wn - 1] != @divTrunc(w_cols, p.group_size))
+    {
+        return errors.fail(.invalid_argument, "[{s}] The shapes of the weight and scales are incompatible based on bits and group_size. w.shape() == {s} and scales.shape() == {s} with group_size={d} and bits={d}", .{ op, wq.shape.format(&b1), scales.shape.format(&b2), p.group_size, p.bits });
+    }
+    const k: i64 = if (transpose) w_cols else w_rows;
+    const n: i64 = if (transpose) w_rows else w_cols;
+    if (x_in.shape.dims[x_in.shape.ndim - 1] != k) {
+        return errors.fail(.invalid_argument, "[{s}] Last dimension of first input with shape (..., {d}) does not match the expanded quantized matrix ({d}, {d}) computed from shape {s} with group_size={d}, bits={d} and transpose={s}", .{ op, x_in.shape.dims[x_in.shape.ndim - 1], k, n, wq.shape.format(&b1), p.group_size, p.bits, if (transpose) "true" else "false" });
+    }
+    // Output dtype.
+    var dt = if (p.mode == .affine) dtype_mod.promote(x_in.dtype, dtype_mod.promote(scales.dtype, biases.?.dtype)) else x_in.dtype;
+    if (!isFloat(dt)) dt = .float32;
+    // x lifted to a matrix; batch dims broadcast.
+    var xs = x_in.shape;
+    if (xs.ndim == 1) {
+        xs.dims[1] = xs.dims[0];
+        xs.dims[0] = 1;
+        xs.ndim = 2;
+    }
+    var xb = Shape{ .ndim = xs.ndim - 2 };
+    @memcpy(xb.dims[0..xb.ndim], xs.dims[0..xb.ndim]);
+    var wb = Shape{ .ndim = wn - 2 };
+    @memcpy(wb.dims[0..wb.ndim], wq.shape.dims[0..wb.ndim]);
+    const batch = try copy.broadcastShapes(&xb, &wb, "broadcast_shapes");
+    const x1 = if (x_in.shape.ndim == 1) try shape_ops.reshape(x_in, xs.slice(), stream) else blk: {
+        x_in.retain();
+        break :blk x_in;
+    };
+    defer array.release(x1);
+    const x = try withBatch(x1, &batch, stream);
+    defer array.release(x);
+    const w2 = try withBatch(wq, &batch, stream);
+    defer array.release(w2);
+    const s2 = try withBatch(scales, &batch, stream);
+    defer array.release(s2);
+    var full = batch;
+    full.ndim += 2;
+    full.dims[batch.ndim] = xs.dims[xs.ndim - 2];
+    full.dims[batch.ndim + 1] = @intCast(n);
+    _ = try full.sizeChecked(op);
+    const prim: primitives.Primitive = .{ .quantized = .{ .qmm = .{ .p = p, .transpose = transpose } } };
+    const node = if (biases) |b| blk: {
+        const bb = try copy.broadcastTo(b, scales.shape, stream);
+        defer array.release(bb);
+        const b2x = try withBatch(bb, &batch, stream);
+        defer array.release(b2x);
+        break :blk try array.create(dt, full, prim, &.{ x, w2, s2, b2x }, stream);
+    } else try array.create(dt, full, prim, &.{ x, w2, s2 }, stream);
+    if (x_in.shape.ndim != 1) return node;
+    defer array.release(node);
+    var final = batch;
+    final.dims[final.ndim] = @intCast(n);
+    final.ndim += 1;
+    return shape_ops.reshape(node, final.slice(), stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element formats
+
+const fp4_values = [8]f32{ 0, 0.5, 1, 1.5, 2, 3, 4, 6 };
+
+/// E2M1 code of x (ties toward zero; a zero code never carries the sign).
+fn toFp4(x: f32) u8 {
+    const ax = @abs(x);
+    var k: u8 = 0;
+    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }) |t| {
+        if (ax > t) k += 1;
+    }
+    return if (x < 0 and k > 0) k | 8 else k;
+}
+
+fn fromFp4(c: u32) f32 {
+    const v = fp4_values[c & 7];
+    return if (c & 8 != 0) -v else v;
+}
+
+/// E4M3 (fn: no infinities, 0x7f/0xff NaN) decoded.
+fn fromE4m3(c: u32) f32 {
+    const sign: f32 = if (c & 0x80 != 0) -1 else 1;
+    const e = (c >> 3) & 15;
+    const m = c & 7;
+    if (e == 15 and m == 7) return @bitCast((c & 0x80) << 24 | 0x7ff00000); // MLX's NaN
+    if (e == 0) return sign * @as(f32, @floatFromInt(m)) * 0x1p-9;
+    return sign * std.math.ldexp(1.0 + @as(f32, @floatFromInt(m)) / 8.0, @as(i32, @intCast(e)) - 7);
+}
+
+/// x rounded to E4M3, nearest even, saturating at 448 (NaN: 0x7f).
+fn toE4m3(x: f32) u8 {
+    if (std.math.isNan(x)) return 0x7f;
+    const sign: u8 = if (std.math.signbit(x)) 0x80 else 0;
+    const ax: f64 = @abs(@as(f64, x));
+    if (ax >= 448) return sign | 0x7e;
+    // The quantum: 2^-9 below the smallest normal 2^-6, 2^(e-3) for ax in [2^e, 2^(e+1)).
+    const q: f64 = if (ax < 0x1p-6) 0x1p-9 else std.math.ldexp(@as(f64, 1), std.math.frexp(ax).exponent - 1 - 3);
+    const t = ax / q;
+    var r = @floor(t);
+    const frac = t - r;
+    if (frac > 0.5 or (frac == 0.5 and @mod(r, 2) == 1)) r += 1;
+    const v = r * q;
+    if (v >= 448) return sign | 0x7e;
+    if (v < 0x1p-6) return sign | @as(u8, @intFromFloat(v / 0x1p-9));
+    const fr = std.math.frexp(v); // v = f * 2^ex, f in [0.5, 1)
+    const e: i32 = fr.exponent - 1;
+    const mant: u8 = @intFromFloat((fr.significand * 2 - 1) * 8);
+    return sign | (@as(u8, @intCast(e + 7)) << 3) | mant;
+}
+
+fn fromE8m0(c: u32) f32 {
+    if (c == 0) return @bitCast(@as(u32, 0x00400000));
+    return @bitCast(c << 23);
+}
+
+/// ceil(log2(s)) for finite s > 0, exactly.
+fn ceilLog2(s: f32) i32 {
+    const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
+    return if (fr.significand == 0.5) fr.exponent - 1 else fr.exponent;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing floats of any float dtype
+
+fn loadF32(comptime D: Dtype, p: [*]const u8, i: isize) f32 {
+    const T = D.Type();
+    const ptr: [*]const T = @ptrCast(@alignCast(p));
+    const v = (ptr + @as(usize, @bitCast(i)))[0];
+    return switch (D) {
+        .float16 => half.f16ToF32(v.bits),
+        .bfloat16 => half.bf16ToF32(v.bits),
+        .float32 => v,
+        .float64 => @floatCast(v),
+        .uint8 => @floatFromInt(v),
+        else => convert.cast(D, .float32, v),
+    };
+}
+
+fn readF32(node: *const Node, i: isize) f32 {
+    const base = node.data();
+    return switch (node.dtype) {
+        inline else => |D| loadF32(D, base, i),
+    };
+}
+
+/// Read element i as a raw integer (uint8 scales).
+fn readU8(node: *const Node, i: isize) u32 {
+    const ptr: [*]const u8 = node.data();
+    return (ptr + @as(usize, @bitCast(i)))[0];
+}
+
+/// Round an f32 to dtype D and store at index i of a contiguous buffer.
+fn storeAs(comptime D: Dtype, p: [*]u8, i: usize, v: f32) void {
+    const T = D.Type();
+    const ptr: [*]T = @ptrCast(@alignCast(p));
+    ptr[i] = switch (D) {
+        .float16 => .{ .bits = half.f32ToF16(v) },
+        .bfloat16 => .{ .bits = half.f32ToBf16(v) },
+        .float32 => v,
+        .float64 => @floatCast(v),
+        else => unreachable,
+    };
+}
+
+fn store(dt: Dtype, p: [*]u8, i: usize, v: f32) void {
+    switch (dt) {
+        .float16 => storeAs(.float16, p, i, v),
+        .bfloat16 => storeAs(.bfloat16, p, i, v),
+        .float32 => storeAs(.float32, p, i, v),
+        .float64 => storeAs(.float64, p, i, v),
+        else => unreachable,
+    }
+}
+
+/// v rounded to dtype dt and back (the arithmetic of a dtype narrower than float32).
+fn roundTo(dt: Dtype, v: f32) f32 {
+    return switch (dt) {
+        .float16 => half.f16ToF32(half.f32ToF16(v)),
+        .bfloat16 => half.bf16ToF32(half.f32ToBf16(v)),
+        else => v,
+    };
+}
+
+/// Offset (elements) of batch item `i` of node x (batch dims: all but the last two).
+fn batchOffset(x: *const Node, i: usize) isize {
+    const nb = x.shape.ndim - 2;
+    var rem = i;
+    var off: isize = 0;
+    var d = nb;
+    while (d > 0) {
+        d -= 1;
+        const dim: usize = @intCast(x.shape.dims[d]);
+        off += @as(isize, @intCast(rem % dim)) * @as(isize, @intCast(x.strides[d]));
+        rem /= dim;
+    }
+    return off;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+
+pub fn eval(node: *Node, p: Prim) errors.Error!void {
+    switch (p) {
+        .quantize => |q| try evalQuantize(node, q.p, q.part),
+        .dequantize => |q| try evalDequantize(node, q),
+        .qmm => |q| try evalQmm(node, q.p, q.transpose),
+    }
+}
+
+const QuantJob = struct {
+    w: []const f32, // row-major copy of the input as float32
+    out: [*]u8,
+    dt: Dtype,
+    p: Params,
+    part: u8,
+    k: usize,
+    in_half: bool,
+
+    fn range(j: *const QuantJob, g0: usize, g1: usize) void {
+        const gs = j.p.group_size;
+        const groups_per_row = j.k / gs;
+        const words_per_row = j.k * j.p.bits / 32;
+        for (g0..g1) |g| {
+            const row = g / groups_per_row;
+            const gi = g % groups_per_row;
+            const vals = j.w[g * gs .. (g + 1) * gs];
+            const words: [*]u32 = @ptrCast(@alignCast(j.out));
+            switch (j.p.mode) {
+                .affine => {
+                    const n_bins: f32 = @floatFromInt((@as(u32, 1) << @intCast(j.p.bits)) - 1);
+                    var w_max: f32 = -std.math.inf(f32);
+                    var w_min: f32 = std.math.inf(f32);
+                    for (vals) |v| {
+                        w_max = @max(w_max, v);
+                        w_min = @min(w_min, v);
+                    }
+                    var scale = @max((w_max - w_min) / n_bins, @as(f32, 1e-7));
+                    var bias: f32 = 0;
+                    if (j.p.bits == 1) {
+                        // One bit: the plain min-max grid.
+                        bias = w_min;
+                    } else {
+                        // The grid is moved so the larger-magnitude edge is exactly representable.
+                        const mask = @abs(w_min) > @abs(w_max);
+                        if (!mask) scale = -scale;
+                        const edge = if (mask) w_min else w_max;
+                        const q0r = rint(edge / scale);
+                        if (q0r != 0) {
+                            scale = edge / q0r;
+                            bias = edge;
+                        }
+                    }
+                    switch (j.part) {
+                        1 => store(j.dt, j.out, g, scale),
+                        2 => store(j.dt, j.out, g, bias),
+                        else => {
+                            const b = j.p.bits;
+                            const base_bit = row * words_per_row * 32 + gi * gs * b;
+                            // The group's words are whole (gs * b is a multiple of 32).
+                            const w0 = base_bit / 32;
+                            const nw = gs * b / 32;
+                            @memset(words[w0 .. w0 + nw], 0);
+                            for (vals, 0..) |v, e| {
+                                const q: u32 = @intFromFloat(@min(@max(rint((v - bias) / scale), 0), n_bins));
+                                const bit = e * b;
+                                const wi = w0 + bit / 32;
+                                const off: u5 = @intCast(bit % 32);
+                                words[wi] |= q << off;
+                                if (@as(u32, off) + b > 32) words[wi + 1] |= q >> @intCast(32 - @as(u32, off));
+                            }
+                        },
+                    }
+                },
+                .mxfp4, .mxfp8 => {
+                    var amax: f32 = 0;
+                    for (vals) |v| amax = @max(amax, @abs(v));
+                    const maxval: f32 = if (j.p.mode == .mxfp4) 6 else 448;
+                    const s = amax / maxval;
+                    if (!std.math.isFinite(s)) {
+                        // MLX: scale byte 128 (float32 input) or 0 (half input), fp4 codes 0.
+                        if (j.part == 1) {
+                            j.out[g] = if (j.in_half) 0 else 128;
+                        } else if (j.p.mode == .mxfp4) {
+                            @memset(words[g * gs / 8 .. (g + 1) * gs / 8], 0);
+                        } else {
+                            @memset((j.out + g * gs)[0..gs], 0x7f);
+                        }
+                        continue;
+                    }
+                    const e: i32 = if (s == 0) 0 else ceilLog2(s);
+                    if (j.part == 1) {
+                        j.out[g] = @truncate(@as(u32, @bitCast(e + 127)));
+                        continue;
+                    }
+                    const scale = std.math.ldexp(@as(f32, 1), e);
+                    if (j.p.mode == .mxfp4) {
+                        const w0 = g * gs / 8;
+                        for (0..gs / 8) |wi| {
+                            var word: u32 = 0;
+                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
+                            words[w0 + wi] = word;
+                        }
+                    } else {
+                        const bytes = j.out + g * gs;
+                        for (vals, 0..) |v, e2| bytes[e2] = toE4m3(v / scale);
+                    }
+                },
+                .nvfp4 => {
+                    var amax: f32 = 0;
+                    for (vals) |v| amax = @max(amax, @abs(v));
+                    const sc = if (std.math.isFinite(amax)) toE4m3(amax / 6) else 0x7e;
+                    if (j.part == 1) {
+                        j.out[g] = sc;
+                        continue;
+                    }
+                    const scale = fromE4m3(sc);
+                    const w0 = g * gs / 8;
+                    for (0..gs / 8) |wi| {
+                        var word: u32 = 0;
+                        if (scale != 0 and std.math.isFinite(amax)) {
+                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
+                        }
+                        words[w0 + wi] = word;
+                    }
+                },
+            }
+        }
+    }
+};
+
+/// Round half to even (C's rint in the default rounding mode).
+inline fn rint(x: f32) f32 {
+    const r = @round(x);
+    if (@abs(x - @trunc(x)) == 0.5) {
+        const t = @trunc(x);
+        return if (@mod(t, 2) == 0) t else r;
+    }
+    return r;
+}
+
+fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
+    const w = node.inputs[0];
+    try primitives.allocOutput(node, null);
+    const n = w.size();
+    if (n == 0) return;
+    const buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[quantize] Out of memory.", .{});
+    defer std.heap.c_allocator.free(buf);
+    convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
+    const k: usize = @intCast(w.shape.dims[w.shape.ndim - 1]);
+    const job = QuantJob{ .w = buf, .out = node.data(), .dt = node.dtype, .p = p, .part = part, .k = k, .in_half = w.dtype == .float16 or w.dtype == .bfloat16 };
+    const groups = n / p.group_size;
+    pool.parallelFor(groups, 1024, &job, QuantJob.range);
+}
+
+/// Decode row `r` (columns [c0, c1), group-aligned) of batch item `bi` of a quantized matrix into
+/// `out` as float32 values. `dt` is the arithmetic dtype for affine (s * q, then + b, each
+/// rounded to dt), null for plain float32 arithmetic.
+const QMat = struct {
+    w: *const Node,
+    s: *const Node,
+    b: ?*const Node,
+    p: Params,
+    arith: Dtype,
+
+    fn decodeRow(m: *const QMat, bi: usize, r: usize, c0: usize, c1: usize, out: []f32) void {
+        const nd = m.w.shape.ndim;
+        const wbase: [*]const u32 = @ptrCast(@alignCast(m.w.data()));
+        const woff = batchOffset(m.w, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(m.w.strides[nd - 2]));
+        const wcs: isize = @intCast(m.w.strides[nd - 1]);
+        const soff = batchOffset(m.s, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(m.s.strides[nd - 2]));
+        const scs: isize = @intCast(m.s.strides[nd - 1]);
+        const boff: isize = if (m.b) |b| batchOffset(b, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(b.strides[nd - 2])) else 0;
+        const bcs: isize = if (m.b) |b| @intCast(b.strides[nd - 1]) else 0;
+        const gs = m.p.group_size;
+        const bits = m.p.bits;
+        const word = struct {
+            inline fn at(base: [*]const u32, off: isize, cs: isize, i: usize) u32 {
+                return base[@intCast(off + @as(isize, @intCast(i)) * cs)];
+            }
+        }.at;
+        var g = c0 / gs;
+        while (g * gs < c1) : (g += 1) {
+            const o = out[g * gs - c0 ..][0..gs];
+            const col0 = g * gs;
+            switch (m.p.mode) {
+                .affine => {
+                    const sv = readF32(m.s, soff + @as(isize, @intCast(g)) * scs);
+                    const bv = readF32(m.b.?, boff + @as(isize, @intCast(g)) * bcs);
+                    const mask: u32 = (@as(u32, 1) << @intCast(bits)) - 1;
+                    const narrow = m.arith == .float16 or m.arith == .bfloat16;
+                    if (!narrow and bits == 4 and wcs == 1) {
+                        // Fast path: 8 codes a word, 16 lanes at once.
+                        const V = @Vector(16, f32);
+                        const U = @Vector(16, u32);
+                        const shifts: @Vector(16, u5) = .{ 0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28 };
+                        const ws: [*]const u32 = wbase + @as(usize, @intCast(woff)) + col0 / 8;
+                        var e: usize = 0;
+                        while (e < gs) : (e += 16) {
+                            const a: u32 = ws[e / 8];
+                            const b2: u32 = ws[e / 8 + 1];
+                            const both: U = .{ a, a, a, a, a, a, a, a, b2, b2, b2, b2, b2, b2, b2, b2 };
+                            const q: U = (both >> shifts) & @as(U, @splat(15));
+                            const qf: V = @floatFromInt(q);
+                            o[e..][0..16].* = qf * @as(V, @splat(sv)) + @as(V, @splat(bv));
+                        }
+                        continue;
+                    }
+                    for (0..gs) |e| {
+                        const bit = (col0 + e) * bits;
+                        const wi = bit / 32;
+                        const off: u5 = @intCast(bit % 32);
+                        var q = word(wbase, woff, wcs, wi) >> off;
+                        if (@as(u32, off) + bits > 32) q |= word(wbase, woff, wcs, wi + 1) << @intCast(32 - @as(u32, off));
+                        q &= mask;
+                        const qf: f32 = @floatFromInt(q);
+                        o[e] = if (narrow) roundTo(m.arith, roundTo(m.arith, sv * qf) + bv) else sv * qf + bv;
+                    }
+                },
+                .mxfp4, .nvfp4 => {
+                    const sc = readU8(m.s, soff + @as(isize, @intCast(g)) * scs);
+                    const sv = roundTo(m.arith, if (m.p.mode == .mxfp4) fromE8m0(sc) else fromE4m3(sc));
+                    for (0..gs) |e| {
+                        const c = col0 + e;
+                        const q = (word(wbase, woff, wcs, c / 8) >> @intCast(4 * (c % 8))) & 15;
+                        o[e] = fromFp4(q) * sv;
+                    }
+                },
+                .mxfp8 => {
+                    const sc = readU8(m.s, soff + @as(isize, @intCast(g)) * scs);
+                    const sv = roundTo(m.arith, fromE8m0(sc));
+                    for (0..gs) |e| {
+                        const c = col0 + e;
+                        const q = (word(wbase, woff, wcs, c / 4) >> @intCast(8 * (c % 4))) & 255;
+                        o[e] = fromE4m3(q) * sv;
+                    }
+                },
+            }
+        }
+    }
+};
+
+fn evalDequantize(node: *Node, p: Params) errors.Error!void {
+    try primitives.allocOutput(node, null);
+    const w = node.inputs[0];
+    const s = node.inputs[1];
+    const b: ?*const Node = if (node.inputs.len > 2) node.inputs[2] else null;
+    const nd = w.shape.ndim;
+    const cols: usize = @intCast(node.shape.dims[nd - 1]);
+    const rows_per: usize = @intCast(node.shape.dims[nd - 2]);
+    if (node.size() == 0) return;
+    const batch = node.size() / (cols * rows_per);
+    const arith: Dtype = if (p.mode == .affine) blk: {
+        const d = dtype_mod.promote(s.dtype, b.?.dtype);
+        break :blk if (isFloat(d)) d else .float32;
+    } else node.dtype;
+    const Job = struct {
+        m: QMat,
+        out: [*]u8,
+        dt: Dtype,
+        cols: usize,
+        rows_per: usize,
+        fn range(j: *const @This(), r0: usize, r1: usize) void {
+            var tmp_buf: [4096]f32 = undefined;
+            for (r0..r1) |r| {
+                const bi = r / j.rows_per;
+                const ri = r % j.rows_per;
+                var c0: usize = 0;
+                while (c0 < j.cols) {
+                    const c1 = @min(j.cols, c0 + tmp_buf.len);
+                    const tmp = tmp_buf[0 .. c1 - c0];
+                    j.m.decodeRow(bi, ri, c0, c1, tmp);
+                    for (tmp, 0..) |v, i| store(j.dt, j.out, r * j.cols + c0 + i, v);
+                    c0 = c1;
+                }
+            }
+        }
+    };
+    const job = Job{ .m = .{ .w = w, .s = s, .b = b, .p = p, .arith = arith }, .out = node.data(), .dt = node.dtype, .cols = cols, .rows_per = rows_per };
+    pool.parallelFor(batch * rows_per, @max(1, 65536 / cols), &job, Job.range);
+}
+
+fn evalQmm(node: *Node, p: Params, transpose: bool) errors.Error!void {
+    try primitives.allocOutput(node, null);
+    const x = node.inputs[0];
+    const w = node.inputs[1];
+    const s = node.inputs[2];
+    const b: ?*const Node = if (node.inputs.len > 3) node.inputs[3] else null;
+    const nd = node.shape.ndim;
+    const m: usize = @intCast(node.shape.dims[nd - 2]);
+    const n: usize = @intCast(node.shape.dims[nd - 1]);
+    const k: usize = @intCast(x.shape.dims[nd - 1]);
+    if (node.size() == 0) return;
+    const batch = node.size() / (m * n);
+    const a_ = std.heap.c_allocator;
+    const oom = errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
+    // x as contiguous float32 (batch, m, k); the output accumulates in float32.
+    const xf = a_.alloc(f32, @max(1, batch * m * k)) catch return oom;
+    defer a_.free(xf);
+    if (k > 0) convert.copyConvert(x, @ptrCast(xf.ptr), .float32);
+    const direct = node.dtype == .float32;
+    const acc = if (direct) @as([*]f32, @ptrCast(@alignCast(node.data())))[0 .. batch * m * n] else (a_.alloc(f32, batch * m * n) catch return oom);
+    defer if (!direct) a_.free(acc);
+    @memset(acc, 0);
+    if (k > 0) {
+        const qm = QMat{ .w = w, .s = s, .b = b, .p = p, .arith = .float32 };
+        for (0..batch) |bi| {
+            const xb = xf[bi * m * k ..][0 .. m * k];
+            const ob = acc[bi * m * n ..][0 .. m * n];
+            if (m >= gemm_rows) {
+                try viaGemm(&qm, bi, xb, ob, m, n, k, transpose);
+            } else if (transpose) {
+                if (!try fastTransposed(&qm, bi, xb, ob, m, n, k)) {
+                    const job = TJob{ .qm = &qm, .bi = bi, .x = xb, .o = ob, .m = m, .n = n, .k = k };
+                    pool.parallelFor(n, @max(1, 16384 / k), &job, TJob.range);
+                }
+            } else {
+                const job = NJob{ .qm = &qm, .bi = bi, .x = xb, .o = ob, .m = m, .n = n, .k = k, .gs = p.group_size };
+                pool.parallelFor(n / p.group_size, @max(1, 65536 / (k * p.group_size)), &job, NJob.range);
+            }
+        }
+    }
+    if (!direct) {
+        for (acc, 0..) |v, i| store(node.dtype, node.data(), i, v);
+    }
+}
+
+/// From this many rows of x on, the weights are dequantized in blocks and multiplied by the GEMM.
+const gemm_rows = 16;
+const chunk_cols = 4096;
+
+/// x @ W^T, any format: each worker decodes rows of W (in chunks) and dots them with x's rows.
+const TJob = struct {
+    qm: *const QMat,
+    bi: usize,
+    x: []const f32,
+    o: []f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    fn range(j: *const TJob, n0: usize, n1: usize) void {
+        var buf: [chunk_cols]f32 = undefined;
+        const gs = j.qm.p.group_size;
+        const step = (chunk_cols / gs) * gs;
+        for (n0..n1) |col| {
+            var c0: usize = 0;
+            while (c0 < j.k) : (c0 += step) {
+                const c1 = @min(j.k, c0 + step);
+                const row = buf[0 .. c1 - c0];
+                j.qm.decodeRow(j.bi, col, c0, c1, row);
+                for (0..j.m) |r| j.o[r * j.n + col] += dot(row, j.x[r * j.k + c0 ..][0 .. c1 - c0]);
+            }
+        }
+    }
+};
+
+/// x @ W (W: k x n): columns split over workers in whole groups; W's rows decoded in chunks.
+const NJob = struct {
+    qm: *const QMat,
+    bi: usize,
+    x: []const f32,
+    o: []f32,
+    m: usize,
+    n: usize,
+    k: usize,
+    gs: usize,
+    fn range(j: *const NJob, g0: usize, g1: usize) void {
+        var buf: [chunk_cols]f32 = undefined;
+        const step = (chunk_cols / j.gs) * j.gs;
+        var c0 = g0 * j.gs;
+        const end = g1 * j.gs;
+        while (c0 < end) : (c0 += step) {
+            const c1 = @min(end, c0 + step);
+            const row = buf[0 .. c1 - c0];
+            for (0..j.k) |kk| {
+                j.qm.decodeRow(j.bi, kk, c0, c1, row);
+                for (0..j.m) |r| axpy(j.x[r * j.k + kk], row, j.o[r * j.n + c0 ..][0 .. c1 - c0]);
+            }
+        }
+    }
+};
+
+/// Many rows of x: dequantize blocks of W into float32 and multiply with the GEMM.
+fn viaGemm(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: usize, k: usize, transpose: bool) errors.Error!void {
+    const a_ = std.heap.c_allocator;
+    // W's stored rows: n (transpose) or k; each has `cols` columns.
+    const rows = if (transpose) n else k;
+    const cols = if (transpose) k else n;
+    const block = @max(1, @min(rows, (8 << 20) / (cols * 4)));
+    const buf = a_.alloc(f32, block * cols) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
+    defer a_.free(buf);
+    const Dq = struct {
+        qm: *const QMat,
+        bi: usize,
+        r0: usize,
+        cols: usize,
+        buf: []f32,
+        fn range(d: *const @This(), a: usize, b: usize) void {
+            for (a..b) |r| {
+                var c0: usize = 0;
+                const step = (chunk_cols / d.qm.p.group_size) * d.qm.p.group_size;
+                while (c0 < d.cols) : (c0 += step) {
+                    const c1 = @min(d.cols, c0 + step);
+                    d.qm.decodeRow(d.bi, d.r0 + r, c0, c1, d.buf[r * d.cols + c0 .. r * d.cols + c1]);
+                }
+            }
+        }
+    };
+    var r0: usize = 0;
+    while (r0 < rows) : (r0 += block) {
+        const nb = @min(block, rows - r0);
+        const dq = Dq{ .qm = qm, .bi = bi, .r0 = r0, .cols = cols, .buf = buf };
+        pool.parallelFor(nb, @max(1, 16384 / cols), &dq, Dq.range);
+        const M = gemm.Mat(f32);
+        if (transpose) {
+            // o[:, r0..r0+nb] = x (m x k) @ block^T (k x nb)
+            const am = M{ .ptr = @constCast(x.ptr), .rs = @intCast(k), .cs = 1 };
+            const bm = M{ .ptr = buf.ptr, .rs = 1, .cs = @intCast(cols) };
+            const cm = M{ .ptr = o.ptr + r0, .rs = @intCast(n), .cs = 1 };
+            gemm.gemm(f32, f32, f32, f32, m, nb, k, 1, am, bm, 0, cm);
+        } else {
+            // o += x[:, r0..r0+nb] (m x nb) @ block (nb x n)
+            const am = M{ .ptr = @constCast(x.ptr) + r0, .rs = @intCast(k), .cs = 1 };
+            const bm = M{ .ptr = buf.ptr, .rs = @intCast(cols), .cs = 1 };
+            const cm = M{ .ptr = o.ptr, .rs = @intCast(n), .cs = 1 };
+            gemm.gemm(f32, f32, f32, f32, m, n, nb, 1, am, bm, 1, cm);
+        }
+    }
+}
+
+/// The fast path for affine codes of 1, 2, 4 or 8 bits with x @ W^T and few rows of x: one group
+/// is a vector of W words; shifting it by k*bits gives element k of every word, which multiplies
+/// a copy of x permuted to match (xp[g*gs + k*W + j] = x[g*gs + E*j + k]). Per group:
+/// s * sum(q * x) + b * sum(x). Returns false when the case is not covered.
+fn fastTransposed(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: usize, k: usize) errors.Error!bool {
+    if (qm.p.mode != .affine) return false;
+    const nd = qm.w.shape.ndim;
+    if (qm.w.strides[nd - 1] != 1 and qm.w.shape.dims[nd - 1] != 1) return false;
+    const gs = qm.p.group_size;
+    const a_ = std.heap.c_allocator;
+    const groups = k / gs;
+    const xp = a_.alloc(f32, m * k + m * groups) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
+    defer a_.free(xp);
+    const e_per: usize = 32 / qm.p.bits;
+    const bw = @max(gs / e_per, 16); // words per block (one vector)
+    const block = bw * e_per; // elements per block
+    if (k % block != 0) return false;
+    for (0..m) |r| {
+        for (0..k / block) |bl| {
+            for (0..block) |i| xp[r * k + bl * block + (i % e_per) * bw + i / e_per] = x[r * k + bl * block + i];
+        }
+        for (0..groups) |g| {
+            var sum: f32 = 0;
+            for (0..gs) |i| sum += x[r * k + g * gs + i];
+            xp[m * k + r * groups + g] = sum;
+        }
+    }
+    const ctx = FastCtx{ .qm = qm, .bi = bi, .xp = xp, .o = o, .m = m, .n = n, .k = k };
+    const grain = @max(1, 8192 / k);
+    switch (qm.p.bits) {
+        inline 1, 2, 4, 8 => |bits| switch (gs) {
+            inline 32, 64, 128 => |g| pool.parallelFor(n, grain, &ctx, FastCtx.run(bits, g).range),
+            else => return false,
+        },
+        else => return false,
+    }
+    return true;
+}
+
+const FastCtx = struct {
+    qm: *const QMat,
+    bi: usize,
+    xp: []const f32,
+    o: []f32,
+    m: usize,
+    n: usize,
+    k: usize,
+
+    fn run(comptime bits: u32, comptime gs: u32) type {
+        return struct {
+            const E = 32 / bits;
+            const W = gs / E; // words per group
+            const BW = @max(W, 16); // words per block: one vector of BW lanes
+            const GB = BW / W; // groups per block
+            const V = @Vector(BW, f32);
+            const U = @Vector(BW, u32);
+            const mask: U = @splat((@as(u32, 1) << bits) - 1);
+            fn range(c: *const FastCtx, n0: usize, n1: usize) void {
+                const qm = c.qm;
+                const nd = qm.w.shape.ndim;
+                const wbase: [*]const u32 = @ptrCast(@alignCast(qm.w.data()));
+                const groups = c.k / gs;
+                const blocks = c.k / (BW * E);
+                const xsum = c.xp[c.m * c.k ..];
+                for (n0..n1) |col| {
+                    const woff = batchOffset(qm.w, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.w.strides[nd - 2]));
+                    const wrow = wbase + @as(usize, @intCast(woff));
+                    const soff = batchOffset(qm.s, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.s.strides[nd - 2]));
+                    const scs: isize = @intCast(qm.s.strides[nd - 1]);
+                    const b = qm.b.?;
+                    const boff = batchOffset(b, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(b.strides[nd - 2]));
+                    const bcs: isize = @intCast(b.strides[nd - 1]);
+                    var r0: usize = 0;
+                    while (r0 < c.m) : (r0 += 4) {
+                        const rn = @min(4, c.m - r0);
+                        var accv: [4]V = .{ @splat(0), @splat(0), @splat(0), @splat(0) };
+                        var accb: [4]f32 = .{ 0, 0, 0, 0 };
+                        for (0..blocks) |bl| {
+                            const wv: U = wrow[bl * BW ..][0..BW].*;
+                            // the lanes' scales (GB groups of W lanes)
+                            var sv: V = undefined;
+                            inline for (0..GB) |gi| {
+                                const g = bl * GB + gi;
+                                const sg = readF32(qm.s, soff + @as(isize, @intCast(g)) * scs);
+                                inline for (0..W) |l| sv[gi * W + l] = sg;
+                                const bg = readF32(b, boff + @as(isize, @intCast(g)) * bcs);
+                                for (0..rn) |r| accb[r] += bg * xsum[(r0 + r) * groups + g];
+                            }
+                            var qf: [E]V = undefined;
+                            inline for (0..E) |kk| {
+                                const sh: @Vector(BW, u5) = @splat(@as(u5, @intCast(kk * bits)));
+                                qf[kk] = @floatFromInt((wv >> sh) & mask);
+                            }
+                            for (0..rn) |r| {
+                                const xg = c.xp[(r0 + r) * c.k + bl * BW * E ..];
+                                var qv: V = qf[0] * @as(V, xg[0..BW].*);
+                                inline for (1..E) |kk| qv += qf[kk] * @as(V, xg[kk * BW ..][0..BW].*);
+                                accv[r] += sv * qv;
+                            }
+                        }
+                        for (0..rn) |r| c.o[(r0 + r) * c.n + col] = @reduce(.Add, accv[r]) + accb[r];
+                    }
+                }
+            }
+        };
+    }
+};
+
+fn dot(a: []const f32, b: []const f32) f32 {
+    const V = @Vector(16, f32);
+    var s0: V = @splat(0);
+    var s1: V = @splat(0);
+    var i: usize = 0;
+    while (i + 32 <= a.len) : (i += 32) {
+        s0 += @as(V, a[i..][0..16].*) * @as(V, b[i..][0..16].*);
+        s1 += @as(V, a[i + 16 ..][0..16].*) * @as(V, b[i + 16 ..][0..16].*);
+    }
+    while (i + 16 <= a.len) : (i += 16) s0 += @as(V, a[i..][0..16].*) * @as(V, b[i..][0..16].*);
+    var r = @reduce(.Add, s0 + s1);
+    while (i < a.len) : (i += 1) r += a[i] * b[i];
+    return r;
+}
+
+fn axpy(alpha: f32, x: []const f32, y: []f32) void {
+    const V = @Vector(16, f32);
+    const av: V = @splat(alpha);
+    var i: usize = 0;
+    while (i + 16 <= x.len) : (i += 16) y[i..][0..16].* = @as(V, y[i..][0..16].*) + av * @as(V, x[i..][0..16].*);
+    while (i < x.len) : (i += 1) y[i] += alpha * x[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transform rules
+
+/// The cotangent of the scales (or biases) of quantized weights whose dequantized matrix has
+/// cotangent dw (..., rows, cols): per group, sum(dw * q) (or sum(dw)).
+fn groupGrad(dw: *Node, wq: *Node, sc: *Node, p: Params, want_scales: bool, s: u32) errors.Error!*Node {
+    const grad = @import("../grad.zig");
+    const red = @import("reduce.zig");
+    const ew = @import("elementwise.zig");
+    const prod = if (want_scales) blk: {
+        const one = try grad.constant(1, .float32, s);
+        defer array.release(one);
+        const zero = try grad.constant(0, .float32, s);
+        defer array.release(zero);
+        const ones = try copy.broadcastTo(one, sc.shape, s);
+        defer array.release(ones);
+        const zeros = try copy.broadcastTo(zero, sc.shape, s);
+        defer array.release(zeros);
+        const q = try dequantize(wq, ones, zeros, p, .float32, s);
+        defer array.release(q);
+        break :blk try ew.binary(.multiply, dw, q, s);
+    } else blk: {
+        dw.retain();
+        break :blk dw;
+    };
+    defer array.release(prod);
+    var gshape = dw.shape;
+    const last = gshape.ndim - 1;
+    gshape.dims[last] = @divExact(gshape.dims[last], @as(i32, @intCast(p.group_size)));
+    gshape.dims[last + 1] = @intCast(p.group_size);
+    gshape.ndim += 1;
+    const r = try shape_ops.reshape(prod, gshape.slice(), s);
+    defer array.release(r);
+    const sum = try red.reduce(.sum, r, &.{-1}, false, s);
+    defer array.release(sum);
+    return copy.astype(sum, sc.dtype, s);
+}
+
+/// quantized_matmul is differentiable in x (the product with the other transpose) and, in affine
+/// mode, in the scales and biases (through the dequantized matrix's cotangent); the codes get
+/// MLX's error. dequantize: the scales and biases likewise.
+pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
+    const mm = @import("matmul.zig");
+    switch (p) {
+        .qmm => |q| {
+            const x = node.inputs[0];
+            const w = node.inputs[1];
+            const sc = node.inputs[2];
+            const b: ?*Node = if (node.inputs.len > 3) node.inputs[3] else null;
+            if (arg == 0) {
+                const r = try quantizedMatmul(g, w, sc, b, q.p, !q.transpose, s, "quantized_matmul");
+                defer array.release(r);
+                return copy.astype(r, x.dtype, s);
+            }
+            if (arg == 1) return errors.fail(.invalid_argument, "[QuantizedMatmul::vjp] no gradient wrt the quantized weights.", .{});
+            if (q.p.mode != .affine) return errors.fail(.invalid_argument, "[QuantizedMatmul::vjp] no gradient wrt the quantization scales in mode '{s}'.", .{@tagName(q.p.mode)});
+            // dW = g^T x (W: n x k) or x^T g (W: k x n)
+            const gt = try shape_ops.swapaxes(if (q.transpose) g else x, -1, -2, s);
+            defer array.release(gt);
+            const dw = if (q.transpose) try mm.matmul(gt, x, s) else try mm.matmul(gt, g, s);
+            defer array.release(dw);
+            return groupGrad(dw, w, sc, q.p, arg == 2, s);
+        },
+        .quantize => return errors.fail(.not_implemented, "[quantize] The vjp of this primitive is not implemented yet.", .{}),
+        .dequantize => |q| {
+            if (arg == 0) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantized weights.", .{});
+            if (q.mode != .affine) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantization scales in mode '{s}'.", .{@tagName(q.mode)});
+            return groupGrad(g, node.inputs[0], node.inputs[1], q, arg == 1, s);
+        },
+    }
+}
+
+/// Batching: every input gets the batch axis first (broadcast when unbatched); quantize and
+/// dequantize treat it as one more leading dimension; the product batches x only (MLX's
+/// QuantizedMatmul has no vmap at all).
+pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*Node {
+    var bsize: i32 = 0;
+    for (bx) |v| {
+        if (v) |x| bsize = x.shape.dims[0];
+    }
+    var made: [4]?*Node = .{ null, null, null, null };
+    defer for (made) |m| if (m) |x| array.release(x);
+    var ins: [4]*Node = undefined;
+    for (node.inputs, 0..) |in, i| {
+        if (bx[i]) |x| {
+            ins[i] = x;
+        } else if (p == .qmm and i == 0) {
+            ins[i] = in;
+        } else {
+            var want = Shape{ .ndim = in.shape.ndim + 1 };
+            want.dims[0] = bsize;
+            @memcpy(want.dims[1..want.ndim], in.shape.dims[0..in.shape.ndim]);
+            var one = want;
+            one.dims[0] = 1;
+            const r = try shape_ops.reshape(in, one.slice(), s);
+            defer array.release(r);
+            made[i] = try copy.broadcastTo(r, want, s);
+            ins[i] = made[i].?;
+        }
+    }
+    switch (p) {
+        .quantize => |q| return quantize(ins[0], q.p, q.part, s),
+        .dequantize => |q| return dequantize(ins[0], ins[1], if (node.inputs.len > 2) ins[2] else null, q, node.dtype, s),
+        .qmm => |q| {
+            for (1..node.inputs.len) |i| {
+                if (bx[i] != null) return errors.fail(.invalid_argument, "[QuantizedMatmul::vmap] NYI", .{});
+            }
+            const x = bx[0].?;
+            const r = try quantizedMatmul(x, node.inputs[1], node.inputs[2], if (node.inputs.len > 3) node.inputs[3] else null, q.p, q.transpose, s, "quantized_matmul");
+            return r;
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C ABI
+
+fn quantizeAbi(w: u32, group_size: i32, bits: i32, mode: u32, part: u32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const x = handles.get(w, "quantize") catch |e| break :blk e;
+        const m = modeArg(mode, "quantize") catch |e| break :blk e;
+        const p = defaults(m, group_size, bits);
+        const stream = stream_mod.resolve(s, "quantize") catch |e| break :blk e;
+        break :blk quantize(x, p, @intCast(@min(part, 2)), stream);
+    });
+}
+
+fn dequantizeAbi(w: u32, scales: u32, biases: u32, group_size: i32, bits: i32, mode: u32, dtype: i32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const x = handles.get(w, "dequantize") catch |e| break :blk e;
+        const sc = handles.get(scales, "dequantize") catch |e| break :blk e;
+        const b: ?*Node = if (biases == 0) null else handles.get(biases, "dequantize") catch |e| break :blk e;
+        const m = modeArg(mode, "dequantize") catch |e| break :blk e;
+        const p = resolve(m, group_size, bits, "dequantize") catch |e| break :blk e;
+        const dt: ?Dtype = if (dtype < 0) null else abi_util.dtypeArg(@intCast(dtype), "dequantize") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "dequantize") catch |e| break :blk e;
+        break :blk dequantize(x, sc, b, p, dt, stream);
+    });
+}
+
+fn qmmAbi(x: u32, w: u32, scales: u32, biases: u32, transpose: u32, group_size: i32, bits: i32, mode_stream: i32) callconv(.c) u32 {
+    // mode in the low byte, stream above it (eight integer arguments at most).
+    return abi_util.handleOf(blk: {
+        const a = handles.get(x, "quantized_matmul") catch |e| break :blk e;
+        const ww = handles.get(w, "quantized_matmul") catch |e| break :blk e;
+        const sc = handles.get(scales, "quantized_matmul") catch |e| break :blk e;
+        const b: ?*Node = if (biases == 0) null else handles.get(biases, "quantized_matmul") catch |e| break :blk e;
+        const m = modeArg(@intCast(mode_stream & 0xff), "quantized_matmul") catch |e| break :blk e;
+        const p = resolve(m, group_size, bits, "quantized_matmul") catch |e| break :blk e;
+        const stream = stream_mod.resolve(mode_stream >> 8, "quantized_matmul") catch |e| break :blk e;
+        break :blk quantizedMatmul(a, ww, sc, b, p, transpose != 0, stream, "quantized_matmul");
+    });
+}
+
+pub const abi = [_]abi_util.Entry{
+    abi_util.entry("quantize", quantizeAbi, &.{ "w", "group_size", "bits", "mode", "part", "stream" }, "One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); group_size/bits 0 take the mode's defaults."),
+    abi_util.entry("dequantize", dequantizeAbi, &.{ "w", "scales", "biases", "group_size", "bits", "mode", "dtype", "stream" }, "Dequantize (biases 0: none; dtype -1: inferred)."),
+    abi_util.entry("quantized_matmul", qmmAbi, &.{ "x", "w", "scales", "biases", "transpose", "group_size", "bits", "mode_stream" }, "x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8."),
+};
+
+pub const abi_enums = .{};
+
+// ---------------------------------------------------------------------------------------------
+// Tests (the kernels are checked bit for bit against MLX fixtures in test/quantized.test.ts)
+
+const testing = std.testing;
+
+test "element formats" {
+    try testing.expectEqual(@as(u8, 1), toFp4(0.75));
+    try testing.expectEqual(@as(u8, 0), toFp4(-0.25));
+    try testing.expectEqual(@as(u8, 12), toFp4(-2.5));
+    try testing.expectEqual(@as(u8, 7), toFp4(9));
+    try testing.expectEqual(@as(u8, 0x58), toE4m3(17));
+    try testing.expectEqual(@as(u8, 0x5a), toE4m3(19));
+    try testing.expectEqual(@as(u8, 0x52), toE4m3(9.5));
+    try testing.expectEqual(@as(u8, 0x52), toE4m3(10.5));
+    try testing.expectEqual(@as(u8, 2), toE4m3(0.0029296875));
+    try testing.expectEqual(@as(u8, 0x7e), toE4m3(1000));
+    for (0..256) |c| {
+        if ((c & 0x7f) == 0x7f) continue;
+        try testing.expectEqual(@as(u8, @intCast(c)), toE4m3(fromE4m3(@intCast(c))));
+    }
+    try testing.expectEqual(@as(i32, -102), ceilLog2(1e-30 / 6.0));
+    try testing.expectEqual(@as(i32, 0), ceilLog2(1));
+    try testing.expectEqual(@as(i32, 1), ceilLog2(1.0000001));
+}
+
+test "quantize messages" {
+    const s: u32 = 0;
+    try testing.expectError(error.Failed, resolve(.affine, 16, 4, "quantize"));
+    try testing.expectEqualStrings("[quantize] The requested group size 16 is not supported. The supported group sizes are 32, 64, and 128.", errors.messageSlice());
+    const v = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{128}, "t"), s, "t");
+    defer array.release(v);
+    try testing.expectError(error.Failed, quantize(v, try resolve(.affine, 0, 0, "quantize"), 0, s));
+    try testing.expectEqualStrings("[quantize] The matrix to be quantized must have at least 2 dimension but it has only 1.", errors.messageSlice());
+}

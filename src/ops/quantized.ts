@@ -1,0 +1,147 @@
+// Quantization (engine/prims/quantized.zig): quantize, dequantize, quantizedMatmul, and gatherQmm
+// composed from take + quantizedMatmul. MLX 0.32.4's formats (bit-exact), defaults and messages.
+import { checkHandle, lib } from "../../ffi/lib";
+import { MxArray } from "../array";
+import { arange, broadcastShapes } from "../creation";
+import { streamArg, type StreamOrDevice } from "../device";
+import { toDtype, type DtypeLike } from "../dtype";
+import { MlxError } from "../errors";
+import { tidy } from "../memory";
+import { take } from "./indexing";
+import { broadcastTo, reshape } from "./shape";
+
+/** The quantization modes: affine (scale and bias per group), and the microscaling float formats. */
+export type QuantizationMode = "affine" | "mxfp4" | "mxfp8" | "nvfp4";
+
+const MODES: Record<QuantizationMode, number> = { affine: 0, mxfp4: 1, mxfp8: 2, nvfp4: 3 };
+
+/** Options shared by the quantization functions. */
+export interface QuantizeOptions {
+  /** Elements sharing one scale (and bias). Defaults: affine 64, mxfp4/mxfp8 32, nvfp4 16. */
+  groupSize?: number | null;
+  /** Bits per element. Defaults: affine 4, mxfp4/nvfp4 4, mxfp8 8. */
+  bits?: number | null;
+  /** Default "affine". */
+  mode?: QuantizationMode;
+  stream?: StreamOrDevice;
+}
+
+function modeOf(mode: string | undefined, op: string): number {
+  const m = mode ?? "affine";
+  const v = (MODES as Record<string, number>)[m];
+  if (v === undefined) throw new MlxError(`[${op}] Invalid quantization mode '${m}'.`, 1);
+  return v;
+}
+
+function intOpt(v: number | null | undefined, what: string, op: string): number {
+  if (v === undefined || v === null) return 0;
+  if (!Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be an integer.`, 1);
+  return v;
+}
+
+/**
+ * Quantize the last axis of `w` (at least 2-D) in groups of `groupSize` elements. Returns
+ * `[wq, scales, biases]` in affine mode and `[wq, scales]` in the mxfp4/mxfp8/nvfp4 modes (uint8
+ * scales), with the codes packed in uint32 words (least significant bits first), exactly as MLX.
+ * @example const [wq, scales, biases] = mx.quantize(mx.random.normal([64, 128]), { groupSize: 64, bits: 4 })
+ */
+export function quantize(w: MxArray, options: QuantizeOptions = {}): MxArray[] {
+  const mode = modeOf(options.mode, "quantize");
+  const gs = intOpt(options.groupSize, "group_size", "quantize");
+  const bits = intOpt(options.bits, "bits", "quantize");
+  const s = streamArg(options.stream);
+  const h = w.handle("quantize");
+  const parts = mode === 0 ? 3 : 2;
+  const out: MxArray[] = [];
+  try {
+    for (let p = 0; p < parts; p++) out.push(new MxArray(checkHandle(lib.mlxb_quantize(h, gs, bits, mode, p, s))));
+  } catch (e) {
+    for (const a of out) a.dispose();
+    throw e;
+  }
+  return out;
+}
+
+/** Options of {@link dequantize}. */
+export interface DequantizeOptions extends QuantizeOptions {
+  /** The output dtype. Default: the scales' (and biases') dtype in affine mode, else bfloat16. */
+  dtype?: DtypeLike | null;
+}
+
+/**
+ * The inverse of {@link quantize}: `scale * q + bias` per group (affine, computed in the scales'
+ * dtype), or the decoded float codes times their group's scale.
+ * @example mx.dequantize(wq, scales, biases, { groupSize: 64, bits: 4 })
+ */
+export function dequantize(wq: MxArray, scales: MxArray, biases?: MxArray | null, options: DequantizeOptions = {}): MxArray {
+  const mode = modeOf(options.mode, "dequantize");
+  const gs = intOpt(options.groupSize, "group_size", "dequantize");
+  const bits = intOpt(options.bits, "bits", "dequantize");
+  const dt = options.dtype === undefined || options.dtype === null ? -1 : toDtype(options.dtype, "dequantize").value;
+  const bh = biases ? biases.handle("dequantize") : 0;
+  return new MxArray(checkHandle(lib.mlxb_dequantize(wq.handle("dequantize"), scales.handle("dequantize"), bh, gs, bits, mode, dt, streamArg(options.stream))));
+}
+
+/** Options of {@link quantizedMatmul}. */
+export interface QuantizedMatmulOptions extends QuantizeOptions {
+  /** Multiply by the transposed `w` (`x @ w.T`, the default) or by `w`. */
+  transpose?: boolean;
+}
+
+/**
+ * `x @ dequantize(w).T` (or `x @ dequantize(w)` with `transpose: false`) without materializing the
+ * dequantized matrix. Batch dimensions of `x` and `w` broadcast.
+ * @example mx.quantizedMatmul(x, wq, scales, biases, { transpose: true, groupSize: 64, bits: 4 })
+ */
+export function quantizedMatmul(x: MxArray, w: MxArray, scales: MxArray, biases?: MxArray | null, options: QuantizedMatmulOptions = {}): MxArray {
+  const mode = modeOf(options.mode, "quantized_matmul");
+  const gs = intOpt(options.groupSize, "group_size", "quantized_matmul");
+  const bits = intOpt(options.bits, "bits", "quantized_matmul");
+  const transpose = options.transpose ?? true;
+  const bh = biases ? biases.handle("quantized_matmul") : 0;
+  const ms = mode | (streamArg(options.stream) << 8);
+  return new MxArray(checkHandle(lib.mlxb_quantized_matmul(x.handle("quantized_matmul"), w.handle("quantized_matmul"), scales.handle("quantized_matmul"), bh, transpose ? 1 : 0, gs, bits, ms)));
+}
+
+/** Options of {@link gatherQmm}. */
+export interface GatherQmmOptions extends QuantizedMatmulOptions {
+  /** Accepted for MLX compatibility (a hint; the result is the same). */
+  sortedIndices?: boolean;
+}
+
+function batchSize(shape: readonly number[]): number {
+  return shape.slice(0, -2).reduce((p, d) => p * d, 1);
+}
+
+/**
+ * The quantized {@link quantizedMatmul} with matrix-level gather (MLX's `gather_qmm`): the flat
+ * batch indices `lhsIndices` pick matrices of `x`, `rhsIndices` of `w` (with its scales and
+ * biases); both default to all of their batch and broadcast together. The result has shape
+ * `indices.shape + [m, n]`.
+ * @example mx.gatherQmm(x, wq, scales, biases, null, mx.array([1, 3]))
+ */
+export function gatherQmm(
+  x: MxArray, w: MxArray, scales: MxArray, biases?: MxArray | null,
+  lhsIndices?: MxArray | null, rhsIndices?: MxArray | null, options: GatherQmmOptions = {},
+): MxArray {
+  const op = "gather_qmm";
+  if (w.dtype.name !== "uint32") throw new MlxError(`[${op}] The weight matrix should be uint32 but received ${w.dtype.name}`, 1);
+  for (const ix of [lhsIndices, rhsIndices]) {
+    if (ix && !ix.dtype.isInteger) throw new MlxError(`[${op}] Got indices with invalid dtype. Indices must be integral.`, 1);
+  }
+  if (x.ndim < 2 || w.ndim < 2) throw new MlxError(`[${op}] Got 1 dimension input. Inputs must have at least two dimensions.`, 1);
+  const s = { stream: options.stream };
+  return tidy(() => {
+    const lhs = lhsIndices ?? reshape(arange(batchSize(x.shape), { dtype: "uint32" }), x.shape.slice(0, -2), s);
+    const rhs = rhsIndices ?? reshape(arange(batchSize(w.shape), { dtype: "uint32" }), w.shape.slice(0, -2), s);
+    const ishape = broadcastShapes(lhs.shape, rhs.shape);
+    const li = broadcastTo(lhs, ishape, s);
+    const ri = broadcastTo(rhs, ishape, s);
+    const pick = (a: MxArray, idx: MxArray) => take(reshape(a, [-1, ...a.shape.slice(-2)], s), idx, 0, s);
+    const xg = pick(x, li);
+    const wg = pick(w, ri);
+    const sg = pick(scales, ri);
+    const bg = biases ? pick(biases, ri) : null;
+    return quantizedMatmul(xg, wg, sg, bg, options);
+  });
+}
