@@ -26,3 +26,5 @@ export * from "./ops/index";
 export * as random from "./random";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
+export * as utils from "./utils";
+export * as nn from "./nn/index";
