@@ -29,3 +29,5 @@ export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type Ax
 export type { ArrayOrScalar } from "./ops/util";
 export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type FileFormat, type GgufMetadataValue, type LoadOptions, type LoadSource } from "./io";
 export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type DLPackProducer, type FromDlpackOptions, type ToDlpackOptions } from "./dlpack";
+export * as utils from "./utils";
+export * as nn from "./nn/index";

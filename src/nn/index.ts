@@ -1,0 +1,42 @@
+// mx.nn: MLX's neural-network library (mlx.nn) in TypeScript over the mx ops.
+// Conv*/Quantized* layers and Module.loadWeights/saveWeights hook in here when they land.
+import { valueAndGrad as mxValueAndGrad } from "../transforms";
+import { Module, withoutKeeping } from "./module";
+
+export { Module, type FreezeOptions } from "./module";
+export * from "./activations";
+export {
+  Identity, Linear, Bilinear, Sequential, Embedding, LayerNorm, RMSNorm, GroupNorm, InstanceNorm, BatchNorm, Dropout, Dropout2d,
+  Dropout3d, RoPE, SinusoidalPositionalEncoding, ALiBi, MultiHeadAttention, TransformerEncoderLayer, TransformerEncoder,
+  TransformerDecoderLayer, TransformerDecoder, Transformer, RNN, GRU, LSTM, MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d,
+  AvgPool3d, Upsample, type TransformerLayerOptions,
+} from "./layers";
+export * as init from "./init";
+export * as losses from "./losses";
+export * as utils from "./utils";
+
+/**
+ * `fn`'s value and its gradient with respect to `model.trainableParameters()` (a tree like
+ * them). `fn` is called with the arguments given and uses the model (whose parameters are
+ * swapped for tracers during the call).
+ * @example
+ * const lossAndGrad = nn.valueAndGrad(model, (x, y) => mx.mean(mx.square(mx.subtract(model.forward(x), y))));
+ * const [loss, grads] = lossAndGrad(x, y);
+ */
+export function valueAndGrad<A extends unknown[], R>(model: Module, fn: (...args: A) => R): (...args: A) => [R, any] {
+  const inner = (params: unknown, ...args: unknown[]) => {
+    // The tracers are temporaries: they must not be kept alive by the model.
+    withoutKeeping(() => model.update(params));
+    return fn(...(args as A));
+  };
+  const vg = mxValueAndGrad(inner);
+  return (...args: A) => {
+    const params = model.trainableParameters();
+    try {
+      return vg(params, ...args) as [R, any];
+    } finally {
+      // Put the real arrays back: the model must not keep the tracers.
+      withoutKeeping(() => model.update(params));
+    }
+  };
+}
