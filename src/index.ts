@@ -24,5 +24,6 @@ export {
 export { setPrintoptions, getPrintoptions, printoptions } from "./printoptions";
 export * from "./ops/index";
 export * as random from "./random";
+export * as fft from "./fft";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
