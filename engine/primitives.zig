@@ -16,6 +16,7 @@ pub const random = @import("prims/random.zig");
 pub const matmul = @import("prims/matmul.zig");
 pub const bytes = @import("prims/bytes.zig");
 pub const quantized = @import("prims/quantized.zig");
+pub const fft = @import("prims/fft.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -46,6 +47,7 @@ pub const Primitive = union(enum) {
     matmul: matmul.Prim,
     from_bytes: bytes.FromBytes,
     quantized: quantized.Prim,
+    fft: fft.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -71,6 +73,7 @@ pub const Primitive = union(enum) {
             .matmul => |f| f.name(),
             .from_bytes => "from_bytes",
             .quantized => |f| f.name(),
+            .fft => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -106,6 +109,7 @@ pub const Primitive = union(enum) {
             .matmul => |f| try matmul.eval(node, f),
             .from_bytes => |f| try bytes.eval(node, f),
             .quantized => |f| try quantized.eval(node, f),
+            .fft => |f| try fft.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

@@ -28,6 +28,7 @@ test {
     _ = @import("prims/matmul.zig");
     _ = @import("prims/bytes.zig");
     _ = @import("prims/quantized.zig");
+    _ = @import("prims/fft.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

@@ -183,6 +183,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         .matmul => |p| return prims.matmul.vmapRule(node, p, bx, s),
         .from_bytes => return unsupported(node),
         .quantized => |p| return prims.quantized.vmapRule(node, p, bx, s),
+        .fft => |p| return prims.fft.vmapRule(node, p, bx[0].?, s),
         .indexing => |p| switch (p) {
             .gather => |r| {
                 // The index arrays with the batch first (broadcast), and for a batched source an

@@ -168,6 +168,19 @@ enum mlxb_scatter_mode {
   MLXB_SCATTER_MODE_MIN = 4,
 };
 
+enum mlxb_fft_op {
+  MLXB_FFT_OP_FFT = 0,
+  MLXB_FFT_OP_IFFT = 1,
+  MLXB_FFT_OP_RFFT = 2,
+  MLXB_FFT_OP_IRFFT = 3,
+};
+
+enum mlxb_fft_norm {
+  MLXB_FFT_NORM_BACKWARD = 0,
+  MLXB_FFT_NORM_ORTHO = 1,
+  MLXB_FFT_NORM_FORWARD = 2,
+};
+
 /* ABI version of this library; the binding refuses a mismatch. */
 int32_t mlxb_abi_version(void);
 /* Code of this thread's last error (0: none). See enum mlxb_error. */
@@ -418,6 +431,8 @@ uint32_t mlxb_quantize(uint32_t w, int32_t group_size, int32_t bits, uint32_t mo
 uint32_t mlxb_dequantize(uint32_t w, uint32_t scales, uint32_t biases, int32_t group_size, int32_t bits, uint32_t mode, int32_t dtype, int32_t stream);
 /* x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8. */
 uint32_t mlxb_quantized_matmul(uint32_t x, uint32_t w, uint32_t scales, uint32_t biases, uint32_t transpose, int32_t group_size, int32_t bits, int32_t mode_stream);
+/* The n-dimensional DFT (op: enum mlxb_fft_op) over `axes`; `n` (nn sizes, one per axis; null: the input's sizes) crops or zero-pads each axis first. norm: enum mlxb_fft_norm. */
+uint32_t mlxb_fft_fftn(uint32_t a, const int32_t* n, uint32_t nn, const int32_t* axes, uint32_t naxes, uint32_t op, uint32_t norm, int32_t stream);
 
 #ifdef __cplusplus
 }

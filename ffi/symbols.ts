@@ -155,6 +155,19 @@ export const SCATTER_MODE = {
   min: 4,
 } as const;
 
+export const FFT_OP = {
+  fft: 0,
+  ifft: 1,
+  rfft: 2,
+  irfft: 3,
+} as const;
+
+export const FFT_NORM = {
+  backward: 0,
+  ortho: 1,
+  forward: 2,
+} as const;
+
 export const symbols = {
   mlxb_abi_version: { args: [], returns: "i32" },
   mlxb_last_error_code: { args: [], returns: "i32" },
@@ -281,4 +294,5 @@ export const symbols = {
   mlxb_quantize: { args: ["u32", "i32", "i32", "u32", "u32", "i32"], returns: "u32" },
   mlxb_dequantize: { args: ["u32", "u32", "u32", "i32", "i32", "u32", "i32", "i32"], returns: "u32" },
   mlxb_quantized_matmul: { args: ["u32", "u32", "u32", "u32", "u32", "i32", "i32", "i32"], returns: "u32" },
+  mlxb_fft_fftn: { args: ["u32", "ptr", "u32", "ptr", "u32", "u32", "u32", "i32"], returns: "u32" },
 } as const;

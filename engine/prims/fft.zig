@@ -1,0 +1,1034 @@
+//! Discrete Fourier transforms: one primitive (`fft`) over a set of axes, complex-to-complex,
+//! real-to-complex (rfft) or complex-to-real (irfft), on our own FFT.
+//!
+//! MLX's rules (mlx-cpu 0.32.4): the transform computes in float32/complex64 whatever the input
+//! dtype (float64 and integers are converted; rfft drops the imaginary part of complex input;
+//! irfft accepts real input as complex); the transformed axes are first cropped or zero-padded at
+//! their end to the requested sizes n (irfft: the last axis to n/2 + 1); norm "backward" scales
+//! the inverse by 1/N, "ortho" both ways by 1/sqrt(N), "forward" the forward one by 1/N, N the
+//! product of the n. The primitive carries the scale, so normalization costs no extra pass.
+//!
+//! The kernel: every 1-D transform runs on a cached plan. Lengths whose prime factors are all at
+//! most `max_generic_radix` use the Stockham autosort algorithm (self-sorting, no bit
+//! reversal) with radix-4, 2, 3, 5 butterflies and a generic odd-radix butterfly for the other
+//! primes, twiddles precomputed per stage. Lengths with a larger prime factor use Bluestein's
+//! chirp-z algorithm on a 2^a 3^b 5^c length >= 2n - 1. Real transforms of even length run a
+//! complex transform of half the length plus one pass of twiddles; odd lengths run the full
+//! complex transform. Multi-axis transforms run one axis after another; the lines of one axis
+//! are split over the thread pool.
+const std = @import("std");
+const array = @import("../array.zig");
+const errors = @import("../errors.zig");
+const handles = @import("../handles.zig");
+const stream_mod = @import("../stream.zig");
+const primitives = @import("../primitives.zig");
+const pool = @import("../pool.zig");
+const abi_util = @import("../abi_util.zig");
+const copy = @import("copy.zig");
+const shape_ops = @import("shape.zig");
+const ew = @import("elementwise.zig");
+const dtype_mod = @import("../dtype.zig");
+const Dtype = dtype_mod.Dtype;
+const Node = array.Node;
+const Shape = array.Shape;
+const max_ndim = array.max_ndim;
+
+const C = dtype_mod.Complex64;
+const a_ = std.heap.c_allocator;
+
+/// Prime factors up to this run as Stockham stages; a larger one sends the length to Bluestein.
+const max_generic_radix = 61;
+/// Plans kept for reuse; past this, a call builds and frees its own.
+const max_cached_plans = 64;
+
+pub const Kind = enum(u8) { c2c, r2c, c2r };
+
+pub const Prim = struct {
+    /// The transformed axes as a bit set.
+    axes: u32,
+    /// The real axis of r2c/c2r (the last axis given); for c2c any of the axes.
+    last: u8,
+    kind: Kind,
+    inverse: bool,
+    /// Multiplies the unnormalized transform.
+    scale: f64,
+
+    pub fn name(_: Prim) []const u8 {
+        return "fft";
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Complex arithmetic
+
+inline fn add(x: C, y: C) C {
+    return .{ .re = x.re + y.re, .im = x.im + y.im };
+}
+inline fn csub(x: C, y: C) C {
+    return .{ .re = x.re - y.re, .im = x.im - y.im };
+}
+inline fn mul(x: C, y: C) C {
+    return .{ .re = x.re * y.re - x.im * y.im, .im = x.re * y.im + x.im * y.re };
+}
+inline fn scl(x: C, s: f32) C {
+    return .{ .re = x.re * s, .im = x.im * s };
+}
+inline fn conj(x: C) C {
+    return .{ .re = x.re, .im = -x.im };
+}
+/// x * (sgn i): sgn = -1 for the forward transform.
+inline fn mulI(x: C, comptime sgn: f32) C {
+    return .{ .re = -sgn * x.im, .im = sgn * x.re };
+}
+
+/// e^{sgn 2 pi i k / n}, k reduced mod n first so large products keep their accuracy.
+fn root(k: u64, n: u64, inverse: bool) C {
+    const ang = 2.0 * std.math.pi * @as(f64, @floatFromInt(k % n)) / @as(f64, @floatFromInt(n));
+    const s: f64 = if (inverse) 1 else -1;
+    return .{ .re = @floatCast(@cos(ang)), .im = @floatCast(s * @sin(ang)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans
+
+const Stage = struct {
+    radix: u32,
+    /// Sub-transform length after this stage (n_stage / radix).
+    m: usize,
+    /// Interleaved sequences before this stage.
+    s: usize,
+    /// (radix - 1) twiddles per p in [0, m).
+    tw: []C,
+    /// radix roots of unity, for the generic butterfly.
+    roots: []C,
+};
+
+const Blue = struct {
+    m: usize,
+    sub: *Plan,
+    /// e^{sgn pi i j^2 / n}, j < n.
+    chirp: []C,
+    /// FFT_m of the conjugate chirp, wrapped, divided by m.
+    kernel: []C,
+};
+
+const Plan = struct {
+    n: usize,
+    inverse: bool,
+    real: bool,
+    body: union(enum) {
+        stockham: []Stage,
+        bluestein: Blue,
+        /// Real transform of even length: a complex plan of n/2 and n/2 + 1 twiddles.
+        real_even: struct { half: *Plan, tw: []C },
+        /// Real transform of odd length: the complex plan of n.
+        real_odd: *Plan,
+    },
+    /// Complex scratch elements `run` needs.
+    scratch: usize,
+
+    fn deinit(p: *Plan) void {
+        switch (p.body) {
+            .stockham => |st| {
+                for (st) |s| {
+                    a_.free(s.tw);
+                    a_.free(s.roots);
+                }
+                a_.free(st);
+            },
+            .bluestein => |b| {
+                b.sub.deinit();
+                a_.free(b.chirp);
+                a_.free(b.kernel);
+            },
+            .real_even => |r| {
+                r.half.deinit();
+                a_.free(r.tw);
+            },
+            .real_odd => |c| c.deinit(),
+        }
+        a_.destroy(p);
+    }
+
+    /// The unnormalized DFT of data[0..n] in place (complex plans only).
+    /// `par`: split each stage over the thread pool (for a transform that runs alone).
+    fn run(p: *const Plan, data: []C, scratch: []C, par: bool) void {
+        switch (p.body) {
+            .stockham => |st| runStockham(p.inverse, st, data, scratch, par),
+            .bluestein => |b| runBluestein(p.n, b, data, scratch, par),
+            else => unreachable,
+        }
+    }
+};
+
+fn oom() errors.Error {
+    return errors.fail(.out_of_memory, "[fft] Out of memory.", .{});
+}
+
+fn alloc(n: usize) errors.Error![]C {
+    return a_.alloc(C, n) catch oom();
+}
+
+fn largestPrimeFactor(n0: usize) usize {
+    var n = n0;
+    var best: usize = 1;
+    var f: usize = 2;
+    while (f * f <= n) : (f += 1) {
+        while (n % f == 0) {
+            best = f;
+            n /= f;
+        }
+    }
+    return if (n > 1) @max(best, n) else best;
+}
+
+/// The smallest 2^a 3^b 5^c >= n.
+fn smooth235(n: usize) usize {
+    var best: usize = std.math.maxInt(usize);
+    var p2: usize = 1;
+    while (p2 < 2 * n) : (p2 *= 2) {
+        var p3 = p2;
+        while (p3 < 2 * n) : (p3 *= 3) {
+            var p5 = p3;
+            while (p5 < 2 * n) : (p5 *= 5) {
+                if (p5 >= n and p5 < best) best = p5;
+            }
+        }
+    }
+    return best;
+}
+
+fn buildComplex(n: usize, inverse: bool) errors.Error!*Plan {
+    const p = a_.create(Plan) catch return oom();
+    errdefer a_.destroy(p);
+    if (largestPrimeFactor(n) > max_generic_radix) {
+        const m = smooth235(2 * n - 1);
+        const sub = try buildComplex(m, false);
+        errdefer sub.deinit();
+        const chirp = try alloc(n);
+        errdefer a_.free(chirp);
+        const kernel = try alloc(m);
+        errdefer a_.free(kernel);
+        const two_n: u64 = 2 * @as(u64, n);
+        for (0..n) |j| {
+            const jj: u64 = (@as(u64, j) * @as(u64, j)) % two_n;
+            chirp[j] = root(jj, two_n, inverse);
+        }
+        @memset(kernel, .{ .re = 0, .im = 0 });
+        const inv_m: f32 = @floatCast(1.0 / @as(f64, @floatFromInt(m)));
+        kernel[0] = scl(conj(chirp[0]), inv_m);
+        for (1..n) |j| {
+            kernel[j] = scl(conj(chirp[j]), inv_m);
+            kernel[m - j] = kernel[j];
+        }
+        const tmp = try alloc(sub.scratch);
+        defer a_.free(tmp);
+        sub.run(kernel, tmp, false);
+        p.* = .{ .n = n, .inverse = inverse, .real = false, .body = .{ .bluestein = .{ .m = m, .sub = sub, .chirp = chirp, .kernel = kernel } }, .scratch = 2 * m + sub.scratch };
+        return p;
+    }
+    // Factor: 4s first, then a 2, 3s, 5s, then the other primes.
+    var radices: [64]u32 = undefined;
+    var nr: usize = 0;
+    var rest = n;
+    while (rest % 4 == 0) : (rest /= 4) {
+        radices[nr] = 4;
+        nr += 1;
+    }
+    var f: usize = 2;
+    while (rest > 1) {
+        while (rest % f == 0) {
+            radices[nr] = @intCast(f);
+            nr += 1;
+            rest /= f;
+        }
+        f += 1;
+    }
+    const stages = a_.alloc(Stage, nr) catch return oom();
+    var built: usize = 0;
+    errdefer {
+        for (stages[0..built]) |s| {
+            a_.free(s.tw);
+            a_.free(s.roots);
+        }
+        a_.free(stages);
+    }
+    var len = n; // the current sub-transform length
+    var s: usize = 1;
+    for (radices[0..nr], 0..) |r, i| {
+        const m = len / r;
+        const tw = try alloc(m * (r - 1));
+        errdefer a_.free(tw);
+        const roots = try alloc(r);
+        for (0..m) |pp| {
+            for (1..r) |k| tw[pp * (r - 1) + k - 1] = root(@as(u64, pp) * k, len, inverse);
+        }
+        for (0..r) |k| roots[k] = root(k, r, inverse);
+        stages[i] = .{ .radix = r, .m = m, .s = s, .tw = tw, .roots = roots };
+        built += 1;
+        s *= r;
+        len = m;
+    }
+    p.* = .{ .n = n, .inverse = inverse, .real = false, .body = .{ .stockham = stages }, .scratch = n };
+    return p;
+}
+
+fn buildReal(n: usize, inverse: bool) errors.Error!*Plan {
+    const p = a_.create(Plan) catch return oom();
+    errdefer a_.destroy(p);
+    if (n % 2 == 1) {
+        const full = try buildComplex(n, inverse);
+        p.* = .{ .n = n, .inverse = inverse, .real = true, .body = .{ .real_odd = full }, .scratch = full.scratch + 2 * n };
+        return p;
+    }
+    const h = n / 2;
+    const half = try buildComplex(h, inverse);
+    errdefer half.deinit();
+    const tw = try alloc(h + 1);
+    for (0..h + 1) |k| tw[k] = root(k, n, inverse);
+    p.* = .{ .n = n, .inverse = inverse, .real = true, .body = .{ .real_even = .{ .half = half, .tw = tw } }, .scratch = half.scratch + 2 * (h + 1) };
+    return p;
+}
+
+var cache_mutex: std.Thread.Mutex = .{};
+var cache: [max_cached_plans]*Plan = undefined;
+var cache_len: usize = 0;
+
+/// A plan for (n, inverse, real): cached (owned = false) or built for this call only.
+const PlanRef = struct {
+    plan: *Plan,
+    owned: bool,
+    fn release(r: PlanRef) void {
+        if (r.owned) r.plan.deinit();
+    }
+};
+
+fn getPlan(n: usize, inverse: bool, real: bool) errors.Error!PlanRef {
+    cache_mutex.lock();
+    defer cache_mutex.unlock();
+    for (cache[0..cache_len]) |p| {
+        if (p.n == n and p.inverse == inverse and p.real == real) return .{ .plan = p, .owned = false };
+    }
+    const p = if (real) try buildReal(n, inverse) else try buildComplex(n, inverse);
+    if (cache_len < max_cached_plans) {
+        cache[cache_len] = p;
+        cache_len += 1;
+        return .{ .plan = p, .owned = false };
+    }
+    return .{ .plan = p, .owned = true };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Butterflies and the Stockham stages
+
+/// One stage: for each sequence q < s and p < m, the radix-R DFT of x[q + s(p + j m)], j < R,
+/// times the twiddles, goes to y[q + s(R p + k)].
+fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+    const m = st.m;
+    const s = st.s;
+    const sgn: f32 = if (inv) 1 else -1;
+    const c3: f32 = -0.5;
+    const s3: f32 = sgn * 0.86602540378443864676;
+    const c51: f32 = 0.30901699437494742410; // cos(2 pi / 5)
+    const c52: f32 = -0.80901699437494742410; // cos(4 pi / 5)
+    const s51: f32 = sgn * 0.95105651629515357212;
+    const s52: f32 = sgn * 0.58778525229247312917;
+    for (p0..p1) |p| {
+        const w = st.tw.ptr + p * (R - 1);
+        const xin = x + s * p;
+        const yout = y + s * R * p;
+        for (q0..q1) |q| {
+            var a: [R]C = undefined;
+            inline for (0..R) |j| a[j] = xin[q + s * j * m];
+            var b: [R]C = undefined;
+            switch (R) {
+                2 => {
+                    b[0] = add(a[0], a[1]);
+                    b[1] = csub(a[0], a[1]);
+                },
+                3 => {
+                    const t1 = add(a[1], a[2]);
+                    const t2 = add(a[0], scl(t1, c3));
+                    const t3 = mulI(scl(csub(a[1], a[2]), s3), 1);
+                    b[0] = add(a[0], t1);
+                    b[1] = add(t2, t3);
+                    b[2] = csub(t2, t3);
+                },
+                4 => {
+                    const t0 = add(a[0], a[2]);
+                    const t1 = csub(a[0], a[2]);
+                    const t2 = add(a[1], a[3]);
+                    const t3 = mulI(csub(a[1], a[3]), sgn);
+                    b[0] = add(t0, t2);
+                    b[2] = csub(t0, t2);
+                    b[1] = add(t1, t3);
+                    b[3] = csub(t1, t3);
+                },
+                5 => {
+                    const b1 = add(a[1], a[4]);
+                    const b2 = add(a[2], a[3]);
+                    const d1 = csub(a[1], a[4]);
+                    const d2 = csub(a[2], a[3]);
+                    const e1 = add(a[0], add(scl(b1, c51), scl(b2, c52)));
+                    const e2 = add(a[0], add(scl(b1, c52), scl(b2, c51)));
+                    const f1 = mulI(add(scl(d1, s51), scl(d2, s52)), 1);
+                    const f2 = mulI(csub(scl(d1, s52), scl(d2, s51)), 1);
+                    b[0] = add(a[0], add(b1, b2));
+                    b[1] = add(e1, f1);
+                    b[4] = csub(e1, f1);
+                    b[2] = add(e2, f2);
+                    b[3] = csub(e2, f2);
+                },
+                else => @compileError("radix"),
+            }
+            yout[q] = b[0];
+            inline for (1..R) |k| yout[q + s * k] = mul(b[k], w[k - 1]);
+        }
+    }
+}
+
+/// The generic odd-radix stage, for primes 7 .. max_generic_radix: outputs k and R - k share
+/// the sums u_j = a_j + a_{R-j} (times cosines) and v_j = a_j - a_{R-j} (times sines), a
+/// quarter of the direct DFT's multiplications.
+fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+    const r = st.radix;
+    const h = (r - 1) / 2;
+    const m = st.m;
+    const s = st.s;
+    var a0: C = undefined;
+    var u: [max_generic_radix / 2 + 1]C = undefined;
+    var v: [max_generic_radix / 2 + 1]C = undefined;
+    for (p0..p1) |p| {
+        const w = st.tw.ptr + p * (r - 1);
+        for (q0..q1) |q| {
+            a0 = x[q + s * p];
+            var sum = a0;
+            for (1..h + 1) |j| {
+                const aj = x[q + s * (p + j * m)];
+                const ak = x[q + s * (p + (r - j) * m)];
+                u[j] = add(aj, ak);
+                v[j] = csub(aj, ak);
+                sum = add(sum, u[j]);
+            }
+            const out = y + s * r * p + q;
+            out[0] = sum;
+            for (1..h + 1) |k| {
+                var re = a0;
+                var im = C{ .re = 0, .im = 0 };
+                var idx: usize = 0;
+                for (1..h + 1) |j| {
+                    idx += k;
+                    if (idx >= r) idx -= r;
+                    const c = st.roots[idx];
+                    re = add(re, scl(u[j], c.re));
+                    im = add(im, scl(v[j], c.im));
+                }
+                const ib = mulI(im, 1);
+                out[s * k] = mul(add(re, ib), w[k - 1]);
+                out[s * (r - k)] = mul(csub(re, ib), w[r - k - 1]);
+            }
+        }
+    }
+}
+
+fn runStage(inverse: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+    switch (st.radix) {
+        inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(r, true, x, y, st, p0, p1, q0, q1) else stageFixed(r, false, x, y, st, p0, p1, q0, q1),
+        else => stageGeneric(x, y, st, p0, p1, q0, q1),
+    }
+}
+
+/// Below this many elements a stage runs on one thread.
+const par_min = 1 << 14;
+
+const StageJob = struct {
+    inverse: bool,
+    x: [*]const C,
+    y: [*]C,
+    st: Stage,
+    /// Split over p (else over q).
+    over_p: bool,
+    fn range(j: *const StageJob, a: usize, b: usize) void {
+        if (j.over_p) runStage(j.inverse, j.x, j.y, j.st, a, b, 0, j.st.s) else runStage(j.inverse, j.x, j.y, j.st, 0, j.st.m, a, b);
+    }
+};
+
+fn runStockham(inverse: bool, stages: []const Stage, data: []C, work: []C, par: bool) void {
+    var x: [*]C = data.ptr;
+    var y: [*]C = work.ptr;
+    const threaded = par and data.len >= par_min and pool.threads() > 1;
+    for (stages) |st| {
+        if (threaded) {
+            const job = StageJob{ .inverse = inverse, .x = x, .y = y, .st = st, .over_p = st.m >= st.s };
+            const items = if (job.over_p) st.m else st.s;
+            pool.parallelFor(items, @max(1, items / (4 * pool.threads())), &job, StageJob.range);
+        } else runStage(inverse, x, y, st, 0, st.m, 0, st.s);
+        const t = x;
+        x = y;
+        y = t;
+    }
+    if (x != data.ptr) @memcpy(data, x[0..data.len]);
+}
+
+fn runBluestein(n: usize, b: Blue, data: []C, scratch: []C, par: bool) void {
+    const m = b.m;
+    const buf = scratch[0..m];
+    const rest = scratch[m..];
+    for (0..n) |j| buf[j] = mul(data[j], b.chirp[j]);
+    @memset(buf[n..], .{ .re = 0, .im = 0 });
+    b.sub.run(buf, rest, par);
+    // Multiply by the kernel and conjugate: the inverse transform as conj(FFT(conj(.))).
+    for (buf, b.kernel) |*v, k| v.* = conj(mul(v.*, k));
+    b.sub.run(buf, rest, par);
+    for (0..n) |k| data[k] = mul(conj(buf[k]), b.chirp[k]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line transforms: a gathered line in `buf` to the output line.
+
+/// The line layout of one pass over one axis.
+const Pass = struct {
+    kind: Kind,
+    plan: *const Plan,
+    /// Source: base pointer, element strides (in elements of its dtype), length on the axis.
+    src: [*]const u8,
+    src_real: bool,
+    src_strides: [max_ndim]i64,
+    n_in: usize,
+    dst: [*]u8,
+    dst_real: bool,
+    dst_strides: [max_ndim]i64,
+    n_out: usize,
+    /// The iteration shape (the dims of the other axes; the axis itself is skipped).
+    shape: Shape,
+    axis: usize,
+    lines: usize,
+    scale: f32,
+    /// Per-worker scratch: `per` complex elements each.
+    scratch: []C,
+    per: usize,
+    /// Few lines: each transform splits its stages over the pool instead.
+    par: bool = false,
+    next_slot: std.atomic.Value(usize) = .init(0),
+};
+
+fn lineOffsets(ps: *const Pass, line: usize) [2]i64 {
+    var rem = line;
+    var so: i64 = 0;
+    var d_off: i64 = 0;
+    var d = ps.shape.ndim;
+    while (d > 0) {
+        d -= 1;
+        if (d == ps.axis) continue;
+        const dim: usize = @intCast(ps.shape.dims[d]);
+        const i: i64 = @intCast(rem % dim);
+        rem /= dim;
+        so += i * ps.src_strides[d];
+        d_off += i * ps.dst_strides[d];
+    }
+    return .{ so, d_off };
+}
+
+inline fn ptrAt(comptime T: type, base: anytype, i: i64) *T {
+    const addr: isize = @as(isize, @bitCast(@intFromPtr(base))) + @as(isize, @intCast(i)) * @sizeOf(T);
+    return @ptrFromInt(@as(usize, @bitCast(addr)));
+}
+
+fn passRange(ps: *Pass, start: usize, end: usize) void {
+    const slot = ps.next_slot.fetchAdd(1, .monotonic);
+    const mine = ps.scratch[slot * ps.per .. (slot + 1) * ps.per];
+    const plan = ps.plan;
+    const n = plan.n;
+    const lbuf = mine[0 .. n + 2];
+    const aux = mine[n + 2 .. 2 * n + 4];
+    const pscr = mine[2 * n + 4 ..];
+    const sst = ps.src_strides[ps.axis];
+    const dst_st = ps.dst_strides[ps.axis];
+    for (start..end) |line| {
+        const offs = lineOffsets(ps, line);
+        // Gather.
+        switch (ps.kind) {
+            .c2c, .c2r => {
+                for (0..ps.n_in) |i| lbuf[i] = ptrAt(C, ps.src, offs[0] + @as(i64, @intCast(i)) * sst).*;
+            },
+            .r2c => {
+                const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(lbuf));
+                for (0..ps.n_in) |i| f[i] = ptrAt(f32, ps.src, offs[0] + @as(i64, @intCast(i)) * sst).*;
+            },
+        }
+        // Transform into `res` (complex) or `resr` (real).
+        switch (ps.kind) {
+            .c2c => {
+                plan.run(lbuf[0..n], pscr, ps.par);
+                for (0..n) |k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(lbuf[k], ps.scale);
+            },
+            .r2c => r2cLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
+            .c2r => c2rLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
+        }
+    }
+}
+
+fn r2cLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
+    const n = plan.n;
+    const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(lbuf));
+    const sc = ps.scale;
+    switch (plan.body) {
+        .real_odd => |full| {
+            // (x, 0) in aux, the full complex transform, the first n/2 + 1 outputs.
+            for (0..n) |i| aux[i] = .{ .re = f[i], .im = 0 };
+            full.run(aux[0..n], pscr, ps.par);
+            for (0..n / 2 + 1) |k| ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(aux[k], sc);
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // z[j] = x[2j] + i x[2j+1]: the gathered floats already are that layout.
+            const z = lbuf[0..h];
+            re.half.run(z, pscr, ps.par);
+            for (0..h + 1) |k| {
+                const zk = z[if (k == h) 0 else k];
+                const zc = conj(z[if (k == 0) 0 else h - k]);
+                const e = scl(add(zk, zc), 0.5);
+                const o = mulI(scl(csub(zk, zc), 0.5), -1); // (zk - zc) / (2i)
+                ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(add(e, mul(re.tw[k], o)), sc);
+            }
+        },
+        else => unreachable,
+    }
+}
+
+fn c2rLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
+    const n = plan.n;
+    const sc = ps.scale;
+    switch (plan.body) {
+        .real_odd => |full| {
+            // The Hermitian extension (imaginary part of the DC term dropped).
+            aux[0] = .{ .re = lbuf[0].re, .im = 0 };
+            for (1..(n - 1) / 2 + 1) |k| {
+                aux[k] = lbuf[k];
+                aux[n - k] = conj(lbuf[k]);
+            }
+            full.run(aux[0..n], pscr, ps.par);
+            for (0..n) |t| ptrAt(f32, ps.dst, doff + @as(i64, @intCast(t)) * dst_st).* = aux[t].re * sc;
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // The DC and Nyquist terms count by their real parts only.
+            lbuf[0].im = 0;
+            lbuf[h].im = 0;
+            for (0..h) |k| {
+                const xk = lbuf[k];
+                const xc = conj(lbuf[h - k]);
+                aux[k] = add(add(xk, xc), mulI(mul(re.tw[k], csub(xk, xc)), 1));
+            }
+            re.half.run(aux[0..h], pscr, ps.par);
+            for (0..h) |j| {
+                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j)) * dst_st).* = aux[j].re * sc;
+                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j + 1)) * dst_st).* = aux[j].im * sc;
+            }
+        },
+        else => unreachable,
+    }
+}
+
+/// Run one pass over all lines of `axis`.
+fn runPass(ps: *Pass) errors.Error!void {
+    if (ps.lines == 0) return;
+    const n = ps.plan.n;
+    ps.per = 2 * n + 4 + ps.plan.scratch;
+    const grain = @max(1, 32768 / @max(n, 1));
+    const workers = @min(pool.threads(), @max(1, ps.lines / grain));
+    ps.scratch = a_.alloc(C, ps.per * workers) catch return oom();
+    defer a_.free(ps.scratch);
+    ps.next_slot = .init(0);
+    ps.par = ps.lines < pool.threads();
+    pool.parallelFor(ps.lines, grain, ps, passRange);
+}
+
+fn linesOf(shape: *const Shape, axis: usize) usize {
+    var l: usize = 1;
+    for (shape.slice(), 0..) |d, i| {
+        if (i != axis) l *= @intCast(d);
+    }
+    return l;
+}
+
+fn rowStrides(shape: *const Shape) [max_ndim]i64 {
+    var st: [max_ndim]i64 = undefined;
+    var acc: i64 = 1;
+    var i: usize = shape.ndim;
+    while (i > 0) {
+        i -= 1;
+        st[i] = acc;
+        acc *= shape.dims[i];
+    }
+    return st;
+}
+
+pub fn eval(node: *Node, p: Prim) errors.Error!void {
+    const x = node.inputs[0];
+    try primitives.allocOutput(node, null);
+    if (node.size() == 0) return;
+    const nd = node.shape.ndim;
+    const out_strides = rowStrides(&node.shape);
+    const scale: f32 = @floatCast(p.scale);
+    // The axes in the order they run: r2c runs the real axis first, c2r last.
+    var order: [max_ndim]usize = undefined;
+    var no: usize = 0;
+    if (p.kind == .r2c) {
+        order[0] = p.last;
+        no = 1;
+    }
+    for (0..nd) |i| {
+        if (p.axes & (@as(u32, 1) << @intCast(i)) == 0) continue;
+        if (p.kind != .c2c and i == p.last) continue;
+        order[no] = i;
+        no += 1;
+    }
+    if (p.kind == .c2r) {
+        order[no] = p.last;
+        no += 1;
+    }
+    // c2r with other axes first transforms them into a complex temporary of the input's shape.
+    var tmp: ?[]C = null;
+    defer if (tmp) |t| a_.free(t);
+    if (p.kind == .c2r and no > 1) tmp = a_.alloc(C, x.size()) catch return oom();
+    const tmp_strides = rowStrides(&x.shape);
+
+    for (order[0..no], 0..) |axis, step| {
+        const last_step = step + 1 == no;
+        const kind: Kind = if (p.kind == .r2c and step == 0) .r2c else if (p.kind == .c2r and last_step) .c2r else .c2c;
+        var ps = Pass{
+            .kind = kind,
+            .plan = undefined,
+            .src = undefined,
+            .src_real = kind == .r2c,
+            .src_strides = undefined,
+            .n_in = 0,
+            .dst = undefined,
+            .dst_real = kind == .c2r,
+            .dst_strides = undefined,
+            .n_out = 0,
+            .shape = undefined,
+            .axis = axis,
+            .lines = 0,
+            .scale = if (last_step) scale else 1,
+            .scratch = &.{},
+            .per = 0,
+        };
+        // Source: the input for the first step, else the buffer the previous step wrote.
+        if (step == 0) {
+            ps.src = x.data();
+            ps.src_strides = x.strides;
+        } else if (tmp) |t| {
+            ps.src = @ptrCast(t.ptr);
+            ps.src_strides = tmp_strides;
+        } else {
+            ps.src = node.data();
+            ps.src_strides = out_strides;
+        }
+        // Destination: the temporary for c2r's complex steps, else the output.
+        if (tmp != null and !last_step) {
+            ps.dst = @ptrCast(tmp.?.ptr);
+            ps.dst_strides = tmp_strides;
+        } else {
+            ps.dst = node.data();
+            ps.dst_strides = out_strides;
+        }
+        // c2r runs on the input's shape until its last step; r2c and c2c on the output's.
+        ps.shape = if (p.kind == .c2r) x.shape else node.shape;
+        ps.n_in = @intCast(x.shape.dims[axis]);
+        ps.n_out = @intCast(node.shape.dims[axis]);
+        if (step > 0 and kind != .c2r) ps.n_in = ps.n_out;
+        const n_logical: usize = switch (kind) {
+            .c2c => ps.n_out,
+            .r2c => ps.n_in,
+            .c2r => ps.n_out,
+        };
+        ps.lines = linesOf(&ps.shape, axis);
+        const ref = try getPlan(n_logical, p.inverse, kind != .c2c);
+        defer ref.release();
+        ps.plan = ref.plan;
+        try runPass(&ps);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graph-building ops
+
+fn fmtList(v: []const i32, buf: []u8) []const u8 {
+    var w = std.Io.Writer.fixed(buf);
+    w.writeByte('(') catch {};
+    for (v, 0..) |d, i| {
+        if (i > 0) w.writeByte(',') catch {};
+        w.print("{d}", .{d}) catch {};
+    }
+    w.writeByte(')') catch {};
+    return w.buffered();
+}
+
+/// The primitive node on an input already of the right dtype and sizes. For c2r `n_last` is
+/// the output length of the real axis (its input length must be n_last / 2 + 1).
+pub fn fftRaw(x: *Node, axes: u32, last: u8, kind: Kind, inverse: bool, n_last: i32, scale: f64, stream: u32) errors.Error!*Node {
+    var out = x.shape;
+    switch (kind) {
+        .c2c => {},
+        .r2c => out.dims[last] = @divTrunc(x.shape.dims[last], 2) + 1,
+        .c2r => out.dims[last] = n_last,
+    }
+    const dt: Dtype = if (kind == .c2r) .float32 else .complex64;
+    return array.create(dt, out, .{ .fft = .{ .axes = axes, .last = last, .kind = kind, .inverse = inverse, .scale = scale } }, &.{x}, stream);
+}
+
+pub const Norm = enum(u32) { backward = 0, ortho = 1, forward = 2 };
+
+/// MLX's fftn / ifftn / rfftn / irfftn: `n` null means the input's sizes on the axes (irfftn:
+/// 2 (m - 1) on the last one).
+pub fn fftn(a: *Node, n_opt: ?[]const i32, axes: []const i32, kind: Kind, inverse: bool, norm: Norm, stream: u32) errors.Error!*Node {
+    const op = "fftn";
+    const nd = a.shape.ndim;
+    if (nd < 1) return errors.fail(.invalid_argument, "[{s}] Requires array with at least one dimension.", .{op});
+    if (n_opt) |n| if (n.len != axes.len) return errors.fail(.invalid_argument, "[{s}] Shape and axes have different sizes.", .{op});
+    if (axes.len == 0) {
+        a.retain();
+        return a;
+    }
+    if (axes.len > max_ndim) return errors.fail(.invalid_argument, "[{s}] Too many axes.", .{op});
+    var valid: [max_ndim]usize = undefined;
+    var set: u32 = 0;
+    for (axes, 0..) |ax, i| {
+        const v: i64 = if (ax < 0) @as(i64, ax) + nd else ax;
+        if (v < 0 or v >= nd) return errors.fail(.invalid_argument, "[{s}] Invalid axis {d} for array with {d} dimensions.", .{ op, ax, nd });
+        valid[i] = @intCast(v);
+    }
+    for (0..axes.len) |i| {
+        const bit = @as(u32, 1) << @intCast(valid[i]);
+        if (set & bit != 0) {
+            var buf: [512]u8 = undefined;
+            return errors.fail(.invalid_argument, "[{s}] Duplicated axis received {s}", .{ op, fmtList(axes, &buf) });
+        }
+        set |= bit;
+    }
+    const last = valid[axes.len - 1];
+    var n: [max_ndim]i32 = undefined;
+    for (0..axes.len) |i| {
+        n[i] = if (n_opt) |nn| nn[i] else a.shape.dims[valid[i]];
+    }
+    if (n_opt == null and kind == .c2r) n[axes.len - 1] = (a.shape.dims[last] - 1) * 2;
+    for (n[0..axes.len]) |v| if (v <= 0) {
+        var buf: [512]u8 = undefined;
+        return errors.fail(.invalid_argument, "[{s}] Invalid FFT output size requested {s}", .{ op, fmtList(n[0..axes.len], &buf) });
+    };
+    // The input sizes on the axes.
+    var want = a.shape;
+    for (0..axes.len) |i| want.dims[valid[i]] = n[i];
+    if (kind == .c2r) want.dims[last] = @divTrunc(n[axes.len - 1], 2) + 1;
+    _ = try want.sizeChecked(op);
+
+    // Crop, convert, then pad.
+    var cur = a;
+    cur.retain();
+    defer array.release(cur);
+    for (0..nd) |d| {
+        if (want.dims[d] < cur.shape.dims[d]) {
+            const nx = try shape_ops.sliceAxis(cur, d, 0, want.dims[d], 1, stream);
+            array.release(cur);
+            cur = nx;
+        }
+    }
+    const in_dt: Dtype = if (kind == .r2c) .float32 else .complex64;
+    if (cur.dtype != in_dt) {
+        const nx = try copy.astype(cur, in_dt, stream);
+        array.release(cur);
+        cur = nx;
+    }
+    var lows: [max_ndim]i32 = undefined;
+    var highs: [max_ndim]i32 = undefined;
+    var any_pad = false;
+    for (0..nd) |d| {
+        lows[d] = 0;
+        highs[d] = @max(0, want.dims[d] - cur.shape.dims[d]);
+        any_pad = any_pad or highs[d] > 0;
+    }
+    if (any_pad) {
+        const zero = try @import("../grad.zig").constant(0, in_dt, stream);
+        defer array.release(zero);
+        const nx = try shape_ops.pad(cur, lows[0..nd], highs[0..nd], .constant, zero, stream);
+        array.release(cur);
+        cur = nx;
+    }
+    var total: f64 = 1;
+    for (n[0..axes.len]) |v| total *= @floatFromInt(v);
+    const scale: f64 = switch (norm) {
+        .backward => if (inverse) 1.0 / total else 1.0,
+        .ortho => 1.0 / @sqrt(total),
+        .forward => if (inverse) 1.0 else 1.0 / total,
+    };
+    return fftRaw(cur, set, @intCast(last), kind, inverse, n[axes.len - 1], scale, stream);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transform rules (called from grad.zig and vmap.zig)
+
+/// A float32 array of ones except along `axis`, where it holds `vals` (shape 1 ... len ... 1).
+fn axisMask(ndim: usize, axis: usize, len: usize, edge: f32, inner: f32, nyquist: bool, stream: u32) errors.Error!*Node {
+    var sh = Shape{ .ndim = @intCast(ndim) };
+    for (0..ndim) |i| sh.dims[i] = 1;
+    sh.dims[axis] = @intCast(len);
+    const m = try array.createWithBuffer(.float32, sh, stream, "fft");
+    const v: [*]f32 = @ptrCast(@alignCast(m.data()));
+    for (0..len) |k| v[k] = inner;
+    v[0] = edge;
+    if (nyquist) v[len - 1] = edge;
+    return m;
+}
+
+/// The cotangent of the input given the output's cotangent g (MLX's convention: the adjoint,
+/// A^H g, with the real part taken for real inputs).
+pub fn vjp(node: *Node, p: Prim, g: *Node, s: u32) errors.Error!*Node {
+    const x = node.inputs[0];
+    switch (p.kind) {
+        .c2c => return fftRaw(g, p.axes, p.last, .c2c, !p.inverse, 0, p.scale, s),
+        .r2c => {
+            // The output drops the upper half of the spectrum: the adjoint counts every term
+            // but DC (and Nyquist for even n) once more than irfft's Hermitian extension does.
+            const n = x.shape.dims[p.last];
+            const len: usize = @intCast(node.shape.dims[p.last]);
+            const mask = try axisMask(node.shape.ndim, p.last, len, 1, 0.5, @rem(n, 2) == 0, s);
+            defer array.release(mask);
+            const gm = try ew.binary(.multiply, g, mask, s);
+            defer array.release(gm);
+            return fftRaw(gm, p.axes, p.last, .c2r, !p.inverse, n, p.scale, s);
+        },
+        .c2r => {
+            const n = node.shape.dims[p.last];
+            const len: usize = @intCast(x.shape.dims[p.last]);
+            const gg = if (g.dtype == .float32) blk: {
+                g.retain();
+                break :blk g;
+            } else try copy.astype(g, .float32, s);
+            defer array.release(gg);
+            const f = try fftRaw(gg, p.axes, p.last, .r2c, !p.inverse, 0, p.scale, s);
+            defer array.release(f);
+            const mask = try axisMask(node.shape.ndim, p.last, len, 1, 2, @rem(n, 2) == 0, s);
+            defer array.release(mask);
+            return ew.binary(.multiply, f, mask, s);
+        },
+    }
+}
+
+/// The transform rebuilt on a batched input (batch axis first): the axes shift by one.
+pub fn vmapRule(node: *Node, p: Prim, bx: *Node, s: u32) errors.Error!*Node {
+    const n_last: i32 = if (p.kind == .c2r) node.shape.dims[p.last] else 0;
+    return fftRaw(bx, p.axes << 1, p.last + 1, p.kind, p.inverse, n_last, p.scale, s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// C ABI
+
+/// The four transforms as the C ABI names them.
+pub const Op = enum(u32) { fft = 0, ifft = 1, rfft = 2, irfft = 3 };
+
+fn fftnAbi(a: u32, n_ptr: ?[*]const i32, nn: u32, axes_ptr: ?[*]const i32, naxes: u32, op: u32, norm: u32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const x = handles.get(a, "fftn") catch |e| break :blk e;
+        const o = abi_util.opArg(Op, op, "fftn") catch |e| break :blk e;
+        const nm = abi_util.opArg(Norm, norm, "fftn") catch |e| break :blk e;
+        const stream = stream_mod.resolve(s, "fftn") catch |e| break :blk e;
+        if (naxes > 0 and axes_ptr == null) break :blk errors.fail(.invalid_argument, "[fftn] The axes pointer is null.", .{});
+        if (nn > 0 and n_ptr == null) break :blk errors.fail(.invalid_argument, "[fftn] The sizes pointer is null.", .{});
+        const axes: []const i32 = if (naxes == 0) &.{} else axes_ptr.?[0..naxes];
+        const n: ?[]const i32 = if (n_ptr) |p| p[0..nn] else null;
+        const kind: Kind = switch (o) {
+            .fft, .ifft => .c2c,
+            .rfft => .r2c,
+            .irfft => .c2r,
+        };
+        break :blk fftn(x, n, axes, kind, o == .ifft or o == .irfft, nm, stream);
+    });
+}
+
+pub const abi = [_]abi_util.Entry{
+    abi_util.entry("fft_fftn", fftnAbi, &.{ "a", "n", "nn", "axes", "naxes", "op", "norm", "stream" }, "The n-dimensional DFT (op: enum mlxb_fft_op) over `axes`; `n` (nn sizes, one per axis; null: the input's sizes) crops or zero-pads each axis first. norm: enum mlxb_fft_norm."),
+};
+
+pub const abi_enums = .{
+    .{ "fft_op", Op },
+    .{ "fft_norm", Norm },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tests: every plan shape against a direct DFT in float64.
+
+const testing = std.testing;
+
+fn naiveDft(x: []const C, out: []C, inverse: bool) void {
+    const n = x.len;
+    const sgn: f64 = if (inverse) 1 else -1;
+    for (0..n) |k| {
+        var re: f64 = 0;
+        var im: f64 = 0;
+        for (0..n) |j| {
+            const ang = sgn * 2.0 * std.math.pi * @as(f64, @floatFromInt((j * k) % n)) / @as(f64, @floatFromInt(n));
+            const c = @cos(ang);
+            const sn = @sin(ang);
+            re += x[j].re * c - x[j].im * sn;
+            im += x[j].re * sn + x[j].im * c;
+        }
+        out[k] = .{ .re = @floatCast(re), .im = @floatCast(im) };
+    }
+}
+
+test "complex plans match a direct DFT (radix 2, 3, 4, 5, generic, Bluestein)" {
+    var prng = std.Random.DefaultPrng.init(7);
+    const rnd = prng.random();
+    const sizes = [_]usize{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 25, 30, 49, 60, 61, 64, 67, 97, 100, 105, 128, 243, 256, 360, 1009 };
+    for (sizes) |n| {
+        for ([_]bool{ false, true }) |inv| {
+            const x = try a_.alloc(C, n);
+            defer a_.free(x);
+            for (x) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            const want = try a_.alloc(C, n);
+            defer a_.free(want);
+            naiveDft(x, want, inv);
+            const plan = try buildComplex(n, inv);
+            defer plan.deinit();
+            const scr = try a_.alloc(C, plan.scratch);
+            defer a_.free(scr);
+            plan.run(x, scr, n > 300);
+            const tol: f32 = 1e-4 * @sqrt(@as(f32, @floatFromInt(n))) * @log2(@as(f32, @floatFromInt(n + 1)) + 1);
+            for (x, want) |g, w| {
+                try testing.expectApproxEqAbs(w.re, g.re, tol);
+                try testing.expectApproxEqAbs(w.im, g.im, tol);
+            }
+        }
+    }
+}
+
+test "smooth235 and largestPrimeFactor" {
+    try testing.expectEqual(@as(usize, 2025), smooth235(2017));
+    try testing.expectEqual(@as(usize, 1), smooth235(1));
+    try testing.expectEqual(@as(usize, 1009), largestPrimeFactor(2018));
+    try testing.expectEqual(@as(usize, 7), largestPrimeFactor(105));
+}
+
+test "a stage split over the pool gives the same bits as one thread" {
+    var prng = std.Random.DefaultPrng.init(9);
+    const rnd = prng.random();
+    for ([_]usize{ 1 << 15, 3 * 5 * 7 * 11 * 13 * 2, 20011 }) |n| {
+        const plan = try buildComplex(n, false);
+        defer plan.deinit();
+        const a = try a_.alloc(C, n);
+        defer a_.free(a);
+        const b = try a_.alloc(C, n);
+        defer a_.free(b);
+        for (a, b) |*u, *v| {
+            u.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            v.* = u.*;
+        }
+        const scr = try a_.alloc(C, plan.scratch);
+        defer a_.free(scr);
+        plan.run(a, scr, false);
+        plan.run(b, scr, true);
+        try testing.expectEqualSlices(u8, std.mem.sliceAsBytes(a), std.mem.sliceAsBytes(b));
+    }
+}
