@@ -168,6 +168,23 @@ enum mlxb_scatter_mode {
   MLXB_SCATTER_MODE_MIN = 4,
 };
 
+enum mlxb_linalg_op {
+  MLXB_LINALG_OP_QR = 0,
+  MLXB_LINALG_OP_SVD = 1,
+  MLXB_LINALG_OP_SVDVALS = 2,
+  MLXB_LINALG_OP_INV = 3,
+  MLXB_LINALG_OP_TRI_INV = 4,
+  MLXB_LINALG_OP_CHOLESKY = 5,
+  MLXB_LINALG_OP_EIGH = 6,
+  MLXB_LINALG_OP_EIGVALSH = 7,
+  MLXB_LINALG_OP_EIG = 8,
+  MLXB_LINALG_OP_EIGVALS = 9,
+  MLXB_LINALG_OP_LU_FACTOR = 10,
+  MLXB_LINALG_OP_DET = 11,
+  MLXB_LINALG_OP_SLOGDET = 12,
+  MLXB_LINALG_OP_LU = 13,
+};
+
 /* ABI version of this library; the binding refuses a mismatch. */
 int32_t mlxb_abi_version(void);
 /* Code of this thread's last error (0: none). See enum mlxb_error. */
@@ -396,6 +413,14 @@ uint32_t mlxb_random_bits(uint32_t key, const int32_t* shape, uint32_t ndim, int
 uint32_t mlxb_matmul(uint32_t a, uint32_t b, int32_t stream);
 /* alpha * (a @ b) + beta * c, c broadcast to the product's shape. */
 uint32_t mlxb_addmm(uint32_t c, uint32_t a, uint32_t b, double alpha, double beta, int32_t stream);
+/* A factorization (enum mlxb_linalg_op) of the last two axes; its outputs go to the results list (results_take); returns their count, negative on error. */
+int32_t mlxb_linalg_factor(uint32_t a, uint32_t op, uint32_t upper, int32_t stream);
+/* Register a LAPACK shared library path, searched after MLXB_LAPACK and the system's names. */
+int32_t mlxb_lapack_hint(const void* path, uint32_t len);
+/* Load LAPACK now (0), or fail with the message saying what to install. */
+int32_t mlxb_lapack_load(void);
+/* The path of the loaded LAPACK, "" if none is loaded. */
+const char* mlxb_lapack_path(void);
 
 #ifdef __cplusplus
 }

@@ -155,6 +155,23 @@ export const SCATTER_MODE = {
   min: 4,
 } as const;
 
+export const LINALG_OP = {
+  qr: 0,
+  svd: 1,
+  svdvals: 2,
+  inv: 3,
+  tri_inv: 4,
+  cholesky: 5,
+  eigh: 6,
+  eigvalsh: 7,
+  eig: 8,
+  eigvals: 9,
+  lu_factor: 10,
+  det: 11,
+  slogdet: 12,
+  lu: 13,
+} as const;
+
 export const symbols = {
   mlxb_abi_version: { args: [], returns: "i32" },
   mlxb_last_error_code: { args: [], returns: "i32" },
@@ -270,4 +287,8 @@ export const symbols = {
   mlxb_random_bits: { args: ["u32", "ptr", "u32", "i32", "i32"], returns: "u32" },
   mlxb_matmul: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_addmm: { args: ["u32", "u32", "u32", "f64", "f64", "i32"], returns: "u32" },
+  mlxb_linalg_factor: { args: ["u32", "u32", "u32", "i32"], returns: "i32" },
+  mlxb_lapack_hint: { args: ["ptr", "u32"], returns: "i32" },
+  mlxb_lapack_load: { args: [], returns: "i32" },
+  mlxb_lapack_path: { args: [], returns: "cstring" },
 } as const;

@@ -24,5 +24,7 @@ export {
 export { setPrintoptions, getPrintoptions, printoptions } from "./printoptions";
 export * from "./ops/index";
 export * as random from "./random";
+export * as linalg from "./linalg";
+export { norm as matrixNorm } from "./linalg";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
