@@ -247,6 +247,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .from_bytes => return zerosLike(x, stream), // raw bytes are not differentiable
         .quantized => |p| return prims.quantized.vjp(node, p, arg, g, stream),
         .fft => |p| return prims.fft.vjp(node, p, g, stream),
+        .linalg => |p| return prims.linalg.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }

@@ -17,6 +17,7 @@ pub const matmul = @import("prims/matmul.zig");
 pub const bytes = @import("prims/bytes.zig");
 pub const quantized = @import("prims/quantized.zig");
 pub const fft = @import("prims/fft.zig");
+pub const linalg = @import("prims/linalg.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -48,6 +49,7 @@ pub const Primitive = union(enum) {
     from_bytes: bytes.FromBytes,
     quantized: quantized.Prim,
     fft: fft.Prim,
+    linalg: linalg.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -74,6 +76,7 @@ pub const Primitive = union(enum) {
             .from_bytes => "from_bytes",
             .quantized => |f| f.name(),
             .fft => |f| f.name(),
+            .linalg => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -110,6 +113,7 @@ pub const Primitive = union(enum) {
             .from_bytes => |f| try bytes.eval(node, f),
             .quantized => |f| try quantized.eval(node, f),
             .fft => |f| try fft.eval(node, f),
+            .linalg => |f| try linalg.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

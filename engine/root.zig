@@ -29,6 +29,7 @@ test {
     _ = @import("prims/bytes.zig");
     _ = @import("prims/quantized.zig");
     _ = @import("prims/fft.zig");
+    _ = @import("prims/linalg.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

@@ -179,6 +179,21 @@ enum mlxb_fft_norm {
   MLXB_FFT_NORM_BACKWARD = 0,
   MLXB_FFT_NORM_ORTHO = 1,
   MLXB_FFT_NORM_FORWARD = 2,
+enum mlxb_linalg_op {
+  MLXB_LINALG_OP_QR = 0,
+  MLXB_LINALG_OP_SVD = 1,
+  MLXB_LINALG_OP_SVDVALS = 2,
+  MLXB_LINALG_OP_INV = 3,
+  MLXB_LINALG_OP_TRI_INV = 4,
+  MLXB_LINALG_OP_CHOLESKY = 5,
+  MLXB_LINALG_OP_EIGH = 6,
+  MLXB_LINALG_OP_EIGVALSH = 7,
+  MLXB_LINALG_OP_EIG = 8,
+  MLXB_LINALG_OP_EIGVALS = 9,
+  MLXB_LINALG_OP_LU_FACTOR = 10,
+  MLXB_LINALG_OP_DET = 11,
+  MLXB_LINALG_OP_SLOGDET = 12,
+  MLXB_LINALG_OP_LU = 13,
 };
 
 /* ABI version of this library; the binding refuses a mismatch. */
@@ -433,6 +448,14 @@ uint32_t mlxb_dequantize(uint32_t w, uint32_t scales, uint32_t biases, int32_t g
 uint32_t mlxb_quantized_matmul(uint32_t x, uint32_t w, uint32_t scales, uint32_t biases, uint32_t transpose, int32_t group_size, int32_t bits, int32_t mode_stream);
 /* The n-dimensional DFT (op: enum mlxb_fft_op) over `axes`; `n` (nn sizes, one per axis; null: the input's sizes) crops or zero-pads each axis first. norm: enum mlxb_fft_norm. */
 uint32_t mlxb_fft_fftn(uint32_t a, const int32_t* n, uint32_t nn, const int32_t* axes, uint32_t naxes, uint32_t op, uint32_t norm, int32_t stream);
+/* A factorization (enum mlxb_linalg_op) of the last two axes; its outputs go to the results list (results_take); returns their count, negative on error. */
+int32_t mlxb_linalg_factor(uint32_t a, uint32_t op, uint32_t upper, int32_t stream);
+/* Register a LAPACK shared library path, searched after MLXB_LAPACK and the system's names. */
+int32_t mlxb_lapack_hint(const void* path, uint32_t len);
+/* Load LAPACK now (0), or fail with the message saying what to install. */
+int32_t mlxb_lapack_load(void);
+/* The path of the loaded LAPACK, "" if none is loaded. */
+const char* mlxb_lapack_path(void);
 
 #ifdef __cplusplus
 }

@@ -166,6 +166,21 @@ export const FFT_NORM = {
   backward: 0,
   ortho: 1,
   forward: 2,
+export const LINALG_OP = {
+  qr: 0,
+  svd: 1,
+  svdvals: 2,
+  inv: 3,
+  tri_inv: 4,
+  cholesky: 5,
+  eigh: 6,
+  eigvalsh: 7,
+  eig: 8,
+  eigvals: 9,
+  lu_factor: 10,
+  det: 11,
+  slogdet: 12,
+  lu: 13,
 } as const;
 
 export const symbols = {
@@ -295,4 +310,8 @@ export const symbols = {
   mlxb_dequantize: { args: ["u32", "u32", "u32", "i32", "i32", "u32", "i32", "i32"], returns: "u32" },
   mlxb_quantized_matmul: { args: ["u32", "u32", "u32", "u32", "u32", "i32", "i32", "i32"], returns: "u32" },
   mlxb_fft_fftn: { args: ["u32", "ptr", "u32", "ptr", "u32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_linalg_factor: { args: ["u32", "u32", "u32", "i32"], returns: "i32" },
+  mlxb_lapack_hint: { args: ["ptr", "u32"], returns: "i32" },
+  mlxb_lapack_load: { args: [], returns: "i32" },
+  mlxb_lapack_path: { args: [], returns: "cstring" },
 } as const;

@@ -39,6 +39,18 @@ exec "$(pwd)/$T/zig/ziglang/zig" "\$@"
 SHIM
 chmod +x "$T/bin/zig"
 
+# LAPACK for mx.linalg's factorizations, for the tests and a checkout without a system LAPACK:
+# OpenBLAS from PyPI's scipy-openblas32 (LP64, symbols prefixed scipy_) into .toolchain/lapack.
+# The engine links no LAPACK: it loads one at run time (MLXB_LAPACK, then the system's
+# liblapack/libopenblas/Accelerate, then this one, registered by src/linalg.ts).
+LAPACK_PKG=scipy-openblas32
+LAPACK_VERSION=0.3.34.481.3
+if [ ! -d "$T/lapack/scipy_openblas32/lib" ] || [ ! -d "$T/lapack/scipy_openblas32-$LAPACK_VERSION.dist-info" ]; then
+  say "installing LAPACK ($LAPACK_PKG $LAPACK_VERSION, OpenBLAS) from PyPI"
+  rm -rf "$T/lapack"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-deps --target "$T/lapack" "$LAPACK_PKG==$LAPACK_VERSION" >&2
+fi
+
 lib=zig-out/lib/libmlxbun.so
 [ "$(uname)" = Darwin ] && lib=zig-out/lib/libmlxbun.dylib
 if [ ! -f "$lib" ] || [ -n "$(find engine build.zig -newer "$lib" -print -quit)" ]; then

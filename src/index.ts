@@ -26,6 +26,8 @@ export * from "./ops/index";
 export * as random from "./random";
 export * as optimizers from "./optimizers/index";
 export * as fft from "./fft";
+export * as linalg from "./linalg";
+export { norm as matrixNorm } from "./linalg";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
 export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type FileFormat, type GgufMetadataValue, type LoadOptions, type LoadSource } from "./io";
