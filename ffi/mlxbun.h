@@ -179,6 +179,8 @@ enum mlxb_fft_norm {
   MLXB_FFT_NORM_BACKWARD = 0,
   MLXB_FFT_NORM_ORTHO = 1,
   MLXB_FFT_NORM_FORWARD = 2,
+};
+
 enum mlxb_linalg_op {
   MLXB_LINALG_OP_QR = 0,
   MLXB_LINALG_OP_SVD = 1,

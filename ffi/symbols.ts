@@ -166,6 +166,8 @@ export const FFT_NORM = {
   backward: 0,
   ortho: 1,
   forward: 2,
+} as const;
+
 export const LINALG_OP = {
   qr: 0,
   svd: 1,
