@@ -218,6 +218,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         // Random bits are not differentiable: the key gets zeros.
         .random => return zerosLike(x, stream),
         .matmul => |p| return prims.matmul.vjp(node, p, arg, g, stream),
+        .conv => |p| return prims.conv.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }

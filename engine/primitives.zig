@@ -14,6 +14,7 @@ pub const sort = @import("prims/sort.zig");
 pub const indexing = @import("prims/indexing.zig");
 pub const random = @import("prims/random.zig");
 pub const matmul = @import("prims/matmul.zig");
+pub const conv = @import("prims/conv.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -42,6 +43,7 @@ pub const Primitive = union(enum) {
     indexing: indexing.Prim,
     random: random.Prim,
     matmul: matmul.Prim,
+    conv: conv.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -65,6 +67,7 @@ pub const Primitive = union(enum) {
             .indexing => |f| f.name(),
             .random => |f| f.name(),
             .matmul => |f| f.name(),
+            .conv => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -98,6 +101,7 @@ pub const Primitive = union(enum) {
             .indexing => |f| try indexing.eval(node, f),
             .random => |f| try random.eval(node, f),
             .matmul => |f| try matmul.eval(node, f),
+            .conv => |f| try conv.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

@@ -25,6 +25,7 @@ test {
     _ = @import("prims/indexing.zig");
     _ = @import("prims/random.zig");
     _ = @import("prims/matmul.zig");
+    _ = @import("prims/conv.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

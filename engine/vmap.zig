@@ -182,6 +182,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         // Batched keys (MLX batches leading key dims) are not supported yet.
         .random => return unsupported(node),
         .matmul => |p| return prims.matmul.vmapRule(node, p, bx, s),
+        .conv => |p| return prims.conv.vmapRule(node, p, bx, s),
         .indexing => |p| switch (p) {
             .gather => |r| {
                 // The index arrays with the batch first (broadcast), and for a batched source an

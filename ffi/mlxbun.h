@@ -396,6 +396,8 @@ uint32_t mlxb_random_bits(uint32_t key, const int32_t* shape, uint32_t ndim, int
 uint32_t mlxb_matmul(uint32_t a, uint32_t b, int32_t stream);
 /* alpha * (a @ b) + beta * c, c broadcast to the product's shape. */
 uint32_t mlxb_addmm(uint32_t c, uint32_t a, uint32_t b, double alpha, double beta, int32_t stream);
+/* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
+uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
 
 #ifdef __cplusplus
 }

@@ -270,4 +270,5 @@ export const symbols = {
   mlxb_random_bits: { args: ["u32", "ptr", "u32", "i32", "i32"], returns: "u32" },
   mlxb_matmul: { args: ["u32", "u32", "i32"], returns: "u32" },
   mlxb_addmm: { args: ["u32", "u32", "u32", "f64", "f64", "i32"], returns: "u32" },
+  mlxb_conv_general: { args: ["u32", "u32", "ptr", "u32", "i32", "u32", "i32"], returns: "u32" },
 } as const;

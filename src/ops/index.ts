@@ -7,3 +7,4 @@ export * from "./misc";
 export * from "./indexing";
 export * from "./matmul";
 export * from "./einsum";
+export * from "./conv";
