@@ -18,6 +18,7 @@ pub const bytes = @import("prims/bytes.zig");
 pub const quantized = @import("prims/quantized.zig");
 pub const fft = @import("prims/fft.zig");
 pub const linalg = @import("prims/linalg.zig");
+pub const conv = @import("prims/conv.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -50,6 +51,7 @@ pub const Primitive = union(enum) {
     quantized: quantized.Prim,
     fft: fft.Prim,
     linalg: linalg.Prim,
+    conv: conv.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -77,6 +79,7 @@ pub const Primitive = union(enum) {
             .quantized => |f| f.name(),
             .fft => |f| f.name(),
             .linalg => |f| f.name(),
+            .conv => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -114,6 +117,7 @@ pub const Primitive = union(enum) {
             .quantized => |f| try quantized.eval(node, f),
             .fft => |f| try fft.eval(node, f),
             .linalg => |f| try linalg.eval(node, f),
+            .conv => |f| try conv.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

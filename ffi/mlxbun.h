@@ -458,6 +458,8 @@ int32_t mlxb_lapack_hint(const void* path, uint32_t len);
 int32_t mlxb_lapack_load(void);
 /* The path of the loaded LAPACK, "" if none is loaded. */
 const char* mlxb_lapack_path(void);
+/* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
+uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
 
 #ifdef __cplusplus
 }

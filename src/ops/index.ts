@@ -9,3 +9,4 @@ export * from "./matmul";
 export * from "./einsum";
 export * from "./matmul_variants";
 export * from "./quantized";
+export * from "./conv";
