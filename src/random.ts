@@ -12,8 +12,9 @@ import { MlxError } from "./errors";
 import { keep, tidy } from "./memory";
 import {
   abs, add, argmax, argsort, divide, erf, erfinv, expandDims, floor, less, log, log1p, maximum, minimum, multiply, negative,
-  reshape, searchsorted, sign, softmax, split as splitArray, squeeze, subtract, take, view, cumsum,
+  reshape, searchsorted, sign, softmax, split as splitArray, squeeze, subtract, take, view, cumsum, matmul, sqrt,
 } from "./ops/index";
+import { svd } from "./linalg";
 import type { ArrayOrScalar } from "./ops/util";
 
 /** What a shape argument may be: a list of dimensions or one dimension. */
@@ -492,5 +493,44 @@ export function permutation(x: number | MxArray, axis?: number | PermutationOpti
       throw new MlxError(`[permutation] Invalid axis ${ax0} for array with ${x.ndim} dimensions.`, 1);
     }
     return take(x, perm(x.shape[ax]!), ax0, { stream: a.stream });
+  });
+}
+
+export interface MultivariateNormalOptions extends RandomOptions {
+  shape?: ShapeLike;
+  dtype?: DtypeLike;
+}
+
+/**
+ * Jointly normal samples with the given mean (shape `(..., n)`) and covariance (`(..., n, n)`,
+ * positive semi-definite): `mean + z · (U √S Vᵀ)` with `z` standard normal and U, S, Vᵀ the SVD
+ * of the covariance, as MLX computes it (so the same key gives MLX's numbers up to the SVD's
+ * rounding). The output shape is `shape`, the means' and the covariances' batch shapes broadcast,
+ * then `n`. Only float32.
+ * @example mx.random.multivariateNormal(mx.zeros([2]), mx.eye(2), [3], { key: mx.random.key(0) })
+ */
+export function multivariateNormal(
+  mean: MxArray,
+  cov: MxArray,
+  shape?: ShapeLike | MultivariateNormalOptions,
+  dtype?: DtypeLike | MultivariateNormalOptions,
+  options?: MultivariateNormalOptions,
+): MxArray {
+  const a = args<MultivariateNormalOptions>([shape, dtype, options], ["shape", "dtype"]);
+  return tidy(() => {
+    const d = dtypeOf(a.dtype, float32, "multivariate_normal");
+    if (d !== float32) throw new MlxError("[multivariate_normal] dtype must be float32.", 1);
+    if (mean.ndim < 1) throw new MlxError("[multivariate_normal] mean must have at least one dimension.", 1);
+    if (cov.ndim < 2) throw new MlxError("[multivariate_normal] cov must have at least two dimensions.", 1);
+    const n = mean.shape[mean.ndim - 1]!;
+    if (cov.shape[cov.ndim - 1] !== cov.shape[cov.ndim - 2]) throw new MlxError("[multivariate_normal] last two dimensions of cov must be equal.", 1);
+    if (cov.shape[cov.ndim - 1] !== n) throw new MlxError("[multivariate_normal] mean and cov must have compatible shapes.", 1);
+    const batch = broadcastShapes(broadcastShapes(mean.shape.slice(0, -1), cov.shape.slice(0, -2)), shapeOf(a.shape, [], "multivariate_normal"));
+    const k = a.key ?? nextKey(a.stream);
+    const o = { stream: a.stream };
+    const samples = normal([...batch, n], float32, { key: k, stream: a.stream });
+    const [u, sv, vt] = svd(cov.astype(float32, o), true, o);
+    const std = matmul(multiply(u, expandDims(sqrt(sv, o), -2, o), o), vt, o).astype(d, o);
+    return add(mean, squeeze(matmul(expandDims(samples, -2, o), std, o), -2, o), o);
   });
 }

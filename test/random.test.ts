@@ -4,7 +4,7 @@
 // from MLX 0.32.4 on CPU (these tests never run Python). Every result compares bit for bit
 // (dtype, shape and bytes), float32 normal, gumbel and truncatedNormal included: they go through
 // log (erfinv calls it), which the engine takes from glibc as MLX does (scalar_math.cLog).
-// mx.random.multivariate_normal is not provided (it needs linalg.svd).
+// multivariateNormal goes through an SVD (LAPACK), so it is compared to MLX within a tolerance.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import * as mx from "../src/index.ts";
@@ -257,4 +257,30 @@ describe("bad inputs give MLX's errors", () => {
   });
 });
 
-test.todo("multivariateNormal (needs linalg.svd, not in mlx-bun yet)");
+describe("multivariateNormal against MLX (mvn.json from gen_mvn.py)", () => {
+  const cases = JSON.parse(readFileSync(new URL("./fixtures/random/mvn.json", import.meta.url), "utf8")) as {
+    seed: number; mean: number[] | number[][]; cov: number[][] | number[][][]; shape: number[]; out_shape: number[]; out: number[];
+  }[];
+  test("values: same key, same samples up to the SVD's rounding", () => {
+    for (const c of cases) {
+      const got = mx.random.multivariateNormal(mx.array(c.mean, mx.float32), mx.array(c.cov, mx.float32), c.shape, { key: mx.random.key(c.seed) });
+      expect(got.shape).toEqual(c.out_shape);
+      expect(got.dtype).toBe(mx.float32);
+      const vals = Array.from(got.toTypedArray() as Float32Array);
+      vals.forEach((v, i) => {
+        const w = c.out[i]!;
+        if (!(Math.abs(v - w) <= 1e-4 * Math.max(1, Math.abs(w)))) throw new Error(`seed ${c.seed} element ${i}: got ${v}, want ${w}`);
+      });
+    }
+  });
+  test("MLX's errors", () => {
+    const m = mx.zeros([3]);
+    const c = mx.eye(3);
+    expectMlxError(() => mx.random.multivariateNormal(m, c, [2], mx.float16), /^\[multivariate_normal\] dtype must be float32\.$/);
+    expectMlxError(() => mx.random.multivariateNormal(mx.array(1), c), /^\[multivariate_normal\] mean must have at least one dimension\.$/);
+    expectMlxError(() => mx.random.multivariateNormal(m, mx.zeros([3])), /^\[multivariate_normal\] cov must have at least two dimensions\.$/);
+    expectMlxError(() => mx.random.multivariateNormal(m, mx.zeros([2, 3])), /^\[multivariate_normal\] last two dimensions of cov must be equal\.$/);
+    expectMlxError(() => mx.random.multivariateNormal(mx.zeros([2]), c), /^\[multivariate_normal\] mean and cov must have compatible shapes\.$/);
+    expectMlxError(() => mx.random.multivariateNormal(m, mx.stack([c, c]), [3]), /^\[broadcast_shapes\] Shapes \(2\) and \(3\) cannot be broadcast\.$/);
+  });
+});
