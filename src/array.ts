@@ -44,19 +44,26 @@ export class MxArray {
   #shape: readonly number[] | undefined;
   #dtype: Dtype | undefined;
   #size = -1;
+  // Data bytes the collector already counts elsewhere (a wrapped TypedArray's own memory):
+  // reported again they would only make it collect more often.
+  #hostBytes = false;
   /** @internal set by `mx.keep`: a tidy scope will not dispose this array. */
   kept = false;
 
-  /** @internal Wrap an engine handle (taking ownership of it). Use `mx.array` to create arrays. */
-  constructor(handle: number) {
+  /**
+   * @internal Wrap an engine handle (taking ownership of it). Use `mx.array` to create arrays.
+   * `hostData`: the array's data is host memory the garbage collector already sees.
+   */
+  constructor(handle: number, hostData = false) {
     this.#h = checkHandle(handle);
+    this.#hostBytes = hostData;
     if (!track(this)) this.escape();
   }
 
   /** @internal Put the array under the GC backstop (once; a no-op after dispose). */
   escape(): void {
     if (this.#gc !== null || this.#h === 0) return;
-    this.#gc = trackHandle(this.#h, lib.mlxb_array_nbytes(this.#h));
+    this.#gc = trackHandle(this.#h, this.#hostBytes ? 0 : lib.mlxb_array_nbytes(this.#h));
   }
 
   /** @internal The engine handle; throws if the array was disposed. */
@@ -358,7 +365,7 @@ function fromTypedArray(v: ArrayBufferView, options: ArrayOptions): MxArray {
     if (target !== stored) {
       throw new MlxError(`[array] copy: false needs the data's own dtype (${stored.name}), not ${target.name}.`, 1);
     }
-    return new MxArray(wrapHostData(v, stored.value, dims, ndim));
+    return new MxArray(wrapHostData(v, stored.value, dims, ndim), true);
   }
   return convertedHandle(lib.mlxb_array_from_data(asBytes(v), stored.value, dims, ndim, streamArg(options.stream)), stored, target, options.stream);
 }

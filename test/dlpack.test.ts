@@ -218,7 +218,8 @@ describe("fromDlpack", () => {
       Bun.gc(true);
       await Bun.sleep(5);
     }
-    expect(mx.getLiveDlpackExportCount()).toBe(base);
+    // At most base: a leftover export of an earlier test may be collected meanwhile too.
+    expect(mx.getLiveDlpackExportCount()).toBeLessThanOrEqual(base);
   });
 
   test("consume() hands the address over: the receiver imports it as a raw pointer", async () => {
