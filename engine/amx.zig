@@ -259,11 +259,24 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                     tileStore(3, @ptrCast(&stage[16 * 32 + 16]), 128);
                     const row0 = rp * 32;
                     const col0 = cp * 32;
-                    for (0..@min(32, j.m - row0)) |i| for (0..@min(32, j.n - col0)) |jj| {
-                        const v = j.alpha * stage[i * 32 + jj];
-                        const dst = j.c.at(row0 + i, col0 + jj);
-                        storeC(SC, dst, if (j.beta == 0) v else v + j.beta * loadC(SC, dst));
-                    };
+                    const rows = @min(32, j.m - row0);
+                    const cols = @min(32, j.n - col0);
+                    if (SC == BF16 and j.beta == 0 and j.c.cs == 1 and cols == 32) {
+                        // Whole contiguous rows: scale and round 16 lanes at a time.
+                        for (0..rows) |i| {
+                            const dst: [*]u16 = @ptrCast(j.c.at(row0 + i, col0));
+                            inline for (0..2) |h| {
+                                const v: @Vector(16, f32) = stage[i * 32 + 16 * h ..][0..16].*;
+                                dst[16 * h ..][0..16].* = roundBf16(v * @as(@Vector(16, f32), @splat(j.alpha)));
+                            }
+                        }
+                    } else {
+                        for (0..rows) |i| for (0..cols) |jj| {
+                            const v = j.alpha * stage[i * 32 + jj];
+                            const dst = j.c.at(row0 + i, col0 + jj);
+                            storeC(SC, dst, if (j.beta == 0) v else v + j.beta * loadC(SC, dst));
+                        };
+                    }
                 };
             }
         }
@@ -285,6 +298,15 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         Job.compute(&job, 0, if (by_rows) mbp else nbp);
     }
     return true;
+}
+
+/// half.f32ToBf16 on 16 lanes: round to nearest even, NaN to the quiet NaN 0x7fc0.
+inline fn roundBf16(v: @Vector(16, f32)) [16]u16 {
+    const x: @Vector(16, u32) = @bitCast(v);
+    const lsb = (x >> @splat(16)) & @as(@Vector(16, u32), @splat(1));
+    const rounded: @Vector(16, u16) = @truncate((x +% @as(@Vector(16, u32), @splat(0x7fff)) +% lsb) >> @splat(16));
+    const nan = (x & @as(@Vector(16, u32), @splat(0x7fff_ffff))) > @as(@Vector(16, u32), @splat(0x7f80_0000));
+    return @select(u16, nan, @as(@Vector(16, u16), @splat(0x7fc0)), rounded);
 }
 
 inline fn loadC(comptime SC: type, p: *const SC) f32 {
