@@ -219,7 +219,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
 }
 
 /// Element offsets of batch item `i` in x (batch dims are all but the last two).
-fn batchOffset(x: *const Node, i: usize) isize {
+pub fn batchOffset(x: *const Node, i: usize) isize {
     const nb = x.shape.ndim - 2;
     var rem = i;
     var off: isize = 0;

@@ -425,19 +425,7 @@ fn roundTo(dt: Dtype, v: f32) f32 {
 }
 
 /// Offset (elements) of batch item `i` of node x (batch dims: all but the last two).
-fn batchOffset(x: *const Node, i: usize) isize {
-    const nb = x.shape.ndim - 2;
-    var rem = i;
-    var off: isize = 0;
-    var d = nb;
-    while (d > 0) {
-        d -= 1;
-        const dim: usize = @intCast(x.shape.dims[d]);
-        off += @as(isize, @intCast(rem % dim)) * @as(isize, @intCast(x.strides[d]));
-        rem /= dim;
-    }
-    return off;
-}
+const batchOffset = @import("matmul.zig").batchOffset;
 
 // ---------------------------------------------------------------------------------------------
 // Kernels
