@@ -57,6 +57,18 @@ pub fn externalBuffer(ptr: [*]u8, nbytes: usize, token: u32) errors.Error!*Buffe
     return buf;
 }
 
+/// "(2,3)": a list of dimensions (or any i32 list) as MLX prints shapes in messages.
+pub fn formatDims(dims: []const i32, buf: []u8) []const u8 {
+    var w = std.Io.Writer.fixed(buf);
+    w.writeByte('(') catch {};
+    for (dims, 0..) |d, i| {
+        if (i > 0) w.writeByte(',') catch {};
+        w.print("{d}", .{d}) catch {};
+    }
+    w.writeByte(')') catch {};
+    return w.buffered();
+}
+
 pub const Shape = struct {
     ndim: u8 = 0,
     dims: [max_ndim]i32 = undefined,
@@ -102,14 +114,7 @@ pub const Shape = struct {
 
     /// "(2,3)" as MLX prints shapes in messages ("(3)" for one dimension).
     pub fn format(s: *const Shape, buf: []u8) []const u8 {
-        var w = std.Io.Writer.fixed(buf);
-        w.writeByte('(') catch {};
-        for (s.slice(), 0..) |d, i| {
-            if (i > 0) w.writeByte(',') catch {};
-            w.print("{d}", .{d}) catch {};
-        }
-        w.writeByte(')') catch {};
-        return w.buffered();
+        return formatDims(s.slice(), buf);
     }
 
     pub fn eql(a: *const Shape, b: *const Shape) bool {

@@ -72,16 +72,7 @@ pub const Spec = struct {
     flip: bool,
 };
 
-fn listStr(v: []const i32, buf: []u8) []const u8 {
-    var w = std.io.Writer.fixed(buf);
-    w.writeByte('(') catch {};
-    for (v, 0..) |x, i| {
-        if (i > 0) w.writeByte(',') catch {};
-        w.print("{d}", .{x}) catch {};
-    }
-    w.writeByte(')') catch {};
-    return w.buffered();
-}
+const listStr = array.formatDims;
 
 fn isRealFloat(d: Dtype) bool {
     return d == .float16 or d == .bfloat16 or d == .float32 or d == .float64;

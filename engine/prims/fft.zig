@@ -755,16 +755,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
 // ---------------------------------------------------------------------------------------------
 // Graph-building ops
 
-fn fmtList(v: []const i32, buf: []u8) []const u8 {
-    var w = std.Io.Writer.fixed(buf);
-    w.writeByte('(') catch {};
-    for (v, 0..) |d, i| {
-        if (i > 0) w.writeByte(',') catch {};
-        w.print("{d}", .{d}) catch {};
-    }
-    w.writeByte(')') catch {};
-    return w.buffered();
-}
+const fmtList = array.formatDims;
 
 /// The primitive node on an input already of the right dtype and sizes. For c2r `n_last` is
 /// the output length of the real axis (its input length must be n_last / 2 + 1).

@@ -432,16 +432,7 @@ fn startViews(start: *Node, n: usize, op: []const u8, out: *[max_ndim]*Node, str
     return made;
 }
 
-fn fmtDims(dims: []const i32, buf: []u8) []const u8 {
-    var w = std.Io.Writer.fixed(buf);
-    w.writeByte('(') catch {};
-    for (dims, 0..) |d, i| {
-        if (i > 0) w.writeByte(',') catch {};
-        w.print("{d}", .{d}) catch {};
-    }
-    w.writeByte(')') catch {};
-    return w.buffered();
-}
+const fmtDims = array.formatDims;
 
 // ---------------------------------------------------------------------------------------------
 // Kernels

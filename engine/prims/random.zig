@@ -50,7 +50,7 @@ pub fn bits(key: *Node, shape: Shape, width: i32, stream: u32) errors.Error!*Nod
         return errors.fail(.invalid_argument, "[bits] Expected key type uint32 but received {s}.", .{key.dtype.name()});
     if (key.shape.ndim != 1 or key.shape.dims[0] != 2) {
         var buf: [256]u8 = undefined;
-        return errors.fail(.invalid_argument, "[bits] Expected key shape (2) but received {s}.", .{shapeText(&buf, &key.shape)});
+        return errors.fail(.invalid_argument, "[bits] Expected key shape (2) but received {s}.", .{key.shape.format(&buf)});
     }
     const dt: @import("../dtype.zig").Dtype = switch (width) {
         4 => .uint32,
@@ -60,18 +60,6 @@ pub fn bits(key: *Node, shape: Shape, width: i32, stream: u32) errors.Error!*Nod
     };
     _ = try shape.sizeChecked("bits");
     return array.create(dt, shape, .{ .random = .{ .bits = @intCast(width) } }, &.{key}, stream);
-}
-
-/// "(2,3)" as MLX prints shapes in messages.
-fn shapeText(buf: []u8, s: *const Shape) []const u8 {
-    var w = std.Io.Writer.fixed(buf);
-    w.writeByte('(') catch {};
-    for (0..s.ndim) |i| {
-        if (i > 0) w.writeByte(',') catch {};
-        w.print("{d}", .{s.dims[i]}) catch {};
-    }
-    w.writeByte(')') catch {};
-    return w.buffered();
 }
 
 pub fn eval(node: *Node, p: Prim) errors.Error!void {

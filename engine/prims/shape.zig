@@ -81,16 +81,7 @@ fn normAxis(axis: i32, ndim: usize, comptime op: []const u8) errors.Error!usize 
     return @intCast(a);
 }
 
-fn fmtDims(dims: []const i32, buf: []u8) []const u8 {
-    var w = std.Io.Writer.fixed(buf);
-    w.writeByte('(') catch {};
-    for (dims, 0..) |d, i| {
-        if (i > 0) w.writeByte(',') catch {};
-        w.print("{d}", .{d}) catch {};
-    }
-    w.writeByte(')') catch {};
-    return w.buffered();
-}
+const fmtDims = array.formatDims;
 
 fn retained(x: *Node) *Node {
     x.retain();
