@@ -165,12 +165,15 @@ pub fn constant(value: f64, dtype: Dtype, stream: u32) errors.Error!*Node {
 
 /// For masked_scatter: at every position of `mask` (bool), the index into the source of the
 /// latest true position up to it along `axis` (the k-th true reads source element k; positions
-/// before the first true get 0). A single-element source is read at 0 everywhere.
+/// before the first true get 0). A single-element source is read at 0 everywhere. The indices
+/// carry no gradient (stop_gradient'ed: the mask may have been computed from a traced value).
 pub fn maskedSourceIndex(mask: *Node, axis: i32, n_src: usize, s: u32) errors.Error!*Node {
     const zero = try constant(0, .int32, s);
     defer array.release(zero);
     if (n_src == 1) return cp.broadcastTo(zero, mask.shape, s);
-    const ones = try cp.astype(mask, .int32, s);
+    const m = try cp.stopGradient(mask, s);
+    defer array.release(m);
+    const ones = try cp.astype(m, .int32, s);
     defer array.release(ones);
     const count = try prims.sort.scan(.sum, ones, axis, false, true, .int32, s);
     defer array.release(count);
@@ -226,6 +229,33 @@ fn expandReduced(g: *Node, x: *const Node, set: u32, stream: u32) errors.Error!*
 // The vjp rules: the cotangent of input `arg` of `node`, given the cotangent `g` of its output.
 
 fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
+    if (!conjugatesCotangent(node, arg)) return vjpRuleOf(node, arg, g, stream);
+    // MLX's convention for complex values: the cotangent of z is g * conj(f'(z)). The rules
+    // below are written as g * f'(z); both are linear in g, so conj(rule(conj(g))) is MLX's.
+    const gc = if (g.dtype == .complex64) try ew.unary(.conj, g, stream) else retained(g);
+    defer array.release(gc);
+    const r = try vjpRuleOf(node, arg, gc, stream);
+    if (r.dtype != .complex64) return r;
+    defer array.release(r);
+    return ew.unary(.conj, r, stream);
+}
+
+/// Whether `node`'s rule for input `arg` is a complex derivative that MLX conjugates: the
+/// elementwise ops (but abs, whose rule is already g * z / |z|), reductions and matmul, when a
+/// complex value is involved. (The fft and linalg rules follow MLX's convention themselves.)
+fn conjugatesCotangent(node: *const Node, arg: usize) bool {
+    if (node.dtype != .complex64 and node.inputs[arg].dtype != .complex64) return false;
+    return switch (node.prim) {
+        .elementwise => |e| switch (e) {
+            .unary => |op| op != .abs,
+            else => true,
+        },
+        .reduce, .matmul => true,
+        else => false,
+    };
+}
+
+fn vjpRuleOf(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
     var t = Tmp{};
     defer t.deinit();
     const x = node.inputs[0];
@@ -343,7 +373,9 @@ fn elementwiseVjp(t: *Tmp, node: *Node, e: ew.Prim, arg: usize, g: *Node, s: u32
                     // b * a^(b-1)
                     try b(t, .multiply, g, try b(t, .multiply, q, try b(t, .power, p, try b(t, .subtract, q, try c(t, 1, q.dtype, s), s), s), s), s)
                 else
-                    try b(t, .multiply, g, try b(t, .multiply, y, try u(t, .log, p, s), s), s),
+                    // g * y * ln(a), with ln(a) taken as 0 where the base is 0, as MLX does
+                    // (otherwise 0 * ln 0 makes the gradient NaN).
+                    try b(t, .multiply, g, try b(t, .multiply, y, try u(t, .log, t.add(try ew.select(try b(t, .equal, p, try c(t, 0, p.dtype, s), s), try c(t, 1, p.dtype, s), p, s)), s), s), s),
                 .arctan2 => blk: {
                     // atan2(p, q): d/dp = q / (p² + q²), d/dq = -p / (p² + q²)
                     const den = try b(t, .add, try u(t, .square, p, s), try u(t, .square, q, s), s);
@@ -547,33 +579,20 @@ fn sortVjp(t: *Tmp, node: *Node, p: srt.Prim, g: *Node, s: u32) errors.Error!*No
 /// `order` (x's rank) and `vals` scattered (added) into zeros of x's shape along `axis`.
 fn putBack(t: *Tmp, x: *Node, order: *Node, vals: *Node, axis: i32, s: u32) errors.Error!*Node {
     const z = t.add(try zerosLike(x, s));
-    return ix.putAlongAxis(z, order, vals, axis, .add, s);
+    // The positions are integers computed from x: no gradient flows into them.
+    return ix.putAlongAxis(z, t.add(try cp.stopGradient(order, s)), vals, axis, .add, s);
 }
 
 fn sortVjpOn(t: *Tmp, node: *Node, p: srt.Prim, x: *Node, g: *Node, s: u32) errors.Error!*Node {
     switch (p) {
         .scan => |sc| {
-            if (!sc.inclusive) return notDifferentiable(node);
-            const ax: i32 = sc.axis;
-            switch (sc.op) {
-                // The cotangent of an inclusive cumsum is the cumsum of g the other way.
-                .sum => return cp.astype(t.add(try srt.scan(.sum, g, ax, !sc.reverse, true, null, s)), x.dtype, s),
-                .max, .min => {
-                    // Each output's cotangent goes to the position its extreme came from: the
-                    // last position so far (in scan order) where x equals the running extreme.
-                    const n = x.shape.dims[sc.axis];
-                    const ar = t.add(try prims.creation.arange(0, @floatFromInt(n), 1, .int32, s));
-                    var dims: [max_ndim]i32 = undefined;
-                    for (0..x.shape.ndim) |d| dims[d] = if (d == sc.axis) n else 1;
-                    const pos = t.add(try shp.reshape(ar, dims[0..x.shape.ndim], s));
-                    const eq = t.add(try ew.binary(.equal, x, node, s));
-                    const none = t.add(try constant(if (sc.reverse) @floatFromInt(n) else -1, .int32, s));
-                    const cand = t.add(try ew.select(eq, pos, none, s));
-                    const src = t.add(try srt.scan(if (sc.reverse) .min else .max, cand, ax, sc.reverse, true, null, s));
-                    return putBack(t, x, src, g, ax, s);
-                },
-                .prod, .logaddexp => return notDifferentiable(node),
-            }
+            if (sc.inclusive) return scanVjp(t, node, sc, x, g, s);
+            // An exclusive scan is the inclusive one moved one place along the scan: y[i] =
+            // Y[i - 1] (the op's identity first). Its vjp is the inclusive scan's, with g moved
+            // back one place (the last cotangent feeds nothing).
+            const inc = t.add(try srt.scan(sc.op, x, sc.axis, sc.reverse, true, null, s));
+            const gs = t.add(try shiftAlong(g, sc.axis, sc.reverse, s));
+            return scanVjp(t, inc, sc, x, gs, s);
         },
         .sort => |so| {
             const ax: i32 = so.axis;
@@ -595,11 +614,82 @@ fn sortVjpOn(t: *Tmp, node: *Node, p: srt.Prim, x: *Node, g: *Node, s: u32) erro
     }
 }
 
+/// The vjp of the inclusive scan `y` of `x` (y's scan parameters in `sc`) for the cotangent g.
+fn scanVjp(t: *Tmp, y: *Node, sc: srt.Scan, x: *Node, g: *Node, s: u32) errors.Error!*Node {
+    const ax: i32 = sc.axis;
+    // sum_{i after or at k, in scan order} v[i]: the inclusive cumsum the other way.
+    const rc = struct {
+        fn f(tt: *Tmp, v: *Node, a: i32, reverse: bool, st: u32) errors.Error!*Node {
+            return tt.add(try srt.scan(.sum, v, a, !reverse, true, null, st));
+        }
+    }.f;
+    switch (sc.op) {
+        // The cotangent of an inclusive cumsum is the cumsum of g the other way.
+        .sum => return cp.astype(try rc(t, g, ax, sc.reverse, s), x.dtype, s),
+        .max, .min => {
+            // Each output's cotangent goes to the position its extreme came from: the
+            // last position so far (in scan order) where x equals the running extreme.
+            const n = x.shape.dims[sc.axis];
+            const ar = t.add(try prims.creation.arange(0, @floatFromInt(n), 1, .int32, s));
+            var dims: [max_ndim]i32 = undefined;
+            for (0..x.shape.ndim) |d| dims[d] = if (d == sc.axis) n else 1;
+            const pos = t.add(try shp.reshape(ar, dims[0..x.shape.ndim], s));
+            const eq = t.add(try ew.binary(.equal, x, y, s));
+            const none = t.add(try constant(if (sc.reverse) @floatFromInt(n) else -1, .int32, s));
+            const cand = t.add(try ew.select(eq, pos, none, s));
+            const src = t.add(try srt.scan(if (sc.reverse) .min else .max, cand, ax, sc.reverse, true, null, s));
+            return putBack(t, x, src, g, ax, s);
+        },
+        .prod => {
+            // d y[i] / d x[k] = prod_{j <= i, j != k} x[j] (i, j, k in scan order). Before the
+            // first zero f that is rc(g y)[k] / x[k]; at f it is rc(g y')[f] with y' the cumprod
+            // of x with x[f] set to 1; after f every product holds x[f] = 0.
+            const zero = try constant(0, x.dtype, s);
+            _ = t.add(zero);
+            const one = t.add(try constant(1, x.dtype, s));
+            const excl = t.add(try srt.scan(.prod, x, ax, sc.reverse, false, null, s));
+            const y_zero = t.add(try ew.binary(.equal, y, zero, s));
+            const first = t.add(try ew.binary(.logical_and, y_zero, t.add(try ew.binary(.not_equal, excl, zero, s)), s));
+            const x1 = t.add(try ew.select(first, one, x, s));
+            const y1 = t.add(try srt.scan(.prod, x1, ax, sc.reverse, true, null, s));
+            const at_first = try rc(t, t.add(try ew.binary(.multiply, g, y1, s)), ax, sc.reverse, s);
+            // x is 1 where it is 0, so no inf or nan reaches a later derivative of this rule.
+            const x_safe = t.add(try ew.select(t.add(try ew.binary(.equal, x, zero, s)), one, x, s));
+            const before = t.add(try ew.binary(.divide, try rc(t, t.add(try ew.binary(.multiply, g, y, s)), ax, sc.reverse, s), x_safe, s));
+            const later = t.add(try ew.select(y_zero, zero, before, s));
+            const r = t.add(try ew.select(first, at_first, later, s));
+            return cp.astype(r, x.dtype, s);
+        },
+        .logaddexp => {
+            // d y[i] / d x[k] = exp(x[k] - y[i]) for k up to i.
+            const e = t.add(try ew.unary(.exp, t.add(try ew.unary(.negative, y, s)), s));
+            const acc = try rc(t, t.add(try ew.binary(.multiply, g, e, s)), ax, sc.reverse, s);
+            const r = t.add(try ew.binary(.multiply, t.add(try ew.unary(.exp, x, s)), acc, s));
+            return cp.astype(r, x.dtype, s);
+        },
+    }
+}
+
+/// g moved one place back along `axis` against the scan's direction: r[i] = g[i + 1] (or
+/// g[i - 1] for a reverse scan), zero where nothing comes in.
+fn shiftAlong(g: *Node, axis: u8, reverse: bool, s: u32) errors.Error!*Node {
+    const n = g.shape.dims[axis];
+    if (n <= 1) return zerosLike(g, s);
+    const part = try shp.sliceAxis(g, axis, if (reverse) 0 else 1, n - 1, 1, s);
+    defer array.release(part);
+    var lows = [_]i32{0} ** max_ndim;
+    var highs = [_]i32{0} ** max_ndim;
+    if (reverse) lows[axis] = 1 else highs[axis] = 1;
+    const zero = try constant(0, g.dtype, s);
+    defer array.release(zero);
+    return shp.pad(part, lows[0..g.shape.ndim], highs[0..g.shape.ndim], .constant, zero, s);
+}
+
 fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
     const x = node.inputs[0];
     switch (p) {
         .gather => |r| {
-            if (arg != 0) return zerosLike(node.inputs[arg], s);
+            if (arg != 0) return indexVjpError("gather");
             const z = t.add(try zerosLike(x, s));
             var axes: [max_ndim]i32 = undefined;
             for (0..r.nidx) |i| axes[i] = r.axes[i];
@@ -611,7 +701,7 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
             return ix.scatter(z, g, node.inputs[1..], axes[0..r.nidx], region[0 .. 2 * x.shape.ndim], .add, .scatter, s);
         },
         .gather_axis => |a| {
-            if (arg != 0) return zerosLike(node.inputs[arg], s);
+            if (arg != 0) return indexVjpError("gather_axis");
             const z = t.add(try zerosLike(x, s));
             const r = t.add(try ix.putAlongAxis(z, node.inputs[1], g, a.axis, .add, s));
             return unbroadcastTo(r, x, s);
@@ -627,10 +717,34 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
             }
             const idx = node.inputs[2..];
             const rg = region[0 .. 2 * x.shape.ndim];
-            if (arg >= 2) return zerosLike(node.inputs[arg], s);
+            if (arg >= 2) return indexVjpError("scatter");
+            const nb = upd.shape.ndim - x.shape.ndim;
+            const upd_slab = upd.shape.slice()[nb..];
             switch (r.mode) {
                 .none, .add => {},
-                .prod, .max, .min => return notDifferentiable(node),
+                .max, .min => {
+                    // The cotangent goes to every side that equals the result (ties: to both).
+                    const zero = t.add(try constant(0, g.dtype, s));
+                    if (arg == 0) return ew.select(t.add(try ew.binary(.equal, node, x, s)), g, zero, s);
+                    const won = t.add(try ix.gather(node, idx, axes[0..r.nidx], upd_slab, rg, .gather, s));
+                    const gu = t.add(try ix.gather(g, idx, axes[0..r.nidx], upd_slab, rg, .gather, s));
+                    return ew.select(t.add(try ew.binary(.equal, upd, won, s)), gu, zero, s);
+                },
+                .prod => {
+                    // out = x * (product of the updates at each place). x's cotangent is g times
+                    // that product; an update's is g * x times the other updates at its place
+                    // (their product over it, with zero updates taken as 1 so nothing divides by 0).
+                    const one = t.add(try constant(1, upd.dtype, s));
+                    const zero_u = t.add(try constant(0, upd.dtype, s));
+                    const upd_nz = t.add(try ew.select(t.add(try ew.binary(.equal, upd, zero_u, s)), one, upd, s));
+                    const ones = t.add(try ix.scatter(t.add(try cp.broadcastTo(t.add(try constant(1, x.dtype, s)), x.shape, s)), upd, idx, axes[0..r.nidx], rg, .prod, r.origin, s));
+                    if (arg == 0) return ew.binary(.multiply, g, ones, s);
+                    const ones1 = t.add(try ix.scatter(t.add(try cp.broadcastTo(t.add(try constant(1, x.dtype, s)), x.shape, s)), upd_nz, idx, axes[0..r.nidx], rg, .prod, r.origin, s));
+                    const gx = t.add(try ew.binary(.multiply, g, x, s));
+                    const at_u = t.add(try ix.gather(gx, idx, axes[0..r.nidx], upd_slab, rg, .gather, s));
+                    const prod_u = t.add(try ix.gather(ones1, idx, axes[0..r.nidx], upd_slab, rg, .gather, s));
+                    return ew.binary(.multiply, at_u, t.add(try ew.binary(.divide, prod_u, upd_nz, s)), s);
+                },
             }
             if (arg == 0) {
                 if (r.mode == .add) return retained(g);
@@ -638,12 +752,11 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
                 const z = t.add(try zerosLike(upd, s));
                 return ix.scatter(g, z, idx, axes[0..r.nidx], rg, .none, .scatter, s);
             }
-            const nb = upd.shape.ndim - x.shape.ndim;
-            return ix.gather(g, idx, axes[0..r.nidx], upd.shape.slice()[nb..], rg, .gather, s);
+            return ix.gather(g, idx, axes[0..r.nidx], upd_slab, rg, .gather, s);
         },
         .scatter_axis => |a| {
             const idx = node.inputs[1];
-            if (arg == 1) return zerosLike(idx, s);
+            if (arg == 1) return indexVjpError("scatter_axis");
             const ax: i32 = a.axis;
             if (arg == 2) return ix.takeAlongAxis(g, idx, ax, s);
             if (a.mode == .add) return retained(g);
@@ -694,6 +807,11 @@ fn indexingVjp(t: *Tmp, node: *Node, p: ix.Prim, arg: usize, g: *Node, s: u32) e
             return ix.scatter(z, upd, &.{ r1, r2 }, &.{ a1, a2 }, null, .add, .scatter, s);
         },
     }
+}
+
+/// MLX refuses to differentiate with respect to integer indices (they must be stop_gradient'ed).
+fn indexVjpError(op: []const u8) errors.Error {
+    return errors.fail(.invalid_argument, "[{s}] Cannot calculate VJP with respect to indices. Use stop_gradient on indices to stop gradients from being computed.", .{op});
 }
 
 fn unbroadcastTo(g: *Node, x: *const Node, s: u32) errors.Error!*Node {

@@ -7,6 +7,7 @@
 // leaves (numbers, strings, null...) pass through untouched and get no gradient.
 import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomVjpHandler, setCustomVmapHandler } from "../ffi/lib";
 import { MxArray } from "./array";
+import { bool, float32, type Dtype } from "./dtype";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
 
@@ -113,12 +114,18 @@ export function jvp<P extends readonly unknown[]>(fn: (...args: P) => unknown, p
       jvpDepth--;
     }
     const jvps = engineVjp(jt, us, tans);
-    return [outs, jvps];
+    // A bool output (a comparison) has a zero tangent; MLX gives it the input tangent's dtype.
+    const tdtype = tans[0]?.dtype ?? float32;
+    return [outs, jvps.map((t, i) => {
+      if (outs[i]!.dtype !== bool) return t;
+      t.dispose();
+      return new MxArray(zerosHandle(outs[i]!, tdtype));
+    })];
   });
 }
 
-function zerosHandle(like: MxArray): number {
-  const z = lib.mlxb_array_scalar(0, like.dtype.value, -1);
+function zerosHandle(like: MxArray, dtype: Dtype = like.dtype): number {
+  const z = lib.mlxb_array_scalar(0, dtype.value, -1);
   try {
     return checkHandle(lib.mlxb_broadcast_to(checkHandle(z), Int32Array.from(like.shape.length > 0 ? like.shape : [0]), like.shape.length, -1));
   } finally {

@@ -423,7 +423,18 @@ export function divmod(a: ArrayOrScalar, b: ArrayOrScalar, options?: StreamOptio
     q.dispose();
     throw new MlxError("[divmod] Complex type not supported.", 1);
   }
-  return [q, remainder(a, b, options)];
+  // MLX defines divmod's derivative as zero for both outputs (remainder alone has one).
+  const r = remainder(a, b, options);
+  try {
+    return [noGradient(q, options), noGradient(r, options)];
+  } finally {
+    q.dispose();
+    r.dispose();
+  }
+}
+
+function noGradient(x: MxArray, options?: StreamOptions): MxArray {
+  return new MxArray(checkHandle(lib.mlxb_stop_gradient(x.handle("divmod"), streamArg(options?.stream))));
 }
 
 /**
