@@ -40,11 +40,44 @@ export function treeUnflatten<T>(tree: T, leaves: readonly MxArray[]): T {
   return walk(tree) as T;
 }
 
-/** Run `fn` with tracers for the arrays of `args`; returns the tracers and fn's result. */
+/**
+ * Run `fn` with tracers for the arrays of `args`; returns the tracers and fn's result.
+ * Containers (JS arrays, plain objects) are filled with the tracers in place and get their
+ * arrays back afterwards, as MLX does with Python lists and dicts: an assignment the function
+ * makes into an argument (`params[1] = ...`) is seen by the caller, and the other entries keep
+ * their original arrays. Frozen containers are copied instead.
+ */
 function trace<R>(args: readonly unknown[], fn: (...a: never[]) => R): { tracers: MxArray[]; result: R } {
   const tracers = treeFlatten(args).map((a) => new MxArray(checkHandle(lib.mlxb_tracer(a.handle("vjp"), -1))));
-  const traced = treeUnflatten(args as unknown[], tracers);
-  return { tracers, result: (fn as (...a: unknown[]) => R)(...traced) };
+  const undo: (() => void)[] = [];
+  let next = 0;
+  const fill = (t: unknown, copy: boolean): unknown => {
+    if (t instanceof MxArray) return tracers[next++];
+    if (!Array.isArray(t) && !isPlainObject(t)) return t;
+    if (copy || Object.isFrozen(t)) {
+      if (Array.isArray(t)) return t.map((v) => fill(v, true));
+      return Object.fromEntries(Object.keys(t).map((k) => [k, fill(t[k], true)]));
+    }
+    const c = t as Record<string, unknown>;
+    for (const k of Array.isArray(t) ? t.keys() : Object.keys(t)) {
+      const old = c[k];
+      const now = fill(old, false);
+      if (now === old) continue;
+      c[k] = now;
+      undo.push(() => {
+        if (c[k] === now) c[k] = old;
+      });
+    }
+    return t;
+  };
+  try {
+    const traced = args.map((a) => fill(a, false));
+    const result = (fn as (...a: unknown[]) => R)(...traced);
+    // The result may hold a filled container: copy its structure before the containers are restored.
+    return { tracers, result: treeUnflatten(result, treeFlatten(result)) };
+  } finally {
+    for (let k = undo.length - 1; k >= 0; k--) undo[k]!();
+  }
 }
 
 /** The engine's vjp of traced outputs with respect to the tracers. */

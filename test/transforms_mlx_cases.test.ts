@@ -58,8 +58,6 @@ const fx = loadFixture<{ mlx_version: string; counts: Record<string, number>; ca
 const KNOWN = new Map<string, string>([
   // argument handling of grad / value_and_grad
   ["test_grad_trees/dict with a float leaf", "non-array leaves of a differentiated argument pass through (documented in src/transforms.ts), so {x: 0.5, y} gives a value; MLX refuses: [tree_flatten] The argument should contain only arrays"],
-  ["test_grad_ids_pre_post/mutate", "the function gets a copy of the argument list, so its arrs[1] = ... is not seen by the caller; in MLX it is (arrs[1] is replaced, arrs[0] and arrs[2] kept)"],
-  ["test_grad_with_inplace_update/model[1]", "the function gets a copy of the argument list, so model[1] = 2.0 inside it is lost (model[1] stays 1); MLX gives 2"],
   // custom functions
   ["test_custom_function/tree jvp set", "the rule 2 x ty + 2 y tx + 1 is not linear in the tangents: mlx-bun computes a jvp as the transpose of a vjp and drops the + 1; MLX calls the rule forward"],
   // values a newer MLX's tests assert (MLX 0.32.4 refuses these jvps)
