@@ -142,6 +142,9 @@ pub const Node = struct {
     mark: u32 = 0,
     /// Built from a transform's tracer: while a transform is tracing, eval keeps its inputs.
     tracer: bool = false,
+    /// The longest chain of unevaluated work under the node when it was made (0 for data):
+    /// eval computes the deepest input first, so shallow ones are made just before their use.
+    depth: u32 = 0,
 
     pub fn size(n: *const Node) usize {
         return n.shape.size();
@@ -243,6 +246,13 @@ pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node
     if (isTracing() and prim != .stop_gradient) for (inputs) |in| {
         tracer = tracer or in.tracer;
     };
+    var depth: u32 = 0;
+    if (prim != .leaf) {
+        for (inputs) |in| {
+            if (in.status.load(.monotonic) != .evaluated) depth = @max(depth, in.depth);
+        }
+        depth +|= 1;
+    }
     node.* = .{
         .refs = .init(1),
         .status = .init(if (prim == .leaf) .evaluated else .unscheduled),
@@ -252,6 +262,7 @@ pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node
         .inputs = ins,
         .stream = stream,
         .tracer = tracer,
+        .depth = depth,
     };
     _ = live_nodes.fetchAdd(1, .monotonic);
     return node;

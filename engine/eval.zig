@@ -84,8 +84,22 @@ fn plan(outputs: []const *Node) errors.Error!Tape {
             .unscheduled => {},
         }
         stack.append(a, .{ .node = n, .expanded = true }) catch return oom();
+        // The deepest input is popped (computed) first: a shallow input (cos(h) beside a long
+        // backward chain) is then computed just before its consumer instead of being held
+        // through the whole chain. This is what keeps a gradient's peak memory near the
+        // forward values it needs (and lets checkpoint lower it).
+        const from = stack.items.len;
         for (n.inputs) |in| {
             if (in.mark != epoch) stack.append(a, .{ .node = in, .expanded = false }) catch return oom();
+        }
+        const pushed = stack.items[from..];
+        // Stable insertion sort by depth, ascending (inputs are few); equal depths keep their order.
+        var i: usize = 1;
+        while (i < pushed.len) : (i += 1) {
+            const held = pushed[i];
+            var j = i;
+            while (j > 0 and pushed[j - 1].node.depth > held.node.depth) : (j -= 1) pushed[j] = pushed[j - 1];
+            pushed[j] = held;
         }
     }
     return tape;

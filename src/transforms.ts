@@ -10,6 +10,7 @@ import { MxArray } from "./array";
 import { bool, float32, type Dtype } from "./dtype";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
+import { tidy } from "./memory";
 
 /** A tree of arrays: an array, or JS arrays and plain objects of trees; other leaves pass through. */
 export type Tree = MxArray | readonly Tree[] | { readonly [key: string]: Tree } | number | string | boolean | null | undefined;
@@ -462,10 +463,17 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
  * @example const block = mx.checkpoint((x: mx.Array) => mx.tanh(mx.matmul(x, w)));
  */
 export function checkpoint<A extends unknown[], R>(fn: (...args: A) => R): CustomFunction<A, R> {
-  return customFunction(fn).vjp((primals, cotangents) => {
-    const [, g] = vjp(fn as never, primals as never, treeFlatten(cotangents));
-    return treeUnflatten(primals, g);
-  });
+  // fn's intermediates are not kept (the backward pass computes them again), so both runs
+  // release the arrays they made as soon as they end: JS handles would otherwise hold them
+  // (and their buffers) until the garbage collector or an enclosing tidy, and checkpoint would
+  // save nothing.
+  const body = (...args: A): R => tidy(() => fn(...args));
+  return customFunction(body).vjp((primals, cotangents) =>
+    tidy(() => {
+      const [, g] = vjp(body as never, primals as never, treeFlatten(cotangents));
+      return treeUnflatten(primals, g);
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,8 +64,6 @@ const KNOWN = new Map<string, string>([
   ["test_scatter_max_jvp_ties/jvp", "at a tie the newer MLX averages the two tangents ((20 + 50) / 2 = 35); mlx-bun's jvp is the transpose of its vjp, which gives the whole cotangent to both sides as MLX 0.32.4's vjp does (test_scatter_max_vjp), so 70"],
   ["test_slice_update_multiply_and_max_jvp/maximum", "the same tie as test_scatter_max_jvp_ties: 70 where the newer MLX averages to 35"],
   ["test_cumprod_jvp/[2.0, 1.0, 2.0, 2.0, 3.0]", "the asserted last value 224 disagrees with the derivative by hand, 1·12 + 2·24 + 3·12 + 4·12 + 5·8 = 184, which mlx-bun gives (test/transforms.test.ts checks it against finite differences)"],
-  // memory
-  ["checkpoint_memory/peak", "checkpoint raises the gradient's peak memory (about 607 arrays vs 382 without); in MLX it lowers it (37 vs 102)"],
 ]);
 
 /** KNOWN cases whose result is right in part: that part (result[index]) is checked by its own test. */
@@ -1208,6 +1206,8 @@ function checkpointMemory(c: Case) {
   const [ck, g2] = runOne(mx.checkpoint(block));
   const problems = [...diff(g1, want.grad, false, "grad"), ...diff(g2, want.grad_checkpoint, false, "grad (checkpoint)")];
   if (problems.length > 0) throw new Error(problems.join("\n"));
-  // MLX holds ~102 arrays without checkpoint and ~37 with it; mlx-bun must also save memory.
-  if (!(ck < plain)) throw new Error(`peak with checkpoint ${ck.toFixed(1)} arrays, without ${plain.toFixed(1)} (MLX: ${want.checkpoint.toFixed(1)} vs ${want.plain.toFixed(1)})`);
+  // MLX holds ~102 arrays without checkpoint and ~37 with it; mlx-bun must also save memory,
+  // and as much. (Without checkpoint mlx-bun holds more, ~287: the loop's JS handles keep every
+  // intermediate until the tidy ends, where Python frees them at once; a tidy per block gives ~97.)
+  if (!(ck < plain && ck <= 1.25 * want.checkpoint)) throw new Error(`peak with checkpoint ${ck.toFixed(1)} arrays, without ${plain.toFixed(1)} (MLX: ${want.checkpoint.toFixed(1)} vs ${want.plain.toFixed(1)})`);
 }
