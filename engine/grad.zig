@@ -481,8 +481,69 @@ fn reduceVjp(t: *Tmp, node: *Node, r: red.Prim, arg: usize, g: *Node, s: u32) er
             return cp.astype(ub, mine.dtype, s);
         },
         .arg_reduce => return zerosLike(x, s),
-        .median => return notDifferentiable(node),
+        .median => |m| return medianVjp(t, x, m.axes, g, s),
     }
+}
+
+/// The median's cotangent goes to its middle element (odd count) or half to each of the two
+/// middle ones (even count), found by sorting the reduced axes (moved last and flattened).
+fn medianVjp(t: *Tmp, x: *Node, set: u32, g: *Node, s: u32) errors.Error!*Node {
+    const nd = x.shape.ndim;
+    var perm: [max_ndim]i32 = undefined;
+    var inv: [max_ndim]i32 = undefined;
+    var kept: [max_ndim + 1]i32 = undefined;
+    var k: usize = 0;
+    var m: i32 = 1;
+    for (0..nd) |d| if (set & (@as(u32, 1) << @intCast(d)) == 0) {
+        perm[k] = @intCast(d);
+        kept[k] = x.shape.dims[d];
+        k += 1;
+    };
+    const nk = k;
+    for (0..nd) |d| if (set & (@as(u32, 1) << @intCast(d)) != 0) {
+        perm[k] = @intCast(d);
+        m *= x.shape.dims[d];
+        k += 1;
+    };
+    for (0..nd) |d| inv[@intCast(perm[d])] = @intCast(d);
+    kept[nk] = m;
+    const xt = t.add(try shp.transpose(x, perm[0..nd], s));
+    const xr = t.add(try shp.reshape(xt, kept[0 .. nk + 1], s));
+    const last: i32 = @intCast(nk);
+    const order = t.add(try cp.stopGradient(t.add(try srt.sortOp(.argsort, xr, last, 0, s)), s));
+    const odd = @mod(m, 2) == 1;
+    const lo: i32 = if (odd) @divTrunc(m - 1, 2) else @divTrunc(m, 2) - 1;
+    const cnt: i32 = if (odd) 1 else 2;
+    const mid = t.add(try shp.sliceAxis(order, nk, lo, cnt, 1, s));
+    kept[nk] = 1;
+    const g1 = t.add(try shp.reshape(g, kept[0 .. nk + 1], s));
+    const w = t.add(try constant(if (odd) 1 else 0.5, g.dtype, s));
+    kept[nk] = cnt;
+    const gw = t.add(try cp.broadcastTo(t.add(try ew.binary(.multiply, g1, w, s)), try Shape.fromSlice(kept[0 .. nk + 1], "median"), s));
+    const z = t.add(try zerosLike(xr, s));
+    const r = t.add(try ix.putAlongAxis(z, mid, t.add(try cp.astype(gw, xr.dtype, s)), last, .add, s));
+    const rt = t.add(try shp.reshape(r, xt.shape.slice(), s));
+    return shp.transpose(rt, inv[0..nd], s);
+}
+
+/// The vjp of a primitive that only moves elements (each output element is one element of x):
+/// `moved` is the same move applied to x's flat positions; g is added into those positions.
+fn addAtPositions(t: *Tmp, x: *Node, moved: *Node, g: *Node, s: u32) errors.Error!*Node {
+    const n: i32 = @intCast(x.size());
+    const zf = t.add(try cp.broadcastTo(t.add(try constant(0, g.dtype, s)), try Shape.fromSlice(&[_]i32{n}, "vjp"), s));
+    const idx = t.add(try shp.reshape(moved, &.{-1}, s));
+    const gf = t.add(try shp.reshape(g, &.{-1}, s));
+    const r = t.add(try ix.putAlongAxis(zf, idx, gf, 0, .add, s));
+    const rs = t.add(try shp.reshape(r, x.shape.slice(), s));
+    return cp.astype(rs, x.dtype, s);
+}
+
+/// x's flat positions 0, 1, ... (int32) in x's shape.
+fn flatPositions(t: *Tmp, x: *Node, s: u32) errors.Error!*Node {
+    if (x.size() > std.math.maxInt(i32))
+        return errors.fail(.invalid_argument, "[vjp] Arrays of more than 2^31 - 1 elements are not supported by this rule.", .{});
+    const ar = t.add(try prims.creation.arange(0, @floatFromInt(x.size()), 1, .int32, s));
+    return t.add(try shp.reshape(ar, x.shape.slice(), s));
 }
 
 fn shapeVjp(t: *Tmp, node: *Node, p: shp.Prim, arg: usize, g: *Node, s: u32) errors.Error!*Node {
@@ -542,9 +603,19 @@ fn shapeVjp(t: *Tmp, node: *Node, p: shp.Prim, arg: usize, g: *Node, s: u32) err
                 }
                 return shp.remapNode(g, g.shape, .roll, inv[0..x.shape.ndim], null, s);
             },
-            .pad_edge, .pad_reflect, .pad_symmetric => return notDifferentiable(node),
+            .pad_edge, .pad_reflect, .pad_symmetric => {
+                // Each output element copies one element of x: pad x's positions the same way.
+                const pos = try flatPositions(t, x, s);
+                const moved = t.add(try shp.remapNode(pos, node.shape, rm.kind, rm.params[0..x.shape.ndim], null, s));
+                return addAtPositions(t, x, moved, g, s);
+            },
         },
-        .as_strided, .view => return notDifferentiable(node),
+        .as_strided => |off| {
+            const pos = try flatPositions(t, x, s);
+            const moved = t.add(try shp.asStrided(pos, node.shape, node.strides[0..node.shape.ndim], off, s));
+            return addAtPositions(t, x, moved, g, s);
+        },
+        .view => return notDifferentiable(node),
     }
 }
 

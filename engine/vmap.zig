@@ -178,8 +178,12 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 },
             }
         },
-        // Batched keys (MLX batches leading key dims) are not supported yet.
-        .random => return unsupported(node),
+        // A batch of keys: the kernel draws each key's block in turn ([b, 2] -> [b, ...shape]),
+        // each exactly what that key alone gives, as MLX batches leading key dimensions.
+        .random => {
+            const k = bx[0] orelse return unsupported(node);
+            return array.create(node.dtype, try shapeWithBatch(b, &node.shape), node.prim, &.{k}, s);
+        },
         .matmul => |p| return prims.matmul.vmapRule(node, p, bx, s),
         .from_bytes => return unsupported(node),
         .quantized => |p| return prims.quantized.vmapRule(node, p, bx, s),

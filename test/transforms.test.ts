@@ -152,6 +152,12 @@ describe("vjp of reductions, shapes and indexing against finite differences", ()
     ["at multiply (a)", (x) => x.at(mx.array([1, 0])).multiply(f64([[2, -1, 3]])).square()],
     ["at multiply (value)", (x) => f64([[1.5, 2, -1], [0.5, 1, 2]]).at(mx.array([1, 0])).multiply(x)],
     ["at multiply (repeated index)", (x) => f64([[1.5, 2, -1]]).at(mx.array([0, 0])).multiply(x)],
+    ["median axis 1 (odd count)", (x) => mx.median(x, { axis: 1 })], ["median all (even count)", (x) => mx.median(x)],
+    ["median axis 0 keepdims (even count)", (x) => mx.median(x, { axis: 0, keepdims: true }).exp()],
+    ["pad edge", (x) => mx.pad(x, [[1, 2], [2, 1]], "edge")], ["pad reflect", (x) => mx.pad(x, [[1, 1], [2, 2]], "reflect").square()],
+    ["pad symmetric", (x) => mx.pad(x, [[2, 1], [3, 1]], "symmetric")],
+    ["asStrided (overlapping windows)", (x) => mx.asStrided(x, [4, 3], [1, 1], 0).square()],
+    ["asStrided (offset, transposed)", (x) => mx.asStrided(x.exp(), [2, 2], [1, 3], 1)],
   );
   for (const [name, f] of cases) test(name, () => checkGrad(name, f, x6, [2, 3]));
   test("cumprod with zeros among the elements", () => {
@@ -459,6 +465,26 @@ describe("vmap equals a loop over the batch", () => {
     const nested = mx.vmap(mx.vmap((x: mx.Array) => mx.sum(x)))(X);
     expect(mx.allclose(nested, mx.sum(X, { axis: -1 })).item()).toBe(true);
     expect(mx.vmap((_x: mx.Array) => mx.array(1.5))(X).tolist()).toEqual([1.5, 1.5]);
+  });
+
+  test("random samplers over a batch of keys: each row is what its key gives alone (MLX batches keys)", () => {
+    const keys = mx.random.split(mx.random.key(7), 3);
+    const draws: [string, (k: mx.Array) => mx.Array][] = [
+      ["uniform", (k) => mx.random.uniform(0, 1, [2, 3], { key: k })],
+      ["normal", (k) => mx.random.normal([4], { key: k })],
+      ["randint", (k) => mx.random.randint(0, 100, [5], { key: k })],
+      ["split", (k) => mx.random.split(k)],
+      ["bernoulli", (k) => mx.random.bernoulli(0.3, [6], { key: k })],
+    ];
+    for (const [name, f] of draws) {
+      const got = mx.vmap(f)(keys);
+      const want = loop(f, [keys], [0], 0);
+      expect({ name, shape: got.shape, values: got.tolist() }).toEqual({ name, shape: want.shape, values: want.tolist() });
+    }
+    // Keys mapped along axis 1, results along axis -1.
+    const kt = keys.transpose();
+    const got = mx.vmap((k: mx.Array) => mx.random.uniform(0, 1, [2], { key: k }), { inAxes: 1, outAxes: -1 })(kt);
+    expect(got.tolist()).toEqual(loop((k) => mx.random.uniform(0, 1, [2], { key: k }), [kt], [1], -1).tolist());
   });
 
   test("per-example gradients: vmap(grad(f)) and grad of a vmap", () => {
