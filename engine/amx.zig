@@ -180,6 +180,7 @@ fn grow(buf: *[]align(64) u16, len: usize) bool {
 /// C (m x n, storage SC: BF16) = alpha * A B + beta * C, A and B bfloat16. False when the
 /// buffers could not be allocated (the caller falls back); requires `available()`.
 pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
+    if (comptime !is_x86_64) return false; // the tile code below is x86-64 only (cross builds)
     const mbp = (m + 31) / 32; // 32-row block pairs
     const nbp = (n + 31) / 32; // 32-column block pairs
     const ks = (k + 31) / 32; // 32-deep k steps

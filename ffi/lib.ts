@@ -4,7 +4,6 @@
 // JavaScript objects the garbage collector can see.
 import { dlopen, FFIType, JSCallback, toArrayBuffer, suffix } from "bun:ffi";
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { ABI_VERSION, ERROR, symbols } from "./symbols";
 
 export { BINARY_OP, DTYPE, DEVICE, ERROR, UNARY_OP } from "./symbols";
@@ -17,26 +16,108 @@ const toArrayBufferWithFinalizer = toArrayBuffer as unknown as (
   ptr: number, byteOffset: number, byteLength: number, ctx: number, deallocator: number,
 ) => ArrayBuffer;
 
-function findLibrary(): string {
+/**
+ * The prebuilt engine packages, by `${process.platform}-${process.arch}`. `mlx-bun` lists them
+ * all as optionalDependencies; each declares its os/cpu (and libc: glibc), so the package
+ * manager installs only this machine's. Each one's index.js is
+ * `import path from "./libmlxbun.<so|dylib>" with { type: "file" }`, which also makes
+ * `bun build --compile` embed the library in the executable.
+ */
+export const ENGINE_PACKAGES: Readonly<Record<string, string>> = {
+  "linux-x64": "mlx-bun-linux-x64-gnu",
+  "linux-arm64": "mlx-bun-linux-arm64-gnu",
+  "darwin-arm64": "mlx-bun-darwin-arm64",
+  "darwin-x64": "mlx-bun-darwin-x64",
+};
+
+function isNotFound(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND" || /Cannot (find|require) (module|package)/.test(String(e));
+}
+
+/** The file path a module exports (as its default export). */
+function exportedPath(m: unknown): string | undefined {
+  const path = typeof m === "string" ? m : (m as { default?: unknown } | null)?.default;
+  return typeof path === "string" ? path : undefined;
+}
+
+// The requires name their modules literally, one per platform, each directly inside a try (so
+// the bundler accepts one that is not installed): `bun build --compile` inlines
+// process.platform and process.arch, keeps the target's branch and embeds the library that
+// module imports as a file; Bun's dlopen then loads it from the executable. In a plain run the
+// import gives the file's real path. An uninstalled package fails here, at run time.
+function platformPackageLibrary(): string | undefined {
+  try {
+    if (process.platform === "linux" && process.arch === "x64") return exportedPath(require("mlx-bun-linux-x64-gnu"));
+    if (process.platform === "linux" && process.arch === "arm64") return exportedPath(require("mlx-bun-linux-arm64-gnu"));
+    if (process.platform === "darwin" && process.arch === "arm64") return exportedPath(require("mlx-bun-darwin-arm64"));
+    if (process.platform === "darwin" && process.arch === "x64") return exportedPath(require("mlx-bun-darwin-x64"));
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  return undefined;
+}
+
+// A checkout's own build (zig-out/lib), imported the same way (these two files are not in the
+// npm package, so there the requires fail and are skipped).
+function devLibrary(): string | undefined {
+  try {
+    if (process.platform === "darwin") return exportedPath(require("./engine_dev_dylib.ts"));
+    return exportedPath(require("./engine_dev_so.ts"));
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
+  }
+  return undefined;
+}
+
+/**
+ * Where the engine library is: `MLX_BUN_LIB` if set, else this platform's engine package, else
+ * a checkout's build in zig-out/lib. Throws a message saying what to install when none is found.
+ */
+export function findLibrary(): string {
   const override = process.env.MLX_BUN_LIB;
   if (override) {
-    if (!existsSync(override)) throw new Error(`MLX_BUN_LIB is set to ${override}, which does not exist.`);
+    if (!existsSync(override)) throw new Error(`mlx-bun: MLX_BUN_LIB is set to ${override}, which does not exist.`);
     return override;
   }
-  const dev = join(import.meta.dir, "..", "zig-out", "lib", libName);
-  if (existsSync(dev)) return dev;
-  throw new Error(
-    `mlx-bun: the engine library (${libName}) was not found for ${process.platform}-${process.arch}. ` +
-      `In a checkout, build it with \`bash scripts/bootstrap.sh\`; or point MLX_BUN_LIB at a built ${libName}.`,
-  );
+  const fromPackage = platformPackageLibrary();
+  if (fromPackage !== undefined) return fromPackage;
+  const dev = devLibrary();
+  if (dev !== undefined) return dev;
+  throw new Error(missingEngineMessage(process.platform, process.arch));
+}
+
+/** The error for a machine without an engine library (exported for tests). */
+export function missingEngineMessage(platform: string, arch: string): string {
+  const pkg = ENGINE_PACKAGES[`${platform}-${arch}`];
+  const build = `or build the engine from a checkout (\`bash scripts/bootstrap.sh\`) and set MLX_BUN_LIB to its zig-out/lib/${libName}.`;
+  if (pkg === undefined) {
+    const have = Object.keys(ENGINE_PACKAGES).join(", ");
+    return `mlx-bun: there is no prebuilt engine for ${platform}-${arch} (prebuilt: ${have}; Linux with glibc). ` +
+      `Build the engine for this machine from a checkout (\`bash scripts/bootstrap.sh\`, needs only Node and Python) and set MLX_BUN_LIB to the built ${libName}.`;
+  }
+  return `mlx-bun: the engine package for ${platform}-${arch}, ${pkg}, is not installed. It is an optional dependency of mlx-bun: ` +
+    `reinstall without omitting optional dependencies (npm --omit=optional, bun --omit optional), or add it yourself (\`bun add ${pkg}\`); ` +
+    (platform === "linux" ? "it needs glibc 2.17 or newer (musl systems: build the engine), " : "") + build;
+}
+
+/** The path the engine library was opened from. */
+export const libraryPath = findLibrary();
+
+function open(path: string) {
+  try {
+    return dlopen(path, symbols).symbols;
+  } catch (e) {
+    throw new Error(`mlx-bun: the engine library ${path} could not be loaded: ${e instanceof Error ? e.message : String(e)}`);
+  }
 }
 
 /** The engine's C functions (see ffi/mlxbun.h). */
-export const lib = dlopen(findLibrary(), symbols).symbols;
+export const lib = open(libraryPath);
 
 const engineAbi = lib.mlxb_abi_version();
 if (engineAbi !== ABI_VERSION) {
-  throw new Error(`mlx-bun: the engine library speaks ABI ${engineAbi} but this binding expects ${ABI_VERSION}; rebuild the engine.`);
+  throw new Error(`mlx-bun: the engine library ${libraryPath} speaks ABI ${engineAbi} but this binding expects ${ABI_VERSION}; rebuild the engine or install matching versions of mlx-bun and its engine package.`);
 }
 
 const codeNames = Object.fromEntries(Object.entries(ERROR).map(([k, v]) => [v, k])) as Record<number, string>;

@@ -227,13 +227,10 @@ pub fn logsumexpCombine(s: *Node, m: *Node, stream: u32) errors.Error!*Node {
 }
 
 /// The C library's log, as MLX's std::log calls it (glibc's logf and log). Reached through
-/// glibc's _Float32/_Float64 names: inside this library the plain `logf`/`log` symbols resolve
-/// to the compiler runtime's versions, whose last bit can differ (log(1.2706705) is 0x3e754b37
-/// in glibc and MLX, ...38 there).
-const glibc = struct {
-    extern "c" fn logf32(f32) f32;
-    extern "c" fn logf64(f64) f64;
-};
+/// engine/libm.zig, which looks them up in the system's libm at run time: inside this library the
+/// plain `logf`/`log` symbols resolve to the compiler runtime's versions, whose last bit can
+/// differ (log(1.2706705) is 0x3e754b37 in glibc and MLX, ...38 there).
+const glibc = @import("../libm.zig");
 
 fn libmLog(comptime F: type, x: F) F {
     return if (F == f32) glibc.logf32(x) else glibc.logf64(x);

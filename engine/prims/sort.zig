@@ -454,14 +454,9 @@ fn complexLogaddexp(a: dtype_mod.Complex64, b: dtype_mod.Complex64) dtype_mod.Co
     return .{ .re = r.re, .im = r.im };
 }
 
-/// The C library's float functions MLX calls, by glibc's _Float32 names (inside this library the
-/// plain `logf` resolves to the compiler runtime's, whose last bit can differ from glibc's).
-const glibc = struct {
-    extern "c" fn logf32(f32) f32;
-    extern "c" fn log1pf32(f32) f32;
-    extern "c" fn atan2f32(f32, f32) f32;
-    extern "c" fn hypotf32(f32, f32) f32;
-};
+/// The C library's float functions MLX calls, looked up in the system's libm at run time (inside
+/// this library the plain `logf` resolves to the compiler runtime's, whose last bit can differ).
+const glibc = @import("../libm.zig");
 
 /// MLX's complex log1p (its CPU SIMD fallback): for |z| < 0.5, 0.5 * log1p(x (2 + x) + y^2),
 /// else log(hypot(x + 1, y)); the angle atan2(y, x + 1).
