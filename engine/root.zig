@@ -19,6 +19,7 @@ test {
     _ = @import("pool.zig");
     _ = @import("gemm.zig");
     _ = @import("amx.zig");
+    _ = @import("cpu.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");
