@@ -22,7 +22,7 @@ comptime {
 const version = "0.1.0";
 
 pub fn build(b: *std.Build) void {
-    const target = b.standardTargetOptions(.{});
+    const target = cpuLevelsTarget(b, b.standardTargetOptions(.{}));
     // The library is for use: ReleaseFast unless -Doptimize says otherwise.
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse .ReleaseFast;
 
@@ -33,6 +33,7 @@ pub fn build(b: *std.Build) void {
         .link_libc = true,
         .strip = optimize != .Debug,
     });
+    cpuLevels(b, lib_mod, optimize);
     // lld for ELF (see docs/ARCHITECTURE.md); Zig's own linker for Mach-O, which lld does not do here.
     const use_lld = target.result.ofmt == .elf;
     const lib = b.addLibrary(.{ .name = "mlxbun", .linkage = .dynamic, .root_module = lib_mod, .use_llvm = true, .use_lld = use_lld });
@@ -46,6 +47,7 @@ pub fn build(b: *std.Build) void {
         .optimize = .Debug,
         .link_libc = true,
     });
+    cpuLevels(b, test_mod, .Debug);
     // The committed generated files, so a test can fail when they drift from the table.
     test_mod.addAnonymousImport("committed_header", .{ .root_source_file = b.path("ffi/mlxbun.h") });
     test_mod.addAnonymousImport("committed_symbols", .{ .root_source_file = b.path("ffi/symbols.ts") });
@@ -59,6 +61,7 @@ pub fn build(b: *std.Build) void {
         .optimize = .Debug,
         .link_libc = true,
     });
+    cpuLevels(b, gen_mod, .Debug);
     const gen = b.addExecutable(.{ .name = "gen_abi", .root_module = gen_mod, .use_llvm = true });
     const run_gen = b.addRunArtifact(gen);
     run_gen.addArg(b.pathFromRoot("ffi"));
@@ -115,4 +118,57 @@ fn installForC(b: *std.Build, lib_file: []const u8) void {
         \\
     , .{version}));
     b.getInstallStep().dependOn(&b.addInstallFileWithDir(cmake_version, .lib, "cmake/mlxbun/mlxbun-config-version.cmake").step);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU levels (engine/cpu.zig): an x86-64 build whose CPU lacks AVX-512 (-Dportable=true, or an
+// explicit -Dcpu such as x86_64) compiles the GEMM kernels (engine/kernels.zig) once more per
+// level, baseline x86-64 / x86-64-v3 (AVX2) / x86-64-v4 (AVX-512), links the three objects in, and
+// picks one at run time from cpuid. Any other build compiles the kernels into the engine.
+
+fn cpuLevelsTarget(b: *std.Build, target: std.Build.ResolvedTarget) std.Build.ResolvedTarget {
+    const portable = b.option(bool, "portable", "x86-64: build for any x86-64 CPU; AVX2/AVX-512 kernels are chosen at run time") orelse false;
+    if (!portable or target.result.cpu.arch != .x86_64) return target;
+    var q = target.query;
+    q.cpu_model = .baseline;
+    q.cpu_features_add = .empty;
+    q.cpu_features_sub = .empty;
+    return b.resolveTargetQuery(q);
+}
+
+/// Gives `mod` the build options module `mlxb_build` and, when it dispatches, the level objects.
+fn cpuLevels(b: *std.Build, mod: *std.Build.Module, optimize: std.builtin.OptimizeMode) void {
+    const target = mod.resolved_target.?;
+    const dispatch = target.result.cpu.arch == .x86_64 and !std.Target.x86.featureSetHas(target.result.cpu.features, .avx512f);
+    const opts = b.addOptions();
+    opts.addOption(bool, "dispatch", dispatch);
+    opts.addOption(bool, "kernel_object", false);
+    opts.addOption([]const u8, "level", "");
+    mod.addOptions("mlxb_build", opts);
+    if (!dispatch) return;
+    const levels = [_]struct { []const u8, std.Target.Query.CpuModel }{
+        .{ "baseline", .baseline },
+        .{ "avx2", .{ .explicit = &std.Target.x86.cpu.x86_64_v3 } },
+        .{ "avx512", .{ .explicit = &std.Target.x86.cpu.x86_64_v4 } },
+    };
+    for (levels) |lv| {
+        var q = target.query;
+        q.cpu_model = lv[1];
+        q.cpu_features_add = .empty;
+        q.cpu_features_sub = .empty;
+        const kopts = b.addOptions();
+        kopts.addOption(bool, "dispatch", false);
+        kopts.addOption(bool, "kernel_object", true);
+        kopts.addOption([]const u8, "level", lv[0]);
+        const kmod = b.createModule(.{
+            .root_source_file = b.path("engine/kernels.zig"),
+            .target = b.resolveTargetQuery(q),
+            .optimize = optimize,
+            .link_libc = true,
+            .pic = true,
+            .strip = optimize != .Debug,
+        });
+        kmod.addOptions("mlxb_build", kopts);
+        mod.addObject(b.addObject(.{ .name = b.fmt("mlxb_k_{s}", .{lv[0]}), .root_module = kmod, .use_llvm = true }));
+    }
 }

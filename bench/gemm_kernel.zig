@@ -1,5 +1,7 @@
 //! Raw GFLOP/s of the engine's GEMM kernel (no graph, no FFI), for tuning its blocking.
-//!   zig run -O ReleaseFast -lc --dep gemm -Mroot=bench/gemm_kernel.zig -Mgemm=engine/gemm.zig
+//!   zig run -O ReleaseFast -lc --dep gemm -Mroot=bench/gemm_kernel.zig --dep mlxb_build -Mgemm=engine/gemm.zig \
+//!     -Mmlxb_build=bench/gemm_kernel_options.zig
+//! (add -mcpu x86_64 / x86_64_v3 / x86_64_v4 for the kernel levels of a portable build, engine/cpu.zig)
 const std = @import("std");
 const gemm = @import("gemm");
 

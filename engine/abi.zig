@@ -44,6 +44,7 @@ const core = [_]Entry{
     entry("live_handles", liveHandles, &.{}, "Number of live array handles (for leak checks)."),
     entry("live_nodes", liveNodes, &.{}, "Number of live graph nodes, handles or not."),
     entry("gc_anchor", gcAnchor, &.{}, "A valid address for GC-accounting views that are never read."),
+    entry("cpu_level", @import("cpu.zig").abiLevel, &.{}, "Kernel level in use (engine/cpu.zig): 0 baseline x86-64, 1 AVX2, 2 AVX-512; -1 when the kernels are compiled for this build's CPU."),
     entry("gc_finalizer", gcFinalizer, &.{}, "void(*)(void* bytes, void* handle): releases a handle from a GC finalizer, any thread."),
     // Array handles
     entry("array_free", arrayFree, &.{"h"}, "Release a handle and its slot. 0 on success."),

@@ -21,6 +21,15 @@ pub const half = @import("half.zig");
 const dtype = @import("dtype.zig");
 pub const BF16 = dtype.BF16;
 pub const amx = @import("amx.zig");
+const cpu = @import("cpu.zig");
+
+/// a * b + c: fused where the target has FMA. Without it (the baseline x86-64 kernel object of a
+/// portable build) LLVM turns @mulAdd into a call to the software fmaf per element, hundreds
+/// of times slower, so the product is rounded before the add there.
+const has_fma = builtin.cpu.arch != .x86_64 or std.Target.x86.featureSetHas(builtin.cpu.features, .fma);
+inline fn madd(comptime V: type, a: V, b: V, c: V) V {
+    return if (comptime has_fma) @mulAdd(V, a, b, c) else a * b + c;
+}
 
 /// Vector register width in bytes of the target (chooses the micro-kernel shape).
 const vec_bytes: usize = blk: {
@@ -108,8 +117,89 @@ inline fn store(comptime S: type, comptime T: type, p: *S, v: T) void {
 }
 
 /// C (m x n, storage SC) = alpha * A (m x k, SA) * B (k x n, SB) + beta * C, computed in T.
-/// beta == 0 never reads C.
+/// beta == 0 never reads C. In a portable build this calls the kernel object of the CPU's level
+/// (engine/cpu.zig), which runs `gemmImpl` compiled for that level.
 pub fn gemm(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    if (comptime cpu.dispatch) return dispatched(T, SA, SB, SC, true, m, n, k, alpha, a, b, beta, c);
+    gemmImpl(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// The same product on the calling thread only (for callers that parallelise over a batch).
+pub fn gemmSerial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    if (comptime cpu.dispatch) return dispatched(T, SA, SB, SC, false, m, n, k, alpha, a, b, beta, c);
+    gemmSerialImpl(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel objects' entry points (engine/kernels.zig exports them once per CPU level).
+
+/// A matrix operand across the kernel objects' C ABI (Mat without its element type).
+pub const MatC = extern struct { ptr: *anyopaque, rs: isize, cs: isize };
+
+/// The (compute, A, B, C storage) type combinations the kernel objects export: what
+/// prims/matmul.zig, conv.zig and quantized.zig instantiate. A new one is a compile error in a
+/// portable build until it is added here.
+pub const kernel_combos = .{
+    .{ f32, f32, f32, f32 },   .{ f64, f64, f64, f64 },   .{ f32, dtype.F16, dtype.F16, dtype.F16 },
+    .{ f32, BF16, BF16, BF16 }, .{ f32, f32, dtype.F16, dtype.F16 }, .{ f32, f32, BF16, BF16 },
+};
+
+pub fn EntryFn(comptime T: type) type {
+    return fn (usize, usize, usize, T, *const MatC, *const MatC, T, *const MatC, bool) callconv(.c) void;
+}
+
+fn typeTag(comptime S: type) []const u8 {
+    return switch (S) {
+        f32 => "f32",
+        f64 => "f64",
+        dtype.F16 => "f16",
+        BF16 => "bf16",
+        else => @compileError("no GEMM kernel entry for " ++ @typeName(S)),
+    };
+}
+
+pub fn entryName(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type) []const u8 {
+    return "gemm_" ++ typeTag(T) ++ "_" ++ typeTag(SA) ++ "_" ++ typeTag(SB) ++ "_" ++ typeTag(SC);
+}
+
+/// The exported entry of one combination (parallel: gemm, else gemmSerial).
+pub fn Entry(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type) type {
+    return struct {
+        pub fn call(m: usize, n: usize, k: usize, alpha: T, a: *const MatC, b: *const MatC, beta: T, c: *const MatC, parallel: bool) callconv(.c) void {
+            const am = Mat(SA){ .ptr = @ptrCast(@alignCast(a.ptr)), .rs = a.rs, .cs = a.cs };
+            const bm = Mat(SB){ .ptr = @ptrCast(@alignCast(b.ptr)), .rs = b.rs, .cs = b.cs };
+            const cm = Mat(SC){ .ptr = @ptrCast(@alignCast(c.ptr)), .rs = c.rs, .cs = c.cs };
+            if (parallel) gemmImpl(T, SA, SB, SC, m, n, k, alpha, am, bm, beta, cm) else gemmSerialImpl(T, SA, SB, SC, m, n, k, alpha, am, bm, beta, cm);
+        }
+    };
+}
+
+fn dispatched(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, parallel: bool, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    comptime {
+        var listed = false;
+        for (kernel_combos) |combo| {
+            if (combo[0] == T and combo[1] == SA and combo[2] == SB and combo[3] == SC) listed = true;
+        }
+        if (!listed) @compileError("add " ++ entryName(T, SA, SB, SC) ++ " to gemm.kernel_combos");
+    }
+    const f = cpu.pick(EntryFn(T), comptime entryName(T, SA, SB, SC));
+    const ac = MatC{ .ptr = @ptrCast(a.ptr), .rs = a.rs, .cs = a.cs };
+    const bc = MatC{ .ptr = @ptrCast(b.ptr), .rs = b.rs, .cs = b.cs };
+    const cc = MatC{ .ptr = @ptrCast(c.ptr), .rs = c.rs, .cs = c.cs };
+    f(m, n, k, alpha, &ac, &bc, beta, &cc, parallel);
+}
+
+/// Tests: keep bfloat16 products off AMX (in every kernel object of a portable build).
+pub fn setAmxOff(off: bool) void {
+    amx.force_off = off;
+    if (comptime cpu.dispatch) {
+        const t = comptime cpu.table(fn (bool) callconv(.c) void, "amx_force_off");
+        for (t) |f| f(off);
+    }
+}
+
+/// The product itself (compiled per CPU level in a portable build).
+pub fn gemmImpl(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 0 or n == 0) return;
     if (k == 0 or alpha == 0) {
         scaleC(T, SC, m, n, beta, c);
@@ -158,8 +248,7 @@ pub fn gemm(comptime T: type, comptime SA: type, comptime SB: type, comptime SC:
     pool.parallelFor(tiles, 1, &job, Job.run);
 }
 
-/// The same product on the calling thread only (for callers that parallelise over a batch).
-pub fn gemmSerial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+fn gemmSerialImpl(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 0 or n == 0) return;
     if (k == 0 or alpha == 0) return scaleC(T, SC, m, n, beta, c);
     if (useAmx(T, SA, SB, m, n, k) and amx.gemm(SC, m, n, k, alpha, a, b, beta, c, false)) return;
@@ -180,7 +269,7 @@ fn viaWide(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: 
     const tmp = std.heap.c_allocator.alloc(T, m * n) catch return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     defer std.heap.c_allocator.free(tmp);
     const w = Mat(T){ .ptr = tmp.ptr, .rs = @intCast(n), .cs = 1 };
-    if (parallel) gemm(T, SA, SB, T, m, n, k, alpha, a, b, 0, w) else serial(T, SA, SB, T, m, n, k, alpha, a, b, 0, w);
+    if (parallel) gemmImpl(T, SA, SB, T, m, n, k, alpha, a, b, 0, w) else serial(T, SA, SB, T, m, n, k, alpha, a, b, 0, w);
     for (0..m) |i| for (0..n) |j| {
         const dst = c.at(i, j);
         const v = tmp[i * n + j];
@@ -328,7 +417,7 @@ fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]
         inline for (0..P.NV) |v| bv[v] = b[v * P.VL ..][0..P.VL].*;
         inline for (0..P.MR) |i| {
             const s: V = @splat(a[i]);
-            inline for (0..P.NV) |v| acc[i][v] = @mulAdd(V, s, bv[v], acc[i][v]);
+            inline for (0..P.NV) |v| acc[i][v] = madd(V, s, bv[v], acc[i][v]);
         }
         a += P.MR;
         b += P.NR;
@@ -343,7 +432,7 @@ fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]
                     dst.* = va * acc[i][v];
                 } else {
                     const old: V = dst.*;
-                    dst.* = @mulAdd(V, va, acc[i][v], old * @as(V, @splat(beta)));
+                    dst.* = madd(V, va, acc[i][v], old * @as(V, @splat(beta)));
                 }
             }
         }
@@ -385,19 +474,19 @@ fn gemv(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: typ
                 var j: usize = 0;
                 while (j + VL <= w) : (j += VL) {
                     var t: V = acc[j..][0..VL].*;
-                    inline for (0..4) |q| t = @mulAdd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
+                    inline for (0..4) |q| t = madd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
                     acc[j..][0..VL].* = t;
                 }
                 while (j < w) : (j += 1) {
-                    inline for (0..4) |q| acc[j] = @mulAdd(T, s[q], load(SB, T, &r[q][j]), acc[j]);
+                    inline for (0..4) |q| acc[j] = madd(T, s[q], load(SB, T, &r[q][j]), acc[j]);
                 }
             }
             while (p < k) : (p += 1) {
                 const s = load(SA, T, a.at(0, p));
                 const row: [*]const SB = @ptrCast(b.at(p, j0));
                 var j: usize = 0;
-                while (j + VL <= w) : (j += VL) acc[j..][0..VL].* = @mulAdd(V, @as(V, @splat(s)), loadVec(SB, T, VL, row + j), acc[j..][0..VL].*);
-                while (j < w) : (j += 1) acc[j] = @mulAdd(T, s, load(SB, T, &row[j]), acc[j]);
+                while (j + VL <= w) : (j += VL) acc[j..][0..VL].* = madd(V, @as(V, @splat(s)), loadVec(SB, T, VL, row + j), acc[j..][0..VL].*);
+                while (j < w) : (j += 1) acc[j] = madd(T, s, load(SB, T, &row[j]), acc[j]);
             }
             for (0..w) |j| {
                 const dst = c.at(0, j0 + j);
@@ -416,12 +505,12 @@ fn gemv(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: typ
             var s1: V = @splat(0);
             var p: usize = 0;
             while (p + 2 * VL <= k) : (p += 2 * VL) {
-                s0 = @mulAdd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
-                s1 = @mulAdd(V, row[p + VL ..][0..VL].*, x[p + VL ..][0..VL].*, s1);
+                s0 = madd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
+                s1 = madd(V, row[p + VL ..][0..VL].*, x[p + VL ..][0..VL].*, s1);
             }
-            while (p + VL <= k) : (p += VL) s0 = @mulAdd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
+            while (p + VL <= k) : (p += VL) s0 = madd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
             var s = @reduce(.Add, s0 + s1);
-            while (p < k) : (p += 1) s = @mulAdd(T, row[p], x[p], s);
+            while (p < k) : (p += 1) s = madd(T, row[p], x[p], s);
             const dst = c.at(i, 0);
             const v = alpha * s;
             store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
@@ -480,23 +569,36 @@ test "gemm matches the triple loop: shapes around the tile and block sizes, tran
         .{ 15, 33, 257 }, .{ 28, 64, 256 }, .{ 100, 70, 3 },  .{ 130, 129, 300 }, .{ 7, 300, 600 },
         .{ 340, 20, 40 }, .{ 64, 64, 0 },
     };
-    inline for (.{ f32, f64 }) |T| {
-        for (sizes) |s| for ([_]bool{ false, true }) |ta| for ([_]bool{ false, true }) |tb| {
-            try checkCase(T, s[0], s[1], s[2], ta, tb, 1, 0);
-        };
-        try checkCase(T, 130, 129, 300, false, false, 0.5, 2);
-        try checkCase(T, 1, 600, 40, false, false, 2, -1);
-        try checkCase(T, 600, 1, 40, false, false, 2, -1);
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    for (0..testLevels()) |li| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+        inline for (.{ f32, f64 }) |T| {
+            for (sizes) |s| for ([_]bool{ false, true }) |ta| for ([_]bool{ false, true }) |tb| {
+                try checkCase(T, s[0], s[1], s[2], ta, tb, 1, 0);
+            };
+            try checkCase(T, 130, 129, 300, false, false, 0.5, 2);
+            try checkCase(T, 1, 600, 40, false, false, 2, -1);
+            try checkCase(T, 600, 1, 40, false, false, 2, -1);
+        }
     }
+}
+
+/// A portable build runs the kernel tests at every level this CPU has (engine/cpu.zig).
+fn testLevels() usize {
+    return if (cpu.dispatch) @as(usize, @intFromEnum(cpu.detected())) + 1 else 1;
 }
 
 test "gemm with float16 and bfloat16 storage rounds once from float32 (vector, matrix-vector and AMX paths)" {
     const gpa = std.testing.allocator;
     // Several K panels (still one rounding), and matrix-vector products with K not a multiple of 4.
     const shapes = [_][3]usize{ .{ 33, 40, 700 }, .{ 1, 600, 37 }, .{ 1, 40, 700 } };
-    defer amx.force_off = false;
-    inline for (.{ dtype.BF16, dtype.F16 }) |S| for ([_]bool{ false, true }) |no_amx| for (shapes) |shape| {
-        amx.force_off = no_amx;
+    defer setAmxOff(false);
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for ([_]bool{ false, true }) |no_amx| for (shapes) |shape| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+        setAmxOff(no_amx);
         const m = shape[0];
         const n = shape[1];
         const k = shape[2];

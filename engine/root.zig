@@ -20,6 +20,7 @@ test {
     _ = @import("gemm.zig");
     _ = @import("amx.zig");
     _ = @import("libm.zig");
+    _ = @import("cpu.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");

@@ -212,6 +212,8 @@ uint32_t mlxb_live_handles(void);
 double mlxb_live_nodes(void);
 /* A valid address for GC-accounting views that are never read. */
 void* mlxb_gc_anchor(void);
+/* Kernel level in use (engine/cpu.zig): 0 baseline x86-64, 1 AVX2, 2 AVX-512; -1 when the kernels are compiled for this build's CPU. */
+int32_t mlxb_cpu_level(void);
 /* void(*)(void* bytes, void* handle): releases a handle from a GC finalizer, any thread. */
 const void* mlxb_gc_finalizer(void);
 /* Release a handle and its slot. 0 on success. */

@@ -193,6 +193,7 @@ export const symbols = {
   mlxb_live_handles: { args: [], returns: "u32" },
   mlxb_live_nodes: { args: [], returns: "f64" },
   mlxb_gc_anchor: { args: [], returns: "ptr" },
+  mlxb_cpu_level: { args: [], returns: "i32" },
   mlxb_gc_finalizer: { args: [], returns: "ptr" },
   mlxb_array_free: { args: ["u32"], returns: "i32" },
   mlxb_array_dispose: { args: ["u32"], returns: "i32" },

@@ -1,0 +1,56 @@
+// Kernel timings for the portable-vs-native comparison (bench/run_dispatch.sh): which kernels lose
+// when the engine is built for the baseline x86-64, and what the run-time CPU dispatch wins back.
+// Prints one JSON line per case: { name, ns } with ns the median of the rounds. The library is the
+// one MLX_BUN_LIB points at; MLXB_CPU_LEVEL caps the dispatched level of a portable build.
+import * as mx from "../src/index.ts";
+
+const only = process.env.BENCH_ONLY?.split(",");
+const targetMs = Number(process.env.BENCH_CASE_MS ?? 400);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+function bench(name: string, make: () => mx.Array[], run: (xs: mx.Array[]) => mx.Array): void {
+  if (only && !only.some((o) => name.startsWith(o))) return;
+  const xs = make();
+  mx.eval(...xs);
+  const once = () => {
+    const t0 = Bun.nanoseconds();
+    const out = run(xs);
+    mx.eval(out);
+    const t = Bun.nanoseconds() - t0;
+    out.dispose();
+    return t;
+  };
+  once();
+  const first = once();
+  const rounds = Math.max(5, Math.min(200, Math.round((targetMs * 1e6) / Math.max(first, 1))));
+  const ns = Array.from({ length: rounds }, once);
+  console.log(JSON.stringify({ name, ns: median(ns) }));
+  for (const x of xs) x.dispose();
+}
+
+const N = 4 * 1024 * 1024;
+const key = mx.random.key(3);
+const [k1, k2] = mx.random.split(key);
+const normal = (shape: number[], k: mx.Array = k1!) => mx.random.normal(shape, { key: k });
+
+bench("exp f32 4M", () => [normal([N])], ([a]) => mx.exp(a!));
+bench("add f32 4M", () => [normal([N]), normal([N], k2)], ([a, b]) => mx.add(a!, b!));
+bench("multiply f32 4M", () => [normal([N]), normal([N], k2)], ([a, b]) => mx.multiply(a!, b!));
+bench("tanh f32 4M", () => [normal([N])], ([a]) => mx.tanh(a!));
+bench("add f16 4M", () => [normal([N]).astype(mx.float16), normal([N], k2).astype(mx.float16)], ([a, b]) => mx.add(a!, b!));
+bench("sum f32 4M", () => [normal([N])], ([a]) => mx.sum(a!));
+bench("sum rows f32 2048x2048", () => [normal([2048, 2048])], ([a]) => mx.sum(a!, -1));
+bench("sort f32 256K", () => [normal([256 * 1024])], ([a]) => mx.sort(a!));
+bench("fft c64 1M", () => [normal([1024 * 1024]).astype(mx.complex64)], ([a]) => mx.fft.fft(a!));
+bench("conv2d f32 8x64x64x64 k3", () => [normal([8, 64, 64, 64]), normal([64, 3, 3, 64], k2)], ([x, w]) => mx.conv2d(x!, w!, { padding: 1 }));
+for (const n of [128, 256, 512, 1024]) {
+  bench(`matmul f32 ${n}`, () => [normal([n, n]), normal([n, n], k2)], ([a, b]) => mx.matmul(a!, b!));
+}
+bench("matmul f32 1x4096x4096 (gemv)", () => [normal([1, 4096]), normal([4096, 4096], k2)], ([a, b]) => mx.matmul(a!, b!));
+bench("matmul bf16 1024", () => [normal([1024, 1024]).astype(mx.bfloat16), normal([1024, 1024], k2).astype(mx.bfloat16)], ([a, b]) => mx.matmul(a!, b!));
+bench("matmul f16 512", () => [normal([512, 512]).astype(mx.float16), normal([512, 512], k2).astype(mx.float16)], ([a, b]) => mx.matmul(a!, b!));
+bench("matmul f64 512", () => [normal([512, 512]).astype(mx.float64), normal([512, 512], k2).astype(mx.float64)], ([a, b]) => mx.matmul(a!, b!));
