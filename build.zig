@@ -3,6 +3,8 @@
 //!   zig build                         ReleaseFast shared library in zig-out/lib (-Doptimize=Debug etc.)
 //!   zig build test                    engine unit tests, safety-checked (Debug)
 //!   zig build gen                     regenerate ffi/mlxbun.h and ffi/symbols.ts from engine/abi.zig
+//!   zig build -Dsanitize=true         the checked engine: ReleaseSafe (Zig's safety checks), C sanitizers,
+//!                                     poisoned allocator blocks (scripts/test_sanitized.sh)
 const std = @import("std");
 const builtin = @import("builtin");
 
@@ -15,15 +17,22 @@ comptime {
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     // The library is for use: ReleaseFast unless -Doptimize says otherwise.
-    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse .ReleaseFast;
+    const sanitize = b.option(bool, "sanitize", "Checked engine: ReleaseSafe unless -Doptimize, C sanitizers, poisoned allocator blocks") orelse false;
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse
+        @as(std.builtin.OptimizeMode, if (sanitize) .ReleaseSafe else .ReleaseFast);
+    const options = b.addOptions();
+    options.addOption(bool, "sanitize", sanitize);
 
     const lib_mod = b.createModule(.{
         .root_source_file = b.path("engine/root.zig"),
         .target = target,
         .optimize = optimize,
         .link_libc = true,
-        .strip = optimize != .Debug,
+        .strip = optimize != .Debug and !sanitize,
+        .sanitize_c = if (sanitize) .full else null,
+        .omit_frame_pointer = if (sanitize) false else null,
     });
+    lib_mod.addOptions("build_options", options);
     const lib = b.addLibrary(.{ .name = "mlxbun", .linkage = .dynamic, .root_module = lib_mod, .use_llvm = true, .use_lld = true });
     b.installArtifact(lib);
 
@@ -34,6 +43,7 @@ pub fn build(b: *std.Build) void {
         .optimize = .Debug,
         .link_libc = true,
     });
+    test_mod.addOptions("build_options", options);
     // The committed generated files, so a test can fail when they drift from the table.
     test_mod.addAnonymousImport("committed_header", .{ .root_source_file = b.path("ffi/mlxbun.h") });
     test_mod.addAnonymousImport("committed_symbols", .{ .root_source_file = b.path("ffi/symbols.ts") });
@@ -47,6 +57,7 @@ pub fn build(b: *std.Build) void {
         .optimize = .Debug,
         .link_libc = true,
     });
+    gen_mod.addOptions("build_options", options);
     const gen = b.addExecutable(.{ .name = "gen_abi", .root_module = gen_mod, .use_llvm = true });
     const run_gen = b.addRunArtifact(gen);
     run_gen.addArg(b.pathFromRoot("ffi"));
