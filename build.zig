@@ -8,6 +8,8 @@
 //! (zig-out/lib/pkgconfig/mlxbun.pc) and a CMake package (zig-out/lib/cmake/mlxbun), all
 //! relocatable. Packaged builds for other machines: scripts/build_platforms.sh
 //! (-Dtarget=x86_64-linux-gnu.2.17 -Dcpu=baseline and friends).
+//!   zig build -Dsanitize=true         the checked engine: ReleaseSafe (Zig's safety checks), C sanitizers,
+//!                                     poisoned allocator blocks (scripts/test_sanitized.sh)
 const std = @import("std");
 const builtin = @import("builtin");
 
@@ -24,16 +26,23 @@ const version = "0.1.0";
 pub fn build(b: *std.Build) void {
     const target = cpuLevelsTarget(b, b.standardTargetOptions(.{}));
     // The library is for use: ReleaseFast unless -Doptimize says otherwise.
-    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse .ReleaseFast;
+    const sanitize = b.option(bool, "sanitize", "Checked engine: ReleaseSafe unless -Doptimize, C sanitizers, poisoned allocator blocks") orelse false;
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode of the library (default ReleaseFast)") orelse
+        @as(std.builtin.OptimizeMode, if (sanitize) .ReleaseSafe else .ReleaseFast);
+    const options = b.addOptions();
+    options.addOption(bool, "sanitize", sanitize);
 
     const lib_mod = b.createModule(.{
         .root_source_file = b.path("engine/root.zig"),
         .target = target,
         .optimize = optimize,
         .link_libc = true,
-        .strip = optimize != .Debug,
+        .strip = optimize != .Debug and !sanitize,
+        .sanitize_c = if (sanitize) .full else null,
+        .omit_frame_pointer = if (sanitize) false else null,
     });
     cpuLevels(b, lib_mod, optimize);
+    lib_mod.addOptions("build_options", options);
     // lld for ELF (see docs/ARCHITECTURE.md); Zig's own linker for Mach-O, which lld does not do here.
     const use_lld = target.result.ofmt == .elf;
     const lib = b.addLibrary(.{ .name = "mlxbun", .linkage = .dynamic, .root_module = lib_mod, .use_llvm = true, .use_lld = use_lld });
@@ -48,6 +57,7 @@ pub fn build(b: *std.Build) void {
         .link_libc = true,
     });
     cpuLevels(b, test_mod, .Debug);
+    test_mod.addOptions("build_options", options);
     // The committed generated files, so a test can fail when they drift from the table.
     test_mod.addAnonymousImport("committed_header", .{ .root_source_file = b.path("ffi/mlxbun.h") });
     test_mod.addAnonymousImport("committed_symbols", .{ .root_source_file = b.path("ffi/symbols.ts") });
@@ -62,6 +72,7 @@ pub fn build(b: *std.Build) void {
         .link_libc = true,
     });
     cpuLevels(b, gen_mod, .Debug);
+    gen_mod.addOptions("build_options", options);
     const gen = b.addExecutable(.{ .name = "gen_abi", .root_module = gen_mod, .use_llvm = true });
     const run_gen = b.addRunArtifact(gen);
     run_gen.addArg(b.pathFromRoot("ffi"));

@@ -8,6 +8,13 @@
 const std = @import("std");
 const errors = @import("errors.zig");
 
+/// `zig build -Dsanitize=true`: blocks are filled with a poison byte when handed out and when
+/// freed, so a kernel that reads memory it has not written, or after it was freed, computes
+/// garbage that tests notice (instead of a stale value that happens to be right).
+pub const sanitize = @import("build_options").sanitize;
+const poison_new: u8 = 0xcd;
+const poison_freed: u8 = 0xdd;
+
 pub const alignment = 64; // AVX-512 registers and cache lines
 const min_block = 64;
 const class_count = 4 * 64;
@@ -87,6 +94,7 @@ pub fn allocate(n: usize, op: []const u8) errors.Error!Block {
         free_lists[class.index] = blk.next;
         cache_bytes -= class.size;
         noteActive(class.size);
+        if (sanitize) @memset(@as([*]u8, @ptrCast(blk))[0..class.size], poison_new);
         return .{ .ptr = @ptrCast(blk), .size = class.size };
     }
     if (active_bytes + class.size > memory_limit) {
@@ -100,6 +108,7 @@ pub fn allocate(n: usize, op: []const u8) errors.Error!Block {
             return errors.fail(.out_of_memory, "[{s}] Out of memory: the system refused {d} bytes.", .{ op, class.size });
     };
     noteActive(class.size);
+    if (sanitize) @memset(ptr[0..class.size], poison_new);
     return .{ .ptr = ptr, .size = class.size };
 }
 
@@ -111,6 +120,7 @@ fn noteActive(size: usize) void {
 pub fn free(block: Block) void {
     const class = classOf(block.size);
     std.debug.assert(class.size == block.size);
+    if (sanitize) @memset(block.ptr[0..block.size], poison_freed);
     mutex.lock();
     defer mutex.unlock();
     active_bytes -= block.size;

@@ -87,7 +87,9 @@ pub const CustomOut = struct { call: *CustomCall, index: u32 };
 /// the n_outputs forward values; it hands back one cotangent per primal through custom_return
 /// and returns 0, or nonzero if the rule failed (the host keeps its own exception).
 pub const VjpCallback = *const fn (u32, u32) callconv(.c) i32;
-pub var custom_vjp_callback: ?VjpCallback = null;
+// Per thread: each JS thread (the main one, every Bun Worker) registers its own callback, and a
+// rule runs on the thread that runs the transform, so it never calls into another thread's JS.
+pub threadlocal var custom_vjp_callback: ?VjpCallback = null;
 
 /// int (*)(uint32_t token, uint32_t n_outputs, uint32_t batch, uint32_t mapped): the host's vmap
 /// rule for a custom call. Called during vmap with the results list holding the call's inputs
@@ -95,7 +97,7 @@ pub var custom_vjp_callback: ?VjpCallback = null;
 /// outputs, batch axis first, through custom_return and returns 0; 2 when the function has no
 /// vmap rule (the body is vmapped instead); other nonzero if the rule failed.
 pub const VmapCallback = *const fn (u32, u32, u32, u32) callconv(.c) i32;
-pub var custom_vmap_callback: ?VmapCallback = null;
+pub threadlocal var custom_vmap_callback: ?VmapCallback = null;
 
 threadlocal var returns: std.ArrayList(*Node) = .empty;
 

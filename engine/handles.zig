@@ -166,6 +166,18 @@ pub fn gcRelease(h: u32) void {
     releaseHandle(h, .gc, "gc") catch {};
 }
 
+/// For leak checks (debug.zig): call `each` on every live handle's node, then `then`, all under
+/// the table's lock (so no handle can release its node meanwhile).
+pub fn forEachLive(ctx: *anyopaque, each: *const fn (*anyopaque, *Node) void, then: *const fn (*anyopaque) void) void {
+    mutex.lock();
+    defer mutex.unlock();
+    for (0..slot_count) |i| {
+        const s = slotAt(@intCast(i));
+        if (s.meta.load(.acquire) & 3 == @intFromEnum(State.live)) if (s.node) |n| each(ctx, n);
+    }
+    then(ctx);
+}
+
 pub fn liveCount() u32 {
     return live_count.load(.monotonic);
 }

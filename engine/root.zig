@@ -36,5 +36,7 @@ test {
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");
+    _ = @import("debug.zig");
+    _ = @import("external.zig");
     _ = @import("dlpack.zig");
 }

@@ -462,6 +462,8 @@ int32_t mlxb_lapack_load(void);
 const char* mlxb_lapack_path(void);
 /* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
 uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
+/* Leak check at a quiescent point, as JSON: leaked_nodes (live but unreachable from any handle), unaccounted_bytes (allocated but in no reachable node's buffer), and the counts behind them. */
+const char* mlxb_debug_leak_report(void);
 
 #ifdef __cplusplus
 }

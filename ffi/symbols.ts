@@ -318,4 +318,5 @@ export const symbols = {
   mlxb_lapack_load: { args: [], returns: "i32" },
   mlxb_lapack_path: { args: [], returns: "cstring" },
   mlxb_conv_general: { args: ["u32", "u32", "ptr", "u32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_debug_leak_report: { args: [], returns: "cstring" },
 } as const;

@@ -1043,20 +1043,40 @@ fn evalScatterAxis(node: *Node, x: AxisOp) errors.Error!void {
     }
 }
 
+/// Number of true elements of a bool array; broadcast (stride 0) axes are counted once and multiplied.
+fn countTrue(mask: *Node) usize {
+    var it = convert.Iter.init(mask);
+    var repeats: usize = 1;
+    var n: usize = 0;
+    for (0..it.ndim) |i| {
+        if (it.strides[i] == 0) {
+            repeats *= @intCast(it.shape[i]);
+            continue;
+        }
+        it.shape[n] = it.shape[i];
+        it.strides[n] = it.strides[i];
+        n += 1;
+    }
+    it.ndim = n;
+    var inner: usize = 1;
+    for (0..n) |i| inner *= @intCast(it.shape[i]);
+    if (repeats == 0 or inner == 0) return 0;
+    const m: [*]const bool = @ptrCast(mask.data());
+    var trues: usize = 0;
+    for (0..inner) |_| trues += @intFromBool(convert.at(bool, m, it.next()).*);
+    return trues * repeats;
+}
+
 fn evalMaskedScatter(node: *Node) errors.Error!void {
     const a = node.inputs[0];
     const mask = node.inputs[1];
     const src = node.inputs[2];
     const count = a.size();
-    var trues: usize = 0;
-    {
-        var it = convert.Iter.init(mask);
-        const m: [*]const bool = @ptrCast(mask.data());
-        for (0..count) |_| {
-            if (convert.at(bool, m, it.next()).*) trues += 1;
-        }
-    }
     const n_src = src.size();
+    // The true count only matters when the source has more than one element (a scalar source
+    // fills every true position): skip the pass otherwise, so a huge broadcast mask costs no
+    // time before the output allocation (which may fail at the memory limit).
+    const trues: usize = if (n_src == 1) 1 else countTrue(mask);
     if (trues > 0 and n_src != 1 and n_src < trues)
         return errors.fail(.invalid_argument, "[masked_scatter] Source does not have enough elements for mask ({d} given, {d} needed).", .{ n_src, trues });
     try startFromInput(node);
