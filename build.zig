@@ -3,13 +3,13 @@
 //!   zig build                         ReleaseFast shared library in zig-out/lib (-Doptimize=Debug etc.)
 //!   zig build test                    engine unit tests, safety-checked (Debug)
 //!   zig build gen                     regenerate ffi/mlxbun.h and ffi/symbols.ts from engine/abi.zig
+//!   zig build -Dsanitize=true         the checked engine: ReleaseSafe (Zig's safety checks), C sanitizers,
+//!                                     poisoned allocator blocks (scripts/test_sanitized.sh)
 //!
 //! `zig build` also installs the C header (zig-out/include/mlxbun.h), a pkg-config file
 //! (zig-out/lib/pkgconfig/mlxbun.pc) and a CMake package (zig-out/lib/cmake/mlxbun), all
 //! relocatable. Packaged builds for other machines: scripts/build_platforms.sh
 //! (-Dtarget=x86_64-linux-gnu.2.17 -Dcpu=baseline and friends).
-//!   zig build -Dsanitize=true         the checked engine: ReleaseSafe (Zig's safety checks), C sanitizers,
-//!                                     poisoned allocator blocks (scripts/test_sanitized.sh)
 const std = @import("std");
 const builtin = @import("builtin");
 
