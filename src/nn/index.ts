@@ -1,5 +1,4 @@
 // mx.nn: MLX's neural-network library (mlx.nn) in TypeScript over the mx ops.
-// Conv*/Quantized* layers and Module.loadWeights/saveWeights hook in here when they land.
 import { valueAndGrad as mxValueAndGrad } from "../transforms";
 import { Module, withoutKeeping } from "./module";
 
@@ -11,6 +10,10 @@ export {
   TransformerDecoderLayer, TransformerDecoder, Transformer, RNN, GRU, LSTM, MaxPool1d, MaxPool2d, MaxPool3d, AvgPool1d, AvgPool2d,
   AvgPool3d, Upsample, type TransformerLayerOptions,
 } from "./layers";
+export {
+  Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions,
+} from "./conv_layers";
+export { QuantizedLinear, QuantizedEmbedding, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
 export * as init from "./init";
 export * as losses from "./losses";
 export * as utils from "./utils";

@@ -15,6 +15,7 @@ import {
 import { relu, tanh } from "./activations";
 import { Module, pyBool, pyFloat } from "./module";
 import { checkpoint as checkpointModule } from "./utils";
+import { QuantizedEmbedding, QuantizedLinear, type QuantizeModelOptions } from "./quantized";
 
 type Fn = (...args: any[]) => any;
 
@@ -56,7 +57,15 @@ export class Linear extends Module {
   forward(x: MxArray): MxArray {
     return this.bias !== undefined ? addmm(this.bias, x, T(this.weight)) : matmul(x, T(this.weight));
   }
-  // toQuantized hooks in here (issue 7).
+  /** A QuantizedLinear approximating this layer (`nn.quantize` calls this). */
+  toQuantized(options: QuantizeModelOptions = {}): Module {
+    if (options.quantizeInput) {
+      const mode = options.mode ?? "affine";
+      if (mode !== "nvfp4" && mode !== "mxfp8") throw new Error(`Quantized activations are only supported for 'nvfp4' and 'mxfp8' modes, got ${mode}.`);
+      throw new Error("[QQLinear] Quantized activations (mx.qqmm) are not supported yet.");
+    }
+    return QuantizedLinear.fromLinear(this, options.groupSize ?? null, options.bits ?? null, options.mode ?? "affine");
+  }
 }
 
 /** `y_i = x1^T W_i x2 + b_i`; weight (out, in2, in1), bias (out), uniform in ±sqrt(1/in1). */
@@ -117,6 +126,11 @@ export class Embedding extends Module {
   /** `x W^T`: use the embedding matrix as an output projection. */
   asLinear(x: MxArray): MxArray {
     return matmul(x, T(this.weight));
+  }
+  /** A QuantizedEmbedding approximating this layer (`nn.quantize` calls this). */
+  toQuantized(options: QuantizeModelOptions = {}): Module {
+    if (options.quantizeInput) throw new Error("Quantized input is not supported.");
+    return QuantizedEmbedding.fromEmbedding(this, options.groupSize ?? null, options.bits ?? null, options.mode ?? "affine");
   }
 }
 

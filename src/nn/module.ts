@@ -8,7 +8,8 @@ import { keep } from "../memory";
 import type { Dtype } from "../dtype";
 import { issubdtype } from "../ops/index";
 import { floating } from "../ops/misc";
-import { treeFlatten } from "../utils";
+import { treeFlatten, treeUnflatten } from "../utils";
+import { load as mxLoad, saveSafetensors, savez } from "../io";
 
 type Filter = (module: Module, key: string, value: unknown) => boolean;
 type MapFn = (value: any) => unknown;
@@ -416,5 +417,47 @@ export class Module {
     return this.toString();
   }
 
-  // loadWeights / saveWeights hook in here (built elsewhere, with mx.load / mx.save*).
+  /**
+   * Update the parameters from a `.npz` or `.safetensors` file, or from a list of
+   * `[name, array]` pairs (flat dotted names as `mx.utils.treeFlatten(model.parameters())`).
+   * With `strict` (default) the weights must match the parameters exactly: same names and
+   * shapes (MLX's errors otherwise); without it, only the names the model has are loaded.
+   * @example model.loadWeights("weights.safetensors")
+   * @example model.loadWeights([["weight", w]], { strict: false })
+   */
+  loadWeights(fileOrWeights: string | readonly (readonly [string, unknown])[], options: { strict?: boolean } | boolean = {}): this {
+    const strict = typeof options === "boolean" ? options : options.strict ?? true;
+    const weights: [string, unknown][] =
+      typeof fileOrWeights === "string" ? Object.entries(mxLoad(fileOrWeights) as Record<string, MxArray>) : fileOrWeights.map(([k, v]) => [k, v]);
+    if (strict) {
+      const fresh = new Map(weights);
+      const current = new Map(treeFlatten(this.parameters()));
+      const extras = [...fresh.keys()].filter((k) => !current.has(k)).sort();
+      if (extras.length > 0) throw new Error(`Received ${extras.length} parameters not in model: \n${extras.join(",\n")}.`);
+      const missing = [...current.keys()].filter((k) => !fresh.has(k)).sort();
+      if (missing.length > 0) throw new Error(`Missing ${missing.length} parameters: \n${missing.join(",\n")}.`);
+      for (const [k, v] of current) {
+        const nv = fresh.get(k);
+        if (!(nv instanceof MxArray)) throw new Error(`Expected mx.array but received <class '${typeName(nv)}'> for parameter ${k}`);
+        const shp = (a: MxArray) => (a.ndim === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(", ")})`);
+        if (nv.shape.length !== v.shape.length || nv.shape.some((d: number, i: number) => d !== v.shape[i])) {
+          throw new Error(`Expected shape ${shp(v)} but received shape ${shp(nv)} for parameter ${k}`);
+        }
+      }
+    }
+    if (weights.length !== 0) this.update(treeUnflatten(weights), false);
+    return this;
+  }
+
+  /**
+   * Save the parameters to a file, by its extension: `.npz` (mx.savez) or `.safetensors`
+   * (mx.saveSafetensors), under their flat dotted names.
+   * @example model.saveWeights("weights.safetensors")
+   */
+  saveWeights(file: string): void {
+    const params = Object.fromEntries(treeFlatten(this.parameters())) as Record<string, MxArray>;
+    if (file.endsWith(".npz")) savez(file, params);
+    else if (file.endsWith(".safetensors")) saveSafetensors(file, params);
+    else throw new Error(`Unsupported file extension for ${file}. Use '.npz' or '.safetensors'.`);
+  }
 }
