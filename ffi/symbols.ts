@@ -317,4 +317,8 @@ export const symbols = {
   mlxb_lapack_load: { args: [], returns: "i32" },
   mlxb_lapack_path: { args: [], returns: "cstring" },
   mlxb_conv_general: { args: ["u32", "u32", "ptr", "u32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_fast_rms_norm: { args: ["u32", "u32", "f64", "i32"], returns: "u32" },
+  mlxb_fast_layer_norm: { args: ["u32", "u32", "u32", "f64", "i32"], returns: "u32" },
+  mlxb_fast_rope: { args: ["u32", "i32", "u32", "u32", "f64", "f64", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_fast_sdpa: { args: ["u32", "u32", "u32", "f64", "u32", "u32", "u32", "i32"], returns: "u32" },
 } as const;
