@@ -115,14 +115,14 @@ const core = [_]Entry{
 };
 
 /// Every exported function: the core, then each op family's own entries.
-pub const table = core ++ prims.elementwise.abi ++ prims.reduce.abi ++ prims.shape.abi ++ prims.sort.abi ++ prims.indexing.abi ++ prims.random.abi ++ prims.matmul.abi ++ prims.bytes.abi ++ @import("dlpack.zig").abi ++ prims.quantized.abi ++ prims.fft.abi ++ prims.linalg.abi ++ prims.conv.abi ++ @import("debug.zig").abi;
+pub const table = core ++ prims.elementwise.abi ++ prims.reduce.abi ++ prims.shape.abi ++ prims.sort.abi ++ prims.indexing.abi ++ prims.random.abi ++ prims.matmul.abi ++ prims.bytes.abi ++ @import("dlpack.zig").abi ++ prims.quantized.abi ++ prims.fft.abi ++ prims.linalg.abi ++ prims.conv.abi ++ @import("debug.zig").abi ++ prims.fast.abi;
 
 /// Enums exported into the header and the TS symbol table.
 pub const enums = .{
     .{ "dtype", Dtype },
     .{ "error", errors.Code },
     .{ "device", stream_mod.DeviceType },
-} ++ prims.elementwise.abi_enums ++ prims.reduce.abi_enums ++ prims.shape.abi_enums ++ prims.sort.abi_enums ++ prims.indexing.abi_enums ++ prims.random.abi_enums ++ prims.matmul.abi_enums ++ prims.bytes.abi_enums ++ prims.quantized.abi_enums ++ prims.fft.abi_enums ++ prims.linalg.abi_enums ++ prims.conv.abi_enums;
+} ++ prims.elementwise.abi_enums ++ prims.reduce.abi_enums ++ prims.shape.abi_enums ++ prims.sort.abi_enums ++ prims.indexing.abi_enums ++ prims.random.abi_enums ++ prims.matmul.abi_enums ++ prims.bytes.abi_enums ++ prims.quantized.abi_enums ++ prims.fft.abi_enums ++ prims.linalg.abi_enums ++ prims.conv.abi_enums ++ prims.fast.abi_enums;
 
 comptime {
     for (table) |e| {

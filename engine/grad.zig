@@ -281,6 +281,7 @@ fn vjpRuleOf(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node 
         .fft => |p| return prims.fft.vjp(node, p, g, stream),
         .linalg => |p| return prims.linalg.vjp(node, p, arg, g, stream),
         .conv => |p| return prims.conv.vjp(node, p, arg, g, stream),
+        .fast => |p| return prims.fast.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
     }
 }

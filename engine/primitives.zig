@@ -19,6 +19,7 @@ pub const quantized = @import("prims/quantized.zig");
 pub const fft = @import("prims/fft.zig");
 pub const linalg = @import("prims/linalg.zig");
 pub const conv = @import("prims/conv.zig");
+pub const fast = @import("prims/fast.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -52,6 +53,7 @@ pub const Primitive = union(enum) {
     fft: fft.Prim,
     linalg: linalg.Prim,
     conv: conv.Prim,
+    fast: fast.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
 
@@ -80,6 +82,7 @@ pub const Primitive = union(enum) {
             .fft => |f| f.name(),
             .linalg => |f| f.name(),
             .conv => |f| f.name(),
+            .fast => |f| f.name(),
             .custom => "custom_function",
         };
     }
@@ -118,6 +121,7 @@ pub const Primitive = union(enum) {
             .fft => |f| try fft.eval(node, f),
             .linalg => |f| try linalg.eval(node, f),
             .conv => |f| try conv.eval(node, f),
+            .fast => |f| try fast.eval(node, f),
             .custom => copy.evalIdentity(node),
         }
     }

@@ -33,6 +33,7 @@ test {
     _ = @import("prims/fft.zig");
     _ = @import("prims/linalg.zig");
     _ = @import("prims/conv.zig");
+    _ = @import("prims/fast.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

@@ -193,7 +193,6 @@ export const symbols = {
   mlxb_live_handles: { args: [], returns: "u32" },
   mlxb_live_nodes: { args: [], returns: "f64" },
   mlxb_gc_anchor: { args: [], returns: "ptr" },
-  mlxb_cpu_level: { args: [], returns: "i32" },
   mlxb_gc_finalizer: { args: [], returns: "ptr" },
   mlxb_array_free: { args: ["u32"], returns: "i32" },
   mlxb_array_dispose: { args: ["u32"], returns: "i32" },
@@ -318,5 +317,8 @@ export const symbols = {
   mlxb_lapack_load: { args: [], returns: "i32" },
   mlxb_lapack_path: { args: [], returns: "cstring" },
   mlxb_conv_general: { args: ["u32", "u32", "ptr", "u32", "i32", "u32", "i32"], returns: "u32" },
-  mlxb_debug_leak_report: { args: [], returns: "cstring" },
+  mlxb_fast_rms_norm: { args: ["u32", "u32", "f64", "i32"], returns: "u32" },
+  mlxb_fast_layer_norm: { args: ["u32", "u32", "u32", "f64", "i32"], returns: "u32" },
+  mlxb_fast_rope: { args: ["u32", "i32", "u32", "u32", "f64", "f64", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_fast_sdpa: { args: ["u32", "u32", "u32", "f64", "u32", "u32", "u32", "i32"], returns: "u32" },
 } as const;

@@ -27,6 +27,7 @@ export * as random from "./random";
 export * as optimizers from "./optimizers/index";
 export * as fft from "./fft";
 export * as linalg from "./linalg";
+export * as fast from "./fast";
 export { norm as matrixNorm } from "./linalg";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
