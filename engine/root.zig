@@ -35,4 +35,6 @@ test {
     _ = @import("grad.zig");
     _ = @import("vmap.zig");
     _ = @import("dlpack.zig");
+    _ = @import("reflect.zig");
+    _ = @import("compile.zig");
 }
