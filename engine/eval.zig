@@ -142,6 +142,7 @@ fn execute(tape: *Tape) errors.Error!void {
 
 /// Plan and run until every output is evaluated (retrying past failed foreign tasks).
 fn run(outputs: []const *Node) errors.Error!void {
+    try @import("compile.zig").checkEval(outputs);
     while (true) {
         var tape = try plan(outputs);
         defer tape.deinit();

@@ -40,4 +40,6 @@ test {
     _ = @import("debug.zig");
     _ = @import("external.zig");
     _ = @import("dlpack.zig");
+    _ = @import("reflect.zig");
+    _ = @import("compile.zig");
 }

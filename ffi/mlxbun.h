@@ -460,14 +460,26 @@ int32_t mlxb_lapack_load(void);
 const char* mlxb_lapack_path(void);
 /* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
 uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
-/* mx.fast.rms_norm: x * rsqrt(mean(x^2, -1) + eps) * weight (weight 0 = none). */
-uint32_t mlxb_fast_rms_norm(uint32_t x, uint32_t weight, double eps, int32_t stream);
-/* mx.fast.layer_norm over the last axis (weight, bias 0 = none). */
-uint32_t mlxb_fast_layer_norm(uint32_t x, uint32_t weight, uint32_t bias, double eps, int32_t stream);
-/* mx.fast.rope: rotary embedding of the first dims of the last axis; offset an int32 scalar or per-batch vector; freqs 0 = use base. */
-uint32_t mlxb_fast_rope(uint32_t x, int32_t dims, uint32_t traditional, uint32_t has_base, double base, double scale, uint32_t offset, uint32_t freqs, int32_t stream);
-/* mx.fast.scaled_dot_product_attention (q, k, v rank 4; GQA; causal flag or a boolean/additive mask array; sinks 0 = none). */
-uint32_t mlxb_fast_sdpa(uint32_t q, uint32_t k, uint32_t v, double scale, uint32_t causal, uint32_t mask, uint32_t sinks, int32_t stream);
+/* trace_begin for compile: until compile_trace_end, evaluating a tracer fails (as MLX). */
+void mlxb_compile_trace_begin(void);
+/* The compile trace that called compile_trace_begin is done. */
+void mlxb_compile_trace_end(void);
+/* The tape of the graph traced from placeholders (tracers) to outputs, simplified; an id (0 on error). */
+uint32_t mlxb_compile_build(const uint32_t* placeholders, uint32_t nplaceholders, const uint32_t* outputs, uint32_t noutputs, uint32_t shapeless);
+/* Replay a tape on inputs: returns the number of outputs and leaves their handles for results_take; negative on error. */
+int32_t mlxb_compile_call(uint32_t id, const uint32_t* inputs, uint32_t ninputs);
+/* Free a tape (its constants and primitive copies). 0 on success. */
+int32_t mlxb_compile_free(uint32_t id);
+/* A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless. */
+int32_t mlxb_compile_info(uint32_t id, uint32_t what);
+/* Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k. */
+int32_t mlxb_compile_input_info(uint32_t id, uint32_t i, int32_t k);
+/* Number of live tapes (for leak checks). */
+uint32_t mlxb_compile_live(void);
+/* Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success. */
+int32_t mlxb_compile_export(uint32_t id, const void* path, uint32_t npath);
+/* Read a tape from a file, validating it; an id (0 on error). */
+uint32_t mlxb_compile_import(const void* path, uint32_t npath);
 
 #ifdef __cplusplus
 }

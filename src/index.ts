@@ -35,3 +35,4 @@ export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type Fil
 export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type DLPackProducer, type FromDlpackOptions, type ToDlpackOptions } from "./dlpack";
 export * as utils from "./utils";
 export * as nn from "./nn/index";
+export { compile, disableCompile, enableCompile, exportFunction, importFunction, type CompileOptions, type CompiledFunction, type ExportTarget, type ImportedFunction } from "./compile";

@@ -1,0 +1,919 @@
+//! compile: a traced function kept as a TAPE in the engine and replayed natively.
+//!
+//! The host runs the function once on tracers (placeholders); `build` walks the recorded graph
+//! from the outputs back to the placeholders (iteratively) and keeps, in topological order, every
+//! node that depends on a placeholder as a STEP: a deep copy of its primitive (reflect.clone), its
+//! dtype, shape, strides (as_strided sets them when built) and stream, and its inputs as
+//! references (a placeholder, an earlier step, or a captured constant). Nodes that do not depend
+//! on a placeholder (arrays the function closes over, constants it makes) are CONSTANTS: the
+//! tape holds a reference to them. Before it is stored the tape is simplified: identical small
+//! constants merged, no-ops removed (astype to the same dtype, broadcast/reshape to the same
+//! shape, the tracer identities), common subexpressions eliminated (same primitive with equal
+//! parameters by reflect.eql, on the same inputs), dead steps dropped.
+//!
+//! `replay` creates one new unevaluated node per step on new inputs: no host code runs per op.
+//! Replayed on tracers (inside another transform's trace) the new nodes are ordinary graph
+//! nodes, so grad/vmap of a compiled function see normal primitives. Shapeless tapes recompute
+//! each step's shape from its inputs (elementwise, casts, reductions, transposes); building
+//! one with any other primitive fails with `[compile] <op> cannot be compiled shapeless.`
+//!
+//! Tapes are saved and loaded (`exportTape`, `importTape`) in the format of
+//! docs/COMPILE-FORMAT.md, with primitive parameters serialized by reflect.write/read.
+const std = @import("std");
+const array = @import("array.zig");
+const errors = @import("errors.zig");
+const handles = @import("handles.zig");
+const stream_mod = @import("stream.zig");
+const eval_mod = @import("eval.zig");
+const convert = @import("convert.zig");
+const reflect = @import("reflect.zig");
+const prims = @import("primitives.zig");
+const grad = @import("grad.zig");
+const abi_util = @import("abi_util.zig");
+const Dtype = @import("dtype.zig").Dtype;
+const Primitive = prims.Primitive;
+const Node = array.Node;
+const Shape = array.Shape;
+const max_ndim = array.max_ndim;
+
+const a_ = std.heap.c_allocator;
+
+/// Limits (named, as TIGER_STYLE asks).
+pub const max_steps = 1 << 24;
+pub const max_io = 1 << 20;
+/// Constants up to this many bytes are merged when identical (scalars and tiny tables).
+const merge_const_bytes = 64;
+
+// ---------------------------------------------------------------------------------------------
+// References: the 2 top bits say what, the rest which.
+
+pub const Kind = enum(u2) { input = 0, step = 1, constant = 2 };
+pub const Ref = u32;
+
+fn ref(kind: Kind, i: usize) Ref {
+    return (@as(u32, @intFromEnum(kind)) << 30) | @as(u32, @intCast(i));
+}
+fn kindOf(r: Ref) ?Kind {
+    const k = r >> 30;
+    return if (k <= 2) @enumFromInt(k) else null;
+}
+fn indexOf(r: Ref) u32 {
+    return r & 0x3fff_ffff;
+}
+
+pub const Sig = struct { dtype: Dtype, shape: Shape };
+
+pub const Step = struct {
+    prim: Primitive,
+    dtype: Dtype,
+    shape: Shape,
+    strides: [max_ndim]i64,
+    stream: u32,
+    inputs: []Ref,
+
+    fn deinit(s: *Step) void {
+        s.prim.deinit();
+        a_.free(s.inputs);
+    }
+};
+
+pub const Tape = struct {
+    inputs: []Sig,
+    steps: []Step,
+    constants: []*Node,
+    outputs: []Ref,
+    /// The traced function called custom functions: their outputs are replayed as the forward
+    /// identities they are, so under a transform the host calls the function itself.
+    has_custom: bool,
+    shapeless: bool,
+
+    pub fn deinit(t: *Tape) void {
+        for (t.steps) |*s| s.deinit();
+        a_.free(t.steps);
+        for (t.constants) |c| array.release(c);
+        a_.free(t.constants);
+        a_.free(t.inputs);
+        a_.free(t.outputs);
+        a_.destroy(t);
+    }
+
+    fn sigOf(t: *const Tape, r: Ref) Sig {
+        const i = indexOf(r);
+        return switch (kindOf(r).?) {
+            .input => t.inputs[i],
+            .step => .{ .dtype = t.steps[i].dtype, .shape = t.steps[i].shape },
+            .constant => .{ .dtype = t.constants[i].dtype, .shape = t.constants[i].shape },
+        };
+    }
+};
+
+fn oom() errors.Error {
+    return errors.fail(.out_of_memory, "[compile] Out of memory.", .{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+
+/// The tape of the graph traced from `placeholders` to `outputs`.
+pub fn build(placeholders: []const *Node, outputs: []const *Node, shapeless: bool) errors.Error!*Tape {
+    var map = std.AutoHashMap(*Node, Ref).init(a_);
+    defer map.deinit();
+    var steps: std.ArrayList(Step) = .empty;
+    var consts: std.ArrayList(*Node) = .empty;
+    var done = false;
+    defer if (!done) {
+        for (steps.items) |*s| s.deinit();
+        steps.deinit(a_);
+        for (consts.items) |c| array.release(c);
+        consts.deinit(a_);
+    };
+    var has_custom = false;
+    for (placeholders, 0..) |p, i| {
+        if (!map.contains(p)) map.put(p, ref(.input, i)) catch return oom();
+    }
+
+    // Iterative post-order walk: a node is decided once all its inputs are.
+    const Frame = struct { node: *Node, next: usize };
+    var stack: std.ArrayList(Frame) = .empty;
+    defer stack.deinit(a_);
+    for (outputs) |o| {
+        if (map.contains(o)) continue;
+        stack.append(a_, .{ .node = o, .next = 0 }) catch return oom();
+        while (stack.items.len > 0) {
+            const top = &stack.items[stack.items.len - 1];
+            if (top.next < top.node.inputs.len) {
+                const in = top.node.inputs[top.next];
+                top.next += 1;
+                if (!map.contains(in)) stack.append(a_, .{ .node = in, .next = 0 }) catch return oom();
+                continue;
+            }
+            const n = top.node;
+            _ = stack.pop();
+            if (map.contains(n)) continue;
+            var dep = false;
+            for (n.inputs) |in| {
+                if (kindOf(map.get(in).?) != .constant) dep = true;
+            }
+            if (!dep) {
+                consts.append(a_, n) catch return oom();
+                n.retain();
+                map.put(n, ref(.constant, consts.items.len - 1)) catch return oom();
+                continue;
+            }
+            if (steps.items.len >= max_steps) return errors.fail(.invalid_argument, "[compile] The traced function has more than {d} operations.", .{max_steps});
+            const ins = a_.alloc(Ref, n.inputs.len) catch return oom();
+            for (n.inputs, ins) |in, *r| r.* = map.get(in).?;
+            const p = reflect.clone(Primitive, n.prim) catch |e| {
+                a_.free(ins);
+                return e;
+            };
+            if (n.prim == .custom) has_custom = true;
+            steps.append(a_, .{ .prim = p, .dtype = n.dtype, .shape = n.shape, .strides = n.strides, .stream = n.stream, .inputs = ins }) catch {
+                p.deinit();
+                a_.free(ins);
+                return oom();
+            };
+            map.put(n, ref(.step, steps.items.len - 1)) catch return oom();
+        }
+    }
+
+    const t = a_.create(Tape) catch return oom();
+    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = has_custom, .shapeless = shapeless };
+    errdefer t.deinit();
+    t.inputs = a_.alloc(Sig, placeholders.len) catch return oom();
+    for (placeholders, t.inputs) |p, *s| s.* = .{ .dtype = p.dtype, .shape = p.shape };
+    t.outputs = a_.alloc(Ref, outputs.len) catch return oom();
+    for (outputs, t.outputs) |o, *r| r.* = map.get(o).?;
+    t.steps = steps.toOwnedSlice(a_) catch return oom();
+    t.constants = consts.toOwnedSlice(a_) catch return oom();
+    done = true;
+
+    try simplify(t);
+    // FUSION HOOK: fuse.fuseGraph(outputs) rewrites elementwise chains of the traced graph into
+    // `fused` nodes; the lead wires it here (before `build`'s walk) at merge.
+    // try @import("fuse.zig").fuseGraph(outputs);
+    if (shapeless) {
+        for (t.steps) |s| {
+            if (!shapelessSupported(s.prim))
+                return errors.fail(.invalid_argument, "[compile] {s} cannot be compiled shapeless: its output shape is fixed when the graph is built.", .{s.prim.name()});
+        }
+    }
+    return t;
+}
+
+/// A step that computes nothing new: its value is its first input's.
+fn isNoop(t: *const Tape, s: *const Step) bool {
+    if (s.inputs.len == 0) return false;
+    const in = t.sigOf(s.inputs[0]);
+    const same = in.dtype == s.dtype and in.shape.eql(&s.shape);
+    return switch (s.prim) {
+        .astype, .broadcast => same,
+        .shape => |p| p == .reshape and same,
+        // A tracer (an identity with no ordering inputs) or a custom function's forward value.
+        .depends => s.inputs.len == 1,
+        .custom => true,
+        else => false,
+    };
+}
+
+fn stepHash(s: *const Step) u64 {
+    var h = std.hash.Wyhash.init(0x6d6c78);
+    reflect.hash(Primitive, s.prim, &h);
+    h.update(std.mem.asBytes(&s.dtype));
+    h.update(std.mem.sliceAsBytes(s.shape.slice()));
+    h.update(std.mem.sliceAsBytes(s.inputs));
+    return h.final();
+}
+
+fn stepEql(a: *const Step, b: *const Step) bool {
+    if (a.dtype != b.dtype or !a.shape.eql(&b.shape) or !std.mem.eql(Ref, a.inputs, b.inputs)) return false;
+    // as_strided keeps its layout in the strides.
+    if (a.prim == .shape and a.prim.shape == .as_strided and !std.mem.eql(i64, a.strides[0..a.shape.ndim], b.strides[0..b.shape.ndim])) return false;
+    return reflect.eql(Primitive, a.prim, b.prim);
+}
+
+fn constKey(c: *Node) ?u64 {
+    if (!c.isEvaluated() or c.nbytes() > merge_const_bytes or !c.isRowContiguous() or c.buffer == null) return null;
+    var h = std.hash.Wyhash.init(0x636f6e);
+    h.update(std.mem.asBytes(&c.dtype));
+    h.update(std.mem.sliceAsBytes(c.shape.slice()));
+    h.update(c.data()[0..c.nbytes()]);
+    return h.final();
+}
+
+fn constEql(a: *Node, b: *Node) bool {
+    return a.dtype == b.dtype and a.shape.eql(&b.shape) and std.mem.eql(u8, a.data()[0..a.nbytes()], b.data()[0..b.nbytes()]);
+}
+
+/// Constant merging, no-op removal, CSE, then dead-step elimination and renumbering.
+fn simplify(t: *Tape) errors.Error!void {
+    // 1. Identical small constants become one.
+    const ccanon = a_.alloc(Ref, t.constants.len) catch return oom();
+    defer a_.free(ccanon);
+    {
+        var seen = std.AutoHashMap(u64, u32).init(a_);
+        defer seen.deinit();
+        for (t.constants, 0..) |c, i| {
+            ccanon[i] = ref(.constant, i);
+            const k = constKey(c) orelse continue;
+            const g = seen.getOrPut(k) catch return oom();
+            if (g.found_existing and constEql(t.constants[g.value_ptr.*], c)) {
+                ccanon[i] = ref(.constant, g.value_ptr.*);
+            } else if (!g.found_existing) g.value_ptr.* = @intCast(i);
+        }
+    }
+    // 2. No-ops and common subexpressions, in order (inputs are canonical before a step is looked at).
+    const canon = a_.alloc(Ref, t.steps.len) catch return oom();
+    defer a_.free(canon);
+    var seen = std.AutoHashMap(u64, u32).init(a_);
+    defer seen.deinit();
+    const resolve = struct {
+        fn f(r: Ref, c: []const Ref, cc: []const Ref) Ref {
+            return switch (kindOf(r).?) {
+                .input => r,
+                .step => c[indexOf(r)],
+                .constant => cc[indexOf(r)],
+            };
+        }
+    }.f;
+    for (t.steps, 0..) |*s, i| {
+        for (s.inputs) |*r| r.* = resolve(r.*, canon, ccanon);
+        canon[i] = ref(.step, i);
+        if (isNoop(t, s)) {
+            canon[i] = s.inputs[0];
+            continue;
+        }
+        const g = seen.getOrPut(stepHash(s)) catch return oom();
+        if (g.found_existing) {
+            if (stepEql(&t.steps[g.value_ptr.*], s)) canon[i] = ref(.step, g.value_ptr.*);
+        } else g.value_ptr.* = @intCast(i);
+    }
+    for (t.outputs) |*r| r.* = resolve(r.*, canon, ccanon);
+
+    // 3. Keep what the outputs reach; renumber steps and constants.
+    const live = a_.alloc(bool, t.steps.len) catch return oom();
+    defer a_.free(live);
+    @memset(live, false);
+    const clive = a_.alloc(bool, t.constants.len) catch return oom();
+    defer a_.free(clive);
+    @memset(clive, false);
+    const mark = struct {
+        fn f(r: Ref, l: []bool, cl: []bool) void {
+            switch (kindOf(r).?) {
+                .input => {},
+                .step => l[indexOf(r)] = true,
+                .constant => cl[indexOf(r)] = true,
+            }
+        }
+    }.f;
+    for (t.outputs) |r| mark(r, live, clive);
+    var i = t.steps.len;
+    while (i > 0) {
+        i -= 1;
+        if (!live[i] or canon[i] != ref(.step, i)) {
+            live[i] = false;
+            continue;
+        }
+        for (t.steps[i].inputs) |r| mark(r, live, clive);
+    }
+    const newIdx = canon; // reused: new index of each kept step
+    var ns: usize = 0;
+    for (t.steps, 0..) |*s, k| {
+        if (live[k]) {
+            newIdx[k] = @intCast(ns);
+            t.steps[ns] = s.*;
+            ns += 1;
+        } else s.deinit();
+    }
+    const cIdx = ccanon;
+    var nc: usize = 0;
+    for (t.constants, 0..) |c, k| {
+        if (clive[k]) {
+            cIdx[k] = @intCast(nc);
+            t.constants[nc] = c;
+            nc += 1;
+        } else array.release(c);
+    }
+    const renum = struct {
+        fn f(r: Ref, si: []const Ref, ci: []const Ref) Ref {
+            return switch (kindOf(r).?) {
+                .input => r,
+                .step => ref(.step, si[indexOf(r)]),
+                .constant => ref(.constant, ci[indexOf(r)]),
+            };
+        }
+    }.f;
+    for (t.steps[0..ns]) |*s| {
+        for (s.inputs) |*r| r.* = renum(r.*, newIdx, cIdx);
+    }
+    for (t.outputs) |*r| r.* = renum(r.*, newIdx, cIdx);
+    t.steps = a_.realloc(t.steps, ns) catch t.steps[0..ns];
+    t.constants = a_.realloc(t.constants, nc) catch t.constants[0..nc];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapeless: output shapes recomputed from the inputs
+
+fn shapelessSupported(p: Primitive) bool {
+    return switch (p) {
+        .astype, .stop_gradient, .depends, .custom, .elementwise => true,
+        .reduce => |r| r == .reduce or (r == .arg_reduce and r.arg_reduce.axis != null),
+        .shape => |s| s == .transpose,
+        else => false,
+    };
+}
+
+const reduce_mod = prims.reduce;
+
+fn reducedShape(in: *const Shape, set: u32, keep: bool) Shape {
+    var s = Shape{};
+    for (0..in.ndim) |i| {
+        if (set & (@as(u32, 1) << @intCast(i)) != 0) {
+            if (keep) {
+                s.dims[s.ndim] = 1;
+                s.ndim += 1;
+            }
+        } else {
+            s.dims[s.ndim] = in.dims[i];
+            s.ndim += 1;
+        }
+    }
+    return s;
+}
+
+/// The step's shape on these inputs (same ranks as traced); may adjust shape-dependent flags in `p`.
+fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {
+    switch (p.*) {
+        .astype, .stop_gradient, .depends, .custom => return ins[0].shape,
+        .elementwise => {
+            var sh = ins[0].shape;
+            for (ins[1..]) |in| sh = try prims.copy.broadcastShapes(&sh, &in.shape, "broadcast_shapes");
+            return sh;
+        },
+        .reduce => |*r| switch (r.*) {
+            .reduce => |*q| {
+                const keep = s.shape.ndim == ins[0].shape.ndim;
+                var noop = true;
+                for (0..ins[0].shape.ndim) |i| {
+                    if (q.axes & (@as(u32, 1) << @intCast(i)) != 0 and ins[0].shape.dims[i] != 1) noop = false;
+                }
+                q.copy = noop;
+                return reducedShape(&ins[0].shape, q.axes, keep);
+            },
+            .arg_reduce => |q| return reducedShape(&ins[0].shape, @as(u32, 1) << @intCast(q.axis.?), s.shape.ndim == ins[0].shape.ndim),
+            else => unreachable,
+        },
+        .shape => |q| {
+            const perm = q.transpose;
+            var sh = Shape{ .ndim = s.shape.ndim };
+            for (0..sh.ndim) |i| sh.dims[i] = ins[0].shape.dims[perm[i]];
+            return sh;
+        },
+        else => unreachable,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay
+
+fn sigText(sig: Sig, buf: []u8) []const u8 {
+    var sb: [256]u8 = undefined;
+    return std.fmt.bufPrint(buf, "{s} {s}", .{ sig.dtype.name(), sig.shape.format(&sb) }) catch buf[0..0];
+}
+
+/// New unevaluated output nodes (the caller owns `out`'s references) for these inputs.
+pub fn replay(t: *const Tape, inputs: []const *Node, out: []*Node) errors.Error!void {
+    std.debug.assert(out.len == t.outputs.len);
+    if (inputs.len != t.inputs.len)
+        return errors.fail(.invalid_argument, "[compile] The compiled function takes {d} arrays but was called with {d}.", .{ t.inputs.len, inputs.len });
+    for (inputs, t.inputs, 0..) |in, sig, i| {
+        const ok = in.dtype == sig.dtype and (if (t.shapeless) in.shape.ndim == sig.shape.ndim else in.shape.eql(&sig.shape));
+        if (!ok) {
+            var b1: [300]u8 = undefined;
+            var b2: [300]u8 = undefined;
+            return errors.fail(.invalid_argument, "[compile] Input {d} is {s} but the function was compiled for {s}.", .{ i, sigText(.{ .dtype = in.dtype, .shape = in.shape }, &b1), sigText(sig, &b2) });
+        }
+    }
+    const vals = a_.alloc(*Node, t.steps.len) catch return oom();
+    defer a_.free(vals);
+    var made: usize = 0;
+    defer for (vals[0..made]) |v| array.release(v);
+    var in_buf: [64]*Node = undefined;
+    var in_heap: []*Node = &.{};
+    defer a_.free(in_heap);
+    for (t.steps) |*s| {
+        const ins: []*Node = if (s.inputs.len <= in_buf.len) in_buf[0..s.inputs.len] else blk: {
+            if (in_heap.len < s.inputs.len) {
+                a_.free(in_heap);
+                in_heap = &.{};
+                in_heap = a_.alloc(*Node, s.inputs.len) catch return oom();
+            }
+            break :blk in_heap[0..s.inputs.len];
+        };
+        for (s.inputs, ins) |r, *n| n.* = node(t, r, inputs, vals);
+        var p = try reflect.clone(Primitive, s.prim);
+        var shape = s.shape;
+        if (t.shapeless) shape = shapelessShape(s, &p, ins) catch |e| {
+            p.deinit();
+            return e;
+        };
+        const n = array.create(s.dtype, shape, p, ins, s.stream) catch |e| {
+            p.deinit();
+            return e;
+        };
+        n.strides = s.strides;
+        vals[made] = n;
+        made += 1;
+    }
+    for (t.outputs, out) |r, *o| {
+        const n = node(t, r, inputs, vals);
+        n.retain();
+        o.* = n;
+    }
+}
+
+fn node(t: *const Tape, r: Ref, inputs: []const *Node, vals: []const *Node) *Node {
+    const i = indexOf(r);
+    return switch (kindOf(r).?) {
+        .input => inputs[i],
+        .step => vals[i],
+        .constant => t.constants[i],
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export and import (docs/COMPILE-FORMAT.md)
+
+pub const magic = "MLXBFUN\x00";
+pub const format_version: u32 = 1;
+
+fn writeShape(out: *std.ArrayList(u8), s: *const Shape) errors.Error!void {
+    try reflect.writeInt(out, u8, s.ndim);
+    for (s.slice()) |d| try reflect.writeInt(out, i32, d);
+}
+
+fn writeRef(out: *std.ArrayList(u8), r: Ref) errors.Error!void {
+    try reflect.writeInt(out, u32, r);
+}
+
+/// The tape as the bytes of a file.
+pub fn serialize(t: *const Tape, out: *std.ArrayList(u8)) errors.Error!void {
+    if (t.has_custom)
+        return errors.fail(.invalid_argument, "[export_function] The function calls a custom function (its transforms are host callbacks), which cannot be exported.", .{});
+    out.appendSlice(a_, magic) catch return oom();
+    try reflect.writeInt(out, u32, format_version);
+    try reflect.writeInt(out, u32, @intFromBool(t.shapeless));
+    try reflect.writeInt(out, u32, @intCast(t.inputs.len));
+    for (t.inputs) |s| {
+        try reflect.writeName(out, @tagName(s.dtype));
+        try writeShape(out, &s.shape);
+    }
+    try eval_mod.eval(t.constants);
+    try reflect.writeInt(out, u32, @intCast(t.constants.len));
+    for (t.constants) |c| {
+        try reflect.writeName(out, @tagName(c.dtype));
+        try writeShape(out, &c.shape);
+        const nb = c.nbytes();
+        try reflect.writeInt(out, u64, nb);
+        if (nb > 0) {
+            // copyConvert writes typed elements: convert into an aligned buffer, then append.
+            const tmp = a_.alignedAlloc(u8, .@"64", nb) catch return oom();
+            defer a_.free(tmp);
+            convert.copyConvert(c, tmp.ptr, c.dtype);
+            out.appendSlice(a_, tmp) catch return oom();
+        }
+    }
+    try reflect.writeInt(out, u32, @intCast(t.steps.len));
+    for (t.steps) |*s| {
+        try reflect.write(Primitive, s.prim, out);
+        try reflect.writeName(out, @tagName(s.dtype));
+        try writeShape(out, &s.shape);
+        for (s.strides[0..s.shape.ndim]) |st| try reflect.writeInt(out, i64, st);
+        try reflect.writeInt(out, u32, @intCast(s.inputs.len));
+        for (s.inputs) |r| try writeRef(out, r);
+    }
+    try reflect.writeInt(out, u32, @intCast(t.outputs.len));
+    for (t.outputs) |r| try writeRef(out, r);
+}
+
+fn readDtype(r: *reflect.Reader) errors.Error!Dtype {
+    const n = try r.name();
+    return std.meta.stringToEnum(Dtype, n) orelse
+        errors.fail(.invalid_argument, "[import_function] The file {s} names an unknown dtype '{s}'.", .{ r.file, n });
+}
+
+fn readShape(r: *reflect.Reader) errors.Error!Shape {
+    const nd = try r.int(u8);
+    if (nd > max_ndim) return r.malformed("an array has too many dimensions");
+    var s = Shape{ .ndim = nd };
+    for (0..nd) |i| {
+        s.dims[i] = try r.int(i32);
+        if (s.dims[i] < 0) return r.malformed("a negative dimension");
+    }
+    _ = s.sizeChecked("import_function") catch return r.malformed("an array is too large");
+    return s;
+}
+
+fn readCount(r: *reflect.Reader, limit: usize, what: []const u8) errors.Error!u32 {
+    const n = try r.int(u32);
+    if (n > limit or n > r.bytes.len - r.pos) return r.malformed(what);
+    return n;
+}
+
+/// A ref read from the file, checked to point at an input, a constant or an EARLIER step.
+fn readRef(r: *reflect.Reader, n_in: usize, n_steps: usize, n_const: usize) errors.Error!Ref {
+    const v = try r.int(u32);
+    const k = kindOf(v) orelse return r.malformed("an operand reference of unknown kind");
+    const lim = switch (k) {
+        .input => n_in,
+        .step => n_steps,
+        .constant => n_const,
+    };
+    if (indexOf(v) >= lim) {
+        return errors.fail(.invalid_argument, "[import_function] The file {s} is malformed: an operand refers to {s} {d}, out of range (there are {d}).", .{ r.file, @tagName(k), indexOf(v), lim });
+    }
+    return v;
+}
+
+/// A tape from a file's bytes, every field validated (never trusted).
+pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
+    var r = reflect.Reader{ .bytes = bytes, .file = file };
+    if (bytes.len < magic.len or !std.mem.eql(u8, bytes[0..magic.len], magic))
+        return errors.fail(.invalid_argument, "[import_function] The file {s} is not an mlx-bun function file (bad magic).", .{file});
+    r.pos = magic.len;
+    const ver = try r.int(u32);
+    if (ver != format_version)
+        return errors.fail(.invalid_argument, "[import_function] The file {s} has format version {d}; this mlx-bun reads version {d}.", .{ file, ver, format_version });
+    const flags = try r.int(u32);
+    if (flags > 1) return r.malformed("unknown flags");
+    const stream = try stream_mod.defaultStreamOf(.cpu);
+
+    const t = a_.create(Tape) catch return oom();
+    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = false, .shapeless = flags == 1 };
+    errdefer t.deinit();
+    const n_in = try readCount(&r, max_io, "too many inputs");
+    t.inputs = a_.alloc(Sig, n_in) catch return oom();
+    for (t.inputs) |*s| s.* = .{ .dtype = try readDtype(&r), .shape = try readShape(&r) };
+
+    const n_const = try readCount(&r, max_io, "too many constants");
+    const consts = a_.alloc(*Node, n_const) catch return oom();
+    var nc: usize = 0;
+    defer if (nc < n_const) {
+        for (consts[0..nc]) |c| array.release(c);
+        a_.free(consts);
+    };
+    while (nc < n_const) {
+        const dt = try readDtype(&r);
+        const sh = try readShape(&r);
+        const nb = try r.int(u64);
+        if (nb != sh.size() * dt.size()) return r.malformed("a constant's byte count does not match its shape");
+        const data = try r.take(@intCast(nb));
+        const c = try array.createWithBuffer(dt, sh, stream, "import_function");
+        if (nb > 0) @memcpy(c.data()[0..@intCast(nb)], data);
+        consts[nc] = c;
+        nc += 1;
+    }
+    t.constants = consts;
+
+    const n_steps = try readCount(&r, max_steps, "too many steps");
+    const steps = a_.alloc(Step, n_steps) catch return oom();
+    var ns: usize = 0;
+    defer if (ns < n_steps) {
+        for (steps[0..ns]) |*s| s.deinit();
+        a_.free(steps);
+    };
+    while (ns < n_steps) {
+        const p = try reflect.read(Primitive, &r);
+        errdefer p.deinit();
+        if (p == .leaf or p == .custom) return r.malformed("a step with a primitive that cannot be imported");
+        const dt = try readDtype(&r);
+        const sh = try readShape(&r);
+        var st: [max_ndim]i64 = undefined;
+        for (st[0..sh.ndim]) |*x| x.* = try r.int(i64);
+        const nin = try readCount(&r, 1 << 16, "too many operands");
+        const ins = a_.alloc(Ref, nin) catch return oom();
+        errdefer a_.free(ins);
+        for (ins) |*x| x.* = try readRef(&r, n_in, ns, n_const);
+        steps[ns] = .{ .prim = p, .dtype = dt, .shape = sh, .strides = st, .stream = stream, .inputs = ins };
+        ns += 1;
+    }
+    t.steps = steps;
+
+    const n_out = try readCount(&r, max_io, "too many outputs");
+    t.outputs = a_.alloc(Ref, n_out) catch return oom();
+    for (t.outputs) |*x| x.* = try readRef(&r, n_in, n_steps, n_const);
+    if (r.pos != bytes.len) return r.malformed("trailing bytes after the outputs");
+    if (t.shapeless) for (t.steps) |s| {
+        if (!shapelessSupported(s.prim)) return r.malformed("a shapeless function with a shape-fixed primitive");
+    };
+    return t;
+}
+
+pub const max_file_bytes: usize = 1 << 34;
+
+pub fn exportTape(t: *const Tape, path: []const u8) errors.Error!void {
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(a_);
+    try serialize(t, &out);
+    std.fs.cwd().writeFile(.{ .sub_path = path, .data = out.items }) catch |e|
+        return errors.fail(.runtime, "[export_function] Cannot write {s}: {s}.", .{ path, @errorName(e) });
+}
+
+pub fn importTape(path: []const u8) errors.Error!*Tape {
+    const bytes = std.fs.cwd().readFileAlloc(a_, path, max_file_bytes) catch |e|
+        return errors.fail(.invalid_argument, "[import_function] Cannot read {s}: {s}.", .{ path, @errorName(e) });
+    defer a_.free(bytes);
+    return deserialize(bytes, path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tape table (ids for the C ABI; an id is never reused)
+
+var table_lock: std.Thread.Mutex = .{};
+var table: std.ArrayList(?*Tape) = .empty;
+var live_tapes: u32 = 0;
+
+fn register(t: *Tape) errors.Error!u32 {
+    table_lock.lock();
+    defer table_lock.unlock();
+    if (table.items.len >= (1 << 30)) return errors.fail(.invalid_argument, "[compile] Too many compiled functions.", .{});
+    table.append(a_, t) catch return oom();
+    live_tapes += 1;
+    return @intCast(table.items.len);
+}
+
+fn lookup(id: u32, op: []const u8) errors.Error!*Tape {
+    table_lock.lock();
+    defer table_lock.unlock();
+    if (id == 0 or id > table.items.len or table.items[id - 1] == null)
+        return errors.fail(.invalid_handle, "[{s}] Unknown or freed compiled function {d}.", .{ op, id });
+    return table.items[id - 1].?;
+}
+
+fn unregister(id: u32) errors.Error!void {
+    table_lock.lock();
+    const t = blk: {
+        defer table_lock.unlock();
+        if (id == 0 or id > table.items.len or table.items[id - 1] == null)
+            return errors.fail(.invalid_handle, "[compile] Unknown or freed compiled function {d}.", .{id});
+        const t = table.items[id - 1].?;
+        table.items[id - 1] = null;
+        live_tapes -= 1;
+        break :blk t;
+    };
+    t.deinit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracing for compile: values cannot be read (the tape would bake them in silently).
+
+threadlocal var compile_depth: u32 = 0;
+
+/// Called by eval: while compile traces, evaluating a tracer is refused, as MLX does.
+pub fn checkEval(outputs: []const *Node) errors.Error!void {
+    if (compile_depth == 0) return;
+    for (outputs) |o| {
+        if (o.tracer) return errors.fail(.invalid_argument, "[eval] Attempting to eval an array during function transformations like compile or vmap is not allowed.", .{});
+    }
+}
+
+fn compileTraceBegin() callconv(.c) void {
+    compile_depth += 1;
+    array.traceBegin();
+}
+fn compileTraceEnd() callconv(.c) void {
+    if (compile_depth > 0) compile_depth -= 1;
+    array.traceEnd();
+}
+
+// ---------------------------------------------------------------------------------------------
+// C ABI
+
+fn nodesOf(hs: ?[*]const u32, n: u32, op: []const u8) errors.Error![]*Node {
+    if (n > max_io) return errors.fail(.invalid_argument, "[{s}] Too many arrays ({d}).", .{ op, n });
+    const buf = a_.alloc(*Node, n) catch return oom();
+    errdefer a_.free(buf);
+    if (n == 0) return buf;
+    const p = hs orelse return errors.fail(.invalid_argument, "[{s}] The handle list is null.", .{op});
+    for (p[0..n], buf) |h, *x| x.* = try handles.get(h, op);
+    return buf;
+}
+
+fn buildImpl(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, shapeless: u32) errors.Error!u32 {
+    const p = try nodesOf(ph, nph, "compile");
+    defer a_.free(p);
+    const o = try nodesOf(outs, nout, "compile");
+    defer a_.free(o);
+    const t = try build(p, o, shapeless != 0);
+    errdefer t.deinit();
+    return register(t);
+}
+fn compileBuild(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, shapeless: u32) callconv(.c) u32 {
+    return buildImpl(ph, nph, outs, nout, shapeless) catch 0;
+}
+
+fn callImpl(id: u32, ins: ?[*]const u32, nin: u32) errors.Error!i32 {
+    const t = try lookup(id, "compile");
+    var stack_in: [32]*Node = undefined;
+    var heap_in: []*Node = &.{};
+    defer a_.free(heap_in);
+    const inputs: []*Node = if (nin <= stack_in.len) stack_in[0..nin] else blk: {
+        heap_in = try nodesOf(ins, nin, "compile");
+        break :blk heap_in;
+    };
+    if (nin <= stack_in.len and nin > 0) {
+        const p = ins orelse return errors.fail(.invalid_argument, "[compile] The handle list is null.", .{});
+        for (p[0..nin], inputs) |h, *x| x.* = try handles.get(h, "compile");
+    }
+    var stack_out: [32]*Node = undefined;
+    var heap_out: []*Node = &.{};
+    defer a_.free(heap_out);
+    const nout = t.outputs.len;
+    const out: []*Node = if (nout <= stack_out.len) stack_out[0..nout] else blk: {
+        heap_out = a_.alloc(*Node, nout) catch return oom();
+        break :blk heap_out;
+    };
+    try replay(t, inputs, out);
+    grad.clearResults();
+    var pushed: usize = 0;
+    errdefer for (out[pushed..]) |n| array.release(n);
+    for (out) |n| {
+        pushed += 1;
+        try grad.pushResult(n);
+    }
+    return @intCast(nout);
+}
+fn compileCall(id: u32, ins: ?[*]const u32, nin: u32) callconv(.c) i32 {
+    return callImpl(id, ins, nin) catch -@as(i32, @intFromEnum(errors.code()));
+}
+
+fn compileFree(id: u32) callconv(.c) i32 {
+    return abi_util.ok(unregister(id));
+}
+
+fn infoImpl(id: u32, what: u32) errors.Error!i32 {
+    const t = try lookup(id, "compile");
+    return switch (what) {
+        0 => @intCast(t.steps.len),
+        1 => @intCast(t.constants.len),
+        2 => @intCast(t.inputs.len),
+        3 => @intCast(t.outputs.len),
+        4 => @intFromBool(t.has_custom),
+        5 => @intFromBool(t.shapeless),
+        else => errors.fail(.invalid_argument, "[compile] Unknown info query {d}.", .{what}),
+    };
+}
+fn compileInfo(id: u32, what: u32) callconv(.c) i32 {
+    return infoImpl(id, what) catch -@as(i32, @intFromEnum(errors.code()));
+}
+
+fn inputInfoImpl(id: u32, i: u32, k: i32) errors.Error!i32 {
+    const t = try lookup(id, "compile");
+    if (i >= t.inputs.len) return errors.fail(.invalid_argument, "[compile] Input {d} out of range ({d} inputs).", .{ i, t.inputs.len });
+    const s = t.inputs[i];
+    if (k == -1) return @intFromEnum(s.dtype);
+    if (k == -2) return s.shape.ndim;
+    if (k < 0 or k >= s.shape.ndim) return errors.fail(.invalid_argument, "[compile] Axis {d} out of range.", .{k});
+    return s.shape.dims[@intCast(k)];
+}
+fn compileInputInfo(id: u32, i: u32, k: i32) callconv(.c) i32 {
+    return inputInfoImpl(id, i, k) catch -@as(i32, @intFromEnum(errors.code()));
+}
+
+fn compileLive() callconv(.c) u32 {
+    table_lock.lock();
+    defer table_lock.unlock();
+    return live_tapes;
+}
+
+fn pathArg(p: ?*const anyopaque, n: u32, op: []const u8) errors.Error![]const u8 {
+    if (n == 0 or n > 4096) return errors.fail(.invalid_argument, "[{s}] Invalid file path length {d}.", .{ op, n });
+    const q: [*]const u8 = @ptrCast(p orelse return errors.fail(.invalid_argument, "[{s}] The path pointer is null.", .{op}));
+    return q[0..n];
+}
+
+fn exportImpl(id: u32, p: ?*const anyopaque, n: u32) errors.Error!void {
+    const t = try lookup(id, "export_function");
+    try exportTape(t, try pathArg(p, n, "export_function"));
+}
+fn compileExport(id: u32, path: ?*const anyopaque, n: u32) callconv(.c) i32 {
+    return abi_util.ok(exportImpl(id, path, n));
+}
+
+fn importImpl(p: ?*const anyopaque, n: u32) errors.Error!u32 {
+    const t = try importTape(try pathArg(p, n, "import_function"));
+    errdefer t.deinit();
+    return register(t);
+}
+fn compileImport(path: ?*const anyopaque, n: u32) callconv(.c) u32 {
+    return importImpl(path, n) catch 0;
+}
+
+pub const abi = [_]abi_util.Entry{
+    abi_util.entry("compile_trace_begin", compileTraceBegin, &.{}, "trace_begin for compile: until compile_trace_end, evaluating a tracer fails (as MLX)."),
+    abi_util.entry("compile_trace_end", compileTraceEnd, &.{}, "The compile trace that called compile_trace_begin is done."),
+    abi_util.entry("compile_build", compileBuild, &.{ "placeholders", "nplaceholders", "outputs", "noutputs", "shapeless" }, "The tape of the graph traced from placeholders (tracers) to outputs, simplified; an id (0 on error)."),
+    abi_util.entry("compile_call", compileCall, &.{ "id", "inputs", "ninputs" }, "Replay a tape on inputs: returns the number of outputs and leaves their handles for results_take; negative on error."),
+    abi_util.entry("compile_free", compileFree, &.{"id"}, "Free a tape (its constants and primitive copies). 0 on success."),
+    abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless."),
+    abi_util.entry("compile_input_info", compileInputInfo, &.{ "id", "i", "k" }, "Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k."),
+    abi_util.entry("compile_live", compileLive, &.{}, "Number of live tapes (for leak checks)."),
+    abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success."),
+    abi_util.entry("compile_import", compileImport, &.{ "path", "npath" }, "Read a tape from a file, validating it; an id (0 on error)."),
+};
+
+pub const abi_enums = .{};
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+const testing = std.testing;
+const ew = prims.elementwise;
+
+test "compile: build, simplify (CSE, no-ops, constant merging) and replay" {
+    const s: u32 = 0;
+    const x = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{3}, "t"), s, "t");
+    defer array.release(x);
+    for (0..3) |i| @as([*]f32, @ptrCast(@alignCast(x.data())))[i] = @floatFromInt(i + 1);
+    array.traceBegin();
+    const ph = try prims.copy.depends(x, &.{}, s);
+    ph.tracer = true;
+    const two_a = try grad.constant(2, .float32, s);
+    const two_b = try grad.constant(2, .float32, s);
+    const m1 = try ew.binary(.multiply, ph, two_a, s);
+    const m2 = try ew.binary(.multiply, ph, two_b, s); // the same after constant merging
+    const c = try prims.copy.astype(m2, .float32, s); // no-op (returns m2 itself)
+    const y = try ew.binary(.add, m1, c, s);
+    array.traceEnd();
+    const t = try build(&.{ph}, &.{y}, false);
+    defer t.deinit();
+    try testing.expectEqual(@as(usize, 2), t.steps.len); // multiply once, add
+    try testing.expectEqual(@as(usize, 1), t.constants.len);
+    for ([_]*Node{ ph, two_a, two_b, m1, m2, c, y }) |n| array.release(n);
+
+    var out: [1]*Node = undefined;
+    try replay(t, &.{x}, &out);
+    defer array.release(out[0]);
+    try eval_mod.eval(&out);
+    const got = @as([*]const f32, @ptrCast(@alignCast(out[0].data())))[0..3];
+    try testing.expectEqualSlices(f32, &.{ 4, 8, 12 }, got);
+
+    // Export and import round trip, then replay the imported tape.
+    var bytes: std.ArrayList(u8) = .empty;
+    defer bytes.deinit(a_);
+    try serialize(t, &bytes);
+    const t2 = try deserialize(bytes.items, "mem");
+    defer t2.deinit();
+    var out2: [1]*Node = undefined;
+    try replay(t2, &.{x}, &out2);
+    defer array.release(out2[0]);
+    try eval_mod.eval(&out2);
+    try testing.expectEqualSlices(f32, &.{ 4, 8, 12 }, @as([*]const f32, @ptrCast(@alignCast(out2[0].data())))[0..3]);
+    // Every truncation is an error, never a crash.
+    for (0..bytes.items.len) |n| try testing.expectError(error.Failed, deserialize(bytes.items[0..n], "cut"));
+    // Wrong input shape.
+    const z = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{4}, "t"), s, "t");
+    defer array.release(z);
+    try testing.expectError(error.Failed, replay(t, &.{z}, &out));
+    try testing.expectEqualStrings("[compile] Input 0 is float32 (4) but the function was compiled for float32 (3).", errors.messageSlice());
+}

@@ -1,0 +1,361 @@
+// mx.compile: a function traced once per signature into a tape kept in the engine
+// (engine/compile.zig), then replayed natively: one FFI call takes the input handles and makes
+// every output node, no JS runs per op. Also mx.exportFunction / mx.importFunction (the tape in
+// a file of our own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
+//
+// The signature of a call: the tree structure of the arguments, each array's dtype and shape
+// (only its rank when shapeless), and the other leaves (numbers, strings, booleans, null) by
+// value. `inputs` / `outputs` capture implicit state: trees (lists, plain objects, nn.Modules,
+// objects with a `state` such as an optimizer) whose arrays are read before the call and
+// written after it, so a whole training step compiles, as in MLX.
+import { checkHandle, checkStatus, lib } from "../ffi/lib";
+import { MxArray, isMxArray } from "./array";
+import { MlxError } from "./errors";
+import { keep } from "./memory";
+import { Module } from "./nn/module";
+import { runScoped } from "./scope";
+import { treeFlatten, treeUnflatten } from "./transforms";
+
+let enabled = !process.env.MLXB_DISABLE_COMPILE || process.env.MLXB_DISABLE_COMPILE === "0";
+
+/** Turn compilation off globally: compiled functions then run their plain function (as MLX's `disable_compile`). */
+export function disableCompile(): void {
+  enabled = false;
+}
+
+/** Turn compilation back on (as MLX's `enable_compile`). Also settable with `MLXB_DISABLE_COMPILE=1`. */
+export function enableCompile(): void {
+  enabled = true;
+}
+
+/** Options of compile. */
+export interface CompileOptions {
+  /** State read by the function besides its arguments: a tree of arrays, nn.Modules, optimizers. */
+  inputs?: unknown;
+  /** State the function writes: its arrays are replaced after each call by the new values. */
+  outputs?: unknown;
+  /** Do not retrace when only input shapes change (same dtypes and ranks). */
+  shapeless?: boolean;
+}
+
+/** @internal The size of an engine tape. */
+export interface TapeStats {
+  steps: number;
+  constants: number;
+  inputs: number;
+  outputs: number;
+}
+
+function tapeStats(id: number): TapeStats {
+  const q = (k: number) => checkStatus(lib.mlxb_compile_info(id, k));
+  return { steps: q(0), constants: q(1), inputs: q(2), outputs: q(3) };
+}
+
+/** A compiled function: call it like `fn`. */
+export interface CompiledFunction<A extends unknown[], R> {
+  (...args: A): R;
+  /** How many times the function was traced (one per new signature). */
+  readonly traceCount: number;
+  /** Engine tapes currently cached (one per signature). */
+  readonly cacheSize: number;
+  /** @internal The size of each cached tape after simplification (steps, constants, inputs, outputs). */
+  readonly tapeStats: TapeStats[];
+  /** Free every cached tape now (the GC does it otherwise); the function retraces if called again. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State slots: where the arrays of `inputs` / `outputs` live, so they can be read and replaced.
+
+interface Slot {
+  obj: Record<string | number, unknown>;
+  key: string | number;
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v) || v instanceof MxArray) return false;
+  const p = Object.getPrototypeOf(v);
+  return p === Object.prototype || p === null;
+}
+
+function stateSlots(tree: unknown, op: string): Slot[] {
+  const out: Slot[] = [];
+  const seen = new Set<unknown>();
+  const walk = (t: unknown): void => {
+    if (t === null || typeof t !== "object" || seen.has(t)) return;
+    seen.add(t);
+    const visit = (obj: Record<string | number, unknown>, key: string | number) => {
+      const v = obj[key];
+      if (v instanceof MxArray) out.push({ obj, key });
+      else walk(v);
+    };
+    if (t instanceof MxArray) throw new MlxError(`[${op}] Captured state must be a list, a dict, a module or an object with a state, not a bare array.`, 1);
+    if (Array.isArray(t)) for (let i = 0; i < t.length; i++) visit(t as unknown as Record<number, unknown>, i);
+    else if (isPlain(t) || t instanceof Module) for (const k of Object.keys(t)) visit(t as Record<string, unknown>, k);
+    else if ("state" in (t as object)) walk((t as { state: unknown }).state); // an optimizer
+  };
+  walk(tree);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures
+
+function typeName(v: unknown): string {
+  if (typeof v === "function") return "function";
+  if (typeof v !== "object" || v === null) return typeof v;
+  return (v as object).constructor?.name ?? "object";
+}
+
+/** The signature key of the arguments; collects their arrays (in treeFlatten order). */
+function signature(args: readonly unknown[], shapeless: boolean, arrays: MxArray[]): string {
+  let key = "";
+  const walk = (t: unknown): void => {
+    if (t instanceof MxArray) {
+      arrays.push(t);
+      key += shapeless ? `a${t.dtype.value}r${t.ndim};` : `a${t.dtype.value}(${t.shape.join(",")});`;
+    } else if (Array.isArray(t)) {
+      key += "[";
+      for (const x of t) walk(x);
+      key += "]";
+    } else if (isPlain(t)) {
+      key += "{";
+      for (const k of Object.keys(t)) {
+        key += `${JSON.stringify(k)}:`;
+        walk(t[k]);
+      }
+      key += "}";
+    } else if (typeof t === "number") key += `n${Object.is(t, -0) ? "-0" : String(t)};`;
+    else if (typeof t === "string") key += `s${JSON.stringify(t)};`;
+    else if (typeof t === "boolean") key += t ? "T;" : "F;";
+    else if (t === null) key += "N;";
+    else if (t === undefined) key += "U;";
+    else if (typeof t === "bigint") key += `b${t};`;
+    else throw new MlxError(`[compile] Function arguments must be trees of arrays or constants (floats, ints, strings, or None), but received type ${typeName(t)}.`, 1);
+  };
+  walk(args);
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracing and replay
+
+interface Entry {
+  id: number;
+  /** The traced result (for its tree structure; its arrays are replaced on replay). */
+  template: unknown;
+  nOut: number;
+  nStateOut: number;
+  hasCustom: boolean;
+}
+
+const u32 = (xs: readonly MxArray[], op: string): Uint32Array => {
+  const hs = new Uint32Array(Math.max(xs.length, 1));
+  for (let i = 0; i < xs.length; i++) hs[i] = xs[i]!.handle(op);
+  return hs;
+};
+
+function takeResults(n: number): MxArray[] {
+  const out = new Array<MxArray>(n);
+  for (let i = 0; i < n; i++) out[i] = new MxArray(checkHandle(lib.mlxb_results_take(i)));
+  return out;
+}
+
+/** Run fn on tracers and keep its graph as an engine tape. */
+function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], argArrays: readonly MxArray[], inSlots: readonly Slot[], outputs: unknown, shapeless: boolean, op: string): Entry {
+  const originals = inSlots.map((s) => s.obj[s.key] as MxArray);
+  lib.mlxb_compile_trace_begin();
+  try {
+    return runScoped((): Entry => {
+      const tracer = (a: MxArray) => new MxArray(checkHandle(lib.mlxb_tracer(a.handle(op), -1)));
+      const argTracers = argArrays.map(tracer);
+      const stateTracers = originals.map(tracer);
+      inSlots.forEach((s, i) => (s.obj[s.key] = stateTracers[i]));
+      const result = fn(...treeUnflatten(args as unknown[], argTracers));
+      const outs = treeFlatten(result);
+      const outSlots = outputs === undefined ? [] : stateSlots(outputs, op);
+      const stateOut = outSlots.map((s) => s.obj[s.key] as MxArray);
+      const all = [...outs, ...stateOut];
+      const phs = [...argTracers, ...stateTracers];
+      const id = checkHandle(lib.mlxb_compile_build(u32(phs, op), phs.length, u32(all, op), all.length, shapeless ? 1 : 0));
+      return { id, template: skeleton(result), nOut: outs.length, nStateOut: stateOut.length, hasCustom: lib.mlxb_compile_info(id, 4) === 1 };
+    }, isMxArray);
+  } finally {
+    inSlots.forEach((s, i) => (s.obj[s.key] = originals[i]));
+    lib.mlxb_compile_trace_end();
+  }
+}
+
+/** A marker for an array leaf in a result's skeleton (the traced arrays themselves are not kept). */
+const LEAF = Symbol("leaf");
+
+/** The tree with its arrays replaced by LEAF (treeFlatten's traversal: arrays and plain objects). */
+function skeleton(t: unknown): unknown {
+  if (t instanceof MxArray) return LEAF;
+  if (Array.isArray(t)) return t.map(skeleton);
+  if (isPlain(t)) return Object.fromEntries(Object.keys(t).map((k) => [k, skeleton(t[k])]));
+  return t;
+}
+
+/** The skeleton filled with arrays, in order. */
+function fill(t: unknown, leaves: readonly MxArray[]): unknown {
+  let i = 0;
+  const walk = (u: unknown): unknown => {
+    if (u === LEAF) return leaves[i++];
+    if (Array.isArray(u)) return u.map(walk);
+    if (isPlain(u)) return Object.fromEntries(Object.keys(u).map((k) => [k, walk(u[k])]));
+    return u;
+  };
+  return walk(t);
+}
+
+/** Replay a tape on arrays; the outputs as new arrays. */
+function replay(id: number, inputs: readonly MxArray[], op: string): MxArray[] {
+  const n = checkStatus(lib.mlxb_compile_call(id, u32(inputs, op), inputs.length));
+  return takeResults(n);
+}
+
+const registry = new FinalizationRegistry<Set<number>>((ids) => {
+  for (const id of ids) lib.mlxb_compile_free(id);
+});
+
+/**
+ * A compiled version of `fn`: traced once per signature (argument tree structure, array dtypes
+ * and shapes, other arguments by value), then replayed natively by the engine. `inputs` and
+ * `outputs` capture implicit state (e.g. `[model, optimizer, mx.random.state]`) so a whole
+ * training step compiles. Compose with transforms freely: `mx.grad(mx.compile(f))`,
+ * `mx.compile(mx.grad(f))`, `mx.vmap(mx.compile(f))`. Free its tapes with `dispose()` (or let
+ * the GC do it).
+ * @example
+ * const gelu = mx.compile((x: mx.Array) => mx.multiply(x, mx.sigmoid(mx.multiply(1.702, x))));
+ * gelu(mx.ones([4])); // traced; later calls with a float32 (4) array replay the tape
+ */
+export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: CompileOptions = {}): CompiledFunction<A, R> {
+  const { inputs, outputs } = options;
+  const shapeless = options.shapeless === true;
+  const cache = new Map<string, Entry>();
+  const ids = new Set<number>();
+  let traces = 0;
+  const compiled = ((...args: A): R => {
+    if (!enabled) return fn(...args);
+    const inSlots = inputs === undefined ? [] : stateSlots(inputs, "compile");
+    const arrays: MxArray[] = [];
+    let key = signature(args, shapeless, arrays);
+    const stateIn = inSlots.map((s) => s.obj[s.key] as MxArray);
+    if (inSlots.length > 0) key += `|${signature(stateIn, shapeless, [])}`;
+    let e = cache.get(key);
+    if (e === undefined) {
+      e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, inSlots, outputs, shapeless, "compile");
+      traces++;
+      cache.set(key, e);
+      ids.add(e.id);
+    }
+    // Custom functions' rules are host callbacks the tape cannot replay: under a transform,
+    // run the function itself so the outer transform sees them.
+    if (e.hasCustom && lib.mlxb_is_tracing() === 1) return fn(...args);
+    const outs = replay(e.id, arrays.concat(stateIn), "compile");
+    if (e.nStateOut > 0) {
+      const outSlots = stateSlots(outputs, "compile");
+      if (outSlots.length !== e.nStateOut) {
+        for (const o of outs) o.dispose();
+        throw new MlxError(`[compile] The captured outputs hold ${outSlots.length} arrays, but ${e.nStateOut} when the function was traced.`, 1);
+      }
+      outSlots.forEach((s, i) => (s.obj[s.key] = keep(outs[e.nOut + i]!)));
+    }
+    return fill(e.template, outs.slice(0, e.nOut)) as R;
+  }) as CompiledFunction<A, R>;
+  const dispose = () => {
+    for (const id of ids) lib.mlxb_compile_free(id);
+    ids.clear();
+    cache.clear();
+    registry.unregister(compiled);
+  };
+  Object.defineProperties(compiled, {
+    traceCount: { get: () => traces },
+    cacheSize: { get: () => cache.size },
+    tapeStats: { get: () => [...cache.values()].map((e) => tapeStats(e.id)) },
+    dispose: { value: dispose },
+    [Symbol.dispose]: { value: dispose },
+  });
+  registry.register(compiled, ids, compiled);
+  return compiled;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export and import
+
+/** Where and how to export: a path, or `{ path, shapeless }`. */
+export type ExportTarget = string | { path: string; shapeless?: boolean };
+
+function pathBytes(path: string): Buffer {
+  return Buffer.from(path, "utf8");
+}
+
+/**
+ * Save `fn`, traced on the example arguments, to a file (our own format, docs/COMPILE-FORMAT.md;
+ * MLX's `export_function`). Arguments may be trees of arrays and constants; constants are
+ * baked in. Load it with `mx.importFunction`.
+ * @example mx.exportFunction("f.mlxfn", (x: mx.Array) => mx.exp(x), mx.zeros([3]))
+ */
+export function exportFunction(target: ExportTarget, fn: (...args: never[]) => unknown, ...args: unknown[]): void {
+  const path = typeof target === "string" ? target : target.path;
+  const shapeless = typeof target === "string" ? false : target.shapeless === true;
+  const arrays: MxArray[] = [];
+  signature(args, shapeless, arrays);
+  const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, "export_function");
+  try {
+    const p = pathBytes(path);
+    checkStatus(lib.mlxb_compile_export(e.id, p, p.length));
+  } finally {
+    lib.mlxb_compile_free(e.id);
+  }
+}
+
+/** A function loaded by importFunction: call it with arrays (trees flattened in order); returns the list of outputs. */
+export interface ImportedFunction {
+  (...args: unknown[]): MxArray[];
+  /** Number of array inputs it takes. */
+  readonly inputCount: number;
+  /** Free its engine tape now. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * Load a function saved with `mx.exportFunction` (MLX's `import_function`). The file is
+ * validated (magic, version, primitives, operand references); a bad file fails with an
+ * `[import_function] ...` error naming it. The function returns a list of arrays.
+ * @example const [y] = mx.importFunction("f.mlxfn")(mx.ones([3]));
+ */
+export function importFunction(path: string): ImportedFunction {
+  const p = pathBytes(path);
+  const id = checkHandle(lib.mlxb_compile_import(p, p.length));
+  const ids = new Set([id]);
+  const n = lib.mlxb_compile_info(id, 2);
+  const f = ((...args: unknown[]): MxArray[] => {
+    if (ids.size === 0) throw new MlxError("[import_function] The function was disposed.", 1);
+    const arrays = treeFlatten(args);
+    if (arrays.length !== n) throw new MlxError(`[import_function] The function takes ${n} arrays but was called with ${arrays.length}.`, 1);
+    return replay(id, arrays, "import_function");
+  }) as ImportedFunction;
+  const dispose = () => {
+    if (ids.size === 0) return;
+    ids.clear();
+    lib.mlxb_compile_free(id);
+    registry.unregister(f);
+  };
+  Object.defineProperties(f, {
+    inputCount: { value: n },
+    dispose: { value: dispose },
+    [Symbol.dispose]: { value: dispose },
+  });
+  registry.register(f, ids, f);
+  return f;
+}
+
+/** @internal Live engine tapes (for leak tests). */
+export function liveCompiledTapes(): number {
+  return lib.mlxb_compile_live();
+}
+

@@ -1,0 +1,447 @@
+// mx.compile: compiled vs uncompiled results for every op family (bit-identical), retracing
+// exactly when a signature changes, the simplifier (CSE, no-ops, constant merging), captured
+// state (a compiled SGD step on nn.Linear matches the plain one), transforms over and under
+// compile, export/import round trips and every malformed file, and disposal.
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as mx from "../src/index.ts";
+import { liveCompiledTapes } from "../src/compile.ts";
+import { expectMlxError } from "./util.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mlxb-compile-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function bytes(a: mx.Array): Uint8Array {
+  const t = a.toTypedArray();
+  return new Uint8Array(t.buffer, t.byteOffset, t.byteLength).slice();
+}
+
+function expectSame(got: unknown, want: unknown): void {
+  const g = mx.utils.treeFlatten(got).map(([, v]) => v as mx.Array);
+  const w = mx.utils.treeFlatten(want).map(([, v]) => v as mx.Array);
+  expect(g.length).toBe(w.length);
+  g.forEach((a, i) => {
+    const b = w[i]!;
+    expect(a.shape).toEqual(b.shape);
+    expect(a.dtype).toBe(b.dtype);
+    expect(bytes(a)).toEqual(bytes(b));
+  });
+}
+
+const key = mx.random.key(7);
+const x23 = mx.random.normal([2, 3], { key });
+const y23 = mx.random.normal([2, 3], { key: mx.random.key(8) });
+const m33 = mx.add(mx.random.normal([3, 3], { key: mx.random.key(9) }), mx.multiply(mx.eye(3), 4));
+const ints = mx.array([[3, 1, 2], [0, 5, 4]], mx.int32);
+
+// Each case: a function and its arguments; compiled twice (trace, then replay) vs plain.
+const cases: [string, (...a: any[]) => unknown, unknown[]][] = [
+  ["unary chain", (x: mx.Array) => mx.tanh(mx.exp(mx.sin(x))), [x23]],
+  ["binary + scalars", (x: mx.Array, y: mx.Array) => mx.add(mx.multiply(x, 2), mx.divide(y, 3)), [x23, y23]],
+  ["broadcasting", (x: mx.Array, y: mx.Array) => mx.subtract(x, mx.sum(y, { axis: 0 })), [x23, y23]],
+  ["where / compare", (x: mx.Array, y: mx.Array) => mx.where(mx.greater(x, y), x, y), [x23, y23]],
+  ["reductions", (x: mx.Array) => [mx.sum(x), mx.max(x, { axis: 1 }), mx.mean(x, { axis: 0, keepdims: true }), mx.argmax(x, { axis: 1 }), mx.logsumexp(x, { axis: 1 })], [x23]],
+  ["shape ops", (x: mx.Array) => [mx.reshape(x, [3, 2]), mx.transpose(x), mx.concatenate([x, x], 0), mx.pad(x, 1), mx.flip(x, 1), mx.roll(x, 1, 1)], [x23]],
+  ["indexing", (x: mx.Array, i: mx.Array) => [mx.take(x, i, 1), x.index(1), x.index(mx.sl(0, 2), mx.sl(null, null, 2)), mx.takeAlongAxis(x, mx.argsort(x, 1), 1)], [x23, mx.array([2, 0], mx.int32)]],
+  ["scatter", (x: mx.Array) => x.at(mx.array([0, 1], mx.int32)).add(1), [x23]],
+  ["matmul", (x: mx.Array, m: mx.Array) => mx.matmul(x, m), [x23, m33]],
+  ["conv1d", (x: mx.Array, w: mx.Array) => mx.conv1d(x, w), [mx.random.normal([1, 8, 2], { key }), mx.random.normal([3, 3, 2], { key })]],
+  ["fft", (x: mx.Array) => [mx.fft.rfft(x), mx.fft.fft(x.astype(mx.complex64))], [x23]],
+  ["random with a key argument", (k: mx.Array) => [mx.random.uniform({ shape: [4], key: k }), mx.random.normal([2, 2], { key: k })], [key]],
+  ["linalg", (m: mx.Array) => [mx.linalg.inv(m), mx.linalg.cholesky(mx.matmul(m, mx.transpose(m)))], [m33]],
+  ["sort / scan", (x: mx.Array) => [mx.sort(x, 1), mx.cumsum(x, 1), mx.topk(x, 2, 1)], [x23]],
+  ["integers", (a: mx.Array) => [mx.floorDivide(a, 2), mx.bitwiseAnd(a, 3), mx.astype(a, mx.float16)], [ints]],
+  ["astype chain", (x: mx.Array) => mx.astype(mx.astype(x, mx.bfloat16), mx.float32), [x23]],
+  ["trees in and out", (t: { a: mx.Array; b: mx.Array[] }) => ({ s: mx.add(t.a, t.b[0]!), p: [mx.multiply(t.a, t.b[1]!)] }), [{ a: x23, b: [y23, x23] }]],
+];
+
+describe("compiled vs uncompiled, bit-identical", () => {
+  for (const [name, f, args] of cases) {
+    test(name, () => {
+      const c = mx.compile(f);
+      const want = f(...args);
+      expectSame(c(...args), want); // the trace's replay
+      expectSame(c(...args), want); // a later replay
+      expect(c.traceCount).toBe(1);
+      c.dispose();
+    });
+  }
+});
+
+describe("signatures and retracing", () => {
+  test("retraces exactly when shapes, dtypes, structure or constants change", () => {
+    const c = mx.compile((x: mx.Array, s: number | string) => (typeof s === "number" ? mx.add(x, s) : mx.negative(x)));
+    const a = mx.ones([2]);
+    c(a, 1);
+    c(mx.zeros([2]), 1); // same signature
+    expect(c.traceCount).toBe(1);
+    c(mx.ones([3]), 1); // shape
+    expect(c.traceCount).toBe(2);
+    c(mx.ones([3], mx.int32), 1); // dtype
+    expect(c.traceCount).toBe(3);
+    expect(c(a, 2).tolist()).toEqual([3, 3]); // constant by value
+    expect(c.traceCount).toBe(4);
+    c(a, 2);
+    c(a, 1);
+    expect(c.traceCount).toBe(4);
+    expect(c(a, "neg").tolist()).toEqual([-1, -1]);
+    expect(c.traceCount).toBe(5);
+    expect(c.cacheSize).toBe(5);
+  });
+
+  test("non-array, non-constant arguments are refused with MLX's message", () => {
+    class MyClass {
+      value = 1;
+    }
+    const c = mx.compile((x: mx.Array, y: MyClass) => mx.add(x, y.value));
+    expectMlxError(() => c(mx.array(0), new MyClass()), /^\[compile\] Function arguments must be trees of arrays or constants \(floats, ints, strings, or None\), but received type MyClass\.$/);
+  });
+
+  test("evaluating inside a compiled function fails as in MLX", () => {
+    const c = mx.compile((x: mx.Array) => mx.add(x, mx.add(x, 1).item() as number));
+    expectMlxError(() => c(mx.array(1)), /^\[eval\] Attempting to eval an array during function transformations like compile or vmap is not allowed\.$/);
+  });
+
+  test("closures are captured at trace time (constants), as in MLX", () => {
+    let y = mx.array(1);
+    const c = mx.compile((x: mx.Array) => mx.add(x, y));
+    expect(c(mx.array(1)).item()).toBe(2);
+    y = mx.array([1, 2]);
+    expect(c(mx.array(1)).item()).toBe(2);
+  });
+
+  test("disableCompile / enableCompile", () => {
+    let calls = 0;
+    const c = mx.compile((x: mx.Array) => {
+      calls++;
+      return mx.add(x, 1);
+    });
+    c(mx.array(1));
+    c(mx.array(1));
+    expect(calls).toBe(1);
+    mx.disableCompile();
+    try {
+      expect(c(mx.array(1)).item()).toBe(2);
+      expect(calls).toBe(2);
+    } finally {
+      mx.enableCompile();
+    }
+    c(mx.array(1));
+    expect(calls).toBe(2);
+  });
+
+  test("MLXB_DISABLE_COMPILE=1 disables compile in a new process", () => {
+    const prog = `import * as mx from "${join(import.meta.dir, "..", "src", "index.ts")}"; let n = 0; const c = mx.compile((x) => { n++; return mx.add(x, 1); }); c(mx.array(1)); c(mx.array(1)); console.log(n);`;
+    const file = join(dir, "disable.ts");
+    writeFileSync(file, prog);
+    const run = (env: Record<string, string>) => Bun.spawnSync([process.execPath, file], { env: { ...process.env, ...env } }).stdout.toString().trim();
+    expect(run({ MLXB_DISABLE_COMPILE: "1" })).toBe("2");
+    expect(run({ MLXB_DISABLE_COMPILE: "0" })).toBe("1");
+  });
+});
+
+describe("simplification", () => {
+  test("CSE merges the same op on the same inputs; no-op casts vanish; equal scalars merge", () => {
+    const f = (x: mx.Array) => {
+      const y = mx.add(x, 1);
+      const z = mx.add(x, 1); // the same as y
+      const w = mx.astype(mx.exp(x), mx.float32); // astype to its own dtype: nothing
+      const v = mx.reshape(mx.exp(x), [3]); // exp again (CSE), reshape to the same shape (no-op)
+      return mx.add(mx.add(y, z), mx.add(w, v));
+    };
+    const c = mx.compile(f);
+    const x = mx.array([1, 2, 3], mx.float32);
+    expectSame(c(x), f(x));
+    const [st] = c.tapeStats;
+    // add(x,1), exp, add(y,z), add(w,v), final add: 5 steps; one constant (the merged 1s)
+    expect(st).toEqual({ steps: 5, constants: 1, inputs: 1, outputs: 1 });
+  });
+
+  test("an output that is an input or a constant", () => {
+    const k = mx.array([5, 6]);
+    const c = mx.compile((x: mx.Array) => [x, k, mx.stopGradient(x)]);
+    const [a, b, s] = c(mx.array([1, 2])) as mx.Array[];
+    expect(a!.tolist()).toEqual([1, 2]);
+    expect(b!.tolist()).toEqual([5, 6]);
+    expect(s!.tolist()).toEqual([1, 2]);
+  });
+});
+
+describe("shapeless", () => {
+  test("no retrace when only shapes change; retrace on dtype or rank", () => {
+    const c = mx.compile((x: mx.Array, y: mx.Array) => mx.add(mx.multiply(x, y), mx.sum(y, { axis: 0, keepdims: true })), { shapeless: true });
+    const f = (x: mx.Array, y: mx.Array) => mx.add(mx.multiply(x, y), mx.sum(y, { axis: 0, keepdims: true }));
+    for (const [a, b] of [[[2, 2], [2, 2]], [[3, 4], [3, 4]], [[3, 4], [1, 4]], [[1, 1], [5, 6]]] as const) {
+      const x = mx.random.normal([...a], { key });
+      const y = mx.random.normal([...b], { key: mx.random.key(3) });
+      expectSame(c(x, y), f(x, y));
+    }
+    expect(c.traceCount).toBe(1);
+    c(mx.ones([2, 2], mx.int32), mx.ones([2, 2], mx.int32));
+    expect(c.traceCount).toBe(2);
+    c(mx.ones([2]), mx.ones([2]));
+    expect(c.traceCount).toBe(3);
+  });
+
+  test("keepdims=false reductions (MLX's shapeless reduction case)", () => {
+    const c2 = mx.compile((x: mx.Array) => mx.multiply(x, mx.sum(x, { axis: -1 })), { shapeless: true });
+    const x1 = mx.array([[1, 2], [3, 4]]);
+    const x2 = mx.array([[1, 2, 3]]);
+    expectSame(c2(x1), mx.multiply(x1, mx.sum(x1, { axis: -1 })));
+    expectSame(c2(x2), mx.multiply(x2, mx.sum(x2, { axis: -1 })));
+  });
+
+  test("primitives with fixed shapes cannot be compiled shapeless", () => {
+    const c = mx.compile((x: mx.Array) => mx.reshape(x, [-1]), { shapeless: true });
+    expectMlxError(() => c(mx.ones([2, 3])), /^\[compile\] reshape cannot be compiled shapeless/);
+  });
+});
+
+test.todo("shapeless mean: mean divides by a count fixed when traced (MLX's test_shapeless_mean)", () => {});
+
+describe("transforms", () => {
+  const loss = (w: mx.Array, x: mx.Array) => {
+    const y = mx.multiply(x, w);
+    return mx.sum(mx.multiply(y, mx.exp(y)));
+  };
+  const x = mx.array([1.0, 0.5, 2.0, -0.5]);
+  const w = mx.array([-1.0, 0.3, 1.0, -0.9]);
+
+  test("compile(grad(f)) and compile(valueAndGrad(f))", () => {
+    const g = mx.grad(loss);
+    expectSame(mx.compile(g)(w, x), g(w, x));
+    const vg = mx.valueAndGrad((v: mx.Array) => [mx.sum(mx.exp(v)), mx.sin(v)]);
+    const cvg = mx.compile(vg);
+    expectSame(cvg(x), vg(x));
+    expectSame(cvg(x), vg(x));
+  });
+
+  test("grad(compile(f)), vjp and jvp of a compiled function", () => {
+    const c = mx.compile(loss);
+    expectSame(mx.grad(c)(w, x), mx.grad(loss)(w, x));
+    expectSame(mx.grad(c)(w, x), mx.grad(loss)(w, x));
+    const f = (a: mx.Array, b: mx.Array) => mx.abs(mx.add(mx.exp(mx.add(a, b)), b));
+    const cf = mx.compile(f);
+    const ones = mx.onesLike(x);
+    expectSame(mx.vjp(cf, [x, w], [ones]), mx.vjp(f, [x, w], [ones]));
+    expectSame(mx.jvp(cf, [x, w], [ones, ones]), mx.jvp(f, [x, w], [ones, ones]));
+    expect(c.traceCount).toBe(1);
+  });
+
+  test("vmap(compile(f)) with in_axes", () => {
+    const f = (a: mx.Array, b: mx.Array) => mx.abs(mx.add(mx.exp(mx.add(a, b)), b));
+    const a = mx.array([[1.0, -3.0], [0.5, -0.5]]);
+    const b = mx.array([[2.0, -1.0], [0.25, -0.25]]);
+    expectSame(mx.vmap(mx.compile(f))(a, b), mx.vmap(f)(a, b));
+    expectSame(mx.vmap(mx.compile(f), { inAxes: [0, 1] })(a, b), mx.vmap(f, { inAxes: [0, 1] })(a, b));
+  });
+
+  test("a custom function inside compile keeps its rule under grad", () => {
+    const cf = mx.customFunction((v: mx.Array) => mx.exp(v));
+    cf.vjp((_p, ct) => [mx.multiply(ct as mx.Array, 2)]);
+    const c = mx.compile((v: mx.Array) => mx.sum(cf(v)));
+    expectSame(c(x), mx.sum(mx.exp(x)));
+    expect(mx.grad(c)(x)).toBeDefined();
+    expect((mx.grad(c)(x) as mx.Array).tolist()).toEqual([2, 2, 2, 2]);
+  });
+});
+
+describe("captured state", () => {
+  test("inputs are read at each call (MLX test_compile_capture)", () => {
+    const state = { y: mx.array(2) };
+    const c = mx.compile((x: mx.Array) => mx.add(x, state.y), { inputs: state });
+    expect(c(mx.array(1)).item()).toBe(3);
+    expect(state.y.item()).toBe(2);
+    state.y = mx.array(3);
+    expect(c(mx.array(1)).item()).toBe(4);
+    expect(c.traceCount).toBe(1);
+    const list = [mx.array(2)];
+    const c2 = mx.compile((x: mx.Array) => mx.add(x, list[0]!), { inputs: list });
+    expect(c2(mx.array(1)).item()).toBe(3);
+    list[0] = mx.array(3);
+    expect(c2(mx.array(1)).item()).toBe(4);
+  });
+
+  test("outputs are written after each call; a changed state structure retraces", () => {
+    const out: Record<string, mx.Array> = {};
+    const c = mx.compile((x: mx.Array) => {
+      out.y = mx.add(x, 3);
+      return mx.abs(x);
+    }, { outputs: out });
+    c(mx.array(-1));
+    expect(out.y!.item()).toBe(2);
+    const st: Record<string, mx.Array> = {};
+    const c2 = mx.compile((x: mx.Array) => {
+      const y = st.y ?? mx.array(0);
+      st.y = mx.add(x, y);
+      return mx.add(x, mx.multiply(2, y));
+    }, { inputs: st, outputs: st });
+    c2(mx.array(1));
+    expect(st.y!.item()).toBe(1);
+    c2(mx.array(1));
+    expect(st.y!.item()).toBe(2);
+    c2(mx.array(1));
+    expect(st.y!.item()).toBe(3);
+    expect(c2.traceCount).toBe(2);
+  });
+
+  test("the random state advances on each call when captured (MLX test_compile_rng)", () => {
+    const c = mx.compile(() => mx.random.uniform({ shape: [10, 10] }), { inputs: mx.random.state, outputs: mx.random.state });
+    mx.random.seed(3);
+    const a = c();
+    const b = c();
+    expect(mx.allclose(a, b, { rtol: 1e-2, atol: 1e-2 }).item()).toBe(false);
+    // The same sequence as uncompiled calls.
+    mx.random.seed(3);
+    expectSame(a, mx.random.uniform({ shape: [10, 10] }));
+    expectSame(b, mx.random.uniform({ shape: [10, 10] }));
+    expect(c.traceCount).toBe(1);
+  });
+
+  test("a compiled SGD training step on nn.Linear matches the plain one", () => {
+    const run = (compiled: boolean) => {
+      mx.random.seed(11);
+      const model = new mx.nn.Linear(4, 2);
+      const opt = new mx.optimizers.SGD({ learningRate: 0.1, momentum: 0.9 });
+      const lossFn = (xx: mx.Array, yy: mx.Array) => mx.mean(mx.square(mx.subtract(model.forward(xx), yy)));
+      const lg = mx.nn.valueAndGrad(model, lossFn);
+      const step = (xx: mx.Array, yy: mx.Array) => {
+        const [l, g] = lg(xx, yy);
+        opt.update(model, g);
+        return l;
+      };
+      const state = [model, opt];
+      const s = compiled ? mx.compile(step, { inputs: state, outputs: state }) : step;
+      const xs = mx.random.normal([8, 4], { key: mx.random.key(1) });
+      const ys = mx.random.normal([8, 2], { key: mx.random.key(2) });
+      const losses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const l = s(xs, ys) as mx.Array;
+        mx.eval(l, model.parameters());
+        losses.push(l.item() as number);
+      }
+      if (compiled) expect((s as mx.CompiledFunction<[mx.Array, mx.Array], mx.Array>).traceCount).toBe(2); // first call initializes the optimizer state
+      return { losses, w: model.weight };
+    };
+    const plain = run(false);
+    const comp = run(true);
+    expect(comp.losses).toEqual(plain.losses);
+    expectSame(comp.w, plain.w);
+    expect(plain.losses[5]!).toBeLessThan(plain.losses[0]!);
+  });
+});
+
+describe("export and import", () => {
+  test("round trip: same results, trees flattened, constants kept", () => {
+    const k = mx.array([1.5, -2], mx.float32);
+    const f = (a: mx.Array, t: { b: mx.Array }) => [mx.add(mx.multiply(a, k), t.b), mx.sum(mx.exp(a))];
+    const file = join(dir, "f.mlxfn");
+    const a = mx.array([1, 2], mx.float32);
+    const b = mx.array([3, 4], mx.float32);
+    mx.exportFunction(file, f, a, { b });
+    const g = mx.importFunction(file);
+    expect(g.inputCount).toBe(2);
+    const [o1, o2] = g(a, { b });
+    expectSame([o1, o2], f(a, { b }));
+    const a2 = mx.array([-1, 0.5], mx.float32);
+    expectSame(g(a2, b), f(a2, { b }));
+    expectMlxError(() => g(mx.ones([3]), b), /^\[compile\] Input 0 is float32 \(3\) but the function was compiled for float32 \(2\)\.$/);
+    expectMlxError(() => g(a), /^\[import_function\] The function takes 2 arrays but was called with 1\.$/);
+    g.dispose();
+  });
+
+  test("every op family survives export (generic parameter serializer)", () => {
+    for (const [name, f, args] of cases) {
+      const file = join(dir, `case-${name.replace(/\W+/g, "_")}.mlxfn`);
+      mx.exportFunction(file, f, ...args);
+      const g = mx.importFunction(file);
+      const arrays = mx.utils.treeFlatten(args).map(([, v]) => v);
+      expectSame(g(...arrays), mx.utils.treeFlatten(f(...args)).map(([, v]) => v));
+      g.dispose();
+    }
+  });
+
+  test("shapeless export", () => {
+    const file = join(dir, "shapeless.mlxfn");
+    mx.exportFunction({ path: file, shapeless: true }, (v: mx.Array) => mx.multiply(v, 2), mx.ones([2]));
+    const g = mx.importFunction(file);
+    expect(g(mx.array([1, 2, 3], mx.float32))[0]!.tolist()).toEqual([2, 4, 6]);
+  });
+
+  test("malformed files give a clear [import_function] error naming the file", () => {
+    const file = join(dir, "good.mlxfn");
+    mx.exportFunction(file, (v: mx.Array) => mx.sin(mx.add(v, 1)), mx.ones([2]));
+    const good = readFileSync(file);
+    const bad = (name: string, data: Uint8Array, re: RegExp) => {
+      const p = join(dir, name);
+      writeFileSync(p, data);
+      const e = expectMlxError(() => mx.importFunction(p), re);
+      expect(e.message).toContain(p);
+    };
+    bad("magic.mlxfn", Buffer.concat([Buffer.from("NOTMLXB!"), good.subarray(8)]), /^\[import_function\] The file .* is not an mlx-bun function file \(bad magic\)\.$/);
+    const v = Buffer.from(good);
+    v.writeUInt32LE(99, 8);
+    bad("version.mlxfn", v, /has format version 99; this mlx-bun reads version 1\.$/);
+    for (const n of [0, 4, 8, 12, 20, good.length - 1]) bad(`trunc${n}.mlxfn`, good.subarray(0, n), /^\[import_function\] The file .* (is truncated|is not an mlx-bun function file|is malformed)/);
+    // An unknown primitive name: the step's family tag "elementwise" renamed.
+    const i = good.indexOf("elementwise");
+    const u = Buffer.from(good);
+    u.write("elementwisX", i);
+    bad("prim.mlxfn", u, /names an unknown primitive 'elementwisX'/);
+    // An out-of-range operand: the last output reference points past the steps.
+    const o = Buffer.from(good);
+    o.writeUInt32LE((1 << 30) | 999, o.length - 4);
+    bad("ref.mlxfn", o, /an operand refers to step 999, out of range/);
+    bad("trailing.mlxfn", Buffer.concat([good, Buffer.from([0])]), /trailing bytes/);
+    expectMlxError(() => mx.importFunction(join(dir, "missing.mlxfn")), /^\[import_function\] Cannot read .*missing\.mlxfn: FileNotFound\.$/);
+  });
+
+  test("custom functions cannot be exported", () => {
+    const cf = mx.customFunction((v: mx.Array) => mx.exp(v));
+    expectMlxError(() => mx.exportFunction(join(dir, "custom.mlxfn"), (v: mx.Array) => cf(v), mx.ones([2])), /^\[export_function\] The function calls a custom function/);
+  });
+});
+
+describe("disposal", () => {
+  test("dispose() frees the engine tapes; handles and nodes return to baseline", () => {
+    const x = mx.ones([16]);
+    mx.eval(x);
+    const tapes0 = liveCompiledTapes();
+    const h0 = mx.getLiveHandleCount();
+    const n0 = mx.getLiveNodeCount();
+    {
+      const big = mx.tidy(() => mx.arange(1000).astype(mx.float32));
+      using c = mx.compile((v: mx.Array) => mx.add(mx.multiply(v, 2), mx.sum(big)));
+      const y = c(x);
+      mx.eval(y);
+      y.dispose();
+      const z = mx.ones([4], mx.int32);
+      c(z).dispose();
+      z.dispose();
+      big.dispose();
+      expect(liveCompiledTapes()).toBe(tapes0 + 2);
+    }
+    expect(liveCompiledTapes()).toBe(tapes0);
+    expect(mx.getLiveHandleCount()).toBe(h0);
+    expect(mx.getLiveNodeCount()).toBe(n0);
+  });
+
+  test("a collected compiled function frees its tapes (FinalizationRegistry)", async () => {
+    for (let i = 0; i < 5; i++) {
+      Bun.gc(true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const tapes0 = liveCompiledTapes();
+    (() => {
+      const c = mx.compile((v: mx.Array) => mx.exp(v));
+      c(mx.ones([2])).dispose();
+    })();
+    for (let i = 0; i < 20 && liveCompiledTapes() > tapes0; i++) {
+      Bun.gc(true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(liveCompiledTapes()).toBeLessThanOrEqual(tapes0);
+  });
+});
