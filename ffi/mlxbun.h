@@ -212,6 +212,8 @@ uint32_t mlxb_live_handles(void);
 double mlxb_live_nodes(void);
 /* A valid address for GC-accounting views that are never read. */
 void* mlxb_gc_anchor(void);
+/* Kernel level in use (engine/cpu.zig): 0 baseline x86-64, 1 AVX2, 2 AVX-512; -1 when the kernels are compiled for this build's CPU. */
+int32_t mlxb_cpu_level(void);
 /* void(*)(void* bytes, void* handle): releases a handle from a GC finalizer, any thread. */
 const void* mlxb_gc_finalizer(void);
 /* Release a handle and its slot. 0 on success. */
@@ -460,6 +462,16 @@ int32_t mlxb_lapack_load(void);
 const char* mlxb_lapack_path(void);
 /* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
 uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
+/* Leak check at a quiescent point, as JSON: leaked_nodes (live but unreachable from any handle), unaccounted_bytes (allocated but in no reachable node's buffer), and the counts behind them. */
+const char* mlxb_debug_leak_report(void);
+/* mx.fast.rms_norm: x * rsqrt(mean(x^2, -1) + eps) * weight (weight 0 = none). */
+uint32_t mlxb_fast_rms_norm(uint32_t x, uint32_t weight, double eps, int32_t stream);
+/* mx.fast.layer_norm over the last axis (weight, bias 0 = none). */
+uint32_t mlxb_fast_layer_norm(uint32_t x, uint32_t weight, uint32_t bias, double eps, int32_t stream);
+/* mx.fast.rope: rotary embedding of the first dims of the last axis; offset an int32 scalar or per-batch vector; freqs 0 = use base. */
+uint32_t mlxb_fast_rope(uint32_t x, int32_t dims, uint32_t traditional, uint32_t has_base, double base, double scale, uint32_t offset, uint32_t freqs, int32_t stream);
+/* mx.fast.scaled_dot_product_attention (q, k, v rank 4; GQA; causal flag or a boolean/additive mask array; sinks 0 = none). */
+uint32_t mlxb_fast_sdpa(uint32_t q, uint32_t k, uint32_t v, double scale, uint32_t causal, uint32_t mask, uint32_t sinks, int32_t stream);
 /* trace_begin for compile: until compile_trace_end, evaluating a tracer fails (as MLX). */
 void mlxb_compile_trace_begin(void);
 /* The compile trace that called compile_trace_begin is done. */
