@@ -250,6 +250,7 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
         .linalg => |p| return prims.linalg.vjp(node, p, arg, g, stream),
         .conv => |p| return prims.conv.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
+        .fused => |f| return prims.fused.vjp(node, f, arg, g, stream),
     }
 }
 

@@ -19,6 +19,7 @@ pub const quantized = @import("prims/quantized.zig");
 pub const fft = @import("prims/fft.zig");
 pub const linalg = @import("prims/linalg.zig");
 pub const conv = @import("prims/conv.zig");
+pub const fused = @import("prims/fused.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -54,6 +55,8 @@ pub const Primitive = union(enum) {
     conv: conv.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
+    /// A chain of elementwise ops run as one kernel (fuse.zig makes them).
+    fused: fused.Fused,
 
     /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
@@ -81,6 +84,7 @@ pub const Primitive = union(enum) {
             .linalg => |f| f.name(),
             .conv => |f| f.name(),
             .custom => "custom_function",
+            .fused => "fused",
         };
     }
 
@@ -90,6 +94,7 @@ pub const Primitive = union(enum) {
             .indexing => |f| f.deinit(),
             .shape => |f| f.deinit(),
             .custom => |c| c.call.release(),
+            .fused => |f| f.deinit(),
             else => {},
         }
     }
@@ -119,6 +124,7 @@ pub const Primitive = union(enum) {
             .linalg => |f| try linalg.eval(node, f),
             .conv => |f| try conv.eval(node, f),
             .custom => copy.evalIdentity(node),
+            .fused => |f| try fused.eval(node, f),
         }
     }
 };

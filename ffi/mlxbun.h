@@ -460,6 +460,14 @@ int32_t mlxb_lapack_load(void);
 const char* mlxb_lapack_path(void);
 /* General convolution (channels last; params: five length-prefixed i32 lists: strides, padding low, padding high, kernel dilation, input dilation). */
 uint32_t mlxb_conv_general(uint32_t input, uint32_t weight, const int32_t* params, uint32_t nparams, int32_t groups, uint32_t flip, int32_t stream);
+/* Tests and replay: a new fused node running the template fused array's program on n new inputs (the template's shape). */
+uint32_t mlxb_fused_apply(uint32_t fused, const uint32_t* inputs, uint32_t n, int32_t stream);
+/* Fuse the elementwise chains of the unevaluated graph behind the arrays (in place); the number of fused nodes made, negative on error. */
+int32_t mlxb_fuse(const uint32_t* handles, uint32_t n);
+/* Instructions of the array's fused program; 0 if the array is not a fused node, negative on error. */
+int32_t mlxb_fused_program_len(uint32_t h);
+/* Inputs of the array's fused node; -1 if it is not one. */
+int32_t mlxb_fused_input_count(uint32_t h);
 
 #ifdef __cplusplus
 }

@@ -317,4 +317,8 @@ export const symbols = {
   mlxb_lapack_load: { args: [], returns: "i32" },
   mlxb_lapack_path: { args: [], returns: "cstring" },
   mlxb_conv_general: { args: ["u32", "u32", "ptr", "u32", "i32", "u32", "i32"], returns: "u32" },
+  mlxb_fused_apply: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_fuse: { args: ["ptr", "u32"], returns: "i32" },
+  mlxb_fused_program_len: { args: ["u32"], returns: "i32" },
+  mlxb_fused_input_count: { args: ["u32"], returns: "i32" },
 } as const;
