@@ -115,7 +115,7 @@ const core = [_]Entry{
 };
 
 /// Every exported function: the core, then each op family's own entries.
-pub const table = core ++ prims.elementwise.abi ++ prims.reduce.abi ++ prims.shape.abi ++ prims.sort.abi ++ prims.indexing.abi ++ prims.random.abi ++ prims.matmul.abi ++ prims.bytes.abi ++ @import("dlpack.zig").abi ++ prims.quantized.abi ++ prims.fft.abi ++ prims.linalg.abi ++ prims.conv.abi ++ @import("debug.zig").abi ++ prims.fast.abi ++ @import("compile.zig").abi;
+pub const table = core ++ prims.elementwise.abi ++ prims.reduce.abi ++ prims.shape.abi ++ prims.sort.abi ++ prims.indexing.abi ++ prims.random.abi ++ prims.matmul.abi ++ prims.bytes.abi ++ @import("dlpack.zig").abi ++ prims.quantized.abi ++ prims.fft.abi ++ prims.linalg.abi ++ prims.conv.abi ++ @import("debug.zig").abi ++ prims.fast.abi ++ @import("compile.zig").abi ++ @import("fuse.zig").abi;
 
 /// Enums exported into the header and the TS symbol table.
 pub const enums = .{

@@ -283,6 +283,7 @@ fn vjpRuleOf(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node 
         .conv => |p| return prims.conv.vjp(node, p, arg, g, stream),
         .fast => |p| return prims.fast.vjp(node, p, arg, g, stream),
         .custom => unreachable, // the walk runs the host's rule for the whole call
+        .fused => |f| return prims.fused.vjp(node, f, arg, g, stream),
     }
 }
 

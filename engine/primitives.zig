@@ -20,6 +20,7 @@ pub const fft = @import("prims/fft.zig");
 pub const linalg = @import("prims/linalg.zig");
 pub const conv = @import("prims/conv.zig");
 pub const fast = @import("prims/fast.zig");
+pub const fused = @import("prims/fused.zig");
 
 /// When set, kernels take their plain reference loops (the definition of correct) instead of
 /// their fast paths, so tests can compare the two. Families without a separate fast path
@@ -56,6 +57,8 @@ pub const Primitive = union(enum) {
     fast: fast.Prim,
     /// An output of a custom function (identity of input 0; the host gives its vjp).
     custom: @import("grad.zig").CustomOut,
+    /// A chain of elementwise ops run as one kernel (fuse.zig makes them).
+    fused: fused.Fused,
 
     /// The op that made the primitive, as error messages name it.
     pub fn name(p: Primitive) []const u8 {
@@ -84,6 +87,7 @@ pub const Primitive = union(enum) {
             .conv => |f| f.name(),
             .fast => |f| f.name(),
             .custom => "custom_function",
+            .fused => "fused",
         };
     }
 
@@ -93,6 +97,7 @@ pub const Primitive = union(enum) {
             .indexing => |f| f.deinit(),
             .shape => |f| f.deinit(),
             .custom => |c| c.call.release(),
+            .fused => |f| f.deinit(),
             else => {},
         }
     }
@@ -123,6 +128,7 @@ pub const Primitive = union(enum) {
             .conv => |f| try conv.eval(node, f),
             .fast => |f| try fast.eval(node, f),
             .custom => copy.evalIdentity(node),
+            .fused => |f| try fused.eval(node, f),
         }
     }
 };

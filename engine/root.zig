@@ -34,6 +34,8 @@ test {
     _ = @import("prims/linalg.zig");
     _ = @import("prims/conv.zig");
     _ = @import("prims/fast.zig");
+    _ = @import("prims/fused.zig");
+    _ = @import("fuse.zig");
     _ = @import("prims/scalar_math.zig");
     _ = @import("grad.zig");
     _ = @import("vmap.zig");

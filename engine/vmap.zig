@@ -191,6 +191,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         .linalg => |p| return prims.linalg.vmapRule(node, p, bx, s),
         .conv => |p| return prims.conv.vmapRule(node, p, bx, s),
         .fast => |p| return prims.fast.vmapRule(node, p, bx, b, s),
+        .fused => |f| return prims.fused.vmapRule(node, f, bx, b, s),
         .indexing => |p| switch (p) {
             .gather => |r| {
                 // The index arrays with the batch first (broadcast), and for a batched source an

@@ -120,7 +120,7 @@ fn atLeastFloat(d: Dtype) Dtype {
     return if (d.isInexact()) d else .float32;
 }
 
-fn unaryKind(op: UnaryOp) enum { same, float, pred, part, logical, bits } {
+pub fn unaryKind(op: UnaryOp) enum { same, float, pred, part, logical, bits } {
     return switch (op) {
         .abs, .sign, .negative, .trunc, .square, .floor, .ceil, .round, .conj => .same,
         .isnan, .isinf, .isfinite, .isposinf, .isneginf => .pred,
@@ -216,7 +216,7 @@ pub fn select(cond: *Node, x: *Node, y: *Node, stream: u32) errors.Error!*Node {
 // Scalar functions. `T` is the compute type: the storage type, except float32 for
 // float16/bfloat16 (loaded and stored through convert.cast).
 
-fn computeDtype(d: Dtype) Dtype {
+pub fn computeDtype(d: Dtype) Dtype {
     return switch (d) {
         .float16, .bfloat16 => .float32,
         else => d,
@@ -227,7 +227,7 @@ fn isFloatT(comptime T: type) bool {
     return T == f32 or T == f64;
 }
 
-fn unaryScalar(comptime op: UnaryOp, comptime T: type, x: T) T {
+pub fn unaryScalar(comptime op: UnaryOp, comptime T: type, x: T) T {
     if (comptime T == dtype_mod.Complex64) return unaryComplex(op, x);
     if (comptime T == bool) return switch (op) {
         .abs, .trunc, .floor, .ceil, .round, .conj, .real, .sign, .square => x,
@@ -337,7 +337,7 @@ fn unaryComplex(comptime op: UnaryOp, x: dtype_mod.Complex64) dtype_mod.Complex6
     return .{ .re = r.re, .im = r.im };
 }
 
-fn predScalar(comptime op: UnaryOp, comptime T: type, x: T) bool {
+pub fn predScalar(comptime op: UnaryOp, comptime T: type, x: T) bool {
     if (comptime T == dtype_mod.Complex64) {
         return switch (op) {
             .isnan => std.math.isNan(x.re) or std.math.isNan(x.im),
@@ -360,7 +360,7 @@ fn predScalar(comptime op: UnaryOp, comptime T: type, x: T) bool {
     };
 }
 
-fn binaryScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
+pub fn binaryScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) T {
     if (comptime T == dtype_mod.Complex64) return binaryComplex(op, a, b);
     if (comptime T == bool) {
         // C++ bool arithmetic: computed as int, then nonzero.
@@ -472,7 +472,7 @@ fn binaryComplex(comptime op: BinaryOp, a: dtype_mod.Complex64, b: dtype_mod.Com
     return .{ .re = r.re, .im = r.im };
 }
 
-fn compareScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) bool {
+pub fn compareScalar(comptime op: BinaryOp, comptime T: type, a: T, b: T) bool {
     if (comptime T == dtype_mod.Complex64) {
         const lt = a.re < b.re or (a.re == b.re and a.im < b.im);
         const gt = a.re > b.re or (a.re == b.re and a.im > b.im);
@@ -693,11 +693,11 @@ inline fn ofs(p: anytype, i: i64) @TypeOf(p) {
 // gathered (any other stride, negative included), so every layout takes the same arithmetic.
 
 /// Lanes per block: one AVX-512 register of float32.
-const VL = 16;
-const Mask = @Vector(VL, bool);
+pub const VL = 16;
+pub const Mask = @Vector(VL, bool);
 
 /// The lane type a dtype is computed in by the vector kernels.
-fn Lane(comptime D: Dtype) type {
+pub fn Lane(comptime D: Dtype) type {
     return switch (D) {
         .float16, .bfloat16 => f32,
         .bool_ => u8,
@@ -705,11 +705,11 @@ fn Lane(comptime D: Dtype) type {
     };
 }
 
-fn Vec(comptime D: Dtype) type {
+pub fn Vec(comptime D: Dtype) type {
     return @Vector(VL, Lane(D));
 }
 
-inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
+pub inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
     switch (D) {
         .float16 => {
             // Exact; a NaN keeps its sign and payload and is quietened, as half.f16ToF32.
@@ -728,11 +728,11 @@ inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
 
 /// A block's storage bytes: Vec(D) in D's memory format (float16/bfloat16 rounded with
 /// half.zig's rules, bool one byte per lane).
-fn Bytes(comptime D: Dtype) type {
+pub fn Bytes(comptime D: Dtype) type {
     return @Vector(VL * @sizeOf(D.Type()), u8);
 }
 
-inline fn vpack(comptime D: Dtype, v: Vec(D)) Bytes(D) {
+pub inline fn vpack(comptime D: Dtype, v: Vec(D)) Bytes(D) {
     const U32 = @Vector(VL, u32);
     const U16 = @Vector(VL, u16);
     switch (D) {
@@ -754,15 +754,15 @@ inline fn vpack(comptime D: Dtype, v: Vec(D)) Bytes(D) {
     }
 }
 
-inline fn maskBytes(m: Mask) @Vector(VL, u8) {
+pub inline fn maskBytes(m: Mask) @Vector(VL, u8) {
     return @select(u8, m, @as(@Vector(VL, u8), @splat(1)), @as(@Vector(VL, u8), @splat(0)));
 }
 
-inline fn vstore(comptime D: Dtype, p: [*]D.Type(), v: Vec(D)) void {
+pub inline fn vstore(comptime D: Dtype, p: [*]D.Type(), v: Vec(D)) void {
     @as([*]u8, @ptrCast(p))[0..@sizeOf(Bytes(D))].* = vpack(D, v);
 }
 
-inline fn vstoreMask(p: [*]bool, m: Mask) void {
+pub inline fn vstoreMask(p: [*]bool, m: Mask) void {
     @as([*]u8, @ptrCast(p))[0..VL].* = maskBytes(m);
 }
 
@@ -821,7 +821,7 @@ fn Operand(comptime D: Dtype, comptime kind: Kind) type {
 }
 
 /// Store a block result (values of dtype Out, or a predicate mask into bool).
-inline fn storeBlock(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) void {
+pub inline fn storeBlock(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) void {
     if (@TypeOf(r) == Mask) vstoreMask(p, r) else vstore(Out, p, r);
 }
 
@@ -874,7 +874,7 @@ inline fn streamFence() void {
 }
 
 /// Unary ops with a vector kernel (float32 lanes) for float32, float16 and bfloat16.
-fn unaryHasVec(comptime op: UnaryOp, comptime D: Dtype) bool {
+pub fn unaryHasVec(comptime op: UnaryOp, comptime D: Dtype) bool {
     return switch (D) {
         .float32, .float16, .bfloat16 => switch (op) {
             .abs, .sign, .negative, .trunc, .square, .sqrt, .rsqrt, .reciprocal, .exp, .erf, .sin, .cos, .degrees, .radians, .sigmoid, .floor, .ceil, .round, .isnan, .isinf, .isfinite, .isposinf, .isneginf, .logical_not => true,
@@ -890,14 +890,14 @@ fn unaryHasVec(comptime op: UnaryOp, comptime D: Dtype) bool {
 /// outside reference mode, so an op's values do not depend on its input's strides. Not log:
 /// its fast path is held bit-identical to the reference by test/elementwise.test.ts, so it
 /// stays on the C library's logf (sm.logV(.e, ...) is ready should that rule change).
-fn unaryVecApprox(comptime op: UnaryOp) bool {
+pub fn unaryVecApprox(comptime op: UnaryOp) bool {
     return switch (op) {
         .tanh, .expm1, .tan, .arcsin, .arccos, .arctan, .sinh, .cosh, .arcsinh, .arccosh, .arctanh, .log2, .log10, .log1p => true,
         else => false,
     };
 }
 
-fn UnaryVOut(comptime op: UnaryOp) type {
+pub fn UnaryVOut(comptime op: UnaryOp) type {
     return switch (unaryKind(op)) {
         .pred, .logical => Mask,
         else => @Vector(VL, f32),
@@ -906,7 +906,7 @@ fn UnaryVOut(comptime op: UnaryOp) type {
 
 /// unaryScalar/predScalar on a block: bit-identical to them (the scalar code's operations in the
 /// same order) except for the unaryVecApprox ops.
-inline fn unaryV(comptime op: UnaryOp, v: @Vector(VL, f32)) UnaryVOut(op) {
+pub inline fn unaryV(comptime op: UnaryOp, v: @Vector(VL, f32)) UnaryVOut(op) {
     const V = @Vector(VL, f32);
     const zero: V = @splat(0);
     const one: V = @splat(1);
@@ -965,7 +965,7 @@ inline fn unaryV(comptime op: UnaryOp, v: @Vector(VL, f32)) UnaryVOut(op) {
 }
 
 /// Binary ops with a vector kernel, bit-identical to binaryScalar/compareScalar.
-fn binaryHasVec(comptime op: BinaryOp, comptime D: Dtype) bool {
+pub fn binaryHasVec(comptime op: BinaryOp, comptime D: Dtype) bool {
     if (D == .complex64) return false;
     return switch (op) {
         .add, .subtract, .multiply, .maximum, .minimum => D != .bool_,
@@ -977,14 +977,14 @@ fn binaryHasVec(comptime op: BinaryOp, comptime D: Dtype) bool {
     };
 }
 
-fn BinaryVOut(comptime op: BinaryOp, comptime D: Dtype) type {
+pub fn BinaryVOut(comptime op: BinaryOp, comptime D: Dtype) type {
     return switch (op) {
         .equal, .not_equal, .less, .less_equal, .greater, .greater_equal, .logical_and, .logical_or, .logical_xor => Mask,
         else => Vec(D),
     };
 }
 
-inline fn binaryV(comptime op: BinaryOp, comptime D: Dtype, a: Vec(D), b: Vec(D)) BinaryVOut(op, D) {
+pub inline fn binaryV(comptime op: BinaryOp, comptime D: Dtype, a: Vec(D), b: Vec(D)) BinaryVOut(op, D) {
     const L = Lane(D);
     const float = comptime D.isFloating();
     const zero: Vec(D) = @splat(0);
@@ -1143,7 +1143,7 @@ fn evalBinary(node: *Node, op: BinaryOp) errors.Error!void {
     }
 }
 
-fn binaryValid(comptime op: BinaryOp, comptime D: Dtype) bool {
+pub fn binaryValid(comptime op: BinaryOp, comptime D: Dtype) bool {
     return switch (op) {
         .add, .subtract, .multiply, .floor_divide, .power, .maximum, .minimum => true,
         .remainder => D != .complex64,
