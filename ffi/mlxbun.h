@@ -492,6 +492,14 @@ uint32_t mlxb_compile_live(void);
 int32_t mlxb_compile_export(uint32_t id, const void* path, uint32_t npath);
 /* Read a tape from a file, validating it; an id (0 on error). */
 uint32_t mlxb_compile_import(const void* path, uint32_t npath);
+/* Tests and replay: a new fused node running the template fused array's program on n new inputs (the template's shape). */
+uint32_t mlxb_fused_apply(uint32_t fused, const uint32_t* inputs, uint32_t n, int32_t stream);
+/* Fuse the elementwise chains of the unevaluated graph behind the arrays (in place); the number of fused nodes made, negative on error. */
+int32_t mlxb_fuse(const uint32_t* handles, uint32_t n);
+/* Instructions of the array's fused program; 0 if the array is not a fused node, negative on error. */
+int32_t mlxb_fused_program_len(uint32_t h);
+/* Inputs of the array's fused node; -1 if it is not one. */
+int32_t mlxb_fused_input_count(uint32_t h);
 
 #ifdef __cplusplus
 }

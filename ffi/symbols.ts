@@ -333,4 +333,8 @@ export const symbols = {
   mlxb_compile_live: { args: [], returns: "u32" },
   mlxb_compile_export: { args: ["u32", "ptr", "u32"], returns: "i32" },
   mlxb_compile_import: { args: ["ptr", "u32"], returns: "u32" },
+  mlxb_fused_apply: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
+  mlxb_fuse: { args: ["ptr", "u32"], returns: "i32" },
+  mlxb_fused_program_len: { args: ["u32"], returns: "i32" },
+  mlxb_fused_input_count: { args: ["u32"], returns: "i32" },
 } as const;
