@@ -19,6 +19,7 @@
 //! no AMX at build time and runs on any x86-64.
 const std = @import("std");
 const builtin = @import("builtin");
+const cpu = @import("cpu.zig");
 const pool = @import("pool.zig");
 const half = @import("half.zig");
 const dtype = @import("dtype.zig");
@@ -65,34 +66,8 @@ fn probe() bool {
     return true;
 }
 
-fn cpuid(leaf: u32, sub: u32) [4]u32 {
-    if (!is_x86_64) return .{ 0, 0, 0, 0 };
-    var a: u32 = undefined;
-    var b: u32 = undefined;
-    var c: u32 = undefined;
-    var d: u32 = undefined;
-    asm volatile ("cpuid"
-        : [a] "={eax}" (a),
-          [b] "={ebx}" (b),
-          [c] "={ecx}" (c),
-          [d] "={edx}" (d),
-        : [leaf] "{eax}" (leaf),
-          [sub] "{ecx}" (sub),
-    );
-    return .{ a, b, c, d };
-}
-
-fn xgetbv0() u64 {
-    if (!is_x86_64) return 0;
-    var lo: u32 = undefined;
-    var hi: u32 = undefined;
-    asm volatile ("xgetbv"
-        : [lo] "={eax}" (lo),
-          [hi] "={edx}" (hi),
-        : [idx] "{ecx}" (@as(u32, 0)),
-    );
-    return (@as(u64, hi) << 32) | lo;
-}
+const cpuid = cpu.cpuid;
+const xgetbv0 = cpu.xgetbv0;
 
 // ---------------------------------------------------------------------------------------------
 // Tile instructions

@@ -363,23 +363,7 @@ fn shapelessSupported(p: Primitive) bool {
     };
 }
 
-const reduce_mod = prims.reduce;
-
-fn reducedShape(in: *const Shape, set: u32, keep: bool) Shape {
-    var s = Shape{};
-    for (0..in.ndim) |i| {
-        if (set & (@as(u32, 1) << @intCast(i)) != 0) {
-            if (keep) {
-                s.dims[s.ndim] = 1;
-                s.ndim += 1;
-            }
-        } else {
-            s.dims[s.ndim] = in.dims[i];
-            s.ndim += 1;
-        }
-    }
-    return s;
-}
+const reducedShape = prims.reduce.outShape;
 
 /// The step's shape on these inputs (same ranks as traced); may adjust shape-dependent flags in `p`.
 fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {

@@ -92,7 +92,8 @@ fn probe() Level {
     return if (v4) .avx512 else .avx2;
 }
 
-fn cpuid(leaf: u32, sub: u32) [4]u32 {
+/// cpuid of `leaf`/`sub` (zeros off x86-64); amx.zig's detection uses it too.
+pub fn cpuid(leaf: u32, sub: u32) [4]u32 {
     if (builtin.cpu.arch != .x86_64) return .{ 0, 0, 0, 0 };
     var a: u32 = undefined;
     var b: u32 = undefined;
@@ -109,7 +110,8 @@ fn cpuid(leaf: u32, sub: u32) [4]u32 {
     return .{ a, b, c, d };
 }
 
-fn xgetbv0() u64 {
+/// XCR0, the register-state components the OS enables (0 off x86-64).
+pub fn xgetbv0() u64 {
     if (builtin.cpu.arch != .x86_64) return 0;
     var lo: u32 = undefined;
     var hi: u32 = undefined;

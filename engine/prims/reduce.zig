@@ -102,7 +102,9 @@ pub fn axesSet(axes: []const i32, ndim: usize) errors.Error!u32 {
     return set;
 }
 
-fn outShape(in: *const Shape, set: u32, keepdims: bool) Shape {
+/// The shape left when the axes in `set` are reduced (kept as 1 with keepdims); compile's
+/// shapeless replay uses it too.
+pub fn outShape(in: *const Shape, set: u32, keepdims: bool) Shape {
     var s = Shape{};
     for (0..in.ndim) |i| {
         if (set & (@as(u32, 1) << @intCast(i)) != 0) {
