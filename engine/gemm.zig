@@ -137,11 +137,12 @@ pub fn gemmSerial(comptime T: type, comptime SA: type, comptime SB: type, compti
 pub const MatC = extern struct { ptr: *anyopaque, rs: isize, cs: isize };
 
 /// The (compute, A, B, C storage) type combinations the kernel objects export: what
-/// prims/matmul.zig, conv.zig and quantized.zig instantiate. A new one is a compile error in a
+/// prims/matmul.zig, conv.zig, quantized.zig and fast.zig instantiate. A new one is a compile error in a
 /// portable build until it is added here.
 pub const kernel_combos = .{
     .{ f32, f32, f32, f32 },   .{ f64, f64, f64, f64 },   .{ f32, dtype.F16, dtype.F16, dtype.F16 },
     .{ f32, BF16, BF16, BF16 }, .{ f32, f32, dtype.F16, dtype.F16 }, .{ f32, f32, BF16, BF16 },
+    .{ f32, dtype.F16, dtype.F16, f32 }, .{ f32, BF16, BF16, f32 }, // fast.zig's attention scores
 };
 
 pub fn EntryFn(comptime T: type) type {
