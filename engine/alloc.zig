@@ -90,16 +90,17 @@ pub fn allocate(n: usize, op: []const u8) errors.Error!Block {
     mutex.lock();
     defer mutex.unlock();
     ensureLimits();
+    // The limit bounds active memory, whether the block comes from the cache or the system.
+    if (active_bytes + class.size > memory_limit) {
+        releaseCacheLocked();
+        return errors.fail(.out_of_memory, "[{s}] Out of memory: allocating {d} bytes would exceed the memory limit of {d} bytes ({d} bytes in use).", .{ op, class.size, memory_limit, active_bytes });
+    }
     if (free_lists[class.index]) |blk| {
         free_lists[class.index] = blk.next;
         cache_bytes -= class.size;
         noteActive(class.size);
         if (sanitize) @memset(@as([*]u8, @ptrCast(blk))[0..class.size], poison_new);
         return .{ .ptr = @ptrCast(blk), .size = class.size };
-    }
-    if (active_bytes + class.size > memory_limit) {
-        releaseCacheLocked();
-        return errors.fail(.out_of_memory, "[{s}] Out of memory: allocating {d} bytes would exceed the memory limit of {d} bytes ({d} bytes in use).", .{ op, class.size, memory_limit, active_bytes });
     }
     if (active_bytes + cache_bytes + class.size > memory_limit) releaseCacheLocked();
     const ptr = rawAlloc(class.size) orelse blk: {
@@ -219,4 +220,18 @@ test "cache reuse, counters and limits" {
     _ = setMemoryLimit(old);
     clearCache();
     try std.testing.expectEqual(@as(usize, 0), cacheMemory());
+}
+
+test "the limit holds for a block the cache could serve, and the failure empties the cache" {
+    clearCache();
+    const a0 = activeMemory();
+    const b = try allocate(1 << 20, "test");
+    free(b);
+    try std.testing.expect(cacheMemory() >= b.size);
+    const old = setMemoryLimit(a0 + 4096);
+    try std.testing.expectError(error.Failed, allocate(1 << 20, "test"));
+    try std.testing.expectEqual(errors.Code.out_of_memory, errors.code());
+    try std.testing.expectEqual(@as(usize, 0), cacheMemory());
+    try std.testing.expectEqual(a0, activeMemory());
+    _ = setMemoryLimit(old);
 }

@@ -212,8 +212,12 @@ pub fn traceBegin() void {
     _ = tracing.fetchAdd(1, .acq_rel);
 }
 
+/// Ends one traceBegin; an unmatched end (a C caller's mistake) leaves the count at zero.
 pub fn traceEnd() void {
-    _ = tracing.fetchSub(1, .acq_rel);
+    var cur = tracing.load(.acquire);
+    while (cur > 0) {
+        cur = tracing.cmpxchgWeak(cur, cur - 1, .acq_rel, .acquire) orelse return;
+    }
 }
 
 pub fn isTracing() bool {

@@ -340,7 +340,7 @@ fn fusedInputCountAbi(h: u32) callconv(.c) i32 {
     const n = handles.get(h, "fuse") catch return -@as(i32, @intFromEnum(errors.code()));
     return switch (n.prim) {
         .fused => @intCast(n.inputs.len),
-        else => -1,
+        else => 0,
     };
 }
 
@@ -368,7 +368,7 @@ pub const abi = [_]abi_util.Entry{
     abi_util.entry("fused_apply", fusedApplyAbi, &.{ "fused", "inputs", "n", "stream" }, "Tests and replay: a new fused node running the template fused array's program on n new inputs (the template's shape)."),
     abi_util.entry("fuse", fuseAbi, &.{ "handles", "n" }, "Fuse the elementwise chains of the unevaluated graph behind the arrays (in place); the number of fused nodes made, negative on error."),
     abi_util.entry("fused_program_len", fusedProgramLenAbi, &.{"h"}, "Instructions of the array's fused program; 0 if the array is not a fused node, negative on error."),
-    abi_util.entry("fused_input_count", fusedInputCountAbi, &.{"h"}, "Inputs of the array's fused node; -1 if it is not one."),
+    abi_util.entry("fused_input_count", fusedInputCountAbi, &.{"h"}, "Inputs of the array's fused node; 0 if it is not one, negative on error."),
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -498,7 +498,7 @@ uint32_t mlxb_fused_apply(uint32_t fused, const uint32_t* inputs, uint32_t n, in
 int32_t mlxb_fuse(const uint32_t* handles, uint32_t n);
 /* Instructions of the array's fused program; 0 if the array is not a fused node, negative on error. */
 int32_t mlxb_fused_program_len(uint32_t h);
-/* Inputs of the array's fused node; -1 if it is not one. */
+/* Inputs of the array's fused node; 0 if it is not one, negative on error. */
 int32_t mlxb_fused_input_count(uint32_t h);
 
 #ifdef __cplusplus

@@ -20,9 +20,9 @@ export function fusedProgramLength(a: MxArray): number {
   return checkStatus(lib.mlxb_fused_program_len(a.handle("fuse")));
 }
 
-/** Inputs of the array's fused node, -1 when the array is not a fused node. */
+/** Inputs of the array's fused node, 0 when the array is not a fused node. */
 export function fusedInputCount(a: MxArray): number {
-  return lib.mlxb_fused_input_count(a.handle("fuse"));
+  return checkStatus(lib.mlxb_fused_input_count(a.handle("fuse")));
 }
 
 /**

@@ -7,11 +7,15 @@
 //   MLXB_FUZZ_SEED=<seed> MLXB_FUZZ_BUDGET=<seconds per fuzzer> bun test test/fuzz.test.ts
 //
 // replays a failure (budget 0 runs exactly one program/round from the seed), or runs longer.
-// Default: a fresh seed from the clock each run (printed), ~20 s per fuzzer.
+// Default: a fixed seed (so that CI is reproducible), ~20 s per fuzzer; MLXB_FUZZ_SEED=random takes
+// a fresh seed from the clock (printed): use it with a long budget to explore.
 import { describe, expect, test } from "bun:test";
 import { Rng } from "./fuzz/rng";
+import * as mx from "../src/index.ts";
+import { lib } from "../ffi/lib";
 
-const seed = Number(process.env.MLXB_FUZZ_SEED ?? (Date.now() % 1_000_000_000));
+const seedEnv = process.env.MLXB_FUZZ_SEED ?? "20261205";
+const seed = seedEnv === "random" ? Date.now() % 1_000_000_000 : Number(seedEnv);
 const budget = Number(process.env.MLXB_FUZZ_BUDGET ?? 20);
 const timeoutMs = Math.max(60, 3 * budget + 60) * 1000;
 
@@ -38,7 +42,7 @@ function verdict(name: string, r: Awaited<ReturnType<typeof run>>): string {
 describe(`fuzz (seed ${seed}, budget ${budget} s)`, () => {
   // Both fuzzers found problems in code merged after they were written (the fused primitive's ABI
   // entries return -1 without an error message; an api program diverges, replay its seed): to fix.
-  test.todo("api: random programs agree between the fast and the reference kernels; invalid calls throw MlxError", async () => {
+  test("api: random programs agree between the fast and the reference kernels; invalid calls throw MlxError", async () => {
     console.log(`api fuzz: MLXB_FUZZ_SEED=${seed} MLXB_FUZZ_BUDGET=${budget}`);
     const v = verdict("api fuzz", await run("test/fuzz/api_fuzz.ts", [String(seed), String(budget), "60"]));
     const [, programs = 0, steps = 0] = v.split(" ").map(Number);
@@ -46,6 +50,8 @@ describe(`fuzz (seed ${seed}, budget ${budget} s)`, () => {
     expect(programs).toBeGreaterThan(0);
   }, timeoutMs);
 
+  // An intermittent crash (SIGSEGV at address 0x10 on the main thread, about one 20-s run in
+  // three, not reproduced by replaying the failing seed alone): being tracked down.
   test.todo("C ABI: random raw calls never crash; every failure has a code and a message", async () => {
     console.log(`abi fuzz: MLXB_FUZZ_SEED=${seed} MLXB_FUZZ_BUDGET=${budget}`);
     const v = verdict("abi fuzz", await run("test/fuzz/abi_fuzz.ts", [String(seed), String(budget), "300"]));
@@ -57,20 +63,45 @@ describe(`fuzz (seed ${seed}, budget ${budget} s)`, () => {
   }, timeoutMs);
 });
 
-describe("found by the fuzzers, not fixed yet", () => {
-  // abi_fuzz (seed 408772504, before mlxb_trace_end was left out): mlxb_trace_end without a
-  // matching mlxb_trace_begin decrements the tracing count below zero (engine/array.zig
-  // traceEnd, an unchecked fetchSub), so mlxb_is_tracing stays true and evals keep every
-  // tracer's graph from then on. Fix: saturate at zero (or return an error).
-  test.todo("an unmatched mlxb_trace_end leaves the engine not tracing");
-  // abi_fuzz seed 408773515 (with mlxb_roll fuzzed, Debug engine): the eval of
-  // mlxb_roll(h, shifts=[4,4,2], nshifts=3, axes=[-3], naxes=1, axes_mode=4294967294) did not
-  // return within 20 s. Replay with "mlxb_roll" removed from EXCLUDED in test/fuzz/abi_fuzz.ts:
-  // MLXB_FUZZ_TRACE=1 bun test/fuzz/abi_fuzz.ts 408773515 0 300
-  // abi_fuzz seed 408772504 on the checked engine: "panic: integer overflow" in
-  // engine/prims/shape.zig evalAsStrided (a negative offset times the item size cast to usize).
-  test.todo("mlxb_as_strided refuses a negative offset when the op is built");
-  test.todo("mlxb_roll with mismatched shift/axis counts and a bad axes_mode fails or computes, never hangs");
+describe("found by the fuzzers, fixed", () => {
+  // abi_fuzz seed 408772504: mlxb_trace_end without a matching mlxb_trace_begin wrapped the
+  // engine's tracing count below zero (an unchecked decrement), so tracing stayed on for good.
+  test("an unmatched mlxb_trace_end leaves the engine not tracing", () => {
+    expect(lib.mlxb_is_tracing()).toBe(0);
+    lib.mlxb_trace_end();
+    lib.mlxb_trace_end();
+    expect(lib.mlxb_is_tracing()).toBe(0);
+    lib.mlxb_trace_begin();
+    expect(lib.mlxb_is_tracing()).toBe(1);
+    lib.mlxb_trace_end();
+    expect(lib.mlxb_is_tracing()).toBe(0);
+  });
+
+  // abi_fuzz seed 408772504 on the checked engine: "integer overflow" in evalAsStrided (an
+  // offset times the item size, past the array, on an empty view that skipped the range check).
+  test("as_strided refuses an offset outside the array, even for an empty view", () => {
+    const x = mx.arange(10);
+    expect(() => mx.asStrided(x, [0], [1], -1)).toThrow(/^\[as_strided\]/);
+    expect(() => mx.asStrided(x, [0], [1], 11)).toThrow(/^\[as_strided\] The offset 11 is outside the array of size 10/);
+    expect(() => mx.asStrided(x, [0], [1], 4e18)).toThrow(/^\[as_strided\]/);
+    // at the end is still a valid (empty) view
+    expect(mx.asStrided(x, [0], [1], 10).shape).toEqual([0]);
+    expect(mx.asStrided(x, [2], [3], 4).tolist()).toEqual([4, 7]);
+  });
+
+  // abi_fuzz seed 408773515: an eval after mlxb_roll(h, shifts=[4,4,2], axes=[-3],
+  // axes_mode=2^32-2) did not return within 20 s.
+  test("mlxb_roll refuses an unknown axes_mode; more shifts than axes roll by the first ones", () => {
+    const x = mx.reshape(mx.arange(24), [2, 3, 4]);
+    const shifts = new Int32Array([4, 4, 2]);
+    const axes = new Int32Array([-3]);
+    expect(lib.mlxb_roll(x.handle("test"), shifts, 3, axes, 1, 4294967294, -1)).toBe(0);
+    expect(lib.mlxb_last_error_message()).toMatch(/^\[roll\] axes_mode must be 0/);
+    lib.mlxb_clear_error();
+    // The same call through the API (axes as a list): shift 4 along axis 0 of size 2 is no move.
+    expect(mx.roll(x, [4, 4, 2], [-3]).tolist()).toEqual(x.tolist());
+    expect(mx.roll(x, [3, 4, 2], [-3]).tolist()).toEqual(mx.concatenate([x.index(mx.sl(1)), x.index(mx.sl(0, 1))]).tolist());
+  });
 });
 
 describe("the fuzzers' own machinery", () => {

@@ -16,8 +16,9 @@ afterEach(() => {
 });
 
 describe("setMemoryLimit is enforced", () => {
-  // Fails since the merge of this session's engine changes (no error past the limit in this case): to fix.
-  test.todo("past the limit: out-of-memory MlxError at eval, cache cleared first, engine usable, nothing corrupted", () => {
+  // (An earlier test file may leave a 64 MiB block in the cache: the limit holds for cached blocks too.)
+  test("past the limit: out-of-memory MlxError at eval, cache cleared first, engine usable, nothing corrupted", () => {
+    Bun.gc(true);
     // Keep an evaluated array and fill the allocator's cache.
     const keep = mx.multiply(mx.arange(0, 1000, 1, mx.float32), 3);
     mx.eval(keep);
@@ -31,7 +32,9 @@ describe("setMemoryLimit is enforced", () => {
     mx.setMemoryLimit(mx.getActiveMemory() + 8 * MiB);
     const e = expectMlxError(() => mx.eval(big), /^\[arange\] Out of memory: allocating \d+ bytes would exceed the memory limit of \d+ bytes/);
     expect(e.codeName).toBe("out_of_memory");
-    expect(mx.getCacheMemory()).toBe(0); // the allocator gave its cache back before failing
+    // The allocator gave its cache back before failing. (Below the 4 MiB filled above rather than
+    // 0: a GC finalizer may free a small array of an earlier test into the cache meanwhile.)
+    expect(mx.getCacheMemory()).toBeLessThan(MiB);
     expect(big.evaluated).toBe(false);
     // Still usable under the limit, and what was computed is intact.
     expect(mx.sum(mx.arange(100)).item()).toBe(4950);
@@ -76,7 +79,7 @@ describe("setMemoryLimit is enforced", () => {
     big.dispose();
   });
 
-  test.todo("repeated failures leak nothing: active memory returns to where it was", () => {
+  test("repeated failures leak nothing: active memory returns to where it was", () => {
     mx.clearCache();
     const m0 = mx.getActiveMemory();
     const h0 = mx.getLiveHandleCount();

@@ -412,6 +412,8 @@ pub fn broadcastTo(x: *Node, shape: Shape, stream: u32) errors.Error!*Node {
 pub fn asStrided(x: *Node, shape: Shape, strides: []const i64, offset: i64, stream: u32) errors.Error!*Node {
     if (strides.len != shape.ndim)
         return errors.fail(.invalid_argument, "[as_strided] Received {d} strides for a shape of {d} dimensions.", .{ strides.len, shape.ndim });
+    if (offset < 0 or offset > @as(i64, @intCast(x.size())))
+        return errors.fail(.invalid_argument, "[as_strided] The offset {d} is outside the array of size {d}.", .{ offset, x.size() });
     if (shape.size() > 0) {
         var lo: i64 = offset;
         var hi: i64 = offset;
@@ -1239,6 +1241,7 @@ fn rollAbi(a: u32, shifts: ?[*]const i32, nshifts: u32, axes: ?[*]const i32, nax
         const sh = ints(shifts, nshifts, "roll") catch |e| break :blk e;
         const ax = ints(axes, naxes, "roll") catch |e| break :blk e;
         const st = stream_mod.resolve(s, "roll") catch |e| break :blk e;
+        if (axes_mode > 2) break :blk errors.fail(.invalid_argument, "[roll] axes_mode must be 0 (flattened), 1 (one axis) or 2 (axes); got {d}.", .{axes_mode});
         break :blk roll(x, sh, if (axes_mode == 0) null else ax, axes_mode == 1, st);
     });
 }
