@@ -109,6 +109,15 @@ fn oom() errors.Error {
 /// op's compute dtype (as elementwise.binary makes them), shifts are absent (their result
 /// depends on the unfused layout).
 pub fn validate(program: []const Instr, inputs: []const *Node) errors.Error!void {
+    if (inputs.len > max_inputs)
+        return errors.fail(.invalid_argument, "[fused] At most {d} inputs (got {d}).", .{ max_inputs, inputs.len });
+    var dts: [max_inputs]Dtype = undefined;
+    for (inputs, 0..) |in, k| dts[k] = in.dtype;
+    return validateDtypes(program, dts[0..inputs.len]);
+}
+
+/// `validate` over the inputs' dtypes (compile's import checks a program read from a file).
+pub fn validateDtypes(program: []const Instr, inputs: []const Dtype) errors.Error!void {
     if (program.len == 0 or program.len > max_instrs)
         return errors.fail(.invalid_argument, "[fused] A program has 1 to {d} instructions (got {d}).", .{ max_instrs, program.len });
     if (inputs.len > max_inputs)
@@ -122,7 +131,7 @@ pub fn validate(program: []const Instr, inputs: []const *Node) errors.Error!void
             }
         }.of;
         const want: Dtype = switch (ins.op) {
-            .input => |k| if (k < inputs.len) inputs[k].dtype else return errors.fail(.invalid_argument, "[fused] Instruction {d} reads input {d} of {d}.", .{ i, k, inputs.len }),
+            .input => |k| if (k < inputs.len) inputs[k] else return errors.fail(.invalid_argument, "[fused] Instruction {d} reads input {d} of {d}.", .{ i, k, inputs.len }),
             .constant, .astype => ins.dtype,
             .unary => |op| try ew.unaryOutDtype(op, d(program, ins, 0)),
             .binary => |op| blk: {
