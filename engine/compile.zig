@@ -569,6 +569,16 @@ fn instantiate(t: *const Tape, inputs: []const *Node, consts: []const *Node, out
             p.deinit();
             return e;
         };
+        if (p == .fused and tracedInput(ins)) {
+            // Under a transform (grad, vmap, another compile's trace) a fused step is replayed
+            // as its ordinary ops: the transform then sees exactly the uncompiled graph (its
+            // vjp shares one backward graph, bits equal grad of the plain function), and an
+            // outer compile fuses the result again.
+            defer p.deinit();
+            vals[made] = try prims.fused.unfuse(p.fused.program, ins, shape, s.stream);
+            made += 1;
+            continue;
+        }
         const n = array.create(s.dtype, shape, p, ins, s.stream) catch |e| {
             p.deinit();
             return e;
@@ -582,6 +592,11 @@ fn instantiate(t: *const Tape, inputs: []const *Node, consts: []const *Node, out
         n.retain();
         o.* = n;
     }
+}
+
+fn tracedInput(ins: []const *Node) bool {
+    for (ins) |in| if (array.keepsGraph(in)) return true;
+    return false;
 }
 
 fn node(r: Ref, inputs: []const *Node, consts: []const *Node, vals: []const *Node) *Node {

@@ -230,13 +230,9 @@ describe("transforms", () => {
     const cf = mx.compile(f);
     const ones = mx.onesLike(x);
     expectSame(mx.vjp(cf, [x, w], [ones]), mx.vjp(f, [x, w], [ones]));
-    // jvp is the vjp of the vjp map: the fused step's rule builds the backward graph once per
-    // input, so sums of cotangents associate differently (last-bit differences).
-    const [jp, jt] = mx.jvp(cf, [x, w], [ones, ones]) as [mx.Array[], mx.Array[]];
-    const [wp, wt] = mx.jvp(f, [x, w], [ones, ones]) as [mx.Array[], mx.Array[]];
-    expectSame(jp, wp);
-    expect(mx.allclose(jt[0]!, wt[0]!, { rtol: 1e-6, atol: 0 }).item()).toBe(true);
-    expectSame(mx.jvp(mx.compile(f, { fuse: false }), [x, w], [ones, ones]), mx.jvp(f, [x, w], [ones, ones]));
+    // Under a transform a fused step replays as its ordinary ops: the same graph, the same bits.
+    expectSame(mx.jvp(cf, [x, w], [ones, ones]), mx.jvp(f, [x, w], [ones, ones]));
+    expect(cf.tapeStats[0]!.fused).toBe(1);
     expect(c.traceCount).toBe(1);
   });
 

@@ -366,7 +366,13 @@ const Slot = union(enum) {
     out,
 };
 
-const reg_bytes = block * 8;
+/// Bytes of one register: a block of the widest element (8 bytes), or less for small outputs
+/// (the output's size rounded up to a vector multiple), so a small node neither allocates nor
+/// fills whole blocks.
+fn regBytes(n: usize) usize {
+    const elems: usize = @min(block, std.mem.alignForward(usize, @max(n, 1), 64));
+    return elems * 8;
+}
 
 const Plan = struct {
     program: []const Instr,
@@ -376,6 +382,7 @@ const Plan = struct {
     access: [max_inputs]Access,
     slots: [max_instrs]Slot,
     n_regs: usize,
+    reg_bytes: usize,
     scratch: [*]u8,
     items: usize,
     next: std.atomic.Value(usize),
@@ -423,6 +430,7 @@ const Plan = struct {
             }
         }
         p.n_regs = n_regs;
+        p.reg_bytes = regBytes(p.n);
         const blocks = (p.n + block - 1) / block;
         p.items = (blocks + item_blocks - 1) / item_blocks;
         p.next = .init(0);
@@ -448,14 +456,15 @@ const Plan = struct {
 
     /// One pool thread: its registers are slot `t` of the scratch; items from the counter.
     fn drain(p: *Plan, t: usize, _: usize) void {
-        const regs = p.scratch + t * p.n_regs * reg_bytes;
+        const regs = p.scratch + t * p.n_regs * p.reg_bytes;
         // Pinned registers: a whole block of the one value.
         for (p.program, 0..) |ins, i| switch (p.slots[i]) {
             .pinned => |r| {
-                const dst = regs + r * reg_bytes;
+                const dst = regs + r * p.reg_bytes;
+                const count: usize = @min(block, p.n);
                 switch (ins.op) {
-                    .input => |k| fillValue(dst, p.access[k].base, p.access[k].esize),
-                    .constant => |bits| fillValue(dst, std.mem.asBytes(&bits), ins.dtype.size()),
+                    .input => |k| fillValue(dst, p.access[k].base, p.access[k].esize, count),
+                    .constant => |bits| fillValue(dst, std.mem.asBytes(&bits), ins.dtype.size(), count),
                     else => unreachable,
                 }
             },
@@ -475,7 +484,7 @@ const Plan = struct {
         for (p.program, 0..) |ins, i| {
             const dst: [*]u8 = switch (p.slots[i]) {
                 .direct => |k| @constCast(p.access[k].base) + s * p.access[k].esize,
-                .pinned, .reg => |r| regs + r * reg_bytes,
+                .pinned, .reg => |r| regs + r * p.reg_bytes,
                 .out => p.out + s * p.out_esize,
             };
             ptr[i] = dst;
@@ -498,8 +507,18 @@ const Plan = struct {
     }
 };
 
-fn fillValue(dst: [*]u8, src: [*]const u8, esize: usize) void {
-    for (0..block) |i| @memcpy(dst[i * esize ..][0..esize], src[0..esize]);
+/// `count` copies of one element.
+fn fillValue(dst: [*]u8, src: [*]const u8, esize: usize, count: usize) void {
+    switch (esize) {
+        inline 1, 2, 4, 8 => |e| {
+            const T = std.meta.Int(.unsigned, e * 8);
+            var v: T = undefined;
+            @memcpy(std.mem.asBytes(&v), src[0..e]);
+            const d: [*]T = @ptrCast(@alignCast(dst));
+            @memset(d[0..count], v);
+        },
+        else => for (0..count) |i| @memcpy(dst[i * esize ..][0..esize], src[0..esize]),
+    }
 }
 
 pub fn eval(node: *Node, f: Fused) errors.Error!void {
@@ -516,9 +535,11 @@ pub fn eval(node: *Node, f: Fused) errors.Error!void {
     var p: Plan = undefined;
     p.init(node, f.program);
     const t = p.threadsFor();
-    const bytes = @max(1, t * p.n_regs * reg_bytes);
-    const scratch = std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return oom();
-    defer std.heap.c_allocator.free(scratch);
+    const bytes = @max(1, t * p.n_regs * p.reg_bytes);
+    // Small nodes keep their registers on the stack (no allocation per evaluation).
+    var small: [16 * 1024]u8 align(64) = undefined;
+    const scratch = if (bytes <= small.len) small[0..bytes] else std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return oom();
+    defer if (bytes > small.len) std.heap.c_allocator.free(@as([]align(64) u8, @alignCast(scratch)));
     p.scratch = scratch.ptr;
     if (t == 1) return p.drain(0, 0);
     pool.parallelFor(t, 1, &p, Plan.drain);
