@@ -12,7 +12,8 @@
 //! parameters by reflect.eql, on the same inputs), dead steps dropped. Then chains of
 //! elementwise steps are FUSED (fuse.zig's pass over the tape instantiated as a private graph,
 //! `fuseTape`): each chain becomes one `fused` step, one kernel streaming through memory once,
-//! bit-identical to the steps it replaces.
+//! bit-identical to the steps it replaces. Replayed under a transform (on tracers), a fused
+//! step is expanded back into its ordinary ops, so grad/vmap see the uncompiled graph.
 //!
 //! `replay` creates one new unevaluated node per step on new inputs: no host code runs per op.
 //! Replayed on tracers (inside another transform's trace) the new nodes are ordinary graph

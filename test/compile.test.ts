@@ -486,6 +486,20 @@ describe("fusion", () => {
     expectSame(vg(x, y), mx.valueAndGrad(loss)(x, y));
   });
 
+  test("nested: a compiled function closing over a tracer, compile(grad(compile(f))), vmap(grad(compile(f)))", () => {
+    const a = mx.array([0.5, -1, 2, 0.25]);
+    const w = mx.array([1.5, 0.5, -0.5, 2]);
+    const inner = (wv: mx.Array) => mx.sum(mx.compile((v: mx.Array) => mx.exp(mx.add(mx.multiply(mx.sin(v), wv), 1)))(a));
+    const plain = (wv: mx.Array) => mx.sum(mx.exp(mx.add(mx.multiply(mx.sin(a), wv), 1)));
+    expectSame(mx.grad(inner)(w), mx.grad(plain)(w));
+    const f = (v: mx.Array) => mx.sum(mx.tanh(mx.exp(mx.multiply(mx.sin(v), 2))));
+    const cc = mx.compile(mx.grad(mx.compile(f)));
+    expectSame(cc(a), mx.grad(f)(a));
+    expect(cc.tapeStats[0]!.fused).toBe(1); // the forward and backward chains: one kernel
+    const both = mx.stack([a, w]);
+    expectSame(mx.vmap(mx.grad(mx.compile(f)))(both), mx.vmap(mx.grad(f))(both));
+  });
+
   test("vmap of a compiled fused function", () => {
     const c = mx.compile(chain);
     const rows = mx.random.uniform({ shape: [4, 33], key: mx.random.key(13) });
