@@ -366,12 +366,14 @@ const Slot = union(enum) {
     out,
 };
 
-/// Bytes of one register: a block of the widest element (8 bytes), or less for small outputs
+/// Bytes of one register: a block of the program's widest value, or less for small outputs
 /// (the output's size rounded up to a vector multiple), so a small node neither allocates nor
 /// fills whole blocks.
-fn regBytes(n: usize) usize {
+fn regBytes(n: usize, program: []const Instr) usize {
+    var esize: usize = 1;
+    for (program) |ins| esize = @max(esize, ins.dtype.size());
     const elems: usize = @min(block, std.mem.alignForward(usize, @max(n, 1), 64));
-    return elems * 8;
+    return elems * esize;
 }
 
 const Plan = struct {
@@ -430,7 +432,7 @@ const Plan = struct {
             }
         }
         p.n_regs = n_regs;
-        p.reg_bytes = regBytes(p.n);
+        p.reg_bytes = regBytes(p.n, program);
         const blocks = (p.n + block - 1) / block;
         p.items = (blocks + item_blocks - 1) / item_blocks;
         p.next = .init(0);
@@ -537,7 +539,7 @@ pub fn eval(node: *Node, f: Fused) errors.Error!void {
     const t = p.threadsFor();
     const bytes = @max(1, t * p.n_regs * p.reg_bytes);
     // Small nodes keep their registers on the stack (no allocation per evaluation).
-    var small: [16 * 1024]u8 align(64) = undefined;
+    var small: [32 * 1024]u8 align(64) = undefined;
     const scratch = if (bytes <= small.len) small[0..bytes] else std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return oom();
     defer if (bytes > small.len) std.heap.c_allocator.free(@as([]align(64) u8, @alignCast(scratch)));
     p.scratch = scratch.ptr;
