@@ -7,7 +7,7 @@ import * as mx from "../src/index.ts";
 import { fuseGraph } from "../src/fuse.ts";
 
 const n = Number(process.env.FUSE_N ?? 4 * 1024 * 1024);
-const rounds = Number(process.env.FUSE_ROUNDS ?? 15);
+const rounds = Number(process.env.FUSE_ROUNDS ?? 31);
 
 // 10 ops: mul, add, exp, tanh, maximum, mul, sub, abs, sqrt, add.
 function chain(x: mx.Array, y: mx.Array): mx.Array {
