@@ -468,6 +468,23 @@ describe("fusion", () => {
     expect(cg.tapeStats[0]!.fused).toBe(1);
   });
 
+  test("fused steps on views, 0-d, empty and complex inputs", () => {
+    const f = (a: mx.Array, b: mx.Array) => mx.sqrt(mx.abs(mx.subtract(mx.exp(mx.multiply(a, b)), 1)));
+    const c = mx.compile(f);
+    const a = mx.random.normal([5, 7], { key: mx.random.key(30) });
+    const t = mx.random.normal([7, 5], { key: mx.random.key(31) });
+    const row = mx.broadcastTo(mx.array([1, 2, 3, 4, 5, 6, 7], mx.float32), [5, 7]);
+    const s = mx.array(2.5, mx.float32);
+    const e = mx.zeros([0, 3]);
+    const st = a.index(mx.sl(null, null, 2));
+    for (const [p, q] of [[a, t.T], [a, row], [s, s], [e, e], [st, st]] as const) expectSame(c(p, q), f(p, q));
+    const g = (v: mx.Array) => mx.abs(mx.exp(mx.multiply(v, v)));
+    const z = a.astype(mx.complex64);
+    const cg = mx.compile(g);
+    expectSame(cg(z), g(z));
+    expect(cg.tapeStats[0]!.fused).toBe(1);
+  });
+
   test("grad of a compiled fused function equals grad uncompiled (exact), and compile(grad)", () => {
     const loss = (a: mx.Array, b: mx.Array) => mx.sum(chain(a, b));
     const c = mx.compile(loss);
