@@ -1,8 +1,9 @@
 // mx.compile: a function traced once per signature into a tape kept in the engine
 // (engine/compile.zig), then replayed natively: one FFI call takes the input handles and makes
-// every output node, no JS runs per op. The engine simplifies each tape and fuses its chains of
-// elementwise ops into single kernels (bit-identical; `fuse: false` or MLXB_NO_FUSE=1 for tests). Also mx.exportFunction / mx.importFunction (the tape in
-// a file of our own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
+// every output node, no JS runs per op. The engine simplifies each tape and fuses its chains
+// of elementwise ops into single kernels (bit-identical; `fuse: false` or MLXB_NO_FUSE=1 turn
+// that off for tests). Also mx.exportFunction / mx.importFunction (the tape in a file of our
+// own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
 //
 // The signature of a call: the tree structure of the arguments, each array's dtype and shape
 // (only its rank when shapeless), and the other leaves (numbers, strings, booleans, null) by
