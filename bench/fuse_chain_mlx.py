@@ -5,7 +5,7 @@ import mlx.core as mx
 
 mx.set_default_device(mx.cpu)
 n = int(os.environ.get("FUSE_N", 4 * 1024 * 1024))
-rounds = int(os.environ.get("FUSE_ROUNDS", 15))
+rounds = int(os.environ.get("FUSE_ROUNDS", 31))
 
 def chain(x, y):
     v = x * y

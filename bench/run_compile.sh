@@ -26,6 +26,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
       const m = rows.find((x) => x.side === "mlx" && x.name === r.name);
       console.log(`| ${r.name} | ${(r.median / 1e3).toFixed(1)} | ${m ? (m.median / 1e3).toFixed(1) : "n/a"} | ${m ? (r.median / m.median).toFixed(2) : "n/a"} |`);
     }' "$out/bun.jsonl" "$out/mlx.jsonl"
+  echo
   if [ -f bench/REPORT-compile.md ]; then sed -n '/^## Notes/,$p' bench/REPORT-compile.md; fi
 } > "$out/report.md"
 cp "$out/report.md" bench/REPORT-compile.md

@@ -9,7 +9,11 @@
 //! tape holds a reference to them. Before it is stored the tape is simplified: identical small
 //! constants merged, no-ops removed (astype to the same dtype, broadcast/reshape to the same
 //! shape, the tracer identities), common subexpressions eliminated (same primitive with equal
-//! parameters by reflect.eql, on the same inputs), dead steps dropped.
+//! parameters by reflect.eql, on the same inputs), dead steps dropped. Then chains of
+//! elementwise steps are FUSED (fuse.zig's pass over the tape instantiated as a private graph,
+//! `fuseTape`): each chain becomes one `fused` step, one kernel streaming through memory once,
+//! bit-identical to the steps it replaces. Replayed under a transform (on tracers), a fused
+//! step is expanded back into its ordinary ops, so grad/vmap see the uncompiled graph.
 //!
 //! `replay` creates one new unevaluated node per step on new inputs: no host code runs per op.
 //! Replayed on tracers (inside another transform's trace) the new nodes are ordinary graph
@@ -29,6 +33,7 @@ const convert = @import("convert.zig");
 const reflect = @import("reflect.zig");
 const prims = @import("primitives.zig");
 const grad = @import("grad.zig");
+const fuse = @import("fuse.zig");
 const abi_util = @import("abi_util.zig");
 const Dtype = @import("dtype.zig").Dtype;
 const Primitive = prims.Primitive;
@@ -114,91 +119,203 @@ fn oom() errors.Error {
 // ---------------------------------------------------------------------------------------------
 // Building
 
-/// The tape of the graph traced from `placeholders` to `outputs`.
-pub fn build(placeholders: []const *Node, outputs: []const *Node, shapeless: bool) errors.Error!*Tape {
-    var map = std.AutoHashMap(*Node, Ref).init(a_);
-    defer map.deinit();
-    var steps: std.ArrayList(Step) = .empty;
-    var consts: std.ArrayList(*Node) = .empty;
-    var done = false;
-    defer if (!done) {
-        for (steps.items) |*s| s.deinit();
-        steps.deinit(a_);
-        for (consts.items) |c| array.release(c);
-        consts.deinit(a_);
-    };
-    var has_custom = false;
-    for (placeholders, 0..) |p, i| {
-        if (!map.contains(p)) map.put(p, ref(.input, i)) catch return oom();
+/// How a tape is built.
+pub const BuildOptions = struct {
+    shapeless: bool = false,
+    /// Fuse chains of elementwise ops into `fused` steps (internal switch, for tests).
+    fuse: bool = true,
+};
+
+/// The graph walk that records steps: an iterative post-order from the outputs; a node is
+/// decided once all its inputs are. Nodes already in `map` (placeholders, known constants) are
+/// references; a node that depends on none of the placeholders becomes a constant (when
+/// `new_consts`) and any other node a step.
+const Walk = struct {
+    map: std.AutoHashMap(*Node, Ref),
+    steps: std.ArrayList(Step) = .empty,
+    consts: std.ArrayList(*Node) = .empty,
+    has_custom: bool = false,
+    new_consts: bool = true,
+
+    fn init() Walk {
+        return .{ .map = std.AutoHashMap(*Node, Ref).init(a_) };
     }
 
-    // Iterative post-order walk: a node is decided once all its inputs are.
-    const Frame = struct { node: *Node, next: usize };
-    var stack: std.ArrayList(Frame) = .empty;
-    defer stack.deinit(a_);
-    for (outputs) |o| {
-        if (map.contains(o)) continue;
-        stack.append(a_, .{ .node = o, .next = 0 }) catch return oom();
-        while (stack.items.len > 0) {
-            const top = &stack.items[stack.items.len - 1];
-            if (top.next < top.node.inputs.len) {
-                const in = top.node.inputs[top.next];
-                top.next += 1;
-                if (!map.contains(in)) stack.append(a_, .{ .node = in, .next = 0 }) catch return oom();
-                continue;
+    /// Frees what was not taken.
+    fn deinit(w: *Walk) void {
+        for (w.steps.items) |*s| s.deinit();
+        w.steps.deinit(a_);
+        for (w.consts.items) |c| array.release(c);
+        w.consts.deinit(a_);
+        w.map.deinit();
+    }
+
+    fn run(w: *Walk, outputs: []const *Node) errors.Error!void {
+        const Frame = struct { node: *Node, next: usize };
+        var stack: std.ArrayList(Frame) = .empty;
+        defer stack.deinit(a_);
+        for (outputs) |o| {
+            if (w.map.contains(o)) continue;
+            stack.append(a_, .{ .node = o, .next = 0 }) catch return oom();
+            while (stack.items.len > 0) {
+                const top = &stack.items[stack.items.len - 1];
+                if (top.next < top.node.inputs.len) {
+                    const in = top.node.inputs[top.next];
+                    top.next += 1;
+                    if (!w.map.contains(in)) stack.append(a_, .{ .node = in, .next = 0 }) catch return oom();
+                    continue;
+                }
+                const n = top.node;
+                _ = stack.pop();
+                if (w.map.contains(n)) continue;
+                var dep = false;
+                for (n.inputs) |in| {
+                    if (kindOf(w.map.get(in).?) != .constant) dep = true;
+                }
+                if (!dep and w.new_consts) {
+                    w.consts.append(a_, n) catch return oom();
+                    n.retain();
+                    w.map.put(n, ref(.constant, w.consts.items.len - 1)) catch return oom();
+                    continue;
+                }
+                if (w.steps.items.len >= max_steps) return errors.fail(.invalid_argument, "[compile] The traced function has more than {d} operations.", .{max_steps});
+                const ins = a_.alloc(Ref, n.inputs.len) catch return oom();
+                for (n.inputs, ins) |in, *r| r.* = w.map.get(in).?;
+                const p = reflect.clone(Primitive, n.prim) catch |e| {
+                    a_.free(ins);
+                    return e;
+                };
+                if (n.prim == .custom) w.has_custom = true;
+                w.steps.append(a_, .{ .prim = p, .dtype = n.dtype, .shape = n.shape, .strides = n.strides, .stream = n.stream, .inputs = ins }) catch {
+                    p.deinit();
+                    a_.free(ins);
+                    return oom();
+                };
+                w.map.put(n, ref(.step, w.steps.items.len - 1)) catch return oom();
             }
-            const n = top.node;
-            _ = stack.pop();
-            if (map.contains(n)) continue;
-            var dep = false;
-            for (n.inputs) |in| {
-                if (kindOf(map.get(in).?) != .constant) dep = true;
-            }
-            if (!dep) {
-                consts.append(a_, n) catch return oom();
-                n.retain();
-                map.put(n, ref(.constant, consts.items.len - 1)) catch return oom();
-                continue;
-            }
-            if (steps.items.len >= max_steps) return errors.fail(.invalid_argument, "[compile] The traced function has more than {d} operations.", .{max_steps});
-            const ins = a_.alloc(Ref, n.inputs.len) catch return oom();
-            for (n.inputs, ins) |in, *r| r.* = map.get(in).?;
-            const p = reflect.clone(Primitive, n.prim) catch |e| {
-                a_.free(ins);
-                return e;
-            };
-            if (n.prim == .custom) has_custom = true;
-            steps.append(a_, .{ .prim = p, .dtype = n.dtype, .shape = n.shape, .strides = n.strides, .stream = n.stream, .inputs = ins }) catch {
-                p.deinit();
-                a_.free(ins);
-                return oom();
-            };
-            map.put(n, ref(.step, steps.items.len - 1)) catch return oom();
         }
     }
+};
+
+/// The tape of the graph traced from `placeholders` to `outputs`.
+pub fn build(placeholders: []const *Node, outputs: []const *Node, opts: BuildOptions) errors.Error!*Tape {
+    var w = Walk.init();
+    defer w.deinit();
+    for (placeholders, 0..) |p, i| {
+        if (!w.map.contains(p)) w.map.put(p, ref(.input, i)) catch return oom();
+    }
+    try w.run(outputs);
 
     const t = a_.create(Tape) catch return oom();
-    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = has_custom, .shapeless = shapeless };
+    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = w.has_custom, .shapeless = opts.shapeless };
     errdefer t.deinit();
     t.inputs = a_.alloc(Sig, placeholders.len) catch return oom();
     for (placeholders, t.inputs) |p, *s| s.* = .{ .dtype = p.dtype, .shape = p.shape };
     t.outputs = a_.alloc(Ref, outputs.len) catch return oom();
-    for (outputs, t.outputs) |o, *r| r.* = map.get(o).?;
-    t.steps = steps.toOwnedSlice(a_) catch return oom();
-    t.constants = consts.toOwnedSlice(a_) catch return oom();
-    done = true;
+    for (outputs, t.outputs) |o, *r| r.* = w.map.get(o).?;
+    t.steps = w.steps.toOwnedSlice(a_) catch return oom();
+    t.constants = w.consts.toOwnedSlice(a_) catch return oom();
 
     try simplify(t);
-    // FUSION HOOK: fuse.fuseGraph(outputs) rewrites elementwise chains of the traced graph into
-    // `fused` nodes; the lead wires it here (before `build`'s walk) at merge.
-    // try @import("fuse.zig").fuseGraph(outputs);
-    if (shapeless) {
+    if (opts.shapeless) {
         for (t.steps) |s| {
             if (!shapelessSupported(s.prim))
                 return errors.fail(.invalid_argument, "[compile] {s} cannot be compiled shapeless: its output shape is fixed when the graph is built.", .{s.prim.name()});
         }
     }
+    if (opts.fuse) try fuseTape(t);
     return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fusion
+
+/// Steps fuse.zig could put in a group (elementwise, casts, broadcasts).
+fn fusible(p: Primitive) bool {
+    return switch (p) {
+        .elementwise, .astype, .broadcast => true,
+        else => false,
+    };
+}
+
+/// Rewrite the tape's chains of elementwise steps into `fused` steps (fuse.zig's pass).
+///
+/// The tape is instantiated as a private graph: inputs and constants become stand-in nodes
+/// (zero-input, never evaluated), except evaluated scalar constants, which are used as they
+/// are so the pass can write them into programs. Every interior node of that graph is held only
+/// by its consumers, whatever the traced function's caller still holds, and none is a tracer,
+/// so the pass sees exactly the tape's data flow. The fused graph is then walked back into
+/// steps (stand-ins map back to their references) and simplified again (constants written
+/// into programs drop out, equal fused steps merge).
+///
+/// Shapeless tapes hold no broadcast steps (they cannot be shapeless), so a fused step's shape
+/// is its inputs' broadcast shape, which replay recomputes.
+fn fuseTape(t: *Tape) errors.Error!void {
+    var candidates: usize = 0;
+    for (t.steps) |s| candidates += @intFromBool(fusible(s.prim) and s.prim != .broadcast);
+    if (candidates < 2) return;
+
+    const stream = if (t.steps.len > 0) t.steps[0].stream else 0;
+    var w = Walk.init();
+    defer w.deinit();
+    w.new_consts = false;
+
+    const in_nodes = a_.alloc(*Node, t.inputs.len) catch return oom();
+    defer a_.free(in_nodes);
+    var n_in: usize = 0;
+    defer for (in_nodes[0..n_in]) |n| array.release(n);
+    const c_nodes = a_.alloc(*Node, t.constants.len) catch return oom();
+    defer a_.free(c_nodes);
+    var n_c: usize = 0;
+    defer for (c_nodes[0..n_c]) |n| array.release(n);
+
+    const standIn = struct {
+        fn f(dtype: Dtype, shape: Shape, s: u32) errors.Error!*Node {
+            return array.create(dtype, shape, .stop_gradient, &.{}, s);
+        }
+    }.f;
+    for (t.inputs, in_nodes, 0..) |sig, *slot, i| {
+        slot.* = try standIn(sig.dtype, sig.shape, stream);
+        n_in += 1;
+        w.map.put(slot.*, ref(.input, i)) catch return oom();
+    }
+    for (t.constants, c_nodes, 0..) |c, *slot, i| {
+        if (c.isEvaluated() and c.size() == 1 and !c.tracer and c.dtype.size() <= 8 and c.buffer != null) {
+            c.retain();
+            slot.* = c;
+        } else slot.* = try standIn(c.dtype, c.shape, stream);
+        n_c += 1;
+        w.map.put(slot.*, ref(.constant, i)) catch return oom();
+    }
+
+    const outs = a_.alloc(*Node, t.outputs.len) catch return oom();
+    defer a_.free(outs);
+    try instantiate(t, in_nodes, c_nodes, outs);
+    defer for (outs) |o| array.release(o);
+    const made = try fuse.fuseCount(outs);
+    if (made == 0) return;
+
+    try w.run(outs);
+    const steps = w.steps.toOwnedSlice(a_) catch return oom();
+    const new_outputs = a_.alloc(Ref, outs.len) catch {
+        for (steps) |*s| s.deinit();
+        a_.free(steps);
+        return oom();
+    };
+    for (outs, new_outputs) |o, *r| r.* = w.map.get(o).?;
+    for (t.steps) |*s| s.deinit();
+    a_.free(t.steps);
+    a_.free(t.outputs);
+    t.steps = steps;
+    t.outputs = new_outputs;
+    try simplify(t);
+}
+
+/// Fused steps in a tape.
+fn fusedSteps(t: *const Tape) usize {
+    var n: usize = 0;
+    for (t.steps) |s| n += @intFromBool(s.prim == .fused);
+    return n;
 }
 
 /// A step that computes nothing new: its value is its first input's.
@@ -356,7 +473,7 @@ fn simplify(t: *Tape) errors.Error!void {
 
 fn shapelessSupported(p: Primitive) bool {
     return switch (p) {
-        .astype, .stop_gradient, .depends, .custom, .elementwise => true,
+        .astype, .stop_gradient, .depends, .custom, .elementwise, .fused => true,
         .reduce => |r| r == .reduce or (r == .arg_reduce and r.arg_reduce.axis != null),
         .shape => |s| s == .transpose,
         else => false,
@@ -369,9 +486,16 @@ const reducedShape = prims.reduce.outShape;
 fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {
     switch (p.*) {
         .astype, .stop_gradient, .depends, .custom => return ins[0].shape,
-        .elementwise => {
-            var sh = ins[0].shape;
-            for (ins[1..]) |in| sh = try prims.copy.broadcastShapes(&sh, &in.shape, "broadcast_shapes");
+        .elementwise, .fused => {
+            var sh = Shape{ .ndim = 0 };
+            for (ins) |in| sh = try prims.copy.broadcastShapes(&sh, &in.shape, "broadcast_shapes");
+            // A fused program may hold size-1 constants of a higher rank (written into it):
+            // the traced rank stays.
+            while (sh.ndim < s.shape.ndim) {
+                std.mem.copyBackwards(i32, sh.dims[1 .. sh.ndim + 1], sh.dims[0..sh.ndim]);
+                sh.dims[0] = 1;
+                sh.ndim += 1;
+            }
             return sh;
         },
         .reduce => |*r| switch (r.*) {
@@ -418,6 +542,11 @@ pub fn replay(t: *const Tape, inputs: []const *Node, out: []*Node) errors.Error!
             return errors.fail(.invalid_argument, "[compile] Input {d} is {s} but the function was compiled for {s}.", .{ i, sigText(.{ .dtype = in.dtype, .shape = in.shape }, &b1), sigText(sig, &b2) });
         }
     }
+    try instantiate(t, inputs, t.constants, out);
+}
+
+/// The tape's steps as new nodes over `inputs` and `consts` (one node per constant).
+fn instantiate(t: *const Tape, inputs: []const *Node, consts: []const *Node, out: []*Node) errors.Error!void {
     const vals = a_.alloc(*Node, t.steps.len) catch return oom();
     defer a_.free(vals);
     var made: usize = 0;
@@ -434,13 +563,23 @@ pub fn replay(t: *const Tape, inputs: []const *Node, out: []*Node) errors.Error!
             }
             break :blk in_heap[0..s.inputs.len];
         };
-        for (s.inputs, ins) |r, *n| n.* = node(t, r, inputs, vals);
+        for (s.inputs, ins) |r, *n| n.* = node(r, inputs, consts, vals);
         var p = try reflect.clone(Primitive, s.prim);
         var shape = s.shape;
         if (t.shapeless) shape = shapelessShape(s, &p, ins) catch |e| {
             p.deinit();
             return e;
         };
+        if (p == .fused and tracedInput(ins)) {
+            // Under a transform (grad, vmap, another compile's trace) a fused step is replayed
+            // as its ordinary ops: the transform then sees exactly the uncompiled graph (its
+            // vjp shares one backward graph, bits equal grad of the plain function), and an
+            // outer compile fuses the result again.
+            defer p.deinit();
+            vals[made] = try prims.fused.unfuse(p.fused.program, ins, shape, s.stream);
+            made += 1;
+            continue;
+        }
         const n = array.create(s.dtype, shape, p, ins, s.stream) catch |e| {
             p.deinit();
             return e;
@@ -450,18 +589,23 @@ pub fn replay(t: *const Tape, inputs: []const *Node, out: []*Node) errors.Error!
         made += 1;
     }
     for (t.outputs, out) |r, *o| {
-        const n = node(t, r, inputs, vals);
+        const n = node(r, inputs, consts, vals);
         n.retain();
         o.* = n;
     }
 }
 
-fn node(t: *const Tape, r: Ref, inputs: []const *Node, vals: []const *Node) *Node {
+fn tracedInput(ins: []const *Node) bool {
+    for (ins) |in| if (array.keepsGraph(in)) return true;
+    return false;
+}
+
+fn node(r: Ref, inputs: []const *Node, consts: []const *Node, vals: []const *Node) *Node {
     const i = indexOf(r);
     return switch (kindOf(r).?) {
         .input => inputs[i],
         .step => vals[i],
-        .constant => t.constants[i],
+        .constant => consts[i],
     };
 }
 
@@ -559,6 +703,34 @@ fn readRef(r: *reflect.Reader, n_in: usize, n_steps: usize, n_const: usize) erro
     return v;
 }
 
+/// A fused step read from a file: its program must be well formed over its operands' dtypes
+/// (the interpreter trusts it), give the step's dtype, and its operands broadcast to its shape.
+fn checkFused(r: *reflect.Reader, f: prims.fused.Fused, dt: Dtype, sh: Shape, ins: []const Ref, inputs: []const Sig, steps: []const Step, consts: []const *Node, shapeless: bool) errors.Error!void {
+    if (ins.len > prims.fused.max_inputs) return r.malformed("a fused step has too many operands");
+    var dts: [prims.fused.max_inputs]Dtype = undefined;
+    for (ins, 0..) |x, k| {
+        const i = indexOf(x);
+        const sig: Sig = switch (kindOf(x).?) {
+            .input => inputs[i],
+            .step => .{ .dtype = steps[i].dtype, .shape = steps[i].shape },
+            .constant => .{ .dtype = consts[i].dtype, .shape = consts[i].shape },
+        };
+        dts[k] = sig.dtype;
+        if (!shapeless) {
+            const b = prims.copy.broadcastShapes(&sig.shape, &sh, "import_function") catch {
+                errors.clear();
+                return r.malformed("a fused step's operand does not broadcast to its shape");
+            };
+            if (!b.eql(&sh)) return r.malformed("a fused step's operand does not broadcast to its shape");
+        }
+    }
+    prims.fused.validateDtypes(f.program, dts[0..ins.len]) catch {
+        errors.clear();
+        return r.malformed("a fused step's program does not match its operands");
+    };
+    if (f.program[f.program.len - 1].dtype != dt) return r.malformed("a fused step's dtype is not its program's");
+}
+
 /// A tape from a file's bytes, every field validated (never trusted).
 pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
     var r = reflect.Reader{ .bytes = bytes, .file = file };
@@ -618,6 +790,7 @@ pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
         const ins = a_.alloc(Ref, nin) catch return oom();
         errdefer a_.free(ins);
         for (ins) |*x| x.* = try readRef(&r, n_in, ns, n_const);
+        if (p == .fused) try checkFused(&r, p.fused, dt, sh, ins, t.inputs, steps[0..ns], consts, flags == 1);
         steps[ns] = .{ .prim = p, .dtype = dt, .shape = sh, .strides = st, .stream = stream, .inputs = ins };
         ns += 1;
     }
@@ -723,17 +896,18 @@ fn nodesOf(hs: ?[*]const u32, n: u32, op: []const u8) errors.Error![]*Node {
     return buf;
 }
 
-fn buildImpl(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, shapeless: u32) errors.Error!u32 {
+fn buildImpl(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, flags: u32) errors.Error!u32 {
+    if (flags > 3) return errors.fail(.invalid_argument, "[compile] Unknown build flags {d}.", .{flags});
     const p = try nodesOf(ph, nph, "compile");
     defer a_.free(p);
     const o = try nodesOf(outs, nout, "compile");
     defer a_.free(o);
-    const t = try build(p, o, shapeless != 0);
+    const t = try build(p, o, .{ .shapeless = flags & 1 != 0, .fuse = flags & 2 == 0 });
     errdefer t.deinit();
     return register(t);
 }
-fn compileBuild(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, shapeless: u32) callconv(.c) u32 {
-    return buildImpl(ph, nph, outs, nout, shapeless) catch 0;
+fn compileBuild(ph: ?[*]const u32, nph: u32, outs: ?[*]const u32, nout: u32, flags: u32) callconv(.c) u32 {
+    return buildImpl(ph, nph, outs, nout, flags) catch 0;
 }
 
 fn callImpl(id: u32, ins: ?[*]const u32, nin: u32) errors.Error!i32 {
@@ -784,6 +958,7 @@ fn infoImpl(id: u32, what: u32) errors.Error!i32 {
         3 => @intCast(t.outputs.len),
         4 => @intFromBool(t.has_custom),
         5 => @intFromBool(t.shapeless),
+        6 => @intCast(fusedSteps(t)),
         else => errors.fail(.invalid_argument, "[compile] Unknown info query {d}.", .{what}),
     };
 }
@@ -836,10 +1011,10 @@ fn compileImport(path: ?*const anyopaque, n: u32) callconv(.c) u32 {
 pub const abi = [_]abi_util.Entry{
     abi_util.entry("compile_trace_begin", compileTraceBegin, &.{}, "trace_begin for compile: until compile_trace_end, evaluating a tracer fails (as MLX)."),
     abi_util.entry("compile_trace_end", compileTraceEnd, &.{}, "The compile trace that called compile_trace_begin is done."),
-    abi_util.entry("compile_build", compileBuild, &.{ "placeholders", "nplaceholders", "outputs", "noutputs", "shapeless" }, "The tape of the graph traced from placeholders (tracers) to outputs, simplified; an id (0 on error)."),
+    abi_util.entry("compile_build", compileBuild, &.{ "placeholders", "nplaceholders", "outputs", "noutputs", "flags" }, "The tape of the graph traced from placeholders (tracers) to outputs, simplified and fused; flags: 1 shapeless, 2 do not fuse. An id (0 on error)."),
     abi_util.entry("compile_call", compileCall, &.{ "id", "inputs", "ninputs" }, "Replay a tape on inputs: returns the number of outputs and leaves their handles for results_take; negative on error."),
     abi_util.entry("compile_free", compileFree, &.{"id"}, "Free a tape (its constants and primitive copies). 0 on success."),
-    abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless."),
+    abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps."),
     abi_util.entry("compile_input_info", compileInputInfo, &.{ "id", "i", "k" }, "Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k."),
     abi_util.entry("compile_live", compileLive, &.{}, "Number of live tapes (for leak checks)."),
     abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success."),
@@ -869,7 +1044,7 @@ test "compile: build, simplify (CSE, no-ops, constant merging) and replay" {
     const c = try prims.copy.astype(m2, .float32, s); // no-op (returns m2 itself)
     const y = try ew.binary(.add, m1, c, s);
     array.traceEnd();
-    const t = try build(&.{ph}, &.{y}, false);
+    const t = try build(&.{ph}, &.{y}, .{ .fuse = false });
     defer t.deinit();
     try testing.expectEqual(@as(usize, 2), t.steps.len); // multiply once, add
     try testing.expectEqual(@as(usize, 1), t.constants.len);
@@ -900,4 +1075,78 @@ test "compile: build, simplify (CSE, no-ops, constant merging) and replay" {
     defer array.release(z);
     try testing.expectError(error.Failed, replay(t, &.{z}, &out));
     try testing.expectEqualStrings("[compile] Input 0 is float32 (4) but the function was compiled for float32 (3).", errors.messageSlice());
+}
+
+test "compile: elementwise chains become fused steps with the same bits; export checks programs" {
+    const s: u32 = 0;
+    const x = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{ 2, 5 }, "t"), s, "t");
+    defer array.release(x);
+    const y = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{5}, "t"), s, "t");
+    defer array.release(y);
+    for (0..10) |i| @as([*]f32, @ptrCast(@alignCast(x.data())))[i] = @as(f32, @floatFromInt(i)) * 0.37 - 1.5;
+    for (0..5) |i| @as([*]f32, @ptrCast(@alignCast(y.data())))[i] = @as(f32, @floatFromInt(i)) * 0.11 + 0.25;
+    array.traceBegin();
+    const px = try prims.copy.depends(x, &.{}, s);
+    px.tracer = true;
+    const py = try prims.copy.depends(y, &.{}, s);
+    py.tracer = true;
+    const half = try grad.constant(0.5, .float32, s);
+    // tanh(exp(x * y + 0.5)) - y, and a sum (a boundary) of the product.
+    const m = try ew.binary(.multiply, px, py, s);
+    const a = try ew.binary(.add, m, half, s);
+    const e = try ew.unary(.exp, a, s);
+    const th = try ew.unary(.tanh, e, s);
+    const out = try ew.binary(.subtract, th, py, s);
+    const sm = try prims.reduce.reduce(.sum, m, &.{1}, false, s);
+    array.traceEnd();
+    const plain = try build(&.{ px, py }, &.{ out, sm }, .{ .fuse = false });
+    defer plain.deinit();
+    const t = try build(&.{ px, py }, &.{ out, sm }, .{});
+    defer t.deinit();
+    for ([_]*Node{ px, py, half, m, a, e, th, out, sm }) |n| array.release(n);
+    // multiply stays (the sum reads it); add, exp, tanh, subtract become one fused step.
+    try testing.expectEqual(@as(usize, 6), plain.steps.len);
+    try testing.expectEqual(@as(usize, 3), t.steps.len);
+    try testing.expectEqual(@as(usize, 1), fusedSteps(t));
+    try testing.expectEqual(@as(usize, 0), t.constants.len); // 0.5 is in the program
+
+    var bytes: std.ArrayList(u8) = .empty;
+    defer bytes.deinit(a_);
+    try serialize(t, &bytes);
+    const t2 = try deserialize(bytes.items, "mem");
+    defer t2.deinit();
+    var o1: [2]*Node = undefined;
+    var o2: [2]*Node = undefined;
+    var o3: [2]*Node = undefined;
+    try replay(plain, &.{ x, y }, &o1);
+    try replay(t, &.{ x, y }, &o2);
+    try replay(t2, &.{ x, y }, &o3);
+    defer for ([_][2]*Node{ o1, o2, o3 }) |os| for (os) |o| array.release(o);
+    try eval_mod.eval(&(o1 ++ o2 ++ o3));
+    for (0..2) |k| {
+        try testing.expectEqualSlices(u8, o1[k].data()[0..o1[k].nbytes()], o2[k].data()[0..o2[k].nbytes()]);
+        try testing.expectEqualSlices(u8, o1[k].data()[0..o1[k].nbytes()], o3[k].data()[0..o3[k].nbytes()]);
+    }
+
+    // A file whose program reads a value before it is computed, or gives another dtype, is refused.
+    var fi: usize = 0;
+    for (t.steps, 0..) |st, k| if (st.prim == .fused) {
+        fi = k;
+    };
+    const orig = t.steps[fi].prim.fused.program;
+    const bad = try a_.dupe(prims.fused.Instr, orig);
+    defer a_.free(bad);
+    t.steps[fi].prim.fused.program = bad;
+    defer t.steps[fi].prim.fused.program = orig;
+    bad[bad.len - 1].args[0] = @intCast(bad.len - 1);
+    var b2: std.ArrayList(u8) = .empty;
+    defer b2.deinit(a_);
+    try serialize(t, &b2);
+    try testing.expectError(error.Failed, deserialize(b2.items, "bad.mlxfn"));
+    try testing.expect(std.mem.indexOf(u8, errors.messageSlice(), "a fused step's program does not match its operands") != null);
+    @memcpy(bad, orig);
+    bad[bad.len - 1].dtype = .float16;
+    b2.clearRetainingCapacity();
+    try serialize(t, &b2);
+    try testing.expectError(error.Failed, deserialize(b2.items, "bad.mlxfn"));
 }

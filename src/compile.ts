@@ -1,7 +1,9 @@
 // mx.compile: a function traced once per signature into a tape kept in the engine
 // (engine/compile.zig), then replayed natively: one FFI call takes the input handles and makes
-// every output node, no JS runs per op. Also mx.exportFunction / mx.importFunction (the tape in
-// a file of our own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
+// every output node, no JS runs per op. The engine simplifies each tape and fuses its chains
+// of elementwise ops into single kernels (bit-identical; `fuse: false` or MLXB_NO_FUSE=1 turn
+// that off for tests). Also mx.exportFunction / mx.importFunction (the tape in a file of our
+// own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
 //
 // The signature of a call: the tree structure of the arguments, each array's dtype and shape
 // (only its rank when shapeless), and the other leaves (numbers, strings, booleans, null) by
@@ -17,6 +19,8 @@ import { runScoped } from "./scope";
 import { treeFlatten, treeUnflatten } from "./transforms";
 
 let enabled = !process.env.MLXB_DISABLE_COMPILE || process.env.MLXB_DISABLE_COMPILE === "0";
+/** Internal: `MLXB_NO_FUSE=1` builds tapes without fusion (for tests and benchmarks; MLX has no such switch). */
+const fuseDefault = !process.env.MLXB_NO_FUSE || process.env.MLXB_NO_FUSE === "0";
 
 /** Turn compilation off globally: compiled functions then run their plain function (as MLX's `disable_compile`). */
 export function disableCompile(): void {
@@ -36,6 +40,8 @@ export interface CompileOptions {
   outputs?: unknown;
   /** Do not retrace when only input shapes change (same dtypes and ranks). */
   shapeless?: boolean;
+  /** @internal Fuse chains of elementwise ops into single kernels (default true; `MLXB_NO_FUSE=1` turns it off). */
+  fuse?: boolean;
 }
 
 /** @internal The size of an engine tape. */
@@ -44,11 +50,13 @@ export interface TapeStats {
   constants: number;
   inputs: number;
   outputs: number;
+  /** Steps that are fused elementwise chains (one kernel each). */
+  fused: number;
 }
 
 function tapeStats(id: number): TapeStats {
   const q = (k: number) => checkStatus(lib.mlxb_compile_info(id, k));
-  return { steps: q(0), constants: q(1), inputs: q(2), outputs: q(3) };
+  return { steps: q(0), constants: q(1), inputs: q(2), outputs: q(3), fused: q(6) };
 }
 
 /** A compiled function: call it like `fn`. */
@@ -58,7 +66,7 @@ export interface CompiledFunction<A extends unknown[], R> {
   readonly traceCount: number;
   /** Engine tapes currently cached (one per signature). */
   readonly cacheSize: number;
-  /** @internal The size of each cached tape after simplification (steps, constants, inputs, outputs). */
+  /** @internal The size of each cached tape after simplification and fusion (steps, constants, inputs, outputs, fused steps). */
   readonly tapeStats: TapeStats[];
   /** Free every cached tape now (the GC does it otherwise); the function retraces if called again. */
   dispose(): void;
@@ -163,7 +171,7 @@ function takeResults(n: number): MxArray[] {
 }
 
 /** Run fn on tracers and keep its graph as an engine tape. */
-function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], argArrays: readonly MxArray[], inSlots: readonly Slot[], outputs: unknown, shapeless: boolean, op: string): Entry {
+function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], argArrays: readonly MxArray[], inSlots: readonly Slot[], outputs: unknown, shapeless: boolean, fuse: boolean, op: string): Entry {
   const originals = inSlots.map((s) => s.obj[s.key] as MxArray);
   lib.mlxb_compile_trace_begin();
   try {
@@ -178,7 +186,7 @@ function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], a
       const stateOut = outSlots.map((s) => s.obj[s.key] as MxArray);
       const all = [...outs, ...stateOut];
       const phs = [...argTracers, ...stateTracers];
-      const id = checkHandle(lib.mlxb_compile_build(u32(phs, op), phs.length, u32(all, op), all.length, shapeless ? 1 : 0));
+      const id = checkHandle(lib.mlxb_compile_build(u32(phs, op), phs.length, u32(all, op), all.length, (shapeless ? 1 : 0) | (fuse ? 0 : 2)));
       return { id, template: skeleton(result), nOut: outs.length, nStateOut: stateOut.length, hasCustom: lib.mlxb_compile_info(id, 4) === 1 };
     }, isMxArray);
   } finally {
@@ -234,6 +242,7 @@ const registry = new FinalizationRegistry<Set<number>>((ids) => {
 export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: CompileOptions = {}): CompiledFunction<A, R> {
   const { inputs, outputs } = options;
   const shapeless = options.shapeless === true;
+  const fuse = options.fuse ?? fuseDefault;
   const cache = new Map<string, Entry>();
   const ids = new Set<number>();
   let traces = 0;
@@ -246,7 +255,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     if (inSlots.length > 0) key += `|${signature(stateIn, shapeless, [])}`;
     let e = cache.get(key);
     if (e === undefined) {
-      e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, inSlots, outputs, shapeless, "compile");
+      e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, inSlots, outputs, shapeless, fuse, "compile");
       traces++;
       cache.set(key, e);
       ids.add(e.id);
@@ -303,7 +312,7 @@ export function exportFunction(target: ExportTarget, fn: (...args: never[]) => u
   const shapeless = typeof target === "string" ? false : target.shapeless === true;
   const arrays: MxArray[] = [];
   signature(args, shapeless, arrays);
-  const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, "export_function");
+  const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, fuseDefault, "export_function");
   try {
     const p = pathBytes(path);
     checkStatus(lib.mlxb_compile_export(e.id, p, p.length));

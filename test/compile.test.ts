@@ -14,7 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), "mlxb-compile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function bytes(a: mx.Array): Uint8Array {
-  const t = a.toTypedArray();
+  const t = a.dtype === mx.bfloat16 ? a.toTypedArray({ bits: true }) : a.toTypedArray();
   return new Uint8Array(t.buffer, t.byteOffset, t.byteLength).slice();
 }
 
@@ -151,12 +151,16 @@ describe("simplification", () => {
       const v = mx.reshape(mx.exp(x), [3]); // exp again (CSE), reshape to the same shape (no-op)
       return mx.add(mx.add(y, z), mx.add(w, v));
     };
-    const c = mx.compile(f);
+    const c = mx.compile(f, { fuse: false });
     const x = mx.array([1, 2, 3], mx.float32);
     expectSame(c(x), f(x));
     const [st] = c.tapeStats;
     // add(x,1), exp, add(y,z), add(w,v), final add: 5 steps; one constant (the merged 1s)
-    expect(st).toEqual({ steps: 5, constants: 1, inputs: 1, outputs: 1 });
+    expect(st).toEqual({ steps: 5, constants: 1, inputs: 1, outputs: 1, fused: 0 });
+    // Fused, the five are one step and the 1 is written into its program.
+    const cf = mx.compile(f);
+    expectSame(cf(x), f(x));
+    expect(cf.tapeStats).toEqual([{ steps: 1, constants: 0, inputs: 1, outputs: 1, fused: 1 }]);
   });
 
   test("an output that is an input or a constant", () => {
@@ -226,7 +230,9 @@ describe("transforms", () => {
     const cf = mx.compile(f);
     const ones = mx.onesLike(x);
     expectSame(mx.vjp(cf, [x, w], [ones]), mx.vjp(f, [x, w], [ones]));
+    // Under a transform a fused step replays as its ordinary ops: the same graph, the same bits.
     expectSame(mx.jvp(cf, [x, w], [ones, ones]), mx.jvp(f, [x, w], [ones, ones]));
+    expect(cf.tapeStats[0]!.fused).toBe(1);
     expect(c.traceCount).toBe(1);
   });
 
@@ -372,7 +378,7 @@ describe("export and import", () => {
 
   test("malformed files give a clear [import_function] error naming the file", () => {
     const file = join(dir, "good.mlxfn");
-    mx.exportFunction(file, (v: mx.Array) => mx.sin(mx.add(v, 1)), mx.ones([2]));
+    mx.exportFunction(file, (v: mx.Array) => mx.sin(mx.sum(mx.add(v, 1))), mx.ones([2]));
     const good = readFileSync(file);
     const bad = (name: string, data: Uint8Array, re: RegExp) => {
       const p = join(dir, name);
@@ -401,6 +407,159 @@ describe("export and import", () => {
   test("custom functions cannot be exported", () => {
     const cf = mx.customFunction((v: mx.Array) => mx.exp(v));
     expectMlxError(() => mx.exportFunction(join(dir, "custom.mlxfn"), (v: mx.Array) => cf(v), mx.ones([2])), /^\[export_function\] The function calls a custom function/);
+  });
+});
+
+describe("fusion", () => {
+  // A 10-op elementwise chain with a broadcast (y is a row) and scalar constants.
+  const chain = (x: mx.Array, y: mx.Array) => {
+    let v = mx.multiply(x, y);
+    v = mx.add(v, 0.5);
+    v = mx.exp(v);
+    v = mx.tanh(v);
+    v = mx.maximum(v, y);
+    v = mx.multiply(v, 1.5);
+    v = mx.subtract(v, x);
+    v = mx.abs(v);
+    v = mx.sqrt(v);
+    return mx.add(v, y);
+  };
+  const x = mx.random.normal([8, 33], { key: mx.random.key(11) });
+  const y = mx.random.uniform({ shape: [33], key: mx.random.key(12) });
+
+  test("a compiled 10-op chain is one fused step with the same bits as uncompiled", () => {
+    const c = mx.compile(chain);
+    expectSame(c(x, y), chain(x, y));
+    expectSame(c(x, y), chain(x, y));
+    expect(c.tapeStats).toEqual([{ steps: 1, constants: 0, inputs: 2, outputs: 1, fused: 1 }]);
+    const plain = mx.compile(chain, { fuse: false });
+    expectSame(plain(x, y), chain(x, y));
+    expect(plain.tapeStats[0]!.steps).toBe(10);
+    expect(plain.tapeStats[0]!.fused).toBe(0);
+  });
+
+  test("intermediates the function keeps (closures, outputs) still fuse around them", () => {
+    const kept: mx.Array[] = [];
+    const f = (a: mx.Array) => {
+      const e = mx.exp(mx.sin(a));
+      kept.push(e); // held by JS after the trace: the tape does not care
+      return [mx.sqrt(mx.abs(mx.cos(e))), mx.square(mx.negative(e))];
+    };
+    const c = mx.compile(f);
+    expectSame(c(x), f(x));
+    // exp(sin) is read twice: one fused step for it, one per output chain.
+    expect(c.tapeStats[0]).toEqual({ steps: 3, constants: 0, inputs: 1, outputs: 2, fused: 3 });
+  });
+
+  test("float16, bfloat16 and integer chains, casts and where (bits as uncompiled)", () => {
+    const h = (a: mx.Array, b: mx.Array) => mx.where(mx.greater(a, b), mx.multiply(mx.exp(a), b), mx.subtract(mx.sin(b), 1));
+    for (const dt of [mx.float16, mx.bfloat16, mx.float32]) {
+      const a = x.astype(dt);
+      const b = y.astype(dt);
+      const c = mx.compile(h);
+      expectSame(c(a, b), h(a, b));
+      // sin(b) - 1 is a row (smaller than the output): its own fused step, not recomputed per row.
+      expect(c.tapeStats[0]!.fused).toBe(2);
+    }
+    const ints = mx.array([[3, -1, 7], [0, 5, -4]], mx.int32);
+    const g = (a: mx.Array) => mx.astype(mx.floorDivide(mx.multiply(mx.add(a, 3), a), 2), mx.float32);
+    const cg = mx.compile(g);
+    expectSame(cg(ints), g(ints));
+    expect(cg.tapeStats[0]!.fused).toBe(1);
+  });
+
+  test("fused steps on views, 0-d, empty and complex inputs", () => {
+    const f = (a: mx.Array, b: mx.Array) => mx.sqrt(mx.abs(mx.subtract(mx.exp(mx.multiply(a, b)), 1)));
+    const c = mx.compile(f);
+    const a = mx.random.normal([5, 7], { key: mx.random.key(30) });
+    const t = mx.random.normal([7, 5], { key: mx.random.key(31) });
+    const row = mx.broadcastTo(mx.array([1, 2, 3, 4, 5, 6, 7], mx.float32), [5, 7]);
+    const s = mx.array(2.5, mx.float32);
+    const e = mx.zeros([0, 3]);
+    const st = a.index(mx.sl(null, null, 2));
+    for (const [p, q] of [[a, t.T], [a, row], [s, s], [e, e], [st, st]] as const) expectSame(c(p, q), f(p, q));
+    const g = (v: mx.Array) => mx.abs(mx.exp(mx.multiply(v, v)));
+    const z = a.astype(mx.complex64);
+    const cg = mx.compile(g);
+    expectSame(cg(z), g(z));
+    expect(cg.tapeStats[0]!.fused).toBe(1);
+  });
+
+  test("grad of a compiled fused function equals grad uncompiled (exact), and compile(grad)", () => {
+    const loss = (a: mx.Array, b: mx.Array) => mx.sum(chain(a, b));
+    const c = mx.compile(loss);
+    expect(c.tapeStats.length).toBe(0);
+    const g = mx.grad(c, { argnums: [0, 1] });
+    const want = mx.grad(loss, { argnums: [0, 1] })(x, y);
+    expectSame(g(x, y), want);
+    expect(c.tapeStats[0]!.fused).toBe(1);
+    const cg = mx.compile(mx.grad(loss, { argnums: [0, 1] }));
+    expectSame(cg(x, y), want);
+    expect(cg.tapeStats[0]!.fused).toBeGreaterThan(0);
+    const unfused = mx.compile(mx.grad(loss, { argnums: [0, 1] }), { fuse: false });
+    expectSame(unfused(x, y), want);
+    expect(cg.tapeStats[0]!.steps).toBeLessThan(unfused.tapeStats[0]!.steps);
+    const vg = mx.valueAndGrad(c);
+    expectSame(vg(x, y), mx.valueAndGrad(loss)(x, y));
+  });
+
+  test("nested: a compiled function closing over a tracer, compile(grad(compile(f))), vmap(grad(compile(f)))", () => {
+    const a = mx.array([0.5, -1, 2, 0.25]);
+    const w = mx.array([1.5, 0.5, -0.5, 2]);
+    const inner = (wv: mx.Array) => mx.sum(mx.compile((v: mx.Array) => mx.exp(mx.add(mx.multiply(mx.sin(v), wv), 1)))(a));
+    const plain = (wv: mx.Array) => mx.sum(mx.exp(mx.add(mx.multiply(mx.sin(a), wv), 1)));
+    expectSame(mx.grad(inner)(w), mx.grad(plain)(w));
+    const f = (v: mx.Array) => mx.sum(mx.tanh(mx.exp(mx.multiply(mx.sin(v), 2))));
+    const cc = mx.compile(mx.grad(mx.compile(f)));
+    expectSame(cc(a), mx.grad(f)(a));
+    expect(cc.tapeStats[0]!.fused).toBe(1); // the forward and backward chains: one kernel
+    const both = mx.stack([a, w]);
+    expectSame(mx.vmap(mx.grad(mx.compile(f)))(both), mx.vmap(mx.grad(f))(both));
+  });
+
+  test("vmap of a compiled fused function", () => {
+    const c = mx.compile(chain);
+    const rows = mx.random.uniform({ shape: [4, 33], key: mx.random.key(13) });
+    expectSame(mx.vmap(c, { inAxes: [null, 0] })(x.index(0), rows), mx.vmap(chain, { inAxes: [null, 0] })(x.index(0), rows));
+  });
+
+  test("export and import of a function with fused steps round-trips", () => {
+    const file = join(dir, "fused.mlxfn");
+    mx.exportFunction(file, chain, x, y);
+    expect(readFileSync(file).includes("fused")).toBe(true);
+    const g = mx.importFunction(file);
+    expectSame(g(x, y), [chain(x, y)]);
+    const x2 = mx.random.normal([8, 33], { key: mx.random.key(14) });
+    expectSame(g(x2, y), [chain(x2, y)]);
+    g.dispose();
+    // Shapeless: the fused step's shape follows its inputs.
+    const sfile = join(dir, "fused-shapeless.mlxfn");
+    mx.exportFunction({ path: sfile, shapeless: true }, chain, x, y);
+    const sg = mx.importFunction(sfile);
+    const x3 = mx.random.normal([3, 5], { key: mx.random.key(15) });
+    const y3 = mx.random.uniform({ shape: [5], key: mx.random.key(16) });
+    expectSame(sg(x3, y3), [chain(x3, y3)]);
+    sg.dispose();
+  });
+
+  test("shapeless compile with fused steps: shapes follow the inputs, no retrace", () => {
+    const c = mx.compile(chain, { shapeless: true });
+    for (const [a, b] of [[[8, 33], [33]], [[2, 3], [3]], [[5, 1], [7]], [[1, 4], [1]]] as const) {
+      const xa = mx.random.normal([...a], { key: mx.random.key(20) });
+      const yb = mx.random.uniform({ shape: [...b], key: mx.random.key(21) });
+      expectSame(c(xa, yb), chain(xa, yb));
+    }
+    expect(c.traceCount).toBe(1);
+    expect(c.tapeStats[0]!.fused).toBe(1);
+    // A size-1 constant of higher rank written into the program keeps the traced rank.
+    const k = mx.array([[2]], mx.float32);
+    const f = (a: mx.Array) => mx.exp(mx.multiply(mx.sin(a), k));
+    const cf = mx.compile(f, { shapeless: true });
+    for (const n of [3, 6]) {
+      const a = mx.random.normal([n], { key: mx.random.key(n) });
+      expectSame(cf(a), f(a));
+    }
+    expect(cf.tapeStats[0]!.fused).toBe(1);
   });
 });
 

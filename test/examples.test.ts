@@ -3,7 +3,9 @@
 //   seed and steps (MLX 0.32.4: loss 1.4504489e-4, |w - w*| = 1.9673999e-2);
 // - mnist (the full default run: ~16 s on a quiet 2-core machine here): >= 95% accuracy on the
 //   2,004 held-out digits (timeouts are generous: the machine is shared);
-// - transformer_lm (60 steps): the held-out loss falls well below its initial ln(vocabulary).
+// - transformer_lm (60 steps): the held-out loss falls well below its initial ln(vocabulary);
+// - each with --compile (the training step under mx.compile, state captured as inputs and
+//   outputs): a few steps give the losses of the uncompiled run.
 import { describe, expect, test } from "bun:test";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -46,4 +48,38 @@ describe("examples", () => {
     expect(held[2]!).toBeLessThan(3.2);
     expect(out).toContain("sample: ");
   }, 600_000);
+});
+
+describe("examples with --compile: the losses of the uncompiled run", () => {
+  const close = (a: number[], b: number[], rtol: number) => {
+    expect(a.length).toBe(b.length);
+    expect(a.length).toBeGreaterThan(0);
+    a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThanOrEqual(rtol * Math.abs(b[i]!)));
+  };
+
+  test("linear_regression --compile", () => {
+    const nums = (out: string) => [.../Loss ([\d.e+-]+), L2 distance: \|w-w\*\| = ([\d.e+-]+)/.exec(out)!.slice(1)].map(Number);
+    const plain = run("linear_regression.ts", ["--iters", "200"]);
+    const compiled = run("linear_regression.ts", ["--iters", "200", "--compile"]);
+    expect(compiled).toContain("(compiled step)");
+    close(nums(compiled), nums(plain), 1e-4);
+  }, 120_000);
+
+  test("mnist --compile (2 short epochs: the optimizer state appears after the first step)", () => {
+    const nums = (out: string) => [...out.matchAll(/epoch \d+: train loss ([\d.]+), test accuracy ([\d.]+)%/g)].flatMap((m) => [Number(m[1]), Number(m[2])]);
+    const args = ["--epochs", "2", "--steps", "15"];
+    const plain = run("mnist.ts", args);
+    const compiled = run("mnist.ts", [...args, "--compile"]);
+    expect(compiled).toContain("compiled step");
+    close(nums(compiled), nums(plain), 2e-3);
+  }, 300_000);
+
+  test("transformer_lm --compile", () => {
+    const nums = (out: string) => [...out.matchAll(/loss ([\d.]+)/g)].map((m) => Number(m[1]));
+    const args = ["--steps", "4", "--eval-every", "2"];
+    const plain = run("transformer_lm.ts", args);
+    const compiled = run("transformer_lm.ts", [...args, "--compile"]);
+    expect(compiled).toContain("compiled step");
+    close(nums(compiled), nums(plain), 2e-3);
+  }, 300_000);
 });

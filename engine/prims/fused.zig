@@ -109,6 +109,15 @@ fn oom() errors.Error {
 /// op's compute dtype (as elementwise.binary makes them), shifts are absent (their result
 /// depends on the unfused layout).
 pub fn validate(program: []const Instr, inputs: []const *Node) errors.Error!void {
+    if (inputs.len > max_inputs)
+        return errors.fail(.invalid_argument, "[fused] At most {d} inputs (got {d}).", .{ max_inputs, inputs.len });
+    var dts: [max_inputs]Dtype = undefined;
+    for (inputs, 0..) |in, k| dts[k] = in.dtype;
+    return validateDtypes(program, dts[0..inputs.len]);
+}
+
+/// `validate` over the inputs' dtypes (compile's import checks a program read from a file).
+pub fn validateDtypes(program: []const Instr, inputs: []const Dtype) errors.Error!void {
     if (program.len == 0 or program.len > max_instrs)
         return errors.fail(.invalid_argument, "[fused] A program has 1 to {d} instructions (got {d}).", .{ max_instrs, program.len });
     if (inputs.len > max_inputs)
@@ -122,7 +131,7 @@ pub fn validate(program: []const Instr, inputs: []const *Node) errors.Error!void
             }
         }.of;
         const want: Dtype = switch (ins.op) {
-            .input => |k| if (k < inputs.len) inputs[k].dtype else return errors.fail(.invalid_argument, "[fused] Instruction {d} reads input {d} of {d}.", .{ i, k, inputs.len }),
+            .input => |k| if (k < inputs.len) inputs[k] else return errors.fail(.invalid_argument, "[fused] Instruction {d} reads input {d} of {d}.", .{ i, k, inputs.len }),
             .constant, .astype => ins.dtype,
             .unary => |op| try ew.unaryOutDtype(op, d(program, ins, 0)),
             .binary => |op| blk: {
@@ -357,7 +366,15 @@ const Slot = union(enum) {
     out,
 };
 
-const reg_bytes = block * 8;
+/// Bytes of one register: a block of the program's widest value, or less for small outputs
+/// (the output's size rounded up to a vector multiple), so a small node neither allocates nor
+/// fills whole blocks.
+fn regBytes(n: usize, program: []const Instr) usize {
+    var esize: usize = 1;
+    for (program) |ins| esize = @max(esize, ins.dtype.size());
+    const elems: usize = @min(block, std.mem.alignForward(usize, @max(n, 1), 64));
+    return elems * esize;
+}
 
 const Plan = struct {
     program: []const Instr,
@@ -367,6 +384,7 @@ const Plan = struct {
     access: [max_inputs]Access,
     slots: [max_instrs]Slot,
     n_regs: usize,
+    reg_bytes: usize,
     scratch: [*]u8,
     items: usize,
     next: std.atomic.Value(usize),
@@ -414,6 +432,7 @@ const Plan = struct {
             }
         }
         p.n_regs = n_regs;
+        p.reg_bytes = regBytes(p.n, program);
         const blocks = (p.n + block - 1) / block;
         p.items = (blocks + item_blocks - 1) / item_blocks;
         p.next = .init(0);
@@ -439,14 +458,15 @@ const Plan = struct {
 
     /// One pool thread: its registers are slot `t` of the scratch; items from the counter.
     fn drain(p: *Plan, t: usize, _: usize) void {
-        const regs = p.scratch + t * p.n_regs * reg_bytes;
+        const regs = p.scratch + t * p.n_regs * p.reg_bytes;
         // Pinned registers: a whole block of the one value.
         for (p.program, 0..) |ins, i| switch (p.slots[i]) {
             .pinned => |r| {
-                const dst = regs + r * reg_bytes;
+                const dst = regs + r * p.reg_bytes;
+                const count: usize = @min(block, p.n);
                 switch (ins.op) {
-                    .input => |k| fillValue(dst, p.access[k].base, p.access[k].esize),
-                    .constant => |bits| fillValue(dst, std.mem.asBytes(&bits), ins.dtype.size()),
+                    .input => |k| fillValue(dst, p.access[k].base, p.access[k].esize, count),
+                    .constant => |bits| fillValue(dst, std.mem.asBytes(&bits), ins.dtype.size(), count),
                     else => unreachable,
                 }
             },
@@ -466,7 +486,7 @@ const Plan = struct {
         for (p.program, 0..) |ins, i| {
             const dst: [*]u8 = switch (p.slots[i]) {
                 .direct => |k| @constCast(p.access[k].base) + s * p.access[k].esize,
-                .pinned, .reg => |r| regs + r * reg_bytes,
+                .pinned, .reg => |r| regs + r * p.reg_bytes,
                 .out => p.out + s * p.out_esize,
             };
             ptr[i] = dst;
@@ -489,8 +509,18 @@ const Plan = struct {
     }
 };
 
-fn fillValue(dst: [*]u8, src: [*]const u8, esize: usize) void {
-    for (0..block) |i| @memcpy(dst[i * esize ..][0..esize], src[0..esize]);
+/// `count` copies of one element.
+fn fillValue(dst: [*]u8, src: [*]const u8, esize: usize, count: usize) void {
+    switch (esize) {
+        inline 1, 2, 4, 8 => |e| {
+            const T = std.meta.Int(.unsigned, e * 8);
+            var v: T = undefined;
+            @memcpy(std.mem.asBytes(&v), src[0..e]);
+            const d: [*]T = @ptrCast(@alignCast(dst));
+            @memset(d[0..count], v);
+        },
+        else => for (0..count) |i| @memcpy(dst[i * esize ..][0..esize], src[0..esize]),
+    }
 }
 
 pub fn eval(node: *Node, f: Fused) errors.Error!void {
@@ -507,9 +537,11 @@ pub fn eval(node: *Node, f: Fused) errors.Error!void {
     var p: Plan = undefined;
     p.init(node, f.program);
     const t = p.threadsFor();
-    const bytes = @max(1, t * p.n_regs * reg_bytes);
-    const scratch = std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return oom();
-    defer std.heap.c_allocator.free(scratch);
+    const bytes = @max(1, t * p.n_regs * p.reg_bytes);
+    // Small nodes keep their registers on the stack (no allocation per evaluation).
+    var small: [32 * 1024]u8 align(64) = undefined;
+    const scratch = if (bytes <= small.len) small[0..bytes] else std.heap.c_allocator.alignedAlloc(u8, .@"64", bytes) catch return oom();
+    defer if (bytes > small.len) std.heap.c_allocator.free(@as([]align(64) u8, @alignCast(scratch)));
     p.scratch = scratch.ptr;
     if (t == 1) return p.drain(0, 0);
     pool.parallelFor(t, 1, &p, Plan.drain);
