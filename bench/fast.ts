@@ -7,7 +7,7 @@
 // times MLX's mx.fast on the same cases. One evaluated call per timing; inputs evaluated first.
 import { readFileSync } from "node:fs";
 import * as mx from "../src/index.ts";
-import { layerNorm, rmsNorm, rope, scaledDotProductAttention } from "../src/nn/layers.ts";
+import { layerNorm, rmsNorm, rope, scaledDotProductAttention } from "../src/nn/composed.ts";
 
 type Dt = "float32" | "float16" | "bfloat16";
 interface Case {
@@ -148,7 +148,7 @@ function report(files: string[]): string {
     const m = best.get(`mlx|${c.name}`);
     lines.push(`| ${c.name} | ${us(f)} | ${us(k)} | ${ratio(f, k)} | ${us(m)} | ${ratio(f, m)} |`);
   }
-  lines.push("", "Below 1, the fused kernel is faster. The composed column is src/nn/layers.ts (layerNorm, rmsNorm, rope, scaledDotProductAttention; GQA by repeating the kv heads).", "");
+  lines.push("", "Below 1, the fused kernel is faster. The composed column is src/nn/composed.ts (layerNorm, rmsNorm, rope, scaledDotProductAttention; GQA by repeating the kv heads).", "");
   return lines.join("\n");
 }
 
