@@ -251,7 +251,44 @@ describe("edge cases", () => {
   });
 });
 
-describe("not done yet", () => {
-  test.todo("rope: the vjp with respect to freqs (MLX gives the composed formula's; ours fails with a clear message)");
-  test.todo("vmap over rope's offset or freqs, and over sdpa's sinks (fail with a clear message)");
+describe("transforms composed over the per-example parameters", () => {
+  // Batched freqs and sinks become per-batch-entry inputs of the fused node: its vjp must sum
+  // into the right rows. Oracle: the same gradient computed one example at a time.
+  const stackEach = (n: number, f: (i: number) => mx.Array) => mx.stack(Array.from({ length: n }, (_, i) => f(i)));
+  test("grad of rope with respect to freqs, vmapped over freqs and offset", () => {
+    const x = mx.random.normal([2, 3, 8], { key: mx.random.key(11) });
+    const c = mx.random.normal([2, 3, 8], { key: mx.random.key(12) });
+    const freqs = mx.add(mx.random.uniform(0, 2, [3, 4], { key: mx.random.key(13) }), 0.5);
+    const offs = mx.array([0, 4, 9], { dtype: mx.int32 });
+    const loss = (f: mx.Array, o: mx.Array) => mx.sum(mx.multiply(mx.fast.rope(x, 8, { traditional: true, base: null, scale: 0.7, offset: o, freqs: f }), c));
+    const g = mx.vmap(mx.grad(loss) as (f: mx.Array, o: mx.Array) => mx.Array)(freqs, offs);
+    const want = stackEach(3, (i) => mx.grad(loss)(freqs.index(i), offs.index(i)) as mx.Array);
+    expect(mx.allclose(g, want, { atol: 1e-5, rtol: 1e-5 }).item()).toBe(true);
+  });
+  test("grad of sdpa with respect to vmapped sinks", () => {
+    const q = mx.random.normal([2, 2, 3, 4], { key: mx.random.key(14) });
+    const sinks = mx.random.normal([3, 2], { key: mx.random.key(15) });
+    const loss = (s: mx.Array) => mx.sum(mx.square(mx.fast.scaledDotProductAttention(q, q, q, { scale: 0.5, sinks: s })));
+    const g = mx.vmap(mx.grad(loss) as (s: mx.Array) => mx.Array)(sinks);
+    const want = stackEach(3, (i) => mx.grad(loss)(sinks.index(i)) as mx.Array);
+    expect(mx.allclose(g, want, { atol: 1e-6, rtol: 1e-5 }).item()).toBe(true);
+    // and the total: grad of the vmapped sum
+    const gs = mx.grad((s: mx.Array) => mx.sum(mx.vmap(loss)(s)))(sinks) as mx.Array;
+    expect(mx.allclose(gs, want, { atol: 1e-6, rtol: 1e-5 }).item()).toBe(true);
+  });
+  test("rope's freqs gradient matches central finite differences (float64)", () => {
+    const x = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(16) }).astype(mx.float64);
+    const c = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(17) }).astype(mx.float64);
+    const f0 = [0.7, 1.3, 2.1];
+    const loss = (f: mx.Array) => mx.sum(mx.multiply(mx.fast.rope(x, 6, { traditional: false, base: null, scale: 1, offset: 2, freqs: f }), c));
+    const g = (mx.grad(loss)(mx.array(f0)) as mx.Array).tolist() as number[];
+    const h = 1e-4;
+    f0.forEach((_, i) => {
+      const up = f0.map((v, j) => (j === i ? v + h : v));
+      const dn = f0.map((v, j) => (j === i ? v - h : v));
+      const fd = ((loss(mx.array(up)).item() as number) - (loss(mx.array(dn)).item() as number)) / (2 * h);
+      // freqs are computed in float32 inside rope: finite differences of that, within its rounding
+      expect(Math.abs(g[i]! - fd)).toBeLessThan(2e-3 * (1 + Math.abs(fd)));
+    });
+  });
 });

@@ -493,9 +493,12 @@ fn evalRope(comptime S: type, node: *Node, r: Rope) errors.Error!void {
     const offc = try contig(node.inputs[1]);
     defer offc.deinit();
     const offs = Ptr(i32, offc.ptr)[0..node.inputs[1].size()];
-    const per_b = offs.len > 1;
-    // Angle table: (offsets, L, dims/2) cosines and sines, in float32 as MLX computes them.
-    const n_tab = offs.len * l * h;
+    // freqs: (h), or (n0, h) per entry of the first axis (made by the batching rule).
+    const frows: usize = if (r.has_freqs and node.inputs[2].shape.ndim == 2) @intCast(node.inputs[2].shape.dims[0]) else 1;
+    const nb = @max(offs.len, frows);
+    const per_b = nb > 1;
+    // Angle table: (nb, L, dims/2) cosines and sines, in float32 as MLX computes them.
+    const n_tab = nb * l * h;
     const tab_buf = try array.newBuffer(2 * n_tab * @sizeOf(C), "rope");
     defer tab_buf.release();
     const cos: [*]C = Ptr(C, tab_buf.ptr);
@@ -504,25 +507,27 @@ fn evalRope(comptime S: type, node: *Node, r: Rope) errors.Error!void {
     var inv_heap: ?*array.Buffer = null;
     defer if (inv_heap) |b| b.release();
     var invf: []f32 = inv[0..];
-    if (h > inv.len) {
-        inv_heap = try array.newBuffer(h * 4, "rope");
-        invf = Ptr(f32, inv_heap.?.ptr)[0..h];
+    if (frows * h > inv.len) {
+        inv_heap = try array.newBuffer(frows * h * 4, "rope");
+        invf = Ptr(f32, inv_heap.?.ptr)[0 .. frows * h];
     }
     if (r.has_freqs) {
         const fc = try contig(node.inputs[2]);
         defer fc.deinit();
         const f = Ptr(f32, fc.ptr);
-        for (0..h) |i| invf[i] = 1.0 / f[i];
+        for (0..frows * h) |i| invf[i] = 1.0 / f[i];
     } else {
         const k: f32 = -@log(r.base) / @as(f32, @floatFromInt(h));
         for (0..h) |i| invf[i] = @exp(@as(f32, @floatFromInt(i)) * k);
     }
-    for (offs, 0..) |o, bi| {
+    for (0..nb) |bi| {
+        const o = offs[if (offs.len > 1) bi else 0];
+        const fi = invf[(if (frows > 1) bi else 0) * h ..][0..h];
         for (0..l) |li| {
             const pos: f32 = (@as(f32, @floatFromInt(o)) + @as(f32, @floatFromInt(li))) * r.scale;
             const base = (bi * l + li) * h;
             for (0..h) |i| {
-                const th = pos * invf[i];
+                const th = pos * fi[i];
                 cos[base + i] = @cos(th);
                 sin[base + i] = @sin(th);
             }
@@ -573,6 +578,8 @@ fn SdpaJob(comptime S: type) type {
         v: *const Node,
         mask: ?*const Node,
         sinks: ?[*]const f32,
+        /// sinks are (B, H) (made by the batching rule) instead of (H).
+        sinks_per_b: bool,
         out: [*]S,
         p: Sdpa,
         B: usize,
@@ -643,7 +650,7 @@ fn SdpaJob(comptime S: type) type {
                         }
                     },
                 }
-                softmaxRow(C, row, if (j.sinks) |sk| sk[h] else null);
+                softmaxRow(C, row, if (j.sinks) |sk| sk[if (j.sinks_per_b) b * j.H + h else h] else null);
             }
             const pm = gemm.Mat(C){ .ptr = sc.ptr, .rs = @intCast(ld_s), .cs = 1 };
             const vm = gemm.Mat(S){ .ptr = at(S, j.v, off(j.v, b, hk)), .rs = @intCast(j.v.strides[2]), .cs = @intCast(j.v.strides[3]) };
@@ -720,6 +727,7 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
         .v = v,
         .mask = mask,
         .sinks = if (sk) |c| Ptr(f32, c.ptr) else null,
+        .sinks_per_b = p.has_sinks and node.inputs[idx].shape.ndim == 2,
         .out = Ptr(S, node.data()),
         .p = p,
         .B = @intCast(q.shape.dims[0]),
@@ -833,7 +841,9 @@ fn composed(p: Prim, ins: []const *Node, out_dt: Dtype, s: u32) errors.Error!*No
             }
             var lse: *Node = undefined;
             if (a.has_sinks) {
-                const sk = t.add(try shape_ops.reshape(t.add(try castTo(ins[idx], ct, s)), &.{ 1, Hk, rep, 1, 1 }, s));
+                // sinks: (H), or (B, H) when the batching rule made them per batch entry
+                const bs: i32 = if (ins[idx].shape.ndim == 2) ins[idx].shape.dims[0] else 1;
+                const sk = t.add(try shape_ops.reshape(t.add(try castTo(ins[idx], ct, s)), &.{ bs, Hk, rep, 1, 1 }, s));
                 const skb = t.add(try copy.broadcastTo(sk, try Shape.fromSlice(&.{ B, Hk, rep, L, 1 }, "scaled_dot_product_attention"), s));
                 const cat = t.add(try shape_ops.concatenate(&.{ skb, sc }, -1, s));
                 lse = t.add(try red.logsumexpLast(cat, true, s));
@@ -868,7 +878,7 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
                 return ropeNode(gc, inv, node.inputs[1], if (r.has_freqs) node.inputs[2] else null, s);
             }
             if (arg == 1) return zerosLike(node.inputs[1], s);
-            return errors.fail(.not_implemented, "[rope] The vjp with respect to freqs is not implemented yet.", .{});
+            return ropeFreqsVjp(node, r, g, s);
         },
         .sdpa => |a| if ((a.mask == .boolean or a.mask == .additive) and arg == 3) return zerosLike(node.inputs[3], s),
         else => {},
@@ -892,6 +902,53 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
     return outs[arg];
 }
 
+/// The cotangent of rope's `freqs` (f, 1-D (h), or (n, h) per entry of x's first axis, as the
+/// batching rule makes it). With y = rope(x), each pair (y1, y2) turns by theta = pos / f, so
+/// dL/dtheta = g2 y1 - g1 y2 and dL/df = -sum(dL/dtheta * pos) / f^2 (the sum over every axis
+/// but f's). Built from graph ops on the node's output, so it differentiates again.
+fn ropeFreqsVjp(node: *Node, r: Rope, g: *Node, s: u32) errors.Error!*Node {
+    var t = Tmp{};
+    defer t.deinit();
+    const ct = computeType(node.dtype);
+    const nd = node.shape.ndim;
+    const ax: usize = nd - 1;
+    const h: i32 = @divExact(r.dims, 2);
+    const step: i32 = if (r.traditional) 2 else 1;
+    const second: i32 = if (r.traditional) 1 else h;
+    const y = t.add(try castTo(node, ct, s));
+    const gc = t.add(try castTo(g, ct, s));
+    const y1 = t.add(try shape_ops.sliceAxis(y, ax, 0, h, step, s));
+    const y2 = t.add(try shape_ops.sliceAxis(y, ax, second, h, step, s));
+    const g1 = t.add(try shape_ops.sliceAxis(gc, ax, 0, h, step, s));
+    const g2 = t.add(try shape_ops.sliceAxis(gc, ax, second, h, step, s));
+    const dtheta = t.add(try ew.binary(.subtract, t.add(try ew.binary(.multiply, g2, y1, s)), t.add(try ew.binary(.multiply, g1, y2, s)), s));
+    // Positions (offset + row) * scale, shaped to broadcast against (..., L, h).
+    const L = node.shape.dims[nd - 2];
+    const rows = t.add(try shape_ops.reshape(t.add(try creation.arange(0, @floatFromInt(L), 1, ct, s)), &.{ L, 1 }, s));
+    const off_in = node.inputs[1];
+    var off = t.add(try castTo(off_in, ct, s));
+    if (off_in.size() > 1) {
+        var dims: [max_ndim]i32 = undefined;
+        dims[0] = off_in.shape.dims[0];
+        for (1..nd) |k| dims[k] = 1;
+        off = t.add(try shape_ops.reshape(off, dims[0..nd], s));
+    }
+    const pos = t.add(try ew.binary(.multiply, t.add(try ew.binary(.add, off, rows, s)), t.add(try constant(r.scale, ct, s)), s));
+    const e = t.add(try ew.binary(.multiply, dtheta, pos, s));
+    const f_in = node.inputs[2];
+    var axes: [max_ndim]i32 = undefined;
+    var na: usize = 0;
+    const first: usize = if (f_in.shape.ndim == 2) 1 else 0;
+    for (first..nd - 1) |k| {
+        axes[na] = @intCast(k);
+        na += 1;
+    }
+    const es = t.add(try red.reduce(.sum, e, axes[0..na], false, s));
+    const f = t.add(try castTo(f_in, ct, s));
+    const df = t.add(try ew.binary(.divide, t.add(try ew.unary(.negative, es, s)), t.add(try ew.unary(.square, f, s)), s));
+    return castTo(df, f_in.dtype, s);
+}
+
 fn withBatch(x: *Node, b: i32, s: u32) errors.Error!*Node {
     var dims: [max_ndim]i32 = undefined;
     dims[0] = 1;
@@ -900,10 +957,6 @@ fn withBatch(x: *Node, b: i32, s: u32) errors.Error!*Node {
     defer array.release(r);
     dims[0] = b;
     return copy.broadcastTo(r, try Shape.fromSlice(dims[0 .. 1 + x.shape.ndim], "vmap"), s);
-}
-
-fn unsupported(op: []const u8) errors.Error {
-    return errors.fail(.not_implemented, "[vmap] The batching rule of {s} over this argument is not implemented yet.", .{op});
 }
 
 /// The node rebuilt on batched inputs (batch axis first; null: not batched).
@@ -937,26 +990,64 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, b: i32, s: u32) errors
             return composed(p, ins[0..node.inputs.len], node.dtype, s);
         },
         .rope => |r| {
-            for (bx[1..]) |x| if (x != null) return unsupported("rope");
-            const x = bx[0].?;
             const fr: ?*Node = if (r.has_freqs) node.inputs[2] else null;
-            if (node.inputs[1].size() <= 1) return ropeNode(x, r, node.inputs[1], fr, s);
-            // A per-example offset follows x's first (unbatched) axis: put it in front.
-            const xm = try shape_ops.swapaxes(x, 0, 1, s);
-            defer array.release(xm);
-            const y = try ropeNode(xm, r, node.inputs[1], fr, s);
-            defer array.release(y);
-            return shape_ops.swapaxes(y, 0, 1, s);
+            const off_b = bx[1];
+            const fr_b: ?*Node = if (r.has_freqs) bx[2] else null;
+            if (off_b == null and fr_b == null) {
+                const x = bx[0].?;
+                if (node.inputs[1].size() <= 1 and (fr == null or fr.?.shape.ndim == 1)) return ropeNode(x, r, node.inputs[1], fr, s);
+                // A per-example offset (or freqs) follows x's first (unbatched) axis: put it in front.
+                const xm = try shape_ops.swapaxes(x, 0, 1, s);
+                defer array.release(xm);
+                const y = try ropeNode(xm, r, node.inputs[1], fr, s);
+                defer array.release(y);
+                return shape_ops.swapaxes(y, 0, 1, s);
+            }
+            // A batched offset or freqs: fold the batch into x's first axis, giving each
+            // (batch, first-axis) entry its own offset and freqs row.
+            var t = Tmp{};
+            defer t.deinit();
+            const x = if (bx[0]) |v| v else t.add(try withBatch(node.inputs[0], b, s));
+            const n0 = x.shape.dims[1];
+            const nd = x.shape.ndim;
+            var dims: [max_ndim]i32 = undefined;
+            dims[0] = b * n0;
+            @memcpy(dims[1 .. nd - 1], x.shape.dims[2..nd]);
+            const xf = t.add(try shape_ops.reshape(x, dims[0 .. nd - 1], s));
+            // offsets: (b) or (b, 1 | n0) -> (b * n0)
+            const o = if (off_b) |v| v else t.add(try withBatch(node.inputs[1], b, s));
+            const o2 = t.add(try shape_ops.reshape(o, &.{ b, @intCast(@divExact(o.size(), @as(usize, @intCast(b)))) }, s));
+            const o3 = t.add(try copy.broadcastTo(o2, try Shape.fromSlice(&.{ b, n0 }, "vmap"), s));
+            const off = t.add(try shape_ops.reshape(o3, &.{b * n0}, s));
+            var frn: ?*Node = null;
+            if (fr) |f0| {
+                // freqs: (b, h) or (b, 1 | n0, h) -> (b * n0, h)
+                const h = @divExact(r.dims, 2);
+                const f = if (fr_b) |v| v else t.add(try withBatch(f0, b, s));
+                const f2 = t.add(try shape_ops.reshape(f, &.{ b, @intCast(@divExact(f.size(), @as(usize, @intCast(b * h)))), h }, s));
+                const f3 = t.add(try copy.broadcastTo(f2, try Shape.fromSlice(&.{ b, n0, h }, "vmap"), s));
+                frn = t.add(try shape_ops.reshape(f3, &.{ b * n0, h }, s));
+            }
+            const y = t.add(try ropeNode(xf, r, off, frn, s));
+            return shape_ops.reshape(y, x.shape.slice(), s);
         },
         .sdpa => |a| {
-            if (a.has_sinks and bx[node.inputs.len - 1] != null) return unsupported("scaled_dot_product_attention");
             var t = Tmp{};
             defer t.deinit();
             var ins: [5]*Node = undefined;
             const Bq = node.inputs[0].shape.dims[0];
+            const H = node.inputs[0].shape.dims[1];
             for (node.inputs, 0..) |in, i| {
                 if (a.has_sinks and i == node.inputs.len - 1) {
-                    ins[i] = in;
+                    // sinks (H) or (Bq, H): unbatched (H) stays; otherwise (b * Bq, H).
+                    if (bx[i] == null and in.shape.ndim == 1) {
+                        ins[i] = in;
+                        continue;
+                    }
+                    const sb = if (bx[i]) |v| v else t.add(try withBatch(in, b, s));
+                    const s3 = t.add(try shape_ops.reshape(sb, &.{ b, @intCast(@divExact(sb.size(), @as(usize, @intCast(b * H)))), H }, s));
+                    const s4 = t.add(try copy.broadcastTo(s3, try Shape.fromSlice(&.{ b, Bq, H }, "vmap"), s));
+                    ins[i] = t.add(try shape_ops.reshape(s4, &.{ b * Bq, H }, s));
                     continue;
                 }
                 const xb = if (bx[i]) |v| v else t.add(try withBatch(in, b, s));
