@@ -292,11 +292,25 @@ inline fn st1(comptime S: type, p: *S, v: Cmp(S)) void {
     }
 }
 
+/// Vector store with round-to-nearest-even, bit-identical to `st1` (half.zig): NaN becomes
+/// MLX's quiet NaN (float16 0x7d00 with the sign, bfloat16 0x7fc0).
 inline fn st(comptime S: type, comptime n: usize, p: [*]S, v: @Vector(n, Cmp(S))) void {
     switch (S) {
-        F16, BF16 => {
-            const a: [n]f32 = v;
-            inline for (0..n) |i| st1(S, &p[i], a[i]);
+        F16 => {
+            const h: @Vector(n, f16) = @floatCast(v);
+            const bits: @Vector(n, u16) = @bitCast(h);
+            const x: @Vector(n, u32) = @bitCast(v);
+            const sign: @Vector(n, u16) = @truncate((x >> @splat(16)) & @as(@Vector(n, u32), @splat(0x8000)));
+            const nan = v != v;
+            @as(*[n]u16, @ptrCast(p)).* = @select(u16, nan, sign | @as(@Vector(n, u16), @splat(0x7d00)), bits);
+        },
+        BF16 => {
+            const x: @Vector(n, u32) = @bitCast(v);
+            const lsb = (x >> @splat(16)) & @as(@Vector(n, u32), @splat(1));
+            const r = (x +% @as(@Vector(n, u32), @splat(0x7fff)) +% lsb) >> @splat(16);
+            const nan = (x & @as(@Vector(n, u32), @splat(0x7fff_ffff))) > @as(@Vector(n, u32), @splat(0x7f80_0000));
+            const out: @Vector(n, u16) = @truncate(@select(u32, nan, @as(@Vector(n, u32), @splat(0x7fc0)), r));
+            @as(*[n]u16, @ptrCast(p)).* = out;
         },
         else => p[0..n].* = v,
     }
@@ -425,6 +439,26 @@ fn evalNorm(comptime S: type, node: *Node, p: Prim) errors.Error!void {
     pool.parallelFor(rows, @max(1, 16384 / d), &job, NormJob(S).range);
 }
 
+const even_lanes: [VL]i32 = blk: {
+    var m: [VL]i32 = undefined;
+    for (&m, 0..) |*v, k| v.* = 2 * k;
+    break :blk m;
+};
+const odd_lanes: [VL]i32 = blk: {
+    var m: [VL]i32 = undefined;
+    for (&m, 0..) |*v, k| v.* = 2 * k + 1;
+    break :blk m;
+};
+/// [a0, b0, a1, b1, ...] from @shuffle(a, b, .)
+const interleave_lanes: [2 * VL]i32 = blk: {
+    var m: [2 * VL]i32 = undefined;
+    for (0..VL) |k| {
+        m[2 * k] = k;
+        m[2 * k + 1] = ~@as(i32, k);
+    }
+    break :blk m;
+};
+
 fn RopeJob(comptime S: type) type {
     const C = Cmp(S);
     const V = @Vector(VL, C);
@@ -449,11 +483,21 @@ fn RopeJob(comptime S: type) type {
             const c = j.cos + t;
             const s = j.sin + t;
             if (j.traditional) {
-                for (0..h) |i| {
-                    const x1 = ld1(S, &x[2 * i]);
-                    const x2 = ld1(S, &x[2 * i + 1]);
-                    st1(S, &y[2 * i], x1 * c[i] - x2 * s[i]);
-                    st1(S, &y[2 * i + 1], x1 * s[i] + x2 * c[i]);
+                // pairs (x[2i], x[2i+1]): deinterleave 2*VL values, rotate, interleave back
+                var i: usize = 0;
+                while (i + VL <= h) : (i += VL) {
+                    const a = ld(S, 2 * VL, x + 2 * i);
+                    const x1 = @shuffle(C, a, undefined, even_lanes);
+                    const x2 = @shuffle(C, a, undefined, odd_lanes);
+                    const cv: V = c[i..][0..VL].*;
+                    const sv: V = s[i..][0..VL].*;
+                    st(S, 2 * VL, y + 2 * i, @shuffle(C, x1 * cv - x2 * sv, x1 * sv + x2 * cv, interleave_lanes));
+                }
+                for (i..h) |k| {
+                    const x1 = ld1(S, &x[2 * k]);
+                    const x2 = ld1(S, &x[2 * k + 1]);
+                    st1(S, &y[2 * k], x1 * c[k] - x2 * s[k]);
+                    st1(S, &y[2 * k + 1], x1 * s[k] + x2 * c[k]);
                 }
             } else {
                 var i: usize = 0;
@@ -1136,6 +1180,27 @@ test "fast: expV matches @exp" {
     for (xs, y) |x, e| try testing.expectApproxEqRel(@exp(x), e, 3e-7 + if (x < -80) @as(f32, 1) else 0);
     const inf: [VL]f32 = expV(@splat(-std.math.inf(f32)));
     try testing.expectEqual(@as(f32, 0), inf[0]);
+}
+
+test "fast: vector half stores are bit-identical to the scalar ones" {
+    var xs: [VL]f32 = undefined;
+    const specials = [_]f32{ 0, -0.0, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), -std.math.nan(f32), 65504, 65520, 6.0e-8, 2.9e-8, -1.0e-40, 3.4e38, 1.00048828125, 1.0009765625, 0.1, -7.25 };
+    for (&xs, specials) |*x, v| x.* = v;
+    var prng = std.Random.DefaultPrng.init(7);
+    for (0..200) |round| {
+        if (round > 0) for (&xs) |*x| {
+            x.* = @bitCast(prng.random().int(u32));
+        };
+        const v: @Vector(VL, f32) = xs;
+        var h: [VL]F16 = undefined;
+        var b: [VL]BF16 = undefined;
+        st(F16, VL, &h, v);
+        st(BF16, VL, &b, v);
+        for (xs, h, b) |x, hv, bv| {
+            try testing.expectEqual(half.f32ToF16(x), hv.bits);
+            try testing.expectEqual(half.f32ToBf16(x), bv.bits);
+        }
+    }
 }
 
 test "fast: rms_norm shapes and messages" {
