@@ -251,6 +251,39 @@ describe("edge cases", () => {
   });
 });
 
+describe("decode (one query): grouped query heads per kv head", () => {
+  // The kernel reads a kv head once for a group of its query heads when L = 1; partial groups
+  // (18 query heads per kv head in groups of 4), per-head masks and sinks must land on the
+  // right rows. Oracle: the formula composed from ops, the kv heads repeated.
+  const cases: [string, number, number, number, "bool" | "add" | null, boolean][] = [
+    ["B=1 H=36 Hk=2, bool mask, sinks", 1, 36, 2, "bool", true],
+    ["B=2 H=16 Hk=4, additive mask", 2, 16, 4, "add", false],
+    ["B=1 H=8 Hk=1 (MQA), causal", 1, 8, 1, null, false],
+  ];
+  for (const [name, B, H, Hk, maskKind, withSinks] of cases) {
+    test(name, () => {
+      const S = 37;
+      const r = (shape: number[], seed: number) => mx.random.normal(shape, { key: mx.random.key(seed) });
+      const q = r([B, H, 1, 16], 21);
+      const k = r([B, Hk, S, 16], 22);
+      const v = r([B, Hk, S, 8], 23);
+      const mask = maskKind === "bool" ? mx.greater(r([B, H, 1, S], 24), -0.5) : maskKind === "add" ? r([B, H, 1, S], 25) : null;
+      const sinks = withSinks ? r([H], 26) : null;
+      const out = mx.fast.scaledDotProductAttention(q, k, v, { scale: 0.3, mask: mask ?? (maskKind === null ? "causal" : null), sinks });
+      const kr = mx.repeat(k, H / Hk, 1);
+      const vr = mx.repeat(v, H / Hk, 1);
+      let sc = mx.matmul(mx.multiply(q, 0.3), mx.swapaxes(kr, -1, -2));
+      if (maskKind === "bool") sc = mx.where(mask!, sc, -Infinity);
+      if (maskKind === "add") sc = mx.add(sc, mask!);
+      if (sinks) sc = mx.concatenate([mx.broadcastTo(mx.reshape(sinks, [1, H, 1, 1]), [B, H, 1, 1]), sc], -1);
+      let p = mx.softmax(sc, { axis: -1, precise: true });
+      if (sinks) p = p.index("...", mx.sl(1, null));
+      const ref = mx.matmul(p, vr);
+      expect(mx.allclose(out, ref, { atol: 1e-5, rtol: 1e-4 }).item()).toBe(true);
+    });
+  }
+});
+
 describe("transforms composed over the per-example parameters", () => {
   // Batched freqs and sinks become per-batch-entry inputs of the fused node: its vjp must sum
   // into the right rows. Oracle: the same gradient computed one example at a time.

@@ -635,6 +635,8 @@ fn SdpaJob(comptime S: type) type {
         Dv: usize,
         qb: usize,
         nblk: usize,
+        /// > 0: decode grouping (L = 1): query heads per task sharing one kv head.
+        gsz: usize,
         failed: *std.atomic.Value(bool),
 
         fn off(x: *const Node, a0: usize, a1: usize) isize {
@@ -646,14 +648,32 @@ fn SdpaJob(comptime S: type) type {
         }
 
         fn task(j: *const @This(), t: usize, scratch: []C) void {
-            const blk = t % j.nblk;
-            const bh = t / j.nblk;
-            const b = bh / j.H;
-            const h = bh % j.H;
-            const hk = h / (j.H / j.Hk);
-            const r0 = blk * j.qb;
-            const r1 = @min(r0 + j.qb, j.L);
-            const m = r1 - r0;
+            // A task is a block of query rows of one head, or (decode: one query, grouped heads)
+            // `gsz` query heads that share a kv head, so that head's keys and values are read
+            // once for all of them: their rows are then the heads (stride q.strides[1]).
+            const rep = j.H / j.Hk;
+            var b: usize = undefined;
+            var h: usize = undefined; // (first) query head
+            var r0: usize = 0;
+            var r1: usize = 1;
+            var m: usize = undefined;
+            if (j.gsz > 0) {
+                const per_kv = (rep + j.gsz - 1) / j.gsz;
+                b = t / (j.Hk * per_kv);
+                const rest = t % (j.Hk * per_kv);
+                h = (rest / per_kv) * rep + (rest % per_kv) * j.gsz;
+                m = @min(j.gsz, (rest / per_kv) * rep + rep - h);
+            } else {
+                const blk = t % j.nblk;
+                const bh = t / j.nblk;
+                b = bh / j.H;
+                h = bh % j.H;
+                r0 = blk * j.qb;
+                r1 = @min(r0 + j.qb, j.L);
+                m = r1 - r0;
+            }
+            const hk = h / rep;
+            const q_rs: isize = @intCast(if (j.gsz > 0) j.q.strides[1] else j.q.strides[2]);
             const shift: isize = @as(isize, @intCast(j.S_)) - @as(isize, @intCast(j.L));
             // Keys any row of the block may see (causal: up to the last row's diagonal).
             var ncols = j.S_;
@@ -664,13 +684,14 @@ fn SdpaJob(comptime S: type) type {
             if (ncols == 0) return;
             const ld_s = ncols;
             const sc = scratch[0 .. m * ld_s];
-            const qm = gemm.Mat(S){ .ptr = at(S, j.q, off(j.q, b, h) + @as(isize, @intCast(r0)) * @as(isize, @intCast(j.q.strides[2]))), .rs = @intCast(j.q.strides[2]), .cs = @intCast(j.q.strides[3]) };
+            const qm = gemm.Mat(S){ .ptr = at(S, j.q, off(j.q, b, h) + @as(isize, @intCast(r0)) * @as(isize, @intCast(j.q.strides[2]))), .rs = q_rs, .cs = @intCast(j.q.strides[3]) };
             const kt = gemm.Mat(S){ .ptr = at(S, j.k, off(j.k, b, hk)), .rs = @intCast(j.k.strides[3]), .cs = @intCast(j.k.strides[2]) };
             const cm = gemm.Mat(C){ .ptr = sc.ptr, .rs = @intCast(ld_s), .cs = 1 };
             gemm.gemmSerial(C, S, S, C, m, ncols, j.D, j.p.scale, qm, kt, 0, cm);
             const lowest = -std.math.floatMax(C);
             for (0..m) |ri| {
-                const i = r0 + ri;
+                const i = if (j.gsz > 0) 0 else r0 + ri;
+                const hr = if (j.gsz > 0) h + ri else h; // this row's query head
                 const row = sc[ri * ld_s ..][0..ncols];
                 switch (j.p.mask) {
                     .none => {},
@@ -681,7 +702,7 @@ fn SdpaJob(comptime S: type) type {
                     },
                     .boolean, .additive => {
                         const mk = j.mask.?;
-                        const mo = off(mk, b, h) + @as(isize, @intCast(i)) * @as(isize, @intCast(mk.strides[2]));
+                        const mo = off(mk, b, hr) + @as(isize, @intCast(i)) * @as(isize, @intCast(mk.strides[2]));
                         const ms: isize = @intCast(mk.strides[3]);
                         if (j.p.mask == .boolean) {
                             const mp = at(bool, mk, mo);
@@ -694,16 +715,17 @@ fn SdpaJob(comptime S: type) type {
                         }
                     },
                 }
-                softmaxRow(C, row, if (j.sinks) |sk| sk[if (j.sinks_per_b) b * j.H + h else h] else null);
+                softmaxRow(C, row, if (j.sinks) |sk| sk[if (j.sinks_per_b) b * j.H + hr else hr] else null);
             }
             const pm = gemm.Mat(C){ .ptr = sc.ptr, .rs = @intCast(ld_s), .cs = 1 };
             const vm = gemm.Mat(S){ .ptr = at(S, j.v, off(j.v, b, hk)), .rs = @intCast(j.v.strides[2]), .cs = @intCast(j.v.strides[3]) };
+            // grouped rows are heads: (b, h + ri, 0) is ri * L * Dv = ri * Dv further
             const om = gemm.Mat(S){ .ptr = j.out + ((b * j.H + h) * j.L + r0) * j.Dv, .rs = @intCast(j.Dv), .cs = 1 };
             gemm.gemmSerial(C, C, S, S, m, j.Dv, ncols, 1, pm, vm, 0, om);
         }
 
         fn range(j: *const @This(), s: usize, e: usize) void {
-            const buf = std.heap.c_allocator.alloc(C, j.qb * j.S_) catch {
+            const buf = std.heap.c_allocator.alloc(C, @max(j.qb, j.gsz) * j.S_) catch {
                 j.failed.store(true, .release);
                 return;
             };
@@ -765,7 +787,7 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
     const qb: usize = 64;
     const nblk = (L + qb - 1) / qb;
     var failed = std.atomic.Value(bool).init(false);
-    const job = SdpaJob(S){
+    var job = SdpaJob(S){
         .q = q,
         .k = k,
         .v = v,
@@ -783,6 +805,7 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
         .Dv = @intCast(v.shape.dims[3]),
         .qb = qb,
         .nblk = nblk,
+        .gsz = 0,
         .failed = &failed,
     };
     if (job.S_ == 0) {
@@ -790,8 +813,16 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
         @memset(node.data()[0..node.nbytes()], 0);
         return;
     }
-    const tasks = job.B * job.H * nblk;
-    const work_per = qb * job.S_ * (job.D + job.Dv);
+    var tasks = job.B * job.H * nblk;
+    var work_per = qb * job.S_ * (job.D + job.Dv);
+    const rep = job.H / job.Hk;
+    if (L == 1 and rep > 1) {
+        // Decode with grouped heads: tasks of up to gsz query heads of one kv head (about 8
+        // tasks or more, so the pool still has work for every core).
+        job.gsz = @min(rep, @max(1, job.B * job.H / 8));
+        tasks = job.B * job.Hk * ((rep + job.gsz - 1) / job.gsz);
+        work_per = job.gsz * job.S_ * (job.D + job.Dv);
+    }
     pool.parallelFor(tasks, @max(1, 65536 / @max(work_per, 1)), &job, SdpaJob(S).range);
     if (failed.load(.acquire)) return errors.fail(.out_of_memory, "[scaled_dot_product_attention] Out of memory.", .{});
 }
