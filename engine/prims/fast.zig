@@ -9,9 +9,12 @@
 //!    `sinks` (one logit per head) joins the softmax without a value.
 //! Kernels compute in float32 (float64 for float64) and round once. Inputs are cast to the
 //! output dtype when the node is built (exact: the output dtype contains the input's).
-//! vjp rules: rope's is rope with the angle negated; the others are the vjp of the composed
-//! graph (built on the primals and differentiated by the ordinary walk), so rules compose to
-//! any depth. vmap: the batch axis goes in front of the row axes (or into sdpa's batch axis).
+//! vjp rules: rope's is rope with the angle negated (its freqs' is built from the output, as
+//! MLX's CPU formula differentiates); the others are the vjp of the composed graph (built on
+//! the primals and differentiated by the ordinary walk), so rules compose to any depth. vmap:
+//! the batch axis goes in front of the row axes (or into sdpa's batch axis); a batched rope
+//! offset/freqs or sdpa sinks folds the batch into the first axis, with one freqs row (n, h)
+//! or one sinks row (B, H) per entry (internal shapes only the batching rule makes).
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
