@@ -309,6 +309,22 @@ describe("transforms composed over the per-example parameters", () => {
     const gs = mx.grad((s: mx.Array) => mx.sum(mx.vmap(loss)(s)))(sinks) as mx.Array;
     expect(mx.allclose(gs, want, { atol: 1e-6, rtol: 1e-5 }).item()).toBe(true);
   });
+  test("nested vmap: rope over freqs then x, sdpa over sinks then q", () => {
+    const x = mx.random.normal([2, 3, 2, 5, 8], { key: mx.random.key(18) }); // outer axis 0 of size 2
+    const freqs = mx.add(mx.random.uniform(0, 2, [3, 4], { key: mx.random.key(19) }), 0.5); // inner axis 0 of size 3
+    const rp = (xi: mx.Array, f: mx.Array) => mx.fast.rope(xi, 8, { traditional: false, base: null, scale: 1, offset: 1, freqs: f });
+    const inner = (xi: mx.Array) => mx.vmap((f: mx.Array) => rp(xi, f))(freqs);
+    const got = mx.vmap(inner)(x); // (2, 3, 3, 2, 5, 8)
+    const want = mx.stack([0, 1].map((i) => mx.stack([0, 1, 2].map((j) => rp(x.index(i), freqs.index(j))))));
+    expect(got.shape).toEqual([2, 3, 3, 2, 5, 8]);
+    expect(mx.allclose(got, want, { atol: 1e-6 }).item()).toBe(true);
+    const q = mx.random.normal([2, 1, 2, 3, 4], { key: mx.random.key(20) });
+    const sinks = mx.random.normal([3, 2], { key: mx.random.key(21) });
+    const at = (qi: mx.Array, s: mx.Array) => mx.fast.scaledDotProductAttention(qi, qi, qi, { scale: 0.5, sinks: s, mask: "causal" });
+    const got2 = mx.vmap((s: mx.Array) => mx.vmap((qi: mx.Array) => at(qi, s))(q))(sinks);
+    const want2 = mx.stack([0, 1, 2].map((j) => mx.stack([0, 1].map((i) => at(q.index(i), sinks.index(j))))));
+    expect(mx.allclose(got2, want2, { atol: 1e-6 }).item()).toBe(true);
+  });
   test("rope's freqs gradient matches central finite differences (float64)", () => {
     const x = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(16) }).astype(mx.float64);
     const c = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(17) }).astype(mx.float64);
