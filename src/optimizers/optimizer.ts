@@ -76,13 +76,13 @@ export abstract class Optimizer {
   protected _initialized = false;
   protected _state: OptimizerState;
   protected _schedulers: Map<string, Schedule>;
-  /** State entries this optimizer made (not those of a state given through `state =`). */
+  /** State entries this optimizer made while releaseReplaced was on (not those of a state given through `state =`). */
   private _owned = new WeakSet<MxArray>();
 
   /**
    * Release, at once, the arrays an update replaces instead of leaving them to the garbage
-   * collector (default false): the state entries this optimizer made (Adam's old `m`, `v`, the
-   * old `step`...) and, in `update()`, the old parameters. A training loop that never disposes
+   * collector (default false): the state entries this optimizer made while it was on (Adam's
+   * old `m`, `v`, the old `step`...) and, in `update()`, the old parameters. A training loop that never disposes
    * then stays at constant memory and its updates can run in place (the engine reuses a buffer
    * nothing else holds). Only turn it on when nothing else keeps the old arrays: using one
    * afterwards fails with "used after it was disposed" (MLX would still have its value). Arrays
@@ -118,9 +118,9 @@ export abstract class Optimizer {
    * already in the state (e.g. a restored state) are kept.
    */
   init(parameters: unknown): void {
-    const before = new Set(treeArrayLeaves(this._state));
+    const before = this.releaseReplaced ? new Set(treeArrayLeaves(this._state)) : null;
     this._state = keep(initNode(parameters, this._state, (p, s) => this.initSingle(p, s)) as OptimizerState);
-    for (const a of treeArrayLeaves(this._state)) if (!before.has(a)) this._owned.add(a);
+    if (before) for (const a of treeArrayLeaves(this._state)) if (!before.has(a)) this._owned.add(a);
     this._initialized = true;
   }
 
@@ -135,17 +135,22 @@ export abstract class Optimizer {
     // Temporaries are released at once; the state is kept (it outlives any enclosing mx.tidy).
     return tidy(() => {
       if (!this._initialized) this.init(gradients);
-      const before = treeArrayLeaves(this.state);
+      // Ownership is tracked only while releaseReplaced is on (no cost otherwise): entries made
+      // before it was turned on are left to the GC.
+      const release = this.releaseReplaced;
+      const before = release ? treeArrayLeaves(this.state) : [];
       for (const [name, schedule] of this._schedulers) this.state[name] = schedule(this.step);
       this.state.step = add(this.step, 1);
       const state = this.state;
       const out = treeMap((g, [p, s]) => this.applySingle(g as MxArray, p as MxArray, s as ParamState), gradients, [parameters, state]);
       keep(state);
-      // Entries made by this call are the optimizer's own; the replaced ones it owned may go.
-      const now = new Set(treeArrayLeaves(state));
-      const had = new Set(before);
-      for (const a of now) if (!had.has(a)) this._owned.add(a);
-      if (this.releaseReplaced) for (const a of before) if (!now.has(a) && this._owned.has(a) && !sharedState.has(a) && !a.disposed) a.dispose();
+      if (release) {
+        // Entries made by this call are the optimizer's own; the replaced ones it owned go.
+        const now = new Set(treeArrayLeaves(state));
+        const had = new Set(before);
+        for (const a of now) if (!had.has(a)) this._owned.add(a);
+        for (const a of before) if (!now.has(a) && this._owned.has(a) && !sharedState.has(a) && !a.disposed) a.dispose();
+      }
       return out;
     });
   }
