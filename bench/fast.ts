@@ -5,9 +5,9 @@
 //   bun bench/fast.ts --report a.jsonl b.jsonl   the Markdown report from the lines
 // Fused and composed run in the same process, rounds alternating between them; bench/fast_mlx.py
 // times MLX's mx.fast on the same cases. One evaluated call per timing; inputs evaluated first.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as mx from "../src/index.ts";
-import { layerNorm, rmsNorm, rope, scaledDotProductAttention } from "../src/nn/layers.ts";
+import { layerNorm, rmsNorm, rope, scaledDotProductAttention } from "../src/nn/composed.ts";
 
 type Dt = "float32" | "float16" | "bfloat16";
 interface Case {
@@ -148,7 +148,10 @@ function report(files: string[]): string {
     const m = best.get(`mlx|${c.name}`);
     lines.push(`| ${c.name} | ${us(f)} | ${us(k)} | ${ratio(f, k)} | ${us(m)} | ${ratio(f, m)} |`);
   }
-  lines.push("", "Below 1, the fused kernel is faster. The composed column is src/nn/layers.ts (layerNorm, rmsNorm, rope, scaledDotProductAttention; GQA by repeating the kv heads).", "");
+  lines.push("", "Below 1, the fused kernel is faster. The composed column is src/nn/composed.ts (layerNorm, rmsNorm, rope, scaledDotProductAttention; GQA by repeating the kv heads).", "");
+  // Hand-written notes (kept in bench/fast_notes.md so a rerun does not lose them).
+  const notes = new URL("./fast_notes.md", import.meta.url);
+  if (existsSync(notes)) lines.push(readFileSync(notes, "utf8").trimEnd(), "");
   return lines.join("\n");
 }
 

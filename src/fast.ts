@@ -1,7 +1,8 @@
 // mx.fast: fused kernels for the hot spots of transformer models (engine/prims/fast.zig):
 // rmsNorm, layerNorm, rope and scaledDotProductAttention, with MLX's rules and messages.
-// Each has a vjp (rope: rope with the angle negated; the others: the vjp of the composed
-// formula) and a vmap rule.
+// Each has a vjp (rope: rope with the angle negated, and with respect to freqs as MLX's CPU
+// formula; the others: the vjp of the composed formula) and a vmap rule over every array
+// argument (rope's offset and freqs, sdpa's sinks included).
 import { checkHandle, lib } from "../ffi/lib";
 import { MxArray, scalarHandle } from "./array";
 import { streamArg, type StreamOrDevice } from "./device";

@@ -251,7 +251,93 @@ describe("edge cases", () => {
   });
 });
 
-describe("not done yet", () => {
-  test.todo("rope: the vjp with respect to freqs (MLX gives the composed formula's; ours fails with a clear message)");
-  test.todo("vmap over rope's offset or freqs, and over sdpa's sinks (fail with a clear message)");
+describe("decode (one query): grouped query heads per kv head", () => {
+  // The kernel reads a kv head once for a group of its query heads when L = 1; partial groups
+  // (18 query heads per kv head in groups of 4), per-head masks and sinks must land on the
+  // right rows. Oracle: the formula composed from ops, the kv heads repeated.
+  const cases: [string, number, number, number, "bool" | "add" | null, boolean][] = [
+    ["B=1 H=36 Hk=2, bool mask, sinks", 1, 36, 2, "bool", true],
+    ["B=2 H=16 Hk=4, additive mask", 2, 16, 4, "add", false],
+    ["B=1 H=8 Hk=1 (MQA), causal", 1, 8, 1, null, false],
+  ];
+  for (const [name, B, H, Hk, maskKind, withSinks] of cases) {
+    test(name, () => {
+      const S = 37;
+      const r = (shape: number[], seed: number) => mx.random.normal(shape, { key: mx.random.key(seed) });
+      const q = r([B, H, 1, 16], 21);
+      const k = r([B, Hk, S, 16], 22);
+      const v = r([B, Hk, S, 8], 23);
+      const mask = maskKind === "bool" ? mx.greater(r([B, H, 1, S], 24), -0.5) : maskKind === "add" ? r([B, H, 1, S], 25) : null;
+      const sinks = withSinks ? r([H], 26) : null;
+      const out = mx.fast.scaledDotProductAttention(q, k, v, { scale: 0.3, mask: mask ?? (maskKind === null ? "causal" : null), sinks });
+      const kr = mx.repeat(k, H / Hk, 1);
+      const vr = mx.repeat(v, H / Hk, 1);
+      let sc = mx.matmul(mx.multiply(q, 0.3), mx.swapaxes(kr, -1, -2));
+      if (maskKind === "bool") sc = mx.where(mask!, sc, -Infinity);
+      if (maskKind === "add") sc = mx.add(sc, mask!);
+      if (sinks) sc = mx.concatenate([mx.broadcastTo(mx.reshape(sinks, [1, H, 1, 1]), [B, H, 1, 1]), sc], -1);
+      let p = mx.softmax(sc, { axis: -1, precise: true });
+      if (sinks) p = p.index("...", mx.sl(1, null));
+      const ref = mx.matmul(p, vr);
+      expect(mx.allclose(out, ref, { atol: 1e-5, rtol: 1e-4 }).item()).toBe(true);
+    });
+  }
+});
+
+describe("transforms composed over the per-example parameters", () => {
+  // Batched freqs and sinks become per-batch-entry inputs of the fused node: its vjp must sum
+  // into the right rows. Oracle: the same gradient computed one example at a time.
+  const stackEach = (n: number, f: (i: number) => mx.Array) => mx.stack(Array.from({ length: n }, (_, i) => f(i)));
+  test("grad of rope with respect to freqs, vmapped over freqs and offset", () => {
+    const x = mx.random.normal([2, 3, 8], { key: mx.random.key(11) });
+    const c = mx.random.normal([2, 3, 8], { key: mx.random.key(12) });
+    const freqs = mx.add(mx.random.uniform(0, 2, [3, 4], { key: mx.random.key(13) }), 0.5);
+    const offs = mx.array([0, 4, 9], { dtype: mx.int32 });
+    const loss = (f: mx.Array, o: mx.Array) => mx.sum(mx.multiply(mx.fast.rope(x, 8, { traditional: true, base: null, scale: 0.7, offset: o, freqs: f }), c));
+    const g = mx.vmap(mx.grad(loss) as (f: mx.Array, o: mx.Array) => mx.Array)(freqs, offs);
+    const want = stackEach(3, (i) => mx.grad(loss)(freqs.index(i), offs.index(i)) as mx.Array);
+    expect(mx.allclose(g, want, { atol: 1e-5, rtol: 1e-5 }).item()).toBe(true);
+  });
+  test("grad of sdpa with respect to vmapped sinks", () => {
+    const q = mx.random.normal([2, 2, 3, 4], { key: mx.random.key(14) });
+    const sinks = mx.random.normal([3, 2], { key: mx.random.key(15) });
+    const loss = (s: mx.Array) => mx.sum(mx.square(mx.fast.scaledDotProductAttention(q, q, q, { scale: 0.5, sinks: s })));
+    const g = mx.vmap(mx.grad(loss) as (s: mx.Array) => mx.Array)(sinks);
+    const want = stackEach(3, (i) => mx.grad(loss)(sinks.index(i)) as mx.Array);
+    expect(mx.allclose(g, want, { atol: 1e-6, rtol: 1e-5 }).item()).toBe(true);
+    // and the total: grad of the vmapped sum
+    const gs = mx.grad((s: mx.Array) => mx.sum(mx.vmap(loss)(s)))(sinks) as mx.Array;
+    expect(mx.allclose(gs, want, { atol: 1e-6, rtol: 1e-5 }).item()).toBe(true);
+  });
+  test("nested vmap: rope over freqs then x, sdpa over sinks then q", () => {
+    const x = mx.random.normal([2, 3, 2, 5, 8], { key: mx.random.key(18) }); // outer axis 0 of size 2
+    const freqs = mx.add(mx.random.uniform(0, 2, [3, 4], { key: mx.random.key(19) }), 0.5); // inner axis 0 of size 3
+    const rp = (xi: mx.Array, f: mx.Array) => mx.fast.rope(xi, 8, { traditional: false, base: null, scale: 1, offset: 1, freqs: f });
+    const inner = (xi: mx.Array) => mx.vmap((f: mx.Array) => rp(xi, f))(freqs);
+    const got = mx.vmap(inner)(x); // (2, 3, 3, 2, 5, 8)
+    const want = mx.stack([0, 1].map((i) => mx.stack([0, 1, 2].map((j) => rp(x.index(i), freqs.index(j))))));
+    expect(got.shape).toEqual([2, 3, 3, 2, 5, 8]);
+    expect(mx.allclose(got, want, { atol: 1e-6 }).item()).toBe(true);
+    const q = mx.random.normal([2, 1, 2, 3, 4], { key: mx.random.key(20) });
+    const sinks = mx.random.normal([3, 2], { key: mx.random.key(21) });
+    const at = (qi: mx.Array, s: mx.Array) => mx.fast.scaledDotProductAttention(qi, qi, qi, { scale: 0.5, sinks: s, mask: "causal" });
+    const got2 = mx.vmap((s: mx.Array) => mx.vmap((qi: mx.Array) => at(qi, s))(q))(sinks);
+    const want2 = mx.stack([0, 1, 2].map((j) => mx.stack([0, 1].map((i) => at(q.index(i), sinks.index(j))))));
+    expect(mx.allclose(got2, want2, { atol: 1e-6 }).item()).toBe(true);
+  });
+  test("rope's freqs gradient matches central finite differences (float64)", () => {
+    const x = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(16) }).astype(mx.float64);
+    const c = mx.random.normal([1, 2, 5, 6], { key: mx.random.key(17) }).astype(mx.float64);
+    const f0 = [0.7, 1.3, 2.1];
+    const loss = (f: mx.Array) => mx.sum(mx.multiply(mx.fast.rope(x, 6, { traditional: false, base: null, scale: 1, offset: 2, freqs: f }), c));
+    const g = (mx.grad(loss)(mx.array(f0)) as mx.Array).tolist() as number[];
+    const h = 1e-4;
+    f0.forEach((_, i) => {
+      const up = f0.map((v, j) => (j === i ? v + h : v));
+      const dn = f0.map((v, j) => (j === i ? v - h : v));
+      const fd = ((loss(mx.array(up)).item() as number) - (loss(mx.array(dn)).item() as number)) / (2 * h);
+      // freqs are computed in float32 inside rope: finite differences of that, within its rounding
+      expect(Math.abs(g[i]! - fd)).toBeLessThan(2e-3 * (1 + Math.abs(fd)));
+    });
+  });
 });

@@ -455,8 +455,3 @@ describe("modules and mx.tidy", () => {
     expect(mx.getLiveHandleCount() - before).toBeLessThanOrEqual(1 + 4 + 1);
   });
 });
-
-describe("not yet", () => {
-  test.todo("Module.loadWeights / saveWeights (being built with mx.load / mx.save*)");
-  test.todo("nn.quantize, QuantizedLinear/Embedding, Conv* layers (issue 7 ops)");
-});

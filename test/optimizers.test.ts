@@ -347,3 +347,80 @@ describe("end to end: linear regression through mx.valueAndGrad", () => {
     expect(mx.getLiveHandleCount() - handles).toBeLessThan(50 * 8);
   });
 });
+
+describe("releaseReplaced: replaced parameters and state released at once", () => {
+  const X = mx.random.normal([16, 3], { key: mx.random.key(5) });
+  const Y = mx.matmul(X, mx.array([[1], [-2], [0.5]]));
+  const run = (release: boolean, steps: number) => {
+    const params = { w: mx.zeros([3, 1]), b: mx.zeros([1]) };
+    const opt = new optim.Adam(0.05);
+    opt.releaseReplaced = release;
+    const lg = mx.valueAndGrad((p: { w: mx.Array; b: mx.Array }) => mx.mean(mx.square(mx.subtract(mx.add(mx.matmul(X, p.w), p.b), Y))));
+    const counts: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      mx.tidy(() => {
+        const [, g] = lg(params) as [mx.Array, unknown];
+        opt.update(params, g);
+        mx.eval(params.w, params.b, opt.state);
+      });
+      counts.push(mx.getLiveHandleCount());
+    }
+    return { params, opt, counts };
+  };
+
+  test("same values as without it; the handle count stays flat with no GC", () => {
+    const a = run(false, 20);
+    const b = run(true, 20);
+    expect(b.params.w.tolist()).toEqual(a.params.w.tolist());
+    expect(b.params.b.tolist()).toEqual(a.params.b.tolist());
+    // Each step replaces 2 parameters and 5 state entries (step, m and v of each): with the
+    // release, nothing accumulates between steps (without it, they wait for the GC).
+    expect(b.counts.at(-1)! - b.counts[2]!).toBeLessThanOrEqual(0);
+  });
+
+  test("off by default: an old parameter and an old state entry stay usable", () => {
+    const params = { w: mx.ones([2]) };
+    const opt = new optim.SGD(0.1, { momentum: 0.9 });
+    expect(opt.releaseReplaced).toBe(false);
+    opt.update(params, { w: mx.ones([2]) });
+    const w1 = params.w;
+    const v1 = (opt.state.w as { v: mx.Array }).v;
+    opt.update(params, { w: mx.ones([2]) });
+    expect(w1.disposed || v1.disposed).toBe(false);
+    expect(w1.tolist()).toEqual([0.9, 0.9].map((x) => Math.fround(x)));
+  });
+
+  test("on: the replaced ones are disposed, the current ones and a shared state are not", () => {
+    const params = { w: mx.ones([2]) };
+    const opt = new optim.SGD(0.1, { momentum: 0.9 });
+    opt.releaseReplaced = true;
+    opt.update(params, { w: mx.ones([2]) });
+    const w1 = params.w;
+    const v1 = (opt.state.w as { v: mx.Array }).v;
+    opt.update(params, { w: mx.ones([2]) });
+    expect(w1.disposed).toBe(true);
+    expect(v1.disposed).toBe(true);
+    expect(() => w1.tolist()).toThrow("used after it was disposed");
+    expect(params.w.disposed).toBe(false);
+    // A state handed to another optimizer through `state =` is shared: neither releases it.
+    const other = new optim.SGD(0.1, { momentum: 0.9 });
+    other.releaseReplaced = true;
+    const shared = { ...opt.state, w: { ...(opt.state.w as object) } };
+    other.state = shared;
+    const v2 = (shared.w as { v: mx.Array }).v;
+    opt.update(params, { w: mx.ones([2]) });
+    expect(v2.disposed).toBe(false);
+    const q = { w: mx.ones([2]) };
+    other.update(q, { w: mx.ones([2]) });
+    expect(v2.disposed).toBe(false);
+    // parameters the gradients do not name are left alone
+    const two = { a: mx.ones([1]), b: mx.ones([1]) };
+    const b0 = two.b;
+    const third = new optim.SGD(0.1);
+    third.releaseReplaced = true;
+    third.update(two, { a: mx.ones([1]) });
+    third.update(two, { a: mx.ones([1]) });
+    expect(b0.disposed).toBe(false);
+  });
+});
+

@@ -9,9 +9,12 @@
 //!    `sinks` (one logit per head) joins the softmax without a value.
 //! Kernels compute in float32 (float64 for float64) and round once. Inputs are cast to the
 //! output dtype when the node is built (exact: the output dtype contains the input's).
-//! vjp rules: rope's is rope with the angle negated; the others are the vjp of the composed
-//! graph (built on the primals and differentiated by the ordinary walk), so rules compose to
-//! any depth. vmap: the batch axis goes in front of the row axes (or into sdpa's batch axis).
+//! vjp rules: rope's is rope with the angle negated (its freqs' is built from the output, as
+//! MLX's CPU formula differentiates); the others are the vjp of the composed graph (built on
+//! the primals and differentiated by the ordinary walk), so rules compose to any depth. vmap:
+//! the batch axis goes in front of the row axes (or into sdpa's batch axis); a batched rope
+//! offset/freqs or sdpa sinks folds the batch into the first axis, with one freqs row (n, h)
+//! or one sinks row (B, H) per entry (internal shapes only the batching rule makes).
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
@@ -292,11 +295,25 @@ inline fn st1(comptime S: type, p: *S, v: Cmp(S)) void {
     }
 }
 
+/// Vector store with round-to-nearest-even, bit-identical to `st1` (half.zig): NaN becomes
+/// MLX's quiet NaN (float16 0x7d00 with the sign, bfloat16 0x7fc0).
 inline fn st(comptime S: type, comptime n: usize, p: [*]S, v: @Vector(n, Cmp(S))) void {
     switch (S) {
-        F16, BF16 => {
-            const a: [n]f32 = v;
-            inline for (0..n) |i| st1(S, &p[i], a[i]);
+        F16 => {
+            const h: @Vector(n, f16) = @floatCast(v);
+            const bits: @Vector(n, u16) = @bitCast(h);
+            const x: @Vector(n, u32) = @bitCast(v);
+            const sign: @Vector(n, u16) = @truncate((x >> @splat(16)) & @as(@Vector(n, u32), @splat(0x8000)));
+            const nan = v != v;
+            @as(*[n]u16, @ptrCast(p)).* = @select(u16, nan, sign | @as(@Vector(n, u16), @splat(0x7d00)), bits);
+        },
+        BF16 => {
+            const x: @Vector(n, u32) = @bitCast(v);
+            const lsb = (x >> @splat(16)) & @as(@Vector(n, u32), @splat(1));
+            const r = (x +% @as(@Vector(n, u32), @splat(0x7fff)) +% lsb) >> @splat(16);
+            const nan = (x & @as(@Vector(n, u32), @splat(0x7fff_ffff))) > @as(@Vector(n, u32), @splat(0x7f80_0000));
+            const out: @Vector(n, u16) = @truncate(@select(u32, nan, @as(@Vector(n, u32), @splat(0x7fc0)), r));
+            @as(*[n]u16, @ptrCast(p)).* = out;
         },
         else => p[0..n].* = v,
     }
@@ -425,6 +442,26 @@ fn evalNorm(comptime S: type, node: *Node, p: Prim) errors.Error!void {
     pool.parallelFor(rows, @max(1, 16384 / d), &job, NormJob(S).range);
 }
 
+const even_lanes: [VL]i32 = blk: {
+    var m: [VL]i32 = undefined;
+    for (&m, 0..) |*v, k| v.* = 2 * k;
+    break :blk m;
+};
+const odd_lanes: [VL]i32 = blk: {
+    var m: [VL]i32 = undefined;
+    for (&m, 0..) |*v, k| v.* = 2 * k + 1;
+    break :blk m;
+};
+/// [a0, b0, a1, b1, ...] from @shuffle(a, b, .)
+const interleave_lanes: [2 * VL]i32 = blk: {
+    var m: [2 * VL]i32 = undefined;
+    for (0..VL) |k| {
+        m[2 * k] = k;
+        m[2 * k + 1] = ~@as(i32, k);
+    }
+    break :blk m;
+};
+
 fn RopeJob(comptime S: type) type {
     const C = Cmp(S);
     const V = @Vector(VL, C);
@@ -449,11 +486,21 @@ fn RopeJob(comptime S: type) type {
             const c = j.cos + t;
             const s = j.sin + t;
             if (j.traditional) {
-                for (0..h) |i| {
-                    const x1 = ld1(S, &x[2 * i]);
-                    const x2 = ld1(S, &x[2 * i + 1]);
-                    st1(S, &y[2 * i], x1 * c[i] - x2 * s[i]);
-                    st1(S, &y[2 * i + 1], x1 * s[i] + x2 * c[i]);
+                // pairs (x[2i], x[2i+1]): deinterleave 2*VL values, rotate, interleave back
+                var i: usize = 0;
+                while (i + VL <= h) : (i += VL) {
+                    const a = ld(S, 2 * VL, x + 2 * i);
+                    const x1 = @shuffle(C, a, undefined, even_lanes);
+                    const x2 = @shuffle(C, a, undefined, odd_lanes);
+                    const cv: V = c[i..][0..VL].*;
+                    const sv: V = s[i..][0..VL].*;
+                    st(S, 2 * VL, y + 2 * i, @shuffle(C, x1 * cv - x2 * sv, x1 * sv + x2 * cv, interleave_lanes));
+                }
+                for (i..h) |k| {
+                    const x1 = ld1(S, &x[2 * k]);
+                    const x2 = ld1(S, &x[2 * k + 1]);
+                    st1(S, &y[2 * k], x1 * c[k] - x2 * s[k]);
+                    st1(S, &y[2 * k + 1], x1 * s[k] + x2 * c[k]);
                 }
             } else {
                 var i: usize = 0;
@@ -493,9 +540,12 @@ fn evalRope(comptime S: type, node: *Node, r: Rope) errors.Error!void {
     const offc = try contig(node.inputs[1]);
     defer offc.deinit();
     const offs = Ptr(i32, offc.ptr)[0..node.inputs[1].size()];
-    const per_b = offs.len > 1;
-    // Angle table: (offsets, L, dims/2) cosines and sines, in float32 as MLX computes them.
-    const n_tab = offs.len * l * h;
+    // freqs: (h), or (n0, h) per entry of the first axis (made by the batching rule).
+    const frows: usize = if (r.has_freqs and node.inputs[2].shape.ndim == 2) @intCast(node.inputs[2].shape.dims[0]) else 1;
+    const nb = @max(offs.len, frows);
+    const per_b = nb > 1;
+    // Angle table: (nb, L, dims/2) cosines and sines, in float32 as MLX computes them.
+    const n_tab = nb * l * h;
     const tab_buf = try array.newBuffer(2 * n_tab * @sizeOf(C), "rope");
     defer tab_buf.release();
     const cos: [*]C = Ptr(C, tab_buf.ptr);
@@ -504,25 +554,27 @@ fn evalRope(comptime S: type, node: *Node, r: Rope) errors.Error!void {
     var inv_heap: ?*array.Buffer = null;
     defer if (inv_heap) |b| b.release();
     var invf: []f32 = inv[0..];
-    if (h > inv.len) {
-        inv_heap = try array.newBuffer(h * 4, "rope");
-        invf = Ptr(f32, inv_heap.?.ptr)[0..h];
+    if (frows * h > inv.len) {
+        inv_heap = try array.newBuffer(frows * h * 4, "rope");
+        invf = Ptr(f32, inv_heap.?.ptr)[0 .. frows * h];
     }
     if (r.has_freqs) {
         const fc = try contig(node.inputs[2]);
         defer fc.deinit();
         const f = Ptr(f32, fc.ptr);
-        for (0..h) |i| invf[i] = 1.0 / f[i];
+        for (0..frows * h) |i| invf[i] = 1.0 / f[i];
     } else {
         const k: f32 = -@log(r.base) / @as(f32, @floatFromInt(h));
         for (0..h) |i| invf[i] = @exp(@as(f32, @floatFromInt(i)) * k);
     }
-    for (offs, 0..) |o, bi| {
+    for (0..nb) |bi| {
+        const o = offs[if (offs.len > 1) bi else 0];
+        const fi = invf[(if (frows > 1) bi else 0) * h ..][0..h];
         for (0..l) |li| {
             const pos: f32 = (@as(f32, @floatFromInt(o)) + @as(f32, @floatFromInt(li))) * r.scale;
             const base = (bi * l + li) * h;
             for (0..h) |i| {
-                const th = pos * invf[i];
+                const th = pos * fi[i];
                 cos[base + i] = @cos(th);
                 sin[base + i] = @sin(th);
             }
@@ -573,6 +625,8 @@ fn SdpaJob(comptime S: type) type {
         v: *const Node,
         mask: ?*const Node,
         sinks: ?[*]const f32,
+        /// sinks are (B, H) (made by the batching rule) instead of (H).
+        sinks_per_b: bool,
         out: [*]S,
         p: Sdpa,
         B: usize,
@@ -584,6 +638,8 @@ fn SdpaJob(comptime S: type) type {
         Dv: usize,
         qb: usize,
         nblk: usize,
+        /// > 0: decode grouping (L = 1): query heads per task sharing one kv head.
+        gsz: usize,
         failed: *std.atomic.Value(bool),
 
         fn off(x: *const Node, a0: usize, a1: usize) isize {
@@ -595,14 +651,32 @@ fn SdpaJob(comptime S: type) type {
         }
 
         fn task(j: *const @This(), t: usize, scratch: []C) void {
-            const blk = t % j.nblk;
-            const bh = t / j.nblk;
-            const b = bh / j.H;
-            const h = bh % j.H;
-            const hk = h / (j.H / j.Hk);
-            const r0 = blk * j.qb;
-            const r1 = @min(r0 + j.qb, j.L);
-            const m = r1 - r0;
+            // A task is a block of query rows of one head, or (decode: one query, grouped heads)
+            // `gsz` query heads that share a kv head, so that head's keys and values are read
+            // once for all of them: their rows are then the heads (stride q.strides[1]).
+            const rep = j.H / j.Hk;
+            var b: usize = undefined;
+            var h: usize = undefined; // (first) query head
+            var r0: usize = 0;
+            var r1: usize = 1;
+            var m: usize = undefined;
+            if (j.gsz > 0) {
+                const per_kv = (rep + j.gsz - 1) / j.gsz;
+                b = t / (j.Hk * per_kv);
+                const rest = t % (j.Hk * per_kv);
+                h = (rest / per_kv) * rep + (rest % per_kv) * j.gsz;
+                m = @min(j.gsz, (rest / per_kv) * rep + rep - h);
+            } else {
+                const blk = t % j.nblk;
+                const bh = t / j.nblk;
+                b = bh / j.H;
+                h = bh % j.H;
+                r0 = blk * j.qb;
+                r1 = @min(r0 + j.qb, j.L);
+                m = r1 - r0;
+            }
+            const hk = h / rep;
+            const q_rs: isize = @intCast(if (j.gsz > 0) j.q.strides[1] else j.q.strides[2]);
             const shift: isize = @as(isize, @intCast(j.S_)) - @as(isize, @intCast(j.L));
             // Keys any row of the block may see (causal: up to the last row's diagonal).
             var ncols = j.S_;
@@ -613,13 +687,14 @@ fn SdpaJob(comptime S: type) type {
             if (ncols == 0) return;
             const ld_s = ncols;
             const sc = scratch[0 .. m * ld_s];
-            const qm = gemm.Mat(S){ .ptr = at(S, j.q, off(j.q, b, h) + @as(isize, @intCast(r0)) * @as(isize, @intCast(j.q.strides[2]))), .rs = @intCast(j.q.strides[2]), .cs = @intCast(j.q.strides[3]) };
+            const qm = gemm.Mat(S){ .ptr = at(S, j.q, off(j.q, b, h) + @as(isize, @intCast(r0)) * @as(isize, @intCast(j.q.strides[2]))), .rs = q_rs, .cs = @intCast(j.q.strides[3]) };
             const kt = gemm.Mat(S){ .ptr = at(S, j.k, off(j.k, b, hk)), .rs = @intCast(j.k.strides[3]), .cs = @intCast(j.k.strides[2]) };
             const cm = gemm.Mat(C){ .ptr = sc.ptr, .rs = @intCast(ld_s), .cs = 1 };
             gemm.gemmSerial(C, S, S, C, m, ncols, j.D, j.p.scale, qm, kt, 0, cm);
             const lowest = -std.math.floatMax(C);
             for (0..m) |ri| {
-                const i = r0 + ri;
+                const i = if (j.gsz > 0) 0 else r0 + ri;
+                const hr = if (j.gsz > 0) h + ri else h; // this row's query head
                 const row = sc[ri * ld_s ..][0..ncols];
                 switch (j.p.mask) {
                     .none => {},
@@ -630,7 +705,7 @@ fn SdpaJob(comptime S: type) type {
                     },
                     .boolean, .additive => {
                         const mk = j.mask.?;
-                        const mo = off(mk, b, h) + @as(isize, @intCast(i)) * @as(isize, @intCast(mk.strides[2]));
+                        const mo = off(mk, b, hr) + @as(isize, @intCast(i)) * @as(isize, @intCast(mk.strides[2]));
                         const ms: isize = @intCast(mk.strides[3]);
                         if (j.p.mask == .boolean) {
                             const mp = at(bool, mk, mo);
@@ -643,16 +718,17 @@ fn SdpaJob(comptime S: type) type {
                         }
                     },
                 }
-                softmaxRow(C, row, if (j.sinks) |sk| sk[h] else null);
+                softmaxRow(C, row, if (j.sinks) |sk| sk[if (j.sinks_per_b) b * j.H + hr else hr] else null);
             }
             const pm = gemm.Mat(C){ .ptr = sc.ptr, .rs = @intCast(ld_s), .cs = 1 };
             const vm = gemm.Mat(S){ .ptr = at(S, j.v, off(j.v, b, hk)), .rs = @intCast(j.v.strides[2]), .cs = @intCast(j.v.strides[3]) };
+            // grouped rows are heads: (b, h + ri, 0) is ri * L * Dv = ri * Dv further
             const om = gemm.Mat(S){ .ptr = j.out + ((b * j.H + h) * j.L + r0) * j.Dv, .rs = @intCast(j.Dv), .cs = 1 };
             gemm.gemmSerial(C, C, S, S, m, j.Dv, ncols, 1, pm, vm, 0, om);
         }
 
         fn range(j: *const @This(), s: usize, e: usize) void {
-            const buf = std.heap.c_allocator.alloc(C, j.qb * j.S_) catch {
+            const buf = std.heap.c_allocator.alloc(C, @max(j.qb, j.gsz) * j.S_) catch {
                 j.failed.store(true, .release);
                 return;
             };
@@ -714,12 +790,13 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
     const qb: usize = 64;
     const nblk = (L + qb - 1) / qb;
     var failed = std.atomic.Value(bool).init(false);
-    const job = SdpaJob(S){
+    var job = SdpaJob(S){
         .q = q,
         .k = k,
         .v = v,
         .mask = mask,
         .sinks = if (sk) |c| Ptr(f32, c.ptr) else null,
+        .sinks_per_b = p.has_sinks and node.inputs[idx].shape.ndim == 2,
         .out = Ptr(S, node.data()),
         .p = p,
         .B = @intCast(q.shape.dims[0]),
@@ -731,6 +808,7 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
         .Dv = @intCast(v.shape.dims[3]),
         .qb = qb,
         .nblk = nblk,
+        .gsz = 0,
         .failed = &failed,
     };
     if (job.S_ == 0) {
@@ -738,8 +816,16 @@ fn evalSdpa(comptime S: type, node: *Node, p: Sdpa) errors.Error!void {
         @memset(node.data()[0..node.nbytes()], 0);
         return;
     }
-    const tasks = job.B * job.H * nblk;
-    const work_per = qb * job.S_ * (job.D + job.Dv);
+    var tasks = job.B * job.H * nblk;
+    var work_per = qb * job.S_ * (job.D + job.Dv);
+    const rep = job.H / job.Hk;
+    if (L == 1 and rep > 1) {
+        // Decode with grouped heads: tasks of up to gsz query heads of one kv head (about 8
+        // tasks or more, so the pool still has work for every core).
+        job.gsz = @min(rep, @max(1, job.B * job.H / 8));
+        tasks = job.B * job.Hk * ((rep + job.gsz - 1) / job.gsz);
+        work_per = job.gsz * job.S_ * (job.D + job.Dv);
+    }
     pool.parallelFor(tasks, @max(1, 65536 / @max(work_per, 1)), &job, SdpaJob(S).range);
     if (failed.load(.acquire)) return errors.fail(.out_of_memory, "[scaled_dot_product_attention] Out of memory.", .{});
 }
@@ -833,7 +919,9 @@ fn composed(p: Prim, ins: []const *Node, out_dt: Dtype, s: u32) errors.Error!*No
             }
             var lse: *Node = undefined;
             if (a.has_sinks) {
-                const sk = t.add(try shape_ops.reshape(t.add(try castTo(ins[idx], ct, s)), &.{ 1, Hk, rep, 1, 1 }, s));
+                // sinks: (H), or (B, H) when the batching rule made them per batch entry
+                const bs: i32 = if (ins[idx].shape.ndim == 2) ins[idx].shape.dims[0] else 1;
+                const sk = t.add(try shape_ops.reshape(t.add(try castTo(ins[idx], ct, s)), &.{ bs, Hk, rep, 1, 1 }, s));
                 const skb = t.add(try copy.broadcastTo(sk, try Shape.fromSlice(&.{ B, Hk, rep, L, 1 }, "scaled_dot_product_attention"), s));
                 const cat = t.add(try shape_ops.concatenate(&.{ skb, sc }, -1, s));
                 lse = t.add(try red.logsumexpLast(cat, true, s));
@@ -868,7 +956,7 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
                 return ropeNode(gc, inv, node.inputs[1], if (r.has_freqs) node.inputs[2] else null, s);
             }
             if (arg == 1) return zerosLike(node.inputs[1], s);
-            return errors.fail(.not_implemented, "[rope] The vjp with respect to freqs is not implemented yet.", .{});
+            return ropeFreqsVjp(node, r, g, s);
         },
         .sdpa => |a| if ((a.mask == .boolean or a.mask == .additive) and arg == 3) return zerosLike(node.inputs[3], s),
         else => {},
@@ -892,6 +980,53 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
     return outs[arg];
 }
 
+/// The cotangent of rope's `freqs` (f, 1-D (h), or (n, h) per entry of x's first axis, as the
+/// batching rule makes it). With y = rope(x), each pair (y1, y2) turns by theta = pos / f, so
+/// dL/dtheta = g2 y1 - g1 y2 and dL/df = -sum(dL/dtheta * pos) / f^2 (the sum over every axis
+/// but f's). Built from graph ops on the node's output, so it differentiates again.
+fn ropeFreqsVjp(node: *Node, r: Rope, g: *Node, s: u32) errors.Error!*Node {
+    var t = Tmp{};
+    defer t.deinit();
+    const ct = computeType(node.dtype);
+    const nd = node.shape.ndim;
+    const ax: usize = nd - 1;
+    const h: i32 = @divExact(r.dims, 2);
+    const step: i32 = if (r.traditional) 2 else 1;
+    const second: i32 = if (r.traditional) 1 else h;
+    const y = t.add(try castTo(node, ct, s));
+    const gc = t.add(try castTo(g, ct, s));
+    const y1 = t.add(try shape_ops.sliceAxis(y, ax, 0, h, step, s));
+    const y2 = t.add(try shape_ops.sliceAxis(y, ax, second, h, step, s));
+    const g1 = t.add(try shape_ops.sliceAxis(gc, ax, 0, h, step, s));
+    const g2 = t.add(try shape_ops.sliceAxis(gc, ax, second, h, step, s));
+    const dtheta = t.add(try ew.binary(.subtract, t.add(try ew.binary(.multiply, g2, y1, s)), t.add(try ew.binary(.multiply, g1, y2, s)), s));
+    // Positions (offset + row) * scale, shaped to broadcast against (..., L, h).
+    const L = node.shape.dims[nd - 2];
+    const rows = t.add(try shape_ops.reshape(t.add(try creation.arange(0, @floatFromInt(L), 1, ct, s)), &.{ L, 1 }, s));
+    const off_in = node.inputs[1];
+    var off = t.add(try castTo(off_in, ct, s));
+    if (off_in.size() > 1) {
+        var dims: [max_ndim]i32 = undefined;
+        dims[0] = off_in.shape.dims[0];
+        for (1..nd) |k| dims[k] = 1;
+        off = t.add(try shape_ops.reshape(off, dims[0..nd], s));
+    }
+    const pos = t.add(try ew.binary(.multiply, t.add(try ew.binary(.add, off, rows, s)), t.add(try constant(r.scale, ct, s)), s));
+    const e = t.add(try ew.binary(.multiply, dtheta, pos, s));
+    const f_in = node.inputs[2];
+    var axes: [max_ndim]i32 = undefined;
+    var na: usize = 0;
+    const first: usize = if (f_in.shape.ndim == 2) 1 else 0;
+    for (first..nd - 1) |k| {
+        axes[na] = @intCast(k);
+        na += 1;
+    }
+    const es = t.add(try red.reduce(.sum, e, axes[0..na], false, s));
+    const f = t.add(try castTo(f_in, ct, s));
+    const df = t.add(try ew.binary(.divide, t.add(try ew.unary(.negative, es, s)), t.add(try ew.unary(.square, f, s)), s));
+    return castTo(df, f_in.dtype, s);
+}
+
 fn withBatch(x: *Node, b: i32, s: u32) errors.Error!*Node {
     var dims: [max_ndim]i32 = undefined;
     dims[0] = 1;
@@ -900,10 +1035,6 @@ fn withBatch(x: *Node, b: i32, s: u32) errors.Error!*Node {
     defer array.release(r);
     dims[0] = b;
     return copy.broadcastTo(r, try Shape.fromSlice(dims[0 .. 1 + x.shape.ndim], "vmap"), s);
-}
-
-fn unsupported(op: []const u8) errors.Error {
-    return errors.fail(.not_implemented, "[vmap] The batching rule of {s} over this argument is not implemented yet.", .{op});
 }
 
 /// The node rebuilt on batched inputs (batch axis first; null: not batched).
@@ -937,26 +1068,64 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, b: i32, s: u32) errors
             return composed(p, ins[0..node.inputs.len], node.dtype, s);
         },
         .rope => |r| {
-            for (bx[1..]) |x| if (x != null) return unsupported("rope");
-            const x = bx[0].?;
             const fr: ?*Node = if (r.has_freqs) node.inputs[2] else null;
-            if (node.inputs[1].size() <= 1) return ropeNode(x, r, node.inputs[1], fr, s);
-            // A per-example offset follows x's first (unbatched) axis: put it in front.
-            const xm = try shape_ops.swapaxes(x, 0, 1, s);
-            defer array.release(xm);
-            const y = try ropeNode(xm, r, node.inputs[1], fr, s);
-            defer array.release(y);
-            return shape_ops.swapaxes(y, 0, 1, s);
+            const off_b = bx[1];
+            const fr_b: ?*Node = if (r.has_freqs) bx[2] else null;
+            if (off_b == null and fr_b == null) {
+                const x = bx[0].?;
+                if (node.inputs[1].size() <= 1 and (fr == null or fr.?.shape.ndim == 1)) return ropeNode(x, r, node.inputs[1], fr, s);
+                // A per-example offset (or freqs) follows x's first (unbatched) axis: put it in front.
+                const xm = try shape_ops.swapaxes(x, 0, 1, s);
+                defer array.release(xm);
+                const y = try ropeNode(xm, r, node.inputs[1], fr, s);
+                defer array.release(y);
+                return shape_ops.swapaxes(y, 0, 1, s);
+            }
+            // A batched offset or freqs: fold the batch into x's first axis, giving each
+            // (batch, first-axis) entry its own offset and freqs row.
+            var t = Tmp{};
+            defer t.deinit();
+            const x = if (bx[0]) |v| v else t.add(try withBatch(node.inputs[0], b, s));
+            const n0 = x.shape.dims[1];
+            const nd = x.shape.ndim;
+            var dims: [max_ndim]i32 = undefined;
+            dims[0] = b * n0;
+            @memcpy(dims[1 .. nd - 1], x.shape.dims[2..nd]);
+            const xf = t.add(try shape_ops.reshape(x, dims[0 .. nd - 1], s));
+            // offsets: (b) or (b, 1 | n0) -> (b * n0)
+            const o = if (off_b) |v| v else t.add(try withBatch(node.inputs[1], b, s));
+            const o2 = t.add(try shape_ops.reshape(o, &.{ b, @intCast(@divExact(o.size(), @as(usize, @intCast(b)))) }, s));
+            const o3 = t.add(try copy.broadcastTo(o2, try Shape.fromSlice(&.{ b, n0 }, "vmap"), s));
+            const off = t.add(try shape_ops.reshape(o3, &.{b * n0}, s));
+            var frn: ?*Node = null;
+            if (fr) |f0| {
+                // freqs: (b, h) or (b, 1 | n0, h) -> (b * n0, h)
+                const h = @divExact(r.dims, 2);
+                const f = if (fr_b) |v| v else t.add(try withBatch(f0, b, s));
+                const f2 = t.add(try shape_ops.reshape(f, &.{ b, @intCast(@divExact(f.size(), @as(usize, @intCast(b * h)))), h }, s));
+                const f3 = t.add(try copy.broadcastTo(f2, try Shape.fromSlice(&.{ b, n0, h }, "vmap"), s));
+                frn = t.add(try shape_ops.reshape(f3, &.{ b * n0, h }, s));
+            }
+            const y = t.add(try ropeNode(xf, r, off, frn, s));
+            return shape_ops.reshape(y, x.shape.slice(), s);
         },
         .sdpa => |a| {
-            if (a.has_sinks and bx[node.inputs.len - 1] != null) return unsupported("scaled_dot_product_attention");
             var t = Tmp{};
             defer t.deinit();
             var ins: [5]*Node = undefined;
             const Bq = node.inputs[0].shape.dims[0];
+            const H = node.inputs[0].shape.dims[1];
             for (node.inputs, 0..) |in, i| {
                 if (a.has_sinks and i == node.inputs.len - 1) {
-                    ins[i] = in;
+                    // sinks (H) or (Bq, H): unbatched (H) stays; otherwise (b * Bq, H).
+                    if (bx[i] == null and in.shape.ndim == 1) {
+                        ins[i] = in;
+                        continue;
+                    }
+                    const sb = if (bx[i]) |v| v else t.add(try withBatch(in, b, s));
+                    const s3 = t.add(try shape_ops.reshape(sb, &.{ b, @intCast(@divExact(sb.size(), @as(usize, @intCast(b * H)))), H }, s));
+                    const s4 = t.add(try copy.broadcastTo(s3, try Shape.fromSlice(&.{ b, Bq, H }, "vmap"), s));
+                    ins[i] = t.add(try shape_ops.reshape(s4, &.{ b * Bq, H }, s));
                     continue;
                 }
                 const xb = if (bx[i]) |v| v else t.add(try withBatch(in, b, s));
@@ -1045,6 +1214,27 @@ test "fast: expV matches @exp" {
     for (xs, y) |x, e| try testing.expectApproxEqRel(@exp(x), e, 3e-7 + if (x < -80) @as(f32, 1) else 0);
     const inf: [VL]f32 = expV(@splat(-std.math.inf(f32)));
     try testing.expectEqual(@as(f32, 0), inf[0]);
+}
+
+test "fast: vector half stores are bit-identical to the scalar ones" {
+    var xs: [VL]f32 = undefined;
+    const specials = [_]f32{ 0, -0.0, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), -std.math.nan(f32), 65504, 65520, 6.0e-8, 2.9e-8, -1.0e-40, 3.4e38, 1.00048828125, 1.0009765625, 0.1, -7.25 };
+    for (&xs, specials) |*x, v| x.* = v;
+    var prng = std.Random.DefaultPrng.init(7);
+    for (0..200) |round| {
+        if (round > 0) for (&xs) |*x| {
+            x.* = @bitCast(prng.random().int(u32));
+        };
+        const v: @Vector(VL, f32) = xs;
+        var h: [VL]F16 = undefined;
+        var b: [VL]BF16 = undefined;
+        st(F16, VL, &h, v);
+        st(BF16, VL, &b, v);
+        for (xs, h, b) |x, hv, bv| {
+            try testing.expectEqual(half.f32ToF16(x), hv.bits);
+            try testing.expectEqual(half.f32ToBf16(x), bv.bits);
+        }
+    }
 }
 
 test "fast: rms_norm shapes and messages" {

@@ -1,17 +1,19 @@
 // The layers of mlx.nn (mlx/nn/layers/*.py) composed from mx ops. Initial parameters are drawn
 // with mx.random exactly as MLX draws them (same samplers, shapes and order), so with the same
-// seed the same weights come out. MLX's mx.fast kernels (layer_norm, rms_norm, rope,
-// scaled_dot_product_attention) are composed here from ordinary ops (same maths; results agree
-// to float rounding). Conv*, Quantized* layers hook in beside these (issue 7 ops).
+// seed the same weights come out. As in MLX, LayerNorm (and GroupNorm's PyTorch-compatible
+// path, InstanceNorm), RMSNorm, RoPE and MultiHeadAttention call mx.fast (src/fast.ts); the
+// same formulas composed from ordinary ops are in ./composed.ts. Conv*, Quantized* layers hook
+// in beside these (issue 7 ops).
 import { MxArray, array } from "../array";
 import { arange, ones, zeros } from "../creation";
 import { float32, uint32, type Dtype, type DtypeLike, toDtype } from "../dtype";
 import * as random from "../random";
 import {
   abs, add, addmm, asStrided, broadcastTo, concatenate, cos, divide, exp, expandDims, finfo, flatten, floor, ceil, less,
-  logicalAnd, greater, greaterEqual, lessEqual, maximum, matmul, max, mean, multiply, negative, pad, reshape, rsqrt, sigmoid, sin, softmax, split, square, stack,
+  logicalAnd, greater, greaterEqual, lessEqual, maximum, matmul, max, mean, multiply, negative, pad, reshape, rsqrt, sigmoid, sin, split, stack,
   subtract, swapaxes, take, tanh as mxTanh, transpose, unflatten, variance, where, clip, round, sl, squeeze,
 } from "../ops/index";
+import * as fast from "../fast";
 import { relu, tanh } from "./activations";
 import { Module, pyBool, pyFloat } from "./module";
 import { checkpoint as checkpointModule } from "./utils";
@@ -137,27 +139,6 @@ export class Embedding extends Module {
 // ---------------------------------------------------------------------------------------------
 // Normalization
 
-/**
- * mx.fast.layer_norm composed: normalise over the last axis (in float32, as MLX's kernels
- * accumulate), cast back, then scale and shift.
- */
-export function layerNorm(x: MxArray, weight: MxArray | null, bias: MxArray | null, eps: number): MxArray {
-  const xf = x.astype(float32);
-  const mu = mean(xf, { axis: -1, keepdims: true });
-  const v = variance(xf, { axis: -1, keepdims: true });
-  let y = multiply(subtract(xf, mu), rsqrt(add(v, eps))).astype(x.dtype);
-  if (weight !== null) y = multiply(y, weight);
-  if (bias !== null) y = add(y, bias);
-  return y;
-}
-
-/** mx.fast.rms_norm composed: `x * rsqrt(mean(x^2) + eps)` over the last axis (float32), times weight. */
-export function rmsNorm(x: MxArray, weight: MxArray | null, eps: number): MxArray {
-  const xf = x.astype(float32);
-  const y = multiply(xf, rsqrt(add(mean(square(xf), { axis: -1, keepdims: true }), eps))).astype(x.dtype);
-  return weight === null ? y : multiply(y, weight);
-}
-
 function checkEps(name: string, eps: number) {
   if (eps <= 0.0) throw new Error(`[${name}] 'eps' must be positive but got ${eps}.`);
 }
@@ -180,7 +161,7 @@ export class LayerNorm extends Module {
     return `${this.dims}, eps=${pyFloat(this.eps)}, affine=${pyBool(this.weight !== undefined)}`;
   }
   forward(x: MxArray): MxArray {
-    return layerNorm(x, this.weight ?? null, this.bias ?? null, this.eps);
+    return fast.layerNorm(x, this.weight ?? null, this.bias ?? null, this.eps);
   }
 }
 
@@ -196,7 +177,7 @@ export class RMSNorm extends Module {
     return `${this.weight.shape[0]}, eps=${pyFloat(this.eps)}`;
   }
   forward(x: MxArray): MxArray {
-    return rmsNorm(x, this.weight, this.eps);
+    return fast.rmsNorm(x, this.weight, this.eps);
   }
 }
 
@@ -230,7 +211,7 @@ export class GroupNorm extends Module {
       const gs = Math.floor(dims / g);
       y = reshape(x, [batch!, -1, g, gs]);
       y = reshape(transpose(y, [0, 2, 1, 3]), [batch!, g, -1]);
-      y = layerNorm(y, null, null, this.eps);
+      y = fast.layerNorm(y, null, null, this.eps);
       y = reshape(y, [batch!, g, -1, gs]);
       y = reshape(transpose(y, [0, 2, 1, 3]), [batch!, ...rest, dims]);
     } else {
@@ -269,7 +250,7 @@ export class InstanceNorm extends Module {
     const spatial = x.shape.slice(1, -1);
     const mid = spatial.map((_, i) => i + 1);
     const cf = transpose(x, [0, x.ndim - 1, ...mid]);
-    let y = layerNorm(reshape(cf, [n, c, -1]), null, null, this.eps);
+    let y = fast.layerNorm(reshape(cf, [n, c, -1]), null, null, this.eps);
     y = transpose(reshape(y, [n, c, ...spatial]), [0, ...spatial.map((_, i) => i + 2), 1]);
     return this.weight !== undefined ? add(multiply(this.weight, y), this.bias!) : y;
   }
@@ -387,31 +368,6 @@ export class Dropout3d extends DropoutBase {
 // ---------------------------------------------------------------------------------------------
 // Positional encodings
 
-/** mx.fast.rope composed: rotate the first `dims` features by position `offset + i`. */
-export function rope(x: MxArray, dims: number, traditional: boolean, base: number, scale: number, offset: number): MxArray {
-  const L = x.shape[x.ndim - 2]!;
-  const D = x.shape[x.ndim - 1]!;
-  const half = Math.floor(dims / 2);
-  const invFreq = exp(multiply(arange(0, half, 1, { dtype: float32 }), -Math.log(base) / half));
-  const pos = multiply(add(arange(0, L, 1, { dtype: float32 }), offset), scale);
-  const theta = multiply(expandDims(pos, 1), expandDims(invFreq, 0));
-  const c = cos(theta).astype(x.dtype);
-  const s = sin(theta).astype(x.dtype);
-  let x1: MxArray, x2: MxArray;
-  if (traditional) {
-    x1 = x.index("...", sl(0, dims, 2));
-    x2 = x.index("...", sl(1, dims, 2));
-  } else {
-    x1 = x.index("...", sl(0, half));
-    x2 = x.index("...", sl(half, dims));
-  }
-  const o1 = subtract(multiply(x1, c), multiply(x2, s));
-  const o2 = add(multiply(x1, s), multiply(x2, c));
-  let out = traditional ? reshape(stack([o1, o2], -1), [...x.shape.slice(0, -1), dims]) : concatenate([o1, o2], -1);
-  if (dims < D) out = concatenate([out, x.index("...", sl(dims, null))], -1);
-  return out;
-}
-
 /** Rotary positional encoding of the first `dims` features (`forward(x, offset = 0)`). */
 export class RoPE extends Module {
   constructor(public dims: number, public traditional = false, public base = 10000, public scale = 1.0) {
@@ -420,8 +376,8 @@ export class RoPE extends Module {
   protected override extraRepr(): string {
     return `${this.dims}, traditional=${pyBool(this.traditional)}`;
   }
-  forward(x: MxArray, offset = 0): MxArray {
-    return rope(x, this.dims, this.traditional, this.base, this.scale, offset);
+  forward(x: MxArray, offset: number | MxArray = 0): MxArray {
+    return fast.rope(x, this.dims, { traditional: this.traditional, base: this.base, scale: this.scale, offset });
   }
 }
 
@@ -482,25 +438,6 @@ export class ALiBi extends Module {
 // ---------------------------------------------------------------------------------------------
 // Attention and transformers
 
-/**
- * mx.fast.scaled_dot_product_attention composed: `softmax(q k^T * scale + mask) v` with
- * q (B, H, Lq, D), k and v (B, H, Lk, D); `mask` additive, boolean (false = masked) or "causal".
- */
-export function scaledDotProductAttention(q: MxArray, k: MxArray, v: MxArray, scale: number, mask: MxArray | "causal" | null = null): MxArray {
-  let scores = matmul(multiply(q, scale), swapaxes(k, -1, -2));
-  if (mask === "causal") {
-    const lq = q.shape[q.ndim - 2]!;
-    const lk = k.shape[k.ndim - 2]!;
-    const qi = expandDims(arange(lk - lq, lk), 1);
-    const ki = expandDims(arange(0, lk), 0);
-    scores = where(less(qi, ki), finfo(scores.dtype).min, scores);
-  } else if (mask !== null) {
-    if (mask.dtype.name === "bool") scores = where(mask, scores, finfo(scores.dtype).min);
-    else scores = add(scores, mask);
-  }
-  return matmul(softmax(scores, { axis: -1, precise: true }), v);
-}
-
 /** Multi-head attention: `forward(queries, keys, values, mask?)`. */
 export class MultiHeadAttention extends Module {
   numHeads: number;
@@ -536,7 +473,7 @@ export class MultiHeadAttention extends Module {
     const k = split(this.key_proj.forward(keys));
     const v = split(this.value_proj.forward(values));
     const scale = Math.sqrt(1 / q.shape[q.ndim - 1]!);
-    const o = scaledDotProductAttention(q, k, v, scale, mask);
+    const o = fast.scaledDotProductAttention(q, k, v, { scale, mask });
     return this.out_proj.forward(flatten(transpose(o, [0, 2, 1, 3]), -2, -1));
   }
   /** An additive mask (N, N): 0 on and below the diagonal, the dtype's lowest value above. */

@@ -31,6 +31,24 @@ function isUpdatable(v: unknown): v is Updatable {
   return typeof v === "object" && v !== null && typeof (v as Updatable).trainableParameters === "function" && typeof (v as Updatable).update === "function";
 }
 
+/** State entries given to some optimizer through `state =`: shared, never released by releaseReplaced. */
+const sharedState = new WeakSet<MxArray>();
+
+/** The mx.Array leaves of a tree (arrays and plain objects). */
+function treeArrayLeaves(tree: unknown): MxArray[] {
+  return treeFlattenPaths(tree).flatMap(([, v]) => (v instanceof MxArray ? [v] : []));
+}
+
+/** The leaves of `params` at the paths of `gradients`. */
+function replacedLeaves(gradients: unknown, params: unknown): MxArray[] {
+  const out: MxArray[] = [];
+  treeMap((_g, [p]) => {
+    if (p instanceof MxArray) out.push(p);
+    return null;
+  }, gradients, [params]);
+  return out;
+}
+
 function initNode(params: unknown, state: unknown, single: (p: MxArray, s: ParamState) => void): unknown {
   if (Array.isArray(params)) {
     const s = Array.isArray(state) ? [...state] : [];
@@ -58,6 +76,19 @@ export abstract class Optimizer {
   protected _initialized = false;
   protected _state: OptimizerState;
   protected _schedulers: Map<string, Schedule>;
+  /** State entries this optimizer made while releaseReplaced was on (not those of a state given through `state =`). */
+  private _owned = new WeakSet<MxArray>();
+
+  /**
+   * Release, at once, the arrays an update replaces instead of leaving them to the garbage
+   * collector (default false): the state entries this optimizer made while it was on (Adam's
+   * old `m`, `v`, the old `step`...) and, in `update()`, the old parameters. A training loop that never disposes
+   * then stays at constant memory and its updates can run in place (the engine reuses a buffer
+   * nothing else holds). Only turn it on when nothing else keeps the old arrays: using one
+   * afterwards fails with "used after it was disposed" (MLX would still have its value). Arrays
+   * given through `state =` are never released by it. See bench/REPORT-fast.md (optimizer memory).
+   */
+  releaseReplaced = false;
 
   constructor(schedulers?: Record<string, Schedule>) {
     this._state = { step: keep(array(0, uint64)) };
@@ -70,11 +101,16 @@ export abstract class Optimizer {
    * (objects and lists of arrays), whose leaves are replaced in place.
    */
   update(model: Updatable | object, gradients: unknown): void {
-    if (isUpdatable(model)) {
-      model.update(keep(this.applyGradients(gradients, model.trainableParameters())));
-      return;
+    const params = isUpdatable(model) ? model.trainableParameters() : model;
+    // The parameters being replaced (those the gradients name), to release when asked to.
+    const old = this.releaseReplaced ? replacedLeaves(gradients, params) : [];
+    const next = keep(this.applyGradients(gradients, params));
+    if (isUpdatable(model)) model.update(next);
+    else treeAssign(model, next);
+    if (old.length > 0) {
+      const still = new Set(treeArrayLeaves(isUpdatable(model) ? model.trainableParameters() : model));
+      for (const a of old) if (!still.has(a) && !a.disposed) a.dispose();
     }
-    treeAssign(model, keep(this.applyGradients(gradients, model)));
   }
 
   /**
@@ -82,7 +118,9 @@ export abstract class Optimizer {
    * already in the state (e.g. a restored state) are kept.
    */
   init(parameters: unknown): void {
+    const before = this.releaseReplaced ? new Set(treeArrayLeaves(this._state)) : null;
     this._state = keep(initNode(parameters, this._state, (p, s) => this.initSingle(p, s)) as OptimizerState);
+    if (before) for (const a of treeArrayLeaves(this._state)) if (!before.has(a)) this._owned.add(a);
     this._initialized = true;
   }
 
@@ -97,11 +135,22 @@ export abstract class Optimizer {
     // Temporaries are released at once; the state is kept (it outlives any enclosing mx.tidy).
     return tidy(() => {
       if (!this._initialized) this.init(gradients);
+      // Ownership is tracked only while releaseReplaced is on (no cost otherwise): entries made
+      // before it was turned on are left to the GC.
+      const release = this.releaseReplaced;
+      const before = release ? treeArrayLeaves(this.state) : [];
       for (const [name, schedule] of this._schedulers) this.state[name] = schedule(this.step);
       this.state.step = add(this.step, 1);
       const state = this.state;
       const out = treeMap((g, [p, s]) => this.applySingle(g as MxArray, p as MxArray, s as ParamState), gradients, [parameters, state]);
       keep(state);
+      if (release) {
+        // Entries made by this call are the optimizer's own; the replaced ones it owned go.
+        const now = new Set(treeArrayLeaves(state));
+        const had = new Set(before);
+        for (const a of now) if (!had.has(a)) this._owned.add(a);
+        for (const a of before) if (!now.has(a) && this._owned.has(a) && !sharedState.has(a) && !a.disposed) a.dispose();
+      }
       return out;
     });
   }
@@ -117,6 +166,8 @@ export abstract class Optimizer {
   set state(state: OptimizerState) {
     this._initialized = false;
     this._state = state;
+    // A state given from outside may be shared with its giver: never released by releaseReplaced.
+    for (const a of treeArrayLeaves(state)) sharedState.add(a);
   }
 
   /** The number of updates so far (a uint64 scalar array). */
@@ -197,6 +248,7 @@ export class MultiOptimizer extends Optimizer {
     // Each part is applied by its optimizer (its own mx.tidy and kept state).
     const parts = this.split(gradients);
     this.optimizers.forEach((o, i) => {
+      o.releaseReplaced = this.releaseReplaced;
       tree = treeMerge(tree, o.applyGradients(parts[i], parameters));
     });
     return tree;
