@@ -112,6 +112,10 @@ if (import.meta.main) {
   const model = new MLP(cfg.layers, 784, cfg.hidden, 10);
   mx.eval(model.parameters());
   const optimizer = new optim.Adam(cfg.lr);
+  // Nothing here keeps old parameters or optimizer state: release them at each update rather
+  // than leaving them to the garbage collector (memory stays flat; updates can run in place).
+  // The compiled step replaces the state through the compiled function's outputs instead.
+  optimizer.releaseReplaced = !cfg.compile;
 
   const lossFn = (x: mx.Array, y: mx.Array) => nn.losses.crossEntropy(model.forward(x), y, { reduction: "mean" });
   const lossAndGrad = nn.valueAndGrad(model, lossFn);

@@ -14,7 +14,9 @@
 import * as mx from "../../src/index.ts";
 import { lib } from "../../ffi/lib";
 import { symbols } from "../../ffi/symbols";
-import { readFileSync, writeSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Rng } from "./rng";
 
 type Kind = "handle" | "handles" | "ints" | "len" | "dtype" | "stream" | "int" | "double" | "cptr" | "skip";
@@ -44,12 +46,15 @@ const HANDLE_NAMES = new Set([
 ]);
 const HANDLE_LISTS = new Set(["handles", "deps", "outputs", "primals", "cotangents", "placeholders", "batched", "arrays", "values"]);
 
+// MLXB_FUZZ_SKIP=<regex>: leave out the functions it matches (to narrow down a failure).
+const skip = process.env.MLXB_FUZZ_SKIP ? new RegExp(process.env.MLXB_FUZZ_SKIP) : null;
+
 function parseHeader(): Fn[] {
   const text = readFileSync(new URL("../../ffi/mlxbun.h", import.meta.url), "utf8");
   const fns: Fn[] = [];
   for (const m of text.matchAll(/^([\w ]+\*?)\s*(mlxb_\w+)\(([^)]*)\);/gm)) {
     const name = m[2]!;
-    if (!(name in symbols) || EXCLUDED.has(name)) continue;
+    if (!(name in symbols) || EXCLUDED.has(name) || (skip !== null && skip.test(name))) continue;
     const args: Arg[] = [];
     const parts = m[3]!.trim() === "void" ? [] : m[3]!.split(",").map((s) => s.trim());
     for (const p of parts) {
@@ -180,6 +185,15 @@ class Fuzzer {
       this.check(fn, h, ["buf", "shape", nd]);
       return;
     }
+    // It writes a file at the path it is given: made-up tape ids, but only relative paths in the
+    // scratch directory (a random buffer could name an absolute path anywhere).
+    if (fn.name === "mlxb_compile_export") {
+      const id = this.r.chance(0.5) ? this.r.int(8) : this.int();
+      const path = new TextEncoder().encode(`tape-${this.r.int(4)}.mlxbfn`);
+      if (this.trace) writeSync(1, `call mlxb_compile_export(${id}, tape path)\n`);
+      this.check(fn, lib.mlxb_compile_export(id, path, path.length), [id, "path", path.length]);
+      return;
+    }
     const { vals, keep } = this.args(fn);
     if (this.trace) writeSync(1, `call ${fn.name}(${vals.map((v) => (ArrayBuffer.isView(v) ? `[${Array.from((v as Int32Array).slice(0, 8)).join(",")}...]` : String(v))).join(", ")})\n`);
     const f = (lib as any)[fn.name] as (...a: unknown[]) => unknown;
@@ -273,6 +287,11 @@ class Fuzzer {
 }
 
 if (import.meta.main) {
+  // Calls such as mlxb_compile_export write files at made-up relative paths: run in a scratch
+  // directory, removed at exit.
+  const scratch = mkdtempSync(join(tmpdir(), "mlxb-abi-fuzz-"));
+  process.chdir(scratch);
+  process.on("exit", () => rmSync(scratch, { recursive: true, force: true }));
   const seed0 = Number(process.argv[2] ?? 1);
   const budget = Number(process.argv[3] ?? 10);
   const n = Number(process.argv[4] ?? 300);
