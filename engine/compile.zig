@@ -988,6 +988,8 @@ fn compileLive() callconv(.c) u32 {
 fn pathArg(p: ?*const anyopaque, n: u32, op: []const u8) errors.Error![]const u8 {
     if (n == 0 or n > 4096) return errors.fail(.invalid_argument, "[{s}] Invalid file path length {d}.", .{ op, n });
     const q: [*]const u8 = @ptrCast(p orelse return errors.fail(.invalid_argument, "[{s}] The path pointer is null.", .{op}));
+    // (The file system calls treat an embedded NUL as unreachable: refuse it here.)
+    if (std.mem.indexOfScalar(u8, q[0..n], 0) != null) return errors.fail(.invalid_argument, "[{s}] The file path contains a NUL byte.", .{op});
     return q[0..n];
 }
 
