@@ -38,8 +38,8 @@ const u64 = (v: number): Uint8Array => new Uint8Array(new BigUint64Array([BigInt
 const gstr = (s: string): Uint8Array => cat(u64(enc(s).byteLength), enc(s));
 const pad32 = (b: Uint8Array): Uint8Array => cat(b, new Uint8Array((32 - (b.byteLength % 32)) % 32));
 function gguf(tensors: [string, number[], number, Uint8Array][]): Uint8Array {
-  let infos = new Uint8Array(0);
-  let data = new Uint8Array(0);
+  let infos: Uint8Array = new Uint8Array(0);
+  let data: Uint8Array = new Uint8Array(0);
   for (const [name, shape, type, raw] of tensors) {
     data = pad32(data);
     infos = cat(infos, gstr(name), u32(shape.length), ...[...shape].reverse().map(u64), u32(type), u64(data.byteLength));
