@@ -91,7 +91,7 @@ describe("gguf quantized types", () => {
       const p = write(gguf([["w.weight", [2, n], t.type, blocks(((2 * n) / per) * size)]]));
       if (t.mlx === "loads" || ours[t.name] !== undefined) {
         const got = mx.load(p) as Record<string, mx.Array>;
-        const dtypes = Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v.dtype.name]));
+        const dtypes: Record<string, string> = Object.fromEntries(Object.entries(got).map(([k, v]) => [k, v.dtype.name]));
         expect([t.name, dtypes]).toEqual([t.name, ours[t.name] !== undefined ? { "w.weight": ours[t.name]! } : t.dtypes!]);
         for (const v of Object.values(got)) mx.eval(v);
       } else {
