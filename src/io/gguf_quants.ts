@@ -22,7 +22,7 @@ import { MxArray, array } from "../array";
 import { float16, float32, int8, uint8, uint32 } from "../dtype";
 import { tidy } from "../memory";
 import {
-  bitwiseAnd, bitwiseOr, bitwiseXor, concatenate, contiguous, leftShift, multiply, rightShift, sl, subtract,
+  bitwiseAnd, bitwiseOr, bitwiseXor, broadcastTo, concatenate, contiguous, leftShift, multiply, rightShift, sl, subtract,
 } from "../ops/index";
 
 /** ggml type -> [weights per block, bytes per block, bits in MLX's packing (0: dequantized to float16)]. */
@@ -37,16 +37,31 @@ export const quantTypes: Record<number, [number, number, number]> = {
 
 const all = sl();
 
-/** Bytes [a, b) of every block (raw: uint8 [blocks, bytes per block]). */
-const cols = (raw: MxArray, a: number, b: number): MxArray => raw.index(all, sl(a, b));
+/**
+ * Bytes [a, b) of every block (raw: uint8 [blocks, bytes per block]), copied to a contiguous
+ * array: the engine's elementwise kernels are many times faster on contiguous operands than on
+ * the strided slice.
+ */
+const cols = (raw: MxArray, a: number, b: number): MxArray => contiguous(raw.index(all, sl(a, b)));
 
 /** The float16 fields at bytes [a, b) of every block, as float32 [blocks, (b - a) / 2]. */
-const halves = (raw: MxArray, a: number, b: number): MxArray => contiguous(cols(raw, a, b)).view(float16).astype(float32);
+const halves = (raw: MxArray, a: number, b: number): MxArray => cols(raw, a, b).view(float16).astype(float32);
 
-/** x >> shifts (a 1-D list, broadcast along a new axis before the last): [..., n] -> [..., k, n]. */
+type Binary = (a: MxArray, b: MxArray) => MxArray;
+
+/**
+ * A binary op on two arrays broadcast to their common shape and copied contiguous first: the
+ * engine's elementwise kernels run many times slower on broadcast (stride 0) operands.
+ */
+function dense(op: Binary, a: MxArray, b: MxArray): MxArray {
+  const shape = a.shape.map((d, i) => (d === 1 ? b.shape[i]! : d)); // same ndim; 1 broadcasts
+  return op(contiguous(broadcastTo(a, shape)), contiguous(broadcastTo(b, shape)));
+}
+
+/** (x >> shift) & mask for each shift in a list, on a new axis before the last: [..., n] -> [..., k, n]. */
 function shifted(x: MxArray, shifts: number[], mask: number): MxArray {
-  const s = array(shifts, uint8).reshape([shifts.length, 1]);
-  return bitwiseAnd(rightShift(x.reshape([...x.shape.slice(0, -1), 1, x.shape.at(-1)!]), s), mask);
+  const s = array(shifts, uint8).reshape([...x.shape.slice(0, -1).map(() => 1), shifts.length, 1]);
+  return bitwiseAnd(dense(rightShift, x.reshape([...x.shape.slice(0, -1), 1, x.shape.at(-1)!]), s), mask);
 }
 
 /**
@@ -63,10 +78,10 @@ export function dequantize(type: number, raw: MxArray, shape: number[]): MxArray
       // Q2_K: two clusters of 128 weights; weight j of a cluster is bits 2*(j/32) of byte j%32.
       const dm = halves(raw, 80, 84);
       const sc = cols(raw, 0, 16);
-      const scale = multiply(dm.index(all, sl(0, 1)), bitwiseAnd(sc, 15).astype(float32)).reshape([nb, 16, 1]);
-      const min = multiply(dm.index(all, sl(1, 2)), rightShift(sc, 4).astype(float32)).reshape([nb, 16, 1]);
+      const scale = dense(multiply, dm.index(all, sl(0, 1)), bitwiseAnd(sc, 15).astype(float32)).reshape([nb, 16, 1]);
+      const min = dense(multiply, dm.index(all, sl(1, 2)), rightShift(sc, 4).astype(float32)).reshape([nb, 16, 1]);
       const q = shifted(cols(raw, 16, 80).reshape([nb, 2, 32]), [0, 2, 4, 6], 3).reshape([nb, 16, 16]);
-      w = subtract(multiply(q.astype(float32), scale), min);
+      w = dense(subtract, dense(multiply, q.astype(float32), scale), min);
     } else if (type === 12) {
       // Q4_K: 6-bit scales s0..s7 and mins m0..m7 in 12 bytes (lo = bytes 0-3, mid = 4-7, hi = 8-11):
       // s0..3 = lo & 63, m0..3 = mid & 63, s4..7 = (hi & 15) | (lo >> 6) << 4, m4..7 = (hi >> 4) | (mid >> 6) << 4.
@@ -75,22 +90,22 @@ export function dequantize(type: number, raw: MxArray, shape: number[]): MxArray
       const mid = cols(raw, 8, 12);
       const hi = cols(raw, 12, 16);
       const top = (x: MxArray): MxArray => leftShift(rightShift(x, 6), 4);
-      const s = concatenate([bitwiseAnd(lo, 63), bitwiseOr(bitwiseAnd(hi, 15), top(lo))], 1).index(all, sl(null, null, 2));
-      const m = concatenate([bitwiseAnd(mid, 63), bitwiseOr(rightShift(hi, 4), top(mid))], 1).index(all, sl(null, null, 2));
-      const scale = multiply(dm.index(all, sl(0, 1)), s.astype(float32)).reshape([nb, 4, 1, 1]);
-      const min = multiply(dm.index(all, sl(1, 2)), m.astype(float32)).reshape([nb, 4, 1, 1]);
+      const s = contiguous(concatenate([bitwiseAnd(lo, 63), bitwiseOr(bitwiseAnd(hi, 15), top(lo))], 1).index(all, sl(null, null, 2)));
+      const m = contiguous(concatenate([bitwiseAnd(mid, 63), bitwiseOr(rightShift(hi, 4), top(mid))], 1).index(all, sl(null, null, 2)));
+      const scale = dense(multiply, dm.index(all, sl(0, 1)), s.astype(float32)).reshape([nb, 4, 1, 1]);
+      const min = dense(multiply, dm.index(all, sl(1, 2)), m.astype(float32)).reshape([nb, 4, 1, 1]);
       // Four chunks of 32 bytes: 32 weights in the low nibbles, then 32 in the high ones.
       const q = shifted(cols(raw, 16, 144).reshape([nb, 4, 32]), [0, 4], 15);
-      w = subtract(multiply(q.astype(float32), scale), min);
+      w = dense(subtract, dense(multiply, q.astype(float32), scale), min);
     } else if (type === 14) {
       // Q6_K: two clusters of 128 weights; weight j of a cluster takes its low 4 bits from byte
       // j%64 of the cluster's 64 (bits 4*(j/64)) and its high 2 from byte j%32 of its 32 (bits 2*(j/32)).
       const d = halves(raw, 208, 210);
-      const scale = multiply(d, cols(raw, 192, 208).view(int8).astype(float32)).reshape([nb, 2, 8, 1]);
+      const scale = dense(multiply, d, cols(raw, 192, 208).view(int8).astype(float32)).reshape([nb, 2, 8, 1]);
       const low = shifted(cols(raw, 0, 128).reshape([nb, 2, 64]), [0, 4], 15).reshape([nb, 2, 128]);
       const high = shifted(cols(raw, 128, 192).reshape([nb, 2, 32]), [0, 2, 4, 6], 3).reshape([nb, 2, 128]);
       const q = bitwiseOr(low, leftShift(high, 4)).reshape([nb, 2, 8, 16]);
-      w = multiply(scale, subtract(q.astype(float32), 32));
+      w = dense(multiply, scale, subtract(q.astype(float32), 32));
     } else {
       throw new Error(`dequantize: ggml type ${type} has no decoder`);
     }
@@ -107,7 +122,7 @@ export interface Unpacked {
 /** Q4_0, Q4_1 or Q8_0 blocks (raw: uint8 [blocks, bytes per block]) as MLX's affine triple, group size 32. */
 export function unpackQuantized(type: number, raw: MxArray, wShape: number[], sShape: number[]): Unpacked {
   return tidy(() => {
-    const d = contiguous(cols(raw, 0, 2)).view(float16); // [blocks, 1]
+    const d = cols(raw, 0, 2).view(float16); // [blocks, 1]
     let q: MxArray; // MLX's bytes, [blocks, 16 or 32]
     let biases: MxArray;
     if (type === 8) {
@@ -117,8 +132,8 @@ export function unpackQuantized(type: number, raw: MxArray, wShape: number[], sS
       const nib = type === 2 ? cols(raw, 2, 18) : cols(raw, 4, 20);
       // Weights 0..15 are the low nibbles, 16..31 the high ones; MLX wants weight 2m | weight 2m+1 << 4.
       const ws = concatenate([bitwiseAnd(nib, 15), rightShift(nib, 4)], 1);
-      q = bitwiseOr(ws.index(all, sl(0, null, 2)), leftShift(ws.index(all, sl(1, null, 2)), 4));
-      biases = type === 2 ? multiply(d, -8) : contiguous(cols(raw, 2, 4)).view(float16);
+      q = bitwiseOr(contiguous(ws.index(all, sl(0, null, 2))), leftShift(contiguous(ws.index(all, sl(1, null, 2))), 4));
+      biases = type === 2 ? multiply(d, -8) : cols(raw, 2, 4).view(float16);
     }
     return {
       weights: contiguous(q).view(uint32).reshape(wShape),
