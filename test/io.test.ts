@@ -530,7 +530,7 @@ describe("corrupted files fail with a clear MlxError", () => {
     ["alignment of the wrong type", gguf(0, 1, cat(gstr("general.alignment"), u32(5), u32(32))), /must be a uint32/],
     ["too many dimensions", gguf(1, 0, info("t", [1, 1, 1, 1, 1, 1, 1, 1, 1], 0, 0)), /9 dimensions/],
     ["unknown tensor type", gguf(1, 0, info("t", [2], 99, 0), new Uint8Array(8)), /unknown ggml type 99/],
-    ["unsupported quantized type", gguf(1, 0, info("t", [32], 6, 0), new Uint8Array(22)), /quantized type Q5_0, which is not supported yet/],
+    ["unsupported quantized type", gguf(1, 0, info("t", [32], 6, 0), new Uint8Array(22)), /quantized type Q5_0, which MLX does not load/],
     ["quantized last dim not a multiple of 32", gguf(1, 0, info("t", [16, 2], 2, 0), new Uint8Array(18)), /incompatible last dim shape: 16/],
     ["quantized data past the end", gguf(1, 0, info("t", [64], 8, 0), new Uint8Array(34)), /extends past the end/],
     ["misaligned offset", gguf(1, 0, info("t", [2], 0, 4), new Uint8Array(16)), /not a multiple of the alignment/],
@@ -591,7 +591,6 @@ describe("argument errors match MLX", () => {
   });
 });
 
-test.todo("gguf: the quantized types other than Q4_0, Q4_1, Q8_0, Q4_K and Q6_K (Q2_K, Q3_K, Q5_*, Q8_1, IQ*), which MLX dequantizes to float16 where gguflib can");
 test("load from a file's contents in memory (MLX's file-like objects): every format, format required", () => {
   for (const name of ["np_float32.npy", "np_savez_compressed.npz", "mlx.safetensors", "quantized.gguf"]) {
     const bytes = new Uint8Array(readFileSync(filesDir + name));

@@ -6,7 +6,6 @@ import {
 } from "../dtype";
 import { argError, arrayBytes, ascii, Builder, checkedSize, decodeUtf8, describe, Reader, wrapBytes } from "./common";
 import { setEntry } from "./safetensors";
-import { MlxError } from "../errors";
 import { dequantize, quantTypes, unpackQuantized } from "./gguf_quants";
 
 /** What a metadata value may be: a string, a list of strings, or a 0-D/1-D array. */
@@ -34,7 +33,7 @@ const saveTypes = new Map<Dtype, number>([[float32, 0], [float16, 1], [int8, 24]
 const ggmlNames: Record<number, string> = {
   2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K",
   15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 29: "IQ1_M",
-  34: "TQ1_0", 35: "TQ2_0",
+  34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4", 40: "NVFP4", 41: "Q1_0",
 };
 
 function str(r: Reader, what: string): string {
@@ -125,13 +124,20 @@ export function loadGguf(bytes: Uint8Array, op: string, file: string): [Record<s
     } else if (quant !== undefined) {
       const count = checkedSize(shape, 8, (p) => r.fail(p), name);
       const last = shape[shape.length - 1] ?? 0;
-      if (shape.length === 0 || last % 32 !== 0 || count % quant[0] !== 0) {
+      // MLX's own check for the types it keeps quantized (its message), then ggml's rule that
+      // blocks never straddle rows (gguflib would decode the tensor as one flat run of blocks).
+      if (quant[2] !== 0 && (shape.length === 0 || last % 32 !== 0)) {
         throw r.fail(`Tensor '${name}' of type ${ggmlNames[type]} has incompatible last dim shape: ${shape.length === 0 ? "()" : last}.`);
+      }
+      if (shape.length === 0 || last % quant[0] !== 0) {
+        throw r.fail(`Tensor '${name}' of type ${ggmlNames[type]} has shape (${shape.join(", ")}): its rows must be a multiple of the type's block of ${quant[0]} weights.`);
       }
       nbytes = (count / quant[0]) * quant[1];
     } else {
       const q = ggmlNames[type];
-      if (q !== undefined) throw new MlxError(`[${op}] Tensor '${name}' has quantized type ${q}, which is not supported yet. (file: ${file})`, 4);
+      if (q !== undefined) {
+        throw r.fail(`Tensor '${name}' has quantized type ${q}, which MLX does not load (it keeps Q4_0, Q4_1 and Q8_0 quantized and dequantizes Q2_K, Q4_K and Q6_K to float16).`);
+      }
       throw r.fail(`Tensor '${name}' has unknown ggml type ${type}.`);
     }
     if (offset % alignment !== 0) throw r.fail(`Tensor '${name}' has offset ${offset}, not a multiple of the alignment ${alignment}.`);
@@ -165,22 +171,26 @@ export function loadGguf(bytes: Uint8Array, op: string, file: string): [Record<s
       put(t.name, wrapBytes(data, t.shape, dtype, op));
       continue;
     }
+    const [per, blockBytes, bits] = quantTypes[t.type]!;
     const count = t.shape.reduce((a, b) => a * b, 1);
-    const bits = quantTypes[t.type]![2];
+    // The blocks as uint8 [blocks, bytes per block], a view of the file: decoded when evaluated.
+    const raw = wrapBytes(data, [count / per, blockBytes], uint8, op);
     if (bits === 0) {
-      put(t.name, wrapBytes(new Uint8Array(dequantize(t.type, data, count).buffer), t.shape, float16, op));
+      put(t.name, dequantize(t.type, raw, t.shape));
+      raw.dispose();
       continue;
     }
-    // Q4_0, Q4_1, Q8_0: MLX's (weight, scales, biases) triple, computed now (a new layout).
-    const u = unpackQuantized(t.type, data, count);
+    // Q4_0, Q4_1, Q8_0: MLX's (weight, scales, biases) triple.
     const last = t.shape.length - 1;
     const wShape = t.shape.map((d, i) => (i === last ? (d * bits) / 32 : d));
     const sShape = t.shape.map((d, i) => (i === last ? d / 32 : d));
+    const u = unpackQuantized(t.type, raw, wShape, sShape);
+    raw.dispose();
     // MLX drops the last 7 characters (".weight") from the name for the scales and biases.
     const prefix = t.name.length >= 7 ? t.name.slice(0, -7) : t.name;
-    put(t.name, wrapBytes(u.weights, wShape, uint32, op));
-    put(`${prefix}.scales`, wrapBytes(new Uint8Array(u.scales.buffer), sShape, float16, op));
-    put(`${prefix}.biases`, wrapBytes(new Uint8Array(u.biases.buffer), sShape, float16, op));
+    put(t.name, u.weights);
+    put(`${prefix}.scales`, u.scales);
+    put(`${prefix}.biases`, u.biases);
   }
   return [arrays, metadata];
 }
