@@ -2,12 +2,17 @@
 //!
 //! build.zig compiles this file once per CPU level (baseline x86-64, x86-64-v3, x86-64-v4) with
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
-//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path) under
+//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the
+//! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
 //! it, and its parallel loops run on the engine's thread pool (engine/pool.zig).
+const std = @import("std");
 const gemm = @import("gemm.zig");
 const amx = @import("amx.zig");
+const ew = @import("prims/elementwise.zig");
+const reduce = @import("prims/reduce.zig");
+const Dtype = @import("dtype.zig").Dtype;
 const level = @import("mlxb_build").level;
 
 fn amxForceOff(off: bool) callconv(.c) void {
@@ -21,4 +26,21 @@ comptime {
         @export(&E.call, .{ .name = prefix ++ gemm.entryName(c[0], c[1], c[2], c[3]), .visibility = .hidden });
     }
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
+    @setEvalBranchQuota(100_000);
+    // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).
+    for (std.enums.values(Dtype)) |d| {
+        for (std.enums.values(ew.UnaryOp)) |op| if (ew.unaryDispatched(op, d)) {
+            @export(&ew.UnaryKernel(op, d).call, .{ .name = prefix ++ ew.unaryEntryName(op, d), .visibility = .hidden });
+        };
+        for (std.enums.values(ew.BinaryOp)) |op| if (ew.binaryDispatched(op, d)) {
+            @export(&ew.BinaryKernel(op, d).call, .{ .name = prefix ++ ew.binaryEntryName(op, d), .visibility = .hidden });
+        };
+    }
+    // Reductions with SIMD fast paths (prims/reduce.zig: reduceDispatched).
+    for (std.enums.values(Dtype)) |d| for (std.enums.values(reduce.ReduceOp)) |op| if (reduce.reduceDispatched(op, d)) {
+        @export(&reduce.ReduceKernel(op, d).call, .{ .name = prefix ++ reduce.reduceEntryName(op, d), .visibility = .hidden });
+    };
+    for ([_]Dtype{ .uint8, .uint16, .uint32, .uint64 }) |b| {
+        @export(&ew.SelectKernel(b).call, .{ .name = prefix ++ ew.selectEntryName(b), .visibility = .hidden });
+    }
 }

@@ -22,6 +22,7 @@ const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
 const pool = @import("../pool.zig");
+const cpu = @import("../cpu.zig");
 const abi_util = @import("../abi_util.zig");
 const copy = @import("copy.zig");
 const half = @import("../half.zig");
@@ -400,9 +401,9 @@ fn accDtype(op: ReduceOp, d: Dtype) Dtype {
 // ---------------------------------------------------------------------------------------------
 // MLX's reduction plan
 
-const PlanType = enum { contiguous_all, contiguous, contiguous_strided, general_contiguous, general_strided, general };
+const PlanType = enum(u8) { contiguous_all, contiguous, contiguous_strided, general_contiguous, general_strided, general };
 
-const Plan = struct {
+const Plan = extern struct {
     type: PlanType,
     n: usize = 0,
     shape: [array.max_ndim]i64 = undefined,
@@ -525,7 +526,7 @@ fn makePlan(x: *const Node, axes: []const usize) Plan {
 }
 
 /// Offsets (in elements) of the non-reduced positions, in output order.
-const OuterIndex = struct {
+const OuterIndex = extern struct {
     n: usize,
     shape: [array.max_ndim]i64,
     strides: [array.max_ndim]i64,
@@ -662,10 +663,13 @@ fn Simd(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
     };
     const CD: Dtype = CDopt orelse .float32;
     const C = CD.Type();
-    const N = lanesOf(C);
+    const is_float = CD == .float32 or CD == .float64;
+    // Floating-point sums and products round differently with another lane count: theirs is
+    // fixed (256-bit vectors: what the native x86-64 builds use), so every CPU level of a
+    // portable build, and every machine, gives the same bits. Exact ops take the target's width.
+    const N = if (is_float and (op == .sum or op == .prod)) 32 / @sizeOf(C) else lanesOf(C);
     const V = @Vector(N, C);
     const BV = @Vector(N, bool);
-    const is_float = CD == .float32 or CD == .float64;
     return struct {
         pub const ok = CDopt != null;
         /// Whether splitting and reordering gives the reference result bit for bit.
@@ -1033,13 +1037,29 @@ fn ArgSimd(comptime D: Dtype) type {
     };
 }
 
+/// The reductions a portable build runs from the CPU level's kernel object (engine/cpu.zig,
+/// engine/kernels.zig): those with SIMD fast paths.
+pub fn reduceDispatched(comptime op: ReduceOp, comptime D: Dtype) bool {
+    return Simd(op, D, accDtype(op, D)).ok;
+}
+
+pub fn reduceEntryName(comptime op: ReduceOp, comptime D: Dtype) []const u8 {
+    return "reduce_" ++ @tagName(op) ++ "_" ++ @tagName(D);
+}
+
+/// The kernel of reduce op `op` over dtype D (with MLX's accumulator dtype).
+pub fn ReduceKernel(comptime op: ReduceOp, comptime D: Dtype) type {
+    return Kernel(op, D, accDtype(op, D));
+}
+
 fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
     const T = D.Type();
     const U = A.Type();
     const O = Ops(op, D, A);
     const S = Simd(op, D, A);
     return struct {
-        const Ctx = struct {
+        /// A planned reduction: what the kernel objects' C ABI passes (engine/kernels.zig).
+        pub const Ctx = extern struct {
             in: [*]const T,
             out: [*]U,
             plan: *const Plan,
@@ -1047,11 +1067,36 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
             out_size: usize,
             /// Take the fast paths (not reference mode).
             fast: bool,
+            /// Plan contiguous_all: the elements, `in` their lowest address.
+            all_n: usize = 0,
             /// Row ranges of a strided plan reduced into separate partials (1: none).
             row_parts: usize = 1,
             /// Partial outputs of row ranges 1.. (row_parts - 1 times out_size).
             scratch: [*]U = undefined,
         };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        /// Run a planned reduction (compiled per CPU level in a portable build).
+        pub fn call(c: *const Ctx) callconv(.c) void {
+            if (c.plan.type == .contiguous_all) return allReduce(c);
+            run(c);
+        }
+
+        fn allReduce(c: *const Ctx) void {
+            const n = c.all_n;
+            c.out[0] = O.init();
+            if (fastRun(c.fast, n)) {
+                contiguousRun(true, c.in, n, &c.out[0], true);
+                return;
+            }
+            if (comptime exactInChunks()) {
+                if (n >= 1 << 16 and pool.threads() > 1) {
+                    allReduceChunked(c.in, n, &c.out[0]);
+                    return;
+                }
+            }
+            contiguous(c.in, n, &c.out[0]);
+        }
 
         /// The reference loop over a contiguous run: MLX's order.
         fn contiguous(in: [*]const T, n: usize, out: *U) void {
@@ -1264,31 +1309,21 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                 }
             }
             var plan = makePlan(x, axes_buf[0..na]);
+            const outer = OuterIndex.init(x, set);
             if (plan.type == .contiguous_all) {
                 // Memory order, from the lowest address.
                 var base = in;
                 for (0..x.shape.ndim) |i| {
                     if (x.strides[i] < 0) base -= @as(usize, @intCast(-x.strides[i] * (x.shape.dims[i] - 1)));
                 }
-                out[0] = O.init();
-                if (fastRun(fast, x.size())) {
-                    contiguousRun(true, base, x.size(), &out[0], true);
-                    return;
-                }
-                if (comptime exactInChunks()) {
-                    if (x.size() >= 1 << 16 and pool.threads() > 1) {
-                        allReduceChunked(base, x.size(), &out[0]);
-                        return;
-                    }
-                }
-                contiguous(base, x.size(), &out[0]);
+                const ctx = Ctx{ .in = base, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size, .fast = fast, .all_n = x.size() };
+                dispatch(&ctx);
                 return;
             }
             if (plan.n == 0) {
                 // Only size-1 axes are reduced: each output is one element.
                 plan.type = .general;
             }
-            const outer = OuterIndex.init(x, set);
             var ctx = Ctx{ .in = in, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size, .fast = fast };
             var scratch: ?*array.Buffer = null;
             defer if (scratch) |b| b.release();
@@ -1306,7 +1341,14 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                     }
                 }
             }
-            run(&ctx);
+            dispatch(&ctx);
+        }
+
+        /// `call` at the CPU's level in a portable build (engine/cpu.zig), else here.
+        fn dispatch(c: *const Ctx) void {
+            if (comptime cpu.dispatch and reduceDispatched(op, D)) {
+                cpu.pick(Fn, comptime reduceEntryName(op, D))(c);
+            } else call(c);
         }
     };
 }
