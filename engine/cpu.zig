@@ -49,6 +49,11 @@ pub fn level() Level {
     return l;
 }
 
+/// Tests: how many levels to run kernel tests at (every level this CPU has in a portable build).
+pub fn testLevelCount() usize {
+    return if (dispatch) @as(usize, @intFromEnum(detected())) + 1 else 1;
+}
+
 /// Tests: run the kernels at level `l` (which must not exceed `detected()`).
 pub fn forceLevel(l: Level) void {
     std.debug.assert(@intFromEnum(l) <= @intFromEnum(detected()));

@@ -1555,14 +1555,29 @@ fn checkUnaryFlips(comptime D: Dtype, op: UnaryOp) !void {
     }
 }
 
+/// Tests: a portable build runs the kernel tests at every level this CPU has (engine/cpu.zig);
+/// the caller restores the level with `defer restoreLevel(saved)`.
+fn forceTestLevel(li: usize) void {
+    if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+}
+
+fn restoreLevel(l: cpu.Level) void {
+    if (cpu.dispatch) cpu.forceLevel(l);
+}
+
 test "unary kernels read negative-stride views (both axes, the inner axis, the outer axis)" {
-    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16 }) |D| {
-        for ([_]UnaryOp{ .negative, .abs, .exp, .tanh, .sin, .sigmoid, .round, .isnan, .logical_not, .log, .arctan }) |op| {
-            try checkUnaryFlips(D, op);
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| {
+        forceTestLevel(li);
+        inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16 }) |D| {
+            for ([_]UnaryOp{ .negative, .abs, .exp, .tanh, .sin, .sigmoid, .round, .isnan, .logical_not, .log, .arctan }) |op| {
+                try checkUnaryFlips(D, op);
+            }
         }
-    }
-    inline for (.{ Dtype.int32, Dtype.float64, Dtype.uint8 }) |D| {
-        for ([_]UnaryOp{ .negative, .abs, .square, .exp, .isfinite }) |op| try checkUnaryFlips(D, op);
+        inline for (.{ Dtype.int32, Dtype.float64, Dtype.uint8 }) |D| {
+            for ([_]UnaryOp{ .negative, .abs, .square, .exp, .isfinite }) |op| try checkUnaryFlips(D, op);
+        }
     }
     // Spot values: negative of the fully reversed [3, 37] view is -x read backwards.
     const x = try testArray(.float32, &.{ 3, 37 }, vals1);
@@ -1583,7 +1598,10 @@ test "a long negative-stride row split over the thread pool" {
     // 1-d, more than two grains: the kernel cuts the one row into segments whose offsets are
     // negative from the view's first element. Compute-heavy ops split from 2 grains, memory-bound
     // ones from 2 grain_cheap.
-    inline for (.{ 3 * grain + 5, 2 * grain_cheap + 21 }) |n| {
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| inline for (.{ 3 * grain + 5, 2 * grain_cheap + 21 }) |n| {
+        forceTestLevel(li);
         const x = try testArray(.float32, &.{n}, vals2);
         defer array.release(x);
         const v = try flippedView(x, &.{true});
@@ -1609,7 +1627,7 @@ test "a long negative-stride row split over the thread pool" {
                 try testing.expectEqual(if (n < grain_cheap) sm.logaddexp(f32, p, q) else p + q, sg[i]);
             }
         }
-    }
+    };
 }
 
 /// Binary `op` with either or both operands negative-stride views (and a broadcast operand)
@@ -1658,14 +1676,19 @@ fn checkBinaryFlips(comptime D: Dtype, op: BinaryOp) !void {
 }
 
 test "binary kernels read negative-stride views on either side" {
-    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
-        for ([_]BinaryOp{ .add, .multiply, .divide, .maximum, .minimum, .less, .equal, .power, .arctan2 }) |op| {
-            try checkBinaryFlips(D, op);
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| {
+        forceTestLevel(li);
+        inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
+            for ([_]BinaryOp{ .add, .multiply, .divide, .maximum, .minimum, .less, .equal, .power, .arctan2 }) |op| {
+                try checkBinaryFlips(D, op);
+            }
         }
-    }
-    inline for (.{ Dtype.int32, Dtype.int8, Dtype.uint16 }) |D| {
-        for ([_]BinaryOp{ .add, .subtract, .maximum, .greater_equal, .bitwise_xor, .left_shift, .floor_divide }) |op| {
-            try checkBinaryFlips(D, op);
+        inline for (.{ Dtype.int32, Dtype.int8, Dtype.uint16 }) |D| {
+            for ([_]BinaryOp{ .add, .subtract, .maximum, .greater_equal, .bitwise_xor, .left_shift, .floor_divide }) |op| {
+                try checkBinaryFlips(D, op);
+            }
         }
     }
     // Spot values: maximum of a reversed view and the array itself.

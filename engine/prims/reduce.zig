@@ -2192,7 +2192,11 @@ test "SIMD fast paths equal the reference loops (exactly, but float sums: to the
     defer gpa.free(ref_buf);
     const fast_buf = try gpa.alloc(u8, 1 << 20);
     defer gpa.free(fast_buf);
-    inline for (.{ Dtype.float32, Dtype.float64, Dtype.int32, Dtype.uint8, Dtype.int8, Dtype.int64, Dtype.uint32, Dtype.uint64, Dtype.float16, Dtype.bfloat16, Dtype.bool_, Dtype.int16 }) |D| {
+    // A portable build: at every kernel level this CPU has (engine/cpu.zig).
+    const saved_level = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved_level);
+    for (0..cpu.testLevelCount()) |li| inline for (.{ Dtype.float32, Dtype.float64, Dtype.int32, Dtype.uint8, Dtype.int8, Dtype.int64, Dtype.uint32, Dtype.uint64, Dtype.float16, Dtype.bfloat16, Dtype.bool_, Dtype.int16 }) |D| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
         for (fast_cases, 0..) |fc, ci| {
             for ([_]bool{ true, false }) |int_valued| {
                 const x = try randomLeaf(D, fc.dims, ci * 7 + @intFromEnum(D), int_valued);
@@ -2239,7 +2243,7 @@ test "SIMD fast paths equal the reference loops (exactly, but float sums: to the
                 }
             }
         }
-    }
+    };
 }
 
 test "fast min/max keep the sign of the first zero, NaN, and ties of argmax" {
