@@ -40,6 +40,10 @@ comptime {
     for (std.enums.values(Dtype)) |d| for (std.enums.values(reduce.ReduceOp)) |op| if (reduce.reduceDispatched(op, d)) {
         @export(&reduce.ReduceKernel(op, d).call, .{ .name = prefix ++ reduce.reduceEntryName(op, d), .visibility = .hidden });
     };
+    for (std.enums.values(Dtype)) |d| if (reduce.argDispatched(d)) {
+        @export(&reduce.ArgKernel(d, true).call, .{ .name = prefix ++ reduce.argEntryName(d, true), .visibility = .hidden });
+        @export(&reduce.ArgKernel(d, false).call, .{ .name = prefix ++ reduce.argEntryName(d, false), .visibility = .hidden });
+    };
     for ([_]Dtype{ .uint8, .uint16, .uint32, .uint64 }) |b| {
         @export(&ew.SelectKernel(b).call, .{ .name = prefix ++ ew.selectEntryName(b), .visibility = .hidden });
     }

@@ -1473,79 +1473,114 @@ fn evalArgReduce(node: *Node, r: ArgReduce) errors.Error!void {
 
 /// argmin/argmax of a row-contiguous array by the SIMD paths: runs along the last axis (or the
 /// flattened array), or columns (an axis with contiguous elements after it) scanned row by row.
+/// Plans here (the scratch buffer of a column split), computes in ArgKernel.
 fn argFast(comptime D: Dtype, comptime amax: bool, x: *Node, node: *Node, axis_opt: ?u8) errors.Error!void {
+    const K = ArgKernel(D, amax);
+    const C = K.C;
+    var ctx = K.Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .n_total = x.size() };
+    var scratch: ?*array.Buffer = null;
+    defer if (scratch) |b| b.release();
+    if (axis_opt) |axis| {
+        ctx.all = false;
+        ctx.n = @intCast(x.shape.dims[axis]);
+        for (axis + 1..x.shape.ndim) |i| ctx.inner *= @intCast(x.shape.dims[i]);
+        ctx.outer = ctx.n_total / (ctx.n * ctx.inner);
+        if (ctx.inner > 1) {
+            // Columns: with few outer indices, the rows are split into ranges (whole rows streamed
+            // by each range), whose (best, index) partials are then folded in row order.
+            ctx.parts = if (ctx.outer < 2 * pool.threads() and ctx.n_total >= min_row_split) rowParts(ctx.n) else 1;
+            const out_size = ctx.outer * ctx.inner;
+            const idx_off = std.mem.alignForward(usize, out_size * @sizeOf(C) * ctx.parts, 64);
+            scratch = try array.newBuffer(idx_off + out_size * 4 * (ctx.parts - 1), "arg_reduce");
+            ctx.best = @ptrCast(@alignCast(scratch.?.ptr));
+            ctx.idx = @ptrCast(@alignCast(scratch.?.ptr + idx_off));
+        }
+    }
+    if (comptime cpu.dispatch) {
+        cpu.pick(K.Fn, comptime argEntryName(D, amax))(&ctx);
+    } else K.call(&ctx);
+}
+
+pub fn argDispatched(comptime D: Dtype) bool {
+    return ArgSimd(D).ok;
+}
+
+pub fn argEntryName(comptime D: Dtype, comptime amax: bool) []const u8 {
+    return (if (amax) "argmax_" else "argmin_") ++ @tagName(D);
+}
+
+/// The argmin/argmax fast paths over dtype D, planned by argFast (compiled per CPU level in a
+/// portable build: engine/kernels.zig).
+pub fn ArgKernel(comptime D: Dtype, comptime amax: bool) type {
     const S = ArgSimd(D);
     const T = D.Type();
-    const C = @TypeOf(@as(S.Best, undefined).v);
-    const in: [*]const T = @ptrCast(@alignCast(x.data()));
-    const out: [*]u32 = @ptrCast(@alignCast(node.data()));
-    const n_total = x.size();
-    const axis = axis_opt orelse {
-        out[0] = S.run(amax, in, n_total, true);
-        return;
-    };
-    const n: usize = @intCast(x.shape.dims[axis]);
-    var inner: usize = 1;
-    for (axis + 1..x.shape.ndim) |i| inner *= @intCast(x.shape.dims[i]);
-    const outer = n_total / (n * inner);
-    if (inner == 1) {
-        // Rows along the last axis: rows in parallel, or one long row's blocks.
-        if (outer < pool.threads() and n >= 2 * block_len) {
-            for (0..outer) |o| out[o] = S.run(amax, in + o * n, n, true);
-            return;
-        }
-        const Ctx = struct { in: [*]const T, out: [*]u32, n: usize };
-        const ctx = Ctx{ .in = in, .out = out, .n = n };
-        pool.parallelFor(outer, @max(1, (1 << 15) / @max(n, 1)), &ctx, struct {
-            fn f(k: *const Ctx, s: usize, e: usize) void {
-                for (s..e) |o| k.out[o] = S.run(amax, k.in + o * k.n, k.n, false);
+    return struct {
+        pub const C = @TypeOf(@as(S.Best, undefined).v);
+        pub const Ctx = extern struct {
+            in: [*]const T,
+            out: [*]u32,
+            n_total: usize,
+            /// Over the flattened array (else along an axis of n, with `inner` elements after it).
+            all: bool = true,
+            n: usize = 0,
+            inner: usize = 1,
+            outer: usize = 1,
+            /// Columns: row ranges, and their scratch (best values; indices of ranges 1..).
+            parts: usize = 1,
+            best: [*]C = undefined,
+            idx: [*]u32 = undefined,
+        };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        pub fn call(k: *const Ctx) callconv(.c) void {
+            const in = k.in;
+            const out = k.out;
+            if (k.all) {
+                out[0] = S.run(amax, in, k.n_total, true);
+                return;
             }
-        }.f);
-        return;
-    }
-    // Columns: for each outer index, `inner` columns of n rows (row stride inner). With few
-    // outer indices, the rows are split into ranges (whole rows streamed by each range), whose
-    // (best, index) partials are then folded in row order.
-    const parts = if (outer < 2 * pool.threads() and n_total >= min_row_split) rowParts(n) else 1;
-    const out_size = outer * inner;
-    const idx_off = std.mem.alignForward(usize, out_size * @sizeOf(C) * parts, 64);
-    const scratch = try array.newBuffer(idx_off + out_size * 4 * (parts - 1), "arg_reduce");
-    defer scratch.release();
-    const Ctx = struct { in: [*]const T, out: [*]u32, best: [*]C, idx: [*]u32, n: usize, inner: usize, outer: usize, parts: usize };
-    const best: [*]C = @ptrCast(@alignCast(scratch.ptr));
-    const ctx = Ctx{
-        .in = in,
-        .out = out,
-        .best = best,
-        .idx = @ptrCast(@alignCast(scratch.ptr + idx_off)),
-        .n = n,
-        .inner = inner,
-        .outer = outer,
-        .parts = parts,
-    };
-    pool.parallelFor(outer * parts, if (parts > 1) 1 else @max(1, (1 << 15) / @max(n * inner, 1)), &ctx, struct {
-        fn f(k: *const Ctx, s: usize, e: usize) void {
-            const per = (k.n + k.parts - 1) / k.parts;
-            for (s..e) |item| {
-                const part = item % k.parts;
-                const o = item / k.parts;
-                const r0 = @min(part * per, k.n);
-                const nrows = @min(per, k.n - r0);
-                if (nrows == 0) continue;
-                const size = k.outer * k.inner;
-                const b = k.best + part * size + o * k.inner;
-                const dst = if (part == 0) k.out + o * k.inner else k.idx + (part - 1) * size + o * k.inner;
-                S.columns(amax, k.in + (o * k.n + r0) * k.inner, k.inner, nrows, r0, b, dst, k.inner);
+            const n = k.n;
+            const outer = k.outer;
+            if (k.inner == 1) {
+                // Rows along the last axis: rows in parallel, or one long row's blocks.
+                if (outer < pool.threads() and n >= 2 * block_len) {
+                    for (0..outer) |o| out[o] = S.run(amax, in + o * n, n, true);
+                    return;
+                }
+                pool.parallelFor(outer, @max(1, (1 << 15) / @max(n, 1)), k, struct {
+                    fn f(c: *const Ctx, s: usize, e: usize) void {
+                        for (s..e) |o| c.out[o] = S.run(amax, c.in + o * c.n, c.n, false);
+                    }
+                }.f);
+                return;
+            }
+            const parts = k.parts;
+            pool.parallelFor(outer * parts, if (parts > 1) 1 else @max(1, (1 << 15) / @max(n * k.inner, 1)), k, struct {
+                fn f(c: *const Ctx, s: usize, e: usize) void {
+                    const per = (c.n + c.parts - 1) / c.parts;
+                    for (s..e) |item| {
+                        const part = item % c.parts;
+                        const o = item / c.parts;
+                        const r0 = @min(part * per, c.n);
+                        const nrows = @min(per, c.n - r0);
+                        if (nrows == 0) continue;
+                        const size = c.outer * c.inner;
+                        const b = c.best + part * size + o * c.inner;
+                        const dst = if (part == 0) c.out + o * c.inner else c.idx + (part - 1) * size + o * c.inner;
+                        S.columns(amax, c.in + (o * c.n + r0) * c.inner, c.inner, nrows, r0, b, dst, c.inner);
+                    }
+                }
+            }.f);
+            if (parts > 1) {
+                const out_size = outer * k.inner;
+                const per = (n + parts - 1) / parts;
+                for (1..parts) |part| {
+                    if (part * per >= n) break;
+                    S.foldColumns(amax, k.best, out, k.best + part * out_size, k.idx + (part - 1) * out_size, out_size);
+                }
             }
         }
-    }.f);
-    if (parts > 1) {
-        const per = (n + parts - 1) / parts;
-        for (1..parts) |part| {
-            if (part * per >= n) break;
-            S.foldColumns(amax, best, out, best + part * out_size, ctx.idx + (part - 1) * out_size, out_size);
-        }
-    }
+    };
 }
 
 fn evalMedian(node: *Node, m: Median) errors.Error!void {
