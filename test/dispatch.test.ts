@@ -3,6 +3,8 @@
 // as the library built for this machine. test/dispatch_cases.ts computes a table of unary, binary,
 // where and reduction outputs (ops x dtypes x layouts, special values included) and prints a hash
 // of each output's bytes; this runs it in a child process per library and level and compares.
+// Every bit counts, except which NaN a binary op or a reduction returns when several meet (not
+// defined by IEEE or MLX: see dispatch_cases.ts `bits`); unary ops and where compare NaNs too.
 //
 // The libraries: the one this process loaded (zig-out/lib, or MLX_BUN_LIB), plus MLXB_NATIVE_LIB
 // and MLXB_PORTABLE_LIB when set. A native library reports mlxb_cpu_level() == -1, a portable one
