@@ -6,7 +6,18 @@
 //! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
-//! it, and its parallel loops run on the engine's thread pool (engine/pool.zig).
+//! it, and its parallel loops run on the engine's thread pool (engine/pool.zig). An entry takes an
+//! `extern struct` context the engine filled (pointers, layout, plan, scratch it allocated): the
+//! object must not touch engine state (allocator, handles, primitives.reference_mode), because it
+//! has its own copy of every global.
+//!
+//! Same bits at every level (checked by test/dispatch.test.ts against the native build): Zig
+//! never contracts a * b + c into an FMA, and `@mulAdd` is correctly rounded at every level (the
+//! baseline calls fmaf); float16 loads and stores round the same in hardware and software (NaNs
+//! are rewritten explicitly); float sums and products, whose rounding depends on the lane count,
+//! use 256-bit lanes at every level (reduce.zig Simd); erf of a NaN is explicit (its sign would
+//! otherwise follow instruction choice). Left to the instruction: which NaN a binary op returns
+//! when both operands are NaN (IEEE leaves it open; so does MLX).
 const std = @import("std");
 const gemm = @import("gemm.zig");
 const amx = @import("amx.zig");

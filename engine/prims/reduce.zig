@@ -588,13 +588,14 @@ fn ndLoc(p: *const Plan, n: usize, idx: usize) i64 {
 //    with the same step on lanes. argmin/argmax give the first index of the extreme, or of the
 //    first NaN (their columns are scanned row by row on lanes).
 //  * floating-point sums and products of contiguous runs of at least `min_fast_run` elements
-//    accumulate in 4 x N lanes (N the vector width) folded pairwise, over blocks of at most L
-//    elements (`blockLen`) whose B partials are then folded pairwise. The blocks depend only on
+//    accumulate in 4 x N lanes (N: 256-bit vectors, 8 float32 or 4 float64, at every CPU
+//    level) folded pairwise, over blocks of at most L elements (`blockLen`) whose B partials
+//    are then folded pairwise. The blocks depend only on
 //    the run length, so results do not depend on the number of threads. Error bound (Higham,
 //    Accuracy and Stability of Numerical Algorithms, sec. 4.2), u the unit roundoff:
 //    |computed - exact| <= (L/(4N) + N + log2(4N) + log2(B) + 4) u sum|x_i| + O(u^2) (N for
-//    the scalar tail of a block): for a float32 sum of 16M elements (L = 16384, N = 16,
-//    B = 1024) about 100 u sum|x_i|, where MLX's sequential sum has (16M - 1) u sum|x_i|.
+//    the scalar tail of a block): for a float32 sum of 16M elements (L = 16384, N = 8,
+//    B = 1024) about 540 u sum|x_i|, where MLX's sequential sum has (16M - 1) u sum|x_i|.
 //    Products have the same bound on their relative error while no partial product overflows
 //    or underflows; where overflow, underflow and zeros meet, the order decides between inf, 0
 //    and NaN (inf * 0), as MLX's own order does.
