@@ -55,6 +55,9 @@ comptime {
         @export(&reduce.ArgKernel(d, true).call, .{ .name = prefix ++ reduce.argEntryName(d, true), .visibility = .hidden });
         @export(&reduce.ArgKernel(d, false).call, .{ .name = prefix ++ reduce.argEntryName(d, false), .visibility = .hidden });
     };
+    for (reduce.logsumexp_dtypes) |d| {
+        @export(&reduce.LogsumexpKernel(d).call, .{ .name = prefix ++ reduce.logsumexpEntryName(d), .visibility = .hidden });
+    }
     for ([_]Dtype{ .uint8, .uint16, .uint32, .uint64 }) |b| {
         @export(&ew.SelectKernel(b).call, .{ .name = prefix ++ ew.selectEntryName(b), .visibility = .hidden });
     }

@@ -173,6 +173,12 @@ for (const d of [...ALL_NUM, mx.bool]) {
     if (op !== "argmax" && op !== "argmin") record(`reduce ${op} ${d.name} middle 20x30x40`, () => f(prodScale(input(d, [20, 30, 40], 25)), [0, 2]));
   }
 }
+// logsumexp: MLX's fused last-axis kernel (its exp is a chain of fused multiply-adds).
+for (const d of [mx.float32, mx.float16, mx.bfloat16, mx.float64]) {
+  record(`reduce logsumexp ${d.name} rows 300x257`, () => mx.logsumexp(input(d, [300, 257], 30), -1));
+  record(`reduce logsumexp ${d.name} transposed 57x131`, () => mx.logsumexp(input(d, [57, 131], 31).T, -1));
+  record(`reduce logsumexp ${d.name} all 5000`, () => mx.logsumexp(input(d, [5000], 32)));
+}
 // Long runs split into blocks over the pool, and a column reduction split into row ranges.
 record("reduce sum float32 all 4M", () => mx.sum(input(mx.float32, [4 * 1024 * 1024 + 3], 26)));
 record("reduce sum float32 columns 65536x40", () => mx.sum(input(mx.float32, [65536, 40], 27), 0));

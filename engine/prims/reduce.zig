@@ -1679,12 +1679,34 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
     const outer = OuterIndex.init(x, set);
     switch (x.dtype) {
         inline .float16, .bfloat16, .float32, .float64 => |D| {
-            const T = D.Type();
-            const Acc: Dtype = if (D == .float64) .float64 else .float32;
-            const F = Acc.Type();
-            const Ctx = struct { in: [*]const T, out: [*]T, outer: *const OuterIndex, n: usize, stride: i64 };
-            const ctx = Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .outer = &outer, .n = n, .stride = x.strides[x.shape.ndim - 1] };
-            pool.parallelFor(rows, @max(1, (1 << 14) / @max(n, 1)), &ctx, struct {
+            const K = LogsumexpKernel(D);
+            const ctx = K.Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .outer = &outer, .rows = rows, .n = n, .stride = x.strides[x.shape.ndim - 1] };
+            if (comptime cpu.dispatch) {
+                cpu.pick(K.Fn, comptime logsumexpEntryName(D))(&ctx);
+            } else K.call(&ctx);
+        },
+        else => unreachable,
+    }
+}
+
+pub const logsumexp_dtypes = [_]Dtype{ .float16, .bfloat16, .float32, .float64 };
+
+pub fn logsumexpEntryName(comptime D: Dtype) []const u8 {
+    return "logsumexp_" ++ @tagName(D);
+}
+
+/// MLX's fused last-axis logsumexp over dtype D (compiled per CPU level in a portable build: its
+/// exp is a chain of fused multiply-adds).
+pub fn LogsumexpKernel(comptime D: Dtype) type {
+    const T = D.Type();
+    const Acc: Dtype = if (D == .float64) .float64 else .float32;
+    const F = Acc.Type();
+    return struct {
+        pub const Ctx = extern struct { in: [*]const T, out: [*]T, outer: *const OuterIndex, rows: usize, n: usize, stride: i64 };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        pub fn call(ctx: *const Ctx) callconv(.c) void {
+            pool.parallelFor(ctx.rows, @max(1, (1 << 14) / @max(ctx.n, 1)), ctx, struct {
                 fn f(k: *const Ctx, s: usize, e: usize) void {
                     for (s..e) |i| {
                         const base = k.outer.loc(i);
@@ -1706,9 +1728,8 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
                     }
                 }
             }.f);
-        },
-        else => unreachable,
-    }
+        }
+    };
 }
 
 fn isInfT(comptime U: type, v: U) bool {
