@@ -44,6 +44,17 @@ bench("tanh f32 4M", () => [normal([N])], ([a]) => mx.tanh(a!));
 bench("add f16 4M", () => [normal([N]).astype(mx.float16), normal([N], k2).astype(mx.float16)], ([a, b]) => mx.add(a!, b!));
 bench("sum f32 4M", () => [normal([N])], ([a]) => mx.sum(a!));
 bench("sum rows f32 2048x2048", () => [normal([2048, 2048])], ([a]) => mx.sum(a!, -1));
+// In-cache sizes (64K elements: 256 KiB), where the vector width shows rather than memory speed.
+const M = 64 * 1024;
+bench("add f32 64K", () => [normal([M]), normal([M], k2)], ([a, b]) => mx.add(a!, b!));
+bench("exp f32 64K", () => [normal([M])], ([a]) => mx.exp(a!));
+bench("greater f32 64K", () => [normal([M]), normal([M], k2)], ([a, b]) => mx.greater(a!, b!));
+bench("where f32 64K", () => [normal([M]).greater(0), normal([M]), normal([M], k2)], ([c, a, b]) => mx.where(c!, a!, b!));
+bench("sum f32 64K", () => [normal([M])], ([a]) => mx.sum(a!));
+bench("max f32 64K", () => [normal([M])], ([a]) => mx.max(a!));
+bench("sum f16 rows 256x256", () => [normal([256, 256]).astype(mx.float16)], ([a]) => mx.sum(a!, -1));
+bench("argmax f32 rows 256x256", () => [normal([256, 256])], ([a]) => mx.argmax(a!, -1));
+bench("logsumexp f32 rows 1024x1024", () => [normal([1024, 1024])], ([a]) => mx.logsumexp(a!, -1));
 bench("sort f32 256K", () => [normal([256 * 1024])], ([a]) => mx.sort(a!));
 bench("fft c64 1M", () => [normal([1024 * 1024]).astype(mx.complex64)], ([a]) => mx.fft.fft(a!));
 bench("conv2d f32 8x64x64x64 k3", () => [normal([8, 64, 64, 64]), normal([64, 3, 3, 64], k2)], ([x, w]) => mx.conv2d(x!, w!, { padding: 1 }));

@@ -1,8 +1,9 @@
 //! Run-time choice of the compute kernels by CPU level, so one library runs on any x86-64.
 //!
 //! A portable build compiles the engine for the baseline x86-64 and the hot kernels (GEMM and its
-//! packing, AMX: engine/kernels.zig) three more times, once per level, each object exporting its
-//! entry points under a level-specific hidden name (`mlxb_k_<level>_...`). The first kernel call
+//! packing, AMX; the vectorized elementwise kernels and SIMD reductions: engine/kernels.zig) three
+//! more times, once per level, each object exporting its entry points under a level-specific
+//! hidden name (`mlxb_k_<level>_...`). Every level computes the same bits (see kernels.zig). The first kernel call
 //! reads cpuid and XCR0 once and picks the highest level this CPU and OS support:
 //!
 //!   baseline   x86-64 (SSE2), runs anywhere
@@ -47,6 +48,11 @@ pub fn level() Level {
     }
     chosen.store(@intFromEnum(l), .release);
     return l;
+}
+
+/// Tests: how many levels to run kernel tests at (every level this CPU has in a portable build).
+pub fn testLevelCount() usize {
+    return if (dispatch) @as(usize, @intFromEnum(detected())) + 1 else 1;
 }
 
 /// Tests: run the kernels at level `l` (which must not exceed `detected()`).

@@ -2,12 +2,28 @@
 //!
 //! build.zig compiles this file once per CPU level (baseline x86-64, x86-64-v3, x86-64-v4) with
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
-//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path) under
+//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the
+//! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
-//! it, and its parallel loops run on the engine's thread pool (engine/pool.zig).
+//! it, and its parallel loops run on the engine's thread pool (engine/pool.zig). An entry takes an
+//! `extern struct` context the engine filled (pointers, layout, plan, scratch it allocated): the
+//! object must not touch engine state (allocator, handles, primitives.reference_mode), because it
+//! has its own copy of every global.
+//!
+//! Same bits at every level (checked by test/dispatch.test.ts against the native build): Zig
+//! never contracts a * b + c into an FMA, and `@mulAdd` is correctly rounded at every level (the
+//! baseline calls fmaf); float16 loads and stores round the same in hardware and software (NaNs
+//! are rewritten explicitly); float sums and products, whose rounding depends on the lane count,
+//! use 256-bit lanes at every level (reduce.zig Simd); erf of a NaN is explicit (its sign would
+//! otherwise follow instruction choice). Left to the instruction: which NaN a binary op returns
+//! when both operands are NaN (IEEE leaves it open; so does MLX).
+const std = @import("std");
 const gemm = @import("gemm.zig");
 const amx = @import("amx.zig");
+const ew = @import("prims/elementwise.zig");
+const reduce = @import("prims/reduce.zig");
+const Dtype = @import("dtype.zig").Dtype;
 const level = @import("mlxb_build").level;
 
 fn amxForceOff(off: bool) callconv(.c) void {
@@ -21,4 +37,28 @@ comptime {
         @export(&E.call, .{ .name = prefix ++ gemm.entryName(c[0], c[1], c[2], c[3]), .visibility = .hidden });
     }
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
+    @setEvalBranchQuota(100_000);
+    // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).
+    for (std.enums.values(Dtype)) |d| {
+        for (std.enums.values(ew.UnaryOp)) |op| if (ew.unaryDispatched(op, d)) {
+            @export(&ew.UnaryKernel(op, d).call, .{ .name = prefix ++ ew.unaryEntryName(op, d), .visibility = .hidden });
+        };
+        for (std.enums.values(ew.BinaryOp)) |op| if (ew.binaryDispatched(op, d)) {
+            @export(&ew.BinaryKernel(op, d).call, .{ .name = prefix ++ ew.binaryEntryName(op, d), .visibility = .hidden });
+        };
+    }
+    // Reductions with SIMD fast paths (prims/reduce.zig: reduceDispatched).
+    for (std.enums.values(Dtype)) |d| for (std.enums.values(reduce.ReduceOp)) |op| if (reduce.reduceDispatched(op, d)) {
+        @export(&reduce.ReduceKernel(op, d).call, .{ .name = prefix ++ reduce.reduceEntryName(op, d), .visibility = .hidden });
+    };
+    for (std.enums.values(Dtype)) |d| if (reduce.argDispatched(d)) {
+        @export(&reduce.ArgKernel(d, true).call, .{ .name = prefix ++ reduce.argEntryName(d, true), .visibility = .hidden });
+        @export(&reduce.ArgKernel(d, false).call, .{ .name = prefix ++ reduce.argEntryName(d, false), .visibility = .hidden });
+    };
+    for (reduce.logsumexp_dtypes) |d| {
+        @export(&reduce.LogsumexpKernel(d).call, .{ .name = prefix ++ reduce.logsumexpEntryName(d), .visibility = .hidden });
+    }
+    for ([_]Dtype{ .uint8, .uint16, .uint32, .uint64 }) |b| {
+        @export(&ew.SelectKernel(b).call, .{ .name = prefix ++ ew.selectEntryName(b), .visibility = .hidden });
+    }
 }

@@ -1,7 +1,8 @@
-// Run-time CPU dispatch (engine/cpu.zig): a portable x86-64 library runs its GEMM kernels at the
-// level cpuid allows, capped by MLXB_CPU_LEVEL. On such a library this runs the matrix-product
-// tests (whose expected values come from MLX fixtures) once per level this machine has, each in a
-// child process with the level forced, and checks that the level really took effect. A library
+// Run-time CPU dispatch (engine/cpu.zig): a portable x86-64 library runs its GEMM, elementwise and
+// reduction kernels at the level cpuid allows, capped by MLXB_CPU_LEVEL. On such a library this
+// runs the matrix-product, elementwise and reduction tests (whose expected values come from MLX
+// fixtures) once per level this machine has, each in a child process with the level forced, and
+// checks that the level really took effect (test/dispatch.test.ts compares the levels' bits). A library
 // built for its own CPU (`mlxb_cpu_level() == -1`, the default `zig build` on an AVX-512 machine)
 // has no levels to choose from: build with `zig build -Dportable=true` to run these.
 import { describe, expect, test } from "bun:test";
@@ -48,9 +49,10 @@ test("mlxb_cpu_level reports -1 (kernels compiled in) or a level this machine ha
 
 describe.skipIf(level < 0)("portable library: every kernel level", () => {
   for (const [i, name] of levels.entries()) {
-    test.skipIf(i > machineLevel())(`MLXB_CPU_LEVEL=${name} selects ${name} and the matmul/conv/quantized tests pass at it`, () => {
+    test.skipIf(i > machineLevel())(`MLXB_CPU_LEVEL=${name} selects ${name} and the matmul/conv/quantized/elementwise/reduce tests pass at it`, () => {
       expect(childLevel(name)).toBe(i);
-      const r = Bun.spawnSync([process.execPath, "test", "test/matmul.test.ts", "test/matmul_variants.test.ts", "test/conv.test.ts", "test/quantized.test.ts"], {
+      const files = ["test/matmul.test.ts", "test/matmul_variants.test.ts", "test/conv.test.ts", "test/quantized.test.ts", "test/elementwise.test.ts", "test/reduce.test.ts"];
+      const r = Bun.spawnSync([process.execPath, "test", "--timeout", "60000", ...files], {
         cwd: root,
         env: { ...process.env, MLXB_CPU_LEVEL: name },
       });

@@ -17,6 +17,7 @@ const pool = @import("../pool.zig");
 const abi_util = @import("../abi_util.zig");
 const copy = @import("copy.zig");
 const sm = @import("scalar_math.zig");
+const cpu = @import("../cpu.zig");
 const dtype_mod = @import("../dtype.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
@@ -510,7 +511,7 @@ const max_ops = 4; // output + up to three inputs
 
 /// Operand strides aligned to the output shape (0 where an operand is broadcast), with
 /// dimensions collapsed where every operand is contiguous across them.
-const Layout = struct {
+pub const Layout = extern struct {
     ndim: usize,
     shape: [array.max_ndim]usize,
     strides: [max_ops][array.max_ndim]i64,
@@ -833,9 +834,10 @@ pub inline fn storeBlock(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) void
 const stream_min_bytes = 16 << 20;
 const can_stream = builtin.cpu.arch == .x86_64 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512f);
 
-/// Whether a kernel writing `node` streams its stores.
+/// Whether a kernel writing `node` streams its stores (where the level has them: the kernels
+/// test `can_stream`, which a portable build's engine lacks and its AVX-512 object has).
 fn streamsOutput(node: *const Node) bool {
-    return can_stream and node.nbytes() >= stream_min_bytes;
+    return node.nbytes() >= stream_min_bytes;
 }
 
 /// Whether a row's blocks starting at `p` are aligned for streaming stores.
@@ -1044,18 +1046,44 @@ fn evalUnary(node: *Node, op: UnaryOp) errors.Error!void {
 }
 
 fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l: *const Layout) errors.Error!void {
-    const kind = comptime unaryKind(op);
     // Combinations the dtype rules reject never reach a kernel; skip instantiating them.
-    const valid = comptime switch (kind) {
+    if (comptime !unaryValid(op, D)) unreachable;
+    const K = UnaryKernel(op, D);
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(node.data())), .in = @ptrCast(@alignCast(x.data())), .stream = streamsOutput(node), .ref = primitives.reference_mode };
+    if (comptime cpu.dispatch and unaryDispatched(op, D)) {
+        cpu.pick(K.Fn, comptime unaryEntryName(op, D))(&ctx, l);
+    } else K.call(&ctx, l);
+}
+
+fn unaryValid(comptime op: UnaryOp, comptime D: Dtype) bool {
+    return switch (unaryKind(op)) {
         .bits => D.isInteger() or D == .bool_,
-        .float => true,
+        .float => D != .complex64 or switch (op) {
+            .expm1, .erf, .erfinv, .sigmoid => false,
+            else => true,
+        },
         else => switch (op) {
             .trunc, .floor, .ceil => D != .complex64,
             .negative => D != .bool_,
             else => true,
         },
     };
-    if (!valid) unreachable;
+}
+
+/// The unary kernels a portable build runs from the kernel object of the CPU's level
+/// (engine/cpu.zig, engine/kernels.zig): those with a vector kernel. The others (C library
+/// calls, integer and complex dtypes) gain little from wider vectors and stay in the engine.
+pub fn unaryDispatched(comptime op: UnaryOp, comptime D: Dtype) bool {
+    return unaryValid(op, D) and unaryHasVec(op, D);
+}
+
+pub fn unaryEntryName(comptime op: UnaryOp, comptime D: Dtype) []const u8 {
+    return "unary_" ++ @tagName(op) ++ "_" ++ @tagName(D);
+}
+
+/// The unary kernel of `op` over dtype D: its context crosses the kernel objects' C ABI.
+pub fn UnaryKernel(comptime op: UnaryOp, comptime D: Dtype) type {
+    const kind = comptime unaryKind(op);
     const Out: Dtype = comptime switch (kind) {
         .same => if (op == .abs and D == .complex64) .float32 else D,
         .float => if (D.isInexact()) D else .float32,
@@ -1063,18 +1091,17 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
         .part => if (D == .complex64) .float32 else D,
         .bits => D,
     };
-    if (comptime (kind == .float and Out == .complex64 and switch (op) {
-        .expm1, .erf, .erfinv, .sigmoid => true,
-        else => false,
-    })) unreachable;
-    const Ctx = struct {
+    const KCtx = extern struct {
         out: [*]Out.Type(),
         in: [*]const D.Type(),
+        /// Large output: streaming stores where the level has them.
         stream: bool,
+        /// primitives.reference_mode (the scalar loops only).
+        ref: bool,
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
             const o = ofs(c.out, offs[0]);
             const src = ofs(c.in, offs[1]);
-            if (!primitives.reference_mode and st[0] == 1) {
+            if (!c.ref and st[0] == 1) {
                 // Rows shorter than a block take the scalar loop when it gives the same bits.
                 if (comptime unaryHasVec(op, D)) if (n >= VL or comptime unaryVecApprox(op)) {
                     if (st[1] == 1) c.vecRow(.contig, o, src, st[1], n) else c.vecRow(.any, o, src, st[1], n);
@@ -1126,8 +1153,13 @@ fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l:
             }
         }
     };
-    const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .in = @ptrCast(@alignCast(x.data())), .stream = streamsOutput(node) };
-    Kernel(Ctx).run(&ctx, l, if (comptime unaryCheap(op, D)) grain_cheap else grain);
+    return struct {
+        pub const Ctx = KCtx;
+        pub const Fn = fn (*const Ctx, *const Layout) callconv(.c) void;
+        pub fn call(ctx: *const Ctx, l: *const Layout) callconv(.c) void {
+            Kernel(Ctx).run(ctx, l, if (comptime unaryCheap(op, D)) grain_cheap else grain);
+        }
+    };
 }
 
 fn evalBinary(node: *Node, op: BinaryOp) errors.Error!void {
@@ -1158,6 +1190,30 @@ pub fn binaryValid(comptime op: BinaryOp, comptime D: Dtype) bool {
 
 fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, b: *Node, l: *const Layout) errors.Error!void {
     if (comptime !binaryValid(op, D)) unreachable;
+    const K = BinaryKernel(op, D);
+    var ctx = K.Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())), .stream = streamsOutput(node), .ref = primitives.reference_mode };
+    if (K.shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
+        const lanes = 16 / @sizeOf(D.Type());
+        const total = node.size();
+        ctx.sat_end = total - total % lanes;
+    }
+    if (comptime cpu.dispatch and binaryDispatched(op, D)) {
+        cpu.pick(K.Fn, comptime binaryEntryName(op, D))(&ctx, l);
+    } else K.call(&ctx, l);
+}
+
+/// The binary kernels a portable build runs from the CPU level's kernel object: those with a
+/// vector kernel (as unaryDispatched).
+pub fn binaryDispatched(comptime op: BinaryOp, comptime D: Dtype) bool {
+    return binaryValid(op, D) and binaryHasVec(op, D);
+}
+
+pub fn binaryEntryName(comptime op: BinaryOp, comptime D: Dtype) []const u8 {
+    return "binary_" ++ @tagName(op) ++ "_" ++ @tagName(D);
+}
+
+/// The binary kernel of `op` over dtype D (its context crosses the kernel objects' C ABI).
+pub fn BinaryKernel(comptime op: BinaryOp, comptime D: Dtype) type {
     const is_cmp = comptime switch (op) {
         .equal, .not_equal, .less, .less_equal, .greater, .greater_equal => true,
         else => false,
@@ -1169,7 +1225,7 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
     const Out: Dtype = if (is_cmp or is_logical) .bool_ else D;
     const C = comptime computeDtype(D);
     const is_shift = comptime (op == .left_shift or op == .right_shift);
-    const Ctx = struct {
+    const KCtx = extern struct {
         out: [*]Out.Type(),
         a: [*]const D.Type(),
         b: [*]const D.Type(),
@@ -1177,6 +1233,7 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
         /// saturate (MLX's vector body), the rest wrap the count (its scalar tail).
         sat_end: usize = 0,
         stream: bool,
+        ref: bool,
         fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
             const o = ofs(c.out, offs[0]);
             const x = ofs(c.a, offs[1]);
@@ -1190,7 +1247,7 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
                 }
                 return;
             }
-            if (!primitives.reference_mode and st[0] == 1) {
+            if (!c.ref and st[0] == 1) {
                 if (comptime binaryHasVec(op, D)) if (n >= VL) {
                     const ka = kindOf(st[1]);
                     const kb = kindOf(st[2]);
@@ -1259,13 +1316,14 @@ fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, 
             return convert.cast(C, Out, binaryScalar(op, C.Type(), xc, yc));
         }
     };
-    var ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())), .stream = streamsOutput(node) };
-    if (is_shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
-        const lanes = 16 / @sizeOf(D.Type());
-        const total = node.size();
-        ctx.sat_end = total - total % lanes;
-    }
-    Kernel(Ctx).run(&ctx, l, if (comptime binaryCheap(op, D)) grain_cheap else grain);
+    return struct {
+        pub const Ctx = KCtx;
+        pub const shift = is_shift;
+        pub const Fn = fn (*const Ctx, *const Layout) callconv(.c) void;
+        pub fn call(ctx: *const Ctx, l: *const Layout) callconv(.c) void {
+            Kernel(Ctx).run(ctx, l, if (comptime binaryCheap(op, D)) grain_cheap else grain);
+        }
+    };
 }
 
 fn evalSelect(node: *Node) errors.Error!void {
@@ -1275,66 +1333,86 @@ fn evalSelect(node: *Node) errors.Error!void {
     try primitives.allocOutput(node, donorFor(node, &.{ x, y }));
     if (node.size() == 0) return;
     const l = Layout.init(node, &.{ c, x, y });
-    switch (node.dtype) {
-        inline else => |D| {
-            // Selection moves bits: every dtype is an unsigned integer lane of its size.
-            const B: Dtype = comptime switch (D.size()) {
+    switch (node.dtype.size()) {
+        // Selection moves bits: every dtype is an unsigned integer lane of its size.
+        inline 1, 2, 4, 8 => |size| {
+            const B: Dtype = comptime switch (size) {
                 1 => .uint8,
                 2 => .uint16,
                 4 => .uint32,
                 else => .uint64,
             };
-            const Bits = B.Type();
-            const Ctx = struct {
-                out: [*]Bits,
-                c: [*]const u8,
-                x: [*]const Bits,
-                y: [*]const Bits,
-                stream: bool,
-                fn row(k: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-                    const o = ofs(k.out, offs[0]);
-                    const cc = ofs(k.c, offs[1]);
-                    const xx = ofs(k.x, offs[2]);
-                    const yy = ofs(k.y, offs[3]);
-                    if (!primitives.reference_mode and st[0] == 1 and n >= VL) {
-                        if (st[1] == 1 and st[2] == 1 and st[3] == 1) k.vecRow(.contig, o, cc, xx, yy, st, n) else k.vecRow(.any, o, cc, xx, yy, st, n);
-                        return;
-                    }
-                    var po: i64 = 0;
-                    var pc: i64 = 0;
-                    var px: i64 = 0;
-                    var py: i64 = 0;
-                    for (0..n) |_| {
-                        ofs(o, po)[0] = if (ofs(cc, pc)[0] != 0) ofs(xx, px)[0] else ofs(yy, py)[0];
-                        po += st[0];
-                        pc += st[1];
-                        px += st[2];
-                        py += st[3];
-                    }
-                }
-                fn vecRow(k: *const @This(), comptime kd: Kind, o: [*]Bits, cc: [*]const u8, xx: [*]const Bits, yy: [*]const Bits, st: *const [max_ops]i64, n: usize) void {
-                    const vc = Operand(.uint8, kd).init(cc, st[1]);
-                    const vx = Operand(B, kd).init(xx, st[2]);
-                    const vy = Operand(B, kd).init(yy, st[3]);
-                    const zero: @Vector(VL, u8) = @splat(0);
-                    var i: usize = 0;
-                    if (can_stream and k.stream and streamAligned(Bits, o)) {
-                        while (i + VL <= n) : (i += VL) storeBlockStream(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
-                        streamFence();
-                    }
-                    while (i + VL <= n) : (i += VL) vstore(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
-                    if (i < n) {
-                        const r = n - i;
-                        var buf: [VL]Bits = undefined;
-                        vstore(B, &buf, @select(Bits, vc.tail(i, r) != zero, vx.tail(i, r), vy.tail(i, r)));
-                        @memcpy(o[i..n], buf[0..r]);
-                    }
-                }
-            };
-            const ctx = Ctx{ .out = @ptrCast(@alignCast(node.data())), .c = @ptrCast(c.data()), .x = @ptrCast(@alignCast(x.data())), .y = @ptrCast(@alignCast(y.data())), .stream = streamsOutput(node) };
-            Kernel(Ctx).run(&ctx, &l, grain_cheap);
+            const K = SelectKernel(B);
+            const ctx = K.Ctx{ .out = @ptrCast(@alignCast(node.data())), .c = @ptrCast(c.data()), .x = @ptrCast(@alignCast(x.data())), .y = @ptrCast(@alignCast(y.data())), .stream = streamsOutput(node), .ref = primitives.reference_mode };
+            if (comptime cpu.dispatch) {
+                cpu.pick(K.Fn, comptime selectEntryName(B))(&ctx, &l);
+            } else K.call(&ctx, &l);
         },
+        else => unreachable,
     }
+}
+
+pub fn selectEntryName(comptime B: Dtype) []const u8 {
+    return "select_" ++ @tagName(B);
+}
+
+/// where() over elements of B's size (an unsigned integer dtype), every level's kernel object.
+pub fn SelectKernel(comptime B: Dtype) type {
+    const Bits = B.Type();
+    const KCtx = extern struct {
+        out: [*]Bits,
+        c: [*]const u8,
+        x: [*]const Bits,
+        y: [*]const Bits,
+        stream: bool,
+        ref: bool,
+        fn row(k: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
+            const o = ofs(k.out, offs[0]);
+            const cc = ofs(k.c, offs[1]);
+            const xx = ofs(k.x, offs[2]);
+            const yy = ofs(k.y, offs[3]);
+            if (!k.ref and st[0] == 1 and n >= VL) {
+                if (st[1] == 1 and st[2] == 1 and st[3] == 1) k.vecRow(.contig, o, cc, xx, yy, st, n) else k.vecRow(.any, o, cc, xx, yy, st, n);
+                return;
+            }
+            var po: i64 = 0;
+            var pc: i64 = 0;
+            var px: i64 = 0;
+            var py: i64 = 0;
+            for (0..n) |_| {
+                ofs(o, po)[0] = if (ofs(cc, pc)[0] != 0) ofs(xx, px)[0] else ofs(yy, py)[0];
+                po += st[0];
+                pc += st[1];
+                px += st[2];
+                py += st[3];
+            }
+        }
+        fn vecRow(k: *const @This(), comptime kd: Kind, o: [*]Bits, cc: [*]const u8, xx: [*]const Bits, yy: [*]const Bits, st: *const [max_ops]i64, n: usize) void {
+            const vc = Operand(.uint8, kd).init(cc, st[1]);
+            const vx = Operand(B, kd).init(xx, st[2]);
+            const vy = Operand(B, kd).init(yy, st[3]);
+            const zero: @Vector(VL, u8) = @splat(0);
+            var i: usize = 0;
+            if (can_stream and k.stream and streamAligned(Bits, o)) {
+                while (i + VL <= n) : (i += VL) storeBlockStream(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
+                streamFence();
+            }
+            while (i + VL <= n) : (i += VL) vstore(B, o + i, @select(Bits, vc.block(i) != zero, vx.block(i), vy.block(i)));
+            if (i < n) {
+                const r = n - i;
+                var buf: [VL]Bits = undefined;
+                vstore(B, &buf, @select(Bits, vc.tail(i, r) != zero, vx.tail(i, r), vy.tail(i, r)));
+                @memcpy(o[i..n], buf[0..r]);
+            }
+        }
+    };
+    return struct {
+        pub const Ctx = KCtx;
+        pub const Fn = fn (*const Ctx, *const Layout) callconv(.c) void;
+        pub fn call(ctx: *const Ctx, l: *const Layout) callconv(.c) void {
+            Kernel(Ctx).run(ctx, l, grain_cheap);
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,14 +1555,29 @@ fn checkUnaryFlips(comptime D: Dtype, op: UnaryOp) !void {
     }
 }
 
+/// Tests: a portable build runs the kernel tests at every level this CPU has (engine/cpu.zig);
+/// the caller restores the level with `defer restoreLevel(saved)`.
+fn forceTestLevel(li: usize) void {
+    if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+}
+
+fn restoreLevel(l: cpu.Level) void {
+    if (cpu.dispatch) cpu.forceLevel(l);
+}
+
 test "unary kernels read negative-stride views (both axes, the inner axis, the outer axis)" {
-    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16 }) |D| {
-        for ([_]UnaryOp{ .negative, .abs, .exp, .tanh, .sin, .sigmoid, .round, .isnan, .logical_not, .log, .arctan }) |op| {
-            try checkUnaryFlips(D, op);
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| {
+        forceTestLevel(li);
+        inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16 }) |D| {
+            for ([_]UnaryOp{ .negative, .abs, .exp, .tanh, .sin, .sigmoid, .round, .isnan, .logical_not, .log, .arctan }) |op| {
+                try checkUnaryFlips(D, op);
+            }
         }
-    }
-    inline for (.{ Dtype.int32, Dtype.float64, Dtype.uint8 }) |D| {
-        for ([_]UnaryOp{ .negative, .abs, .square, .exp, .isfinite }) |op| try checkUnaryFlips(D, op);
+        inline for (.{ Dtype.int32, Dtype.float64, Dtype.uint8 }) |D| {
+            for ([_]UnaryOp{ .negative, .abs, .square, .exp, .isfinite }) |op| try checkUnaryFlips(D, op);
+        }
     }
     // Spot values: negative of the fully reversed [3, 37] view is -x read backwards.
     const x = try testArray(.float32, &.{ 3, 37 }, vals1);
@@ -1505,7 +1598,10 @@ test "a long negative-stride row split over the thread pool" {
     // 1-d, more than two grains: the kernel cuts the one row into segments whose offsets are
     // negative from the view's first element. Compute-heavy ops split from 2 grains, memory-bound
     // ones from 2 grain_cheap.
-    inline for (.{ 3 * grain + 5, 2 * grain_cheap + 21 }) |n| {
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| inline for (.{ 3 * grain + 5, 2 * grain_cheap + 21 }) |n| {
+        forceTestLevel(li);
         const x = try testArray(.float32, &.{n}, vals2);
         defer array.release(x);
         const v = try flippedView(x, &.{true});
@@ -1531,7 +1627,7 @@ test "a long negative-stride row split over the thread pool" {
                 try testing.expectEqual(if (n < grain_cheap) sm.logaddexp(f32, p, q) else p + q, sg[i]);
             }
         }
-    }
+    };
 }
 
 /// Binary `op` with either or both operands negative-stride views (and a broadcast operand)
@@ -1580,14 +1676,19 @@ fn checkBinaryFlips(comptime D: Dtype, op: BinaryOp) !void {
 }
 
 test "binary kernels read negative-stride views on either side" {
-    inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
-        for ([_]BinaryOp{ .add, .multiply, .divide, .maximum, .minimum, .less, .equal, .power, .arctan2 }) |op| {
-            try checkBinaryFlips(D, op);
+    const saved = cpu.level();
+    defer restoreLevel(saved);
+    for (0..cpu.testLevelCount()) |li| {
+        forceTestLevel(li);
+        inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
+            for ([_]BinaryOp{ .add, .multiply, .divide, .maximum, .minimum, .less, .equal, .power, .arctan2 }) |op| {
+                try checkBinaryFlips(D, op);
+            }
         }
-    }
-    inline for (.{ Dtype.int32, Dtype.int8, Dtype.uint16 }) |D| {
-        for ([_]BinaryOp{ .add, .subtract, .maximum, .greater_equal, .bitwise_xor, .left_shift, .floor_divide }) |op| {
-            try checkBinaryFlips(D, op);
+        inline for (.{ Dtype.int32, Dtype.int8, Dtype.uint16 }) |D| {
+            for ([_]BinaryOp{ .add, .subtract, .maximum, .greater_equal, .bitwise_xor, .left_shift, .floor_divide }) |op| {
+                try checkBinaryFlips(D, op);
+            }
         }
     }
     // Spot values: maximum of a reversed view and the array itself.

@@ -22,6 +22,7 @@ const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
 const pool = @import("../pool.zig");
+const cpu = @import("../cpu.zig");
 const abi_util = @import("../abi_util.zig");
 const copy = @import("copy.zig");
 const half = @import("../half.zig");
@@ -400,9 +401,9 @@ fn accDtype(op: ReduceOp, d: Dtype) Dtype {
 // ---------------------------------------------------------------------------------------------
 // MLX's reduction plan
 
-const PlanType = enum { contiguous_all, contiguous, contiguous_strided, general_contiguous, general_strided, general };
+const PlanType = enum(u8) { contiguous_all, contiguous, contiguous_strided, general_contiguous, general_strided, general };
 
-const Plan = struct {
+const Plan = extern struct {
     type: PlanType,
     n: usize = 0,
     shape: [array.max_ndim]i64 = undefined,
@@ -525,7 +526,7 @@ fn makePlan(x: *const Node, axes: []const usize) Plan {
 }
 
 /// Offsets (in elements) of the non-reduced positions, in output order.
-const OuterIndex = struct {
+const OuterIndex = extern struct {
     n: usize,
     shape: [array.max_ndim]i64,
     strides: [array.max_ndim]i64,
@@ -587,13 +588,14 @@ fn ndLoc(p: *const Plan, n: usize, idx: usize) i64 {
 //    with the same step on lanes. argmin/argmax give the first index of the extreme, or of the
 //    first NaN (their columns are scanned row by row on lanes).
 //  * floating-point sums and products of contiguous runs of at least `min_fast_run` elements
-//    accumulate in 4 x N lanes (N the vector width) folded pairwise, over blocks of at most L
-//    elements (`blockLen`) whose B partials are then folded pairwise. The blocks depend only on
+//    accumulate in 4 x N lanes (N: 256-bit vectors, 8 float32 or 4 float64, at every CPU
+//    level) folded pairwise, over blocks of at most L elements (`blockLen`) whose B partials
+//    are then folded pairwise. The blocks depend only on
 //    the run length, so results do not depend on the number of threads. Error bound (Higham,
 //    Accuracy and Stability of Numerical Algorithms, sec. 4.2), u the unit roundoff:
 //    |computed - exact| <= (L/(4N) + N + log2(4N) + log2(B) + 4) u sum|x_i| + O(u^2) (N for
-//    the scalar tail of a block): for a float32 sum of 16M elements (L = 16384, N = 16,
-//    B = 1024) about 100 u sum|x_i|, where MLX's sequential sum has (16M - 1) u sum|x_i|.
+//    the scalar tail of a block): for a float32 sum of 16M elements (L = 16384, N = 8,
+//    B = 1024) about 540 u sum|x_i|, where MLX's sequential sum has (16M - 1) u sum|x_i|.
 //    Products have the same bound on their relative error while no partial product overflows
 //    or underflows; where overflow, underflow and zeros meet, the order decides between inf, 0
 //    and NaN (inf * 0), as MLX's own order does.
@@ -662,10 +664,13 @@ fn Simd(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
     };
     const CD: Dtype = CDopt orelse .float32;
     const C = CD.Type();
-    const N = lanesOf(C);
+    const is_float = CD == .float32 or CD == .float64;
+    // Floating-point sums and products round differently with another lane count: theirs is
+    // fixed (256-bit vectors: what the native x86-64 builds use), so every CPU level of a
+    // portable build, and every machine, gives the same bits. Exact ops take the target's width.
+    const N = if (is_float and (op == .sum or op == .prod)) 32 / @sizeOf(C) else lanesOf(C);
     const V = @Vector(N, C);
     const BV = @Vector(N, bool);
-    const is_float = CD == .float32 or CD == .float64;
     return struct {
         pub const ok = CDopt != null;
         /// Whether splitting and reordering gives the reference result bit for bit.
@@ -1033,13 +1038,29 @@ fn ArgSimd(comptime D: Dtype) type {
     };
 }
 
+/// The reductions a portable build runs from the CPU level's kernel object (engine/cpu.zig,
+/// engine/kernels.zig): those with SIMD fast paths.
+pub fn reduceDispatched(comptime op: ReduceOp, comptime D: Dtype) bool {
+    return Simd(op, D, accDtype(op, D)).ok;
+}
+
+pub fn reduceEntryName(comptime op: ReduceOp, comptime D: Dtype) []const u8 {
+    return "reduce_" ++ @tagName(op) ++ "_" ++ @tagName(D);
+}
+
+/// The kernel of reduce op `op` over dtype D (with MLX's accumulator dtype).
+pub fn ReduceKernel(comptime op: ReduceOp, comptime D: Dtype) type {
+    return Kernel(op, D, accDtype(op, D));
+}
+
 fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
     const T = D.Type();
     const U = A.Type();
     const O = Ops(op, D, A);
     const S = Simd(op, D, A);
     return struct {
-        const Ctx = struct {
+        /// A planned reduction: what the kernel objects' C ABI passes (engine/kernels.zig).
+        pub const Ctx = extern struct {
             in: [*]const T,
             out: [*]U,
             plan: *const Plan,
@@ -1047,11 +1068,36 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
             out_size: usize,
             /// Take the fast paths (not reference mode).
             fast: bool,
+            /// Plan contiguous_all: the elements, `in` their lowest address.
+            all_n: usize = 0,
             /// Row ranges of a strided plan reduced into separate partials (1: none).
             row_parts: usize = 1,
             /// Partial outputs of row ranges 1.. (row_parts - 1 times out_size).
             scratch: [*]U = undefined,
         };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        /// Run a planned reduction (compiled per CPU level in a portable build).
+        pub fn call(c: *const Ctx) callconv(.c) void {
+            if (c.plan.type == .contiguous_all) return allReduce(c);
+            run(c);
+        }
+
+        fn allReduce(c: *const Ctx) void {
+            const n = c.all_n;
+            c.out[0] = O.init();
+            if (fastRun(c.fast, n)) {
+                contiguousRun(true, c.in, n, &c.out[0], true);
+                return;
+            }
+            if (comptime exactInChunks()) {
+                if (n >= 1 << 16 and pool.threads() > 1) {
+                    allReduceChunked(c.in, n, &c.out[0]);
+                    return;
+                }
+            }
+            contiguous(c.in, n, &c.out[0]);
+        }
 
         /// The reference loop over a contiguous run: MLX's order.
         fn contiguous(in: [*]const T, n: usize, out: *U) void {
@@ -1264,31 +1310,21 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                 }
             }
             var plan = makePlan(x, axes_buf[0..na]);
+            const outer = OuterIndex.init(x, set);
             if (plan.type == .contiguous_all) {
                 // Memory order, from the lowest address.
                 var base = in;
                 for (0..x.shape.ndim) |i| {
                     if (x.strides[i] < 0) base -= @as(usize, @intCast(-x.strides[i] * (x.shape.dims[i] - 1)));
                 }
-                out[0] = O.init();
-                if (fastRun(fast, x.size())) {
-                    contiguousRun(true, base, x.size(), &out[0], true);
-                    return;
-                }
-                if (comptime exactInChunks()) {
-                    if (x.size() >= 1 << 16 and pool.threads() > 1) {
-                        allReduceChunked(base, x.size(), &out[0]);
-                        return;
-                    }
-                }
-                contiguous(base, x.size(), &out[0]);
+                const ctx = Ctx{ .in = base, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size, .fast = fast, .all_n = x.size() };
+                dispatch(&ctx);
                 return;
             }
             if (plan.n == 0) {
                 // Only size-1 axes are reduced: each output is one element.
                 plan.type = .general;
             }
-            const outer = OuterIndex.init(x, set);
             var ctx = Ctx{ .in = in, .out = out, .plan = &plan, .outer = &outer, .out_size = out_size, .fast = fast };
             var scratch: ?*array.Buffer = null;
             defer if (scratch) |b| b.release();
@@ -1306,7 +1342,14 @@ fn Kernel(comptime op: ReduceOp, comptime D: Dtype, comptime A: Dtype) type {
                     }
                 }
             }
-            run(&ctx);
+            dispatch(&ctx);
+        }
+
+        /// `call` at the CPU's level in a portable build (engine/cpu.zig), else here.
+        fn dispatch(c: *const Ctx) void {
+            if (comptime cpu.dispatch and reduceDispatched(op, D)) {
+                cpu.pick(Fn, comptime reduceEntryName(op, D))(c);
+            } else call(c);
         }
     };
 }
@@ -1431,79 +1474,114 @@ fn evalArgReduce(node: *Node, r: ArgReduce) errors.Error!void {
 
 /// argmin/argmax of a row-contiguous array by the SIMD paths: runs along the last axis (or the
 /// flattened array), or columns (an axis with contiguous elements after it) scanned row by row.
+/// Plans here (the scratch buffer of a column split), computes in ArgKernel.
 fn argFast(comptime D: Dtype, comptime amax: bool, x: *Node, node: *Node, axis_opt: ?u8) errors.Error!void {
+    const K = ArgKernel(D, amax);
+    const C = K.C;
+    var ctx = K.Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .n_total = x.size() };
+    var scratch: ?*array.Buffer = null;
+    defer if (scratch) |b| b.release();
+    if (axis_opt) |axis| {
+        ctx.all = false;
+        ctx.n = @intCast(x.shape.dims[axis]);
+        for (axis + 1..x.shape.ndim) |i| ctx.inner *= @intCast(x.shape.dims[i]);
+        ctx.outer = ctx.n_total / (ctx.n * ctx.inner);
+        if (ctx.inner > 1) {
+            // Columns: with few outer indices, the rows are split into ranges (whole rows streamed
+            // by each range), whose (best, index) partials are then folded in row order.
+            ctx.parts = if (ctx.outer < 2 * pool.threads() and ctx.n_total >= min_row_split) rowParts(ctx.n) else 1;
+            const out_size = ctx.outer * ctx.inner;
+            const idx_off = std.mem.alignForward(usize, out_size * @sizeOf(C) * ctx.parts, 64);
+            scratch = try array.newBuffer(idx_off + out_size * 4 * (ctx.parts - 1), "arg_reduce");
+            ctx.best = @ptrCast(@alignCast(scratch.?.ptr));
+            ctx.idx = @ptrCast(@alignCast(scratch.?.ptr + idx_off));
+        }
+    }
+    if (comptime cpu.dispatch) {
+        cpu.pick(K.Fn, comptime argEntryName(D, amax))(&ctx);
+    } else K.call(&ctx);
+}
+
+pub fn argDispatched(comptime D: Dtype) bool {
+    return ArgSimd(D).ok;
+}
+
+pub fn argEntryName(comptime D: Dtype, comptime amax: bool) []const u8 {
+    return (if (amax) "argmax_" else "argmin_") ++ @tagName(D);
+}
+
+/// The argmin/argmax fast paths over dtype D, planned by argFast (compiled per CPU level in a
+/// portable build: engine/kernels.zig).
+pub fn ArgKernel(comptime D: Dtype, comptime amax: bool) type {
     const S = ArgSimd(D);
     const T = D.Type();
-    const C = @TypeOf(@as(S.Best, undefined).v);
-    const in: [*]const T = @ptrCast(@alignCast(x.data()));
-    const out: [*]u32 = @ptrCast(@alignCast(node.data()));
-    const n_total = x.size();
-    const axis = axis_opt orelse {
-        out[0] = S.run(amax, in, n_total, true);
-        return;
-    };
-    const n: usize = @intCast(x.shape.dims[axis]);
-    var inner: usize = 1;
-    for (axis + 1..x.shape.ndim) |i| inner *= @intCast(x.shape.dims[i]);
-    const outer = n_total / (n * inner);
-    if (inner == 1) {
-        // Rows along the last axis: rows in parallel, or one long row's blocks.
-        if (outer < pool.threads() and n >= 2 * block_len) {
-            for (0..outer) |o| out[o] = S.run(amax, in + o * n, n, true);
-            return;
-        }
-        const Ctx = struct { in: [*]const T, out: [*]u32, n: usize };
-        const ctx = Ctx{ .in = in, .out = out, .n = n };
-        pool.parallelFor(outer, @max(1, (1 << 15) / @max(n, 1)), &ctx, struct {
-            fn f(k: *const Ctx, s: usize, e: usize) void {
-                for (s..e) |o| k.out[o] = S.run(amax, k.in + o * k.n, k.n, false);
+    return struct {
+        pub const C = @TypeOf(@as(S.Best, undefined).v);
+        pub const Ctx = extern struct {
+            in: [*]const T,
+            out: [*]u32,
+            n_total: usize,
+            /// Over the flattened array (else along an axis of n, with `inner` elements after it).
+            all: bool = true,
+            n: usize = 0,
+            inner: usize = 1,
+            outer: usize = 1,
+            /// Columns: row ranges, and their scratch (best values; indices of ranges 1..).
+            parts: usize = 1,
+            best: [*]C = undefined,
+            idx: [*]u32 = undefined,
+        };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        pub fn call(k: *const Ctx) callconv(.c) void {
+            const in = k.in;
+            const out = k.out;
+            if (k.all) {
+                out[0] = S.run(amax, in, k.n_total, true);
+                return;
             }
-        }.f);
-        return;
-    }
-    // Columns: for each outer index, `inner` columns of n rows (row stride inner). With few
-    // outer indices, the rows are split into ranges (whole rows streamed by each range), whose
-    // (best, index) partials are then folded in row order.
-    const parts = if (outer < 2 * pool.threads() and n_total >= min_row_split) rowParts(n) else 1;
-    const out_size = outer * inner;
-    const idx_off = std.mem.alignForward(usize, out_size * @sizeOf(C) * parts, 64);
-    const scratch = try array.newBuffer(idx_off + out_size * 4 * (parts - 1), "arg_reduce");
-    defer scratch.release();
-    const Ctx = struct { in: [*]const T, out: [*]u32, best: [*]C, idx: [*]u32, n: usize, inner: usize, outer: usize, parts: usize };
-    const best: [*]C = @ptrCast(@alignCast(scratch.ptr));
-    const ctx = Ctx{
-        .in = in,
-        .out = out,
-        .best = best,
-        .idx = @ptrCast(@alignCast(scratch.ptr + idx_off)),
-        .n = n,
-        .inner = inner,
-        .outer = outer,
-        .parts = parts,
-    };
-    pool.parallelFor(outer * parts, if (parts > 1) 1 else @max(1, (1 << 15) / @max(n * inner, 1)), &ctx, struct {
-        fn f(k: *const Ctx, s: usize, e: usize) void {
-            const per = (k.n + k.parts - 1) / k.parts;
-            for (s..e) |item| {
-                const part = item % k.parts;
-                const o = item / k.parts;
-                const r0 = @min(part * per, k.n);
-                const nrows = @min(per, k.n - r0);
-                if (nrows == 0) continue;
-                const size = k.outer * k.inner;
-                const b = k.best + part * size + o * k.inner;
-                const dst = if (part == 0) k.out + o * k.inner else k.idx + (part - 1) * size + o * k.inner;
-                S.columns(amax, k.in + (o * k.n + r0) * k.inner, k.inner, nrows, r0, b, dst, k.inner);
+            const n = k.n;
+            const outer = k.outer;
+            if (k.inner == 1) {
+                // Rows along the last axis: rows in parallel, or one long row's blocks.
+                if (outer < pool.threads() and n >= 2 * block_len) {
+                    for (0..outer) |o| out[o] = S.run(amax, in + o * n, n, true);
+                    return;
+                }
+                pool.parallelFor(outer, @max(1, (1 << 15) / @max(n, 1)), k, struct {
+                    fn f(c: *const Ctx, s: usize, e: usize) void {
+                        for (s..e) |o| c.out[o] = S.run(amax, c.in + o * c.n, c.n, false);
+                    }
+                }.f);
+                return;
+            }
+            const parts = k.parts;
+            pool.parallelFor(outer * parts, if (parts > 1) 1 else @max(1, (1 << 15) / @max(n * k.inner, 1)), k, struct {
+                fn f(c: *const Ctx, s: usize, e: usize) void {
+                    const per = (c.n + c.parts - 1) / c.parts;
+                    for (s..e) |item| {
+                        const part = item % c.parts;
+                        const o = item / c.parts;
+                        const r0 = @min(part * per, c.n);
+                        const nrows = @min(per, c.n - r0);
+                        if (nrows == 0) continue;
+                        const size = c.outer * c.inner;
+                        const b = c.best + part * size + o * c.inner;
+                        const dst = if (part == 0) c.out + o * c.inner else c.idx + (part - 1) * size + o * c.inner;
+                        S.columns(amax, c.in + (o * c.n + r0) * c.inner, c.inner, nrows, r0, b, dst, c.inner);
+                    }
+                }
+            }.f);
+            if (parts > 1) {
+                const out_size = outer * k.inner;
+                const per = (n + parts - 1) / parts;
+                for (1..parts) |part| {
+                    if (part * per >= n) break;
+                    S.foldColumns(amax, k.best, out, k.best + part * out_size, k.idx + (part - 1) * out_size, out_size);
+                }
             }
         }
-    }.f);
-    if (parts > 1) {
-        const per = (n + parts - 1) / parts;
-        for (1..parts) |part| {
-            if (part * per >= n) break;
-            S.foldColumns(amax, best, out, best + part * out_size, ctx.idx + (part - 1) * out_size, out_size);
-        }
-    }
+    };
 }
 
 fn evalMedian(node: *Node, m: Median) errors.Error!void {
@@ -1601,12 +1679,34 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
     const outer = OuterIndex.init(x, set);
     switch (x.dtype) {
         inline .float16, .bfloat16, .float32, .float64 => |D| {
-            const T = D.Type();
-            const Acc: Dtype = if (D == .float64) .float64 else .float32;
-            const F = Acc.Type();
-            const Ctx = struct { in: [*]const T, out: [*]T, outer: *const OuterIndex, n: usize, stride: i64 };
-            const ctx = Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .outer = &outer, .n = n, .stride = x.strides[x.shape.ndim - 1] };
-            pool.parallelFor(rows, @max(1, (1 << 14) / @max(n, 1)), &ctx, struct {
+            const K = LogsumexpKernel(D);
+            const ctx = K.Ctx{ .in = @ptrCast(@alignCast(x.data())), .out = @ptrCast(@alignCast(node.data())), .outer = &outer, .rows = rows, .n = n, .stride = x.strides[x.shape.ndim - 1] };
+            if (comptime cpu.dispatch) {
+                cpu.pick(K.Fn, comptime logsumexpEntryName(D))(&ctx);
+            } else K.call(&ctx);
+        },
+        else => unreachable,
+    }
+}
+
+pub const logsumexp_dtypes = [_]Dtype{ .float16, .bfloat16, .float32, .float64 };
+
+pub fn logsumexpEntryName(comptime D: Dtype) []const u8 {
+    return "logsumexp_" ++ @tagName(D);
+}
+
+/// MLX's fused last-axis logsumexp over dtype D (compiled per CPU level in a portable build: its
+/// exp is a chain of fused multiply-adds).
+pub fn LogsumexpKernel(comptime D: Dtype) type {
+    const T = D.Type();
+    const Acc: Dtype = if (D == .float64) .float64 else .float32;
+    const F = Acc.Type();
+    return struct {
+        pub const Ctx = extern struct { in: [*]const T, out: [*]T, outer: *const OuterIndex, rows: usize, n: usize, stride: i64 };
+        pub const Fn = fn (*const Ctx) callconv(.c) void;
+
+        pub fn call(ctx: *const Ctx) callconv(.c) void {
+            pool.parallelFor(ctx.rows, @max(1, (1 << 14) / @max(ctx.n, 1)), ctx, struct {
                 fn f(k: *const Ctx, s: usize, e: usize) void {
                     for (s..e) |i| {
                         const base = k.outer.loc(i);
@@ -1628,9 +1728,8 @@ fn evalLogsumexp(node: *Node) errors.Error!void {
                     }
                 }
             }.f);
-        },
-        else => unreachable,
-    }
+        }
+    };
 }
 
 fn isInfT(comptime U: type, v: U) bool {
@@ -2150,7 +2249,11 @@ test "SIMD fast paths equal the reference loops (exactly, but float sums: to the
     defer gpa.free(ref_buf);
     const fast_buf = try gpa.alloc(u8, 1 << 20);
     defer gpa.free(fast_buf);
-    inline for (.{ Dtype.float32, Dtype.float64, Dtype.int32, Dtype.uint8, Dtype.int8, Dtype.int64, Dtype.uint32, Dtype.uint64, Dtype.float16, Dtype.bfloat16, Dtype.bool_, Dtype.int16 }) |D| {
+    // A portable build: at every kernel level this CPU has (engine/cpu.zig).
+    const saved_level = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved_level);
+    for (0..cpu.testLevelCount()) |li| inline for (.{ Dtype.float32, Dtype.float64, Dtype.int32, Dtype.uint8, Dtype.int8, Dtype.int64, Dtype.uint32, Dtype.uint64, Dtype.float16, Dtype.bfloat16, Dtype.bool_, Dtype.int16 }) |D| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
         for (fast_cases, 0..) |fc, ci| {
             for ([_]bool{ true, false }) |int_valued| {
                 const x = try randomLeaf(D, fc.dims, ci * 7 + @intFromEnum(D), int_valued);
@@ -2197,7 +2300,7 @@ test "SIMD fast paths equal the reference loops (exactly, but float sums: to the
                 }
             }
         }
-    }
+    };
 }
 
 test "fast min/max keep the sign of the first zero, NaN, and ties of argmax" {

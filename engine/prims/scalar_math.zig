@@ -304,7 +304,14 @@ pub fn mlxErfV(comptime N: comptime_int, v: @Vector(N, f32)) @Vector(N, f32) {
     r = @mulAdd(V, r, t, @splat(0.254829592));
     const e = -mlxExpV(N, -v * v);
     const result = @mulAdd(V, e * t, r, one);
-    return @select(f32, v > @as(V, @splat(0)), result, -result);
+    return @select(f32, v != v, erfNanV(N, v), @select(f32, v > @as(V, @splat(0)), result, -result));
+}
+
+/// erf of a NaN: the NaN quieted, with its sign set (MLX's result on x86-64). Explicit, because
+/// the sign a NaN picks up through the formula depends on instruction choice (with or without
+/// FMA), and every CPU level must give the same bits.
+fn erfNanV(comptime N: comptime_int, v: @Vector(N, f32)) @Vector(N, f32) {
+    return @bitCast(@as(@Vector(N, u32), @bitCast(v)) | @as(@Vector(N, u32), @splat(0xffc0_0000)));
 }
 
 /// rint (round half to even) on a vector of lanes, the same formula as the scalar `rint`.
@@ -645,6 +652,7 @@ pub fn mlxErf(v: f32) f32 {
     r = @mulAdd(f32, r, t, 1.421413741);
     r = @mulAdd(f32, r, t, -0.284496736);
     r = @mulAdd(f32, r, t, 0.254829592);
+    if (v != v) return @bitCast(@as(u32, @bitCast(v)) | 0xffc0_0000); // as erfNanV
     const e = -mlxExp(-v * v);
     const result = @mulAdd(f32, e * t, r, 1.0);
     return if (v > 0) result else -result;
