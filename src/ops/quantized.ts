@@ -167,15 +167,14 @@ function shapeStr(shape: readonly number[]): string {
   return `(${shape.join(",")})`;
 }
 
-/** `x` rounded through the mode's format: dequantize(quantize(x)) in x's dtype, any rank >= 1. */
+/**
+ * `x` rounded through the mode's format as MLX rounds qqmm's activations (engine
+ * quantize_dequantize): per group, scale = amax / (6 or 448) in the scale format; elements to
+ * E4M3, or to E2M1 with ties to even (unlike mx.quantize, whose E2M1 ties go toward zero); the
+ * result in x's dtype.
+ */
 function quantizeDequantize(x: MxArray, groupSize: number, bits: number, mode: QuantizationMode, stream?: StreamOrDevice): MxArray {
-  return tidy(() => {
-    const k = x.shape[x.ndim - 1]!;
-    const x2 = reshape(x, [-1, k], { stream });
-    const parts = quantize(x2, { groupSize, bits, mode, stream });
-    const xd = dequantize(parts[0]!, parts[1]!, null, { groupSize, bits, mode, dtype: x.dtype, stream });
-    return reshape(xd, x.shape, { stream });
-  });
+  return new MxArray(checkHandle(lib.mlxb_quantize_dequantize(x.handle("qqmm"), groupSize, bits, MODES[mode], streamArg(stream))));
 }
 
 interface QqmmPlan {
@@ -229,7 +228,8 @@ function qqmmCheck(op: string, x: MxArray, w: MxArray, scales: MxArray | null | 
 /**
  * `x @ w.T` with both operands rounded through a microscaling format (MLX's `qqmm`): `x` is
  * quantized on the fly (each group of `groupSize` along its last axis scaled by its amax, the
- * elements rounded to E2M1 (nvfp4) or E4M3 (mxfp8), and the result taken back to x's dtype); `w`
+ * elements rounded to E2M1 with ties to even (nvfp4) or E4M3 (mxfp8), and the result taken back
+ * to x's dtype); `w`
  * is used as given when quantized (uint32 codes with `scales`), else quantized on the fly. The
  * product is {@link quantizedMatmul} of the rounded `x` with the quantized `w`; the result has x's
  * dtype. MLX 0.32's CPU backend computes only a single row of `x` against a quantized `w`
