@@ -120,6 +120,8 @@ describe("qqmm", () => {
   });
 });
 
+  test.todo("vjp of qqmm (MLX 0.32's CPU backend cannot evaluate it: the forward of a float w is NYI and a quantized w has no gradient path, so MLX's rule could not be checked; ours raises '[qqmm] The vjp of the activation quantization is not implemented')");
+
 describe("gatherQqmm", () => {
   test("equals qqmm of the gathered matrices", () => {
     mx.random.seed(3);
