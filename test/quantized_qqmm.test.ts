@@ -70,8 +70,9 @@ describe("qqmm", () => {
   }
 
   for (const r of F.rounding) {
-    test(`the activation rounding bit for bit (ties, zero/huge/tiny groups): ${r.mode}`, () => {
-      // against c * I, exact in the format, the float32 product is exactly c * (x rounded)
+    test(`the activation rounding bit for bit (ties, zero/huge/tiny groups): ${r.mode} ${r.x.dtype}`, () => {
+      // against c * I, exact in the format, the product is exactly c * (x rounded), also in MLX's
+      // half-precision sums (one nonzero term each)
       const y = mx.qqmm(arrayOf(r.x), arrayOf(r.wq), arrayOf(r.scales), { mode: r.mode });
       expect(hexOf(y)).toBe(r.out.hex);
     });
