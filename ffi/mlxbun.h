@@ -444,6 +444,8 @@ uint32_t mlxb_dlpack_import_unversioned(void* managed, int32_t copy);
 void mlxb_dlpack_delete(void* managed, int32_t versioned);
 /* Managed tensors exported by this library whose deleter has not run yet. */
 double mlxb_dlpack_live_exports(void);
+/* x rounded through an fp quantization mode (qqmm's activations), in x's dtype; group_size/bits 0 take the mode's defaults. */
+uint32_t mlxb_quantize_dequantize(uint32_t x, int32_t group_size, int32_t bits, uint32_t mode, int32_t stream);
 /* One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); group_size/bits 0 take the mode's defaults. */
 uint32_t mlxb_quantize(uint32_t w, int32_t group_size, int32_t bits, uint32_t mode, uint32_t part, int32_t stream);
 /* Dequantize (biases 0: none; dtype -1: inferred). */

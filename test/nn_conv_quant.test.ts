@@ -228,5 +228,9 @@ describe("quantized layers (parameters bit for bit with MLX, outputs within 1e-5
     expect(() => new nn.Embedding(64, 8).toQuantized({ quantizeInput: true })).toThrow("Quantized input is not supported.");
     expect(() => new nn.QuantizedLinear(60, 8)).toThrow("[quantize]");
   });
-  test.todo("QQLinear (quantize_input with nvfp4/mxfp8: needs mx.qqmm)");
+  test("toQuantized with quantizeInput gives a QQLinear (checked against MLX in quantized_qqmm.test.ts)", () => {
+    const q = new nn.Linear(64, 8, false).toQuantized({ quantizeInput: true, mode: "nvfp4" });
+    expect(q).toBeInstanceOf(nn.QQLinear);
+    expect(() => new nn.Linear(64, 8).toQuantized({ quantizeInput: true, mode: "mxfp8" })).toThrow("QQLinear does not support bias yet.");
+  });
 });

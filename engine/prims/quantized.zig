@@ -55,9 +55,13 @@ pub const Prim = union(enum) {
     dequantize: Params,
     /// inputs: x (batch..., m, k) float32-convertible, wq, scales, [biases]; batch dims equal.
     qmm: struct { p: Params, transpose: bool },
+    /// input: x (..., k), floating; x rounded through an fp mode, in x's dtype (MLX's CPU
+    /// quantize_dequantize, used by qqmm on its activations).
+    qdq: Params,
 
     pub fn name(p: Prim) []const u8 {
         return switch (p) {
+            .qdq => "quantize_dequantize",
             .quantize => "quantize",
             .dequantize => "dequantize",
             .qmm => "quantized_matmul",
@@ -156,6 +160,26 @@ pub fn quantize(w: *Node, p: Params, part: u8, stream: u32) errors.Error!*Node {
         dt = if (p.mode == .affine) w.dtype else .uint8;
     }
     return array.create(dt, s, .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } }, &.{w}, stream);
+}
+
+/// x rounded through the fp mode `p` (nvfp4, mxfp4 or mxfp8) group by group along its last axis,
+/// as MLX's CPU backend rounds qqmm's activations: scale = amax / (6 or 448) rounded to the scale
+/// format (E4M3 for group 16, E8M0 by ceil(log2) otherwise); elements x / scale rounded to E4M3 or
+/// to E2M1 with ties to even (mx.quantize's E2M1 ties toward zero instead); out = scale * value
+/// rounded to x's dtype.
+pub fn quantizeDequantize(x: *Node, p: Params, stream: u32) errors.Error!*Node {
+    const op = "qqmm";
+    if (p.mode == .affine) return errors.fail(.invalid_argument, "[{s}] Only 'nvfp4' and 'mxfp8' modes are supported but got 'affine'.", .{op});
+    try validate(p, op);
+    if (x.dtype != .float32 and x.dtype != .float16 and x.dtype != .bfloat16)
+        return errors.fail(.invalid_argument, "[{s}] Only real floating types except float64 are supported but first argument dtype == {s}.", .{ op, x.dtype.name() });
+    if (x.shape.ndim < 1) return errors.fail(.invalid_argument, "[{s}] The input must have at least 1 dimension.", .{op});
+    const k = x.shape.dims[x.shape.ndim - 1];
+    if (@rem(k, @as(i32, @intCast(p.group_size))) != 0) {
+        var b1: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[{s}] The last dimension of the input needs to be divisible by the quantization group size {d}. However the provided input has shape {s}", .{ op, p.group_size, x.shape.format(&b1) });
+    }
+    return array.create(x.dtype, x.shape, .{ .quantized = .{ .qdq = p } }, &.{x}, stream);
 }
 
 /// Checks common to dequantize and quantized_matmul on (wq, scales, biases).
@@ -435,7 +459,55 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
         .quantize => |q| try evalQuantize(node, q.p, q.part),
         .dequantize => |q| try evalDequantize(node, q),
         .qmm => |q| try evalQmm(node, q.p, q.transpose),
+        .qdq => |q| try evalQdq(node, q),
     }
+}
+
+/// E2M1 value nearest to x, ties to even (the grid 0, .5, 1, 1.5, 2, 3, 4, 6; saturating).
+fn fp4Even(x: f32) f32 {
+    const ax = @abs(x);
+    var k: usize = 0;
+    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }, 0..) |t, i| {
+        // a tie goes to the even code: up at 0.75, 1.75, 3.5 (codes 2, 4, 6), down elsewhere
+        if (if (i % 2 == 1) ax >= t else ax > t) k += 1;
+    }
+    const v = fp4_values[k];
+    return if (x < 0) -v else v;
+}
+
+const QdqJob = struct {
+    x: []const f32,
+    out: [*]u8,
+    dt: Dtype,
+    p: Params,
+
+    fn range(j: *const QdqJob, g0: usize, g1: usize) void {
+        const gs = j.p.group_size;
+        for (g0..g1) |g| {
+            const vals = j.x[g * gs .. (g + 1) * gs];
+            var amax: f32 = 0;
+            for (vals) |v| amax = @max(amax, @abs(v));
+            const s0 = amax / @as(f32, if (j.p.bits == 4) 6 else 448);
+            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+            for (vals, 0..) |v, e| {
+                const el: f32 = if (scale == 0) 0 else v / scale;
+                const q: f32 = if (j.p.bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el);
+                store(j.dt, j.out, g * gs + e, scale * q);
+            }
+        }
+    }
+};
+
+fn evalQdq(node: *Node, p: Params) errors.Error!void {
+    const x = node.inputs[0];
+    try primitives.allocOutput(node, null);
+    const n = x.size();
+    if (n == 0) return;
+    const buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[qqmm] Out of memory.", .{});
+    defer std.heap.c_allocator.free(buf);
+    convert.copyConvert(x, @ptrCast(buf.ptr), .float32);
+    const job = QdqJob{ .x = buf, .out = node.data(), .dt = node.dtype, .p = p };
+    pool.parallelFor(n / p.group_size, 1024, &job, QdqJob.range);
 }
 
 const QuantJob = struct {
@@ -1053,6 +1125,7 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
             return groupGrad(dw, w, sc, q.p, arg == 2, s);
         },
         .quantize => return errors.fail(.not_implemented, "[quantize] The vjp of this primitive is not implemented yet.", .{}),
+        .qdq => return errors.fail(.not_implemented, "[qqmm] The vjp of the activation quantization is not implemented (MLX's CPU backend cannot differentiate qqmm either).", .{}),
         .dequantize => |q| {
             if (arg == 0) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantized weights.", .{});
             if (q.mode != .affine) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantization scales in mode '{s}'.", .{@tagName(q.mode)});
@@ -1091,6 +1164,7 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
     }
     switch (p) {
         .quantize => |q| return quantize(ins[0], q.p, q.part, s),
+        .qdq => |q| return quantizeDequantize(ins[0], q, s),
         .dequantize => |q| return dequantize(ins[0], ins[1], if (node.inputs.len > 2) ins[2] else null, q, node.dtype, s),
         .qmm => |q| {
             for (1..node.inputs.len) |i| {
@@ -1143,7 +1217,18 @@ fn qmmAbi(x: u32, w: u32, scales: u32, biases: u32, transpose: u32, group_size: 
     });
 }
 
+fn qdqAbi(x: u32, group_size: i32, bits: i32, mode: u32, s: i32) callconv(.c) u32 {
+    return abi_util.handleOf(blk: {
+        const a = handles.get(x, "qqmm") catch |e| break :blk e;
+        const m = modeArg(mode, "qqmm") catch |e| break :blk e;
+        const p = defaults(m, group_size, bits);
+        const stream = stream_mod.resolve(s, "qqmm") catch |e| break :blk e;
+        break :blk quantizeDequantize(a, p, stream);
+    });
+}
+
 pub const abi = [_]abi_util.Entry{
+    abi_util.entry("quantize_dequantize", qdqAbi, &.{ "x", "group_size", "bits", "mode", "stream" }, "x rounded through an fp quantization mode (qqmm's activations), in x's dtype; group_size/bits 0 take the mode's defaults."),
     abi_util.entry("quantize", quantizeAbi, &.{ "w", "group_size", "bits", "mode", "part", "stream" }, "One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); group_size/bits 0 take the mode's defaults."),
     abi_util.entry("dequantize", dequantizeAbi, &.{ "w", "scales", "biases", "group_size", "bits", "mode", "dtype", "stream" }, "Dequantize (biases 0: none; dtype -1: inferred)."),
     abi_util.entry("quantized_matmul", qmmAbi, &.{ "x", "w", "scales", "biases", "transpose", "group_size", "bits", "mode_stream" }, "x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8."),
@@ -1174,6 +1259,12 @@ test "element formats" {
     try testing.expectEqual(@as(i32, -102), ceilLog2(1e-30 / 6.0));
     try testing.expectEqual(@as(i32, 0), ceilLog2(1));
     try testing.expectEqual(@as(i32, 1), ceilLog2(1.0000001));
+}
+
+test "fp4 ties to even (qqmm's activation rounding)" {
+    const ins = [_]f32{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -1.75, 7, 0.1 };
+    const want = [_]f32{ 0, 1, 1, 2, 2, 4, 4, -2, 6, 0 };
+    for (ins, want) |x, w| try testing.expectEqual(w, fp4Even(x));
 }
 
 test "quantize messages" {

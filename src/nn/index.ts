@@ -13,7 +13,7 @@ export {
 export {
   Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions,
 } from "./conv_layers";
-export { QuantizedLinear, QuantizedEmbedding, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
+export { QuantizedLinear, QuantizedEmbedding, QQLinear, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
 export * as init from "./init";
 export * as losses from "./losses";
 export * as utils from "./utils";

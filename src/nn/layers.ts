@@ -17,7 +17,7 @@ import * as fast from "../fast";
 import { relu, tanh } from "./activations";
 import { Module, pyBool, pyFloat } from "./module";
 import { checkpoint as checkpointModule } from "./utils";
-import { QuantizedEmbedding, QuantizedLinear, type QuantizeModelOptions } from "./quantized";
+import { QQLinear, QuantizedEmbedding, QuantizedLinear, type QuantizeModelOptions } from "./quantized";
 
 type Fn = (...args: any[]) => any;
 
@@ -64,7 +64,7 @@ export class Linear extends Module {
     if (options.quantizeInput) {
       const mode = options.mode ?? "affine";
       if (mode !== "nvfp4" && mode !== "mxfp8") throw new Error(`Quantized activations are only supported for 'nvfp4' and 'mxfp8' modes, got ${mode}.`);
-      throw new Error("[QQLinear] Quantized activations (mx.qqmm) are not supported yet.");
+      return QQLinear.fromLinear(this, options.groupSize ?? null, options.bits ?? null, mode);
     }
     return QuantizedLinear.fromLinear(this, options.groupSize ?? null, options.bits ?? null, options.mode ?? "affine");
   }

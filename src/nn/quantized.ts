@@ -6,7 +6,7 @@ import type { MxArray } from "../array";
 import { zeros } from "../creation";
 import * as random from "../random";
 import { add, take } from "../ops/index";
-import { dequantize, quantize as mxQuantize, quantizedMatmul, type QuantizationMode } from "../ops/quantized";
+import { dequantize, qqmm, quantize as mxQuantize, quantizedMatmul, type QuantizationMode } from "../ops/quantized";
 import { treeMapWithPath } from "../utils";
 import { Module, pyBool } from "./module";
 
@@ -28,7 +28,7 @@ export interface QuantizedLayerOptions {
 
 /** Options of {@link quantize} and `toQuantized`. */
 export interface QuantizeModelOptions extends QuantizedLayerOptions {
-  /** Quantize activations too (MLX's QQLinear; not supported here). */
+  /** Quantize activations too: Linear layers become QQLinear (nvfp4 and mxfp8 modes only). */
   quantizeInput?: boolean;
   /**
    * Which leaf modules to quantize, by path and module: `true`, `false`, or the options to pass to
@@ -173,4 +173,71 @@ export function quantize(model: Module, options: QuantizeModelOptions = {}): voi
   };
   const leaves = treeMapWithPath(maybe, model.leafModules(), [], { isLeaf: Module.isModule });
   model.updateModules(leaves);
+}
+
+/**
+ * A Linear layer (no bias) whose input is quantized too, through mx.qqmm (MLX's `nn.QQLinear`).
+ * In training mode the weight is kept in full precision and quantized on the fly; `eval()`
+ * quantizes it (weight and scales), `train()` dequantizes it back. Modes "nvfp4" (default) and
+ * "mxfp8". `(inputDims, outputDims, groupSize?, bits?, mode = "nvfp4")`.
+ * @example const q = nn.QQLinear.fromLinear(new nn.Linear(128, 64, false), null, null, "nvfp4")
+ */
+export class QQLinear extends Module {
+  groupSize: number;
+  bits: number;
+  mode: QuantizationMode;
+  weight: MxArray;
+  scales?: MxArray;
+  private quantizedState = false;
+
+  constructor(inputDims: number, outputDims: number, groupSize: number | null = null, bits: number | null = null, mode: QuantizationMode = "nvfp4") {
+    super();
+    [this.groupSize, this.bits] = defaultsForMode(mode, groupSize, bits);
+    this.mode = mode;
+    const scale = Math.sqrt(1 / inputDims);
+    this.weight = random.uniform({ low: -scale, high: scale, shape: [outputDims, inputDims] });
+  }
+
+  protected override extraRepr(): string {
+    let [outDims, inDims] = this.weight.shape as [number, number];
+    if (this.weight.dtype.name === "uint32") inDims = Math.floor((inDims * 32) / this.bits);
+    return `input_dims=${inDims}, output_dims=${outDims}, group_size=${this.groupSize}, bits=${this.bits}, mode=${this.mode}`;
+  }
+
+  /** Quantize the weight in place (eval mode). */
+  quantize(): void {
+    if (this.quantizedState) return;
+    const [wq, sc] = mxQuantize(this.weight, { groupSize: this.groupSize, bits: this.bits, mode: this.mode });
+    this.weight = wq!;
+    this.scales = sc!;
+    this.quantizedState = true;
+  }
+
+  /** Dequantize the weight in place (training mode). */
+  dequantize(): void {
+    if (!this.quantizedState) return;
+    this.weight = dequantize(this.weight, this.scales!, null, { groupSize: this.groupSize, bits: this.bits, mode: this.mode });
+    delete this.scales;
+    this.quantizedState = false;
+  }
+
+  protected override setTrainingMode(mode: boolean): void {
+    super.setTrainingMode(mode);
+    if (mode) this.dequantize();
+    else this.quantize();
+  }
+
+  forward(x: MxArray): MxArray {
+    return qqmm(x, this.weight, this.scales ?? null, { groupSize: this.groupSize, bits: this.bits, mode: this.mode });
+  }
+
+  /** A QQLinear with `linear`'s weight, in `linear`'s training mode. The linear must have no bias. */
+  static fromLinear(linear: Module & { weight: MxArray; bias?: MxArray }, groupSize: number | null = null, bits: number | null = null, mode: QuantizationMode = "nvfp4"): QQLinear {
+    const [outputDims, inputDims] = linear.weight.shape as [number, number];
+    if (linear.bias !== undefined && linear.bias !== null) throw new Error("QQLinear does not support bias yet.");
+    const q = new QQLinear(inputDims, outputDims, groupSize, bits, mode);
+    q.weight = linear.weight;
+    q.train(linear.training);
+    return q;
+  }
 }

@@ -145,3 +145,134 @@ export function gatherQmm(
     return quantizedMatmul(xg, wg, sg, bg, options);
   });
 }
+
+/** Options of {@link qqmm}. */
+export interface QqmmOptions {
+  /** Elements of `x` and `w` sharing one scale. Default: the mode's (nvfp4 16, mxfp8 32). */
+  groupSize?: number | null;
+  /** Bits per element. Default: the mode's (nvfp4 4, mxfp8 8). */
+  bits?: number | null;
+  /** "nvfp4" (default) or "mxfp8". */
+  mode?: QuantizationMode;
+  /**
+   * nvfp4 only, both or neither: float32 scalars. Validated as MLX does; MLX's CPU backend does not
+   * use them in the product, and neither do we.
+   */
+  globalScaleX?: MxArray | null;
+  globalScaleW?: MxArray | null;
+  stream?: StreamOrDevice;
+}
+
+function shapeStr(shape: readonly number[]): string {
+  return `(${shape.join(",")})`;
+}
+
+/**
+ * `x` rounded through the mode's format as MLX rounds qqmm's activations (engine
+ * quantize_dequantize): per group, scale = amax / (6 or 448) in the scale format; elements to
+ * E4M3, or to E2M1 with ties to even (unlike mx.quantize, whose E2M1 ties go toward zero); the
+ * result in x's dtype.
+ */
+function quantizeDequantize(x: MxArray, groupSize: number, bits: number, mode: QuantizationMode, stream?: StreamOrDevice): MxArray {
+  return new MxArray(checkHandle(lib.mlxb_quantize_dequantize(x.handle("qqmm"), groupSize, bits, MODES[mode], streamArg(stream))));
+}
+
+interface QqmmPlan {
+  gs: number;
+  bits: number;
+  mode: QuantizationMode;
+  quantized: boolean;
+}
+
+function qqmmCheck(op: string, x: MxArray, w: MxArray, scales: MxArray | null | undefined, options: QqmmOptions, wndim: number | null): QqmmPlan {
+  const mode = options.mode ?? "nvfp4";
+  if ((MODES as Record<string, number>)[mode] === undefined) throw new MlxError(`[${op}] Invalid quantization mode '${mode}'.`, 1);
+  if (mode !== "nvfp4" && mode !== "mxfp8") throw new MlxError(`[${op}] Only 'nvfp4' and 'mxfp8' modes are supported but got '${mode}'.`, 1);
+  const gs = intOpt(options.groupSize, "group_size", op) || (mode === "nvfp4" ? 16 : 32);
+  const bits = intOpt(options.bits, "bits", op) || (mode === "nvfp4" ? 4 : 8);
+  const floatOk = (a: MxArray) => a.dtype.isFloating && a.dtype.name !== "float64";
+  if (!floatOk(x)) throw new MlxError(`[${op}] Only real floating types except float64 are supported but first argument dtype == ${x.dtype.name}.`, 1);
+  const quantized = w.dtype.name === "uint32";
+  if (!quantized && !floatOk(w)) throw new MlxError(`[${op}] Only real floating types except float64 are supported but second argument dtype == ${w.dtype.name}.`, 1);
+  if (wndim !== null && (w.ndim !== wndim || x.ndim < 1)) throw new MlxError(`[${op}] Only 2D inputs are supported but x.ndim() == ${x.ndim} and w.ndim() == ${w.ndim}.`, 1);
+  if (wndim === null && (x.ndim < 2 || w.ndim < 2)) throw new MlxError(`[${op}] Got 1 dimension input. Inputs must have at least two dimensions.`, 1);
+  const gx = options.globalScaleX ?? null;
+  const gw = options.globalScaleW ?? null;
+  if (gx || gw) {
+    if (mode !== "nvfp4") throw new MlxError(`[${op}] Global scale is only supported for 'nvfp4' quantization mode.`, 1);
+    if (!gx || !gw) throw new MlxError(`[${op}] For nvfp4 mode, either both global_scale_x and global_scale_w must be provided, or neither.`, 1);
+    for (const g of [gx, gw]) {
+      if (g.dtype.name !== "float32") throw new MlxError(`[${op}] Global scale must have dtype float32 but got ${g.dtype.name}.`, 1);
+      if (g.size !== 1) throw new MlxError(`[${op}] Global scale must be a scalar but got shape ${shapeStr(g.shape)}.`, 1);
+    }
+  }
+  const kx = x.shape[x.ndim - 1]!;
+  if (quantized) {
+    if (!scales) throw new MlxError(`[${op}] Scales must be provided if second argument is quantized.`, 1);
+    const wr = w.shape[w.ndim - 2]!;
+    const wc = w.shape[w.ndim - 1]!;
+    const k = Math.floor((wc * 32) / bits);
+    const sc = scales.shape[scales.ndim - 1]!;
+    if (scales.ndim !== w.ndim || scales.shape[scales.ndim - 2] !== wr || Math.floor(k / gs) !== sc || k % gs !== 0) {
+      throw new MlxError(`[${op}] The shapes of the weight and scales are incompatible based on bits and group_size. w.shape() == ${shapeStr(w.shape)} and scales.shape() == ${shapeStr(scales.shape)} with group_size=${gs} and bits=${bits}`, 1);
+    }
+    if (kx !== k) {
+      throw new MlxError(`[${op}] Last dimension of first input with shape (..., ${kx}) does not match the expanded quantized matrix (${k}, ${wr}) computed from shape ${shapeStr(w.shape)} with group_size=${gs}, bits=${bits} and transpose=true`, 1);
+    }
+  } else if (kx !== w.shape[w.ndim - 1]) {
+    throw new MlxError(`[${op}] Last dimension of first input with shape ${shapeStr(x.shape)} must match last dimension of second input with shape ${shapeStr(w.shape)}.`, 1);
+  }
+  return { gs, bits, mode, quantized };
+}
+
+/**
+ * `x @ w.T` with both operands rounded through a microscaling format (MLX's `qqmm`): `x` is
+ * quantized on the fly (each group of `groupSize` along its last axis scaled by its amax, the
+ * elements rounded to E2M1 with ties to even (nvfp4) or E4M3 (mxfp8), and the result taken back
+ * to x's dtype); `w`
+ * is used as given when quantized (uint32 codes with `scales`), else quantized on the fly. The
+ * product is {@link quantizedMatmul} of the rounded `x` with the quantized `w`; the result has x's
+ * dtype. MLX 0.32's CPU backend computes only a single row of `x` against a quantized `w`
+ * (otherwise "[QQMatmul] NYI for the general case"); here every shape of `x` is accepted.
+ * @example mx.qqmm(x, w, null, { mode: "nvfp4" })
+ */
+export function qqmm(x: MxArray, w: MxArray, scales?: MxArray | null, options: QqmmOptions = {}): MxArray {
+  const plan = qqmmCheck("qqmm", x, w, scales, options, 2);
+  const s = { stream: options.stream };
+  return tidy(() => {
+    const q = { groupSize: plan.gs, bits: plan.bits, mode: plan.mode, stream: options.stream };
+    const [wq, ws] = plan.quantized ? [w, scales!] : (quantize(w, q) as [MxArray, MxArray]);
+    const xhat = quantizeDequantize(x.ndim === 1 ? reshape(x, [1, -1], s) : x, plan.gs, plan.bits, plan.mode, options.stream);
+    const y = quantizedMatmul(xhat, wq, ws, null, { ...q, transpose: true });
+    return x.ndim === 1 ? reshape(y, [-1], s) : y;
+  });
+}
+
+/** Options of {@link gatherQqmm}. */
+export interface GatherQqmmOptions extends QqmmOptions {
+  /** Accepted for MLX compatibility (a hint; the result is the same). */
+  sortedIndices?: boolean;
+}
+
+/**
+ * {@link qqmm} with matrix-level gather (MLX's `gather_qqmm`), as {@link gatherQmm}: the flat batch
+ * indices `lhsIndices` pick matrices of `x`, `rhsIndices` of `w` (and its scales). `x` is rounded
+ * through the mode's format and `w` quantized when it is not already.
+ * @example mx.gatherQqmm(x, wq, scales, null, mx.array([1, 0]))
+ */
+export function gatherQqmm(
+  x: MxArray, w: MxArray, scales?: MxArray | null,
+  lhsIndices?: MxArray | null, rhsIndices?: MxArray | null, options: GatherQqmmOptions = {},
+): MxArray {
+  const op = "gather_qqmm";
+  const plan = qqmmCheck(op, x, w, scales, options, null);
+  for (const ix of [lhsIndices, rhsIndices]) {
+    if (ix && !ix.dtype.isInteger) throw new MlxError(`[${op}] Got indices with invalid dtype. Indices must be integral.`, 1);
+  }
+  return tidy(() => {
+    const q = { groupSize: plan.gs, bits: plan.bits, mode: plan.mode, stream: options.stream };
+    const [wq, ws] = plan.quantized ? [w, scales!] : (quantize(w, q) as [MxArray, MxArray]);
+    const xhat = quantizeDequantize(x, plan.gs, plan.bits, plan.mode, options.stream);
+    return gatherQmm(xhat, wq, ws, null, lhsIndices, rhsIndices, { ...q, transpose: true });
+  });
+}
