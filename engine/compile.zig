@@ -521,6 +521,14 @@ fn shapelessReshape(s: *const Step, rule: prims.shape.ReshapeRule, in_t: *const 
     const in_n = &x.shape;
     if (in_n.eql(in_t)) return out_t.*;
     const total = shapeSize(in_n);
+    // The rule against the traced shapes (a loaded file's rule is not trusted).
+    const fits = switch (rule.kind) {
+        .sizes => true,
+        .infer => rule.a < out_t.ndim,
+        .flatten => rule.a <= rule.b and rule.b < in_t.ndim and out_t.ndim + (rule.b - rule.a) == in_t.ndim,
+        .unflatten => rule.a < in_t.ndim and rule.b >= 1 and rule.c < @as(i16, rule.b) and in_t.ndim - 1 + @as(usize, rule.b) == out_t.ndim,
+    };
+    if (!fits) return errors.fail(.invalid_argument, "[compile] A reshape step's rule does not fit its traced shapes.", .{});
     switch (rule.kind) {
         .sizes => {},
         .infer => {
@@ -651,6 +659,14 @@ fn shapelessReshape(s: *const Step, rule: prims.shape.ReshapeRule, in_t: *const 
 /// gather keeps its traced slice sizes and a scatter its traced region (slice starts and
 /// stops are fixed when traced), checked against the new array.
 fn shapelessShape(t: *const Tape, s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {
+    // Operand counts (a loaded file's steps are not trusted).
+    const need: usize = switch (p.*) {
+        .matmul => |m| if (m == .addmm) 3 else 2,
+        .indexing => |x| if (x == .scatter_axis) 3 else if (x == .gather) 1 else 2,
+        .elementwise, .fused => 0,
+        else => 1,
+    };
+    if (ins.len < need) return errors.fail(.invalid_argument, "[compile] A {s} step has {d} operands.", .{ p.name(), ins.len });
     switch (p.*) {
         .astype, .stop_gradient, .depends, .custom => return ins[0].shape,
         .elementwise, .fused => {
@@ -691,6 +707,7 @@ fn shapelessShape(t: *const Tape, s: *const Step, p: *Primitive, ins: []const *N
             },
             .reshape => |rule| return shapelessReshape(s, rule, &t.sigOf(s.inputs[0]).shape, ins[0]),
             .concatenate => |ax| {
+                if (ax >= s.shape.ndim) return errors.fail(.invalid_argument, "[compile] A concatenate step's axis does not fit its shape.", .{});
                 var sh = ins[0].shape;
                 sh.dims[ax] = 0;
                 for (ins) |in| {
@@ -724,6 +741,7 @@ fn shapelessShape(t: *const Tape, s: *const Step, p: *Primitive, ins: []const *N
             .gather => |r| {
                 const a = ins[0];
                 const nd = a.shape.ndim;
+                if (nd > s.shape.ndim) return errors.fail(.invalid_argument, "[compile] A gather step's shape does not fit its array.", .{});
                 const slab = s.shape.slice()[s.shape.ndim - nd ..];
                 try prims.indexing.checkRegion(a, r, slab, @tagName(r.origin));
                 var sh = Shape{ .ndim = 0 };
@@ -745,7 +763,7 @@ fn shapelessShape(t: *const Tape, s: *const Step, p: *Primitive, ins: []const *N
                 const a = &ins[0].shape;
                 const idx = &ins[1].shape;
                 const op: []const u8 = if (x == .gather_axis) "take_along_axis" else "put_along_axis";
-                var ok = a.ndim == idx.ndim;
+                var ok = a.ndim == idx.ndim and q.axis < a.ndim;
                 if (ok) for (0..a.ndim) |d| {
                     if (d != q.axis and a.dims[d] != idx.dims[d]) ok = false;
                 };

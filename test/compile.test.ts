@@ -428,6 +428,17 @@ describe("export and import", () => {
     expect(g(mx.array([1, 2, 3], mx.float32))[0]!.tolist()).toEqual([2, 4, 6]);
   });
 
+  test("shapeless export keeps reshape rules, matmul and take", () => {
+    const file = join(dir, "shapeless-rules.mlxfn");
+    const f = (a: mx.Array, b: mx.Array, i: mx.Array) => mx.take(mx.reshape(mx.matmul(a, b), [-1]), i, 0);
+    mx.exportFunction({ path: file, shapeless: true }, f, mx.ones([2, 3]), mx.ones([3, 2]), mx.array([0, 3]));
+    const g = mx.importFunction(file);
+    const a = mx.reshape(mx.arange(6, mx.float32), [3, 2]);
+    const b = mx.reshape(mx.arange(8, mx.float32), [2, 4]);
+    // a @ b = [[4,5,6,7],[12,17,22,27],[20,29,38,47]] (hand), flattened, elements 11 and 0.
+    expect(g(a, b, mx.array([11, 0, 5]))[0]!.tolist()).toEqual([47, 4, 17]);
+  });
+
   test("malformed files give a clear [import_function] error naming the file", () => {
     const file = join(dir, "good.mlxfn");
     mx.exportFunction(file, (v: mx.Array) => mx.sin(mx.sum(mx.add(v, 1))), mx.ones([2]));
