@@ -18,8 +18,10 @@
 //! `replay` creates one new unevaluated node per step on new inputs: no host code runs per op.
 //! Replayed on tracers (inside another transform's trace) the new nodes are ordinary graph
 //! nodes, so grad/vmap of a compiled function see normal primitives. Shapeless tapes recompute
-//! each step's shape from its inputs (elementwise, casts, reductions, transposes); building
-//! one with any other primitive fails with `[compile] <op> cannot be compiled shapeless.`
+//! each step's shape from its inputs as MLX does (`shapelessShape`: elementwise, casts,
+//! reductions, transposes, concatenate, matmul/addmm, gathers; broadcast_to and reshape keep
+//! their traced target, scatters their traced region); building one with any other primitive
+//! (slices among them, as MLX's Slice) fails with `[compile] <op> cannot be compiled shapeless.`
 //!
 //! Tapes are saved and loaded (`exportTape`, `importTape`) in the format of
 //! docs/COMPILE-FORMAT.md, with primitive parameters serialized by reflect.write/read.
@@ -223,8 +225,15 @@ pub fn build(placeholders: []const *Node, outputs: []const *Node, opts: BuildOpt
                 return errors.fail(.invalid_argument, "[compile] {s} cannot be compiled shapeless: its output shape is fixed when the graph is built.", .{s.prim.name()});
         }
     }
-    if (opts.fuse) try fuseTape(t);
+    if (opts.fuse and !(opts.shapeless and hasBroadcast(t))) try fuseTape(t);
     return t;
+}
+
+/// A shapeless tape with a broadcast step is not fused: a fused step's shape is recomputed as
+/// its inputs' broadcast shape, which would lose the broadcast's (traced) target.
+fn hasBroadcast(t: *const Tape) bool {
+    for (t.steps) |s| if (s.prim == .broadcast) return true;
+    return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,8 +257,8 @@ fn fusible(p: Primitive) bool {
 /// steps (stand-ins map back to their references) and simplified again (constants written
 /// into programs drop out, equal fused steps merge).
 ///
-/// Shapeless tapes hold no broadcast steps (they cannot be shapeless), so a fused step's shape
-/// is its inputs' broadcast shape, which replay recomputes.
+/// Shapeless tapes with a broadcast step are not fused (`build`), so a fused step's shape is
+/// its inputs' broadcast shape, which replay recomputes.
 fn fuseTape(t: *Tape) errors.Error!void {
     var candidates: usize = 0;
     for (t.steps) |s| candidates += @intFromBool(fusible(s.prim) and s.prim != .broadcast);
@@ -473,17 +482,191 @@ fn simplify(t: *Tape) errors.Error!void {
 
 fn shapelessSupported(p: Primitive) bool {
     return switch (p) {
-        .astype, .stop_gradient, .depends, .custom, .elementwise, .fused => true,
-        .reduce => |r| r == .reduce or (r == .arg_reduce and r.arg_reduce.axis != null),
-        .shape => |s| s == .transpose,
+        .astype, .stop_gradient, .depends, .custom, .elementwise, .fused, .broadcast => true,
+        .reduce => |r| r == .reduce or r == .arg_reduce,
+        .shape => |s| s == .transpose or s == .reshape or s == .concatenate,
+        .matmul => true,
+        .indexing => |x| switch (x) {
+            .gather, .scatter, .gather_axis, .scatter_axis => true,
+            else => false,
+        },
         else => false,
     };
 }
 
 const reducedShape = prims.reduce.outShape;
 
+fn shapeFail(op: []const u8, comptime what: []const u8, a: *const Shape, b: *const Shape) errors.Error {
+    var b1: [256]u8 = undefined;
+    var b2: [256]u8 = undefined;
+    return errors.fail(.invalid_argument, "[{s}] " ++ what, .{ op, a.format(&b1), b.format(&b2) });
+}
+
+fn shapeSize(sh: *const Shape) i64 {
+    var n: i64 = 1;
+    for (sh.slice()) |d| n *= d;
+    return n;
+}
+
+/// A reshape step's shape on a new input, as MLX's Reshape / Flatten / Unflatten /
+/// Squeeze / ExpandDims recompute it: the step's rule says how the target was written. A -1
+/// is inferred again, flattened axes are multiplied again, an unflattened axis is split again
+/// (its -1 inferred); the other axes follow the input. A target of fixed sizes (`sizes`: also
+/// squeeze, expand_dims, take's slab axis) that only removes or inserts size-1 axes carries
+/// the input's other axes over; any other keeps its traced target, which the input must still
+/// fill (MLX's Reshape without a -1). Where the traced shapes do not say which size-1 axis a
+/// grown axis is, it fails rather than guess.
+fn shapelessReshape(s: *const Step, rule: prims.shape.ReshapeRule, in_t: *const Shape, x: *const Node) errors.Error!Shape {
+    const out_t = &s.shape;
+    const in_n = &x.shape;
+    if (in_n.eql(in_t)) return out_t.*;
+    const total = shapeSize(in_n);
+    // The rule against the traced shapes (a loaded file's rule is not trusted).
+    const fits = switch (rule.kind) {
+        .sizes => true,
+        .infer => rule.a < out_t.ndim,
+        .flatten => rule.a <= rule.b and rule.b < in_t.ndim and out_t.ndim + (rule.b - rule.a) == in_t.ndim,
+        .unflatten => rule.a < in_t.ndim and rule.b >= 1 and rule.c < @as(i16, rule.b) and in_t.ndim - 1 + @as(usize, rule.b) == out_t.ndim,
+    };
+    if (!fits) return errors.fail(.invalid_argument, "[compile] A reshape step's rule does not fit its traced shapes.", .{});
+    switch (rule.kind) {
+        .sizes => {},
+        .infer => {
+            var sh = out_t.*;
+            var known: i64 = 1;
+            for (sh.slice(), 0..) |d, i| {
+                if (i != rule.a) known *= d;
+            }
+            if (known == 0) return errors.fail(.invalid_argument, "[reshape] Cannot infer the shape of an empty array", .{});
+            sh.dims[rule.a] = std.math.cast(i32, @divTrunc(total, known)) orelse std.math.maxInt(i32);
+            if (known * sh.dims[rule.a] != total) {
+                var b1: [256]u8 = undefined;
+                return errors.fail(.invalid_argument, "[reshape] Cannot reshape array of size {d} into shape {s}.", .{ total, sh.format(&b1) });
+            }
+            return sh;
+        },
+        .flatten => {
+            var sh = Shape{ .ndim = 0 };
+            var m: i64 = 1;
+            for (in_n.slice(), 0..) |d, i| {
+                if (i < rule.a or i > rule.b) {
+                    sh.dims[sh.ndim] = d;
+                    sh.ndim += 1;
+                } else {
+                    m *= d;
+                    if (i == rule.b) {
+                        sh.dims[sh.ndim] = std.math.cast(i32, m) orelse return errors.fail(.invalid_argument, "[flatten] The flattened axis has more than {d} elements.", .{std.math.maxInt(i32)});
+                        sh.ndim += 1;
+                    }
+                }
+            }
+            return sh;
+        },
+        .unflatten => {
+            const n: i64 = in_n.dims[rule.a];
+            var sub: [max_ndim]i32 = undefined;
+            @memcpy(sub[0..rule.b], out_t.dims[rule.a..][0..rule.b]);
+            var size: i64 = 1;
+            for (sub[0..rule.b], 0..) |d, i| {
+                if (i != rule.c) size *= d;
+            }
+            if (rule.c >= 0) {
+                if (size == 0) return errors.fail(.invalid_argument, "[unflatten] Cannot infer the shape of an empty array", .{});
+                const ci: usize = @intCast(rule.c);
+                sub[ci] = std.math.cast(i32, @divTrunc(n, size)) orelse std.math.maxInt(i32);
+                size *= sub[ci];
+            }
+            if (size != n) {
+                var b1: [256]u8 = undefined;
+                const sub_shape = Shape.fromSlice(sub[0..rule.b], "unflatten") catch Shape{};
+                return errors.fail(.invalid_argument, "[Unflatten] Cannot unflatten axis {d} with size {d} into shape {s}.", .{ rule.a, n, sub_shape.format(&b1) });
+            }
+            var sh = Shape{ .ndim = 0 };
+            for (in_n.slice(), 0..) |d, i| {
+                if (i == rule.a) {
+                    for (sub[0..rule.b]) |e| {
+                        sh.dims[sh.ndim] = e;
+                        sh.ndim += 1;
+                    }
+                } else {
+                    sh.dims[sh.ndim] = d;
+                    sh.ndim += 1;
+                }
+            }
+            return sh;
+        },
+    }
+    if (ones_only: {
+        var i: usize = 0;
+        var o: usize = 0;
+        while (true) {
+            while (i < in_t.ndim and in_t.dims[i] == 1) i += 1;
+            while (o < out_t.ndim and out_t.dims[o] == 1) o += 1;
+            if (i == in_t.ndim or o == out_t.ndim) break :ones_only i == in_t.ndim and o == out_t.ndim;
+            if (in_t.dims[i] != out_t.dims[o]) break :ones_only false;
+            i += 1;
+            o += 1;
+        }
+    }) {
+        // Segments of size-1 axes between the axes that match (anchors), in order.
+        var sh = out_t.*;
+        var i: usize = 0;
+        var o: usize = 0;
+        while (i <= in_t.ndim and o <= out_t.ndim) {
+            const si = i;
+            const so = o;
+            while (i < in_t.ndim and in_t.dims[i] == 1) i += 1;
+            while (o < out_t.ndim and out_t.dims[o] == 1) o += 1;
+            const a = i - si;
+            const b = o - so;
+            var grown: usize = 0;
+            for (si..i) |d| grown += @intFromBool(in_n.dims[d] != 1);
+            if (grown > 0) {
+                if (a == b) {
+                    for (0..a) |k| sh.dims[so + k] = in_n.dims[si + k];
+                } else if (grown == b) {
+                    var k = so;
+                    for (si..i) |d| if (in_n.dims[d] != 1) {
+                        sh.dims[k] = in_n.dims[d];
+                        k += 1;
+                    };
+                } else {
+                    var b1: [256]u8 = undefined;
+                    var b2: [256]u8 = undefined;
+                    var b3: [256]u8 = undefined;
+                    return errors.fail(.invalid_argument, "[compile] reshape cannot be replayed shapeless on shape {s}: traced from {s} to {s}, which does not say where the size-1 axes go.", .{ in_n.format(&b1), in_t.format(&b2), out_t.format(&b3) });
+                }
+            }
+            if (i == in_t.ndim or o == out_t.ndim) break;
+            sh.dims[o] = in_n.dims[i];
+            i += 1;
+            o += 1;
+        }
+        return sh;
+    }
+    if (total != shapeSize(out_t)) {
+        var b1: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[reshape] Cannot reshape array of size {d} into shape {s}.", .{ total, out_t.format(&b1) });
+    }
+    return out_t.*;
+}
+
 /// The step's shape on these inputs (same ranks as traced); may adjust shape-dependent flags in `p`.
-fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {
+///
+/// As MLX's shapeless compile: elementwise ops, casts, reductions, transposes, concatenate,
+/// matmul/addmm and gathers recompute their shape from their inputs; broadcast_to and
+/// reshape keep the traced target (an input that no longer fits fails as the op would); a
+/// gather keeps its traced slice sizes and a scatter its traced region (slice starts and
+/// stops are fixed when traced), checked against the new array.
+fn shapelessShape(t: *const Tape, s: *const Step, p: *Primitive, ins: []const *Node) errors.Error!Shape {
+    // Operand counts (a loaded file's steps are not trusted).
+    const need: usize = switch (p.*) {
+        .matmul => |m| if (m == .addmm) 3 else 2,
+        .indexing => |x| if (x == .scatter_axis) 3 else if (x == .gather) 1 else 2,
+        .elementwise, .fused => 0,
+        else => 1,
+    };
+    if (ins.len < need) return errors.fail(.invalid_argument, "[compile] A {s} step has {d} operands.", .{ p.name(), ins.len });
     switch (p.*) {
         .astype, .stop_gradient, .depends, .custom => return ins[0].shape,
         .elementwise, .fused => {
@@ -498,6 +681,11 @@ fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Erro
             }
             return sh;
         },
+        .broadcast => {
+            const b = try prims.copy.broadcastShapes(&ins[0].shape, &s.shape, "broadcast_shapes");
+            if (!b.eql(&s.shape)) return shapeFail("broadcast_to", "Cannot broadcast array of shape {s} into shape {s}.", &ins[0].shape, &s.shape);
+            return s.shape;
+        },
         .reduce => |*r| switch (r.*) {
             .reduce => |*q| {
                 const keep = s.shape.ndim == ins[0].shape.ndim;
@@ -508,14 +696,82 @@ fn shapelessShape(s: *const Step, p: *Primitive, ins: []const *Node) errors.Erro
                 q.copy = noop;
                 return reducedShape(&ins[0].shape, q.axes, keep);
             },
-            .arg_reduce => |q| return reducedShape(&ins[0].shape, @as(u32, 1) << @intCast(q.axis.?), s.shape.ndim == ins[0].shape.ndim),
+            .arg_reduce => |q| if (q.axis == null) return s.shape else return reducedShape(&ins[0].shape, @as(u32, 1) << @intCast(q.axis.?), s.shape.ndim == ins[0].shape.ndim),
             else => unreachable,
         },
-        .shape => |q| {
-            const perm = q.transpose;
-            var sh = Shape{ .ndim = s.shape.ndim };
-            for (0..sh.ndim) |i| sh.dims[i] = ins[0].shape.dims[perm[i]];
+        .shape => |q| switch (q) {
+            .transpose => |perm| {
+                var sh = Shape{ .ndim = s.shape.ndim };
+                for (0..sh.ndim) |i| sh.dims[i] = ins[0].shape.dims[perm[i]];
+                return sh;
+            },
+            .reshape => |rule| return shapelessReshape(s, rule, &t.sigOf(s.inputs[0]).shape, ins[0]),
+            .concatenate => |ax| {
+                if (ax >= s.shape.ndim) return errors.fail(.invalid_argument, "[compile] A concatenate step's axis does not fit its shape.", .{});
+                var sh = ins[0].shape;
+                sh.dims[ax] = 0;
+                for (ins) |in| {
+                    for (0..sh.ndim) |d| {
+                        if (d != ax and in.shape.dims[d] != sh.dims[d])
+                            return shapeFail("concatenate", "All the input array dimensions must match exactly except for the concatenation axis. However, got shapes {s} and {s}.", &ins[0].shape, &in.shape);
+                    }
+                    sh.dims[ax] += in.shape.dims[ax];
+                }
+                return sh;
+            },
+            else => unreachable,
+        },
+        .matmul => |m| {
+            const off: usize = if (m == .addmm) 1 else 0;
+            const a = &ins[off].shape;
+            const b = &ins[off + 1].shape;
+            const nd = a.ndim;
+            var ok = nd == b.ndim and nd >= 2 and a.dims[nd - 1] == b.dims[nd - 2];
+            if (ok) for (0..nd - 2) |d| {
+                if (a.dims[d] != b.dims[d]) ok = false;
+            };
+            if (!ok) return shapeFail(m.name(), "Last dimension of first input with shape {s} must match second to last dimension of second input with shape {s}.", a, b);
+            var sh = a.*;
+            sh.dims[nd - 1] = b.dims[nd - 1];
+            if (m == .addmm and !ins[0].shape.eql(&sh))
+                return shapeFail("addmm", "input c of shape {s} must have the output shape {s}.", &ins[0].shape, &sh);
             return sh;
+        },
+        .indexing => |x| switch (x) {
+            .gather => |r| {
+                const a = ins[0];
+                const nd = a.shape.ndim;
+                if (nd > s.shape.ndim) return errors.fail(.invalid_argument, "[compile] A gather step's shape does not fit its array.", .{});
+                const slab = s.shape.slice()[s.shape.ndim - nd ..];
+                try prims.indexing.checkRegion(a, r, slab, @tagName(r.origin));
+                var sh = Shape{ .ndim = 0 };
+                for (ins[1..]) |i| sh = try prims.copy.broadcastShapes(&sh, &i.shape, "broadcast_shapes");
+                if (sh.ndim + nd > max_ndim) return errors.fail(.invalid_argument, "[{s}] Too many dimensions.", .{@tagName(r.origin)});
+                @memcpy(sh.dims[sh.ndim..][0..nd], slab);
+                sh.ndim += @intCast(nd);
+                return sh;
+            },
+            .scatter => |r| {
+                const a = ins[0];
+                const u = &ins[1].shape;
+                const nd = a.shape.ndim;
+                if (u.ndim < nd) return shapeFail(@tagName(r.origin), "Updates of shape {s} do not fit an array of shape {s}.", u, &a.shape);
+                try prims.indexing.checkRegion(a, r, u.slice()[u.ndim - nd ..], @tagName(r.origin));
+                return a.shape;
+            },
+            .gather_axis, .scatter_axis => |q| {
+                const a = &ins[0].shape;
+                const idx = &ins[1].shape;
+                const op: []const u8 = if (x == .gather_axis) "take_along_axis" else "put_along_axis";
+                var ok = a.ndim == idx.ndim and q.axis < a.ndim;
+                if (ok) for (0..a.ndim) |d| {
+                    if (d != q.axis and a.dims[d] != idx.dims[d]) ok = false;
+                };
+                if (x == .scatter_axis and !ins[2].shape.eql(idx)) ok = false;
+                if (!ok) return shapeFail(op, "Indices of shape {s} do not match the array of shape {s} outside the axis.", idx, a);
+                return if (x == .gather_axis) idx.* else a.*;
+            },
+            else => unreachable,
         },
         else => unreachable,
     }
@@ -566,7 +822,7 @@ fn instantiate(t: *const Tape, inputs: []const *Node, consts: []const *Node, out
         for (s.inputs, ins) |r, *n| n.* = node(r, inputs, consts, vals);
         var p = try reflect.clone(Primitive, s.prim);
         var shape = s.shape;
-        if (t.shapeless) shape = shapelessShape(s, &p, ins) catch |e| {
+        if (t.shapeless) shape = shapelessShape(t, s, &p, ins) catch |e| {
             p.deinit();
             return e;
         };

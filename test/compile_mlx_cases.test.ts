@@ -208,7 +208,131 @@ describe("MLX test_compile.py", () => {
     eq(mx.compile(f3, { shapeless: true })(x2), f3(x2));
   });
 
-  test.todo("test_shapeless_compile_unflatten / _gather / _full_like / _with_reshape / _slice_update / _matmul / _addmm: shapeless replay of reshape, slicing, broadcast, matmul (mlx-bun recomputes shapes for elementwise ops, casts, reductions and transposes only; others fail with a clear message)", () => {});
+  // Expected values below: MLX 0.32.4's own (test/fixtures/shapeless_mlx.py prints them),
+  // each also checkable by hand.
+  test("test_shapeless_compile_unflatten", () => {
+    const c = mx.compile((x: mx.Array) => mx.unflatten(x, -1, [4, -1]), { shapeless: true });
+    expect(c(mx.zeros([1, 1, 4 * 32])).shape).toEqual([1, 1, 4, 32]);
+    // Replayed: the -1 is inferred again (MLX 0.32.4 answers (2, 3, 4, 32) here, a shape of
+    // 768 elements for 384: its Unflatten keeps the traced sizes; ours infers, no retrace).
+    expect(c(mx.zeros([2, 3, 64])).shape).toEqual([2, 3, 4, 16]);
+    expect(c.traceCount).toBe(1);
+  });
+
+  test("test_shapeless_compile_gather", () => {
+    const c = mx.compile((x: mx.Array) => x.index(mx.sl(), -1, mx.sl()), { shapeless: true });
+    expect(c(mx.zeros([1, 1, 32])).shape).toEqual([1, 32]);
+    // MLX: "[Primitive::output_shapes] Slice cannot infer output shapes." on another shape.
+    // Ours: the slice of the size-1 axis was dropped when traced, and the squeeze that is left
+    // cannot say which size-1 axis grew.
+    expectMlxError(() => c(mx.zeros([2, 3, 16])), /^\[compile\] reshape cannot be replayed shapeless on shape \(2,3,16\)/);
+  });
+
+  test.todo("test_shapeless_compile_full_like: zerosLike/onesLike/fullLike build a constant of a.shape (no node depends on a), so a shapeless replay keeps the traced shape; MLX's follow the input (needs src/creation.ts to build them from a)", () => {});
+
+  test("test_shapeless_compile_with_reshape", () => {
+    const c = mx.compile((x: mx.Array) => mx.reshape(x, [x.shape[0]! * x.shape[1]!, -1]), { shapeless: true });
+    expect(c(mx.zeros([2, 3, 4])).shape).toEqual([6, 4]);
+    expect(c(mx.zeros([2, 3, 8])).shape).toEqual([6, 8]);
+    expect(c(mx.zeros([3, 2, 8])).shape).toEqual([6, 8]);
+    expectMlxError(() => c(mx.zeros([5, 5, 5])), /^\[reshape\] Cannot reshape array of size 125 into shape \(6,20\)\./);
+    expect(c.traceCount).toBe(1);
+  });
+
+  test("test_shapeless_compile_slice_update", () => {
+    const fun = (x: mx.Array) => x.at(2).set(mx.array([3.0]));
+    const c = mx.compile(fun, { shapeless: true });
+    eq(c(mx.array([0.0, 1.0, 2.0, 3.0])), mx.array([0.0, 1.0, 3.0, 3.0]));
+    eq(c(mx.array([0.0, 1.0, 2.0, 3.0, 4.0])), mx.array([0.0, 1.0, 3.0, 3.0, 4.0]));
+    expect(c.traceCount).toBe(1);
+    // The region is fixed when traced (MLX: x[-1] = 9 traced on 4 elements writes index 3).
+    const c2 = mx.compile((x: mx.Array) => x.at(-1).set(mx.array([9.0])), { shapeless: true });
+    eq(c2(mx.array([0.0, 1.0, 2.0, 3.0])), mx.array([0.0, 1.0, 2.0, 9.0]));
+    eq(c2(mx.array([0.0, 1.0, 2.0, 3.0, 4.0])), mx.array([0.0, 1.0, 2.0, 9.0, 4.0]));
+    const c3 = mx.compile((x: mx.Array) => x.at(mx.sl(), 0).set(5.0), { shapeless: true });
+    eq(c3(mx.zeros([2, 3])), mx.array([[5, 0, 0], [5, 0, 0]]));
+    eq(c3(mx.zeros([3, 2])), mx.array([[5, 0], [5, 0], [0, 0]]));
+    // A region outside the new array fails (MLX does not check).
+    expectMlxError(() => c(mx.array([0.0, 1.0])), /^\[scatter\] The slice along axis 0 \(start 2, step 1, size 1\) is outside the axis of size 2\./);
+  });
+
+  test("test_shapeless_compile_matmul", () => {
+    const a = mx.array([0.0, 1.0, 2.0], mx.float32);
+    const c = mx.compile((p: mx.Array, q: mx.Array) => mx.matmul(p, q), { shapeless: true });
+    close(c(a, a), mx.matmul(a, a));
+    expect(c(mx.array([0.5, 1, 2, 3]), mx.array([0, 1, 2, 3], mx.float32)).item()).toBe(14);
+    const m = mx.compile((p: mx.Array, q: mx.Array) => mx.matmul(p, q), { shapeless: true });
+    expect(m(mx.ones([2, 3]), mx.ones([3, 4])).shape).toEqual([2, 4]);
+    eq(m(mx.reshape(mx.arange(6), [3, 2]).astype(mx.float32), mx.reshape(mx.arange(10), [2, 5]).astype(mx.float32)), mx.array([[5, 6, 7, 8, 9], [15, 20, 25, 30, 35], [25, 34, 43, 52, 61]]));
+    const mv = mx.compile((p: mx.Array, q: mx.Array) => mx.matmul(p, q), { shapeless: true });
+    eq(mv(mx.ones([2, 3]), mx.ones([3])), mx.array([3, 3]));
+    eq(mv(mx.reshape(mx.arange(12), [3, 4]).astype(mx.float32), mx.arange(4).astype(mx.float32)), mx.array([14, 38, 62]));
+    expect(c.traceCount + m.traceCount + mv.traceCount).toBe(3);
+    // MLX answers (3, 5) garbage-free shapes without checking; ours refuses.
+    expectMlxError(() => m(mx.ones([3, 2]), mx.ones([3, 5])), /^\[matmul\] Last dimension of first input with shape \(3,2\) must match second to last dimension of second input with shape \(3,5\)/);
+  });
+
+  test("test_shapeless_compile_addmm", () => {
+    const fun = (c: mx.Array, a: mx.Array, b: mx.Array) => mx.addmm(c, a, b);
+    const cf = mx.compile(fun, { shapeless: true });
+    eq(cf(mx.ones([2, 4]), mx.ones([2, 3]), mx.ones([3, 4])), mx.full([2, 4], 4));
+    eq(cf(mx.ones([3, 5]), mx.ones([3, 6]), mx.ones([6, 5])), mx.full([3, 5], 7));
+    expect(cf.traceCount).toBe(1);
+    const f2 = mx.compile((c: mx.Array, a: mx.Array, b: mx.Array) => mx.addmm(c, a, b, { alpha: 2.0, beta: 3.0 }), { shapeless: true });
+    eq(f2(mx.ones([2, 4]), mx.ones([2, 3]), mx.ones([3, 4])), mx.full([2, 4], 9));
+    eq(f2(mx.ones([3, 5]), mx.ones([3, 6]), mx.ones([6, 5])), mx.full([3, 5], 15));
+  });
+
+  test("test_compile_shapeless_with_broadcast: broadcast_to, batched matmul, grad", () => {
+    const b = mx.ones([2, 2]);
+    const c = mx.compile((a: mx.Array) => mx.broadcastTo(a, b.shape), { shapeless: true });
+    expect(c(mx.array(0.0)).shape).toEqual([2, 2]);
+    eq(c(mx.array(5.0)), mx.full([2, 2], 5));
+    expectMlxError(() => c(mx.reshape(mx.array(0.0), [1, 1, 1])), /Cannot broadcast array of shape \(1,1,1\) into shape \(2,2\)/);
+    const mm = mx.compile((p: mx.Array, q: mx.Array) => mx.matmul(p, q), { shapeless: true });
+    expect(mm(mx.zeros([2, 1, 4, 2]), mx.zeros([3, 2, 5])).shape).toEqual([2, 3, 4, 5]);
+    const g = mx.compile(mx.grad((args: mx.Array[]) => mx.sum(mx.add(args[0]!, args[1]!))), { shapeless: true });
+    const [g0, g1] = g([mx.array(0.0), b]) as mx.Array[];
+    expect([g0!.shape, g1!.shape]).toEqual([[], [2, 2]]);
+    const [h0, h1] = g([b, mx.array(0.0)]) as mx.Array[];
+    expect([h0!.shape, h1!.shape]).toEqual([[2, 2], []]);
+    const gm = mx.compile(mx.grad((args: mx.Array[]) => mx.sum(mx.matmul(args[0]!, args[1]!))), { shapeless: true });
+    const [m0, m1] = gm([mx.zeros([2, 1, 4, 2]), mx.zeros([3, 2, 5])]) as mx.Array[];
+    expect([m0!.shape, m1!.shape]).toEqual([[2, 1, 4, 2], [3, 2, 5]]);
+  });
+
+  test.todo("test_compile_shapeless_with_broadcast: broadcast_arrays and batched matmul replayed on new batch shapes (the engine's broadcast step keeps its traced target, as broadcast_to; MLX's BroadcastAxes follows the other inputs). broadcastArrays(a, b) replayed on (scalar, (3,5)) gives (2,2) and (3,5) where MLX gives (3,5) twice; matmul replayed on (3,1,4,2)@(2,2,5) fails", () => {});
+
+  test("test_shapeless_compile_reduce_after_gather (all but mean)", () => {
+    const buf = mx.array([10.0, 20.0, 30.0, 40.0, 50.0]);
+    const cases: [string, (a: mx.Array) => mx.Array][] = [
+      ["sum", (a) => mx.sum(a)],
+      ["prod", (a) => mx.prod(a)],
+      ["min", (a) => mx.min(a)],
+      ["max", (a) => mx.max(a)],
+      ["all", (a) => mx.all(a)],
+      ["any", (a) => mx.any(a)],
+      ["argmin", (a) => mx.argmin(a)],
+      ["argmax", (a) => mx.argmax(a)],
+    ];
+    for (const [name, red] of cases) {
+      const fun = (b: mx.Array, idx: mx.Array) => red(mx.take(b, idx, 0));
+      let c = mx.compile(fun, { shapeless: true });
+      for (const n of [1, 2, 3, 4]) {
+        const idx = mx.arange(n);
+        expect([name, n, mx.arrayEqual(c(buf, idx), fun(buf, idx)).item()]).toEqual([name, n, true]);
+      }
+      c = mx.compile(fun, { shapeless: true });
+      for (const n of [2, 1]) {
+        const idx = mx.arange(n);
+        expect([name, n, mx.arrayEqual(c(buf, idx), fun(buf, idx)).item()]).toEqual([name, n, true]);
+      }
+      expect(c.traceCount).toBe(1);
+    }
+    // MLX's values for sum (hand: running sums of 10, 20, 30, 40).
+    const cs = mx.compile((b: mx.Array, idx: mx.Array) => mx.sum(mx.take(b, idx, 0)), { shapeless: true });
+    expect([1, 2, 3, 4].map((n) => cs(buf, mx.arange(n)).item())).toEqual([10, 30, 60, 100]);
+  });
 
   test("test_compile_with_constant", () => {
     const f1 = mx.compile((x: mx.Array, y: number) => mx.add(x, y));
@@ -300,7 +424,7 @@ describe("MLX test_compile.py", () => {
     close(n1!, n0!);
   });
 
-  test.todo("test_shapeless_mean: mean divides by an element count fixed when traced (the shapeless replay does not recompute it)", () => {});
+  test.todo("test_shapeless_mean (and mean in test_shapeless_compile_reduce_after_gather): mean multiplies by 1/count computed in TS when traced, a constant; MLX's mean multiplies by a NumberOfElements node that a shapeless replay recomputes (MLX gives 0.5, 1.5, 3 for mean(arange(n)) n = 2, 4, 7; ours 0.5, 3, 10.5). Needs a number_of_elements primitive in the engine (reduce family) used by mean/var/std in src/ops/reduce.ts", () => {});
 
   test("test_compile_broadcast_only", () => {
     const out = mx.compile((a: mx.Array) => {
@@ -399,12 +523,6 @@ describe("MLX test_compile.py", () => {
       return [arrs[0]!, first!] as const;
     });
     close(fun(mx.array([1.0, 2.0]))[0] as mx.Array, mx.array([64.0, 128.0]));
-  });
-
-  test("test_compile_shapeless_with_broadcast (fixed broadcast fails on a new shape)", () => {
-    const b = mx.ones([2, 2]);
-    const c = mx.compile((a: mx.Array) => mx.broadcastTo(a, b.shape), { shapeless: true });
-    expectMlxError(() => c(mx.array(0.0)), /cannot be compiled shapeless/);
   });
 
   test("test_leaks (tapes freed with their function)", () => {

@@ -130,7 +130,7 @@ fn concatShape(a: []const i32, b: []const i32, op: []const u8) errors.Error!Shap
 }
 
 /// Checks the region's fixed (non-indexed) dimensions against `a` for slab sizes `slab`.
-fn checkRegion(a: *const Node, r: *const Region, slab: []const i32, op: []const u8) errors.Error!void {
+pub fn checkRegion(a: *const Node, r: *const Region, slab: []const i32, op: []const u8) errors.Error!void {
     for (0..a.shape.ndim) |d| {
         const n = a.shape.dims[d];
         const s = slab[d];

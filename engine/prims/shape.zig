@@ -35,9 +35,21 @@ pub const Remap = struct { kind: RemapKind, params: [max_ndim]i32 };
 pub const Slice = struct { axis: u8, start: i32, step: i32 };
 
 /// This family's primitives.
+/// How a reshape's target was written, as MLX's Reshape / Flatten / Unflatten keep it, so a
+/// shapeless compile recomputes it for a new input shape (compile.zig): `sizes` fixed sizes;
+/// `infer` output axis `a` was -1; `flatten` input axes a..b merged; `unflatten` input axis
+/// `a` split into `b` sizes, of which the `c`-th was -1 (c < 0: none).
+pub const ReshapeRule = struct {
+    kind: enum(u8) { sizes, infer, flatten, unflatten } = .sizes,
+    a: u8 = 0,
+    b: u8 = 0,
+    c: i8 = -1,
+};
+
 pub const Prim = union(enum) {
-    /// A view when the input's strides allow it, else a row-contiguous copy.
-    reshape,
+    /// A view when the input's strides allow it, else a row-contiguous copy. The rule says
+    /// how the target was written (for shapeless compile, compile.zig).
+    reshape: ReshapeRule,
     /// A view with permuted strides: output axis i is input axis perm[i].
     transpose: [max_ndim]u8,
     /// A view of one axis from `start` in steps of `step` (negative flips).
@@ -129,13 +141,18 @@ pub fn reshape(x: *Node, dims: []const i32, stream: u32) errors.Error!*Node {
         var buf: [512]u8 = undefined;
         return errors.fail(.invalid_argument, "[reshape] Cannot reshape array of size {d} into shape {s}.", .{ total, fmtDims(out.slice(), &buf) });
     }
+    if (infer) |i| return reshapeRule(x, out, .{ .kind = .infer, .a = @intCast(i) }, stream);
     return reshapeTo(x, out, stream);
 }
 
 /// A reshape to a validated shape of the same size.
 fn reshapeTo(x: *Node, out: Shape, stream: u32) errors.Error!*Node {
+    return reshapeRule(x, out, .{}, stream);
+}
+
+fn reshapeRule(x: *Node, out: Shape, rule: ReshapeRule, stream: u32) errors.Error!*Node {
     if (x.shape.eql(&out)) return retained(x);
-    return array.create(x.dtype, out, .{ .shape = .reshape }, &.{x}, stream);
+    return array.create(x.dtype, out, .{ .shape = .{ .reshape = rule } }, &.{x}, stream);
 }
 
 pub fn flatten(x: *Node, start_axis: i32, end_axis: i32, stream: u32) errors.Error!*Node {
@@ -162,7 +179,7 @@ pub fn flatten(x: *Node, start_axis: i32, end_axis: i32, stream: u32) errors.Err
         n += 1;
     }
     out.ndim = @intCast(n);
-    return reshapeTo(x, out, stream);
+    return reshapeRule(x, out, .{ .kind = .flatten, .a = @intCast(su), .b = @intCast(eu) }, stream);
 }
 
 pub fn unflatten(x: *Node, axis: i32, dims: []const i32, stream: u32) errors.Error!*Node {
@@ -209,7 +226,8 @@ pub fn unflatten(x: *Node, axis: i32, dims: []const i32, stream: u32) errors.Err
         }
     }
     out.ndim = @intCast(k);
-    return reshapeTo(x, out, stream);
+    const c: i8 = if (infer) |i| @intCast(i) else -1;
+    return reshapeRule(x, out, .{ .kind = .unflatten, .a = @intCast(axu), .b = @intCast(dims.len), .c = c }, stream);
 }
 
 /// squeeze the given axes, or (all) every size-1 axis.
