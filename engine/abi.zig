@@ -242,11 +242,13 @@ fn arrayNodeId(h: u32) callconv(.c) f64 {
 }
 fn arrayInputCount(h: u32) callconv(.c) i32 {
     const n = handles.get(h, "inputs") catch return -@intFromEnum(errors.code());
+    eval_mod.settle(n);
     if (n.isEvaluated()) return 0;
     return @intCast(n.inputs.len);
 }
 fn arrayInput(h: u32, i: u32) callconv(.c) u32 {
     const n = handles.get(h, "inputs") catch return 0;
+    eval_mod.settle(n);
     if (n.isEvaluated() or i >= n.inputs.len) {
         errors.set(.invalid_argument, "[inputs] Input {d} is out of range for a node with {d} inputs.", .{ i, if (n.isEvaluated()) 0 else n.inputs.len });
         return 0;
@@ -261,6 +263,7 @@ fn arrayPrimitiveName(h: u32) callconv(.c) [*:0]const u8 {
         prim_name_buf[0] = 0;
         return &prim_name_buf;
     };
+    eval_mod.settle(n);
     const name = n.prim.name();
     const len = @min(name.len, prim_name_buf.len);
     @memcpy(prim_name_buf[0..len], name[0..len]);
@@ -269,12 +272,14 @@ fn arrayPrimitiveName(h: u32) callconv(.c) [*:0]const u8 {
 }
 fn arrayBufferId(h: u32) callconv(.c) f64 {
     const n = handles.get(h, "buffer_id") catch return -@as(f64, @floatFromInt(@intFromEnum(errors.code())));
+    eval_mod.settle(n);
     if (!n.isEvaluated()) return 0;
     const b = n.buffer orelse return 0;
     return @floatFromInt(@intFromPtr(b));
 }
 fn arrayBufferSize(h: u32) callconv(.c) f64 {
     const n = handles.get(h, "buffer_size") catch return -@as(f64, @floatFromInt(@intFromEnum(errors.code())));
+    eval_mod.settle(n);
     if (!n.isEvaluated()) return 0;
     const b = n.buffer orelse return 0;
     return @floatFromInt(if (b.block.size != 0) b.block.size else b.nbytes);
@@ -699,4 +704,33 @@ fn tril(h: u32, k: i32, s: i32) callconv(.c) u32 {
 }
 fn triu(h: u32, k: i32, s: i32) callconv(.c) u32 {
     return handleOf(triMask(h, k, s, true));
+}
+
+test "graph inspection and buffer entries" {
+    const testing = std.testing;
+    const x = try array.createWithBuffer(.float32, try array.Shape.fromSlice(&.{ 4 }, "test"), 0, "test");
+    @memset(x.data()[0..x.nbytes()], 0);
+    const hx = try handles.put(x);
+    defer _ = arrayFree(hx);
+    const y = try prims.elementwise.binary(.add, x, x, 0);
+    const hy = try handles.put(y);
+    defer _ = arrayFree(hy);
+    try testing.expectEqual(@as(i32, 2), arrayInputCount(hy));
+    try testing.expectEqual(@as(i32, 0), arrayInputCount(hx));
+    const h0 = arrayInput(hy, 0);
+    try testing.expect(h0 != 0);
+    try testing.expectEqual(arrayNodeId(hx), arrayNodeId(h0));
+    _ = arrayFree(h0);
+    try testing.expectEqual(@as(u32, 0), arrayInput(hy, 2));
+    errors.clear();
+    try testing.expectEqualStrings("add", std.mem.span(arrayPrimitiveName(hy)));
+    try testing.expectEqualStrings("array", std.mem.span(arrayPrimitiveName(hx)));
+    try testing.expectEqual(@as(f64, 0), arrayBufferId(hy)); // not evaluated
+    try testing.expect(arrayBufferId(hx) > 0);
+    try testing.expect(arrayBufferSize(hx) >= 16);
+    const hs = [_]u32{hy};
+    try testing.expectEqual(@as(i32, 0), evalHandles(&hs, 1));
+    try testing.expectEqual(@as(i32, 0), arrayInputCount(hy)); // detached by eval
+    try testing.expect(arrayBufferId(hy) > 0);
+    try testing.expect(arrayBufferId(hy) != arrayBufferId(hx));
 }

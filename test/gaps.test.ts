@@ -353,3 +353,27 @@ describe("exportToDot", () => {
     expectMlxError(() => mx.exportToDot("x.dot", 3 as unknown as mx.Array, mx.array(1)), /\[export_to_dot\]/);
   });
 });
+
+describe("sharded linear layers on the singleton group (MLX fixtures)", () => {
+  const cases = loadFixture<{ sharded: { name: string; cls: string; bias: boolean; seed: number; x: Rec; repr: string; out: Rec }[] }>("gaps/gaps.json.gz").sharded;
+  for (const c of cases) {
+    test(c.name, () => {
+      mx.random.seed(c.seed);
+      const Cls = c.cls === "AllToShardedLinear" ? mx.nn.AllToShardedLinear : mx.nn.ShardedToAllLinear;
+      const layer = new Cls(8, 6, c.bias);
+      expect(layer.toString()).toBe(c.repr);
+      expectClose(layer.forward(arrayOf(c.x)), c.out, 1e-6, c.name);
+      expect(Object.keys(layer.parameters()).sort()).toEqual(c.bias ? ["bias", "weight"] : ["weight"]);
+    });
+  }
+
+  test("fromLinear keeps the linear's parameters (one process holds every shard)", () => {
+    const lin = new mx.nn.Linear(8, 6);
+    const x = mx.random.normal([2, 8]);
+    for (const Cls of [mx.nn.AllToShardedLinear, mx.nn.ShardedToAllLinear]) {
+      const s = Cls.fromLinear(lin);
+      expect(s.weight.tolist()).toEqual(lin.weight.tolist());
+      expect(mx.allclose(s.forward(x), lin.forward(x), { atol: 1e-6 }).item()).toBe(true);
+    }
+  });
+});
