@@ -377,3 +377,20 @@ describe("sharded linear layers on the singleton group (MLX fixtures)", () => {
     }
   });
 });
+
+test("nn.utils.clipGradNormSharded on the singleton group (MLX fixture)", () => {
+  const f = loadFixture<{ clip_sharded: { w: Rec; b: Rec; cases: { max_norm: number; w: Rec; b: Rec; norm: Rec }[] } }>("gaps/gaps.json.gz").clip_sharded;
+  const grads = { w: arrayOf(f.w), layers: [{ b: arrayOf(f.b) }] };
+  for (const c of f.cases) {
+    const [clipped, norm] = mx.nn.utils.clipGradNormSharded(grads, c.max_norm);
+    expectBits(norm, c.norm, `norm ${c.max_norm}`);
+    expectBits(clipped.w, c.w, `w ${c.max_norm}`);
+    expectBits(clipped.layers[0]!.b, c.b, `b ${c.max_norm}`);
+  }
+});
+
+test("nn.fullyShard returns the module unchanged on the singleton group, as MLX", () => {
+  const m = new mx.nn.Linear(4, 2);
+  expect(mx.nn.fullyShard(m)).toBe(m);
+  expect(mx.nn.fullyShard(m, { group: mx.distributed.init() })).toBe(m);
+});

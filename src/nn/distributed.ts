@@ -92,3 +92,13 @@ export class ShardedToAllLinear extends Module {
     return sl;
   }
 }
+
+/**
+ * Shard a module's parameters across a group (MLX's `nn.fully_shard`). On the singleton group
+ * (mlx-bun has no distributed backend) MLX returns the module unchanged, and so does this.
+ */
+export function fullyShard<M extends Module>(module: M, options: { group?: Group; computeDtype?: unknown } = {}): M {
+  const group = groupOf(options.group);
+  if (group.size() === 1) return module;
+  throw new MlxError("[fully_shard] Groups of more than one process need a distributed backend.", 1);
+}

@@ -17,7 +17,7 @@ export {
   Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions,
 } from "./conv_layers";
 export { QuantizedLinear, QuantizedEmbedding, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
-export { AllToShardedLinear, ShardedToAllLinear } from "./distributed";
+export { AllToShardedLinear, ShardedToAllLinear, fullyShard } from "./distributed";
 export * as init from "./init";
 export * as losses from "./losses";
 export * as utils from "./utils";
