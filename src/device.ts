@@ -165,8 +165,8 @@ export function stream<T>(s: Stream | ThreadLocalStream | Device, fn: () => T): 
 }
 
 /** Wait for the work queued on a stream (default: this thread's default stream). */
-export function synchronize(s?: Stream): void {
-  checkStatus(lib.mlxb_synchronize(s === undefined ? -1 : s.index));
+export function synchronize(s?: Stream | ThreadLocalStream): void {
+  checkStatus(lib.mlxb_synchronize(s === undefined ? -1 : s instanceof ThreadLocalStream ? s.stream.index : s.index));
 }
 
 function deviceTypeOf(d: Device | DeviceTypeName | undefined, op: string): DeviceTypeName {

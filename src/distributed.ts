@@ -3,6 +3,7 @@
 // and point-to-point communication fails with MLX's errors.
 import { array, MxArray, type ArrayInput } from "./array";
 import type { StreamOrDevice } from "./device";
+import type { DtypeLike } from "./dtype";
 import { MlxError } from "./errors";
 
 /** The backends MLX knows ("any" tries them all). */
@@ -123,7 +124,7 @@ export function send(x: MxArray, dst: number, options?: CollectiveOptions): MxAr
 }
 
 /** Receive an array of `shape` and `dtype` from process `src`: a singleton group has none (MLX's error). */
-export function recv(shape: readonly number[], dtype: unknown, src: number, options?: CollectiveOptions): MxArray {
+export function recv(shape: readonly number[], dtype: DtypeLike, src: number, options?: CollectiveOptions): MxArray {
   void shape;
   void dtype;
   void src;

@@ -164,6 +164,7 @@ describe("devices and streams", () => {
     expect(s1.index).not.toBe(mx.defaultStream(mx.cpu).index);
     expect(mx.add(mx.array(1), mx.array(2), { stream: tls }).item()).toBe(3);
     expect(mx.stream(tls, () => mx.defaultStream(mx.cpu).index)).toBe(s1.index);
+    mx.synchronize(tls);
     mx.clearStreams();
     const s2 = tls.stream;
     expect(s2.index).not.toBe(s1.index);
