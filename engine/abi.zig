@@ -55,6 +55,12 @@ const core = [_]Entry{
     entry("array_dim", arrayDim, &.{ "h", "axis" }, "Size of one dimension, or negative on error."),
     entry("array_nbytes", arrayNbytes, &.{"h"}, "Bytes of the array's elements, or negative on error."),
     entry("array_is_evaluated", arrayIsEvaluated, &.{"h"}, "1 if the array's data is computed, 0 if not, negative on error."),
+    entry("array_node_id", arrayNodeId, &.{"h"}, "Graph inspection: an id of the array's graph node (its address), equal for handles to one node; negative on error."),
+    entry("array_input_count", arrayInputCount, &.{"h"}, "Graph inspection: inputs of the array's node (0 once evaluated: eval detaches them), negative on error."),
+    entry("array_input", arrayInput, &.{ "h", "i" }, "Graph inspection: a new handle to input i of the array's node, 0 on error."),
+    entry("array_primitive_name", arrayPrimitiveName, &.{"h"}, "Graph inspection: the name of the op that made the array (\"array\" for data), valid until the next call on this thread; empty on error."),
+    entry("array_buffer_id", arrayBufferId, &.{"h"}, "An id of the buffer holding the array's data (its address), equal for views of one buffer; 0 if unevaluated, negative on error."),
+    entry("array_buffer_size", arrayBufferSize, &.{"h"}, "Bytes the allocator gave the array's buffer (its size class; the data size for wrapped host memory); 0 if unevaluated, negative on error."),
     entry("array_from_data", arrayFromData, &.{ "data", "dtype", "shape", "ndim", "stream" }, "A new array holding a copy of row-major data."),
     entry("array_wrap_data", arrayWrapData, &.{ "data", "dtype", "shape", "ndim", "token" }, "A new array over host memory, no copy; token comes back from external_next_released when the engine is done with it."),
     entry("external_new_token", externalNewToken, &.{}, "A token for array_wrap_data."),
@@ -228,6 +234,55 @@ fn arrayNbytes(h: u32) callconv(.c) f64 {
 fn arrayIsEvaluated(h: u32) callconv(.c) i32 {
     const n = handles.get(h, "is_evaluated") catch return -@intFromEnum(errors.code());
     return @intFromBool(n.isEvaluated());
+}
+
+fn arrayNodeId(h: u32) callconv(.c) f64 {
+    const n = handles.get(h, "node_id") catch return -@as(f64, @floatFromInt(@intFromEnum(errors.code())));
+    return @floatFromInt(@intFromPtr(n));
+}
+fn arrayInputCount(h: u32) callconv(.c) i32 {
+    const n = handles.get(h, "inputs") catch return -@intFromEnum(errors.code());
+    eval_mod.settle(n);
+    if (n.isEvaluated()) return 0;
+    return @intCast(n.inputs.len);
+}
+fn arrayInput(h: u32, i: u32) callconv(.c) u32 {
+    const n = handles.get(h, "inputs") catch return 0;
+    eval_mod.settle(n);
+    if (n.isEvaluated() or i >= n.inputs.len) {
+        errors.set(.invalid_argument, "[inputs] Input {d} is out of range for a node with {d} inputs.", .{ i, if (n.isEvaluated()) 0 else n.inputs.len });
+        return 0;
+    }
+    const in = n.inputs[i];
+    in.retain();
+    return handles.put(in) catch 0;
+}
+threadlocal var prim_name_buf: [128:0]u8 = undefined;
+fn arrayPrimitiveName(h: u32) callconv(.c) [*:0]const u8 {
+    const n = handles.get(h, "primitive_name") catch {
+        prim_name_buf[0] = 0;
+        return &prim_name_buf;
+    };
+    eval_mod.settle(n);
+    const name = n.prim.name();
+    const len = @min(name.len, prim_name_buf.len);
+    @memcpy(prim_name_buf[0..len], name[0..len]);
+    prim_name_buf[len] = 0;
+    return &prim_name_buf;
+}
+fn arrayBufferId(h: u32) callconv(.c) f64 {
+    const n = handles.get(h, "buffer_id") catch return -@as(f64, @floatFromInt(@intFromEnum(errors.code())));
+    eval_mod.settle(n);
+    if (!n.isEvaluated()) return 0;
+    const b = n.buffer orelse return 0;
+    return @floatFromInt(@intFromPtr(b));
+}
+fn arrayBufferSize(h: u32) callconv(.c) f64 {
+    const n = handles.get(h, "buffer_size") catch return -@as(f64, @floatFromInt(@intFromEnum(errors.code())));
+    eval_mod.settle(n);
+    if (!n.isEvaluated()) return 0;
+    const b = n.buffer orelse return 0;
+    return @floatFromInt(if (b.block.size != 0) b.block.size else b.nbytes);
 }
 
 fn fromData(data: ?*const anyopaque, dtype_v: u32, shape_p: ?[*]const i32, ndim: u32, s: i32) errors.Error!*Node {
@@ -649,4 +704,33 @@ fn tril(h: u32, k: i32, s: i32) callconv(.c) u32 {
 }
 fn triu(h: u32, k: i32, s: i32) callconv(.c) u32 {
     return handleOf(triMask(h, k, s, true));
+}
+
+test "graph inspection and buffer entries" {
+    const testing = std.testing;
+    const x = try array.createWithBuffer(.float32, try array.Shape.fromSlice(&.{ 4 }, "test"), 0, "test");
+    @memset(x.data()[0..x.nbytes()], 0);
+    const hx = try handles.put(x);
+    defer _ = arrayFree(hx);
+    const y = try prims.elementwise.binary(.add, x, x, 0);
+    const hy = try handles.put(y);
+    defer _ = arrayFree(hy);
+    try testing.expectEqual(@as(i32, 2), arrayInputCount(hy));
+    try testing.expectEqual(@as(i32, 0), arrayInputCount(hx));
+    const h0 = arrayInput(hy, 0);
+    try testing.expect(h0 != 0);
+    try testing.expectEqual(arrayNodeId(hx), arrayNodeId(h0));
+    _ = arrayFree(h0);
+    try testing.expectEqual(@as(u32, 0), arrayInput(hy, 2));
+    errors.clear();
+    try testing.expectEqualStrings("add", std.mem.span(arrayPrimitiveName(hy)));
+    try testing.expectEqualStrings("array", std.mem.span(arrayPrimitiveName(hx)));
+    try testing.expectEqual(@as(f64, 0), arrayBufferId(hy)); // not evaluated
+    try testing.expect(arrayBufferId(hx) > 0);
+    try testing.expect(arrayBufferSize(hx) >= 16);
+    const hs = [_]u32{hy};
+    try testing.expectEqual(@as(i32, 0), evalHandles(&hs, 1));
+    try testing.expectEqual(@as(i32, 0), arrayInputCount(hy)); // detached by eval
+    try testing.expect(arrayBufferId(hy) > 0);
+    try testing.expect(arrayBufferId(hy) != arrayBufferId(hx));
 }

@@ -117,6 +117,15 @@ fn waitFor(nodes: []const *Node) bool {
     return true;
 }
 
+/// Wait until no in-flight task is computing `n` (its status is not `scheduled`), so its graph
+/// (inputs, primitive) can be read without racing the worker that detaches it.
+pub fn settle(n: *Node) void {
+    if (n.status.load(.acquire) != .scheduled) return;
+    progress_mutex.lock();
+    defer progress_mutex.unlock();
+    while (n.status.load(.acquire) == .scheduled) progress_cond.wait(&progress_mutex);
+}
+
 fn announce() void {
     progress_mutex.lock();
     progress_cond.broadcast();

@@ -6,6 +6,7 @@ comptime {
 }
 
 test {
+    _ = @import("abi.zig");
     _ = @import("dtype.zig");
     _ = @import("half.zig");
     _ = @import("errors.zig");

@@ -232,6 +232,18 @@ int32_t mlxb_array_dim(uint32_t h, uint32_t axis);
 double mlxb_array_nbytes(uint32_t h);
 /* 1 if the array's data is computed, 0 if not, negative on error. */
 int32_t mlxb_array_is_evaluated(uint32_t h);
+/* Graph inspection: an id of the array's graph node (its address), equal for handles to one node; negative on error. */
+double mlxb_array_node_id(uint32_t h);
+/* Graph inspection: inputs of the array's node (0 once evaluated: eval detaches them), negative on error. */
+int32_t mlxb_array_input_count(uint32_t h);
+/* Graph inspection: a new handle to input i of the array's node, 0 on error. */
+uint32_t mlxb_array_input(uint32_t h, uint32_t i);
+/* Graph inspection: the name of the op that made the array ("array" for data), valid until the next call on this thread; empty on error. */
+const char* mlxb_array_primitive_name(uint32_t h);
+/* An id of the buffer holding the array's data (its address), equal for views of one buffer; 0 if unevaluated, negative on error. */
+double mlxb_array_buffer_id(uint32_t h);
+/* Bytes the allocator gave the array's buffer (its size class; the data size for wrapped host memory); 0 if unevaluated, negative on error. */
+double mlxb_array_buffer_size(uint32_t h);
 /* A new array holding a copy of row-major data. */
 uint32_t mlxb_array_from_data(const void* data, uint32_t dtype, const int32_t* shape, uint32_t ndim, int32_t stream);
 /* A new array over host memory, no copy; token comes back from external_next_released when the engine is done with it. */

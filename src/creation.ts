@@ -1,7 +1,7 @@
 // Creation ops with MLX's defaults: zeros, ones, full (and their _like forms), arange,
-// linspace, eye, identity, tri, tril, triu.
+// linspace, eye, identity, tri, tril, triu; empty, emptyLike and asarray as MLX defines them.
 import { lib } from "../ffi/lib";
-import { MxArray, packShape, scalarHandle } from "./array";
+import { array, MxArray, packShape, scalarHandle, type ArrayInput } from "./array";
 import { streamArg, type StreamOrDevice } from "./device";
 import { Dtype, float32, int32, toDtype, type DtypeLike } from "./dtype";
 import { MlxError } from "./errors";
@@ -181,4 +181,84 @@ export function tril(a: MxArray, k = 0, o?: { stream?: StreamOrDevice }): MxArra
 /** `a` with the elements below diagonal k (of the last two axes) zeroed. @example mx.triu(mx.ones([3, 3]), 1) */
 export function triu(a: MxArray, k = 0, o?: { stream?: StreamOrDevice }): MxArray {
   return new MxArray(lib.mlxb_triu(a.handle("triu"), int(k, "k", "triu"), streamArg(o?.stream)));
+}
+
+/**
+ * An array of `shape`, as MLX's `mx.empty`: MLX defines it as `zeros` (zero-filled, float32 unless
+ * `dtype` says otherwise), and so does mlx-bun.
+ * @example mx.empty([2, 3]) // array([[0, 0, 0],\n       [0, 0, 0]], dtype=float32)
+ */
+export function empty(shape: number | readonly number[], o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  return full(shape, 0, { dtype: dtypeOr(opts, float32, "empty"), stream: opts.stream });
+}
+
+/**
+ * An array of `a`'s shape and dtype (or `dtype`), as MLX's `mx.empty_like`: zero-filled, as MLX's
+ * `zeros_like`.
+ * @example mx.emptyLike(mx.array([1.5, 2])) // array([0, 0], dtype=float32)
+ */
+export function emptyLike(a: MxArray, o?: DtypeOrOptions): MxArray {
+  const opts = options(o);
+  return full(a.shape, 0, { dtype: dtypeOr(opts, a.dtype, "empty_like"), stream: opts.stream });
+}
+
+/** Options of `mx.asarray`. */
+export interface AsarrayOptions {
+  dtype?: DtypeLike;
+  /**
+   * true: always copy; false: never copy (an error when a copy is needed); undefined (the
+   * default): share the input's memory when possible (an mx.Array, or a TypedArray whose element
+   * type is the dtype), copy otherwise.
+   */
+  copy?: boolean;
+  stream?: StreamOrDevice;
+}
+
+/**
+ * Convert the input to an array, as MLX's `mx.asarray`: like `mx.array`, with MLX's `copy`
+ * rule. An mx.Array comes back as a new handle to the same data (converted when `dtype`
+ * differs); a TypedArray is wrapped without a copy when its element type is the dtype (it must
+ * then stay unchanged while the array is in use, as with `mx.array(t, { copy: false })`).
+ * `copy: true` always gives fresh memory; `copy: false` fails where a copy is needed (a list, a
+ * scalar, a dtype conversion, a Float64Array read as float32).
+ *
+ * @example
+ * const t = new Float32Array([1, 2]);
+ * mx.asarray(t)                 // shares t's memory
+ * mx.asarray(t, { copy: true }) // a copy
+ * mx.asarray([1, 2], { copy: false }) // throws: a list needs a copy
+ */
+export function asarray(value: ArrayInput, o?: AsarrayOptions | DtypeLike): MxArray {
+  const opts: AsarrayOptions = o === undefined || o === null ? {} : typeof o === "string" || o instanceof Dtype ? { dtype: o } : (o as AsarrayOptions);
+  const noCopy = () => new MlxError("[asarray] Unable to avoid copy while creating an array as requested.", 1);
+  if (value instanceof MxArray) {
+    const target = opts.dtype === undefined ? value.dtype : toDtype(opts.dtype, "asarray");
+    if (target !== value.dtype) {
+      if (opts.copy === false) throw noCopy();
+      return value.astype(target, { stream: opts.stream });
+    }
+    if (opts.copy === true) {
+      // A fresh buffer with the same bits (lazy, as MLX's copy).
+      const t = scalarHandle(true, undefined);
+      const h = lib.mlxb_where(t, value.handle("asarray"), value.handle("asarray"), streamArg(opts.stream));
+      lib.mlxb_array_free(t);
+      return new MxArray(h);
+    }
+    return array(value);
+  }
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    if (opts.copy === true) return array(value, { dtype: opts.dtype, stream: opts.stream });
+    try {
+      return array(value, { dtype: opts.dtype, copy: false });
+    } catch (e) {
+      if (!(e instanceof MlxError) || opts.copy === false) {
+        if (e instanceof MlxError) throw new MlxError("[asarray] Cannot convert or import this TypedArray without a copy.", 1);
+        throw e;
+      }
+      return array(value, { dtype: opts.dtype, stream: opts.stream });
+    }
+  }
+  if (opts.copy === false) throw noCopy();
+  return array(value, { dtype: opts.dtype, stream: opts.stream });
 }

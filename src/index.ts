@@ -11,23 +11,31 @@ export {
   float16, float32, float64, bfloat16, complex64, dtypes, promoteTypes,
 } from "./dtype";
 export { MlxError } from "./errors";
-export { arange, broadcastShapes, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike, type CreationOptions } from "./creation";
+export {
+  arange, asarray, broadcastShapes, empty, emptyLike, eye, full, fullLike, identity, linspace, ones, onesLike, tri, tril, triu, zeros, zerosLike,
+  type AsarrayOptions, type CreationOptions,
+} from "./creation";
 export { evaluate as eval, asyncEval } from "./eval";
 export {
   Device, DeviceType, Stream, cpu, gpu, defaultDevice, setDefaultDevice, defaultStream, setDefaultStream, newStream, stream,
-  synchronize, isAvailable, type StreamOrDevice,
+  synchronize, isAvailable, type StreamOrDevice, ThreadLocalStream, newThreadLocalStream, newThreadUnsafeStream, clearStreams,
+  deviceCount, deviceInfo, setWiredLimit,
 } from "./device";
 export {
   getActiveMemory, getPeakMemory, resetPeakMemory, getCacheMemory, clearCache, getMemoryLimit, setMemoryLimit,
-  setCacheLimit, getLiveHandleCount, getLiveNodeCount, getWrappedHostBufferCount, dispose, tidy, keep,
+  setCacheLimit, getLiveHandleCount, getLiveNodeCount, getWrappedHostBufferCount, dispose, tidy, keep, getArrayBufferSize,
 } from "./memory";
-export { setPrintoptions, getPrintoptions, printoptions } from "./printoptions";
+export { setPrintoptions, getPrintoptions, printoptions, PrintOptions } from "./printoptions";
 export * from "./ops/index";
 export * as random from "./random";
 export * as optimizers from "./optimizers/index";
 export * as fft from "./fft";
 export * as linalg from "./linalg";
 export * as fast from "./fast";
+export * as distributed from "./distributed";
+export * as metal from "./metal";
+export * as cuda from "./cuda";
+export { exportToDot, type DotTarget } from "./dot";
 export { norm as matrixNorm } from "./linalg";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";

@@ -100,3 +100,28 @@ export function keep<T>(value: T): T {
 }
 
 export { MxArray };
+
+/**
+ * The bytes of the buffers behind arrays (each argument an array or a tree of arrays; other
+ * leaves are ignored), each buffer counted once (views of one buffer share it), as MLX's
+ * `mx.get_array_buffer_size`. The size is the allocator's block (mlx-bun's size classes, so it
+ * can exceed the data's bytes; the data size for wrapped host memory). A broadcast array holds
+ * only its source's buffer (`mx.ones([n])` is one scalar broadcast). Arrays must be evaluated.
+ * @example
+ * const a = mx.arange(256, mx.float32); mx.eval(a);
+ * mx.getArrayBufferSize(a, { view: a.index(mx.sl(1)) }) // 1024: one buffer
+ */
+export function getArrayBufferSize(...args: unknown[]): number {
+  const seen = new Set<number>();
+  let total = 0;
+  for (const a of treeArrays(args)) {
+    const h = a.handle("get_array_buffer_size");
+    const id = lib.mlxb_array_buffer_id(h);
+    if (id < 0) checkStatus(id);
+    if (id === 0) throw new MlxError("[get_array_buffer_size] Arrays must be evaluated before querying buffer size.", 1);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    total += lib.mlxb_array_buffer_size(h);
+  }
+  return total;
+}

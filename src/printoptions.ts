@@ -1,16 +1,36 @@
-// mx.setPrintoptions / mx.getPrintoptions / mx.printoptions, as MLX's set_printoptions.
-import type { PrintOptions } from "./print";
+// mx.setPrintoptions / mx.getPrintoptions / mx.printoptions / mx.PrintOptions, as MLX's
+// set_printoptions (MLX 0.32 has one option, precision).
+import type { PrintOptions as FormatOptions } from "./print";
 
-let current: PrintOptions = {};
+let current: FormatOptions = {};
 
-/** The current print options (`{ precision }`; undefined precision is MLX's default `%g` style). */
-export function printOptions(): PrintOptions {
+/** @internal The current print options (`{ precision }`; undefined precision is MLX's default `%g` style). */
+export function printOptions(): FormatOptions {
   return current;
 }
 
+/**
+ * A set of print options, as MLX's `mx.PrintOptions`: `precision` is the digits after the point,
+ * -1 (the default) for MLX's default style. Accepted wherever print options are.
+ * @example mx.setPrintoptions(new mx.PrintOptions({ precision: 2 }))
+ */
+export class PrintOptions {
+  precision: number;
+  constructor(options: { precision?: number } = {}) {
+    this.precision = options.precision ?? -1;
+  }
+}
+
+type OptionsLike = { precision?: number } | PrintOptions;
+
+function normalize(options: OptionsLike): { precision?: number } {
+  if (options instanceof PrintOptions) return { precision: options.precision < 0 ? undefined : options.precision };
+  return options;
+}
+
 /** Set how arrays print: `precision` fixes the digits after the point. */
-export function setPrintoptions(options: { precision?: number }): void {
-  current = { ...current, ...options };
+export function setPrintoptions(options: OptionsLike): void {
+  current = { ...current, ...normalize(options) };
 }
 
 /** A copy of the current print options. */
@@ -19,9 +39,9 @@ export function getPrintoptions(): { precision?: number } {
 }
 
 /** Run `fn` with temporary print options (Python's `with mx.printoptions(...)`). */
-export function printoptions<T>(options: { precision?: number }, fn: () => T): T {
+export function printoptions<T>(options: OptionsLike, fn: () => T): T {
   const saved = current;
-  current = { ...current, ...options };
+  current = { ...current, ...normalize(options) };
   try {
     return fn();
   } finally {

@@ -1,6 +1,9 @@
 // mx.nn: MLX's neural-network library (mlx.nn) in TypeScript over the mx ops.
 import { valueAndGrad as mxValueAndGrad } from "../transforms";
 import { Module, withoutKeeping } from "./module";
+import { init as initDistributed, type Group } from "../distributed";
+import type { StreamOrDevice } from "../device";
+import { MlxError } from "../errors";
 
 export { Module, type FreezeOptions } from "./module";
 export * from "./activations";
@@ -14,6 +17,7 @@ export {
   Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions,
 } from "./conv_layers";
 export { QuantizedLinear, QuantizedEmbedding, QQLinear, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
+export { AllToShardedLinear, ShardedToAllLinear, fullyShard } from "./distributed";
 export * as init from "./init";
 export * as losses from "./losses";
 export * as utils from "./utils";
@@ -42,4 +46,25 @@ export function valueAndGrad<A extends unknown[], R>(model: Module, fn: (...args
       withoutKeeping(() => model.update(params));
     }
   };
+}
+
+/** Options of `nn.averageGradients`. */
+export interface AverageGradientsOptions {
+  /** The group to average over (default: the global group, `mx.distributed.init()`). */
+  group?: Group;
+  /** Group arrays into all-reduces of about this many bytes (default 32 MiB; <= 0: one per array). */
+  allReduceSize?: number;
+  /** The stream for the communication. */
+  communicationStream?: StreamOrDevice;
+}
+
+/**
+ * The gradients averaged over the processes of a distributed group, as MLX's
+ * `nn.average_gradients`. mlx-bun has no distributed backend, so the group is the singleton
+ * and, as in MLX for a group of size 1, the gradients come back unchanged (the same tree).
+ */
+export function averageGradients<T>(gradients: T, options: AverageGradientsOptions = {}): T {
+  const group = options.group ?? initDistributed();
+  if (group.size() === 1) return gradients;
+  throw new MlxError("[average_gradients] Groups of more than one process need a distributed backend.", 1);
 }

@@ -10,3 +10,4 @@ export * from "./einsum";
 export * from "./matmul_variants";
 export * from "./quantized";
 export * from "./conv";
+export * from "./unique";
