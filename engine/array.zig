@@ -100,6 +100,7 @@ pub const Shape = struct {
     pub fn sizeChecked(s: *const Shape, op: []const u8) errors.Error!usize {
         var n: u64 = 1;
         for (s.slice()) |d| {
+            if (d < 0) return errors.fail(.invalid_argument, "[{s}] Negative dimensions not allowed.", .{op});
             const m = @mulWithOverflow(n, @as(u64, @intCast(d)));
             if (m[1] != 0 or m[0] > (1 << 56)) return tooLarge(s, op);
             n = m[0];
@@ -235,6 +236,9 @@ pub fn liveNodes() usize {
 
 /// Create a lazy node; takes a new reference on each input. The caller owns one reference.
 pub fn create(dtype: Dtype, shape: Shape, prim: Primitive, inputs: []const *Node, stream: u32) errors.Error!*Node {
+    // Every node's shape passes the size rule, whichever op computed it (an element count that
+    // overflows would wrap in every byte computation after this).
+    _ = try shape.sizeChecked(prim.name());
     const a = std.heap.c_allocator;
     const node = a.create(Node) catch return errors.fail(.out_of_memory, "[array] Out of memory.", .{});
     const ins = a.alloc(*Node, inputs.len) catch {

@@ -62,6 +62,13 @@ describe(`fuzz (seed ${seed}, budget ${budget} s)`, () => {
 });
 
 describe("found by the fuzzers, fixed", () => {
+  // abi_fuzz on the checked engine ("integer overflow" in flatten, and in a view's byte count):
+  // flatten multiplied the merged dimensions in 32 bits, so a large view wrapped to a wrong shape.
+  test("flatten refuses a merged dimension past 2^31-1; a view of a big broadcast still works", () => {
+    const big = mx.broadcastTo(mx.array(1, mx.int8), [65536, 65536]);
+    expect(() => mx.flatten(big)).toThrow(/^\[flatten\] Flattening axes 0 to 1 of shape \(65536,65536\) gives a dimension larger than 2\^31-1\./);
+    expect(mx.flatten(mx.broadcastTo(mx.array(2, mx.int8), [4, 8, 16]), 1).shape).toEqual([4, 128]);
+  });
   // abi_fuzz (seed 20262205 and others, checked engine: "reached unreachable code"; ReleaseFast:
   // heap corruption, a crash seconds later): a file path with an embedded NUL byte reached the
   // file system calls, which treat it as unreachable.

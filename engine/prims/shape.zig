@@ -170,9 +170,13 @@ pub fn flatten(x: *Node, start_axis: i32, end_axis: i32, stream: u32) errors.Err
     const su: usize = @intCast(s);
     const eu: usize = @intCast(e);
     for (0..su) |i| out.dims[i] = x.shape.dims[i];
-    var m: i32 = 1;
-    for (su..eu + 1) |i| m *= x.shape.dims[i];
-    out.dims[su] = m;
+    var m: i64 = 1;
+    for (su..eu + 1) |i| m *|= x.shape.dims[i];
+    if (m > std.math.maxInt(i32)) {
+        var buf: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[flatten] Flattening axes {d} to {d} of shape {s} gives a dimension larger than 2^31-1.", .{ s, e, x.shape.format(&buf) });
+    }
+    out.dims[su] = @intCast(m);
     var n: usize = su + 1;
     for (eu + 1..x.shape.ndim) |i| {
         out.dims[n] = x.shape.dims[i];
