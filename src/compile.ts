@@ -10,6 +10,7 @@
 // value. `inputs` / `outputs` capture implicit state: trees (lists, plain objects, nn.Modules,
 // objects with a `state` such as an optimizer) whose arrays are read before the call and
 // written after it, so a whole training step compiles, as in MLX.
+import { shapelessTrace } from "./trace_flags";
 import { checkHandle, checkStatus, lib } from "../ffi/lib";
 import { MxArray, isMxArray } from "./array";
 import { MlxError } from "./errors";
@@ -180,7 +181,7 @@ function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], a
       const argTracers = argArrays.map(tracer);
       const stateTracers = originals.map(tracer);
       inSlots.forEach((s, i) => (s.obj[s.key] = stateTracers[i]));
-      const result = fn(...treeUnflatten(args as unknown[], argTracers));
+      const result = shapelessTrace(shapeless, () => fn(...treeUnflatten(args as unknown[], argTracers)));
       const outs = treeFlatten(result);
       const outSlots = outputs === undefined ? [] : stateSlots(outputs, op);
       const stateOut = outSlots.map((s) => s.obj[s.key] as MxArray);

@@ -1,10 +1,13 @@
 // Creation ops with MLX's defaults: zeros, ones, full (and their _like forms), arange,
 // linspace, eye, identity, tri, tril, triu; empty, emptyLike and asarray as MLX defines them.
 import { lib } from "../ffi/lib";
-import { array, MxArray, packShape, scalarHandle, type ArrayInput } from "./array";
+import { array, astype, MxArray, packShape, scalarHandle, type ArrayInput } from "./array";
 import { streamArg, type StreamOrDevice } from "./device";
 import { Dtype, float32, int32, toDtype, type DtypeLike } from "./dtype";
 import { MlxError } from "./errors";
+import { tidy } from "./memory";
+import { equal, where } from "./ops/elementwise";
+import { inShapelessTrace } from "./trace_flags";
 
 export interface CreationOptions {
   dtype?: DtypeLike;
@@ -68,11 +71,25 @@ export function ones(shape: number | readonly number[], o?: DtypeOrOptions): MxA
 
 /** Zeros with the shape and dtype of `a`. @example mx.zerosLike(a) */
 export function zerosLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
+  if (inShapelessTrace()) return followShape(a, 0, a.dtype, o?.stream);
   return full(a.shape, 0, { dtype: a.dtype, stream: o?.stream });
+}
+
+/**
+ * `v` in the shape of `a` (broadcast with v's), built from a graph that reads `a`, so a
+ * shapeless compile's replay follows a's new shape: where(a == a, v, v) (NaN entries too: both
+ * branches are v).
+ */
+function followShape(a: MxArray, v: number | boolean | bigint | MxArray, dtype: Dtype, stream?: StreamOrDevice): MxArray {
+  return tidy(() => {
+    const val = v instanceof MxArray ? v : array(v, dtype);
+    return astype(where(equal(a, a, { stream }), val, val, { stream }), dtype, { stream });
+  });
 }
 
 /** Ones with the shape and dtype of `a`. @example mx.onesLike(a) */
 export function onesLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
+  if (inShapelessTrace()) return followShape(a, 1, a.dtype, o?.stream);
   return full(a.shape, 1, { dtype: a.dtype, stream: o?.stream });
 }
 
@@ -83,6 +100,7 @@ export function onesLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray {
  */
 export function fullLike(a: MxArray, vals: number | boolean | bigint | MxArray, o?: DtypeOrOptions): MxArray {
   const opts = options(o);
+  if (inShapelessTrace()) return followShape(a, vals, opts.dtype === undefined ? a.dtype : toDtype(opts.dtype), opts.stream);
   const shape = vals instanceof MxArray ? broadcastShapes(a.shape, vals.shape) : a.shape;
   return full(shape, vals, { dtype: opts.dtype ?? a.dtype, stream: opts.stream });
 }

@@ -228,7 +228,19 @@ describe("MLX test_compile.py", () => {
     expectMlxError(() => c(mx.zeros([2, 3, 16])), /^\[compile\] reshape cannot be replayed shapeless on shape \(2,3,16\)/);
   });
 
-  test.todo("test_shapeless_compile_full_like: zerosLike/onesLike/fullLike build a constant of a.shape (no node depends on a), so a shapeless replay keeps the traced shape; MLX's follow the input (needs src/creation.ts to build them from a)", () => {});
+  test("test_shapeless_compile_full_like: zerosLike/onesLike/fullLike follow the input's new shape", () => {
+    const cz = mx.compile((x: mx.Array) => mx.zerosLike(x), { shapeless: true });
+    const co = mx.compile((x: mx.Array) => mx.onesLike(x), { shapeless: true });
+    const cf = mx.compile((x: mx.Array) => mx.fullLike(x, 7, mx.int32), { shapeless: true });
+    const x = mx.zeros([1, 1, 32]);
+    expect([cz(x).shape, co(x).shape, cf(x).shape]).toEqual([[1, 1, 32], [1, 1, 32], [1, 1, 32]]);
+    const y = mx.array([[[NaN, 1, -2]], [[3, 4, Infinity]]]); // [2,1,3], NaN and inf entries too
+    expect(cz(y).tolist()).toEqual([[[0, 0, 0]], [[0, 0, 0]]]);
+    expect(co(y).tolist()).toEqual([[[1, 1, 1]], [[1, 1, 1]]]);
+    expect(cf(y).tolist()).toEqual([[[7, 7, 7]], [[7, 7, 7]]]);
+    expect([cz(y).dtype, cf(y).dtype]).toEqual([mx.float32, mx.int32]);
+    expect([cz.traceCount, co.traceCount, cf.traceCount]).toEqual([1, 1, 1]);
+  });
 
   test("test_shapeless_compile_with_reshape", () => {
     const c = mx.compile((x: mx.Array) => mx.reshape(x, [x.shape[0]! * x.shape[1]!, -1]), { shapeless: true });
@@ -424,7 +436,29 @@ describe("MLX test_compile.py", () => {
     close(n1!, n0!);
   });
 
-  test.todo("test_shapeless_mean (and mean in test_shapeless_compile_reduce_after_gather): mean multiplies by 1/count computed in TS when traced, a constant; MLX's mean multiplies by a NumberOfElements node that a shapeless replay recomputes (MLX gives 0.5, 1.5, 3 for mean(arange(n)) n = 2, 4, 7; ours 0.5, 3, 10.5). Needs a number_of_elements primitive in the engine (reduce family) used by mean/var/std in src/ops/reduce.ts", () => {});
+  test("test_shapeless_mean (and mean in test_shapeless_compile_reduce_after_gather): the count follows the new shape", () => {
+    // MLX 0.32.4: [0.5], [1.5], [3.000000238418579] for n = 2, 4, 7 (hand: 21 x float32(1/7)).
+    const cm = mx.compile((x: mx.Array) => mx.mean(x, { keepdims: true }), { shapeless: true });
+    expect([2, 4, 7].map((n) => cm(mx.arange(n, mx.float32)).tolist())).toEqual([[0.5], [1.5], [21 * Math.fround(1 / 7)].map(Math.fround)]);
+    expect(cm.traceCount).toBe(1);
+    // After a gather, as MLX's reduce-after-gather case: mean of the first n of 10..50.
+    const buf = mx.array([10.0, 20.0, 30.0, 40.0, 50.0]);
+    const cg = mx.compile((b: mx.Array, idx: mx.Array) => mx.mean(mx.take(b, idx, 0)), { shapeless: true });
+    expect([1, 2, 3, 4].map((n) => cg(buf, mx.arange(n)).item())).toEqual([10, 15, 20, 25]);
+    // Over some axes, var (ddof 0 and 1) and std: each equal to the uncompiled op on the new shape.
+    const f = (x: mx.Array) => [mx.mean(x, { axis: 1 }), mx.variance(x, { axis: [0, 2] }), mx.variance(x, { ddof: 1 }), mx.std(x, { axis: -1, keepdims: true })];
+    const cf = mx.compile(f, { shapeless: true });
+    for (const shape of [[2, 3, 4], [3, 5, 2], [1, 7, 6]]) {
+      const x = mx.random.normal(shape, mx.float32, { key: mx.random.key(shape[1]!) });
+      const got = cf(x) as mx.Array[];
+      const want = f(x);
+      got.forEach((g, i) => {
+        expect(g.shape).toEqual(want[i]!.shape);
+        expect(mx.allclose(g, want[i]!, { rtol: 1e-6, atol: 1e-6 }).item()).toBe(true);
+      });
+    }
+    expect(cf.traceCount).toBe(1);
+  });
 
   test("test_compile_broadcast_only", () => {
     const out = mx.compile((a: mx.Array) => {

@@ -4,9 +4,9 @@
 // std, logsumexp and countNonzero are composed here exactly as MLX composes them (mlx/ops.cpp).
 import { checkHandle, lib } from "../../ffi/lib";
 import { ARG_OP, REDUCE_OP } from "../../ffi/symbols";
-import { array, MxArray, scalarHandle } from "../array";
+import { array, astype, MxArray, scalarHandle } from "../array";
 import { streamArg, type StreamOrDevice } from "../device";
-import { Dtype, float32, int32 } from "../dtype";
+import { Dtype, float32, float64, int32 } from "../dtype";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
 import {
@@ -14,6 +14,7 @@ import {
   square, subtract, where, divide,
 } from "./elementwise";
 import { reshape } from "./shape";
+import { inShapelessTrace } from "../trace_flags";
 import type { ArrayOrScalar } from "./util";
 
 /** Options of the axis-taking reductions. `axis`: a number, a list, or none (every axis). */
@@ -158,6 +159,26 @@ function numberOfElements(x: MxArray, axes: readonly number[]): number {
   return n;
 }
 
+/**
+ * The element count over the axes as a float64 array built from x's graph (x's shape reduced
+ * over the axes, every entry the count): used under a shapeless compile trace, where a count
+ * computed in JS would stay fixed at the traced shape. null when axes repeat (MLX counts a
+ * repeated axis twice: the JS count is kept).
+ */
+function graphCount(x: MxArray, axes: readonly number[], keepdims: boolean, stream?: StreamOrDevice): MxArray | null {
+  const norm = axes.map((ax) => ((ax % x.ndim) + x.ndim) % x.ndim);
+  if (new Set(norm).size !== norm.length) return null;
+  const one = scalar(1, float64);
+  return sum(where(equal(x, x, { stream }), one, one, { stream }), { axis: norm, keepdims, stream });
+}
+
+/** 1/count over the axes in dtype: a constant, or under a shapeless trace a graph of x. */
+function inverseCount(x: MxArray, axes: readonly number[], keepdims: boolean, dtype: Dtype, stream?: StreamOrDevice): MxArray {
+  const g = inShapelessTrace() ? graphCount(x, axes, keepdims, stream) : null;
+  if (g === null) return scalar(1 / numberOfElements(x, axes), dtype);
+  return astype(divide(1, g, { stream }), dtype, { stream });
+}
+
 function checkMeanAxes(x: MxArray, axes: readonly number[]): void {
   for (const ax of axes) {
     if (ax < -x.ndim || ax >= x.ndim) throw new MlxError(`[mean] axis ${ax} is out of bounds for array with ${x.ndim} dimensions.`, 1);
@@ -176,7 +197,7 @@ export function mean(a: ArrayOrScalar, options?: OptionsArg<ReduceOptions>): MxA
   const dtype = atLeastFloat(x.dtype);
   const s = { stream: o.stream };
   return tidy(() => {
-    const normalizer = scalar(1 / numberOfElements(x, axes), dtype);
+    const normalizer = inverseCount(x, axes, o.keepdims === true, dtype, o.stream);
     return multiply(sum(x, { axis: axes, keepdims: o.keepdims, stream: o.stream }), normalizer, s);
   });
 }
@@ -202,10 +223,12 @@ export function variance(a: ArrayOrScalar, options?: OptionsArg<VarOptions>): Mx
     const v = sum(sq, { axis: axes, keepdims: o.keepdims, stream: o.stream });
     const n = numberOfElements(x, axes);
     if (ddof !== 0) {
-      const normalizer = maximum(subtract(scalar(n, dtype), scalar(ddof, dtype), s), scalar(0, dtype), s);
+      const g = inShapelessTrace() ? graphCount(x, axes, o.keepdims === true, o.stream) : null;
+      const count = g === null ? scalar(n, dtype) : astype(g, dtype, s);
+      const normalizer = maximum(subtract(count, scalar(ddof, dtype), s), scalar(0, dtype), s);
       return divide(v, normalizer, s);
     }
-    return multiply(v, scalar(1 / n, dtype), s);
+    return multiply(v, inverseCount(x, axes, o.keepdims === true, dtype, o.stream), s);
   });
 }
 
