@@ -324,7 +324,16 @@ describe("MLX test_compile.py", () => {
     expect(c.traceCount).toBe(1);
   });
 
-  test.todo("test_compile_shapeless_with_broadcast (batched matmul): matmul's batch broadcast keeps the traced batch shape (MLX's follows the inputs): (3,1,4,2)@(2,2,5) replayed after tracing (2,1,4,2)@(3,2,5) fails", () => {});
+  test("test_compile_shapeless_with_broadcast (batched matmul): the batch broadcast follows the inputs on replay", () => {
+    const c = mx.compile((p: mx.Array, q: mx.Array) => mx.matmul(p, q), { shapeless: true });
+    expect(c(mx.zeros([2, 1, 4, 2]), mx.zeros([3, 2, 5])).shape).toEqual([2, 3, 4, 5]);
+    const p = mx.random.normal([3, 1, 4, 2], mx.float32, { key: mx.random.key(1) });
+    const q = mx.random.normal([2, 2, 5], mx.float32, { key: mx.random.key(2) });
+    const got = c(p, q);
+    expect(got.shape).toEqual([3, 2, 4, 5]);
+    expect(mx.allclose(got, mx.matmul(p, q), { rtol: 1e-6, atol: 1e-6 }).item()).toBe(true);
+    expect(c.traceCount).toBe(1);
+  });
 
   test("test_shapeless_compile_reduce_after_gather (all but mean)", () => {
     const buf = mx.array([10.0, 20.0, 30.0, 40.0, 50.0]);

@@ -5,7 +5,8 @@ import { MxArray } from "../array";
 import { streamArg } from "../device";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
-import { conj, multiply, type StreamOptions } from "./elementwise";
+import { conj, equal, multiply, where, type StreamOptions } from "./elementwise";
+import { inShapelessTrace } from "../trace_flags";
 import { sum } from "./reduce";
 import { expandDims, flatten, reshape, transpose } from "./shape";
 import { operands, release, type ArrayOrScalar } from "./util";
@@ -24,6 +25,18 @@ function asArray(a: ArrayOrScalar, op: string): MxArray {
  * @example mx.matmul(mx.array([[1, 2], [3, 4]], mx.float32), mx.array([1, 1], mx.float32)) // [3, 7]
  */
 export function matmul(a: MxArray, b: MxArray, options?: StreamOptions): MxArray {
+  if (inShapelessTrace() && a instanceof MxArray && b instanceof MxArray && a.ndim >= 2 && b.ndim >= 2 && a.shape.slice(0, -2).join() !== b.shape.slice(0, -2).join()) {
+    // Under a shapeless compile trace, broadcast the batch axes against the other operand's
+    // graph (its batch axes, as sum(other, last two axes, keepdims)) rather than to the traced
+    // batch shape, so the replay follows new batch shapes as MLX's does.
+    return tidy(() => {
+      const follow = (x: MxArray, other: MxArray): MxArray => {
+        const ob = sum(other, { axis: [-2, -1], keepdims: true, stream: options?.stream });
+        return where(equal(ob, ob, options), x, x, options);
+      };
+      return matmul(follow(a, b), follow(b, a), options);
+    });
+  }
   const ops = operands([a, b], "matmul");
   try {
     return new MxArray(checkHandle(lib.mlxb_matmul(ops[0]!.h, ops[1]!.h, streamArg(options?.stream))));
