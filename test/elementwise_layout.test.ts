@@ -35,7 +35,7 @@ function op(d: "float32" | "int32", a: mx.Array, b: mx.Array): mx.Array {
   return d === "float32" ? mx.multiply(a, b) : mx.bitwiseXor(a, b);
 }
 
-function oracle(d: "float32" | "int32", a: mx.Array, b: mx.Array, shape: number[]): Uint8Array {
+function oracle(d: "float32" | "int32", a: mx.Array, b: mx.Array, shape: readonly number[]): Uint8Array {
   const fa = mx.contiguous(mx.broadcastTo(a, shape)).toTypedArray();
   const fb = mx.contiguous(mx.broadcastTo(b, shape)).toTypedArray();
   if (d === "float32") {
