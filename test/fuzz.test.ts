@@ -62,6 +62,16 @@ describe(`fuzz (seed ${seed}, budget ${budget} s)`, () => {
 });
 
 describe("found by the fuzzers, fixed", () => {
+  // abi_fuzz on the checked engine ("integer overflow" in pad): widths of 2^31-1 were added in
+  // 32 bits (and the output dimension saturated instead of failing).
+  test("pad refuses an output dimension past 2^31-1, in every mode, even on an empty axis", () => {
+    const x = mx.zeros([3], mx.float32);
+    for (const mode of ["constant", "edge", "reflect", "symmetric"] as const) {
+      expect(() => mx.pad(x, [[2 ** 31 - 1, 1]], mode)).toThrow(/^\[pad\] Padding axis 0 to 2147483651 elements exceeds the largest dimension, 2\^31-1\./);
+    }
+    expect(() => mx.pad(mx.zeros([0]), [[2 ** 31 - 1, 2 ** 31 - 1]], "reflect")).toThrow(/^\[pad\] Cannot pad empty axis 0 using mode 'reflect'\./);
+    expect(mx.pad(mx.array([1, 2], mx.float32), [[1, 2]], "edge").tolist()).toEqual([1, 1, 2, 2, 2]);
+  });
   // abi_fuzz on the checked engine ("integer overflow" in flatten, and in a view's byte count):
   // flatten multiplied the merged dimensions in 32 bits, so a large view wrapped to a wrong shape.
   test("flatten refuses a merged dimension past 2^31-1; a view of a big broadcast still works", () => {

@@ -585,9 +585,12 @@ pub fn pad(x: *Node, lows: []const i32, highs: []const i32, mode: PadMode, value
     for (0..lows.len) |i| {
         if (lows[i] < 0) return errors.fail(.invalid_argument, "Invalid low padding size ({d}) passed to pad for axis {d}. Padding sizes must be non-negative", .{ lows[i], i });
         if (highs[i] < 0) return errors.fail(.invalid_argument, "Invalid high padding size ({d}) passed to pad for axis {d}. Padding sizes must be non-negative", .{ highs[i], i });
-        if ((mode == .reflect or mode == .symmetric) and x.shape.dims[i] == 0 and lows[i] + highs[i] > 0)
+        if ((mode == .reflect or mode == .symmetric) and x.shape.dims[i] == 0 and lows[i] +| highs[i] > 0)
             return errors.fail(.invalid_argument, "[pad] Cannot pad empty axis {d} using mode '{s}'.", .{ i, @tagName(mode) });
-        out.dims[i] = x.shape.dims[i] +| lows[i] +| highs[i];
+        const d = @as(i64, x.shape.dims[i]) + lows[i] + highs[i];
+        if (d > std.math.maxInt(i32))
+            return errors.fail(.invalid_argument, "[pad] Padding axis {d} to {d} elements exceeds the largest dimension, 2^31-1.", .{ i, d });
+        out.dims[i] = @intCast(d);
     }
     _ = try Shape.fromSlice(out.slice(), "pad");
     var no_pad = true;
@@ -601,7 +604,7 @@ pub fn pad(x: *Node, lows: []const i32, highs: []const i32, mode: PadMode, value
     };
     if (mode == .edge) {
         // Edge padding of an empty axis has no edge: MLX gives zeros.
-        for (0..lows.len) |i| if (x.shape.dims[i] == 0 and lows[i] + highs[i] > 0) {
+        for (0..lows.len) |i| if (x.shape.dims[i] == 0 and lows[i] +| highs[i] > 0) {
             const zero = try array.createWithBuffer(x.dtype, .{}, stream, "pad");
             defer array.release(zero);
             @memset(zero.data()[0..x.dtype.size()], 0);
