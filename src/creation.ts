@@ -6,7 +6,7 @@ import { streamArg, type StreamOrDevice } from "./device";
 import { Dtype, float32, int32, toDtype, type DtypeLike } from "./dtype";
 import { MlxError } from "./errors";
 import { tidy } from "./memory";
-import { equal, where } from "./ops/elementwise";
+import { broadcastAgainst } from "./ops/follow";
 import { inShapelessTrace } from "./trace_flags";
 
 export interface CreationOptions {
@@ -75,16 +75,9 @@ export function zerosLike(a: MxArray, o?: { stream?: StreamOrDevice }): MxArray 
   return full(a.shape, 0, { dtype: a.dtype, stream: o?.stream });
 }
 
-/**
- * `v` in the shape of `a` (broadcast with v's), built from a graph that reads `a`, so a
- * shapeless compile's replay follows a's new shape: where(a == a, v, v) (NaN entries too: both
- * branches are v).
- */
+/** `v` as `dtype` in the shape of `a`, following a's shape on a shapeless replay. */
 function followShape(a: MxArray, v: number | boolean | bigint | MxArray, dtype: Dtype, stream?: StreamOrDevice): MxArray {
-  return tidy(() => {
-    const val = v instanceof MxArray ? v : array(v, dtype);
-    return astype(where(equal(a, a, { stream }), val, val, { stream }), dtype, { stream });
-  });
+  return tidy(() => astype(broadcastAgainst(v instanceof MxArray ? v : array(v, dtype), a, { stream }), dtype, { stream }));
 }
 
 /** Ones with the shape and dtype of `a`. @example mx.onesLike(a) */

@@ -5,7 +5,8 @@ import { MxArray } from "../array";
 import { streamArg } from "../device";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
-import { conj, equal, multiply, where, type StreamOptions } from "./elementwise";
+import { conj, multiply, type StreamOptions } from "./elementwise";
+import { broadcastAgainst } from "./follow";
 import { inShapelessTrace } from "../trace_flags";
 import { sum } from "./reduce";
 import { expandDims, flatten, reshape, transpose } from "./shape";
@@ -31,8 +32,7 @@ export function matmul(a: MxArray, b: MxArray, options?: StreamOptions): MxArray
     // batch shape, so the replay follows new batch shapes as MLX's does.
     return tidy(() => {
       const follow = (x: MxArray, other: MxArray): MxArray => {
-        const ob = sum(other, { axis: [-2, -1], keepdims: true, stream: options?.stream });
-        return where(equal(ob, ob, options), x, x, options);
+        return broadcastAgainst(x, sum(other, { axis: [-2, -1], keepdims: true, stream: options?.stream }), options);
       };
       return matmul(follow(a, b), follow(b, a), options);
     });

@@ -13,6 +13,7 @@ import {
   add, equal, exp, imag, isclose, isinf, isnan, log, logicalAnd, logicalOr, maximum, multiply, notEqual, real, sqrt,
   square, subtract, where, divide,
 } from "./elementwise";
+import { broadcastAgainst } from "./follow";
 import { reshape } from "./shape";
 import { inShapelessTrace } from "../trace_flags";
 import type { ArrayOrScalar } from "./util";
@@ -168,8 +169,7 @@ function numberOfElements(x: MxArray, axes: readonly number[]): number {
 function graphCount(x: MxArray, axes: readonly number[], keepdims: boolean, stream?: StreamOrDevice): MxArray | null {
   const norm = axes.map((ax) => ((ax % x.ndim) + x.ndim) % x.ndim);
   if (new Set(norm).size !== norm.length) return null;
-  const one = scalar(1, float64);
-  return sum(where(equal(x, x, { stream }), one, one, { stream }), { axis: norm, keepdims, stream });
+  return sum(broadcastAgainst(scalar(1, float64), x, { stream }), { axis: norm, keepdims, stream });
 }
 
 /** 1/count over the axes in dtype: a constant, or under a shapeless trace a graph of x. */

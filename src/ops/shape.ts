@@ -11,7 +11,8 @@ import { MxArray } from "../array";
 import { streamArg } from "../device";
 import { toDtype, type DtypeLike } from "../dtype";
 import { MlxError } from "../errors";
-import { equal, where, type StreamOptions } from "./elementwise";
+import type { StreamOptions } from "./elementwise";
+import { broadcastAgainst } from "./follow";
 import { tidy } from "../memory";
 import { inShapelessTrace } from "../trace_flags";
 import { handlesOf, int, ints, list, operands, release, wrap, type ArrayOrScalar } from "./util";
@@ -197,12 +198,9 @@ export function broadcastArrays(...arrays: MxArray[]): MxArray[] {
   if (arrays.length === 0) return [];
   const shape = broadcastShapeOf(arrays.map((a) => a.shape));
   // Under a shapeless compile trace, broadcast against the other arrays' graphs rather than to
-  // the traced shape, so the replay follows new shapes (MLX's BroadcastAxes): x broadcast
-  // against y is where(y == y, x, x), x's value and dtype in the common shape.
+  // the traced shape, so the replay follows new shapes (MLX's BroadcastAxes).
   if (inShapelessTrace()) {
-    return arrays.map((a, i) =>
-      tidy(() => arrays.reduce((r, y, j) => (j === i ? r : where(equal(y, y), r, r)), a)),
-    );
+    return arrays.map((a, i) => tidy(() => arrays.reduce((r, y, j) => (j === i ? r : broadcastAgainst(r, y)), a)));
   }
   return arrays.map((a) => broadcastTo(a, shape));
 }
