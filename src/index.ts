@@ -39,7 +39,7 @@ export { exportToDot, type DotTarget } from "./dot";
 export { norm as matrixNorm } from "./linalg";
 export { checkpoint, customFunction, grad, jvp, valueAndGrad, vjp, vmap, type AxisTree, type CustomFunction, type GradOptions, type Tree } from "./transforms";
 export type { ArrayOrScalar } from "./ops/util";
-export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type FileFormat, type GgufMetadataValue, type LoadOptions, type LoadSource } from "./io";
+export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type FileFormat, type GgufMetadataValue, type LoadOptions, type LoadSource, type SaveSink, type SaveTarget } from "./io";
 export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type DLPackProducer, type FromDlpackOptions, type ToDlpackOptions } from "./dlpack";
 export * as utils from "./utils";
 export * as nn from "./nn/index";

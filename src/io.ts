@@ -6,13 +6,14 @@
 // names the op, the problem and the file.
 import { MxArray } from "./array";
 import type { StreamOrDevice } from "./device";
-import { argError, arrayBytes, checkFileName, describe, mapFile, withExtension, writeChunks } from "./io/common";
+import { argError, arrayBytes, checkFileName, describe, mapFile, writeTarget, type SaveTarget } from "./io/common";
 import { ggufChunks, loadGguf, type GgufMetadataValue } from "./io/gguf";
 import { loadNpyBytes, npyHeader } from "./io/npy";
 import { loadSafetensors, safetensorsChunks, setEntry } from "./io/safetensors";
 import { memberBytes, readZip, writeZip, type ZipMember } from "./io/zip";
 
 export type { GgufMetadataValue } from "./io/gguf";
+export type { SaveSink, SaveTarget } from "./io/common";
 
 /** A file name, or a file's contents in memory (then `format` is required). */
 export type LoadSource = string | Uint8Array | ArrayBuffer;
@@ -32,13 +33,18 @@ export interface LoadOptions {
 /**
  * Save one array to a NumPy `.npy` file (`.npy` is appended if missing). The bytes are
  * NumPy's (`numpy.save` of the same array); bfloat16 is written as MLX writes it (`<V2`).
+ *
+ * Every saver writes to a file name (replaced atomically: written beside it, then renamed),
+ * or, as MLX's savers take Python file objects, to an open file descriptor (written at its
+ * position, left open) or a sink: any object with a `write(chunk: Uint8Array)` method, such
+ * as a Node `fs.WriteStream` or Bun's `FileSink`, which receives copies of the bytes (end or
+ * flush it yourself). No extension is added then.
  * @example mx.save("weights.npy", mx.arange(6).reshape([2, 3]))
+ * @example const parts: Uint8Array[] = []; mx.save({ write: (c) => parts.push(c) }, x) // in memory
  */
-export function save(file: string, arr: MxArray): void {
-  const name = withExtension(checkFileName("save", file), ".npy");
+export function save(file: SaveTarget, arr: MxArray): void {
   if (!(arr instanceof MxArray)) throw argError("save", `Expected an mx.Array, got ${describe(arr)}.`);
-  const data = arrayBytes(arr, "save");
-  writeChunks("save", name, [npyHeader(arr.dtype, arr.shape), data]);
+  writeTarget("save", file, ".npy", () => [npyHeader(arr.dtype, arr.shape), arrayBytes(arr, "save")]);
 }
 
 type SavezArg = MxArray | Record<string, MxArray>;
@@ -66,18 +72,16 @@ function npzMembers(op: string, args: SavezArg[]): ZipMember[] {
  * @example mx.savez("model.npz", { w, b })
  * @example mx.savez("pair.npz", x, y) // members arr_0, arr_1
  */
-export function savez(file: string, ...args: SavezArg[]): void {
-  const name = withExtension(checkFileName("savez", file), ".npz");
-  writeChunks("savez", name, writeZip(npzMembers("savez", args), false));
+export function savez(file: SaveTarget, ...args: SavezArg[]): void {
+  writeTarget("savez", file, ".npz", () => writeZip(npzMembers("savez", args), false));
 }
 
 /**
  * As `savez`, with every member deflate-compressed.
  * @example mx.savezCompressed("model.npz", { w, b })
  */
-export function savezCompressed(file: string, ...args: SavezArg[]): void {
-  const name = withExtension(checkFileName("savez_compressed", file), ".npz");
-  writeChunks("savez_compressed", name, writeZip(npzMembers("savez_compressed", args), true));
+export function savezCompressed(file: SaveTarget, ...args: SavezArg[]): void {
+  writeTarget("savez_compressed", file, ".npz", () => writeZip(npzMembers("savez_compressed", args), true));
 }
 
 /**
@@ -87,9 +91,8 @@ export function savezCompressed(file: string, ...args: SavezArg[]): void {
  * complex64 as MLX's non-standard "C64".
  * @example mx.saveSafetensors("model.safetensors", { w, b }, { format: "mlx" })
  */
-export function saveSafetensors(file: string, arrays: Record<string, MxArray>, metadata?: Record<string, string>): void {
-  const name = withExtension(checkFileName("save_safetensors", file), ".safetensors");
-  writeChunks("save_safetensors", name, safetensorsChunks(arrays, metadata, "save_safetensors"));
+export function saveSafetensors(file: SaveTarget, arrays: Record<string, MxArray>, metadata?: Record<string, string>): void {
+  writeTarget("save_safetensors", file, ".safetensors", () => safetensorsChunks(arrays, metadata, "save_safetensors"));
 }
 
 /**
@@ -98,9 +101,8 @@ export function saveSafetensors(file: string, arrays: Record<string, MxArray>, m
  * arrays of float32, int8..int64, uint8..uint64 or bool.
  * @example mx.saveGguf("model.gguf", { w }, { "general.name": "tiny", ids: mx.array([1, 2]) })
  */
-export function saveGguf(file: string, arrays: Record<string, MxArray>, metadata?: Record<string, GgufMetadataValue>): void {
-  const name = withExtension(checkFileName("save_gguf", file), ".gguf");
-  writeChunks("save_gguf", name, ggufChunks(arrays, metadata, "save_gguf"));
+export function saveGguf(file: SaveTarget, arrays: Record<string, MxArray>, metadata?: Record<string, GgufMetadataValue>): void {
+  writeTarget("save_gguf", file, ".gguf", () => ggufChunks(arrays, metadata, "save_gguf"));
 }
 
 const formats: readonly string[] = ["npy", "npz", "safetensors", "gguf"];

@@ -603,7 +603,113 @@ test("load from a file's contents in memory (MLX's file-like objects): every for
   expect(() => mx.load(new Uint8Array(8))).toThrow("[load] Could not infer file format from a buffer; pass { format }.");
   expect(() => mx.load(new Uint8Array(8), { format: "npy" })).toThrow("<bytes>");
 });
-test.todo("save to a writable stream or in-memory buffer (MLX accepts Python file objects for saving too)");
+describe("saving to a stream, a file descriptor or memory (MLX's savers take Python file objects)", () => {
+  const concat = (parts: Uint8Array[]): Uint8Array => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let off = 0;
+    for (const p of parts) (out.set(p, off), (off += p.byteLength));
+    return out;
+  };
+  const collector = () => {
+    const parts: Uint8Array[] = [];
+    return { parts, sink: { write: (c: Uint8Array) => void parts.push(c) } };
+  };
+
+  test("a sink receives exactly the bytes NumPy, the safetensors writer and MLX write", () => {
+    for (const c of fx.writers.npy) {
+      let a = arrayOf(c.array);
+      if (c.transpose) a = a.T;
+      const { parts, sink } = collector();
+      mx.save(sink, a);
+      expect(toHex(concat(parts))).toBe(c.bytes);
+    }
+    const arrays = Object.fromEntries(Object.entries(fx.writers.npz.arrays).map(([k, r]) => [k, arrayOf(r)]));
+    const { arr_0, ...named } = arrays;
+    const z = collector();
+    mx.savez(z.sink, arr_0!, named);
+    expect(toHex(concat(z.parts))).toBe(fx.writers.npz.bytes);
+    for (const c of fx.writers.safetensors) {
+      const { parts, sink } = collector();
+      mx.saveSafetensors(sink, Object.fromEntries(Object.entries(c.arrays).map(([k, r]) => [k, arrayOf(r)])), c.metadata ?? undefined);
+      expect(toHex(concat(parts))).toBe(c.bytes);
+    }
+    for (const c of fx.writers.gguf) {
+      if (c.metadata !== null) continue;
+      const { parts, sink } = collector();
+      mx.saveGguf(sink, Object.fromEntries(Object.entries(c.arrays).map(([k, r]) => [k, arrayOf(r)])));
+      expect(toHex(concat(parts))).toBe(c.bytes);
+    }
+  });
+
+  test("the sink's chunks are copies: a sink that reuses them as scratch space cannot change the array", () => {
+    const a = mx.arange(0, 4096, 1, mx.float32);
+    mx.eval(a);
+    const kept: Uint8Array[] = [];
+    mx.save({ write: (c: Uint8Array) => { kept.push(c.slice()); c.fill(0xff); } }, a);
+    expect(Array.from(a.toTypedArray() as Float32Array).every((v, i) => v === i)).toBe(true);
+    const back = mx.load(concat(kept), { format: "npy" }) as mx.Array;
+    expectSame(back, a);
+  });
+
+  test("compressed npz to memory loads back; a Node WriteStream and Bun's FileSink write loadable files", async () => {
+    const w = mx.array([[1.5, -2], [3, 4.25]], mx.float32);
+    const i = mx.array([7, 8, 9], mx.int16);
+    const z = collector();
+    mx.savezCompressed(z.sink, { w, i });
+    const r = mx.load(concat(z.parts), { format: "npz" }) as Record<string, mx.Array>;
+    expectSame(r.w!, w);
+    expectSame(r.i!, i);
+
+    const { createWriteStream } = await import("node:fs");
+    const p1 = tmp(".bin"); // no extension is added for a stream
+    const ws = createWriteStream(p1);
+    mx.saveSafetensors(ws, { w, i }, { note: "stream" });
+    await new Promise<void>((res, rej) => ws.end((e?: Error | null) => (e ? rej(e) : res())));
+    const [st, meta] = mx.load(p1, { format: "safetensors", returnMetadata: true });
+    expectSame(st.w!, w);
+    expectSame(st.i!, i);
+    expect(meta).toEqual({ note: "stream" });
+
+    const p2 = tmp(".bin");
+    const fsink = Bun.file(p2).writer();
+    mx.save(fsink, w);
+    await fsink.end();
+    expectSame(mx.load(p2, { format: "npy" }) as mx.Array, w);
+  });
+
+  test("an open file descriptor is written at its position and left open", () => {
+    const p = tmp(".npy");
+    const fd = openSync(p, "w");
+    writeSync(fd, "XYZ");
+    const a = mx.array([1, 2, 3], mx.int32);
+    mx.save(fd, a);
+    writeSync(fd, "!"); // still open
+    closeSync(fd);
+    const bytes = new Uint8Array(readFileSync(p));
+    expect(new TextDecoder().decode(bytes.subarray(0, 3))).toBe("XYZ");
+    expect(bytes[bytes.length - 1]).toBe("!".charCodeAt(0));
+    expectSame(mx.load(bytes.subarray(3, bytes.length - 1), { format: "npy" }) as mx.Array, a);
+  });
+
+  test("bad targets and failing streams give errors naming the op; nothing is written for an invalid argument", () => {
+    const a = mx.array([1, 2], mx.float32);
+    expect(() => mx.save(-1, a)).toThrow("[save] Expected a file name, a file descriptor or a writable stream, got the number -1.");
+    expect(() => mx.save(1.5, a)).toThrow("got the number 1.5");
+    expect(() => mx.savez({} as unknown as mx.SaveSink, a)).toThrow("[savez] Expected a file name, a file descriptor or a writable stream (an object with a write method), got Object.");
+    expect(() => mx.save(null as unknown as string, a)).toThrow("[save] Expected a file name, a file descriptor or a writable stream");
+    const closed = openSync(tmp(".npy"), "w");
+    closeSync(closed);
+    expect(() => mx.save(closed, a)).toThrow(`[save] Failed to write to file descriptor ${closed}`);
+    const failing = { write: () => { throw new Error("disk full"); } };
+    expect(() => mx.saveGguf(failing, { a })).toThrow("[save_gguf] Failed to write to the stream: disk full");
+    const { parts, sink } = collector();
+    expect(() => mx.saveSafetensors(sink, { a, b: 3 as unknown as mx.Array })).toThrow("[save_safetensors]");
+    expect(parts.length).toBe(0);
+    // The engine is fine afterwards.
+    mx.save(sink, a);
+    expect(parts.length).toBeGreaterThan(0);
+  });
+});
 
 // Keep the fixture helper in use for hand-built byte checks.
 void fromHex;

@@ -180,6 +180,57 @@ export function checkFileName(op: string, file: unknown): string {
 }
 
 /**
+ * Something `mx.save*` can write to besides a file name, as MLX's savers accept Python file
+ * objects: any object with a `write(chunk: Uint8Array)` method (a Node `fs.WriteStream`, Bun's
+ * `FileSink` from `Bun.file(path).writer()`, a socket, or your own collector).
+ */
+export interface SaveSink {
+  write(chunk: Uint8Array): unknown;
+}
+
+/** A file name (the format's extension is appended if missing), an open file descriptor, or a sink. */
+export type SaveTarget = string | number | SaveSink;
+
+const PIECE = 8 << 20; // writes go out in pieces of 8 MiB: one huge write is slower in Bun than several moderate ones
+
+/**
+ * Write a saver's chunks to its target. A file name goes through `writeChunks` (atomic); a file
+ * descriptor is written at its current position and left open; a sink gets copies of the
+ * bytes, in pieces of at most 8 MiB, since a stream may keep a chunk after `write` returns or
+ * reuse it as its own buffer, and an array's memory must never change behind the engine.
+ * Finishing the sink (`end()`, `flush()`) is the
+ * caller's. Every chunk is produced before anything is written, so an invalid argument leaves
+ * the target untouched.
+ */
+export function writeTarget(op: string, target: unknown, ext: string, chunks: () => Iterable<Uint8Array>): void {
+  if (typeof target === "string") {
+    const name = withExtension(checkFileName(op, target), ext);
+    writeChunks(op, name, chunks());
+    return;
+  }
+  if (typeof target === "number") {
+    if (!Number.isInteger(target) || target < 0) throw argError(op, `Expected a file name, a file descriptor or a writable stream, got the number ${target}.`);
+    const list = [...chunks()];
+    try {
+      for (const c of list) for (let off = 0; off < c.byteLength; ) off += writeSync(target, c.subarray(off, Math.min(off + PIECE, c.byteLength)));
+    } catch (e) {
+      throw new MlxError(`[${op}] Failed to write to file descriptor ${target}: ${(e as Error).message}`, RUNTIME);
+    }
+    return;
+  }
+  if (typeof target !== "object" || target === null || typeof (target as { write?: unknown }).write !== "function") {
+    throw argError(op, `Expected a file name, a file descriptor or a writable stream (an object with a write method), got ${describe(target)}.`);
+  }
+  const sink = target as SaveSink;
+  const list = [...chunks()];
+  try {
+    for (const c of list) for (let off = 0; off < c.byteLength; off += PIECE) sink.write(c.slice(off, Math.min(off + PIECE, c.byteLength)));
+  } catch (e) {
+    throw new MlxError(`[${op}] Failed to write to the stream: ${(e as Error).message ?? String(e)}`, RUNTIME);
+  }
+}
+
+/**
  * Write the chunks to `file` through a temporary file renamed over it at the end: a reader
  * never sees half a file, and arrays still mapping an older file of that name keep their
  * (unlinked) inode, so `save(load(f), f)` is safe.
@@ -194,8 +245,7 @@ export function writeChunks(op: string, file: string, chunks: Iterable<Uint8Arra
   }
   try {
     for (const c of chunks) {
-      // In pieces of 8 MiB: one huge write is slower in Bun than several moderate ones.
-      for (let off = 0; off < c.byteLength; ) off += writeSync(fd, c.subarray(off, Math.min(off + (8 << 20), c.byteLength)));
+      for (let off = 0; off < c.byteLength; ) off += writeSync(fd, c.subarray(off, Math.min(off + PIECE, c.byteLength)));
     }
     closeSync(fd);
     fd = -1;
