@@ -1,14 +1,15 @@
 // Quantization (engine/prims/quantized.zig): quantize, dequantize, quantizedMatmul, and gatherQmm
 // composed from take + quantizedMatmul. MLX 0.32.4's formats (bit-exact), defaults and messages.
 import { checkHandle, lib } from "../../ffi/lib";
-import { MxArray } from "../array";
+import { array, astype, MxArray } from "../array";
 import { arange, broadcastShapes } from "../creation";
 import { streamArg, type StreamOrDevice } from "../device";
-import { toDtype, type DtypeLike } from "../dtype";
+import { bfloat16, float32, toDtype, uint32, uint8, type DtypeLike } from "../dtype";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
 import { take } from "./indexing";
-import { broadcastTo, reshape } from "./shape";
+import { add, bitwiseAnd, bitwiseOr, leftShift, less, minimum, multiply, rightShift, round, subtract, where } from "./elementwise";
+import { broadcastTo, reshape, view } from "./shape";
 
 /** The quantization modes: affine (scale and bias per group), and the microscaling float formats. */
 export type QuantizationMode = "affine" | "mxfp4" | "mxfp8" | "nvfp4";
@@ -274,5 +275,73 @@ export function gatherQqmm(
     const [wq, ws] = plan.quantized ? [w, scales!] : (quantize(w, q) as [MxArray, MxArray]);
     const xhat = quantizeDequantize(x, plan.gs, plan.bits, plan.mode, options.stream);
     return gatherQmm(xhat, wq, ws, null, lhsIndices, rhsIndices, { ...q, transpose: true });
+  });
+}
+
+/**
+ * Round a floating-point array to 8-bit floats, E4M3 (the "fn" variant: no infinities),
+ * returned as their uint8 codes (MLX's `to_fp8`). Rounds to nearest, ties to even;
+ * magnitudes past 448 (the largest E4M3), infinities and NaN saturate to ±448 (codes 0x7e and
+ * 0xfe), keeping the sign, as MLX does. Any real floating dtype is accepted (float64 is rounded
+ * through float32 exactly, where MLX 0.32's CPU backend misreads it).
+ * @example mx.toFp8(mx.array([1, -1.5, 1000])) // [56, 188, 126] as uint8
+ */
+export function toFp8(x: MxArray, options: { stream?: StreamOrDevice } = {}): MxArray {
+  if (!(x instanceof MxArray)) throw new MlxError("[to_fp8] Expected an mx.Array.", 1);
+  if (!x.dtype.isFloating) throw new MlxError(`[to_fp8] Only real floating types are supported but x.dtype() == ${x.dtype.name}.`, 1);
+  const s = { stream: options.stream };
+  return tidy(() => {
+    const f = x.dtype === float32 ? x : astype(x, float32, s);
+    const bits = view(f, uint32, s);
+    const u = (v: number): MxArray => array(v, uint32);
+    const sign = leftShift(rightShift(bits, u(31), s), u(7), s);
+    const mag = bitwiseAnd(bits, u(0x7fffffff), s);
+    // Normal E4M3 (|x| >= 2^-6): round float32's 23-bit mantissa to 3 bits, ties to even, on
+    // the bit pattern (a carry moves into the exponent as it should), then rebias the
+    // exponent from 127 to 7; everything past 448 (0x7e), infinities and NaN included, saturates.
+    const roundedBits = add(mag, add(u(0x7ffff), bitwiseAnd(rightShift(mag, u(20), s), u(1), s), s), s);
+    const normal = minimum(subtract(rightShift(roundedBits, u(20), s), u((127 - 7) << 3), s), u(0x7e), s);
+    // Subnormal E4M3 (|x| < 2^-6): multiples of 2^-9; round(|x|·512) ties to even, 8 being the
+    // smallest normal's code.
+    const absF = view(mag, float32, s);
+    const sub = astype(round(multiply(absF, array(512, float32), s), 0, s), uint32, s);
+    const code = where(less(absF, array(2 ** -6, float32), s), sub, normal, s);
+    return astype(bitwiseOr(code, sign, s), uint8, s);
+  });
+}
+
+let fp8Table: MxArray | null = null;
+
+/** The 256 E4M3 values in float32, decoded by the format's definition (0x7f and 0xff are NaN). */
+function fp8Values(): MxArray {
+  if (fp8Table === null) {
+    const t = new Float32Array(256);
+    for (let c = 0; c < 256; c++) {
+      const e = (c >> 3) & 15;
+      const m = c & 7;
+      const v = e === 15 && m === 7 ? NaN : e === 0 ? m * 2 ** -9 : (1 + m / 8) * 2 ** (e - 7);
+      t[c] = c & 0x80 ? -v : v;
+    }
+    fp8Table = array(t);
+  }
+  return fp8Table;
+}
+
+/**
+ * Decode 8-bit E4M3 float codes (uint8, as {@link toFp8} makes them) to a floating dtype
+ * (MLX's `from_fp8`; default bfloat16). Every E4M3 value is exact in float16, bfloat16 and
+ * float32; codes 0x7f and 0xff are NaN.
+ * @example mx.fromFp8(mx.array([56, 188], mx.uint8), mx.float32) // [1, -1.5]
+ */
+export function fromFp8(x: MxArray, dtype: DtypeLike = bfloat16, options: { stream?: StreamOrDevice } = {}): MxArray {
+  if (!(x instanceof MxArray)) throw new MlxError("[from_fp8] Expected an mx.Array.", 1);
+  if (x.dtype !== uint8) throw new MlxError(`[from_fp8] Input must have type uint8 but x.dtype() == ${x.dtype.name}.`, 1);
+  const dt = toDtype(dtype);
+  if (!dt.isFloating) throw new MlxError(`[from_fp8] Only real floating types are supported but dtype == ${dt.name}.`, 1);
+  const s = { stream: options.stream };
+  const table = fp8Values(); // outside tidy: it is kept for the process
+  return tidy(() => {
+    const v = take(table, x, undefined, s);
+    return dt === float32 ? v : astype(v, dt, s);
   });
 }
