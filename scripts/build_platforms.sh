@@ -29,18 +29,21 @@ platforms=("$@")
 [ ${#platforms[@]} -eq 0 ] && platforms=(linux-x64-gnu linux-arm64-gnu darwin-arm64 darwin-x64)
 
 status=0
+ok=0
+bad=0
 for p in "${platforms[@]}"; do
   t=${TARGET[$p]:-}
   [ -n "$t" ] || { echo "unknown platform $p (known: ${!TARGET[*]})" >&2; exit 2; }
   prefix=zig-out/platforms/$p
   echo "== $p: zig build -Dtarget=$t -Dcpu=baseline -Doptimize=$OPTIMIZE --prefix $prefix" >&2
   if ! "$ZIG" build -Dtarget="$t" -Dcpu=baseline -Doptimize="$OPTIMIZE" --prefix "$prefix"; then
-    echo "$p: BUILD FAILED" ; status=1; continue
+    echo "$p: BUILD FAILED" ; status=1; bad=$((bad + 1)); continue
   fi
   lib=$prefix/lib/libmlxbun.so
   case $p in darwin-*) lib=$prefix/lib/libmlxbun.dylib ;; esac
   # `file` when the machine has it, then our own header check (architecture, dependencies, glibc).
   command -v file >/dev/null && file -b "$lib" | sed "s|^|  file: |"
-  "$BUN" scripts/check_artifact.ts "$p" "$lib" || status=1
+  if "$BUN" scripts/check_artifact.ts "$p" "$lib"; then ok=$((ok + 1)); else status=1; bad=$((bad + 1)); fi
 done
+echo "platforms: $ok passed, $bad failed"
 exit $status
