@@ -5,23 +5,10 @@
 // The MLX side is bench/fuse_chain_mlx.py (the same chain, plain and under mx.compile).
 import * as mx from "../src/index.ts";
 import { fuseGraph } from "../src/fuse.ts";
+import { chain10 as chain } from "./lib/chain.ts"; // 10 ops: mul, add, exp, tanh, maximum, mul, sub, abs, sqrt, add
 
 const n = Number(process.env.FUSE_N ?? 4 * 1024 * 1024);
 const rounds = Number(process.env.FUSE_ROUNDS ?? 31);
-
-// 10 ops: mul, add, exp, tanh, maximum, mul, sub, abs, sqrt, add.
-function chain(x: mx.Array, y: mx.Array): mx.Array {
-  let v = mx.multiply(x, y);
-  v = mx.add(v, 0.5);
-  v = mx.exp(v);
-  v = mx.tanh(v);
-  v = mx.maximum(v, y);
-  v = mx.multiply(v, 1.5);
-  v = mx.subtract(v, x);
-  v = mx.abs(v);
-  v = mx.sqrt(v);
-  return mx.add(v, y);
-}
 
 const k = mx.random.split(mx.random.key(0), 2);
 const x = mx.random.normal([n], { key: k.index(0) });

@@ -3,10 +3,7 @@
 # bench/REPORT-conv.md (hand-written notes between the notes markers are kept). Needs python3
 # with mlx and numpy (torch optional).
 #   bash scripts/bootstrap.sh && bash bench/run_conv.sh
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "$0")/lib/common.sh"  # strict mode, repo root, $out
 .toolchain/bin/bun bench/conv.ts > "$out/bun.jsonl"
 python3 bench/conv_peers.py > "$out/peers.jsonl"
 notes=""

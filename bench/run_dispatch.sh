@@ -5,10 +5,7 @@
 #   bash bench/run_dispatch.sh native=/path/a.so portable=/path/b.so portable@avx2=/path/b.so ...
 # A label's "@level" part sets MLXB_CPU_LEVEL for that column. PASSES (default 3), BENCH_ONLY and
 # BENCH_CASE_MS pass through.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "$0")/lib/common.sh"  # strict mode, repo root, $out
 passes=${PASSES:-3}
 for p in $(seq 1 "$passes"); do
   for spec in "$@"; do

@@ -3,12 +3,8 @@
 # bench/REPORT-fft.md. Needs python3 with mlx and numpy.
 #   bash scripts/bootstrap.sh && bash bench/run_fft.sh
 # Knobs: BENCH_ROUNDS (7), BENCH_ROUND_MS (60), BENCH_ONLY (comma-separated case names).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source "$(dirname "$0")/lib/common.sh"  # strict mode, repo root, $out
 .toolchain/bin/bun bench/fft.ts > "$out/bun.jsonl"
 python3 bench/fft_peers.py > "$out/peers.jsonl"
 .toolchain/bin/bun bench/report_fft.ts "$out/bun.jsonl" "$out/peers.jsonl" > "$out/report.md"
-mv "$out/report.md" bench/REPORT-fft.md
-echo "wrote bench/REPORT-fft.md" >&2
+install_report bench/REPORT-fft.md

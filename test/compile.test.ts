@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as mx from "../src/index.ts";
 import { liveCompiledTapes } from "../src/compile.ts";
+import { chain10 } from "../bench/lib/chain.ts";
 import { expectMlxError } from "./util.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mlxb-compile-"));
@@ -474,19 +475,9 @@ describe("export and import", () => {
 });
 
 describe("fusion", () => {
-  // A 10-op elementwise chain with a broadcast (y is a row) and scalar constants.
-  const chain = (x: mx.Array, y: mx.Array) => {
-    let v = mx.multiply(x, y);
-    v = mx.add(v, 0.5);
-    v = mx.exp(v);
-    v = mx.tanh(v);
-    v = mx.maximum(v, y);
-    v = mx.multiply(v, 1.5);
-    v = mx.subtract(v, x);
-    v = mx.abs(v);
-    v = mx.sqrt(v);
-    return mx.add(v, y);
-  };
+  // A 10-op elementwise chain with a broadcast (y is a row) and scalar constants: the chain
+  // bench/fuse_chain.ts times.
+  const chain = chain10;
   const x = mx.random.normal([8, 33], { key: mx.random.key(11) });
   const y = mx.random.uniform({ shape: [33], key: mx.random.key(12) });
 
