@@ -255,7 +255,32 @@ describe("shapeless", () => {
   });
 });
 
-test.todo("shapeless integer index of a plain array (a.index(2), a.index(-1)): a slice here, so it fails shapeless like a slice; MLX's is a gather with traced slice sizes that replays (a[-1] traced on 5 elements gives a[4] on 8)", () => {});
+// Values from real MLX 0.32.4 (mx.compile(lambda x: x[-1], shapeless=True) and friends):
+// a[i] is a gather whose index is normalized when traced and whose slice sizes stay as traced.
+test("shapeless integer index of a plain array replays as MLX's gather", () => {
+  const last = mx.compile((x: mx.Array) => x.index(-1), { shapeless: true });
+  expect(last(mx.arange(5)).item()).toBe(4);
+  expect(last(mx.multiply(mx.arange(8), 10)).item()).toBe(40); // a[4] on 8 elements, as MLX
+  const two = mx.compile((x: mx.Array) => x.index(2), { shapeless: true });
+  expect(two(mx.arange(5)).item()).toBe(2);
+  expect(two(mx.multiply(mx.arange(8), 10)).item()).toBe(20);
+  const expr = mx.compile((x: mx.Array) => mx.add(mx.multiply(x.index(-1), 2), x.index(0)), { shapeless: true });
+  expect(expr(mx.arange(5, null, null, mx.float32)).item()).toBe(8);
+  expect(expr(mx.multiply(mx.arange(8, null, null, mx.float32), 10)).item()).toBe(80);
+  // Rows: the row length stays as traced (MLX: x[-1] traced on (5, 2) gives [12, 13] on (8, 3)).
+  const row = mx.compile((x: mx.Array) => x.index(-1), { shapeless: true });
+  expect(row(mx.reshape(mx.arange(10), [5, 2])).tolist()).toEqual([8, 9]);
+  expect(row(mx.reshape(mx.arange(24), [8, 3])).tolist()).toEqual([12, 13]);
+  const row2 = mx.compile((x: mx.Array) => x.index(-2), { shapeless: true });
+  expect(row2(mx.reshape(mx.arange(10), [5, 2])).tolist()).toEqual([6, 7]);
+  expect(row2(mx.reshape(mx.arange(24), [8, 3])).tolist()).toEqual([9, 10]);
+  expect(last.traceCount + two.traceCount + expr.traceCount + row.traceCount + row2.traceCount).toBe(5);
+  // Not shapeless, or with a slice too: the view as before (new shapes retrace).
+  const plain = mx.compile((x: mx.Array) => x.index(-1));
+  expect(plain(mx.arange(5)).item()).toBe(4);
+  expect(plain(mx.arange(8)).item()).toBe(7);
+  expect(plain.traceCount).toBe(2);
+});
 
 describe("transforms", () => {
   const loss = (w: mx.Array, x: mx.Array) => {
