@@ -93,8 +93,9 @@ pub const Tape = struct {
     /// identities they are, so under a transform the host calls the function itself.
     has_custom: bool,
     shapeless: bool,
-    /// Read from a file: the trace's signature text written by the host (its argument tree),
-    /// the file's metadata, and the id of the file's next trace (0 for the last).
+    /// For files: the trace's signature text (the host's: its argument tree), the file's
+    /// metadata, and the id of the file's next trace (0 for the last); set by import, or by
+    /// compile_set_text / compile_link before an export.
     label: ?[:0]u8 = null,
     metadata: ?[:0]u8 = null,
     next: u32 = 0,
@@ -1390,48 +1391,61 @@ fn pathArg(p: ?*const anyopaque, n: u32, op: []const u8) errors.Error![]const u8
     return q[0..n];
 }
 
+/// The traces of a file: the tape `id`, then its `next` links (compile_link), with the
+/// labels and metadata compile_set_text gave them. A chain that loops or is too long fails.
 fn exportImpl(id: u32, p: ?*const anyopaque, n: u32) errors.Error!void {
+    const op = "export_function";
+    var tapes: std.ArrayList(*const Tape) = .empty;
+    defer tapes.deinit(a_);
+    var labels: std.ArrayList([]const u8) = .empty;
+    defer labels.deinit(a_);
+    var seen = std.AutoHashMap(u32, void).init(a_);
+    defer seen.deinit();
+    var cur = id;
+    while (true) {
+        const t = try lookup(cur, op);
+        if ((seen.fetchPut(cur, {}) catch return oom()) != null or tapes.items.len >= max_traces)
+            return errors.fail(.invalid_argument, "[{s}] The traces linked from {d} loop or are more than {d}.", .{ op, id, max_traces });
+        tapes.append(a_, t) catch return oom();
+        labels.append(a_, if (t.label) |l| l else "") catch return oom();
+        if (t.next == 0) break;
+        cur = t.next;
+    }
+    const first = tapes.items[0];
+    const path = try pathArg(p, n, op);
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(a_);
+    try serializeMulti(tapes.items, labels.items, if (first.metadata) |m| m else "", &out);
+    try writeFile(path, out.items);
+}
+
+fn setTextImpl(id: u32, what: u32, p: ?*const anyopaque, n: u32) errors.Error!void {
     const t = try lookup(id, "export_function");
-    try exportTape(t, try pathArg(p, n, "export_function"));
+    if (what > 1) return errors.fail(.invalid_argument, "[export_function] Unknown text kind {d}.", .{what});
+    const bytes: []const u8 = if (n == 0) &.{} else @as([*]const u8, @ptrCast(p orelse return errors.fail(.invalid_argument, "[export_function] The text pointer is null.", .{})))[0..n];
+    if (std.mem.indexOfScalar(u8, bytes, 0) != null) return errors.fail(.invalid_argument, "[export_function] The text contains a NUL byte.", .{});
+    const z = a_.dupeZ(u8, bytes) catch return oom();
+    const slot = if (what == 0) &t.label else &t.metadata;
+    if (slot.*) |old| a_.free(old);
+    slot.* = z;
+}
+fn compileSetText(id: u32, what: u32, text: ?*const anyopaque, ntext: u32) callconv(.c) i32 {
+    return abi_util.ok(setTextImpl(id, what, text, ntext));
+}
+
+fn linkImpl(id: u32, next: u32) errors.Error!void {
+    const t = try lookup(id, "export_function");
+    if (next != 0) {
+        if (next == id) return errors.fail(.invalid_argument, "[export_function] A trace cannot follow itself.", .{});
+        _ = try lookup(next, "export_function");
+    }
+    t.next = next;
+}
+fn compileLink(id: u32, next: u32) callconv(.c) i32 {
+    return abi_util.ok(linkImpl(id, next));
 }
 fn compileExport(id: u32, path: ?*const anyopaque, n: u32) callconv(.c) i32 {
     return abi_util.ok(exportImpl(id, path, n));
-}
-
-/// Traces of one function to a file: `ids[0..n]` the tapes; `blob` the metadata then each
-/// trace's signature text, each a u32 length and its bytes.
-fn exportMultiImpl(ids: ?[*]const u32, n: u32, blob: ?*const anyopaque, nblob: u32, p: ?*const anyopaque, np: u32) errors.Error!void {
-    const op = "export_function";
-    if (n == 0 or n > max_traces) return errors.fail(.invalid_argument, "[{s}] A file holds 1 to {d} traces, not {d}.", .{ op, max_traces, n });
-    const idp = ids orelse return errors.fail(.invalid_argument, "[{s}] The id list is null.", .{op});
-    const bytes: []const u8 = if (nblob == 0) &.{} else @as([*]const u8, @ptrCast(blob orelse return errors.fail(.invalid_argument, "[{s}] The text block is null.", .{op})))[0..nblob];
-    const tapes = a_.alloc(*const Tape, n) catch return oom();
-    defer a_.free(tapes);
-    const labels = a_.alloc([]const u8, n) catch return oom();
-    defer a_.free(labels);
-    for (idp[0..n], tapes) |id, *t| t.* = try lookup(id, op);
-    var pos: usize = 0;
-    const next = struct {
-        fn f(b: []const u8, at: *usize) errors.Error![]const u8 {
-            if (b.len - at.* < 4) return errors.fail(.invalid_argument, "[export_function] The text block is malformed.", .{});
-            const len = std.mem.readInt(u32, b[at.*..][0..4], .little);
-            at.* += 4;
-            if (b.len - at.* < len) return errors.fail(.invalid_argument, "[export_function] The text block is malformed.", .{});
-            defer at.* += len;
-            return b[at.*..][0..len];
-        }
-    }.f;
-    const metadata = try next(bytes, &pos);
-    for (labels) |*l| l.* = try next(bytes, &pos);
-    if (pos != bytes.len) return errors.fail(.invalid_argument, "[{s}] The text block is malformed.", .{op});
-    const path = try pathArg(p, np, op);
-    var out: std.ArrayList(u8) = .empty;
-    defer out.deinit(a_);
-    try serializeMulti(tapes, labels, metadata, &out);
-    try writeFile(path, out.items);
-}
-fn compileExportMulti(ids: ?[*]const u32, n: u32, blob: ?*const anyopaque, nblob: u32, path: ?*const anyopaque, npath: u32) callconv(.c) i32 {
-    return abi_util.ok(exportMultiImpl(ids, n, blob, nblob, path, npath));
 }
 
 fn importImpl(p: ?*const anyopaque, n: u32) errors.Error!u32 {
@@ -1485,8 +1499,9 @@ pub const abi = [_]abi_util.Entry{
     abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps, 7 the id of the next trace of its file (0 if none)."),
     abi_util.entry("compile_input_info", compileInputInfo, &.{ "id", "i", "k" }, "Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k."),
     abi_util.entry("compile_live", compileLive, &.{}, "Number of live tapes (for leak checks)."),
-    abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success."),
-    abi_util.entry("compile_export_multi", compileExportMulti, &.{ "ids", "n", "text", "ntext", "path", "npath" }, "Write n traces of one function to a file (format 2, docs/COMPILE-FORMAT.md); text holds the metadata then each trace's signature, each a u32 length and bytes. 0 on success."),
+    abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape and the traces linked after it (compile_link) to a file, with their texts (compile_set_text) (docs/COMPILE-FORMAT.md). 0 on success."),
+    abi_util.entry("compile_set_text", compileSetText, &.{ "id", "what", "text", "ntext" }, "Set a tape's text for export: 0 its signature (the host's), 1 the file's metadata (read from the first trace). No NUL byte. 0 on success."),
+    abi_util.entry("compile_link", compileLink, &.{ "id", "next" }, "Make `next` the trace written after tape `id` in its file (0: none). 0 on success."),
     abi_util.entry("compile_import", compileImport, &.{ "path", "npath" }, "Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error."),
     abi_util.entry("compile_text", compileText, &.{ "id", "what" }, "Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; \"\" if none."),
 };

@@ -502,10 +502,12 @@ int32_t mlxb_compile_info(uint32_t id, uint32_t what);
 int32_t mlxb_compile_input_info(uint32_t id, uint32_t i, int32_t k);
 /* Number of live tapes (for leak checks). */
 uint32_t mlxb_compile_live(void);
-/* Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success. */
+/* Write a tape and the traces linked after it (compile_link) to a file, with their texts (compile_set_text) (docs/COMPILE-FORMAT.md). 0 on success. */
 int32_t mlxb_compile_export(uint32_t id, const void* path, uint32_t npath);
-/* Write n traces of one function to a file (format 2, docs/COMPILE-FORMAT.md); text holds the metadata then each trace's signature, each a u32 length and bytes. 0 on success. */
-int32_t mlxb_compile_export_multi(const uint32_t* ids, uint32_t n, const void* text, uint32_t ntext, const void* path, uint32_t npath);
+/* Set a tape's text for export: 0 its signature (the host's), 1 the file's metadata (read from the first trace). No NUL byte. 0 on success. */
+int32_t mlxb_compile_set_text(uint32_t id, uint32_t what, const void* text, uint32_t ntext);
+/* Make `next` the trace written after tape `id` in its file (0: none). 0 on success. */
+int32_t mlxb_compile_link(uint32_t id, uint32_t next);
 /* Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error. */
 uint32_t mlxb_compile_import(const void* path, uint32_t npath);
 /* Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; "" if none. */

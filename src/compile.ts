@@ -439,19 +439,20 @@ export function exporter(path: string, fn: (...args: never[]) => unknown, option
   const traces: Trace[] = [];
   const ids = new Set<number>();
   let closed = false;
+  const setText = (id: number, what: number, text: string) => {
+    const b = Buffer.from(text, "utf8");
+    checkStatus(lib.mlxb_compile_set_text(id, what, b, b.length));
+  };
+  // The engine writes the first trace and the ones linked after it.
   const write = () => {
-    const parts: Buffer[] = [];
-    const str = (s: string) => {
-      const b = Buffer.from(s, "utf8");
-      const n = Buffer.alloc(4);
-      n.writeUInt32LE(b.length);
-      parts.push(n, b);
-    };
-    str(metadata);
-    for (const t of traces) str(encodeSig(t.sig));
-    const text = Buffer.concat(parts);
+    const first = traces[0]!.id;
+    setText(first, 1, metadata);
+    traces.forEach((t, i) => {
+      setText(t.id, 0, encodeSig(t.sig));
+      checkStatus(lib.mlxb_compile_link(t.id, i + 1 < traces.length ? traces[i + 1]!.id : 0));
+    });
     const p = pathBytes(path);
-    checkStatus(lib.mlxb_compile_export_multi(Uint32Array.from(traces.map((t) => t.id)), traces.length, text, text.length, p, p.length));
+    checkStatus(lib.mlxb_compile_export(first, p, p.length));
   };
   const ex = ((...args: unknown[]): void => {
     if (closed) throw new MlxError("[export_function] Attempting to write after exporting is closed.", 1);
@@ -469,6 +470,7 @@ export function exporter(path: string, fn: (...args: never[]) => unknown, option
       traces.pop();
       ids.delete(e.id);
       lib.mlxb_compile_free(e.id);
+      if (traces.length > 0) lib.mlxb_compile_link(traces[traces.length - 1]!.id, 0);
       throw err;
     }
   }) as FunctionExporter;

@@ -255,7 +255,7 @@ describe("shapeless", () => {
   });
 });
 
-// Values from real MLX 0.32.4 (mx.compile(lambda x: x[-1], shapeless=True) and friends):
+// Values from real MLX 0.32.4 (test/fixtures/compile/mlx_exporter_probe.py prints them):
 // a[i] is a gather whose index is normalized when traced and whose slice sizes stay as traced.
 test("shapeless integer index of a plain array replays as MLX's gather", () => {
   const last = mx.compile((x: mx.Array) => x.index(-1), { shapeless: true });
