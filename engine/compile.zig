@@ -1635,3 +1635,63 @@ test "compile: elementwise chains become fused steps with the same bits; export 
     try serialize(t, &b2);
     try testing.expectError(error.Failed, deserialize(b2.items, "bad.mlxfn"));
 }
+
+test "compile: several traces in one file share their constants; labels, metadata and order survive" {
+    const s: u32 = 0;
+    const x = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{3}, "t"), s, "t");
+    defer array.release(x);
+    for (0..3) |i| @as([*]f32, @ptrCast(@alignCast(x.data())))[i] = @floatFromInt(i + 1);
+    // One constant k = [10, 20, 30], captured by two traces: x * k and x + k.
+    const k = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{3}, "t"), s, "t");
+    defer array.release(k);
+    for (0..3) |i| @as([*]f32, @ptrCast(@alignCast(k.data())))[i] = @floatFromInt(10 * (i + 1));
+    var tapes: [2]*Tape = undefined;
+    for (&tapes, [_]ew.BinaryOp{ .multiply, .add }) |*t, op| {
+        array.traceBegin();
+        const ph = try prims.copy.depends(x, &.{}, s);
+        ph.tracer = true;
+        const y = try ew.binary(op, ph, k, s);
+        array.traceEnd();
+        t.* = try build(&.{ph}, &.{y}, .{ .fuse = false });
+        array.release(ph);
+        array.release(y);
+    }
+    defer for (tapes) |t| t.deinit();
+    try testing.expectEqual(@as(usize, 1), tapes[0].constants.len);
+    try testing.expect(tapes[0].constants[0] == tapes[1].constants[0]);
+
+    var bytes: std.ArrayList(u8) = .empty;
+    defer bytes.deinit(a_);
+    try serializeMulti(&.{ tapes[0], tapes[1] }, &.{ "first", "second" }, "meta", &bytes);
+    var one: std.ArrayList(u8) = .empty;
+    defer one.deinit(a_);
+    try serialize(tapes[0], &one);
+    // The 12 bytes of k are written once: two traces cost less than twice one.
+    try testing.expect(bytes.items.len < 2 * one.items.len - 12);
+
+    const all = try deserializeAll(bytes.items, "mem");
+    defer {
+        for (all) |t| t.deinit();
+        a_.free(all);
+    }
+    try testing.expectEqual(@as(usize, 2), all.len);
+    try testing.expectEqualStrings("first", all[0].label.?);
+    try testing.expectEqualStrings("second", all[1].label.?);
+    try testing.expectEqualStrings("meta", all[1].metadata.?);
+    try testing.expect(all[0].constants[0] == all[1].constants[0]); // one node, shared
+    var outs: [2][1]*Node = undefined;
+    for (all, &outs) |t, *o| try replay(t, &.{x}, o);
+    defer for (outs) |o| array.release(o[0]);
+    try eval_mod.eval(&.{ outs[0][0], outs[1][0] });
+    try testing.expectEqualSlices(f32, &.{ 10, 40, 90 }, @as([*]const f32, @ptrCast(@alignCast(outs[0][0].data())))[0..3]);
+    try testing.expectEqualSlices(f32, &.{ 11, 22, 33 }, @as([*]const f32, @ptrCast(@alignCast(outs[1][0].data())))[0..3]);
+    // Every truncation is an error, never a crash (nor a leak: the testing allocator checks).
+    for (0..bytes.items.len) |n| try testing.expectError(error.Failed, deserializeAll(bytes.items[0..n], "cut"));
+    // Mixed shapeless and not, or none, cannot be written.
+    tapes[1].shapeless = true;
+    defer tapes[1].shapeless = false;
+    var b2: std.ArrayList(u8) = .empty;
+    defer b2.deinit(a_);
+    try testing.expectError(error.Failed, serializeMulti(&.{ tapes[0], tapes[1] }, &.{ "", "" }, "", &b2));
+    try testing.expectError(error.Failed, serializeMulti(&.{}, &.{}, "", &b2));
+}
