@@ -260,3 +260,68 @@ describe("file format", () => {
     bad("nul.mlxfn", nul, /is malformed: a signature holds a NUL byte/);
   });
 });
+
+// Ports of MLX's python/tests/test_export_import.py exporter cases (keyword arguments become a
+// trailing plain object).
+describe("MLX test_export_import cases", () => {
+  test("test_export_variable_inputs", () => {
+    const file = join(dir, "variable.mlxfn");
+    const fun = (x: mx.Array, y: mx.Array, kw?: { z: mx.Array }) => (kw === undefined ? mx.add(x, y) : mx.add(mx.add(x, y), kw.z));
+    const ex = mx.exporter(file, fun);
+    {
+      using e = ex;
+      e(mx.array([1, 2, 3]), mx.array([1, 1, 1]));
+      e(mx.array([1, 2, 3]), mx.array([1, 1, 1]), { z: mx.array([2]) });
+    }
+    expectMlxError(() => ex(mx.array([1, 2, 3, 4]), mx.array([1, 1, 1, 1])), /after exporting is closed/);
+    const f = mx.importFunction(file);
+    expect(f(mx.array([1, 2, 3]), mx.array([1, 1, 1]))[0]!.tolist()).toEqual([2, 3, 4]);
+    expect(f(mx.array([1, 2, 3]), mx.array([1, 1, 1]), { z: mx.array([2]) })[0]!.tolist()).toEqual([4, 5, 6]);
+    expectMlxError(() => f(mx.array([1, 2, 3, 4]), mx.array([1, 1, 1, 1])), /No imported function/);
+    f.dispose();
+
+    // A large constant: five traces, the file holds it once (< its size + 8192 bytes, as MLX checks).
+    const constant = mx.zeros([16, 2048]);
+    mx.eval(constant);
+    const many = (...args: mx.Array[]) => args.reduce((a, b) => mx.add(a, b), constant);
+    const file2 = join(dir, "constant.mlxfn");
+    {
+      using e = mx.exporter(file2, many);
+      for (let i = 0; i < 5; i++) e(...Array.from({ length: i }, () => mx.array(1)));
+    }
+    expect(statSync(file2).size).toBeLessThan(constant.nbytes + 8192);
+    const g = mx.importFunction(file2);
+    expect(g.traceCount).toBe(5);
+    expect(mx.sum(g(mx.array(1), mx.array(2))[0]!).item()).toBe(3 * 16 * 2048);
+    g.dispose();
+  });
+
+  test("test_export_import_shapeless", () => {
+    const file = join(dir, "shapeless-sum.mlxfn");
+    const fun = (...args: mx.Array[]) => args.reduce((a, b) => mx.add(a, b));
+    {
+      using e = mx.exporter(file, fun, { shapeless: true });
+      e(mx.array(1));
+      e(mx.array(1), mx.array(2));
+      e(mx.array(1), mx.array(2), mx.array(3));
+    }
+    const f2 = mx.importFunction(file);
+    expect(f2(mx.array(1))[0]!.item()).toBe(1);
+    expect(f2(mx.array(1), mx.array(1))[0]!.item()).toBe(2);
+    expect(f2(mx.array(1), mx.array(1), mx.array(1))[0]!.item()).toBe(3);
+    expectMlxError(() => f2(mx.array(10), mx.array([5, 10, 20])), /No imported function/); // another rank
+    f2.dispose();
+  });
+
+  test("test_basic_export_import: wrong calls fail", () => {
+    const file = join(dir, "basic.mlxfn");
+    const one = mx.array(1, mx.float32);
+    mx.exportFunction(file, (x: mx.Array, y: mx.Array) => mx.add(x, y), one, one);
+    const f = mx.importFunction(file);
+    expectMlxError(() => f(one, 1.0), /No imported function/);
+    expectMlxError(() => f(one, one, one), /No imported function/);
+    expectMlxError(() => f(one, [one]), /No imported function/);
+    expect(f(mx.array(1.5), mx.array(2, mx.float32))[0]!.item()).toBe(3.5);
+    f.dispose();
+  });
+});
