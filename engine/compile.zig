@@ -93,8 +93,16 @@ pub const Tape = struct {
     /// identities they are, so under a transform the host calls the function itself.
     has_custom: bool,
     shapeless: bool,
+    /// For files: the trace's signature text (the host's: its argument tree), the file's
+    /// metadata, and the id of the file's next trace (0 for the last); set by import, or by
+    /// compile_set_text / compile_link before an export.
+    label: ?[:0]u8 = null,
+    metadata: ?[:0]u8 = null,
+    next: u32 = 0,
 
     pub fn deinit(t: *Tape) void {
+        if (t.label) |x| a_.free(x);
+        if (t.metadata) |x| a_.free(x);
         for (t.steps) |*s| s.deinit();
         a_.free(t.steps);
         for (t.constants) |c| array.release(c);
@@ -869,7 +877,10 @@ fn node(r: Ref, inputs: []const *Node, consts: []const *Node, vals: []const *Nod
 // Export and import (docs/COMPILE-FORMAT.md)
 
 pub const magic = "MLXBFUN\x00";
-pub const format_version: u32 = 1;
+/// Written: 2 (several traces, a shared constant pool, metadata). Read: 1 and 2.
+pub const format_version: u32 = 2;
+/// Most traces one file may hold.
+pub const max_traces = 1 << 16;
 
 fn writeShape(out: *std.ArrayList(u8), s: *const Shape) errors.Error!void {
     try reflect.writeInt(out, u8, s.ndim);
@@ -880,21 +891,67 @@ fn writeRef(out: *std.ArrayList(u8), r: Ref) errors.Error!void {
     try reflect.writeInt(out, u32, r);
 }
 
-/// The tape as the bytes of a file.
+fn writeBlob(out: *std.ArrayList(u8), b: []const u8) errors.Error!void {
+    try reflect.writeInt(out, u32, @intCast(b.len));
+    out.appendSlice(a_, b) catch return oom();
+}
+
+/// A constant operand renumbered into the file's shared pool.
+fn poolRef(r: Ref, map: []const u32) Ref {
+    return if (kindOf(r).? == .constant) ref(.constant, map[indexOf(r)]) else r;
+}
+
+/// One tape as the bytes of a file (no signature text, no metadata).
 pub fn serialize(t: *const Tape, out: *std.ArrayList(u8)) errors.Error!void {
-    if (t.has_custom)
-        return errors.fail(.invalid_argument, "[export_function] The function calls a custom function (its transforms are host callbacks), which cannot be exported.", .{});
+    return serializeMulti(&.{t}, &.{""}, "", out);
+}
+
+/// Several traces of one function as the bytes of a file (format 2, docs/COMPILE-FORMAT.md):
+/// `labels[i]` is trace i's signature text (the host's; opaque here). A constant that several
+/// traces captured (the same node) is written once.
+pub fn serializeMulti(tapes: []const *const Tape, labels: []const []const u8, metadata: []const u8, out: *std.ArrayList(u8)) errors.Error!void {
+    std.debug.assert(tapes.len == labels.len);
+    if (tapes.len == 0 or tapes.len > max_traces) return errors.fail(.invalid_argument, "[export_function] A file holds 1 to {d} traces, not {d}.", .{ max_traces, tapes.len });
+    for (tapes) |t| {
+        if (t.has_custom)
+            return errors.fail(.invalid_argument, "[export_function] The function calls a custom function (its transforms are host callbacks), which cannot be exported.", .{});
+        if (t.shapeless != tapes[0].shapeless)
+            return errors.fail(.invalid_argument, "[export_function] The traces of one file must all be shapeless or all not.", .{});
+    }
+    for (labels) |l| if (l.len > max_file_bytes) return errors.fail(.invalid_argument, "[export_function] A signature is too long.", .{});
+    // The shared constant pool, and each tape's constant indices in it.
+    var pool: std.ArrayList(*Node) = .empty;
+    defer pool.deinit(a_);
+    var index = std.AutoHashMap(*Node, u32).init(a_);
+    defer index.deinit();
+    const maps = a_.alloc([]u32, tapes.len) catch return oom();
+    var nmaps: usize = 0;
+    defer {
+        for (maps[0..nmaps]) |m| a_.free(m);
+        a_.free(maps);
+    }
+    for (tapes) |t| {
+        const m = a_.alloc(u32, t.constants.len) catch return oom();
+        maps[nmaps] = m;
+        nmaps += 1;
+        for (t.constants, m) |c, *k| {
+            const g = index.getOrPut(c) catch return oom();
+            if (!g.found_existing) {
+                g.value_ptr.* = @intCast(pool.items.len);
+                pool.append(a_, c) catch return oom();
+            }
+            k.* = g.value_ptr.*;
+        }
+    }
+    if (pool.items.len > max_io) return errors.fail(.invalid_argument, "[export_function] Too many constants ({d}).", .{pool.items.len});
+    try eval_mod.eval(pool.items);
+
     out.appendSlice(a_, magic) catch return oom();
     try reflect.writeInt(out, u32, format_version);
-    try reflect.writeInt(out, u32, @intFromBool(t.shapeless));
-    try reflect.writeInt(out, u32, @intCast(t.inputs.len));
-    for (t.inputs) |s| {
-        try reflect.writeName(out, @tagName(s.dtype));
-        try writeShape(out, &s.shape);
-    }
-    try eval_mod.eval(t.constants);
-    try reflect.writeInt(out, u32, @intCast(t.constants.len));
-    for (t.constants) |c| {
+    try reflect.writeInt(out, u32, @intFromBool(tapes[0].shapeless));
+    try writeBlob(out, metadata);
+    try reflect.writeInt(out, u32, @intCast(pool.items.len));
+    for (pool.items) |c| {
         try reflect.writeName(out, @tagName(c.dtype));
         try writeShape(out, &c.shape);
         const nb = c.nbytes();
@@ -907,17 +964,26 @@ pub fn serialize(t: *const Tape, out: *std.ArrayList(u8)) errors.Error!void {
             out.appendSlice(a_, tmp) catch return oom();
         }
     }
-    try reflect.writeInt(out, u32, @intCast(t.steps.len));
-    for (t.steps) |*s| {
-        try reflect.write(Primitive, s.prim, out);
-        try reflect.writeName(out, @tagName(s.dtype));
-        try writeShape(out, &s.shape);
-        for (s.strides[0..s.shape.ndim]) |st| try reflect.writeInt(out, i64, st);
-        try reflect.writeInt(out, u32, @intCast(s.inputs.len));
-        for (s.inputs) |r| try writeRef(out, r);
+    try reflect.writeInt(out, u32, @intCast(tapes.len));
+    for (tapes, labels, maps) |t, label, map| {
+        try writeBlob(out, label);
+        try reflect.writeInt(out, u32, @intCast(t.inputs.len));
+        for (t.inputs) |s| {
+            try reflect.writeName(out, @tagName(s.dtype));
+            try writeShape(out, &s.shape);
+        }
+        try reflect.writeInt(out, u32, @intCast(t.steps.len));
+        for (t.steps) |*s| {
+            try reflect.write(Primitive, s.prim, out);
+            try reflect.writeName(out, @tagName(s.dtype));
+            try writeShape(out, &s.shape);
+            for (s.strides[0..s.shape.ndim]) |st| try reflect.writeInt(out, i64, st);
+            try reflect.writeInt(out, u32, @intCast(s.inputs.len));
+            for (s.inputs) |r| try writeRef(out, poolRef(r, map));
+        }
+        try reflect.writeInt(out, u32, @intCast(t.outputs.len));
+        for (t.outputs) |r| try writeRef(out, poolRef(r, map));
     }
-    try reflect.writeInt(out, u32, @intCast(t.outputs.len));
-    for (t.outputs) |r| try writeRef(out, r);
 }
 
 fn readDtype(r: *reflect.Reader) errors.Error!Dtype {
@@ -942,6 +1008,15 @@ fn readCount(r: *reflect.Reader, limit: usize, what: []const u8) errors.Error!u3
     const n = try r.int(u32);
     if (n > limit or n > r.bytes.len - r.pos) return r.malformed(what);
     return n;
+}
+
+/// A `u32` length and that many bytes, copied NUL-terminated (for the C ABI's strings); a NUL
+/// inside is refused.
+fn readText(r: *reflect.Reader, what: []const u8) errors.Error![:0]u8 {
+    const n = try r.int(u32);
+    const b = try r.take(n);
+    if (std.mem.indexOfScalar(u8, b, 0) != null) return r.malformed(what);
+    return a_.dupeZ(u8, b) catch oom();
 }
 
 /// A ref read from the file, checked to point at an input, a constant or an EARLIER step.
@@ -987,36 +1062,25 @@ fn checkFused(r: *reflect.Reader, f: prims.fused.Fused, dt: Dtype, sh: Shape, in
     if (f.program[f.program.len - 1].dtype != dt) return r.malformed("a fused step's dtype is not its program's");
 }
 
-/// A tape from a file's bytes, every field validated (never trusted).
-pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
-    var r = reflect.Reader{ .bytes = bytes, .file = file };
-    if (bytes.len < magic.len or !std.mem.eql(u8, bytes[0..magic.len], magic))
-        return errors.fail(.invalid_argument, "[import_function] The file {s} is not an mlx-bun function file (bad magic).", .{file});
-    r.pos = magic.len;
-    const ver = try r.int(u32);
-    if (ver != format_version)
-        return errors.fail(.invalid_argument, "[import_function] The file {s} has format version {d}; this mlx-bun reads version {d}.", .{ file, ver, format_version });
-    const flags = try r.int(u32);
-    if (flags > 1) return r.malformed("unknown flags");
-    const stream = try stream_mod.defaultStreamOf(.cpu);
-
-    const t = a_.create(Tape) catch return oom();
-    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = false, .shapeless = flags == 1 };
-    errdefer t.deinit();
-    const n_in = try readCount(&r, max_io, "too many inputs");
+fn readInputs(r: *reflect.Reader, t: *Tape) errors.Error!void {
+    const n_in = try readCount(r, max_io, "too many inputs");
     t.inputs = a_.alloc(Sig, n_in) catch return oom();
-    for (t.inputs) |*s| s.* = .{ .dtype = try readDtype(&r), .shape = try readShape(&r) };
+    for (t.inputs) |*s| s.* = .{ .dtype = try readDtype(r), .shape = try readShape(r) };
+}
 
-    const n_const = try readCount(&r, max_io, "too many constants");
+/// Constants (owned by the caller: released on error here).
+fn readConsts(r: *reflect.Reader) errors.Error![]*Node {
+    const stream = try stream_mod.defaultStreamOf(.cpu);
+    const n_const = try readCount(r, max_io, "too many constants");
     const consts = a_.alloc(*Node, n_const) catch return oom();
     var nc: usize = 0;
-    defer if (nc < n_const) {
+    errdefer {
         for (consts[0..nc]) |c| array.release(c);
         a_.free(consts);
-    };
+    }
     while (nc < n_const) {
-        const dt = try readDtype(&r);
-        const sh = try readShape(&r);
+        const dt = try readDtype(r);
+        const sh = try readShape(r);
         const nb = try r.int(u64);
         if (nb != sh.size() * dt.size()) return r.malformed("a constant's byte count does not match its shape");
         const data = try r.take(@intCast(nb));
@@ -1025,9 +1089,15 @@ pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
         consts[nc] = c;
         nc += 1;
     }
-    t.constants = consts;
+    return consts;
+}
 
-    const n_steps = try readCount(&r, max_steps, "too many steps");
+/// Steps then outputs, into `t` (its inputs and constants already read).
+fn readStepsAndOutputs(r: *reflect.Reader, t: *Tape) errors.Error!void {
+    const stream = try stream_mod.defaultStreamOf(.cpu);
+    const n_in = t.inputs.len;
+    const n_const = t.constants.len;
+    const n_steps = try readCount(r, max_steps, "too many steps");
     const steps = a_.alloc(Step, n_steps) catch return oom();
     var ns: usize = 0;
     defer if (ns < n_steps) {
@@ -1035,48 +1105,119 @@ pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
         a_.free(steps);
     };
     while (ns < n_steps) {
-        const p = try reflect.read(Primitive, &r);
+        const p = try reflect.read(Primitive, r);
         errdefer p.deinit();
         if (p == .leaf or p == .custom) return r.malformed("a step with a primitive that cannot be imported");
-        const dt = try readDtype(&r);
-        const sh = try readShape(&r);
+        const dt = try readDtype(r);
+        const sh = try readShape(r);
         var st: [max_ndim]i64 = undefined;
         for (st[0..sh.ndim]) |*x| x.* = try r.int(i64);
-        const nin = try readCount(&r, 1 << 16, "too many operands");
+        const nin = try readCount(r, 1 << 16, "too many operands");
         const ins = a_.alloc(Ref, nin) catch return oom();
         errdefer a_.free(ins);
-        for (ins) |*x| x.* = try readRef(&r, n_in, ns, n_const);
-        if (p == .fused) try checkFused(&r, p.fused, dt, sh, ins, t.inputs, steps[0..ns], consts, flags == 1);
+        for (ins) |*x| x.* = try readRef(r, n_in, ns, n_const);
+        if (p == .fused) try checkFused(r, p.fused, dt, sh, ins, t.inputs, steps[0..ns], t.constants, t.shapeless);
         steps[ns] = .{ .prim = p, .dtype = dt, .shape = sh, .strides = st, .stream = stream, .inputs = ins };
         ns += 1;
     }
     t.steps = steps;
 
-    const n_out = try readCount(&r, max_io, "too many outputs");
+    const n_out = try readCount(r, max_io, "too many outputs");
     t.outputs = a_.alloc(Ref, n_out) catch return oom();
-    for (t.outputs) |*x| x.* = try readRef(&r, n_in, n_steps, n_const);
-    if (r.pos != bytes.len) return r.malformed("trailing bytes after the outputs");
+    for (t.outputs) |*x| x.* = try readRef(r, n_in, n_steps, n_const);
     if (t.shapeless) for (t.steps) |s| {
         if (!shapelessSupported(s.prim)) return r.malformed("a shapeless function with a shape-fixed primitive");
     };
+}
+
+fn newTape(shapeless: bool) errors.Error!*Tape {
+    const t = a_.create(Tape) catch return oom();
+    t.* = .{ .inputs = &.{}, .steps = &.{}, .constants = &.{}, .outputs = &.{}, .has_custom = false, .shapeless = shapeless };
     return t;
 }
 
+/// Every trace of a file's bytes, each field validated (never trusted). The caller owns the
+/// slice and the tapes. Version 1 files hold one trace (no signature text, no metadata).
+pub fn deserializeAll(bytes: []const u8, file: []const u8) errors.Error![]*Tape {
+    var r = reflect.Reader{ .bytes = bytes, .file = file };
+    if (bytes.len < magic.len or !std.mem.eql(u8, bytes[0..magic.len], magic))
+        return errors.fail(.invalid_argument, "[import_function] The file {s} is not an mlx-bun function file (bad magic).", .{file});
+    r.pos = magic.len;
+    const ver = try r.int(u32);
+    if (ver != 1 and ver != 2)
+        return errors.fail(.invalid_argument, "[import_function] The file {s} has format version {d}; this mlx-bun reads versions 1 and 2.", .{ file, ver });
+    const flags = try r.int(u32);
+    if (flags > 1) return r.malformed("unknown flags");
+    const shapeless = flags == 1;
+
+    var tapes: std.ArrayList(*Tape) = .empty;
+    errdefer {
+        for (tapes.items) |t| t.deinit();
+        tapes.deinit(a_);
+    }
+    if (ver == 1) {
+        const t = try newTape(shapeless);
+        tapes.append(a_, t) catch {
+            t.deinit();
+            return oom();
+        };
+        try readInputs(&r, t);
+        t.constants = try readConsts(&r);
+        try readStepsAndOutputs(&r, t);
+    } else {
+        const metadata = try readText(&r, "the metadata holds a NUL byte");
+        defer a_.free(metadata);
+        const pool = try readConsts(&r);
+        defer {
+            for (pool) |c| array.release(c);
+            a_.free(pool);
+        }
+        const n = try readCount(&r, max_traces, "too many traces");
+        if (n == 0) return r.malformed("a file with no trace");
+        tapes.ensureTotalCapacity(a_, n) catch return oom();
+        for (0..n) |_| {
+            const t = try newTape(shapeless);
+            tapes.appendAssumeCapacity(t);
+            t.label = try readText(&r, "a signature holds a NUL byte");
+            t.metadata = a_.dupeZ(u8, metadata) catch return oom();
+            try readInputs(&r, t);
+            // Each trace holds the whole pool (shared nodes): refs index it directly.
+            t.constants = a_.dupe(*Node, pool) catch return oom();
+            for (pool) |c| c.retain();
+            try readStepsAndOutputs(&r, t);
+        }
+    }
+    if (r.pos != bytes.len) return r.malformed("trailing bytes after the outputs");
+    return tapes.toOwnedSlice(a_) catch oom();
+}
+
+/// The first trace of a file's bytes (the others are dropped).
+pub fn deserialize(bytes: []const u8, file: []const u8) errors.Error!*Tape {
+    const all = try deserializeAll(bytes, file);
+    defer a_.free(all);
+    for (all[1..]) |t| t.deinit();
+    return all[0];
+}
+
 pub const max_file_bytes: usize = 1 << 34;
+
+fn writeFile(path: []const u8, data: []const u8) errors.Error!void {
+    std.fs.cwd().writeFile(.{ .sub_path = path, .data = data }) catch |e|
+        return errors.fail(.runtime, "[export_function] Cannot write {s}: {s}.", .{ path, @errorName(e) });
+}
 
 pub fn exportTape(t: *const Tape, path: []const u8) errors.Error!void {
     var out: std.ArrayList(u8) = .empty;
     defer out.deinit(a_);
     try serialize(t, &out);
-    std.fs.cwd().writeFile(.{ .sub_path = path, .data = out.items }) catch |e|
-        return errors.fail(.runtime, "[export_function] Cannot write {s}: {s}.", .{ path, @errorName(e) });
+    try writeFile(path, out.items);
 }
 
-pub fn importTape(path: []const u8) errors.Error!*Tape {
+pub fn importTapes(path: []const u8) errors.Error![]*Tape {
     const bytes = std.fs.cwd().readFileAlloc(a_, path, max_file_bytes) catch |e|
         return errors.fail(.invalid_argument, "[import_function] Cannot read {s}: {s}.", .{ path, @errorName(e) });
     defer a_.free(bytes);
-    return deserialize(bytes, path);
+    return deserializeAll(bytes, path);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1215,6 +1356,7 @@ fn infoImpl(id: u32, what: u32) errors.Error!i32 {
         4 => @intFromBool(t.has_custom),
         5 => @intFromBool(t.shapeless),
         6 => @intCast(fusedSteps(t)),
+        7 => @intCast(t.next),
         else => errors.fail(.invalid_argument, "[compile] Unknown info query {d}.", .{what}),
     };
 }
@@ -1249,21 +1391,103 @@ fn pathArg(p: ?*const anyopaque, n: u32, op: []const u8) errors.Error![]const u8
     return q[0..n];
 }
 
+/// The traces of a file: the tape `id`, then its `next` links (compile_link), with the
+/// labels and metadata compile_set_text gave them. A chain that loops or is too long fails.
 fn exportImpl(id: u32, p: ?*const anyopaque, n: u32) errors.Error!void {
+    const op = "export_function";
+    var tapes: std.ArrayList(*const Tape) = .empty;
+    defer tapes.deinit(a_);
+    var labels: std.ArrayList([]const u8) = .empty;
+    defer labels.deinit(a_);
+    var seen = std.AutoHashMap(u32, void).init(a_);
+    defer seen.deinit();
+    var cur = id;
+    while (true) {
+        const t = try lookup(cur, op);
+        if ((seen.fetchPut(cur, {}) catch return oom()) != null or tapes.items.len >= max_traces)
+            return errors.fail(.invalid_argument, "[{s}] The traces linked from {d} loop or are more than {d}.", .{ op, id, max_traces });
+        tapes.append(a_, t) catch return oom();
+        labels.append(a_, if (t.label) |l| l else "") catch return oom();
+        if (t.next == 0) break;
+        cur = t.next;
+    }
+    const first = tapes.items[0];
+    const path = try pathArg(p, n, op);
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(a_);
+    try serializeMulti(tapes.items, labels.items, if (first.metadata) |m| m else "", &out);
+    try writeFile(path, out.items);
+}
+
+fn setTextImpl(id: u32, what: u32, p: ?*const anyopaque, n: u32) errors.Error!void {
     const t = try lookup(id, "export_function");
-    try exportTape(t, try pathArg(p, n, "export_function"));
+    if (what > 1) return errors.fail(.invalid_argument, "[export_function] Unknown text kind {d}.", .{what});
+    const bytes: []const u8 = if (n == 0) &.{} else @as([*]const u8, @ptrCast(p orelse return errors.fail(.invalid_argument, "[export_function] The text pointer is null.", .{})))[0..n];
+    if (std.mem.indexOfScalar(u8, bytes, 0) != null) return errors.fail(.invalid_argument, "[export_function] The text contains a NUL byte.", .{});
+    const z = a_.dupeZ(u8, bytes) catch return oom();
+    const slot = if (what == 0) &t.label else &t.metadata;
+    if (slot.*) |old| a_.free(old);
+    slot.* = z;
+}
+fn compileSetText(id: u32, what: u32, text: ?*const anyopaque, ntext: u32) callconv(.c) i32 {
+    return abi_util.ok(setTextImpl(id, what, text, ntext));
+}
+
+fn linkImpl(id: u32, next: u32) errors.Error!void {
+    const t = try lookup(id, "export_function");
+    if (next != 0) {
+        if (next == id) return errors.fail(.invalid_argument, "[export_function] A trace cannot follow itself.", .{});
+        _ = try lookup(next, "export_function");
+    }
+    t.next = next;
+}
+fn compileLink(id: u32, next: u32) callconv(.c) i32 {
+    return abi_util.ok(linkImpl(id, next));
 }
 fn compileExport(id: u32, path: ?*const anyopaque, n: u32) callconv(.c) i32 {
     return abi_util.ok(exportImpl(id, path, n));
 }
 
 fn importImpl(p: ?*const anyopaque, n: u32) errors.Error!u32 {
-    const t = try importTape(try pathArg(p, n, "import_function"));
-    errdefer t.deinit();
-    return register(t);
+    const tapes = try importTapes(try pathArg(p, n, "import_function"));
+    defer a_.free(tapes);
+    // Registered last to first, so each knows the id of the next; on failure the registered
+    // ones are freed and the rest released.
+    var next: u32 = 0;
+    var k: usize = tapes.len;
+    errdefer {
+        for (tapes[0..k]) |t| t.deinit();
+        var id = next;
+        while (id != 0) {
+            const t = lookup(id, "import_function") catch break;
+            const after = t.next;
+            unregister(id) catch {};
+            id = after;
+        }
+    }
+    while (k > 0) {
+        const t = tapes[k - 1];
+        t.next = next;
+        next = try register(t);
+        k -= 1;
+    }
+    return next;
 }
 fn compileImport(path: ?*const anyopaque, n: u32) callconv(.c) u32 {
     return importImpl(path, n) catch 0;
+}
+
+fn textImpl(id: u32, what: u32) errors.Error![*:0]const u8 {
+    const t = try lookup(id, "import_function");
+    const x = switch (what) {
+        0 => t.label,
+        1 => t.metadata,
+        else => return errors.fail(.invalid_argument, "[import_function] Unknown text query {d}.", .{what}),
+    };
+    return if (x) |v| v.ptr else "";
+}
+fn compileText(id: u32, what: u32) callconv(.c) [*:0]const u8 {
+    return textImpl(id, what) catch "";
 }
 
 pub const abi = [_]abi_util.Entry{
@@ -1272,11 +1496,14 @@ pub const abi = [_]abi_util.Entry{
     abi_util.entry("compile_build", compileBuild, &.{ "placeholders", "nplaceholders", "outputs", "noutputs", "flags" }, "The tape of the graph traced from placeholders (tracers) to outputs, simplified and fused; flags: 1 shapeless, 2 do not fuse. An id (0 on error)."),
     abi_util.entry("compile_call", compileCall, &.{ "id", "inputs", "ninputs" }, "Replay a tape on inputs: returns the number of outputs and leaves their handles for results_take; negative on error."),
     abi_util.entry("compile_free", compileFree, &.{"id"}, "Free a tape (its constants and primitive copies). 0 on success."),
-    abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps."),
+    abi_util.entry("compile_info", compileInfo, &.{ "id", "what" }, "A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps, 7 the id of the next trace of its file (0 if none)."),
     abi_util.entry("compile_input_info", compileInputInfo, &.{ "id", "i", "k" }, "Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k."),
     abi_util.entry("compile_live", compileLive, &.{}, "Number of live tapes (for leak checks)."),
-    abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success."),
-    abi_util.entry("compile_import", compileImport, &.{ "path", "npath" }, "Read a tape from a file, validating it; an id (0 on error)."),
+    abi_util.entry("compile_export", compileExport, &.{ "id", "path", "npath" }, "Write a tape and the traces linked after it (compile_link) to a file, with their texts (compile_set_text) (docs/COMPILE-FORMAT.md). 0 on success."),
+    abi_util.entry("compile_set_text", compileSetText, &.{ "id", "what", "text", "ntext" }, "Set a tape's text for export: 0 its signature (the host's), 1 the file's metadata (read from the first trace). No NUL byte. 0 on success."),
+    abi_util.entry("compile_link", compileLink, &.{ "id", "next" }, "Make `next` the trace written after tape `id` in its file (0: none). 0 on success."),
+    abi_util.entry("compile_import", compileImport, &.{ "path", "npath" }, "Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error."),
+    abi_util.entry("compile_text", compileText, &.{ "id", "what" }, "Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; \"\" if none."),
 };
 
 pub const abi_enums = .{};
@@ -1407,4 +1634,64 @@ test "compile: elementwise chains become fused steps with the same bits; export 
     b2.clearRetainingCapacity();
     try serialize(t, &b2);
     try testing.expectError(error.Failed, deserialize(b2.items, "bad.mlxfn"));
+}
+
+test "compile: several traces in one file share their constants; labels, metadata and order survive" {
+    const s: u32 = 0;
+    const x = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{3}, "t"), s, "t");
+    defer array.release(x);
+    for (0..3) |i| @as([*]f32, @ptrCast(@alignCast(x.data())))[i] = @floatFromInt(i + 1);
+    // One constant k = [10, 20, 30], captured by two traces: x * k and x + k.
+    const k = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{3}, "t"), s, "t");
+    defer array.release(k);
+    for (0..3) |i| @as([*]f32, @ptrCast(@alignCast(k.data())))[i] = @floatFromInt(10 * (i + 1));
+    var tapes: [2]*Tape = undefined;
+    for (&tapes, [_]ew.BinaryOp{ .multiply, .add }) |*t, op| {
+        array.traceBegin();
+        const ph = try prims.copy.depends(x, &.{}, s);
+        ph.tracer = true;
+        const y = try ew.binary(op, ph, k, s);
+        array.traceEnd();
+        t.* = try build(&.{ph}, &.{y}, .{ .fuse = false });
+        array.release(ph);
+        array.release(y);
+    }
+    defer for (tapes) |t| t.deinit();
+    try testing.expectEqual(@as(usize, 1), tapes[0].constants.len);
+    try testing.expect(tapes[0].constants[0] == tapes[1].constants[0]);
+
+    var bytes: std.ArrayList(u8) = .empty;
+    defer bytes.deinit(a_);
+    try serializeMulti(&.{ tapes[0], tapes[1] }, &.{ "first", "second" }, "meta", &bytes);
+    var one: std.ArrayList(u8) = .empty;
+    defer one.deinit(a_);
+    try serialize(tapes[0], &one);
+    // The 12 bytes of k are written once: two traces cost less than twice one.
+    try testing.expect(bytes.items.len < 2 * one.items.len - 12);
+
+    const all = try deserializeAll(bytes.items, "mem");
+    defer {
+        for (all) |t| t.deinit();
+        a_.free(all);
+    }
+    try testing.expectEqual(@as(usize, 2), all.len);
+    try testing.expectEqualStrings("first", all[0].label.?);
+    try testing.expectEqualStrings("second", all[1].label.?);
+    try testing.expectEqualStrings("meta", all[1].metadata.?);
+    try testing.expect(all[0].constants[0] == all[1].constants[0]); // one node, shared
+    var outs: [2][1]*Node = undefined;
+    for (all, &outs) |t, *o| try replay(t, &.{x}, o);
+    defer for (outs) |o| array.release(o[0]);
+    try eval_mod.eval(&.{ outs[0][0], outs[1][0] });
+    try testing.expectEqualSlices(f32, &.{ 10, 40, 90 }, @as([*]const f32, @ptrCast(@alignCast(outs[0][0].data())))[0..3]);
+    try testing.expectEqualSlices(f32, &.{ 11, 22, 33 }, @as([*]const f32, @ptrCast(@alignCast(outs[1][0].data())))[0..3]);
+    // Every truncation is an error, never a crash (nor a leak: the testing allocator checks).
+    for (0..bytes.items.len) |n| try testing.expectError(error.Failed, deserializeAll(bytes.items[0..n], "cut"));
+    // Mixed shapeless and not, or none, cannot be written.
+    tapes[1].shapeless = true;
+    defer tapes[1].shapeless = false;
+    var b2: std.ArrayList(u8) = .empty;
+    defer b2.deinit(a_);
+    try testing.expectError(error.Failed, serializeMulti(&.{ tapes[0], tapes[1] }, &.{ "", "" }, "", &b2));
+    try testing.expectError(error.Failed, serializeMulti(&.{}, &.{}, "", &b2));
 }

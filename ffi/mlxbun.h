@@ -496,16 +496,22 @@ uint32_t mlxb_compile_build(const uint32_t* placeholders, uint32_t nplaceholders
 int32_t mlxb_compile_call(uint32_t id, const uint32_t* inputs, uint32_t ninputs);
 /* Free a tape (its constants and primitive copies). 0 on success. */
 int32_t mlxb_compile_free(uint32_t id);
-/* A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps. */
+/* A count of a tape: 0 steps, 1 constants, 2 inputs, 3 outputs, 4 has custom functions, 5 shapeless, 6 fused steps, 7 the id of the next trace of its file (0 if none). */
 int32_t mlxb_compile_info(uint32_t id, uint32_t what);
 /* Input i of a tape: k = -1 its dtype, -2 its ndim, else dimension k. */
 int32_t mlxb_compile_input_info(uint32_t id, uint32_t i, int32_t k);
 /* Number of live tapes (for leak checks). */
 uint32_t mlxb_compile_live(void);
-/* Write a tape to a file (docs/COMPILE-FORMAT.md). 0 on success. */
+/* Write a tape and the traces linked after it (compile_link) to a file, with their texts (compile_set_text) (docs/COMPILE-FORMAT.md). 0 on success. */
 int32_t mlxb_compile_export(uint32_t id, const void* path, uint32_t npath);
-/* Read a tape from a file, validating it; an id (0 on error). */
+/* Set a tape's text for export: 0 its signature (the host's), 1 the file's metadata (read from the first trace). No NUL byte. 0 on success. */
+int32_t mlxb_compile_set_text(uint32_t id, uint32_t what, const void* text, uint32_t ntext);
+/* Make `next` the trace written after tape `id` in its file (0: none). 0 on success. */
+int32_t mlxb_compile_link(uint32_t id, uint32_t next);
+/* Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error. */
 uint32_t mlxb_compile_import(const void* path, uint32_t npath);
+/* Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; "" if none. */
+const char* mlxb_compile_text(uint32_t id, uint32_t what);
 /* Tests and replay: a new fused node running the template fused array's program on n new inputs (the template's shape). */
 uint32_t mlxb_fused_apply(uint32_t fused, const uint32_t* inputs, uint32_t n, int32_t stream);
 /* Fuse the elementwise chains of the unevaluated graph behind the arrays (in place); the number of fused nodes made, negative on error. */

@@ -3,7 +3,8 @@
 // every output node, no JS runs per op. The engine simplifies each tape and fuses its chains
 // of elementwise ops into single kernels (bit-identical; `fuse: false` or MLXB_NO_FUSE=1 turn
 // that off for tests). Also mx.exportFunction / mx.importFunction (the tape in a file of our
-// own format, docs/COMPILE-FORMAT.md), and mx.disableCompile / mx.enableCompile.
+// own format, docs/COMPILE-FORMAT.md), mx.exporter (several traces in one file), and
+// mx.disableCompile / mx.enableCompile.
 //
 // The signature of a call: the tree structure of the arguments, each array's dtype and shape
 // (only its rank when shapeless), and the other leaves (numbers, strings, booleans, null) by
@@ -11,7 +12,7 @@
 // objects with a `state` such as an optimizer) whose arrays are read before the call and
 // written after it, so a whole training step compiles, as in MLX.
 import { shapelessTrace } from "./trace_flags";
-import { checkHandle, checkStatus, lib } from "../ffi/lib";
+import { checkHandle, checkStatus, DTYPE, lib } from "../ffi/lib";
 import { MxArray, isMxArray } from "./array";
 import { MlxError } from "./errors";
 import { keep } from "./memory";
@@ -119,11 +120,16 @@ function typeName(v: unknown): string {
 
 /** The signature key of the arguments; collects their arrays (in treeFlatten order). */
 function signature(args: readonly unknown[], shapeless: boolean, arrays: MxArray[]): string {
+  return signatureWith(args, arrays, (t) => (shapeless ? `a${t.dtype.value}r${t.ndim};` : `a${t.dtype.value}(${t.shape.join(",")});`), "compile");
+}
+
+/** The key of an argument tree with `arrayKey` for each array; collects the arrays. */
+function signatureWith(args: readonly unknown[], arrays: MxArray[], arrayKey: (a: MxArray) => string, op: string): string {
   let key = "";
   const walk = (t: unknown): void => {
     if (t instanceof MxArray) {
       arrays.push(t);
-      key += shapeless ? `a${t.dtype.value}r${t.ndim};` : `a${t.dtype.value}(${t.shape.join(",")});`;
+      key += arrayKey(t);
     } else if (Array.isArray(t)) {
       key += "[";
       for (const x of t) walk(x);
@@ -141,7 +147,7 @@ function signature(args: readonly unknown[], shapeless: boolean, arrays: MxArray
     else if (t === null) key += "N;";
     else if (t === undefined) key += "U;";
     else if (typeof t === "bigint") key += `b${t};`;
-    else throw new MlxError(`[compile] Function arguments must be trees of arrays or constants (floats, ints, strings, or None), but received type ${typeName(t)}.`, 1);
+    else throw new MlxError(`[${op}] Function arguments must be trees of arrays or constants (floats, ints, strings, or None), but received type ${typeName(t)}.`, 1);
   };
   walk(args);
   return key;
@@ -294,74 +300,301 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
 
 // ---------------------------------------------------------------------------------------------
 // Export and import
+//
+// A file holds one or more traces of a function (docs/COMPILE-FORMAT.md, format 2), each with
+// its signature: the argument tree with the arrays left out (constants by value) and the names
+// of the arrays of a trailing plain-object argument (JS's stand-in for Python's keyword
+// arguments, as in exportToDot). A call runs the first trace, in file order, whose tree is the
+// call's and whose arrays have the call's dtypes and shapes (only the ranks when shapeless), as
+// MLX's import_function picks among its traces. Version 1 files (one trace, no signature) match
+// on the arrays alone.
 
-/** Where and how to export: a path, or `{ path, shapeless }`. */
-export type ExportTarget = string | { path: string; shapeless?: boolean };
+/** Where and how to export: a path, or `{ path, shapeless, metadata }`. */
+export type ExportTarget = string | { path: string; shapeless?: boolean; metadata?: string };
+
+/** Options of `mx.exporter` (MLX's keyword arguments). */
+export interface ExporterOptions {
+  /** The traces replay on inputs of other shapes (same dtypes and ranks). Default false. */
+  shapeless?: boolean;
+  /** A string saved with the function (e.g. a JSON model configuration); read it back with `importFunction(path, { returnMetadata: true })`. */
+  metadata?: string;
+}
 
 function pathBytes(path: string): Buffer {
   return Buffer.from(path, "utf8");
 }
 
+/** What a trace was made for: its tree key and its keyword names. */
+interface TraceSig {
+  /** signature() of the arguments with every array written as `a;`. */
+  tree: string;
+  /** Names of the arrays of a trailing plain-object argument (the last `keywords.length` inputs). */
+  keywords: string[];
+}
+
+/** The signature of call arguments, and their arrays (in treeFlatten order). */
+function traceSig(args: readonly unknown[], arrays: MxArray[], op: string): TraceSig {
+  const tree = signatureWith(args, arrays, () => "a;", op);
+  const keywords: string[] = [];
+  const last = args.length > 0 ? args[args.length - 1] : undefined;
+  if (isPlain(last)) {
+    const walk = (t: unknown, path: string): void => {
+      if (t instanceof MxArray) keywords.push(path);
+      else if (Array.isArray(t)) t.forEach((x, i) => walk(x, `${path}.${i}`));
+      else if (isPlain(t)) for (const k of Object.keys(t)) walk(t[k], path === "" ? k : `${path}.${k}`);
+    };
+    walk(last, "");
+  }
+  return { tree, keywords };
+}
+
+function encodeSig(s: TraceSig): string {
+  return JSON.stringify({ tree: s.tree, keywords: s.keywords });
+}
+
+function decodeSig(text: string): TraceSig | null {
+  if (text === "") return null; // a version 1 file
+  try {
+    const o = JSON.parse(text) as { tree?: unknown; keywords?: unknown };
+    if (typeof o.tree === "string" && Array.isArray(o.keywords) && o.keywords.every((k) => typeof k === "string")) return { tree: o.tree, keywords: o.keywords as string[] };
+  } catch {
+    // fall through
+  }
+  throw new MlxError("[import_function] The file holds a trace signature this mlx-bun cannot read.", 1);
+}
+
+/** An array's description as MLX prints it in these messages: `(2,3) float32`. */
+interface InputDesc {
+  dtype: number;
+  shape: readonly number[];
+}
+
+const dtypeNames = new Map<number, string>();
+function dtypeName(v: number): string {
+  if (dtypeNames.size === 0) for (const [k, n] of Object.entries(DTYPE)) dtypeNames.set(n, k);
+  return dtypeNames.get(v) ?? String(v);
+}
+
+function describe(d: InputDesc): string {
+  return `(${d.shape.join(",")}) ${dtypeName(d.dtype)}`;
+}
+
+function inputsMatch(trace: readonly InputDesc[], call: readonly InputDesc[], shapeless: boolean): boolean {
+  if (trace.length !== call.length) return false;
+  for (let i = 0; i < trace.length; i++) {
+    const a = trace[i]!;
+    const b = call[i]!;
+    if (a.dtype !== b.dtype || a.shape.length !== b.shape.length) return false;
+    if (!shapeless && a.shape.some((d, k) => d !== b.shape[k])) return false;
+  }
+  return true;
+}
+
+function describeFunction(sig: TraceSig | null, inputs: readonly InputDesc[], indent: string): string {
+  const kw = sig?.keywords ?? [];
+  const npos = inputs.length - kw.length;
+  let s = `with ${npos} positional inputs and ${kw.length} keyword inputs:\n`;
+  inputs.forEach((d, j) => {
+    s += j < npos ? `${indent}${j + 1}: ${describe(d)}\n` : `${indent}"${kw[j - npos]}": ${describe(d)}\n`;
+  });
+  return s;
+}
+
+/** MLX's `FunctionExporter`: call it with example arguments to add a trace to the file; `close()` ends it. */
+export interface FunctionExporter {
+  (...args: unknown[]): void;
+  /** Traces written so far. */
+  readonly traceCount: number;
+  /** Whether close() was called. */
+  readonly closed: boolean;
+  /** Finish: later calls fail; frees the traces kept for rewriting the file. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+
+interface Trace {
+  id: number;
+  sig: TraceSig;
+  inputs: InputDesc[];
+}
+
+/**
+ * An exporter of several traces of `fn` to one file (MLX's `mx.exporter`). Each call with
+ * example arguments traces `fn` on them and writes the file with one more trace; a second
+ * trace with the same signature is refused. `mx.importFunction` of the file runs the trace
+ * that matches a call's arguments. Close it with `close()` or a `using` declaration (MLX's
+ * `with` block). The file is (re)written at each call, so it is complete after every one.
+ * @example
+ * using ex = mx.exporter("fun.mlxfn", (...xs: mx.Array[]) => xs.reduce((a, b) => mx.add(a, b)));
+ * ex(mx.array(1));
+ * ex(mx.array(1), mx.array(2));
+ */
+export function exporter(path: string, fn: (...args: never[]) => unknown, options: ExporterOptions = {}): FunctionExporter {
+  if (typeof path !== "string" || path === "") throw new MlxError("[exporter] The file path must be a non-empty string.", 1);
+  if (typeof fn !== "function") throw new MlxError("[exporter] The function to export must be callable.", 1);
+  const shapeless = options.shapeless === true;
+  const metadata = options.metadata ?? "";
+  if (typeof metadata !== "string") throw new MlxError("[exporter] The metadata must be a string.", 1);
+  if (metadata.includes("\0")) throw new MlxError("[exporter] The metadata cannot contain a NUL character.", 1);
+  const traces: Trace[] = [];
+  const ids = new Set<number>();
+  let closed = false;
+  const setText = (id: number, what: number, text: string) => {
+    const b = Buffer.from(text, "utf8");
+    checkStatus(lib.mlxb_compile_set_text(id, what, b, b.length));
+  };
+  // The engine writes the first trace and the ones linked after it.
+  const write = () => {
+    const first = traces[0]!.id;
+    setText(first, 1, metadata);
+    traces.forEach((t, i) => {
+      setText(t.id, 0, encodeSig(t.sig));
+      checkStatus(lib.mlxb_compile_link(t.id, i + 1 < traces.length ? traces[i + 1]!.id : 0));
+    });
+    const p = pathBytes(path);
+    checkStatus(lib.mlxb_compile_export(first, p, p.length));
+  };
+  const ex = ((...args: unknown[]): void => {
+    if (closed) throw new MlxError("[export_function] Attempting to write after exporting is closed.", 1);
+    const arrays: MxArray[] = [];
+    const sig = traceSig(args, arrays, "export_function");
+    const inputs = arrays.map((a) => ({ dtype: a.dtype.value, shape: a.shape }));
+    if (traces.some((t) => t.sig.tree === sig.tree && inputsMatch(t.inputs, inputs, shapeless)))
+      throw new MlxError("[export_function] Attempting to export a function twice with the same signature is not allowed.", 1);
+    const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, fuseDefault, "export_function");
+    traces.push({ id: e.id, sig, inputs });
+    ids.add(e.id);
+    try {
+      write();
+    } catch (err) {
+      traces.pop();
+      ids.delete(e.id);
+      lib.mlxb_compile_free(e.id);
+      if (traces.length > 0) lib.mlxb_compile_link(traces[traces.length - 1]!.id, 0);
+      throw err;
+    }
+  }) as FunctionExporter;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    for (const id of ids) lib.mlxb_compile_free(id);
+    ids.clear();
+    registry.unregister(ex);
+  };
+  Object.defineProperties(ex, {
+    traceCount: { get: () => traces.length },
+    closed: { get: () => closed },
+    close: { value: close },
+    [Symbol.dispose]: { value: close },
+  });
+  registry.register(ex, ids, ex);
+  return ex;
+}
+
 /**
  * Save `fn`, traced on the example arguments, to a file (our own format, docs/COMPILE-FORMAT.md;
  * MLX's `export_function`). Arguments may be trees of arrays and constants; constants are
- * baked in. Load it with `mx.importFunction`.
+ * baked in; a trailing plain object plays Python's keyword arguments. Load it with
+ * `mx.importFunction`; several traces go in one file with `mx.exporter`.
  * @example mx.exportFunction("f.mlxfn", (x: mx.Array) => mx.exp(x), mx.zeros([3]))
  */
 export function exportFunction(target: ExportTarget, fn: (...args: never[]) => unknown, ...args: unknown[]): void {
   const path = typeof target === "string" ? target : target.path;
-  const shapeless = typeof target === "string" ? false : target.shapeless === true;
-  const arrays: MxArray[] = [];
-  signature(args, shapeless, arrays);
-  const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, fuseDefault, "export_function");
+  const options: ExporterOptions = typeof target === "string" ? {} : { shapeless: target.shapeless, metadata: target.metadata };
+  const ex = exporter(path, fn, options);
   try {
-    const p = pathBytes(path);
-    checkStatus(lib.mlxb_compile_export(e.id, p, p.length));
+    ex(...args);
   } finally {
-    lib.mlxb_compile_free(e.id);
+    ex.close();
   }
 }
 
-/** A function loaded by importFunction: call it with arrays (trees flattened in order); returns the list of outputs. */
+/** A function loaded by importFunction: call it like the exported function; returns the list of outputs. */
 export interface ImportedFunction {
   (...args: unknown[]): MxArray[];
-  /** Number of array inputs it takes. */
+  /** Number of array inputs of its first trace. */
   readonly inputCount: number;
-  /** Free its engine tape now. */
+  /** Number of traces in the file. */
+  readonly traceCount: number;
+  /** The metadata saved with the function ("" if none). */
+  readonly metadata: string;
+  /** Free its engine tapes now. */
   dispose(): void;
   [Symbol.dispose](): void;
 }
 
+/** Options of importFunction. */
+export interface ImportOptions {
+  /** Also return the metadata saved with the function (MLX's `return_metadata`). */
+  returnMetadata?: boolean;
+}
+
 /**
- * Load a function saved with `mx.exportFunction` (MLX's `import_function`). The file is
- * validated (magic, version, primitives, operand references); a bad file fails with an
- * `[import_function] ...` error naming it. The function returns a list of arrays.
+ * Load a function saved with `mx.exportFunction` or `mx.exporter` (MLX's `import_function`).
+ * The file is validated (magic, version, primitives, operand references); a bad file fails
+ * with an `[import_function] ...` error naming it. A call runs the trace matching its
+ * arguments (tree, dtypes, shapes) and returns the list of outputs; with no match it fails
+ * listing the traces, as MLX. With `{ returnMetadata: true }`, returns `[fn, metadata]`.
  * @example const [y] = mx.importFunction("f.mlxfn")(mx.ones([3]));
  */
-export function importFunction(path: string): ImportedFunction {
+export function importFunction(path: string): ImportedFunction;
+export function importFunction(path: string, options: ImportOptions & { returnMetadata: true }): [ImportedFunction, string];
+export function importFunction(path: string, options?: ImportOptions): ImportedFunction | [ImportedFunction, string];
+export function importFunction(path: string, options: ImportOptions = {}): ImportedFunction | [ImportedFunction, string] {
   const p = pathBytes(path);
-  const id = checkHandle(lib.mlxb_compile_import(p, p.length));
-  const ids = new Set([id]);
-  const n = lib.mlxb_compile_info(id, 2);
+  const first = checkHandle(lib.mlxb_compile_import(p, p.length));
+  const ids = new Set<number>();
+  const traces: { id: number; sig: TraceSig | null; inputs: InputDesc[] }[] = [];
+  let metadata = "";
+  for (let id = first; id > 0; id = lib.mlxb_compile_info(id, 7)) ids.add(id);
+  try {
+    for (const id of ids) {
+      const n = checkStatus(lib.mlxb_compile_info(id, 2));
+      const inputs: InputDesc[] = [];
+      for (let i = 0; i < n; i++) {
+        const nd = checkStatus(lib.mlxb_compile_input_info(id, i, -2));
+        const shape: number[] = [];
+        for (let k = 0; k < nd; k++) shape.push(checkStatus(lib.mlxb_compile_input_info(id, i, k)));
+        inputs.push({ dtype: checkStatus(lib.mlxb_compile_input_info(id, i, -1)), shape });
+      }
+      traces.push({ id, sig: null, inputs });
+      traces[traces.length - 1]!.sig = decodeSig(String(lib.mlxb_compile_text(id, 0) ?? ""));
+      if (id === first) metadata = String(lib.mlxb_compile_text(id, 1) ?? "");
+    }
+  } catch (err) {
+    for (const id of ids) lib.mlxb_compile_free(id);
+    throw err;
+  }
+  const shapeless = lib.mlxb_compile_info(first, 5) === 1;
   const f = ((...args: unknown[]): MxArray[] => {
     if (ids.size === 0) throw new MlxError("[import_function] The function was disposed.", 1);
-    const arrays = treeFlatten(args);
-    if (arrays.length !== n) throw new MlxError(`[import_function] The function takes ${n} arrays but was called with ${arrays.length}.`, 1);
-    return replay(id, arrays, "import_function");
+    const arrays: MxArray[] = [];
+    const sig = traceSig(args, arrays, "import_function");
+    const inputs = arrays.map((a) => ({ dtype: a.dtype.value, shape: a.shape }));
+    for (const t of traces) {
+      if (t.sig !== null && t.sig.tree !== sig.tree) continue;
+      if (inputsMatch(t.inputs, inputs, shapeless)) return replay(t.id, arrays, "import_function");
+    }
+    let msg = "[import_function::call] No imported function found which matches the given positional and keyword arguments. Possible functions include:\n";
+    traces.forEach((t, i) => (msg += ` ${i + 1}. Function ${describeFunction(t.sig, t.inputs, "   ")}`));
+    msg += `\nCalled ${describeFunction(sig, inputs, "  ")}`;
+    throw new MlxError(msg, 1);
   }) as ImportedFunction;
   const dispose = () => {
     if (ids.size === 0) return;
+    for (const id of ids) lib.mlxb_compile_free(id);
     ids.clear();
-    lib.mlxb_compile_free(id);
     registry.unregister(f);
   };
   Object.defineProperties(f, {
-    inputCount: { value: n },
+    inputCount: { value: traces[0]!.inputs.length },
+    traceCount: { value: traces.length },
+    metadata: { value: metadata },
     dispose: { value: dispose },
     [Symbol.dispose]: { value: dispose },
   });
   registry.register(f, ids, f);
-  return f;
+  return options.returnMetadata === true ? [f, metadata] : f;
 }
 
 /** @internal Live engine tapes (for leak tests). */

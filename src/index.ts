@@ -43,4 +43,4 @@ export { load, save, saveGguf, saveSafetensors, savez, savezCompressed, type Fil
 export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type DLPackProducer, type FromDlpackOptions, type ToDlpackOptions } from "./dlpack";
 export * as utils from "./utils";
 export * as nn from "./nn/index";
-export { compile, disableCompile, enableCompile, exportFunction, importFunction, type CompileOptions, type CompiledFunction, type ExportTarget, type ImportedFunction } from "./compile";
+export { compile, disableCompile, enableCompile, exporter, exportFunction, importFunction, type CompileOptions, type CompiledFunction, type ExporterOptions, type ExportTarget, type FunctionExporter, type ImportedFunction, type ImportOptions } from "./compile";

@@ -28,6 +28,7 @@ import { bool, type DtypeLike } from "../dtype";
 import { MlxError } from "../errors";
 import type { StreamOptions } from "./elementwise";
 import { sum } from "./reduce";
+import { inShapelessTrace } from "../trace_flags";
 import { handlesOf, int, ints, list, operands, release, wrap, type ArrayOrScalar } from "./util";
 
 const int32Max = 2147483647;
@@ -324,7 +325,12 @@ function getItem(a: MxArray, indices: readonly Index[], stream: number): MxArray
   const t = new Temps();
   try {
     const shape = a.shape;
-    const items = expand(parse(indices, made), shape.length, false);
+    // A single integer under a shapeless compile: MLX's a[i] is a gather (index normalized
+    // when traced, slice sizes as traced), which replays on other shapes; a slice would not.
+    const parsed = parse(indices, made);
+    const only = parsed.length === 1 ? parsed[0]! : undefined;
+    if (only?.kind === "int" && shape.length > 0 && inShapelessTrace()) return take(a, checkInt(only.v, shape[0]!, 0), 0);
+    const items = expand(parsed, shape.length, false);
     const p = plan(shape, items);
     const h = a.handle("index");
     if (p.identity) return wrap(lib.mlxb_reshape(h, shapeArg(p.shape), p.shape.length, stream));
