@@ -61,24 +61,50 @@ pub const Prim = struct {
 // ---------------------------------------------------------------------------------------------
 // Complex arithmetic
 
-inline fn add(x: C, y: C) C {
+// Every helper is generic over the element: `C` (one complex number) or `VC` (one complex
+// number in each of `L` lines, split real/imaginary vectors), so the butterflies are written once
+// and the batched path runs the very same operations lane by lane (bit-identical results).
+
+/// Lines transformed together by the batched path.
+const L = @min(16, std.simd.suggestVectorLength(f32) orelse 4);
+const V = @Vector(L, f32);
+const VC = extern struct { re: V, im: V };
+
+fn Fl(comptime T: type) type {
+    return @FieldType(T, "re");
+}
+inline fn spl(comptime F: type, s: f32) F {
+    return if (F == f32) s else @as(F, @splat(s));
+}
+inline fn czero(comptime T: type) T {
+    return .{ .re = spl(Fl(T), 0), .im = spl(Fl(T), 0) };
+}
+inline fn add(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re + y.re, .im = x.im + y.im };
 }
-inline fn csub(x: C, y: C) C {
+inline fn csub(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re - y.re, .im = x.im - y.im };
 }
-inline fn mul(x: C, y: C) C {
+inline fn mul(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re * y.re - x.im * y.im, .im = x.re * y.im + x.im * y.re };
 }
-inline fn scl(x: C, s: f32) C {
-    return .{ .re = x.re * s, .im = x.im * s };
+/// x times one complex number w (the same in every lane): mul's arithmetic exactly.
+inline fn mulW(x: anytype, w: C) @TypeOf(x) {
+    const F = Fl(@TypeOf(x));
+    const wr = spl(F, w.re);
+    const wi = spl(F, w.im);
+    return .{ .re = x.re * wr - x.im * wi, .im = x.re * wi + x.im * wr };
 }
-inline fn conj(x: C) C {
+inline fn scl(x: anytype, s: f32) @TypeOf(x) {
+    const v = spl(Fl(@TypeOf(x)), s);
+    return .{ .re = x.re * v, .im = x.im * v };
+}
+inline fn conj(x: anytype) @TypeOf(x) {
     return .{ .re = x.re, .im = -x.im };
 }
 /// x * (sgn i): sgn = -1 for the forward transform.
-inline fn mulI(x: C, comptime sgn: f32) C {
-    return .{ .re = -sgn * x.im, .im = sgn * x.re };
+inline fn mulI(x: anytype, comptime sgn: f32) @TypeOf(x) {
+    return if (sgn > 0) .{ .re = -x.im, .im = x.re } else .{ .re = x.im, .im = -x.re };
 }
 
 /// e^{sgn 2 pi i k / n}, k reduced mod n first so large products keep their accuracy.
@@ -152,10 +178,10 @@ const Plan = struct {
 
     /// The unnormalized DFT of data[0..n] in place (complex plans only).
     /// `par`: split each stage over the thread pool (for a transform that runs alone).
-    fn run(p: *const Plan, data: []C, scratch: []C, par: bool) void {
+    fn run(p: *const Plan, comptime T: type, data: []T, scratch: []T, par: bool) void {
         switch (p.body) {
-            .stockham => |st| runStockham(p.inverse, st, data, scratch, par),
-            .bluestein => |b| runBluestein(p.n, b, data, scratch, par),
+            .stockham => |st| runStockham(T, p.inverse, st, data, scratch, par),
+            .bluestein => |b| runBluestein(T, p.n, b, data, scratch, par),
             else => unreachable,
         }
     }
@@ -223,7 +249,7 @@ fn buildComplex(n: usize, inverse: bool) errors.Error!*Plan {
         }
         const tmp = try alloc(sub.scratch);
         defer a_.free(tmp);
-        sub.run(kernel, tmp, false);
+        sub.run(C, kernel, tmp, false);
         p.* = .{ .n = n, .inverse = inverse, .real = false, .body = .{ .bluestein = .{ .m = m, .sub = sub, .chirp = chirp, .kernel = kernel } }, .scratch = 2 * m + sub.scratch };
         return p;
     }
@@ -323,7 +349,7 @@ fn getPlan(n: usize, inverse: bool, real: bool) errors.Error!PlanRef {
 
 /// One stage: for each sequence q < s and p < m, the radix-R DFT of x[q + s(p + j m)], j < R,
 /// times the twiddles, goes to y[q + s(R p + k)].
-fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn stageFixed(comptime T: type, comptime R: usize, comptime inv: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     const m = st.m;
     const s = st.s;
     const sgn: f32 = if (inv) 1 else -1;
@@ -338,9 +364,9 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
         const xin = x + s * p;
         const yout = y + s * R * p;
         for (q0..q1) |q| {
-            var a: [R]C = undefined;
+            var a: [R]T = undefined;
             inline for (0..R) |j| a[j] = xin[q + s * j * m];
-            var b: [R]C = undefined;
+            var b: [R]T = undefined;
             switch (R) {
                 2 => {
                     b[0] = add(a[0], a[1]);
@@ -382,7 +408,7 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
                 else => @compileError("radix"),
             }
             yout[q] = b[0];
-            inline for (1..R) |k| yout[q + s * k] = mul(b[k], w[k - 1]);
+            inline for (1..R) |k| yout[q + s * k] = mulW(b[k], w[k - 1]);
         }
     }
 }
@@ -390,14 +416,14 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
 /// The generic odd-radix stage, for primes 7 .. max_generic_radix: outputs k and R - k share
 /// the sums u_j = a_j + a_{R-j} (times cosines) and v_j = a_j - a_{R-j} (times sines), a
 /// quarter of the direct DFT's multiplications.
-fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn stageGeneric(comptime T: type, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     const r = st.radix;
     const h = (r - 1) / 2;
     const m = st.m;
     const s = st.s;
-    var a0: C = undefined;
-    var u: [max_generic_radix / 2 + 1]C = undefined;
-    var v: [max_generic_radix / 2 + 1]C = undefined;
+    var a0: T = undefined;
+    var u: [max_generic_radix / 2 + 1]T = undefined;
+    var v: [max_generic_radix / 2 + 1]T = undefined;
     for (p0..p1) |p| {
         const w = st.tw.ptr + p * (r - 1);
         for (q0..q1) |q| {
@@ -414,7 +440,7 @@ fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usi
             out[0] = sum;
             for (1..h + 1) |k| {
                 var re = a0;
-                var im = C{ .re = 0, .im = 0 };
+                var im = czero(T);
                 var idx: usize = 0;
                 for (1..h + 1) |j| {
                     idx += k;
@@ -424,17 +450,17 @@ fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usi
                     im = add(im, scl(v[j], c.im));
                 }
                 const ib = mulI(im, 1);
-                out[s * k] = mul(add(re, ib), w[k - 1]);
-                out[s * (r - k)] = mul(csub(re, ib), w[r - k - 1]);
+                out[s * k] = mulW(add(re, ib), w[k - 1]);
+                out[s * (r - k)] = mulW(csub(re, ib), w[r - k - 1]);
             }
         }
     }
 }
 
-fn runStage(inverse: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn runStage(comptime T: type, inverse: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     switch (st.radix) {
-        inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(r, true, x, y, st, p0, p1, q0, q1) else stageFixed(r, false, x, y, st, p0, p1, q0, q1),
-        else => stageGeneric(x, y, st, p0, p1, q0, q1),
+        inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(T, r, true, x, y, st, p0, p1, q0, q1) else stageFixed(T, r, false, x, y, st, p0, p1, q0, q1),
+        else => stageGeneric(T, x, y, st, p0, p1, q0, q1),
     }
 }
 
@@ -449,20 +475,20 @@ const StageJob = struct {
     /// Split over p (else over q).
     over_p: bool,
     fn range(j: *const StageJob, a: usize, b: usize) void {
-        if (j.over_p) runStage(j.inverse, j.x, j.y, j.st, a, b, 0, j.st.s) else runStage(j.inverse, j.x, j.y, j.st, 0, j.st.m, a, b);
+        if (j.over_p) runStage(C, j.inverse, j.x, j.y, j.st, a, b, 0, j.st.s) else runStage(C, j.inverse, j.x, j.y, j.st, 0, j.st.m, a, b);
     }
 };
 
-fn runStockham(inverse: bool, stages: []const Stage, data: []C, work: []C, par: bool) void {
-    var x: [*]C = data.ptr;
-    var y: [*]C = work.ptr;
-    const threaded = par and data.len >= par_min and pool.threads() > 1;
+fn runStockham(comptime T: type, inverse: bool, stages: []const Stage, data: []T, work: []T, par: bool) void {
+    var x: [*]T = data.ptr;
+    var y: [*]T = work.ptr;
+    const threaded = T == C and par and data.len >= par_min and pool.threads() > 1;
     for (stages) |st| {
-        if (threaded) {
+        if (T == C and threaded) {
             const job = StageJob{ .inverse = inverse, .x = x, .y = y, .st = st, .over_p = st.m >= st.s };
             const items = if (job.over_p) st.m else st.s;
             pool.parallelFor(items, @max(1, items / (4 * pool.threads())), &job, StageJob.range);
-        } else runStage(inverse, x, y, st, 0, st.m, 0, st.s);
+        } else runStage(T, inverse, x, y, st, 0, st.m, 0, st.s);
         const t = x;
         x = y;
         y = t;
@@ -470,17 +496,17 @@ fn runStockham(inverse: bool, stages: []const Stage, data: []C, work: []C, par: 
     if (x != data.ptr) @memcpy(data, x[0..data.len]);
 }
 
-fn runBluestein(n: usize, b: Blue, data: []C, scratch: []C, par: bool) void {
+fn runBluestein(comptime T: type, n: usize, b: Blue, data: []T, scratch: []T, par: bool) void {
     const m = b.m;
     const buf = scratch[0..m];
     const rest = scratch[m..];
-    for (0..n) |j| buf[j] = mul(data[j], b.chirp[j]);
-    @memset(buf[n..], .{ .re = 0, .im = 0 });
-    b.sub.run(buf, rest, par);
+    for (0..n) |j| buf[j] = mulW(data[j], b.chirp[j]);
+    @memset(buf[n..], czero(T));
+    b.sub.run(T, buf, rest, par);
     // Multiply by the kernel and conjugate: the inverse transform as conj(FFT(conj(.))).
-    for (buf, b.kernel) |*v, k| v.* = conj(mul(v.*, k));
-    b.sub.run(buf, rest, par);
-    for (0..n) |k| data[k] = mul(conj(buf[k]), b.chirp[k]);
+    for (buf, b.kernel) |*v, k| v.* = conj(mulW(v.*, k));
+    b.sub.run(T, buf, rest, par);
+    for (0..n) |k| data[k] = mulW(conj(buf[k]), b.chirp[k]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +532,8 @@ const Pass = struct {
     scale: f32,
     /// Per-worker scratch: `per` complex elements each.
     scratch: []C,
+    /// The batched path's per-worker scratch (`per` elements each).
+    vscratch: []VC = &.{},
     per: usize,
     /// Few lines: each transform splits its stages over the pool instead.
     par: bool = false,
@@ -534,6 +562,74 @@ inline fn ptrAt(comptime T: type, base: anytype, i: i64) *T {
     return @ptrFromInt(@as(usize, @bitCast(addr)));
 }
 
+/// The n reals of a real line gathered into a complex buffer: real i is the real part of
+/// element i / 2 when i is even, its imaginary part when odd (the float view of the buffer).
+inline fn realAt(comptime T: type, buf: []const T, i: usize) Fl(T) {
+    return if (i % 2 == 0) buf[i / 2].re else buf[i / 2].im;
+}
+
+/// r2c of a gathered line (its n reals as `realAt` reads them): the n/2 + 1 outputs, unscaled.
+fn r2cCompute(comptime T: type, plan: *const Plan, lbuf: []T, aux: []T, pscr: []T, par: bool) []T {
+    const n = plan.n;
+    switch (plan.body) {
+        .real_odd => |full| {
+            // (x, 0) in aux, the full complex transform, the first n/2 + 1 outputs.
+            for (0..n) |i| aux[i] = .{ .re = realAt(T, lbuf, i), .im = spl(Fl(T), 0) };
+            full.run(T, aux[0..n], pscr, par);
+            return aux[0 .. n / 2 + 1];
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // z[j] = x[2j] + i x[2j+1]: the gathered reals already are that layout.
+            const z = lbuf[0..h];
+            re.half.run(T, z, pscr, par);
+            for (0..h + 1) |k| {
+                const zk = z[if (k == h) 0 else k];
+                const zc = conj(z[if (k == 0) 0 else h - k]);
+                const e = scl(add(zk, zc), 0.5);
+                const o = mulI(scl(csub(zk, zc), 0.5), -1); // (zk - zc) / (2i)
+                aux[k] = add(e, mulW(o, re.tw[k]));
+            }
+            return aux[0 .. h + 1];
+        },
+        else => unreachable,
+    }
+}
+
+/// c2r of a gathered line of n/2 + 1 complex values: the n reals, unscaled, as the real parts
+/// of the returned elements (false) or as `realAt` reads them (true).
+fn c2rCompute(comptime T: type, plan: *const Plan, lbuf: []T, aux: []T, pscr: []T, par: bool) struct { []T, bool } {
+    const n = plan.n;
+    const z0 = spl(Fl(T), 0);
+    switch (plan.body) {
+        .real_odd => |full| {
+            // The Hermitian extension (imaginary part of the DC term dropped).
+            aux[0] = .{ .re = lbuf[0].re, .im = z0 };
+            for (1..(n - 1) / 2 + 1) |k| {
+                aux[k] = lbuf[k];
+                aux[n - k] = conj(lbuf[k]);
+            }
+            full.run(T, aux[0..n], pscr, par);
+            return .{ aux[0..n], false };
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // The DC and Nyquist terms count by their real parts only.
+            lbuf[0].im = z0;
+            lbuf[h].im = z0;
+            for (0..h) |k| {
+                const xk = lbuf[k];
+                const xc = conj(lbuf[h - k]);
+                aux[k] = add(add(xk, xc), mulI(mulW(csub(xk, xc), re.tw[k]), 1));
+            }
+            re.half.run(T, aux[0..h], pscr, par);
+            return .{ aux[0..h], true };
+        },
+        else => unreachable,
+    }
+}
+
+/// One line at a time (long lines, or too few lines to batch).
 fn passRange(ps: *Pass, start: usize, end: usize) void {
     const slot = ps.next_slot.fetchAdd(1, .monotonic);
     const mine = ps.scratch[slot * ps.per .. (slot + 1) * ps.per];
@@ -544,6 +640,7 @@ fn passRange(ps: *Pass, start: usize, end: usize) void {
     const pscr = mine[2 * n + 4 ..];
     const sst = ps.src_strides[ps.axis];
     const dst_st = ps.dst_strides[ps.axis];
+    const sc = ps.scale;
     for (start..end) |line| {
         const offs = lineOffsets(ps, line);
         // Gather.
@@ -556,91 +653,141 @@ fn passRange(ps: *Pass, start: usize, end: usize) void {
                 for (0..ps.n_in) |i| f[i] = ptrAt(f32, ps.src, offs[0] + @as(i64, @intCast(i)) * sst).*;
             },
         }
-        // Transform into `res` (complex) or `resr` (real).
+        // Transform and scatter.
         switch (ps.kind) {
             .c2c => {
-                plan.run(lbuf[0..n], pscr, ps.par);
-                for (0..n) |k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(lbuf[k], ps.scale);
+                plan.run(C, lbuf[0..n], pscr, ps.par);
+                for (0..n) |k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(lbuf[k], sc);
             },
-            .r2c => r2cLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
-            .c2r => c2rLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
+            .r2c => {
+                const res = r2cCompute(C, plan, lbuf, aux, pscr, ps.par);
+                for (res, 0..) |v, k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(v, sc);
+            },
+            .c2r => {
+                const res, const il = c2rCompute(C, plan, lbuf, aux, pscr, ps.par);
+                for (0..n) |t| {
+                    const v = if (il) realAt(C, res, t) else res[t].re;
+                    ptrAt(f32, ps.dst, offs[1] + @as(i64, @intCast(t)) * dst_st).* = v * sc;
+                }
+            },
         }
     }
 }
 
-fn r2cLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
+/// `L` lines at a time in SIMD lanes: block b holds lines [b L, b L + L). Each line is gathered
+/// into one lane of a `VC` buffer and the plan runs once on the vectors.
+fn passBlocks(ps: *Pass, start: usize, end: usize) void {
+    const slot = ps.next_slot.fetchAdd(1, .monotonic);
+    const mine = ps.vscratch[slot * ps.per .. (slot + 1) * ps.per];
+    const plan = ps.plan;
     const n = plan.n;
-    const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(lbuf));
+    const lbuf = mine[0 .. n + 2];
+    const aux = mine[n + 2 .. 2 * n + 4];
+    const pscr = mine[2 * n + 4 ..];
+    // Flat float views: element i of lane l is re at [i 2L + l], im at [i 2L + L + l].
+    const lf: [*]f32 = @ptrCast(lbuf.ptr);
+    const sst = ps.src_strides[ps.axis];
+    const dst_st = ps.dst_strides[ps.axis];
     const sc = ps.scale;
-    switch (plan.body) {
-        .real_odd => |full| {
-            // (x, 0) in aux, the full complex transform, the first n/2 + 1 outputs.
-            for (0..n) |i| aux[i] = .{ .re = f[i], .im = 0 };
-            full.run(aux[0..n], pscr, ps.par);
-            for (0..n / 2 + 1) |k| ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(aux[k], sc);
-        },
-        .real_even => |re| {
-            const h = n / 2;
-            // z[j] = x[2j] + i x[2j+1]: the gathered floats already are that layout.
-            const z = lbuf[0..h];
-            re.half.run(z, pscr, ps.par);
-            for (0..h + 1) |k| {
-                const zk = z[if (k == h) 0 else k];
-                const zc = conj(z[if (k == 0) 0 else h - k]);
-                const e = scl(add(zk, zc), 0.5);
-                const o = mulI(scl(csub(zk, zc), 0.5), -1); // (zk - zc) / (2i)
-                ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(add(e, mul(re.tw[k], o)), sc);
-            }
-        },
-        else => unreachable,
+    for (start..end) |blk| {
+        const l0 = blk * L;
+        const nl = @min(L, ps.lines - l0);
+        var so: [L]i64 = undefined;
+        var dof: [L]i64 = undefined;
+        for (0..nl) |l| {
+            const offs = lineOffsets(ps, l0 + l);
+            so[l] = offs[0];
+            dof[l] = offs[1];
+        }
+        // Lanes past the last line compute on zeros.
+        if (nl < L) @memset(lbuf, czero(VC));
+        // Gather: a line per lane. Along the line first when its elements are adjacent.
+        const along_src = nl < 2 or @abs(sst) <= @abs(so[1] - so[0]);
+        switch (ps.kind) {
+            .c2c, .c2r => {
+                if (along_src) {
+                    for (0..nl) |l| for (0..ps.n_in) |i| {
+                        const c = ptrAt(C, ps.src, so[l] + @as(i64, @intCast(i)) * sst).*;
+                        lf[i * 2 * L + l] = c.re;
+                        lf[i * 2 * L + L + l] = c.im;
+                    };
+                } else {
+                    for (0..ps.n_in) |i| for (0..nl) |l| {
+                        const c = ptrAt(C, ps.src, so[l] + @as(i64, @intCast(i)) * sst).*;
+                        lf[i * 2 * L + l] = c.re;
+                        lf[i * 2 * L + L + l] = c.im;
+                    };
+                }
+            },
+            .r2c => {
+                // real i is element i / 2's re (even i) or im (odd i).
+                if (along_src) {
+                    for (0..nl) |l| for (0..ps.n_in) |i| {
+                        lf[(i / 2) * 2 * L + (i % 2) * L + l] = ptrAt(f32, ps.src, so[l] + @as(i64, @intCast(i)) * sst).*;
+                    };
+                } else {
+                    for (0..ps.n_in) |i| for (0..nl) |l| {
+                        lf[(i / 2) * 2 * L + (i % 2) * L + l] = ptrAt(f32, ps.src, so[l] + @as(i64, @intCast(i)) * sst).*;
+                    };
+                }
+            },
+        }
+        const along_dst = nl < 2 or @abs(dst_st) <= @abs(dof[1] - dof[0]);
+        switch (ps.kind) {
+            .c2c, .r2c => {
+                const res: []VC = if (ps.kind == .c2c) blk2: {
+                    plan.run(VC, lbuf[0..n], pscr, false);
+                    break :blk2 lbuf[0..n];
+                } else r2cCompute(VC, plan, lbuf, aux, pscr, false);
+                for (res) |*v| v.* = scl(v.*, sc);
+                const rf: [*]const f32 = @ptrCast(res.ptr);
+                if (along_dst) {
+                    for (0..nl) |l| for (0..res.len) |k| {
+                        ptrAt(C, ps.dst, dof[l] + @as(i64, @intCast(k)) * dst_st).* = .{ .re = rf[k * 2 * L + l], .im = rf[k * 2 * L + L + l] };
+                    };
+                } else {
+                    for (0..res.len) |k| for (0..nl) |l| {
+                        ptrAt(C, ps.dst, dof[l] + @as(i64, @intCast(k)) * dst_st).* = .{ .re = rf[k * 2 * L + l], .im = rf[k * 2 * L + L + l] };
+                    };
+                }
+            },
+            .c2r => {
+                const res, const il = c2rCompute(VC, plan, lbuf, aux, pscr, false);
+                for (res) |*v| v.* = scl(v.*, sc);
+                const rf: [*]const f32 = @ptrCast(res.ptr);
+                // real t of lane l: interleaved: element t / 2, re or im by parity; else element t's re.
+                for (0..nl) |l| for (0..n) |t| {
+                    const idx = if (il) (t / 2) * 2 * L + (t % 2) * L + l else t * 2 * L + l;
+                    ptrAt(f32, ps.dst, dof[l] + @as(i64, @intCast(t)) * dst_st).* = rf[idx];
+                };
+            },
+        }
     }
 }
 
-fn c2rLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
-    const n = plan.n;
-    const sc = ps.scale;
-    switch (plan.body) {
-        .real_odd => |full| {
-            // The Hermitian extension (imaginary part of the DC term dropped).
-            aux[0] = .{ .re = lbuf[0].re, .im = 0 };
-            for (1..(n - 1) / 2 + 1) |k| {
-                aux[k] = lbuf[k];
-                aux[n - k] = conj(lbuf[k]);
-            }
-            full.run(aux[0..n], pscr, ps.par);
-            for (0..n) |t| ptrAt(f32, ps.dst, doff + @as(i64, @intCast(t)) * dst_st).* = aux[t].re * sc;
-        },
-        .real_even => |re| {
-            const h = n / 2;
-            // The DC and Nyquist terms count by their real parts only.
-            lbuf[0].im = 0;
-            lbuf[h].im = 0;
-            for (0..h) |k| {
-                const xk = lbuf[k];
-                const xc = conj(lbuf[h - k]);
-                aux[k] = add(add(xk, xc), mulI(mul(re.tw[k], csub(xk, xc)), 1));
-            }
-            re.half.run(aux[0..h], pscr, ps.par);
-            for (0..h) |j| {
-                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j)) * dst_st).* = aux[j].re * sc;
-                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j + 1)) * dst_st).* = aux[j].im * sc;
-            }
-        },
-        else => unreachable,
-    }
-}
+/// Largest per-worker scratch of the batched path (its buffers stay in the L2 cache).
+const batch_max_bytes = 2 << 20;
 
 /// Run one pass over all lines of `axis`.
 fn runPass(ps: *Pass) errors.Error!void {
     if (ps.lines == 0) return;
     const n = ps.plan.n;
     ps.per = 2 * n + 4 + ps.plan.scratch;
+    ps.next_slot = .init(0);
+    ps.par = ps.lines < pool.threads();
+    if (!ps.par and ps.lines >= 2 and ps.per * @sizeOf(VC) <= batch_max_bytes) {
+        const blocks = (ps.lines + L - 1) / L;
+        const grain = @max(1, 32768 / @max(n * L, 1));
+        const workers = @min(pool.threads(), @max(1, blocks / grain));
+        ps.vscratch = a_.alignedAlloc(VC, .@"64", ps.per * workers) catch return oom();
+        defer a_.free(ps.vscratch);
+        pool.parallelFor(blocks, grain, ps, passBlocks);
+        return;
+    }
     const grain = @max(1, 32768 / @max(n, 1));
     const workers = @min(pool.threads(), @max(1, ps.lines / grain));
     ps.scratch = a_.alloc(C, ps.per * workers) catch return oom();
     defer a_.free(ps.scratch);
-    ps.next_slot = .init(0);
-    ps.par = ps.lines < pool.threads();
     pool.parallelFor(ps.lines, grain, ps, passRange);
 }
 
@@ -985,7 +1132,7 @@ test "complex plans match a direct DFT (radix 2, 3, 4, 5, generic, Bluestein)" {
             defer plan.deinit();
             const scr = try a_.alloc(C, plan.scratch);
             defer a_.free(scr);
-            plan.run(x, scr, n > 300);
+            plan.run(C, x, scr, n > 300);
             const tol: f32 = 1e-4 * @sqrt(@as(f32, @floatFromInt(n))) * @log2(@as(f32, @floatFromInt(n + 1)) + 1);
             for (x, want) |g, w| {
                 try testing.expectApproxEqAbs(w.re, g.re, tol);
@@ -1018,8 +1165,88 @@ test "a stage split over the pool gives the same bits as one thread" {
         }
         const scr = try a_.alloc(C, plan.scratch);
         defer a_.free(scr);
-        plan.run(a, scr, false);
-        plan.run(b, scr, true);
+        plan.run(C, a, scr, false);
+        plan.run(C, b, scr, true);
         try testing.expectEqualSlices(u8, std.mem.sliceAsBytes(a), std.mem.sliceAsBytes(b));
+    }
+}
+
+test "the batched (SIMD lanes) path gives each line the bits of the one-line path" {
+    var prng = std.Random.DefaultPrng.init(11);
+    const rnd = prng.random();
+    for ([_]usize{ 1, 2, 6, 16, 30, 64, 105, 128, 250, 1000, 1009, 1024 }) |n| {
+        for ([_]bool{ false, true }) |inv| {
+            // complex
+            const plan = try buildComplex(n, inv);
+            defer plan.deinit();
+            const lines = try a_.alloc(C, n * L);
+            defer a_.free(lines);
+            for (lines) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            const vb = try a_.alloc(VC, n);
+            defer a_.free(vb);
+            const vs = try a_.alloc(VC, plan.scratch);
+            defer a_.free(vs);
+            for (0..n) |i| for (0..L) |l| {
+                vb[i].re[l] = lines[l * n + i].re;
+                vb[i].im[l] = lines[l * n + i].im;
+            };
+            plan.run(VC, vb, vs, false);
+            const scr = try a_.alloc(C, plan.scratch);
+            defer a_.free(scr);
+            for (0..L) |l| {
+                const line = lines[l * n .. (l + 1) * n];
+                plan.run(C, line, scr, false);
+                for (0..n) |i| {
+                    try testing.expectEqual(@as(u32, @bitCast(line[i].re)), @as(u32, @bitCast(vb[i].re[l])));
+                    try testing.expectEqual(@as(u32, @bitCast(line[i].im)), @as(u32, @bitCast(vb[i].im[l])));
+                }
+            }
+            // real (r2c forward, c2r inverse)
+            const rp = try buildReal(n, inv);
+            defer rp.deinit();
+            const per = 2 * n + 4 + rp.scratch;
+            const cb = try a_.alloc(C, per);
+            defer a_.free(cb);
+            const vbb = try a_.alloc(VC, per);
+            defer a_.free(vbb);
+            const nin = if (inv) n / 2 + 1 else n;
+            const vals = try a_.alloc(C, nin * L);
+            defer a_.free(vals);
+            for (vals) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            @memset(vbb, czero(VC));
+            for (0..L) |l| for (0..nin) |i| {
+                if (inv) {
+                    vbb[i].re[l] = vals[l * nin + i].re;
+                    vbb[i].im[l] = vals[l * nin + i].im;
+                } else if (i % 2 == 0) vbb[i / 2].re[l] = vals[l * nin + i].re else vbb[i / 2].im[l] = vals[l * nin + i].re;
+            };
+            if (inv) {
+                const vres, const vil = c2rCompute(VC, rp, vbb[0 .. n + 2], vbb[n + 2 .. 2 * n + 4], vbb[2 * n + 4 ..], false);
+                for (0..L) |l| {
+                    @memset(cb, czero(C));
+                    for (0..nin) |i| cb[i] = vals[l * nin + i];
+                    const res, const il = c2rCompute(C, rp, cb[0 .. n + 2], cb[n + 2 .. 2 * n + 4], cb[2 * n + 4 ..], false);
+                    try testing.expectEqual(il, vil);
+                    for (0..n) |t| {
+                        const want = if (il) realAt(C, res, t) else res[t].re;
+                        const got = if (vil) realAt(VC, vres, t)[l] else vres[t].re[l];
+                        try testing.expectEqual(@as(u32, @bitCast(want)), @as(u32, @bitCast(got)));
+                    }
+                }
+            } else {
+                const vres = r2cCompute(VC, rp, vbb[0 .. n + 2], vbb[n + 2 .. 2 * n + 4], vbb[2 * n + 4 ..], false);
+                for (0..L) |l| {
+                    @memset(cb, czero(C));
+                    const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(cb));
+                    for (0..nin) |i| f[i] = vals[l * nin + i].re;
+                    const res = r2cCompute(C, rp, cb[0 .. n + 2], cb[n + 2 .. 2 * n + 4], cb[2 * n + 4 ..], false);
+                    try testing.expectEqual(res.len, vres.len);
+                    for (res, vres) |w, g| {
+                        try testing.expectEqual(@as(u32, @bitCast(w.re)), @as(u32, @bitCast(g.re[l])));
+                        try testing.expectEqual(@as(u32, @bitCast(w.im)), @as(u32, @bitCast(g.im[l])));
+                    }
+                }
+            }
+        }
     }
 }
