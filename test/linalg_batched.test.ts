@@ -1,7 +1,7 @@
-// Batched factorizations run their matrices on the thread pool (engine/prims/linalg.zig eval):
-// each matrix must get the same bits as when it is factorized alone (the same LAPACK call on the
-// same data), the results must satisfy their defining identities, and a failure in any matrix of
-// the batch must give the sequential path's error.
+// Batched factorizations (engine/prims/linalg.zig eval: one LAPACK call per matrix over a range
+// of the batch): each matrix must get the same bits as when it is factorized alone (the same
+// LAPACK call on the same data), the results must satisfy their defining identities, and a
+// failure in any matrix of the batch must give the single matrix's error.
 import { describe, expect, test } from "bun:test";
 import * as mx from "../src/index.ts";
 
@@ -21,7 +21,7 @@ function bits(a: mx.Array): number[] {
   return Array.from(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
 }
 
-describe("batched factorizations on the pool", () => {
+describe("batched factorizations", () => {
   const B = 7;
   const n = 12;
   for (const dtype of ["float32", "float64", "complex64"] as const) {
@@ -51,7 +51,7 @@ describe("batched factorizations on the pool", () => {
       }
     });
   }
-  test("a singular matrix anywhere in the batch fails with the sequential path's message", () => {
+  test("a singular matrix anywhere in the batch fails with the single matrix's message", () => {
     const a = randn([6, n, n], 5);
     const bad = a.at(4).set(mx.zeros([n, n]));
     expect(() => mx.eval(L.inv(bad))).toThrow("[Inverse::eval_cpu] LU factorization failed with error code");

@@ -27,7 +27,6 @@ const copy = @import("copy.zig");
 const shape_ops = @import("shape.zig");
 const ew = @import("elementwise.zig");
 const lapack = @import("lapack.zig");
-const pool = @import("../pool.zig");
 const dtype_mod = @import("../dtype.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
@@ -272,10 +271,6 @@ fn lworkOf(q: anytype) Int {
     return @max(1, @as(Int, @intFromFloat(@ceil(v))));
 }
 
-/// Matrices of at least this many elements run on the pool, one task per run of matrices
-/// (each call gets its own matrix copy and workspace; LAPACK keeps no state between calls).
-const par_min_elems = 8 * 8;
-
 fn runRange(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim, input: [*]const u8, b0: usize, b1: usize) errors.Error!void {
     switch (a.dtype) {
         .float32 => try run(f32, L, node, a, p, @ptrCast(@alignCast(input)), b0, b1),
@@ -284,18 +279,6 @@ fn runRange(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim, input: [
         else => unreachable, // refused when the node was built
     }
 }
-
-const BatchJob = struct {
-    L: *const lapack.Fns,
-    node: *Node,
-    a: *const Node,
-    p: Prim,
-    input: [*]const u8,
-    failed: *std.atomic.Value(bool),
-    fn range(j: *const BatchJob, b0: usize, b1: usize) void {
-        runRange(j.L, j.node, j.a, j.p, j.input, b0, b1) catch j.failed.store(true, .monotonic);
-    }
-};
 
 pub fn eval(node: *Node, p: Prim) errors.Error!void {
     const a = node.inputs[0];
@@ -314,13 +297,11 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
     const n: usize = @intCast(a.shape.dims[nd - 1]);
     const lay = layoutOf(p.api, @intCast(m), @intCast(n));
     const nb = node.size() / @max(lay.total, 1); // matrices in the batch
-    if (nb >= 2 and m * n >= par_min_elems and pool.threads() > 1) {
-        var failed = std.atomic.Value(bool).init(false);
-        const job = BatchJob{ .L = L, .node = node, .a = a, .p = p, .input = input.ptr, .failed = &failed };
-        pool.parallelFor(nb, 1, &job, BatchJob.range);
-        if (!failed.load(.monotonic)) return;
-        // A failed task left its message on its own thread: run again here for the message.
-    }
+    // The matrices run one after another. Splitting a batch over the pool (each task its own
+    // copy and workspace) was measured slower with the OpenBLAS wheel on 2 cores (inv of 64
+    // 64x64 matrices 4.6 -> 6.2 ms, eigh 111 -> 166 ms; with OPENBLAS_NUM_THREADS=1 still
+    // 3.2 -> 4.8 ms and 14 -> 28 ms): its calls contend with each other. Kept sequential;
+    // `runRange` takes any range of the batch for a later try.
     try runRange(L, node, a, p, input.ptr, 0, nb);
 }
 
