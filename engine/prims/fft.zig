@@ -14,8 +14,11 @@
 //! primes, twiddles precomputed per stage. Lengths with a larger prime factor use Bluestein's
 //! chirp-z algorithm on a 2^a 3^b 5^c length >= 2n - 1. Real transforms of even length run a
 //! complex transform of half the length plus one pass of twiddles; odd lengths run the full
-//! complex transform. Multi-axis transforms run one axis after another; the lines of one axis
-//! are split over the thread pool.
+//! complex transform. Lengths of `four_min` and more run four-step (`Four`) on the batched
+//! kernel. Multi-axis transforms run one axis after another. The lines of one axis run
+//! `G` x `L` at a time, one line per SIMD lane (`passBlocks`: the butterflies are generic over
+//! `C` and `VC`, so each line gets the bits it gets alone), split over the thread pool; a
+//! transform with fewer lines than cores splits each of its stages over the pool instead.
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
