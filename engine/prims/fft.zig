@@ -14,8 +14,11 @@
 //! primes, twiddles precomputed per stage. Lengths with a larger prime factor use Bluestein's
 //! chirp-z algorithm on a 2^a 3^b 5^c length >= 2n - 1. Real transforms of even length run a
 //! complex transform of half the length plus one pass of twiddles; odd lengths run the full
-//! complex transform. Multi-axis transforms run one axis after another; the lines of one axis
-//! are split over the thread pool.
+//! complex transform. Lengths of `four_min` and more run four-step (`Four`) on the batched
+//! kernel. Multi-axis transforms run one axis after another. The lines of one axis run
+//! `G` x `L` at a time, one line per SIMD lane (`passBlocks`: the butterflies are generic over
+//! `C` and `VC`, so each line gets the bits it gets alone), split over the thread pool; a
+//! transform with fewer lines than cores splits each of its stages over the pool instead.
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
@@ -61,24 +64,50 @@ pub const Prim = struct {
 // ---------------------------------------------------------------------------------------------
 // Complex arithmetic
 
-inline fn add(x: C, y: C) C {
+// Every helper is generic over the element: `C` (one complex number) or `VC` (one complex
+// number in each of `L` lines, split real/imaginary vectors), so the butterflies are written once
+// and the batched path runs the very same operations lane by lane (bit-identical results).
+
+/// Lines transformed together by the batched path.
+const L = @min(16, std.simd.suggestVectorLength(f32) orelse 4);
+const V = @Vector(L, f32);
+const VC = extern struct { re: V, im: V };
+
+fn Fl(comptime T: type) type {
+    return @FieldType(T, "re");
+}
+inline fn spl(comptime F: type, s: f32) F {
+    return if (F == f32) s else @as(F, @splat(s));
+}
+inline fn czero(comptime T: type) T {
+    return .{ .re = spl(Fl(T), 0), .im = spl(Fl(T), 0) };
+}
+inline fn add(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re + y.re, .im = x.im + y.im };
 }
-inline fn csub(x: C, y: C) C {
+inline fn csub(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re - y.re, .im = x.im - y.im };
 }
-inline fn mul(x: C, y: C) C {
+inline fn mul(x: anytype, y: @TypeOf(x)) @TypeOf(x) {
     return .{ .re = x.re * y.re - x.im * y.im, .im = x.re * y.im + x.im * y.re };
 }
-inline fn scl(x: C, s: f32) C {
-    return .{ .re = x.re * s, .im = x.im * s };
+/// x times one complex number w (the same in every lane): mul's arithmetic exactly.
+inline fn mulW(x: anytype, w: C) @TypeOf(x) {
+    const F = Fl(@TypeOf(x));
+    const wr = spl(F, w.re);
+    const wi = spl(F, w.im);
+    return .{ .re = x.re * wr - x.im * wi, .im = x.re * wi + x.im * wr };
 }
-inline fn conj(x: C) C {
+inline fn scl(x: anytype, s: f32) @TypeOf(x) {
+    const v = spl(Fl(@TypeOf(x)), s);
+    return .{ .re = x.re * v, .im = x.im * v };
+}
+inline fn conj(x: anytype) @TypeOf(x) {
     return .{ .re = x.re, .im = -x.im };
 }
 /// x * (sgn i): sgn = -1 for the forward transform.
-inline fn mulI(x: C, comptime sgn: f32) C {
-    return .{ .re = -sgn * x.im, .im = sgn * x.re };
+inline fn mulI(x: anytype, comptime sgn: f32) @TypeOf(x) {
+    return if (sgn > 0) .{ .re = -x.im, .im = x.re } else .{ .re = x.im, .im = -x.re };
 }
 
 /// e^{sgn 2 pi i k / n}, k reduced mod n first so large products keep their accuracy.
@@ -103,6 +132,25 @@ const Stage = struct {
     roots: []C,
 };
 
+/// The four-step transform of n = n1 n2: x as an n1 x n2 matrix (x[n2 j1 + j2]); its n2
+/// columns transformed (length n1), element (k1, j2) times W_n^(j2 k1), its n1 rows transformed
+/// (length n2) and written transposed: X[k1 + n1 k2]. Both passes run `L` lines at a time in
+/// SIMD lanes (`passBlocks`) over the pool, so every pass streams whole cache lines and each
+/// sub-transform stays in cache, where one long Stockham transform streams the whole array
+/// through memory once per stage.
+const Four = struct {
+    n1: usize,
+    n2: usize,
+    p1: *Plan,
+    p2: *Plan,
+    /// W_n^(k1 b L), [k1 * ceil(n2 / L) + b].
+    wa: []C,
+    /// W_n^(k1 l) in lane l, [k1]: lane l of column block b gets wa[k1][b] * wb[k1][l].
+    wb: []VC,
+    /// Batched scratch elements per worker (`VC`).
+    per: usize,
+};
+
 const Blue = struct {
     m: usize,
     sub: *Plan,
@@ -123,6 +171,8 @@ const Plan = struct {
         real_even: struct { half: *Plan, tw: []C },
         /// Real transform of odd length: the complex plan of n.
         real_odd: *Plan,
+        /// A long complex transform as n1 x n2 (`runFour`).
+        four: Four,
     },
     /// Complex scratch elements `run` needs.
     scratch: usize,
@@ -146,16 +196,23 @@ const Plan = struct {
                 a_.free(r.tw);
             },
             .real_odd => |c| c.deinit(),
+            .four => |f| {
+                f.p1.deinit();
+                f.p2.deinit();
+                a_.free(f.wa);
+                a_.free(f.wb);
+            },
         }
         a_.destroy(p);
     }
 
     /// The unnormalized DFT of data[0..n] in place (complex plans only).
     /// `par`: split each stage over the thread pool (for a transform that runs alone).
-    fn run(p: *const Plan, data: []C, scratch: []C, par: bool) void {
+    fn run(p: *const Plan, comptime T: type, data: []T, scratch: []T, par: bool) void {
         switch (p.body) {
-            .stockham => |st| runStockham(p.inverse, st, data, scratch, par),
-            .bluestein => |b| runBluestein(p.n, b, data, scratch, par),
+            .stockham => |st| runStockham(T, p.inverse, st, data, scratch, par),
+            .bluestein => |b| runBluestein(T, p.n, b, data, scratch, par),
+            .four => |f| if (T == C) runFour(f, data, scratch) else unreachable,
             else => unreachable,
         }
     }
@@ -198,9 +255,60 @@ fn smooth235(n: usize) usize {
     return best;
 }
 
+/// Smallest length that runs as four-step (`runFour`); `MLXB_FFT_FOUR_MIN` overrides it (for
+/// benchmarks; 0 turns it off).
+const four_min_default: usize = 1 << 19;
+var four_min_once = std.once(readFourMin);
+var four_min: usize = four_min_default;
+fn readFourMin() void {
+    const v = std.posix.getenv("MLXB_FFT_FOUR_MIN") orelse return;
+    const k = std.fmt.parseInt(usize, v, 10) catch return;
+    four_min = if (k == 0) std.math.maxInt(usize) else k;
+}
+
+/// The four-step split of n: n1 n2 = n with n1 the largest divisor <= sqrt(n), when both
+/// halves are long enough to batch well.
+fn fourSplit(n: usize) ?[2]usize {
+    four_min_once.call();
+    if (n < four_min) return null;
+    var d: usize = std.math.sqrt(n);
+    while (d > 1) : (d -= 1) {
+        if (n % d == 0) break;
+    }
+    if (d < 64) return null;
+    return .{ d, n / d };
+}
+
 fn buildComplex(n: usize, inverse: bool) errors.Error!*Plan {
     const p = a_.create(Plan) catch return oom();
     errdefer a_.destroy(p);
+    if (largestPrimeFactor(n) <= max_generic_radix) if (fourSplit(n)) |sp| {
+        const n1 = sp[0];
+        const n2 = sp[1];
+        const p1 = try buildComplex(n1, inverse);
+        errdefer p1.deinit();
+        const p2 = try buildComplex(n2, inverse);
+        errdefer p2.deinit();
+        const nb = (n2 + L - 1) / L;
+        const wa = try alloc(n1 * nb);
+        errdefer a_.free(wa);
+        const wb = a_.alignedAlloc(VC, .@"64", n1) catch return oom();
+        errdefer a_.free(wb);
+        for (0..n1) |k1| {
+            for (0..nb) |b| wa[k1 * nb + b] = root(@as(u64, k1) * b * L, n, inverse);
+            for (0..L) |l| {
+                const w = root(@as(u64, k1) * l, n, inverse);
+                wb[k1].re[l] = w.re;
+                wb[k1].im[l] = w.im;
+            }
+        }
+        const per = @max(2 * n1 + 4 + p1.scratch, 2 * n2 + 4 + p2.scratch);
+        // The n1 x n2 intermediate, then each worker's batched scratch (in C units, with room
+        // to align it).
+        const scratch = n + pool.threads() * G * per * L + 2 * L;
+        p.* = .{ .n = n, .inverse = inverse, .real = false, .body = .{ .four = .{ .n1 = n1, .n2 = n2, .p1 = p1, .p2 = p2, .wa = wa, .wb = wb, .per = per } }, .scratch = scratch };
+        return p;
+    };
     if (largestPrimeFactor(n) > max_generic_radix) {
         const m = smooth235(2 * n - 1);
         const sub = try buildComplex(m, false);
@@ -223,7 +331,7 @@ fn buildComplex(n: usize, inverse: bool) errors.Error!*Plan {
         }
         const tmp = try alloc(sub.scratch);
         defer a_.free(tmp);
-        sub.run(kernel, tmp, false);
+        sub.run(C, kernel, tmp, false);
         p.* = .{ .n = n, .inverse = inverse, .real = false, .body = .{ .bluestein = .{ .m = m, .sub = sub, .chirp = chirp, .kernel = kernel } }, .scratch = 2 * m + sub.scratch };
         return p;
     }
@@ -323,7 +431,7 @@ fn getPlan(n: usize, inverse: bool, real: bool) errors.Error!PlanRef {
 
 /// One stage: for each sequence q < s and p < m, the radix-R DFT of x[q + s(p + j m)], j < R,
 /// times the twiddles, goes to y[q + s(R p + k)].
-fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn stageFixed(comptime T: type, comptime R: usize, comptime inv: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     const m = st.m;
     const s = st.s;
     const sgn: f32 = if (inv) 1 else -1;
@@ -338,9 +446,9 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
         const xin = x + s * p;
         const yout = y + s * R * p;
         for (q0..q1) |q| {
-            var a: [R]C = undefined;
+            var a: [R]T = undefined;
             inline for (0..R) |j| a[j] = xin[q + s * j * m];
-            var b: [R]C = undefined;
+            var b: [R]T = undefined;
             switch (R) {
                 2 => {
                     b[0] = add(a[0], a[1]);
@@ -382,7 +490,7 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
                 else => @compileError("radix"),
             }
             yout[q] = b[0];
-            inline for (1..R) |k| yout[q + s * k] = mul(b[k], w[k - 1]);
+            inline for (1..R) |k| yout[q + s * k] = mulW(b[k], w[k - 1]);
         }
     }
 }
@@ -390,14 +498,14 @@ fn stageFixed(comptime R: usize, comptime inv: bool, x: [*]const C, y: [*]C, st:
 /// The generic odd-radix stage, for primes 7 .. max_generic_radix: outputs k and R - k share
 /// the sums u_j = a_j + a_{R-j} (times cosines) and v_j = a_j - a_{R-j} (times sines), a
 /// quarter of the direct DFT's multiplications.
-fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn stageGeneric(comptime T: type, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     const r = st.radix;
     const h = (r - 1) / 2;
     const m = st.m;
     const s = st.s;
-    var a0: C = undefined;
-    var u: [max_generic_radix / 2 + 1]C = undefined;
-    var v: [max_generic_radix / 2 + 1]C = undefined;
+    var a0: T = undefined;
+    var u: [max_generic_radix / 2 + 1]T = undefined;
+    var v: [max_generic_radix / 2 + 1]T = undefined;
     for (p0..p1) |p| {
         const w = st.tw.ptr + p * (r - 1);
         for (q0..q1) |q| {
@@ -414,7 +522,7 @@ fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usi
             out[0] = sum;
             for (1..h + 1) |k| {
                 var re = a0;
-                var im = C{ .re = 0, .im = 0 };
+                var im = czero(T);
                 var idx: usize = 0;
                 for (1..h + 1) |j| {
                     idx += k;
@@ -424,17 +532,17 @@ fn stageGeneric(x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usi
                     im = add(im, scl(v[j], c.im));
                 }
                 const ib = mulI(im, 1);
-                out[s * k] = mul(add(re, ib), w[k - 1]);
-                out[s * (r - k)] = mul(csub(re, ib), w[r - k - 1]);
+                out[s * k] = mulW(add(re, ib), w[k - 1]);
+                out[s * (r - k)] = mulW(csub(re, ib), w[r - k - 1]);
             }
         }
     }
 }
 
-fn runStage(inverse: bool, x: [*]const C, y: [*]C, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+fn runStage(comptime T: type, inverse: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     switch (st.radix) {
-        inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(r, true, x, y, st, p0, p1, q0, q1) else stageFixed(r, false, x, y, st, p0, p1, q0, q1),
-        else => stageGeneric(x, y, st, p0, p1, q0, q1),
+        inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(T, r, true, x, y, st, p0, p1, q0, q1) else stageFixed(T, r, false, x, y, st, p0, p1, q0, q1),
+        else => stageGeneric(T, x, y, st, p0, p1, q0, q1),
     }
 }
 
@@ -449,20 +557,20 @@ const StageJob = struct {
     /// Split over p (else over q).
     over_p: bool,
     fn range(j: *const StageJob, a: usize, b: usize) void {
-        if (j.over_p) runStage(j.inverse, j.x, j.y, j.st, a, b, 0, j.st.s) else runStage(j.inverse, j.x, j.y, j.st, 0, j.st.m, a, b);
+        if (j.over_p) runStage(C, j.inverse, j.x, j.y, j.st, a, b, 0, j.st.s) else runStage(C, j.inverse, j.x, j.y, j.st, 0, j.st.m, a, b);
     }
 };
 
-fn runStockham(inverse: bool, stages: []const Stage, data: []C, work: []C, par: bool) void {
-    var x: [*]C = data.ptr;
-    var y: [*]C = work.ptr;
-    const threaded = par and data.len >= par_min and pool.threads() > 1;
+fn runStockham(comptime T: type, inverse: bool, stages: []const Stage, data: []T, work: []T, par: bool) void {
+    var x: [*]T = data.ptr;
+    var y: [*]T = work.ptr;
+    const threaded = T == C and par and data.len >= par_min and pool.threads() > 1;
     for (stages) |st| {
-        if (threaded) {
+        if (T == C and threaded) {
             const job = StageJob{ .inverse = inverse, .x = x, .y = y, .st = st, .over_p = st.m >= st.s };
             const items = if (job.over_p) st.m else st.s;
             pool.parallelFor(items, @max(1, items / (4 * pool.threads())), &job, StageJob.range);
-        } else runStage(inverse, x, y, st, 0, st.m, 0, st.s);
+        } else runStage(T, inverse, x, y, st, 0, st.m, 0, st.s);
         const t = x;
         x = y;
         y = t;
@@ -470,17 +578,17 @@ fn runStockham(inverse: bool, stages: []const Stage, data: []C, work: []C, par: 
     if (x != data.ptr) @memcpy(data, x[0..data.len]);
 }
 
-fn runBluestein(n: usize, b: Blue, data: []C, scratch: []C, par: bool) void {
+fn runBluestein(comptime T: type, n: usize, b: Blue, data: []T, scratch: []T, par: bool) void {
     const m = b.m;
     const buf = scratch[0..m];
     const rest = scratch[m..];
-    for (0..n) |j| buf[j] = mul(data[j], b.chirp[j]);
-    @memset(buf[n..], .{ .re = 0, .im = 0 });
-    b.sub.run(buf, rest, par);
+    for (0..n) |j| buf[j] = mulW(data[j], b.chirp[j]);
+    @memset(buf[n..], czero(T));
+    b.sub.run(T, buf, rest, par);
     // Multiply by the kernel and conjugate: the inverse transform as conj(FFT(conj(.))).
-    for (buf, b.kernel) |*v, k| v.* = conj(mul(v.*, k));
-    b.sub.run(buf, rest, par);
-    for (0..n) |k| data[k] = mul(conj(buf[k]), b.chirp[k]);
+    for (buf, b.kernel) |*v, k| v.* = conj(mulW(v.*, k));
+    b.sub.run(T, buf, rest, par);
+    for (0..n) |k| data[k] = mulW(conj(buf[k]), b.chirp[k]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +614,10 @@ const Pass = struct {
     scale: f32,
     /// Per-worker scratch: `per` complex elements each.
     scratch: []C,
+    /// The batched path's per-worker scratch (`per` elements each).
+    vscratch: []VC = &.{},
+    /// Set on the column pass of a four-step transform: multiply by its twiddles.
+    four: ?*const Four = null,
     per: usize,
     /// Few lines: each transform splits its stages over the pool instead.
     par: bool = false,
@@ -534,6 +646,74 @@ inline fn ptrAt(comptime T: type, base: anytype, i: i64) *T {
     return @ptrFromInt(@as(usize, @bitCast(addr)));
 }
 
+/// The n reals of a real line gathered into a complex buffer: real i is the real part of
+/// element i / 2 when i is even, its imaginary part when odd (the float view of the buffer).
+inline fn realAt(comptime T: type, buf: []const T, i: usize) Fl(T) {
+    return if (i % 2 == 0) buf[i / 2].re else buf[i / 2].im;
+}
+
+/// r2c of a gathered line (its n reals as `realAt` reads them): the n/2 + 1 outputs, unscaled.
+fn r2cCompute(comptime T: type, plan: *const Plan, lbuf: []T, aux: []T, pscr: []T, par: bool) []T {
+    const n = plan.n;
+    switch (plan.body) {
+        .real_odd => |full| {
+            // (x, 0) in aux, the full complex transform, the first n/2 + 1 outputs.
+            for (0..n) |i| aux[i] = .{ .re = realAt(T, lbuf, i), .im = spl(Fl(T), 0) };
+            full.run(T, aux[0..n], pscr, par);
+            return aux[0 .. n / 2 + 1];
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // z[j] = x[2j] + i x[2j+1]: the gathered reals already are that layout.
+            const z = lbuf[0..h];
+            re.half.run(T, z, pscr, par);
+            for (0..h + 1) |k| {
+                const zk = z[if (k == h) 0 else k];
+                const zc = conj(z[if (k == 0) 0 else h - k]);
+                const e = scl(add(zk, zc), 0.5);
+                const o = mulI(scl(csub(zk, zc), 0.5), -1); // (zk - zc) / (2i)
+                aux[k] = add(e, mulW(o, re.tw[k]));
+            }
+            return aux[0 .. h + 1];
+        },
+        else => unreachable,
+    }
+}
+
+/// c2r of a gathered line of n/2 + 1 complex values: the n reals, unscaled, as the real parts
+/// of the returned elements (false) or as `realAt` reads them (true).
+fn c2rCompute(comptime T: type, plan: *const Plan, lbuf: []T, aux: []T, pscr: []T, par: bool) struct { []T, bool } {
+    const n = plan.n;
+    const z0 = spl(Fl(T), 0);
+    switch (plan.body) {
+        .real_odd => |full| {
+            // The Hermitian extension (imaginary part of the DC term dropped).
+            aux[0] = .{ .re = lbuf[0].re, .im = z0 };
+            for (1..(n - 1) / 2 + 1) |k| {
+                aux[k] = lbuf[k];
+                aux[n - k] = conj(lbuf[k]);
+            }
+            full.run(T, aux[0..n], pscr, par);
+            return .{ aux[0..n], false };
+        },
+        .real_even => |re| {
+            const h = n / 2;
+            // The DC and Nyquist terms count by their real parts only.
+            lbuf[0].im = z0;
+            lbuf[h].im = z0;
+            for (0..h) |k| {
+                const xk = lbuf[k];
+                const xc = conj(lbuf[h - k]);
+                aux[k] = add(add(xk, xc), mulI(mulW(csub(xk, xc), re.tw[k]), 1));
+            }
+            re.half.run(T, aux[0..h], pscr, par);
+            return .{ aux[0..h], true };
+        },
+        else => unreachable,
+    }
+}
+
+/// One line at a time (long lines, or too few lines to batch).
 fn passRange(ps: *Pass, start: usize, end: usize) void {
     const slot = ps.next_slot.fetchAdd(1, .monotonic);
     const mine = ps.scratch[slot * ps.per .. (slot + 1) * ps.per];
@@ -544,6 +724,7 @@ fn passRange(ps: *Pass, start: usize, end: usize) void {
     const pscr = mine[2 * n + 4 ..];
     const sst = ps.src_strides[ps.axis];
     const dst_st = ps.dst_strides[ps.axis];
+    const sc = ps.scale;
     for (start..end) |line| {
         const offs = lineOffsets(ps, line);
         // Gather.
@@ -556,78 +737,233 @@ fn passRange(ps: *Pass, start: usize, end: usize) void {
                 for (0..ps.n_in) |i| f[i] = ptrAt(f32, ps.src, offs[0] + @as(i64, @intCast(i)) * sst).*;
             },
         }
-        // Transform into `res` (complex) or `resr` (real).
+        // Transform and scatter.
         switch (ps.kind) {
             .c2c => {
-                plan.run(lbuf[0..n], pscr, ps.par);
-                for (0..n) |k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(lbuf[k], ps.scale);
+                plan.run(C, lbuf[0..n], pscr, ps.par);
+                for (0..n) |k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(lbuf[k], sc);
             },
-            .r2c => r2cLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
-            .c2r => c2rLine(ps, plan, lbuf, aux, pscr, offs[1], dst_st),
+            .r2c => {
+                const res = r2cCompute(C, plan, lbuf, aux, pscr, ps.par);
+                for (res, 0..) |v, k| ptrAt(C, ps.dst, offs[1] + @as(i64, @intCast(k)) * dst_st).* = scl(v, sc);
+            },
+            .c2r => {
+                const res, const il = c2rCompute(C, plan, lbuf, aux, pscr, ps.par);
+                for (0..n) |t| {
+                    const v = if (il) realAt(C, res, t) else res[t].re;
+                    ptrAt(f32, ps.dst, offs[1] + @as(i64, @intCast(t)) * dst_st).* = v * sc;
+                }
+            },
         }
     }
 }
 
-fn r2cLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
+const V2 = @Vector(2 * L, f32);
+const even_idx: [L]i32 = blk: {
+    var m: [L]i32 = undefined;
+    for (0..L) |i| m[i] = 2 * i;
+    break :blk m;
+};
+const odd_idx: [L]i32 = blk: {
+    var m: [L]i32 = undefined;
+    for (0..L) |i| m[i] = 2 * i + 1;
+    break :blk m;
+};
+const inter_idx: [2 * L]i32 = blk: {
+    var m: [2 * L]i32 = undefined;
+    for (0..2 * L) |j| m[j] = if (j % 2 == 0) j / 2 else -1 - @as(i32, j / 2);
+    break :blk m;
+};
+
+/// Whether the lines of a full superblock start at consecutive elements (offs[l] = offs[0] + l).
+fn consecutive(offs: []const i64) bool {
+    for (offs, 0..) |o, l| if (o != offs[0] + @as(i64, @intCast(l))) return false;
+    return true;
+}
+
+/// Lane blocks gathered together: a strided axis reads G L adjacent elements (256 bytes of
+/// complex64 for L = 8) per step, so power-of-two strides do not thrash a cache set.
+const G = 4;
+
+/// `G L` lines at a time in SIMD lanes: superblock b holds lines [b G L, (b + 1) G L), as G
+/// groups of `L` lanes. Each line is gathered into one lane of a `VC` buffer and the plan runs
+/// once per group on the vectors.
+fn passBlocks(ps: *Pass, start: usize, end: usize) void {
+    const slot = ps.next_slot.fetchAdd(1, .monotonic);
+    const mine = ps.vscratch[slot * G * ps.per .. (slot + 1) * G * ps.per];
+    const plan = ps.plan;
     const n = plan.n;
-    const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(lbuf));
+    const per = ps.per;
+    // Flat float views: element i of lane l of group g is re at [g per 2L + i 2L + l], im L on.
+    const lf: [*]f32 = @ptrCast(mine.ptr);
+    const gs = per * 2 * L; // floats per group
+    const sst = ps.src_strides[ps.axis];
+    const dst_st = ps.dst_strides[ps.axis];
     const sc = ps.scale;
-    switch (plan.body) {
-        .real_odd => |full| {
-            // (x, 0) in aux, the full complex transform, the first n/2 + 1 outputs.
-            for (0..n) |i| aux[i] = .{ .re = f[i], .im = 0 };
-            full.run(aux[0..n], pscr, ps.par);
-            for (0..n / 2 + 1) |k| ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(aux[k], sc);
-        },
-        .real_even => |re| {
-            const h = n / 2;
-            // z[j] = x[2j] + i x[2j+1]: the gathered floats already are that layout.
-            const z = lbuf[0..h];
-            re.half.run(z, pscr, ps.par);
-            for (0..h + 1) |k| {
-                const zk = z[if (k == h) 0 else k];
-                const zc = conj(z[if (k == 0) 0 else h - k]);
-                const e = scl(add(zk, zc), 0.5);
-                const o = mulI(scl(csub(zk, zc), 0.5), -1); // (zk - zc) / (2i)
-                ptrAt(C, ps.dst, doff + @as(i64, @intCast(k)) * dst_st).* = scl(add(e, mul(re.tw[k], o)), sc);
+    const LB = G * L;
+    for (start..end) |blk| {
+        const l0 = blk * LB;
+        const nl = @min(LB, ps.lines - l0);
+        const ng = (nl + L - 1) / L;
+        var so: [LB]i64 = undefined;
+        var dof: [LB]i64 = undefined;
+        for (0..nl) |l| {
+            const offs = lineOffsets(ps, l0 + l);
+            so[l] = offs[0];
+            dof[l] = offs[1];
+        }
+        // Lanes past the last line compute on zeros.
+        if (nl < ng * L) @memset(mine[(ng - 1) * per ..][0 .. n + 2], czero(VC));
+        // Gather: a line per lane. Along the line first when its elements are adjacent.
+        const along_src = nl < 2 or @abs(sst) <= @abs(so[1] - so[0]);
+        switch (ps.kind) {
+            .c2c, .c2r => {
+                if (along_src) {
+                    for (0..nl) |ll| {
+                        const base = (ll / L) * gs + ll % L;
+                        for (0..ps.n_in) |i| {
+                            const c = ptrAt(C, ps.src, so[ll] + @as(i64, @intCast(i)) * sst).*;
+                            lf[base + i * 2 * L] = c.re;
+                            lf[base + i * 2 * L + L] = c.im;
+                        }
+                    }
+                } else if (nl == LB and consecutive(so[0..LB])) {
+                    // G L adjacent complex numbers per step: split into re/im vectors.
+                    for (0..ps.n_in) |i| {
+                        const src: [*]const f32 = @ptrCast(ptrAt(C, ps.src, so[0] + @as(i64, @intCast(i)) * sst));
+                        inline for (0..G) |g| {
+                            const v: V2 = src[g * 2 * L ..][0 .. 2 * L].*;
+                            mine[g * per + i] = .{ .re = @shuffle(f32, v, undefined, even_idx), .im = @shuffle(f32, v, undefined, odd_idx) };
+                        }
+                    }
+                } else {
+                    for (0..ps.n_in) |i| for (0..nl) |ll| {
+                        const c = ptrAt(C, ps.src, so[ll] + @as(i64, @intCast(i)) * sst).*;
+                        const at = (ll / L) * gs + i * 2 * L + ll % L;
+                        lf[at] = c.re;
+                        lf[at + L] = c.im;
+                    };
+                }
+            },
+            .r2c => {
+                // real i is element i / 2's re (even i) or im (odd i).
+                if (along_src) {
+                    for (0..nl) |ll| {
+                        const base = (ll / L) * gs + ll % L;
+                        for (0..ps.n_in) |i| {
+                            lf[base + (i / 2) * 2 * L + (i % 2) * L] = ptrAt(f32, ps.src, so[ll] + @as(i64, @intCast(i)) * sst).*;
+                        }
+                    }
+                } else {
+                    for (0..ps.n_in) |i| for (0..nl) |ll| {
+                        lf[(ll / L) * gs + (i / 2) * 2 * L + (i % 2) * L + ll % L] = ptrAt(f32, ps.src, so[ll] + @as(i64, @intCast(i)) * sst).*;
+                    };
+                }
+            },
+        }
+        // Transform each group; `rs` its results, `il` (c2r) the real layout.
+        var rs: [G][*]const f32 = undefined;
+        var rlen: usize = 0;
+        var il = false;
+        for (0..ng) |g| {
+            const gb = mine[g * per ..][0..per];
+            const lbuf = gb[0 .. n + 2];
+            const aux = gb[n + 2 .. 2 * n + 4];
+            const pscr = gb[2 * n + 4 ..];
+            const res: []VC = switch (ps.kind) {
+                .c2c => blk2: {
+                    plan.run(VC, lbuf[0..n], pscr, false);
+                    break :blk2 lbuf[0..n];
+                },
+                .r2c => r2cCompute(VC, plan, lbuf, aux, pscr, false),
+                .c2r => blk2: {
+                    const t = c2rCompute(VC, plan, lbuf, aux, pscr, false);
+                    il = t[1];
+                    break :blk2 t[0];
+                },
+            };
+            if (ps.four) |f| {
+                // The four-step's twiddles: W_n^(k1 j2), lane j2 = (blk G + g) L + l.
+                const nb = (f.n2 + L - 1) / L;
+                const b = blk * G + g;
+                for (res, 0..) |*v, k1| v.* = mul(v.*, mulW(f.wb[k1], f.wa[k1 * nb + b]));
             }
-        },
-        else => unreachable,
+            if (sc != 1) {
+                for (res) |*v| v.* = scl(v.*, sc);
+            }
+            // Results live in the group's buffer: index them from the group's base.
+            rs[g] = @ptrCast(res.ptr);
+            rlen = res.len;
+        }
+        const along_dst = nl < 2 or @abs(dst_st) <= @abs(dof[1] - dof[0]);
+        switch (ps.kind) {
+            .c2c, .r2c => {
+                if (along_dst) {
+                    for (0..nl) |ll| {
+                        const rf = rs[ll / L] + ll % L;
+                        for (0..rlen) |k| {
+                            ptrAt(C, ps.dst, dof[ll] + @as(i64, @intCast(k)) * dst_st).* = .{ .re = rf[k * 2 * L], .im = rf[k * 2 * L + L] };
+                        }
+                    }
+                } else if (nl == LB and consecutive(dof[0..LB])) {
+                    for (0..rlen) |k| {
+                        const dst: [*]f32 = @ptrCast(ptrAt(C, ps.dst, dof[0] + @as(i64, @intCast(k)) * dst_st));
+                        inline for (0..G) |g| {
+                            const v: *const VC = @ptrCast(@alignCast(rs[g] + k * 2 * L));
+                            const w: [2 * L]f32 = @shuffle(f32, v.re, v.im, inter_idx);
+                            dst[g * 2 * L ..][0 .. 2 * L].* = w;
+                        }
+                    }
+                } else {
+                    for (0..rlen) |k| for (0..nl) |ll| {
+                        const rf = rs[ll / L] + ll % L;
+                        ptrAt(C, ps.dst, dof[ll] + @as(i64, @intCast(k)) * dst_st).* = .{ .re = rf[k * 2 * L], .im = rf[k * 2 * L + L] };
+                    };
+                }
+            },
+            .c2r => {
+                // real t of a lane: interleaved: element t / 2, re or im by parity; else element t's re.
+                for (0..nl) |ll| {
+                    const rf = rs[ll / L] + ll % L;
+                    for (0..n) |t| {
+                        const idx = if (il) (t / 2) * 2 * L + (t % 2) * L else t * 2 * L;
+                        ptrAt(f32, ps.dst, dof[ll] + @as(i64, @intCast(t)) * dst_st).* = rf[idx];
+                    }
+                }
+            },
+        }
     }
 }
 
-fn c2rLine(ps: *const Pass, plan: *const Plan, lbuf: []C, aux: []C, pscr: []C, doff: i64, dst_st: i64) void {
-    const n = plan.n;
-    const sc = ps.scale;
-    switch (plan.body) {
-        .real_odd => |full| {
-            // The Hermitian extension (imaginary part of the DC term dropped).
-            aux[0] = .{ .re = lbuf[0].re, .im = 0 };
-            for (1..(n - 1) / 2 + 1) |k| {
-                aux[k] = lbuf[k];
-                aux[n - k] = conj(lbuf[k]);
-            }
-            full.run(aux[0..n], pscr, ps.par);
-            for (0..n) |t| ptrAt(f32, ps.dst, doff + @as(i64, @intCast(t)) * dst_st).* = aux[t].re * sc;
-        },
-        .real_even => |re| {
-            const h = n / 2;
-            // The DC and Nyquist terms count by their real parts only.
-            lbuf[0].im = 0;
-            lbuf[h].im = 0;
-            for (0..h) |k| {
-                const xk = lbuf[k];
-                const xc = conj(lbuf[h - k]);
-                aux[k] = add(add(xk, xc), mulI(mul(re.tw[k], csub(xk, xc)), 1));
-            }
-            re.half.run(aux[0..h], pscr, ps.par);
-            for (0..h) |j| {
-                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j)) * dst_st).* = aux[j].re * sc;
-                ptrAt(f32, ps.dst, doff + @as(i64, @intCast(2 * j + 1)) * dst_st).* = aux[j].im * sc;
-            }
-        },
-        else => unreachable,
-    }
+/// Largest per-worker scratch of the batched path (its buffers stay in the L2 cache).
+const batch_max_bytes = 4 << 20;
+
+fn runFour(f: Four, data: []C, scratch: []C) void {
+    const n = data.len;
+    const y = scratch[0..n];
+    // The workers' batched scratch, aligned for VC.
+    const rest = scratch[n..];
+    const addr = std.mem.alignForward(usize, @intFromPtr(rest.ptr), 64);
+    const vbase: [*]VC = @ptrFromInt(addr);
+    const workers = pool.threads();
+    const vs = vbase[0 .. workers * G * f.per];
+    var shape = Shape{ .ndim = 2 };
+    shape.dims[0] = @intCast(f.n1);
+    shape.dims[1] = @intCast(f.n2);
+    var rows: [max_ndim]i64 = undefined;
+    rows[0] = @intCast(f.n2);
+    rows[1] = 1;
+    var cols: [max_ndim]i64 = undefined;
+    cols[0] = 1;
+    cols[1] = @intCast(f.n1);
+    // Columns: data (n1 x n2) -> y (n1 x n2), twiddled.
+    var ps = Pass{ .kind = .c2c, .plan = f.p1, .src = @ptrCast(data.ptr), .src_real = false, .src_strides = rows, .n_in = f.n1, .dst = @ptrCast(y.ptr), .dst_real = false, .dst_strides = rows, .n_out = f.n1, .shape = shape, .axis = 0, .lines = f.n2, .scale = 1, .scratch = &.{}, .per = f.per, .vscratch = vs, .four = &f };
+    const blocks1 = (f.n2 + G * L - 1) / (G * L);
+    pool.parallelFor(blocks1, 1, &ps, passBlocks);
+    // Rows: y -> data, transposed.
+    var ps2 = Pass{ .kind = .c2c, .plan = f.p2, .src = @ptrCast(y.ptr), .src_real = false, .src_strides = rows, .n_in = f.n2, .dst = @ptrCast(data.ptr), .dst_real = false, .dst_strides = cols, .n_out = f.n2, .shape = shape, .axis = 1, .lines = f.n1, .scale = 1, .scratch = &.{}, .per = f.per, .vscratch = vs };
+    const blocks2 = (f.n1 + G * L - 1) / (G * L);
+    pool.parallelFor(blocks2, 1, &ps2, passBlocks);
 }
 
 /// Run one pass over all lines of `axis`.
@@ -635,12 +971,21 @@ fn runPass(ps: *Pass) errors.Error!void {
     if (ps.lines == 0) return;
     const n = ps.plan.n;
     ps.per = 2 * n + 4 + ps.plan.scratch;
+    ps.next_slot = .init(0);
+    ps.par = ps.lines < pool.threads();
+    if (!ps.par and ps.lines >= 2 and G * ps.per * @sizeOf(VC) <= batch_max_bytes) {
+        const blocks = (ps.lines + G * L - 1) / (G * L);
+        const grain = @max(1, 32768 / @max(n * G * L, 1));
+        const workers = @min(pool.threads(), @max(1, blocks / grain));
+        ps.vscratch = a_.alignedAlloc(VC, .@"64", G * ps.per * workers) catch return oom();
+        defer a_.free(ps.vscratch);
+        pool.parallelFor(blocks, grain, ps, passBlocks);
+        return;
+    }
     const grain = @max(1, 32768 / @max(n, 1));
     const workers = @min(pool.threads(), @max(1, ps.lines / grain));
     ps.scratch = a_.alloc(C, ps.per * workers) catch return oom();
     defer a_.free(ps.scratch);
-    ps.next_slot = .init(0);
-    ps.par = ps.lines < pool.threads();
     pool.parallelFor(ps.lines, grain, ps, passRange);
 }
 
@@ -985,7 +1330,7 @@ test "complex plans match a direct DFT (radix 2, 3, 4, 5, generic, Bluestein)" {
             defer plan.deinit();
             const scr = try a_.alloc(C, plan.scratch);
             defer a_.free(scr);
-            plan.run(x, scr, n > 300);
+            plan.run(C, x, scr, n > 300);
             const tol: f32 = 1e-4 * @sqrt(@as(f32, @floatFromInt(n))) * @log2(@as(f32, @floatFromInt(n + 1)) + 1);
             for (x, want) |g, w| {
                 try testing.expectApproxEqAbs(w.re, g.re, tol);
@@ -1018,8 +1363,118 @@ test "a stage split over the pool gives the same bits as one thread" {
         }
         const scr = try a_.alloc(C, plan.scratch);
         defer a_.free(scr);
-        plan.run(a, scr, false);
-        plan.run(b, scr, true);
+        plan.run(C, a, scr, false);
+        plan.run(C, b, scr, true);
         try testing.expectEqualSlices(u8, std.mem.sliceAsBytes(a), std.mem.sliceAsBytes(b));
+    }
+}
+
+test "the batched (SIMD lanes) path gives each line the bits of the one-line path" {
+    var prng = std.Random.DefaultPrng.init(11);
+    const rnd = prng.random();
+    for ([_]usize{ 1, 2, 6, 16, 30, 64, 105, 128, 250, 1000, 1009, 1024 }) |n| {
+        for ([_]bool{ false, true }) |inv| {
+            // complex
+            const plan = try buildComplex(n, inv);
+            defer plan.deinit();
+            const lines = try a_.alloc(C, n * L);
+            defer a_.free(lines);
+            for (lines) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            const vb = try a_.alloc(VC, n);
+            defer a_.free(vb);
+            const vs = try a_.alloc(VC, plan.scratch);
+            defer a_.free(vs);
+            for (0..n) |i| for (0..L) |l| {
+                vb[i].re[l] = lines[l * n + i].re;
+                vb[i].im[l] = lines[l * n + i].im;
+            };
+            plan.run(VC, vb, vs, false);
+            const scr = try a_.alloc(C, plan.scratch);
+            defer a_.free(scr);
+            for (0..L) |l| {
+                const line = lines[l * n .. (l + 1) * n];
+                plan.run(C, line, scr, false);
+                for (0..n) |i| {
+                    try testing.expectEqual(@as(u32, @bitCast(line[i].re)), @as(u32, @bitCast(vb[i].re[l])));
+                    try testing.expectEqual(@as(u32, @bitCast(line[i].im)), @as(u32, @bitCast(vb[i].im[l])));
+                }
+            }
+            // real (r2c forward, c2r inverse)
+            const rp = try buildReal(n, inv);
+            defer rp.deinit();
+            const per = 2 * n + 4 + rp.scratch;
+            const cb = try a_.alloc(C, per);
+            defer a_.free(cb);
+            const vbb = try a_.alloc(VC, per);
+            defer a_.free(vbb);
+            const nin = if (inv) n / 2 + 1 else n;
+            const vals = try a_.alloc(C, nin * L);
+            defer a_.free(vals);
+            for (vals) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            @memset(vbb, czero(VC));
+            for (0..L) |l| for (0..nin) |i| {
+                if (inv) {
+                    vbb[i].re[l] = vals[l * nin + i].re;
+                    vbb[i].im[l] = vals[l * nin + i].im;
+                } else if (i % 2 == 0) vbb[i / 2].re[l] = vals[l * nin + i].re else vbb[i / 2].im[l] = vals[l * nin + i].re;
+            };
+            if (inv) {
+                const vres, const vil = c2rCompute(VC, rp, vbb[0 .. n + 2], vbb[n + 2 .. 2 * n + 4], vbb[2 * n + 4 ..], false);
+                for (0..L) |l| {
+                    @memset(cb, czero(C));
+                    for (0..nin) |i| cb[i] = vals[l * nin + i];
+                    const res, const il = c2rCompute(C, rp, cb[0 .. n + 2], cb[n + 2 .. 2 * n + 4], cb[2 * n + 4 ..], false);
+                    try testing.expectEqual(il, vil);
+                    for (0..n) |t| {
+                        const want = if (il) realAt(C, res, t) else res[t].re;
+                        const got = if (vil) realAt(VC, vres, t)[l] else vres[t].re[l];
+                        try testing.expectEqual(@as(u32, @bitCast(want)), @as(u32, @bitCast(got)));
+                    }
+                }
+            } else {
+                const vres = r2cCompute(VC, rp, vbb[0 .. n + 2], vbb[n + 2 .. 2 * n + 4], vbb[2 * n + 4 ..], false);
+                for (0..L) |l| {
+                    @memset(cb, czero(C));
+                    const f: []f32 = std.mem.bytesAsSlice(f32, std.mem.sliceAsBytes(cb));
+                    for (0..nin) |i| f[i] = vals[l * nin + i].re;
+                    const res = r2cCompute(C, rp, cb[0 .. n + 2], cb[n + 2 .. 2 * n + 4], cb[2 * n + 4 ..], false);
+                    try testing.expectEqual(res.len, vres.len);
+                    for (res, vres) |w, g| {
+                        try testing.expectEqual(@as(u32, @bitCast(w.re)), @as(u32, @bitCast(g.re[l])));
+                        try testing.expectEqual(@as(u32, @bitCast(w.im)), @as(u32, @bitCast(g.im[l])));
+                    }
+                }
+            }
+        }
+    }
+}
+
+test "four-step plans match a direct DFT" {
+    four_min_once.call();
+    const saved = four_min;
+    defer four_min = saved;
+    four_min = 4096;
+    var prng = std.Random.DefaultPrng.init(13);
+    const rnd = prng.random();
+    for ([_]usize{ 4096, 64 * 75, 67 * 64 }) |n| {
+        for ([_]bool{ false, true }) |inv| {
+            const plan = try buildComplex(n, inv);
+            defer plan.deinit();
+            try testing.expect(plan.body == .four or largestPrimeFactor(n) > max_generic_radix);
+            const x = try a_.alloc(C, n);
+            defer a_.free(x);
+            for (x) |*v| v.* = .{ .re = rnd.floatNorm(f32), .im = rnd.floatNorm(f32) };
+            const want = try a_.alloc(C, n);
+            defer a_.free(want);
+            naiveDft(x, want, inv);
+            const scr = try a_.alloc(C, plan.scratch);
+            defer a_.free(scr);
+            plan.run(C, x, scr, true);
+            const tol: f32 = 1e-4 * @sqrt(@as(f32, @floatFromInt(n))) * @log2(@as(f32, @floatFromInt(n + 1)) + 1);
+            for (x, want) |g, w| {
+                try testing.expectApproxEqAbs(w.re, g.re, tol);
+                try testing.expectApproxEqAbs(w.im, g.im, tol);
+            }
+        }
     }
 }

@@ -271,16 +271,38 @@ fn lworkOf(q: anytype) Int {
     return @max(1, @as(Int, @intFromFloat(@ceil(v))));
 }
 
+fn runRange(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim, input: [*]const u8, b0: usize, b1: usize) errors.Error!void {
+    switch (a.dtype) {
+        .float32 => try run(f32, L, node, a, p, @ptrCast(@alignCast(input)), b0, b1),
+        .float64 => try run(f64, L, node, a, p, @ptrCast(@alignCast(input)), b0, b1),
+        .complex64 => try runComplex(L, node, a, p, @ptrCast(@alignCast(input)), b0, b1),
+        else => unreachable, // refused when the node was built
+    }
+}
+
 pub fn eval(node: *Node, p: Prim) errors.Error!void {
     const a = node.inputs[0];
     try primitives.allocOutput(node, null);
     const L = try lapack.get(p.api.msgName());
-    switch (a.dtype) {
-        .float32 => try run(f32, L, node, a, p),
-        .float64 => try run(f64, L, node, a, p),
-        .complex64 => try runComplex(L, node, a, p),
+    const elem: usize = switch (a.dtype) {
+        .float32 => 4,
+        .float64, .complex64 => 8,
         else => unreachable, // refused when the node was built
-    }
+    };
+    const input = a_.alignedAlloc(u8, .@"64", @max(a.size(), 1) * elem) catch return oom("linalg");
+    defer a_.free(input);
+    convert.copyConvert(a, input.ptr, a.dtype);
+    const nd = a.shape.ndim;
+    const m: usize = @intCast(a.shape.dims[nd - 2]);
+    const n: usize = @intCast(a.shape.dims[nd - 1]);
+    const lay = layoutOf(p.api, @intCast(m), @intCast(n));
+    const nb = node.size() / @max(lay.total, 1); // matrices in the batch
+    // The matrices run one after another. Splitting a batch over the pool (each task its own
+    // copy and workspace) was measured slower with the OpenBLAS wheel on 2 cores (inv of 64
+    // 64x64 matrices 4.6 -> 6.2 ms, eigh 111 -> 166 ms; with OPENBLAS_NUM_THREADS=1 still
+    // 3.2 -> 4.8 ms and 14 -> 28 ms): its calls contend with each other. Kept sequential;
+    // `runRange` takes any range of the batch for a later try.
+    try runRange(L, node, a, p, input.ptr, 0, nb);
 }
 
 /// The real routines of one precision, by their precision-free names.
@@ -318,18 +340,16 @@ fn fromCol(comptime T: type, src: []const T, dst: []T, rows: usize, cols: usize,
     };
 }
 
-fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim) errors.Error!void {
+/// Matrices [b0, b1) of the batch; `input` is the whole batch converted to T.
+fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim, input: [*]const T, b0: usize, b1: usize) errors.Error!void {
     const F = Real(T).of(L);
     const nd = a.shape.ndim;
     const m: usize = @intCast(a.shape.dims[nd - 2]);
     const n: usize = @intCast(a.shape.dims[nd - 1]);
     const k = @min(m, n);
     const lay = layoutOf(p.api, @intCast(m), @intCast(n));
-    const nb = node.size() / @max(lay.total, 1); // matrices in the batch
     var s = Scratch{};
     defer s.deinit();
-    const input = try s.get(T, a.size());
-    convert.copyConvert(a, @ptrCast(input.ptr), a.dtype);
     const w = try s.get(T, m * n); // the column-major working copy
     const mi: Int = @intCast(m);
     const ni: Int = @intCast(n);
@@ -353,7 +373,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
         if (n > 0) F.geev(&nn, &jobvr, &ni, w.ptr, &lda, wr.ptr, wi.ptr, vr.ptr, &one, vr.ptr, &ldvr, @ptrCast(&q), &lw, &info, 1, 1);
         lw = lworkOf(q);
         const work = try s.get(T, @intCast(lw));
-        for (0..nb) |b| {
+        for (b0..b1) |b| {
             const o = out + b * lay.total;
             if (n == 0) continue;
             toCol(T, input[b * n * n ..][0 .. n * n], w, n, n);
@@ -395,7 +415,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
             }
             lw = @max(lworkOf(q), lworkOf(q2));
             const work = try s.get(T, @intCast(lw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (k == 0) break;
                 const o = out + b * lay.total;
                 toCol(T, input[b * m * n ..][0 .. m * n], w, m, n);
@@ -423,7 +443,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
             if (k > 0) F.gesdd(&jobz, &mi, &ni, w.ptr, &lda, sv.ptr, u.ptr, &ldu, vt.ptr, &ldvt, @ptrCast(&q), &lw, iwork.ptr, &info, 1);
             lw = lworkOf(q);
             const work = try s.get(T, @intCast(lw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 const o = out + b * lay.total;
                 if (k == 0) {
                     // An empty matrix: U and Vt are identities.
@@ -456,7 +476,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
             if (n > 0) F.getri(&ni, w.ptr, &lda, ipiv.ptr, @ptrCast(&q), &lw, &info);
             lw = lworkOf(q);
             const work = try s.get(T, @intCast(lw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (n == 0) break;
                 toCol(T, input[b * n * n ..][0 .. n * n], w, n, n);
                 F.getrf(&ni, &ni, w.ptr, &lda, ipiv.ptr, &info);
@@ -468,7 +488,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
         },
         .tri_inv, .cholesky => {
             const diag: u8 = 'N';
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (n == 0) break;
                 toCol(T, input[b * n * n ..][0 .. n * n], w, n, n);
                 if (p.api == .tri_inv) {
@@ -496,7 +516,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
             liw = @max(1, qi);
             const work = try s.get(T, @intCast(lw));
             const iwork = try s.get(Int, @intCast(liw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (n == 0) break;
                 const o = out + b * lay.total;
                 toCol(T, input[b * n * n ..][0 .. n * n], w, n, n);
@@ -509,7 +529,7 @@ fn run(comptime T: type, L: *const lapack.Fns, node: *Node, a: *const Node, p: P
         .lu_factor, .lu, .det, .slogdet => {
             const ipiv = try s.get(Int, k);
             const perm = try s.get(usize, m);
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 const o = out + b * lay.total;
                 if (k == 0) {
                     if (p.api == .det) o[0] = 1;
@@ -577,18 +597,15 @@ fn zeroOther(comptime T: type, w: []T, n: usize, upper: bool) void {
     };
 }
 
-fn runComplex(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim) errors.Error!void {
+fn runComplex(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim, input: [*]const [2]f32, b0: usize, b1: usize) errors.Error!void {
     const C = [2]f32;
     const nd = a.shape.ndim;
     const m: usize = @intCast(a.shape.dims[nd - 2]);
     const n: usize = @intCast(a.shape.dims[nd - 1]);
     const k = @min(m, n);
     const lay = layoutOf(p.api, @intCast(m), @intCast(n));
-    const nb = node.size() / @max(lay.total, 1);
     var s = Scratch{};
     defer s.deinit();
-    const input = try s.get(C, a.size());
-    convert.copyConvert(a, @ptrCast(input.ptr), a.dtype);
     const w = try s.get(C, m * n);
     const mi: Int = @intCast(m);
     const ni: Int = @intCast(n);
@@ -611,7 +628,7 @@ fn runComplex(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim) errors
             if (k > 0) L.cgesdd(&jobz, &mi, &ni, @ptrCast(w.ptr), &lda, sv.ptr, @ptrCast(u.ptr), &ldu, @ptrCast(vt.ptr), &ldvt, @ptrCast(&q), &lw, rwork.ptr, iwork.ptr, &info, 1);
             lw = lworkOf(q[0]);
             const work = try s.get(C, @intCast(lw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 const o = out + b * lay.total;
                 if (k == 0) {
                     if (full) {
@@ -652,7 +669,7 @@ fn runComplex(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim) errors
             const work = try s.get(C, @intCast(lw));
             const rwork = try s.get(f32, @intCast(lrw));
             const iwork = try s.get(Int, @intCast(liw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (n == 0) break;
                 const o = out + b * lay.total;
                 toCol(C, input[b * n * n ..][0 .. n * n], w, n, n);
@@ -674,7 +691,7 @@ fn runComplex(L: *const lapack.Fns, node: *Node, a: *const Node, p: Prim) errors
             if (n > 0) L.cgeev(&nn, &jobvr, &ni, @ptrCast(w.ptr), &lda, @ptrCast(ew_.ptr), @ptrCast(vr.ptr), &one, @ptrCast(vr.ptr), &ldvr, @ptrCast(&q), &lw, rwork.ptr, &info, 1, 1);
             lw = lworkOf(q[0]);
             const work = try s.get(C, @intCast(lw));
-            for (0..nb) |b| {
+            for (b0..b1) |b| {
                 if (n == 0) break;
                 const o = out + b * lay.total;
                 toCol(C, input[b * n * n ..][0 .. n * n], w, n, n);
