@@ -271,7 +271,7 @@ fn layoutOf(t: *const Tensor) errors.Error!Layout {
         i -= 1;
         const given = if (t.strides) |sp| sp[i] else st;
         l.strides[i] = if (l.shape.dims[i] == 1) st else given;
-        st *= l.shape.dims[i];
+        st *|= l.shape.dims[i]; // saturating: checked below only when the tensor is not empty
     }
     if (l.shape.size() == 0) return l;
     for (0..nd) |k| {

@@ -149,6 +149,19 @@ describe("found by the fuzzers, fixed", () => {
     expect([0, 1, 2, 3].map((i) => read.i64(strides, 8 * i))).toEqual([2n ** 63n - 1n, BigInt(m) * BigInt(m), BigInt(m), 1n]);
   });
 
+  // abi_fuzz seed 30008956 on the checked engine ("integer overflow" evaluating a reshape):
+  // reshape of an empty array infers 0 for -1 beside huge dimensions (as MLX), and the
+  // row-major strides of that shape were multiplied out in 64 bits. They saturate now.
+  test("an empty array with huge other dimensions evaluates (strides saturate)", () => {
+    const dims = [2073307829, -1, 1, 7, 1632317695, 2147483647, 7];
+    const r = mx.reshape(mx.triu(mx.zeros([0, 3], mx.float32)), dims);
+    expect(r.shape).toEqual([2073307829, 0, 1, 7, 1632317695, 2147483647, 7]);
+    mx.eval(r);
+    expect(r.size).toBe(0);
+    expect(mx.contiguous(mx.swapaxes(r, 0, 5)).shape).toEqual([2147483647, 0, 1, 7, 1632317695, 2073307829, 7]);
+    expect(mx.add(r, 1).size).toBe(0);
+  });
+
   // abi_fuzz on the ReleaseFast engine (heap corruption about one run in two; never on the
   // checked engine): mlxb_compile_build, mlxb_vjp and mlxb_vmap walked the graph of an array an
   // async task was computing, reading inputs and primitives the worker frees when it detaches

@@ -106,7 +106,7 @@ fn rowStrides(shape: *const Shape, out: *[max_ndim]i64) void {
     while (i > 0) {
         i -= 1;
         out[i] = st;
-        st *= shape.dims[i];
+        st *|= shape.dims[i]; // saturating: an empty array's other dimensions may be huge
     }
 }
 
@@ -806,7 +806,7 @@ fn isColContiguous(n: *const Node) bool {
     var st: i64 = 1;
     for (0..n.shape.ndim) |i| {
         if (n.shape.dims[i] != 1 and n.strides[i] != st) return false;
-        st *= n.shape.dims[i];
+        st *|= n.shape.dims[i]; // saturating, as Node.isRowContiguous
     }
     return true;
 }
