@@ -178,7 +178,9 @@ pub const Node = struct {
         while (i > 0) {
             i -= 1;
             n.strides[i] = st;
-            st *= n.shape.dims[i];
+            // Saturating: an empty array may have huge other dimensions (0 x 2^31-1 x ...)
+            // whose product leaves i64; its strides are never used to reach an element.
+            st *|= n.shape.dims[i];
         }
     }
 
@@ -188,7 +190,7 @@ pub const Node = struct {
         while (i > 0) {
             i -= 1;
             if (n.shape.dims[i] != 1 and n.strides[i] != st) return false;
-            st *= n.shape.dims[i];
+            st *|= n.shape.dims[i]; // saturating, as setRowContiguousStrides
         }
         return true;
     }

@@ -169,6 +169,9 @@ const Walk = struct {
             stack.append(a_, .{ .node = o, .next = 0 }) catch return oom();
             while (stack.items.len > 0) {
                 const top = &stack.items[stack.items.len - 1];
+                // A node an async task is computing is detached (inputs and primitive freed)
+                // by the worker when done: wait for it before reading its graph.
+                if (top.next == 0) eval_mod.settle(top.node);
                 if (top.next < top.node.inputs.len) {
                     const in = top.node.inputs[top.next];
                     top.next += 1;

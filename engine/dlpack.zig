@@ -200,13 +200,14 @@ pub fn exportNode(comptime M: type, n: *Node, copy: bool) errors.Error!*M {
             data = b.ptr;
             byte_offset = n.offset;
         } else {
-            // Size 0: no data (the header says so), row-major strides.
+            // Size 0: no data (the header says so), row-major strides. The other dimensions
+            // may be anything (a zero beside 2^31-1s), so the products saturate.
             var st: i64 = 1;
             var i: usize = nd;
             while (i > 0) {
                 i -= 1;
                 ctx.strides[i] = st;
-                st *= n.shape.dims[i];
+                st *|= n.shape.dims[i];
             }
         }
     }
@@ -270,7 +271,7 @@ fn layoutOf(t: *const Tensor) errors.Error!Layout {
         i -= 1;
         const given = if (t.strides) |sp| sp[i] else st;
         l.strides[i] = if (l.shape.dims[i] == 1) st else given;
-        st *= l.shape.dims[i];
+        st *|= l.shape.dims[i]; // saturating: checked below only when the tensor is not empty
     }
     if (l.shape.size() == 0) return l;
     for (0..nd) |k| {

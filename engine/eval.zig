@@ -144,8 +144,10 @@ fn execute(tape: *Tape) errors.Error!void {
             for (tape.nodes.items[i..]) |rest| rest.status.store(.unscheduled, .release);
             return e;
         };
-        n.status.store(.evaluated, .release);
+        // Detach before publishing: a thread that sees the node evaluated (settle, waitFor)
+        // may read its inputs and primitive at once, and must not find them being freed.
         if (!array.keepsGraph(n)) n.detach();
+        n.status.store(.evaluated, .release);
     }
 }
 

@@ -330,6 +330,7 @@ fn fuseAbi(hs: ?[*]const u32, n: u32) callconv(.c) i32 {
 
 fn fusedProgramLenAbi(h: u32) callconv(.c) i32 {
     const n = handles.get(h, "fuse") catch return -@as(i32, @intFromEnum(errors.code()));
+    eval_mod.settle(n); // an async task may be detaching it
     return switch (n.prim) {
         .fused => |f| @intCast(f.program.len),
         else => 0,
@@ -338,6 +339,7 @@ fn fusedProgramLenAbi(h: u32) callconv(.c) i32 {
 
 fn fusedInputCountAbi(h: u32) callconv(.c) i32 {
     const n = handles.get(h, "fuse") catch return -@as(i32, @intFromEnum(errors.code()));
+    eval_mod.settle(n); // an async task may be detaching it
     return switch (n.prim) {
         .fused => @intCast(n.inputs.len),
         else => 0,
@@ -346,6 +348,7 @@ fn fusedInputCountAbi(h: u32) callconv(.c) i32 {
 
 fn fusedApplyImpl(t: u32, hs: ?[*]const u32, n: u32, s: i32) errors.Error!*Node {
     const tmpl = try handles.get(t, "fused");
+    eval_mod.settle(tmpl); // an async task may be detaching it (freeing its program)
     const f = switch (tmpl.prim) {
         .fused => |f| f,
         else => return errors.fail(.invalid_argument, "[fused] The template is not a fused array.", .{}),

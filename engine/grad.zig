@@ -6,6 +6,7 @@
 //! when evaluated during the trace (eval does not detach it), so the graph from the inputs to
 //! the outputs is still there when `vjp` walks it backwards.
 const std = @import("std");
+const eval_mod = @import("eval.zig");
 const array = @import("array.zig");
 const errors = @import("errors.zig");
 const convert = @import("convert.zig");
@@ -931,6 +932,9 @@ pub fn vjp(outputs: []const *Node, primals: []const *Node, cots: []const *Node, 
                 continue;
             }
             if (needs.contains(f.n)) continue;
+            // Its inputs and primitive are read from here on: a node an async task is
+            // computing is detached by the worker, so wait for it first.
+            eval_mod.settle(f.n);
             needs.put(f.n, false) catch return oom(); // visiting
             stack.append(a_, .{ .n = f.n, .expanded = true }) catch return oom();
             if (is_primal.contains(f.n) or f.n.prim == .stop_gradient) continue;

@@ -164,9 +164,16 @@ fn parallelForLocal(n: usize, grain: usize, ctx: anytype, comptime func: fn (@Ty
     }.run;
     const per = (n + chunks - 1) / chunks;
     const count = (n + per - 1) / per;
+    const gen = generation.load(.monotonic) +% 1;
+    // Close the claim word (new generation, no chunk left) before rewriting `job`: a worker
+    // still in the previous job's `work` that read `claim` before this point and `job.chunks`
+    // after it would otherwise pass the bounds check with the new count, claim a chunk of the
+    // new job under the old generation and run it twice, counting it off `remaining` early
+    // (the caller then returned while a chunk still ran on its context). An RMW with acquire:
+    // the writes below cannot move above it.
+    _ = claim.swap(@as(u64, gen) << 32 | 0xffff_ffff, .acq_rel);
     job = .{ .func = &tramp, .ctx = @ptrCast(&ctx), .n = n, .per = per, .chunks = count };
     remaining.store(@intCast(count), .release);
-    const gen = generation.load(.monotonic) +% 1;
     claim.store(@as(u64, gen) << 32, .release);
     generation.store(gen, .seq_cst);
     if (sleepers.load(.seq_cst) > 0) std.Thread.Futex.wake(&generation, std.math.maxInt(u32));

@@ -4,6 +4,7 @@
 //! Every batched value carries its batch axis first; rules see inputs in that form (an input
 //! that does not depend on the mapped inputs is used as it is).
 const std = @import("std");
+const eval_mod = @import("eval.zig");
 const array = @import("array.zig");
 const errors = @import("errors.zig");
 const prims = @import("primitives.zig");
@@ -414,6 +415,8 @@ pub fn vmap(outputs: []const *Node, placeholders: []const *Node, batched: []cons
             continue;
         }
         if (seen.contains(f.n)) continue;
+        // A node an async task is computing is detached by the worker: wait before reading it.
+        eval_mod.settle(f.n);
         seen.put(f.n, {}) catch return oom();
         stack.append(a_, .{ .n = f.n, .expanded = true }) catch return oom();
         if (val.contains(f.n)) continue; // a placeholder

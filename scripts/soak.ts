@@ -6,7 +6,13 @@
 // ({ summary: ... }: least-squares slopes of RSS and active memory over the second half, in
 // MiB per 1,000 steps, peak RSS and the loss at the start and the end).
 //
-//   bun scripts/soak.ts [steps=100000] [every=1000]
+//   bun scripts/soak.ts [steps=100000] [every=1000] [gc]
+//
+// With "gc", each sample also runs a full garbage collection after the natural readings and
+// records what stays alive (activeAfterGcMiB, handlesAfterGc): the memory a leak would grow.
+// The natural readings follow the collector's own cycle, which over the first few thousand
+// steps only rises (its heap grows before the first full collection), so a short run needs
+// the collected readings to tell a leak from that warm-up.
 //
 // test/soak.test.ts runs a bounded version of this file in CI; docs/RELIABILITY.md records a full run.
 import * as mx from "../src/index.ts";
@@ -14,6 +20,7 @@ import { readFileSync } from "node:fs";
 
 const steps = Number(process.argv[2] ?? 100_000);
 const every = Number(process.argv[3] ?? 1000);
+const collect = process.argv[4] === "gc";
 const nn = mx.nn;
 
 function statusKiB(field: string): number {
@@ -42,7 +49,7 @@ const wTrue = mx.random.normal([16, 4]);
 const lossFn = (x: mx.Array, y: mx.Array) => mx.mean(mx.square(mx.subtract(model.forward(x), y)));
 const lossAndGrad = nn.valueAndGrad(model, lossFn);
 
-const samples: { step: number; rssMiB: number; activeMiB: number; handles: number; loss: number }[] = [];
+const samples: { step: number; rssMiB: number; activeMiB: number; handles: number; loss: number; activeAfterGcMiB?: number; handlesAfterGc?: number }[] = [];
 let firstLoss = NaN;
 let lastLoss = NaN;
 const t0 = performance.now();
@@ -55,13 +62,18 @@ for (let step = 1; step <= steps; step++) {
   if (step === 1) firstLoss = loss.item() as number;
   if (step % every === 0 || step === steps) {
     lastLoss = loss.item() as number;
-    const s = {
+    const s: (typeof samples)[number] = {
       step,
       rssMiB: statusKiB("VmRSS") / 1024,
       activeMiB: mx.getActiveMemory() / 2 ** 20,
       handles: mx.getLiveHandleCount(),
       loss: lastLoss,
     };
+    if (collect) {
+      Bun.gc(true);
+      s.activeAfterGcMiB = mx.getActiveMemory() / 2 ** 20;
+      s.handlesAfterGc = mx.getLiveHandleCount();
+    }
     samples.push(s);
     console.log(JSON.stringify(s));
   }

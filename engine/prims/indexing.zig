@@ -646,7 +646,7 @@ fn evalGather(node: *Node, r: *const Region) errors.Error!void {
         d -= 1;
         ss[d] = a.strides[d] * (if (r.isIndexed(d)) 1 else r.step[d]);
         ds[d] = st;
-        st *= slab[d];
+        st *|= slab[d]; // saturating: an empty slab's other dimensions may be huge
     }
     const walk = SlabWalk.init(slab, ss[0..a.shape.ndim], ds[0..a.shape.ndim]);
     switch (a.dtype.size()) {
@@ -785,7 +785,7 @@ fn evalScatter(node: *Node, r: *const Region) errors.Error!void {
         while (d > 0) {
             d -= 1;
             rs[d] = st;
-            st *= a.shape.dims[d];
+            st *|= a.shape.dims[d]; // saturating (an empty array's other dimensions may be huge)
         }
     }
     // Check every index before the output (possibly a's own buffer) is touched.
@@ -1020,7 +1020,7 @@ fn evalScatterAxis(node: *Node, x: AxisOp) errors.Error!void {
         while (d > 0) {
             d -= 1;
             rs[d] = st;
-            st *= a.shape.dims[d];
+            st *|= a.shape.dims[d]; // saturating (an empty array's other dimensions may be huge)
         }
     }
     const sax = rs[ax];

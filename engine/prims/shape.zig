@@ -106,7 +106,7 @@ fn rowStrides(shape: *const Shape, out: *[max_ndim]i64) void {
     while (i > 0) {
         i -= 1;
         out[i] = st;
-        st *= shape.dims[i];
+        st *|= shape.dims[i]; // saturating: an empty array's other dimensions may be huge
     }
 }
 
@@ -806,7 +806,7 @@ fn isColContiguous(n: *const Node) bool {
     var st: i64 = 1;
     for (0..n.shape.ndim) |i| {
         if (n.shape.dims[i] != 1 and n.strides[i] != st) return false;
-        st *= n.shape.dims[i];
+        st *|= n.shape.dims[i]; // saturating, as Node.isRowContiguous
     }
     return true;
 }
@@ -946,6 +946,7 @@ fn evalRemap(node: *Node, r: *const Remap) errors.Error!void {
     defer std.heap.c_allocator.free(maps);
     try primitives.allocOutput(node, null);
     if (node.size() == 0) return;
+    const x_empty = x.size() == 0;
     var starts: [max_ndim]usize = undefined;
     var pos: usize = 0;
     for (0..ndim) |i| {
@@ -961,8 +962,10 @@ fn evalRemap(node: *Node, r: *const Remap) errors.Error!void {
                 .pad_reflect => reflectIndex(oi - lo, n, false),
                 .pad_symmetric => reflectIndex(oi - lo, n, true),
             };
-            // An element offset into the input, or the fill marker.
-            maps[pos] = if (src < 0) fill_mark else src * x.strides[i];
+            // An element offset into the input, or the fill marker. An empty input (constant
+            // padding of a zero-length axis) gives only fill values: its strides may be anything
+            // (an as_strided view), so they are not multiplied out.
+            maps[pos] = if (src < 0 or x_empty) fill_mark else src * x.strides[i];
             pos += 1;
         }
     }
@@ -972,7 +975,7 @@ fn evalRemap(node: *Node, r: *const Remap) errors.Error!void {
             const T = std.meta.Int(.unsigned, w * 8);
             // Negative input strides reach below x.data(): index from the lowest element.
             var low: usize = 0;
-            for (0..ndim) |i| if (x.strides[i] < 0 and x.shape.dims[i] > 1) {
+            for (0..ndim) |i| if (!x_empty and x.strides[i] < 0 and x.shape.dims[i] > 1) {
                 low += @intCast(-x.strides[i] * (x.shape.dims[i] - 1));
             };
             const src: [*]const T = @ptrCast(@alignCast(x.data()));
