@@ -89,8 +89,8 @@ describe("elementwise over broadcast and strided layouts", () => {
   });
 });
 
-// The 2-d walks (engine/prims/elementwise.zig Kernel): a transposed operand read in tiles of
-// 64 (32 for 8-byte dtypes) rows by 64 columns, and short rows with an operand broadcast along
+// The 2-d walks (engine/prims/elementwise.zig Kernel): a transposed operand copied into scratch in
+// tiles of 64 columns by 16-64 rows (8 KiB), and short rows with an operand broadcast along
 // them run several rows at a time (the broadcast operand expanded into scratch, rows up to 64
 // elements, 512 elements a call). Each case is checked against the op on contiguous copies (made
 // by convert's copy, a different loop), against the reference scalar loops, and, where the

@@ -652,11 +652,13 @@ const scratch_elems = 512;
 /// (the broadcast operand expanded into scratch) instead of a call per run.
 const expand_max_inner = 64;
 
-/// Tiles of the 2-d walk over a transposed operand: `tile_rows` rows (the second-to-last axis)
-/// by `tile_cols` elements of each (the last), row by row. The operand's tile (tile_cols
-/// columns, each a run of tile_rows elements along its contiguous axis) stays in L1 while its
-/// rows are read, so each of its cache lines comes from memory once instead of once per element.
+/// Tiles of the 2-d walk over a transposed operand: up to 64 rows (the second-to-last axis; as
+/// many as fit tile_bytes at the widest element) by `tile_cols` elements of each (the last). The
+/// transposed operand's tile is first copied into scratch, column by column (each column a run
+/// along the operand's own contiguous axis, so each cache line is read once, whole), then the
+/// tile's rows run with every operand read contiguously.
 const tile_cols = 64;
+const tile_bytes = 8192;
 
 fn Kernel(comptime Ctx: type) type {
     // Ctx gives: `sizes` (each operand's element size, output first; 0 past the last operand),
@@ -780,11 +782,13 @@ fn Kernel(comptime Ctx: type) type {
         };
 
         /// A transposed operand (its last-axis stride large, its second-to-last small): the last
-        /// two axes walked in tiles of `rows` x tile_cols elements, a row call per tile row.
+        /// two axes walked in tiles of `rows` x tile_cols elements, a row call per tile row; the
+        /// `gather` operands' tiles copied into scratch first (row-major, tile_cols a row).
         const TilePlan = struct {
             l: *const Layout,
             outer: Layout,
             ctx: *const Ctx,
+            gather: [max_ops]bool,
             rows: usize, // tile rows
             rb: usize, // tiles per outer index along the second-to-last axis
             cb: usize, // ... and along the last
@@ -792,7 +796,7 @@ fn Kernel(comptime Ctx: type) type {
             items: usize,
             next: *std.atomic.Value(usize),
 
-            fn tile(p: *const TilePlan, q: usize, b: *const [max_ops]usize, last: *const [max_ops]i64) void {
+            fn tile(p: *const TilePlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops][tile_bytes]u8) void {
                 const d = p.l.ndim;
                 const per_outer = p.rb * p.cb;
                 const rem = q % per_outer;
@@ -802,23 +806,43 @@ fn Kernel(comptime Ctx: type) type {
                 const nc = @min(tile_cols, p.l.shape[d - 1] - col0);
                 var offs: [max_ops]i64 = undefined;
                 p.outer.rowOffsets(q / per_outer, &offs);
-                for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(row0)) * p.l.strides[k][d - 2] + @as(i64, @intCast(col0)) * last[k];
+                for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(row0)) * p.l.strides[k][d - 2] + @as(i64, @intCast(col0)) * p.l.strides[k][d - 1];
+                var a = addrs(b, &offs, p.l.n_ops);
+                var st: [max_ops]i64 = undefined; // strides along a row
+                var step: [max_ops]i64 = undefined; // bytes from one row to the next
+                inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
+                    st[k] = p.l.strides[k][d - 1];
+                    step[k] = p.l.strides[k][d - 2] * @as(i64, Ctx.sizes[k]);
+                    if (p.gather[k]) {
+                        const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
+                        const src: [*]align(1) const U = @ptrFromInt(a[k]);
+                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k]));
+                        const s1 = st[k];
+                        const s2 = p.l.strides[k][d - 2];
+                        for (0..nc) |j| {
+                            const col = ofs(src, @as(i64, @intCast(j)) * s1);
+                            for (0..nr) |i| dst[i * tile_cols + j] = ofs(col, @as(i64, @intCast(i)) * s2)[0];
+                        }
+                        a[k] = @intFromPtr(dst);
+                        st[k] = 1;
+                        step[k] = tile_cols * Ctx.sizes[k];
+                    }
+                };
                 for (0..nr) |_| {
-                    p.ctx.row(&addrs(b, &offs, p.l.n_ops), last, nc);
-                    for (0..p.l.n_ops) |k| offs[k] += p.l.strides[k][d - 2];
+                    p.ctx.row(&a, &st, nc);
+                    for (0..p.l.n_ops) |k| a[k] +%= @as(usize, @bitCast(step[k]));
                 }
             }
 
             fn drain(p: *const TilePlan, _: usize, _: usize) void {
-                var last: [max_ops]i64 = undefined;
-                for (0..p.l.n_ops) |k| last[k] = p.l.strides[k][p.l.ndim - 1];
+                var scratch: [max_ops][tile_bytes]u8 align(64) = undefined;
                 const b = p.ctx.bases();
                 const total = p.rb * p.cb * p.outer.rows();
                 while (true) {
                     const it = p.next.fetchAdd(1, .monotonic);
                     if (it >= p.items) break;
                     const q0 = it * p.per_item;
-                    for (q0..@min(q0 + p.per_item, total)) |q| p.tile(q, &b, &last);
+                    for (q0..@min(q0 + p.per_item, total)) |q| p.tile(q, &b, &scratch);
                 }
                 streamFence();
             }
@@ -831,19 +855,25 @@ fn Kernel(comptime Ctx: type) type {
             pool.parallelFor(@min(t, p.items), 1, p, @TypeOf(p.*).drain);
         }
 
-        /// Whether the last two axes of `l` are walked in tiles: some input reads its last
-        /// axis with a stride of a cache line or more, and its second-to-last axis with a
-        /// smaller one (a transpose), while the output is written row by row.
-        fn wantsTiles(l: *const Layout) bool {
-            if (l.ndim < 2) return false;
+        /// The inputs TilePlan copies into scratch, or null when the last two axes are not
+        /// walked in tiles: those reading their last axis with a stride of a cache line or
+        /// more and their second-to-last axis with a smaller one (a transpose), while the
+        /// output is written row by row.
+        fn tiled(l: *const Layout) ?[max_ops]bool {
+            if (l.ndim < 2) return null;
             const d = l.ndim;
-            if (l.strides[0][d - 1] != 1) return false;
+            if (l.strides[0][d - 1] != 1) return null;
+            var g = [_]bool{false} ** max_ops;
+            var any = false;
             inline for (1..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < l.n_ops) {
                 const s1 = @abs(l.strides[k][d - 1]);
                 const s2 = @abs(l.strides[k][d - 2]);
-                if (s1 * Ctx.sizes[k] >= 64 and s2 < s1) return true;
+                if (s1 * Ctx.sizes[k] >= 64 and s2 < s1) {
+                    g[k] = true;
+                    any = true;
+                }
             };
-            return false;
+            return if (any) g else null;
         }
 
         /// Which operands ExpandPlan writes out, or null when it does not apply: rows short
@@ -887,15 +917,15 @@ fn Kernel(comptime Ctx: type) type {
                     var p = ExpandPlan{ .l = l, .outer = outer, .ctx = ctx, .expand = e, .rows = rows, .chunks = chunks, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
                     return go(&p);
                 }
-                if (wantsTiles(l)) {
+                if (tiled(l)) |gather| {
                     comptime var widest: usize = 0;
                     inline for (Ctx.sizes) |s| widest = @max(widest, s);
-                    const rows: usize = if (widest >= 8) 32 else 64;
+                    const rows: usize = comptime @min(64, tile_bytes / (tile_cols * widest));
                     const rb = (l.shape[d - 2] + rows - 1) / rows;
                     const cb = (l.shape[d - 1] + tile_cols - 1) / tile_cols;
                     const per_item = @max(1, g / (rows * tile_cols));
                     const total = rb * cb * outer.rows();
-                    var p = TilePlan{ .l = l, .outer = outer, .ctx = ctx, .rows = rows, .rb = rb, .cb = cb, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
+                    var p = TilePlan{ .l = l, .outer = outer, .ctx = ctx, .gather = gather, .rows = rows, .rb = rb, .cb = cb, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
                     return go(&p);
                 }
             }
