@@ -653,12 +653,12 @@ const scratch_elems = 512;
 const expand_max_inner = 64;
 
 /// Tiles of the 2-d walk over a transposed operand: up to 64 rows (the second-to-last axis; as
-/// many as fit tile_bytes at the widest element) by `tile_cols` elements of each (the last). The
-/// transposed operand's tile is first copied into scratch, column by column (each column a run
-/// along the operand's own contiguous axis, so each cache line is read once, whole), then the
-/// tile's rows run with every operand read contiguously.
+/// many as fit tile_bytes at the widest element: 64 up to 4 bytes, 32 for 8) by `tile_cols`
+/// elements of each (the last). The transposed operand's tile is first copied into scratch,
+/// column by column (each column a run along the operand's own contiguous axis, so each cache
+/// line is read once, whole), then the tile's rows run with every operand read contiguously.
 const tile_cols = 64;
-const tile_bytes = 8192;
+const tile_bytes = 16384;
 
 fn Kernel(comptime Ctx: type) type {
     // Ctx gives: `sizes` (each operand's element size, output first; 0 past the last operand),
@@ -742,7 +742,7 @@ fn Kernel(comptime Ctx: type) type {
             items: usize,
             next: *std.atomic.Value(usize),
 
-            fn chunk(p: *const ExpandPlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops][scratch_elems * 8]u8) void {
+            fn chunk(p: *const ExpandPlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops - 1][scratch_elems * 8]u8) void {
                 const d = p.l.ndim;
                 const len = p.l.shape[d - 1];
                 const r0 = (q % p.chunks) * p.rows;
@@ -754,21 +754,21 @@ fn Kernel(comptime Ctx: type) type {
                 var st: [max_ops]i64 = undefined;
                 inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
                     st[k] = p.l.strides[k][d - 1];
-                    if (p.expand[k]) {
+                    if (comptime k > 0) if (p.expand[k]) {
                         const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
                         const src: [*]align(1) const U = @ptrFromInt(a[k]);
-                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k]));
+                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
                         const rs = p.l.strides[k][d - 2];
                         for (0..nr) |r| @memset(dst[r * len ..][0..len], ofs(src, @as(i64, @intCast(r)) * rs)[0]);
                         a[k] = @intFromPtr(dst);
                         st[k] = 1;
-                    }
+                    };
                 };
                 p.ctx.row(&a, &st, nr * len);
             }
 
             fn drain(p: *const ExpandPlan, _: usize, _: usize) void {
-                var scratch: [max_ops][scratch_elems * 8]u8 align(64) = undefined;
+                var scratch: [max_ops - 1][scratch_elems * 8]u8 align(64) = undefined;
                 const b = p.ctx.bases();
                 const total = p.chunks * p.outer.rows();
                 while (true) {
@@ -796,7 +796,7 @@ fn Kernel(comptime Ctx: type) type {
             items: usize,
             next: *std.atomic.Value(usize),
 
-            fn tile(p: *const TilePlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops][tile_bytes]u8) void {
+            fn tile(p: *const TilePlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops - 1][tile_bytes]u8) void {
                 const d = p.l.ndim;
                 const per_outer = p.rb * p.cb;
                 const rem = q % per_outer;
@@ -813,10 +813,10 @@ fn Kernel(comptime Ctx: type) type {
                 inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
                     st[k] = p.l.strides[k][d - 1];
                     step[k] = p.l.strides[k][d - 2] * @as(i64, Ctx.sizes[k]);
-                    if (p.gather[k]) {
+                    if (comptime k > 0) if (p.gather[k]) {
                         const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
                         const src: [*]align(1) const U = @ptrFromInt(a[k]);
-                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k]));
+                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
                         const s1 = st[k];
                         const s2 = p.l.strides[k][d - 2];
                         for (0..nc) |j| {
@@ -826,7 +826,7 @@ fn Kernel(comptime Ctx: type) type {
                         a[k] = @intFromPtr(dst);
                         st[k] = 1;
                         step[k] = tile_cols * Ctx.sizes[k];
-                    }
+                    };
                 };
                 for (0..nr) |_| {
                     p.ctx.row(&a, &st, nc);
@@ -835,7 +835,7 @@ fn Kernel(comptime Ctx: type) type {
             }
 
             fn drain(p: *const TilePlan, _: usize, _: usize) void {
-                var scratch: [max_ops][tile_bytes]u8 align(64) = undefined;
+                var scratch: [max_ops - 1][tile_bytes]u8 align(64) = undefined;
                 const b = p.ctx.bases();
                 const total = p.rb * p.cb * p.outer.rows();
                 while (true) {
