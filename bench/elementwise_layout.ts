@@ -1,6 +1,8 @@
 // Elementwise binary ops over operand layouts: contiguous, broadcast inner axis ([n,16,1] against
 // [n,16,k]), broadcast outer axis ([1,16,k]), transposed, column slice; float32 (multiply) and
 // int32 (bitwise_xor); 16M-element outputs, and 1M-element ones (below the streaming-store size).
+// The two "unary" cases run negative over a contiguous array and over a transpose (ratio to the
+// former).
 // MLX (Python) runs the same cases in the same run (bench/elementwise_layout_mlx.py); each side's
 // times are reported as ratios to its own contiguous case.
 //
@@ -19,7 +21,7 @@ const json = process.argv.includes("--json");
 
 export interface Case { name: string; total: number }
 // Every case's output has `total` elements.
-export const LAYOUTS = ["contiguous", "broadcast inner [n,16,1] (k=16)", "broadcast inner [n,16,1] (k=4)", "broadcast outer [1,16,k]", "transposed", "column slice [:, :16] of [m,32]"] as const;
+export const LAYOUTS = ["contiguous", "broadcast inner [n,16,1] (k=16)", "broadcast inner [n,16,1] (k=4)", "broadcast outer [1,16,k]", "transposed", "column slice [:, :16] of [m,32]", "unary: contiguous", "unary: transposed"] as const;
 export const SIZES = [1 << 24, 1 << 20];
 export const DTYPES = ["float32", "int32"] as const;
 
@@ -43,10 +45,19 @@ function inputs(layout: (typeof LAYOUTS)[number], total: number, dtype: mx.Dtype
     }
     case "column slice [:, :16] of [m,32]":
       return [make([total / 16, 32], k1).index(mx.sl(), mx.sl(0, 16)), make([total / 16, 16], k2)];
+    case "unary: contiguous": {
+      const s = Math.sqrt(total);
+      return [make([s, s], k1), mx.array(0)];
+    }
+    case "unary: transposed": {
+      const s = Math.sqrt(total);
+      return [mx.transpose(make([s, s], k1)), mx.array(0)];
+    }
   }
 }
 
-function op(dtype: mx.Dtype, a: mx.Array, b: mx.Array): mx.Array {
+function op(dtype: mx.Dtype, a: mx.Array, b: mx.Array, layout: string): mx.Array {
+  if (layout.startsWith("unary")) return mx.negative(a);
   return dtype === mx.float32 ? mx.multiply(a, b) : mx.bitwiseXor(a, b);
 }
 
@@ -64,7 +75,7 @@ function bench(): Row[] {
         const ns: number[] = [];
         for (let r = 0; r < rounds + 2; r++) {
           const t0 = Bun.nanoseconds();
-          const out = op(dtype, a, b);
+          const out = op(dtype, a, b, layout);
           mx.eval(out);
           const t = Bun.nanoseconds() - t0;
           out.dispose();
@@ -94,10 +105,11 @@ if (import.meta.main) {
     console.log("| dtype (op) | elements | layout | mlx-bun ms | / contiguous | MLX ms | MLX / contiguous | mlx-bun / MLX |");
     console.log("|---|--:|---|--:|--:|--:|--:|--:|");
     for (const r of ours) {
-      const c = find(ours, r, "contiguous")!;
+      const base = r.layout.startsWith("unary") ? "unary: contiguous" : "contiguous";
+      const c = find(ours, r, base)!;
       const m = find(theirs, r);
-      const mc = m ? find(theirs, r, "contiguous") : undefined;
-      const opName = r.dtype === "float32" ? "multiply" : "bitwise_xor";
+      const mc = m ? find(theirs, r, base) : undefined;
+      const opName = r.layout.startsWith("unary") ? "negative" : r.dtype === "float32" ? "multiply" : "bitwise_xor";
       console.log(
         `| ${r.dtype} (${opName}) | ${r.total >= 1 << 20 ? `${r.total >> 20}M` : r.total} | ${r.layout} | ${ms(r.ns)} | ${(r.ns / c.ns).toFixed(2)} | ${m ? ms(m.ns) : "n/a"} | ${m && mc ? (m.ns / mc.ns).toFixed(2) : "n/a"} | ${m ? (r.ns / m.ns).toFixed(2) : "n/a"} |`,
       );

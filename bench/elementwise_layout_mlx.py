@@ -9,7 +9,7 @@ import mlx.core as mx
 
 mx.set_default_device(mx.cpu)
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
-LAYOUTS = ["contiguous", "broadcast inner [n,16,1] (k=16)", "broadcast inner [n,16,1] (k=4)", "broadcast outer [1,16,k]", "transposed", "column slice [:, :16] of [m,32]"]
+LAYOUTS = ["contiguous", "broadcast inner [n,16,1] (k=16)", "broadcast inner [n,16,1] (k=4)", "broadcast outer [1,16,k]", "transposed", "column slice [:, :16] of [m,32]", "unary: contiguous", "unary: transposed"]
 SIZES = [1 << 24, 1 << 20]
 
 
@@ -32,6 +32,10 @@ def inputs(layout, total, dtype):
     if layout == "transposed":
         s = int(math.isqrt(total))
         return make([s, s], dtype, k1).T, make([s, s], dtype, k2)
+    if layout.startswith("unary"):
+        s = int(math.isqrt(total))
+        x = make([s, s], dtype, k1)
+        return (x.T if layout.endswith("transposed") else x), mx.array(0)
     return make([total // 16, 32], dtype, k1)[:, :16], make([total // 16, 16], dtype, k2)
 
 
@@ -40,7 +44,10 @@ for dtype in ["float32", "int32"]:
         for layout in LAYOUTS:
             a, b = inputs(layout, total, dtype)
             mx.eval(a, b)
-            f = (lambda: mx.multiply(a, b)) if dtype == "float32" else (lambda: mx.bitwise_xor(a, b))
+            if layout.startswith("unary"):
+                f = lambda: mx.negative(a)
+            else:
+                f = (lambda: mx.multiply(a, b)) if dtype == "float32" else (lambda: mx.bitwise_xor(a, b))
             ns = []
             for r in range(rounds + 2):
                 t0 = time.perf_counter_ns()

@@ -643,10 +643,39 @@ fn binaryCheap(comptime op: BinaryOp, comptime D: Dtype) bool {
     };
 }
 
+/// Elements of one operand's scratch in the 2-d walks below (a broadcast operand expanded, per
+/// thread, on the stack: at most 8 bytes an element, three inputs).
+const scratch_elems = 512;
+
+/// Inner runs up to this long, with an operand broadcast along them (stride 0) and every other
+/// operand contiguous from one run to the next, are walked as one long run over several rows
+/// (the broadcast operand expanded into scratch) instead of a call per run.
+const expand_max_inner = 64;
+
+/// Tiles of the 2-d walk over a transposed operand: up to 64 rows (the second-to-last axis; as
+/// many as fit tile_bytes at the widest element: 64 up to 4 bytes, 32 for 8) by `tile_cols`
+/// elements of each (the last). The transposed operand's tile is first copied into scratch,
+/// column by column (each column a run along the operand's own contiguous axis, so each cache
+/// line is read once, whole), then the tile's rows run with every operand read contiguously.
+const tile_cols = 64;
+const tile_bytes = 16384;
+
 fn Kernel(comptime Ctx: type) type {
+    // Ctx gives: `sizes` (each operand's element size, output first; 0 past the last operand),
+    // `bases(ctx)` (their data addresses) and `row(ctx, addresses, strides, n)`, which runs the
+    // op over n elements from the given addresses, each operand walking its own stride.
     return struct {
-        /// The work split into items of about `g` elements: a segment of one row (rows longer
-        /// than g: the usual case once the layout is collapsed) or a run of whole rows.
+        /// The addresses of `offs` (elements from each operand's data, either sign).
+        inline fn addrs(b: *const [max_ops]usize, offs: *const [max_ops]i64, n_ops: usize) [max_ops]usize {
+            var a: [max_ops]usize = b.*;
+            inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) {
+                if (k < n_ops) a[k] = b[k] +% @as(usize, @bitCast(offs[k] *% @as(i64, Ctx.sizes[k])));
+            };
+            return a;
+        }
+
+        /// Every layout: the work split into items of about `g` elements: a segment of one row
+        /// (rows longer than g: the usual case once the layout is collapsed) or a run of whole rows.
         const Plan = struct {
             l: *const Layout,
             ctx: *const Ctx,
@@ -656,27 +685,26 @@ fn Kernel(comptime Ctx: type) type {
             items: usize,
             next: *std.atomic.Value(usize),
 
-            fn item(p: *const Plan, it: usize, last: *const [max_ops]i64) void {
+            fn item(p: *const Plan, it: usize, last: *const [max_ops]i64, b: *const [max_ops]usize) void {
                 const len = p.l.inner();
+                const n_ops = p.l.n_ops;
                 var offs: [max_ops]i64 = undefined;
                 if (p.segs > 1) {
                     p.l.rowOffsets(it / p.segs, &offs);
                     const first = (it % p.segs) * p.seg;
-                    for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(first)) * last[k];
-                    p.ctx.row(&offs, last, @min(p.seg, len - first));
+                    for (0..n_ops) |k| offs[k] += @as(i64, @intCast(first)) * last[k];
+                    p.ctx.row(&addrs(b, &offs, n_ops), last, @min(p.seg, len - first));
                     return;
                 }
                 // A run of whole rows: the first row's offsets from its index, the next ones by
-                // stepping an odometer over the outer dimensions (no division per row: rows are
-                // short when the innermost contiguous run is, e.g. a [n, 16, 1] operand
-                // broadcast against [n, 16, k]).
+                // stepping an odometer over the outer dimensions (no division per row).
                 const r0 = it * p.rows_per;
                 const r1 = @min(r0 + p.rows_per, p.l.rows());
                 var idx: [array.max_ndim]usize = undefined;
                 p.l.rowStart(r0, &idx, &offs);
                 var r = r0;
                 while (true) {
-                    p.ctx.row(&offs, last, len);
+                    p.ctx.row(&addrs(b, &offs, n_ops), last, len);
                     r += 1;
                     if (r == r1) break;
                     p.l.nextRow(&idx, &offs);
@@ -687,10 +715,11 @@ fn Kernel(comptime Ctx: type) type {
             fn drain(p: *const Plan, _: usize, _: usize) void {
                 var last: [max_ops]i64 = undefined;
                 for (0..p.l.n_ops) |k| last[k] = if (p.l.ndim == 0) 1 else p.l.strides[k][p.l.ndim - 1];
+                const b = p.ctx.bases();
                 while (true) {
                     const it = p.next.fetchAdd(1, .monotonic);
                     if (it >= p.items) break;
-                    p.item(it, &last);
+                    p.item(it, &last, &b);
                 }
                 // Streaming stores are ordered once per thread, after all its items (a fence per
                 // row cost ~0.7 us each: 30x the work of a 16-element row).
@@ -698,14 +727,210 @@ fn Kernel(comptime Ctx: type) type {
             }
         };
 
-        /// Run `Ctx.row(ctx, offsets, strides_of_last_dim, count)` over every row (offsets in
-        /// elements, of either sign: views with negative strides), in parallel once there are
-        /// at least two items of `g` elements. Threads take items from a shared counter, so a
-        /// thread that starts late (a busy core) delays the kernel by one item at most.
+        /// Short rows with a broadcast operand ([n,16,4] against [n,16,1]): the last two axes
+        /// walked as one run over `rows` rows at a time; an operand broadcast along the last
+        /// axis (`expand`) is written out into scratch (each of its values `inner` times), the
+        /// others are contiguous from row to row and read in place.
+        const ExpandPlan = struct {
+            l: *const Layout,
+            outer: Layout, // l without its last axis: rowOffsets gives the offsets of the outer axes
+            ctx: *const Ctx,
+            expand: [max_ops]bool,
+            rows: usize, // rows per chunk (one row call)
+            chunks: usize, // chunks per outer index
+            per_item: usize, // chunks per item
+            items: usize,
+            next: *std.atomic.Value(usize),
+
+            fn chunk(p: *const ExpandPlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops - 1][scratch_elems * 8]u8) void {
+                const d = p.l.ndim;
+                const len = p.l.shape[d - 1];
+                const r0 = (q % p.chunks) * p.rows;
+                const nr = @min(p.rows, p.l.shape[d - 2] - r0);
+                var offs: [max_ops]i64 = undefined;
+                p.outer.rowOffsets(q / p.chunks, &offs);
+                for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(r0)) * p.l.strides[k][d - 2];
+                var a = addrs(b, &offs, p.l.n_ops);
+                var st: [max_ops]i64 = undefined;
+                inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
+                    st[k] = p.l.strides[k][d - 1];
+                    if (comptime k > 0) if (p.expand[k]) {
+                        const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
+                        const src: [*]align(1) const U = @ptrFromInt(a[k]);
+                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
+                        const rs = p.l.strides[k][d - 2];
+                        for (0..nr) |r| @memset(dst[r * len ..][0..len], ofs(src, @as(i64, @intCast(r)) * rs)[0]);
+                        a[k] = @intFromPtr(dst);
+                        st[k] = 1;
+                    };
+                };
+                p.ctx.row(&a, &st, nr * len);
+            }
+
+            fn drain(p: *const ExpandPlan, _: usize, _: usize) void {
+                var scratch: [max_ops - 1][scratch_elems * 8]u8 align(64) = undefined;
+                const b = p.ctx.bases();
+                const total = p.chunks * p.outer.rows();
+                while (true) {
+                    const it = p.next.fetchAdd(1, .monotonic);
+                    if (it >= p.items) break;
+                    const q0 = it * p.per_item;
+                    for (q0..@min(q0 + p.per_item, total)) |q| p.chunk(q, &b, &scratch);
+                }
+                streamFence();
+            }
+        };
+
+        /// A transposed operand (its last-axis stride large, its second-to-last small): the last
+        /// two axes walked in tiles of `rows` x tile_cols elements, a row call per tile row; the
+        /// `gather` operands' tiles copied into scratch first (row-major, tile_cols a row).
+        const TilePlan = struct {
+            l: *const Layout,
+            outer: Layout,
+            ctx: *const Ctx,
+            gather: [max_ops]bool,
+            rows: usize, // tile rows
+            rb: usize, // tiles per outer index along the second-to-last axis
+            cb: usize, // ... and along the last
+            per_item: usize, // tiles per item
+            items: usize,
+            next: *std.atomic.Value(usize),
+
+            fn tile(p: *const TilePlan, q: usize, b: *const [max_ops]usize, scratch: *[max_ops - 1][tile_bytes]u8) void {
+                const d = p.l.ndim;
+                const per_outer = p.rb * p.cb;
+                const rem = q % per_outer;
+                const row0 = (rem / p.cb) * p.rows;
+                const col0 = (rem % p.cb) * tile_cols;
+                const nr = @min(p.rows, p.l.shape[d - 2] - row0);
+                const nc = @min(tile_cols, p.l.shape[d - 1] - col0);
+                var offs: [max_ops]i64 = undefined;
+                p.outer.rowOffsets(q / per_outer, &offs);
+                for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(row0)) * p.l.strides[k][d - 2] + @as(i64, @intCast(col0)) * p.l.strides[k][d - 1];
+                var a = addrs(b, &offs, p.l.n_ops);
+                var st: [max_ops]i64 = undefined; // strides along a row
+                var step: [max_ops]i64 = undefined; // bytes from one row to the next
+                inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
+                    st[k] = p.l.strides[k][d - 1];
+                    step[k] = p.l.strides[k][d - 2] * @as(i64, Ctx.sizes[k]);
+                    if (comptime k > 0) if (p.gather[k]) {
+                        const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
+                        const src: [*]align(1) const U = @ptrFromInt(a[k]);
+                        const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
+                        const s1 = st[k];
+                        const s2 = p.l.strides[k][d - 2];
+                        for (0..nc) |j| {
+                            const col = ofs(src, @as(i64, @intCast(j)) * s1);
+                            for (0..nr) |i| dst[i * tile_cols + j] = ofs(col, @as(i64, @intCast(i)) * s2)[0];
+                        }
+                        a[k] = @intFromPtr(dst);
+                        st[k] = 1;
+                        step[k] = tile_cols * Ctx.sizes[k];
+                    };
+                };
+                for (0..nr) |_| {
+                    p.ctx.row(&a, &st, nc);
+                    for (0..p.l.n_ops) |k| a[k] +%= @as(usize, @bitCast(step[k]));
+                }
+            }
+
+            fn drain(p: *const TilePlan, _: usize, _: usize) void {
+                var scratch: [max_ops - 1][tile_bytes]u8 align(64) = undefined;
+                const b = p.ctx.bases();
+                const total = p.rb * p.cb * p.outer.rows();
+                while (true) {
+                    const it = p.next.fetchAdd(1, .monotonic);
+                    if (it >= p.items) break;
+                    const q0 = it * p.per_item;
+                    for (q0..@min(q0 + p.per_item, total)) |q| p.tile(q, &b, &scratch);
+                }
+                streamFence();
+            }
+        };
+
+        /// Runs `drain` of plan `p` on the pool (or here, for one item or one thread).
+        fn go(p: anytype) void {
+            const t = pool.threads();
+            if (t == 1 or p.items < 2) return p.drain(0, 0);
+            pool.parallelFor(@min(t, p.items), 1, p, @TypeOf(p.*).drain);
+        }
+
+        /// The inputs TilePlan copies into scratch, or null when the last two axes are not
+        /// walked in tiles: those reading their last axis with a stride of a cache line or
+        /// more and their second-to-last axis with a smaller one (a transpose), while the
+        /// output is written row by row.
+        fn tiled(l: *const Layout) ?[max_ops]bool {
+            if (l.ndim < 2) return null;
+            const d = l.ndim;
+            if (l.strides[0][d - 1] != 1) return null;
+            var g = [_]bool{false} ** max_ops;
+            var any = false;
+            inline for (1..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < l.n_ops) {
+                const s1 = @abs(l.strides[k][d - 1]);
+                const s2 = @abs(l.strides[k][d - 2]);
+                if (s1 * Ctx.sizes[k] >= 64 and s2 < s1) {
+                    g[k] = true;
+                    any = true;
+                }
+            };
+            return if (any) g else null;
+        }
+
+        /// Which operands ExpandPlan writes out, or null when it does not apply: rows short
+        /// enough, every operand either contiguous from one row to the next (the output
+        /// always) or broadcast along the row.
+        fn expandable(l: *const Layout) ?[max_ops]bool {
+            if (l.ndim < 2) return null;
+            const d = l.ndim;
+            const len = l.shape[d - 1];
+            if (len > expand_max_inner) return null;
+            var e = [_]bool{false} ** max_ops;
+            var any = false;
+            for (0..l.n_ops) |k| {
+                const s1 = l.strides[k][d - 1];
+                const s2 = l.strides[k][d - 2];
+                if (s2 == s1 * @as(i64, @intCast(len))) continue;
+                if (k == 0 or s1 != 0) return null;
+                e[k] = true;
+                any = true;
+            }
+            return if (any) e else null;
+        }
+
+        /// Run `Ctx.row` over every element of the layout (offsets of either sign: views with
+        /// negative strides), in parallel once there are at least two items of `g` elements.
+        /// Threads take items from a shared counter, so a thread that starts late (a busy core)
+        /// delays the kernel by one item at most. The order of the elements is free: every
+        /// walk gives the same bits (the same per-element code on the same values).
         fn run(ctx: *const Ctx, l: *const Layout, g: usize) void {
+            var next = std.atomic.Value(usize).init(0);
+            if (l.ndim >= 2) {
+                const d = l.ndim;
+                var outer = l.*;
+                outer.ndim = d - 1;
+                if (expandable(l)) |e| {
+                    const len = l.shape[d - 1];
+                    const rows = @min(scratch_elems / len, l.shape[d - 2]);
+                    const chunks = (l.shape[d - 2] + rows - 1) / rows;
+                    const per_item = @max(1, g / (rows * len));
+                    const total = chunks * outer.rows();
+                    var p = ExpandPlan{ .l = l, .outer = outer, .ctx = ctx, .expand = e, .rows = rows, .chunks = chunks, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
+                    return go(&p);
+                }
+                if (tiled(l)) |gather| {
+                    comptime var widest: usize = 0;
+                    inline for (Ctx.sizes) |s| widest = @max(widest, s);
+                    const rows: usize = comptime @min(64, tile_bytes / (tile_cols * widest));
+                    const rb = (l.shape[d - 2] + rows - 1) / rows;
+                    const cb = (l.shape[d - 1] + tile_cols - 1) / tile_cols;
+                    const per_item = @max(1, g / (rows * tile_cols));
+                    const total = rb * cb * outer.rows();
+                    var p = TilePlan{ .l = l, .outer = outer, .ctx = ctx, .gather = gather, .rows = rows, .rb = rb, .cb = cb, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
+                    return go(&p);
+                }
+            }
             const rows = l.rows();
             const inner = l.inner();
-            var next = std.atomic.Value(usize).init(0);
             var p = Plan{ .l = l, .ctx = ctx, .seg = inner, .segs = 1, .rows_per = 1, .items = rows, .next = &next };
             if (inner >= 2 * g) {
                 // Segments start on 64-element boundaries: vector blocks stay aligned.
@@ -716,9 +941,7 @@ fn Kernel(comptime Ctx: type) type {
                 p.rows_per = @max(1, g / inner);
                 p.items = (rows + p.rows_per - 1) / p.rows_per;
             }
-            const t = pool.threads();
-            if (t == 1 or p.items < 2) return p.drain(0, 0);
-            pool.parallelFor(@min(t, p.items), 1, &p, Plan.drain);
+            go(&p);
         }
     };
 }
@@ -1142,9 +1365,14 @@ pub fn UnaryKernel(comptime op: UnaryOp, comptime D: Dtype) type {
         stream: bool,
         /// primitives.reference_mode (the scalar loops only).
         ref: bool,
-        fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-            const o = ofs(c.out, offs[0]);
-            const src = ofs(c.in, offs[1]);
+        pub const sizes = [max_ops]usize{ @sizeOf(Out.Type()), @sizeOf(D.Type()), 0, 0 };
+        fn bases(c: *const @This()) [max_ops]usize {
+            return .{ @intFromPtr(c.out), @intFromPtr(c.in), 0, 0 };
+        }
+        /// The op over `n` elements from the addresses `p` (output, input), strides `st`.
+        fn row(c: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+            const o: [*]Out.Type() = @ptrFromInt(p[0]);
+            const src: [*]const D.Type() = @ptrFromInt(p[1]);
             if (!c.ref and st[0] == 1) {
                 // Rows shorter than a block take the scalar loop when it gives the same bits.
                 if (comptime unaryHasVec(op, D)) if (n >= VL or comptime unaryVecApprox(op)) {
@@ -1277,14 +1505,19 @@ pub fn BinaryKernel(comptime op: BinaryOp, comptime D: Dtype) type {
         sat_end: usize = 0,
         stream: bool,
         ref: bool,
-        fn row(c: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-            const o = ofs(c.out, offs[0]);
-            const x = ofs(c.a, offs[1]);
-            const y = ofs(c.b, offs[2]);
+        pub const sizes = [max_ops]usize{ @sizeOf(Out.Type()), @sizeOf(D.Type()), @sizeOf(D.Type()), 0 };
+        fn bases(c: *const @This()) [max_ops]usize {
+            return .{ @intFromPtr(c.out), @intFromPtr(c.a), @intFromPtr(c.b), 0 };
+        }
+        /// The op over `n` elements from the addresses `p` (output, a, b), strides `st`.
+        fn row(c: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+            const o: [*]Out.Type() = @ptrFromInt(p[0]);
+            const x: [*]const D.Type() = @ptrFromInt(p[1]);
+            const y: [*]const D.Type() = @ptrFromInt(p[2]);
             if (is_shift and c.sat_end > 0) {
                 // One contiguous row (a by stride 1, the count by stride 0); the output's offset
                 // is its flat index (outputs are fresh row-major arrays: never negative).
-                const k0: usize = @intCast(offs[0]);
+                const k0: usize = (p[0] - @intFromPtr(c.out)) / @sizeOf(Out.Type());
                 for (0..n) |i| {
                     o[i] = if (k0 + i < c.sat_end) shiftSaturating(op, D.Type(), x[i], y[0]) else apply(x[i], y[0]);
                 }
@@ -1408,11 +1641,16 @@ pub fn SelectKernel(comptime B: Dtype) type {
         y: [*]const Bits,
         stream: bool,
         ref: bool,
-        fn row(k: *const @This(), offs: *const [max_ops]i64, st: *const [max_ops]i64, n: usize) void {
-            const o = ofs(k.out, offs[0]);
-            const cc = ofs(k.c, offs[1]);
-            const xx = ofs(k.x, offs[2]);
-            const yy = ofs(k.y, offs[3]);
+        pub const sizes = [max_ops]usize{ @sizeOf(Bits), 1, @sizeOf(Bits), @sizeOf(Bits) };
+        fn bases(k: *const @This()) [max_ops]usize {
+            return .{ @intFromPtr(k.out), @intFromPtr(k.c), @intFromPtr(k.x), @intFromPtr(k.y) };
+        }
+        /// where() over `n` elements from the addresses `p` (output, condition, x, y), strides `st`.
+        fn row(k: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+            const o: [*]Bits = @ptrFromInt(p[0]);
+            const cc: [*]const u8 = @ptrFromInt(p[1]);
+            const xx: [*]const Bits = @ptrFromInt(p[2]);
+            const yy: [*]const Bits = @ptrFromInt(p[3]);
             if (!k.ref and st[0] == 1 and n >= VL) {
                 if (st[1] == 1 and st[2] == 1 and st[3] == 1) k.vecRow(.contig, o, cc, xx, yy, st, n) else k.vecRow(.any, o, cc, xx, yy, st, n);
                 return;
