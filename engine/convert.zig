@@ -141,26 +141,10 @@ pub inline fn at(comptime T: type, base: [*]const T, i: i64) *const T {
     return @ptrFromInt(@as(usize, @bitCast(addr)));
 }
 
-fn copyTyped(comptime S: Dtype, comptime D: Dtype, src: *const array.Node, dst: [*]u8) void {
-    const n = src.size();
-    const in: [*]const S.Type() = @ptrCast(@alignCast(src.data()));
-    const out: [*]D.Type() = @ptrCast(@alignCast(dst));
-    if (src.isRowContiguous()) {
-        for (0..n) |i| out[i] = cast(S, D, in[i]);
-        return;
-    }
-    var it = Iter.init(src);
-    for (0..n) |i| out[i] = cast(S, D, at(S.Type(), in, it.next()).*);
-}
-
-/// Copy an evaluated array into `dst` as a row-major contiguous array of dtype `to`.
+/// Copy an evaluated array into `dst` as a row-major contiguous array of dtype `to` (the walk
+/// and the kernels are elementwise.copyCast's).
 pub fn copyConvert(src: *const array.Node, dst: [*]u8, to: Dtype) void {
-    if (src.size() == 0) return;
-    switch (src.dtype) {
-        inline else => |S| switch (to) {
-            inline else => |D| copyTyped(S, D, src, dst),
-        },
-    }
+    @import("prims/elementwise.zig").copyCast(src, dst, to);
 }
 
 test "casts follow C++ conversions and MLX's x86-64 results where C++ is undefined" {

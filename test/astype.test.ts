@@ -76,6 +76,62 @@ for (const from of fixture.dtypes) {
   });
 }
 
+/**
+ * The bytes astype must give for `view`, whose element k is source element `index[k]`: MLX's
+ * answer for that source element (either of its answers where MLX is position-dependent).
+ * null when they match.
+ */
+function diffGathered(from: mx.DtypeName, to: mx.DtypeName, got: Uint8Array, index: number[]): string | null {
+  const size = mx.dtypes.find((d) => d.name === to)!.size;
+  const want = fromHex(fixture.results[from]![to]!);
+  const amb = fixture.ambiguous[from]?.[to];
+  if (got.length !== index.length * size) return `${got.length} bytes, want ${index.length * size}`;
+  for (let k = 0; k < index.length; k++) {
+    const e = index[k]!;
+    const mine = toHex(got.slice(k * size, (k + 1) * size));
+    const answers = [toHex(want.slice(e * size, (e + 1) * size)), ...(amb?.[String(e)] ?? [])];
+    if (!answers.includes(mine)) return `element ${k} (source ${e}): ${mine}, want ${answers.join(" or ")}`;
+  }
+  return null;
+}
+
+describe("astype of transposed and reversed views (tiled walks)", () => {
+  // A = tile(src, [m, 3]): A[i][j] = src[j % n]. A.T (read across A's rows: the tiled walk once
+  // an element row spans a cache line) and A.T reversed along both axes.
+  const m = 70;
+  for (const from of fixture.dtypes) {
+    for (const to of fixture.dtypes) {
+      test(`${from} -> ${to}`, () => {
+        mx.tidy(() => {
+          const src = fromRecord(fixture.sources[from]);
+          const n = src.shape[0]!;
+          const a = mx.tile(src.reshape([1, n]), [m, 3]);
+          const t = mx.transpose(a);
+          const tIndex = Array.from({ length: 3 * n * m }, (_, k) => Math.floor(k / m) % n);
+          expect(diffGathered(from, to, bytesOf(t.astype(to)), tIndex)).toBeNull();
+          const r = t.index(mx.sl(null, null, -1), mx.sl(null, null, -2));
+          const rows = Math.ceil(m / 2);
+          const rIndex = Array.from({ length: 3 * n * rows }, (_, k) => (3 * n - 1 - Math.floor(k / rows)) % n);
+          expect([...r.shape]).toEqual([3 * n, rows]);
+          expect(diffGathered(from, to, bytesOf(r.astype(to)), rIndex)).toBeNull();
+        });
+      });
+    }
+  }
+
+  test("a transpose large enough to be split over the threads (float32 -> float16, 3M elements)", () => {
+    mx.tidy(() => {
+      const src = fromRecord(fixture.sources.float32);
+      const n = src.shape[0]!;
+      const reps = 26;
+      const a = mx.tile(src.reshape([1, n]), [2048, reps]); // [2048, n * reps]
+      const t = mx.transpose(a).astype(mx.float16);
+      const index = Array.from({ length: n * reps * 2048 }, (_, k) => Math.floor(k / 2048) % n);
+      expect(diffGathered("float32", "float16", bytesOf(t), index)).toBeNull();
+    });
+  });
+});
+
 describe("astype of broadcast (non-contiguous) inputs", () => {
   for (const c of fixture.broadcast) {
     for (const to of fixture.dtypes) {

@@ -946,6 +946,98 @@ fn Kernel(comptime Ctx: type) type {
     };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Copies: an evaluated array of any layout into a row-major one of any dtype (astype, contiguous
+// copies, and every kernel that packs its input first: convert.copyConvert) on the walks above.
+
+/// The copy's row: convert.cast per element; between float32, float16 and bfloat16 a block at a
+/// time through float32 lanes (vload / vstore round as half.zig does, so the bits are cast's).
+fn CastCtx(comptime S: Dtype, comptime D: Dtype) type {
+    const floats = comptime S != D and Lane(S) == f32 and Lane(D) == f32;
+    return struct {
+        out: [*]D.Type(),
+        in: [*]const S.Type(),
+        pub const sizes = [max_ops]usize{ @sizeOf(D.Type()), @sizeOf(S.Type()), 0, 0 };
+        fn bases(c: *const @This()) [max_ops]usize {
+            return .{ @intFromPtr(c.out), @intFromPtr(c.in), 0, 0 };
+        }
+        fn row(_: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+            const o: [*]D.Type() = @ptrFromInt(p[0]);
+            const src: [*]const S.Type() = @ptrFromInt(p[1]);
+            if (st[0] == 1 and st[1] == 1) {
+                var i: usize = 0;
+                if (comptime floats) {
+                    while (i + VL <= n) : (i += VL) vstore(D, o + i, vload(S, src + i));
+                }
+                while (i < n) : (i += 1) o[i] = convert.cast(S, D, src[i]);
+                return;
+            }
+            var po: i64 = 0;
+            var pi: i64 = 0;
+            for (0..n) |_| {
+                ofs(o, po)[0] = convert.cast(S, D, ofs(src, pi)[0]);
+                po += st[0];
+                pi += st[1];
+            }
+        }
+    };
+}
+
+/// Copy the evaluated `src` into `dst` (row-major, contiguous, `to`'s element alignment) as
+/// dtype `to`, with convert.cast's rules (convert.copyConvert).
+pub fn copyCast(src: *const Node, dst: [*]u8, to: Dtype) void {
+    var st: [array.max_ndim]i64 = undefined;
+    var acc: i64 = 1;
+    var i = src.shape.ndim;
+    while (i > 0) {
+        i -= 1;
+        st[i] = acc;
+        acc *= src.shape.dims[i];
+    }
+    copyStrided(src.dtype, &src.shape, src.data(), &src.strides, to, dst, &st);
+}
+
+/// Copy the elements of `shape` from `src` (dtype `from`, strides in elements, either sign) to
+/// `dst` (dtype `to`, its own strides) with convert.cast's rules, on Kernel.run's walks: split
+/// over the pool for large arrays, a transposed source read in tiles through scratch.
+/// Same-dtype copies move the elements as unsigned integers of their size.
+pub fn copyStrided(from: Dtype, shape: *const Shape, src: [*]const u8, src_st: *const [array.max_ndim]i64, to: Dtype, dst: [*]u8, dst_st: *const [array.max_ndim]i64) void {
+    if (shape.size() == 0) return;
+    var l = Layout{ .ndim = shape.ndim, .shape = undefined, .strides = undefined, .n_ops = 2 };
+    for (0..l.ndim) |i| {
+        l.shape[i] = @intCast(shape.dims[i]);
+        l.strides[0][i] = dst_st[i];
+        l.strides[1][i] = src_st[i];
+    }
+    l.collapse();
+    if (from == to) {
+        switch (to.size()) {
+            inline 1, 2, 4, 8 => |w| {
+                const U: Dtype = switch (w) {
+                    1 => .uint8,
+                    2 => .uint16,
+                    4 => .uint32,
+                    else => .uint64,
+                };
+                runCast(U, U, &l, src, dst);
+            },
+            else => unreachable,
+        }
+        return;
+    }
+    switch (from) {
+        inline else => |S| switch (to) {
+            inline else => |D| if (comptime S != D) runCast(S, D, &l, src, dst),
+        },
+    }
+}
+
+fn runCast(comptime S: Dtype, comptime D: Dtype, l: *const Layout, in: [*]const u8, out: [*]u8) void {
+    const C = CastCtx(S, D);
+    const ctx = C{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)) };
+    Kernel(C).run(&ctx, l, grain_cheap);
+}
+
 /// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
 /// first logical element, which need not be its lowest address (as convert.at).
 inline fn ofs(p: anytype, i: i64) @TypeOf(p) {

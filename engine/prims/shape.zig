@@ -14,6 +14,7 @@ const primitives = @import("../primitives.zig");
 const pool = @import("../pool.zig");
 const abi_util = @import("../abi_util.zig");
 const copy = @import("copy.zig");
+const elementwise = @import("elementwise.zig");
 const dtype_mod = @import("../dtype.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
@@ -822,102 +823,19 @@ fn evalContiguous(node: *Node, allow_col: bool) errors.Error!void {
     copyInto(x, node.data());
 }
 
-/// Copy evaluated `x` into `dst` as row-major data of its own dtype.
-/// Copy x into dst as row-major data of its dtype (in parallel for large arrays).
+/// Copy evaluated `x` into `dst` as row-major data of its own dtype (in parallel for large arrays).
 pub fn copyInto(x: *const Node, dst: [*]u8) void {
-    var st: [max_ndim]i64 = undefined;
-    rowStrides(&x.shape, &st);
-    stridedCopy(x.dtype.size(), &x.shape, x.data(), &x.strides, dst, &st);
+    convert.copyConvert(x, dst, x.dtype);
 }
 
 const grain = 1 << 15;
 /// Marks an output index that takes the fill value in a remap.
 const fill_mark: i64 = std.math.minInt(i64);
 
-/// Copy elements of `shape` from src (strides in elements) to dst (strides in elements).
-fn stridedCopy(itemsize: usize, shape: *const Shape, src: [*]const u8, src_st: *const [max_ndim]i64, dst: [*]u8, dst_st: *const [max_ndim]i64) void {
-    if (shape.size() == 0) return;
-    switch (itemsize) {
-        inline 1, 2, 4, 8 => |w| {
-            const T = std.meta.Int(.unsigned, w * 8);
-            stridedCopyT(T, shape, @ptrCast(@alignCast(src)), src_st, @ptrCast(@alignCast(dst)), dst_st);
-        },
-        else => unreachable,
-    }
-}
-
-fn stridedCopyT(comptime T: type, shape: *const Shape, src: [*]const T, src_st: *const [max_ndim]i64, dst: [*]T, dst_st: *const [max_ndim]i64) void {
-    // Drop size-1 axes and merge axes contiguous in both.
-    var dims: [max_ndim]i64 = undefined;
-    var ss: [max_ndim]i64 = undefined;
-    var ds: [max_ndim]i64 = undefined;
-    var n: usize = 0;
-    for (0..shape.ndim) |i| {
-        if (shape.dims[i] == 1) continue;
-        if (n > 0 and ss[n - 1] == src_st[i] * shape.dims[i] and ds[n - 1] == dst_st[i] * shape.dims[i]) {
-            dims[n - 1] *= shape.dims[i];
-            ss[n - 1] = src_st[i];
-            ds[n - 1] = dst_st[i];
-            continue;
-        }
-        dims[n] = shape.dims[i];
-        ss[n] = src_st[i];
-        ds[n] = dst_st[i];
-        n += 1;
-    }
-    if (n == 0) {
-        dst[0] = src[0];
-        return;
-    }
-    // Negative source strides (flips) reach below src: start from the lowest element instead.
-    var low: usize = 0;
-    for (0..n) |i| if (ss[i] < 0) {
-        low += @intCast(-ss[i] * (dims[i] - 1));
-    };
-    const inner: usize = @intCast(dims[n - 1]);
-    var rows: usize = 1;
-    for (0..n - 1) |i| rows *= @intCast(dims[i]);
-    const Job = struct {
-        src: [*]const T,
-        dst: [*]T,
-        dims: *const [max_ndim]i64,
-        ss: *const [max_ndim]i64,
-        ds: *const [max_ndim]i64,
-        n: usize,
-        inner: usize,
-        low: i64,
-        fn run(j: @This(), start: usize, end: usize) void {
-            const si = j.ss[j.n - 1];
-            const di = j.ds[j.n - 1];
-            for (start..end) |r| {
-                var rem = r;
-                var so: i64 = j.low;
-                var do_: i64 = 0;
-                var k = j.n - 1;
-                while (k > 0) {
-                    k -= 1;
-                    const d: usize = @intCast(j.dims[k]);
-                    const idx: i64 = @intCast(rem % d);
-                    rem /= d;
-                    so += idx * j.ss[k];
-                    do_ += idx * j.ds[k];
-                }
-                if (si == 1 and di == 1) {
-                    const s = j.src + @as(usize, @intCast(so));
-                    const o = j.dst + @as(usize, @intCast(do_));
-                    @memcpy(o[0..j.inner], s[0..j.inner]);
-                } else {
-                    for (0..j.inner) |_| {
-                        j.dst[@intCast(do_)] = j.src[@intCast(so)];
-                        so += si;
-                        do_ += di;
-                    }
-                }
-            }
-        }
-    };
-    const job = Job{ .src = src - low, .dst = dst, .dims = &dims, .ss = &ss, .ds = &ds, .n = n, .inner = inner, .low = @intCast(low) };
-    pool.parallelFor(rows, @max(1, grain / @max(inner, 1)), job, Job.run);
+/// Copy elements of `shape` from src (strides in elements) to dst (strides in elements), both of
+/// dtype `dtype` (elementwise.copyStrided's walks).
+fn stridedCopy(dtype: Dtype, shape: *const Shape, src: [*]const u8, src_st: *const [max_ndim]i64, dst: [*]u8, dst_st: *const [max_ndim]i64) void {
+    elementwise.copyStrided(dtype, shape, src, src_st, dtype, dst, dst_st);
 }
 
 fn evalConcatenate(node: *Node, axis: u8) errors.Error!void {
@@ -926,7 +844,7 @@ fn evalConcatenate(node: *Node, axis: u8) errors.Error!void {
     const isz: i64 = @intCast(node.dtype.size());
     for (node.inputs) |x| {
         const dst = node.data() + @as(usize, @intCast(at * node.strides[axis] * isz));
-        stridedCopy(node.dtype.size(), &x.shape, x.data(), &x.strides, dst, &node.strides);
+        stridedCopy(node.dtype, &x.shape, x.data(), &x.strides, dst, &node.strides);
         at += x.shape.dims[axis];
     }
 }
