@@ -351,6 +351,9 @@ if has_area linked; then
       linked "$name" "$title" "bench/run_${name}.sh" "" "not in this checkout"
     elif quick; then
       linked "$name" "$title" "$script" "" "skipped in quick mode (its own script: bash $script)"
+    elif [ "$name" = dispatch ]; then
+      # It compares separately built engines (native, portable at each CPU level), given as arguments.
+      linked "$name" "$title" "$script" "REPORT-dispatch.md" "not run by the suite: it compares engine builds passed as arguments (see its usage); the linked report is from its own earlier run"
     else
       say "linked area: $script"
       before=$(ls -t bench/REPORT-*.md 2>/dev/null | head -1)
