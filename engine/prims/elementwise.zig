@@ -992,7 +992,7 @@ pub fn copyCast(src: *const Node, dst: [*]u8, to: Dtype) void {
     while (i > 0) {
         i -= 1;
         st[i] = acc;
-        acc *= src.shape.dims[i];
+        acc *|= src.shape.dims[i]; // saturating, as Node.setRowContiguousStrides (empty arrays)
     }
     copyStrided(src.dtype, &src.shape, src.data(), &src.strides, to, dst, &st);
 }
