@@ -162,9 +162,15 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
                 return shp.remapNode(bx[0].?, try shapeWithBatch(b, &node.shape), rm.kind, params[0 .. 1 + node.shape.ndim], fill, s);
             },
             .view => return shp.view(bx[0].?, node.dtype, s),
-            .as_strided => return unsupported(node),
+            // MLX has no batching rule for AsStrided either; its message.
+            .as_strided => return errors.fail(.not_implemented, "[Primitive::vmap] Not implemented for AsStrided.", .{}),
         },
         .sort => |p| {
+            if (p == .searchsorted) {
+                // The sorted sequence (input 0) cannot be mapped; the values (input 1) can.
+                if (bx[0] != null) return errors.fail(.invalid_argument, "[searchsorted] Cannot vmap over the sorted sequence, only over the values being searched for.", .{});
+                return srt.searchsorted(node.inputs[0], bx[1].?, p.searchsorted, s);
+            }
             const v = bx[0] orelse return unsupported(node);
             // A flattened operation (axis None) flattens each example.
             const flat_case = node.shape.ndim == 1 and x.shape.ndim != 1;
@@ -173,10 +179,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
             switch (p) {
                 .scan => |sc| return srt.scan(sc.op, src, @as(i32, sc.axis) + 1, sc.reverse, sc.inclusive, null, s),
                 .sort => |so| return srt.sortOp(so.op, src, @as(i32, so.axis) + 1, so.kth, s),
-                .searchsorted => |right| {
-                    if (bx[0] != null) return unsupported(node);
-                    return srt.searchsorted(x, bx[1].?, right, s);
-                },
+                .searchsorted => unreachable, // above
             }
         },
         // A batch of keys: the kernel draws each key's block in turn ([b, 2] -> [b, ...shape]),

@@ -11,6 +11,8 @@ import { bool, float32, type Dtype } from "./dtype";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
 import { tidy } from "./memory";
+import { add, multiply } from "./ops/elementwise";
+import { sum } from "./ops/reduce";
 
 /** A tree of arrays: an array, or JS arrays and plain objects of trees; other leaves pass through. */
 export type Tree = MxArray | readonly Tree[] | { readonly [key: string]: Tree } | number | string | boolean | null | undefined;
@@ -140,14 +142,26 @@ export function jvp<P extends readonly unknown[]>(fn: (...args: P) => unknown, p
     // u -> J^T u is linear; its vjp with cotangent t is J t.
     const us = outs.map((o) => new MxArray(checkHandle(lib.mlxb_tracer(zerosHandle(o), -1))));
     // Custom functions met by this walk use their jvp rule (or their own body), not their vjp.
+    // A rule's value at zero tangents (a constant term, which the transpose cannot carry) comes
+    // back as <cotangent at that call, constant>: linear in u, its vjp adds the constant carried
+    // forward to the outputs.
     jvpDepth++;
+    jvpConstants.push([]);
     let jt: MxArray[];
+    let constants: MxArray[];
     try {
       jt = engineVjp(outs, tracers, us);
     } finally {
       jvpDepth--;
+      constants = jvpConstants.pop()!;
     }
-    const jvps = engineVjp(jt, us, tans);
+    let jvps: MxArray[];
+    if (constants.length === 0) jvps = engineVjp(jt, us, tans);
+    else {
+      const total = constants.reduce((s, c) => add(s, c));
+      const one = new MxArray(checkHandle(lib.mlxb_array_scalar(1, total.dtype.value, -1)));
+      jvps = engineVjp([...jt, total], us, [...tans, one]);
+    }
     // A bool output (a comparison) has a zero tangent; MLX gives it the input tangent's dtype.
     const tdtype = tans[0]?.dtype ?? float32;
     return [outs, jvps.map((t, i) => {
@@ -288,6 +302,8 @@ interface CallRecord {
 
 /** Nesting depth of jvp walks: there, custom functions use their jvp rule or their body. */
 let jvpDepth = 0;
+/** Per jvp walk (innermost last): <cotangent, rule at zero tangents> of each custom call met. */
+const jvpConstants: MxArray[][] = [];
 
 /** The exception a host rule raised, rethrown at the transform's call site. */
 let pendingError: unknown = null;
@@ -377,9 +393,10 @@ export interface CustomFunction<A extends unknown[], R> {
   vjp(rule: (primals: A, cotangents: R, outputs: R) => unknown): CustomFunction<A, R>;
   /**
    * Set the jvp rule: `(primals, tangents) => tangents of the outputs` (primals and tangents as
-   * lists, one tree per argument; the result shaped like the outputs). It must be linear in the
-   * tangents: mlx-bun computes a jvp as the transpose of a vjp, so a constant term is dropped.
-   * Returns the function.
+   * lists, one tree per argument; the result shaped like the outputs). mlx-bun computes a jvp as
+   * the transpose of a vjp, so the rule is used as its value at zero tangents (a constant term,
+   * carried forward as MLX does) plus its linear part; a rule nonlinear in the tangents is
+   * linearized at zero. Returns the function.
    */
   jvp(rule: (primals: A, tangents: A) => R): CustomFunction<A, R>;
   /**
@@ -418,7 +435,11 @@ export function customFunction<A extends unknown[], R>(fn: (...args: A) => R): C
     const flat = treeFlatten(primals);
     const zeros = flat.map((x) => new MxArray(zerosHandle(x)));
     try {
-      const [, g] = vjp((...ts: MxArray[]) => r(primals, treeUnflatten(primals, ts) as unknown[]), zeros as never, treeFlatten(cotangents));
+      const [values, g] = vjp((...ts: MxArray[]) => r(primals, treeUnflatten(primals, ts) as unknown[]), zeros as never, treeFlatten(cotangents));
+      // values = the rule at zero tangents; zero when the rule is linear, as it should be.
+      const cots = treeFlatten(cotangents);
+      const frame = jvpConstants[jvpConstants.length - 1];
+      if (frame !== undefined) values.forEach((v, i) => frame.push(sum(multiply(cots[i]!, v))));
       return treeUnflatten(primals, g);
     } finally {
       for (const z of zeros) z.dispose();

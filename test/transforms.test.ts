@@ -326,6 +326,28 @@ describe("customFunction and checkpoint", () => {
     expect(mx.allclose(mx.grad((a: mx.Array) => mx.sum(f(a, y)))(x) as mx.Array, mx.zerosLike(x)).item()).toBe(true);
   });
 
+  test("a jvp rule's constant term is carried forward through the ops after the call, as MLX calls the rule", () => {
+    // g's rule: 2 t + 5 (affine). h(x) = exp(g(x)) * 3 + g(x), so by the chain rule
+    // dh = (3 exp(g(x)) + 1) (2 t + 5), with g(x) = x² (the body; the rule ignores it).
+    const g = mx.customFunction((x: mx.Array) => mx.square(x));
+    g.jvp((_p, [t]) => mx.add(mx.multiply(2, t as mx.Array), 5));
+    const h = (x: mx.Array) => { const y = g(x); return mx.add(mx.multiply(mx.exp(y), 3), y); };
+    const x = mx.array([0.5, -1, 0.25], mx.float32);
+    const t = mx.array([1, 0, -2], mx.float32);
+    const [[out], [dh]] = mx.jvp(h, [x], [t]);
+    const xs = [0.5, -1, 0.25], ts = [1, 0, -2];
+    const want = xs.map((v, i) => (3 * Math.exp(v * v) + 1) * (2 * ts[i]! + 5));
+    expectClose(values(dh!), want, 1e-6, "jvp with a constant term");
+    expectClose(values(out!), xs.map((v) => 3 * Math.exp(v * v) + v * v), 1e-6, "outputs");
+    // A second call meets the rule twice: both constants arrive, each through its own path.
+    const [, [d2]] = mx.jvp((a: mx.Array) => mx.subtract(g(a), mx.multiply(g(a), 4)), [x], [t]);
+    expectClose(values(d2!), ts.map((v) => -3 * (2 * v + 5)), 1e-6, "two calls");
+    // Nested: the jvp of a function that takes a jvp inside keeps each walk's constants apart.
+    const [, [d3]] = mx.jvp((a: mx.Array) => mx.multiply(mx.jvp(g, [a], [mx.onesLike(a)])[1][0]!, a), [x], [t]);
+    // inner: d = 2·1 + 5 = 7 (constant in a), so the outer tangent is 7 t.
+    expectClose(values(d3!), ts.map((v) => 7 * v), 1e-6, "nested");
+  });
+
   test("a custom vjp rule replaces the function's own gradient", () => {
     const f = mx.customFunction((x: mx.Array) => mx.sin(x));
     f.vjp(([x], dy) => [mx.multiply(dy, mx.multiply(x as mx.Array, 10))]);
@@ -485,6 +507,17 @@ describe("vmap equals a loop over the batch", () => {
     const kt = keys.transpose();
     const got = mx.vmap((k: mx.Array) => mx.random.uniform(0, 1, [2], { key: k }), { inAxes: 1, outAxes: -1 })(kt);
     expect(got.tolist()).toEqual(loop((k) => mx.random.uniform(0, 1, [2], { key: k }), [kt], [1], -1).tolist());
+  });
+
+  test("the batching rules MLX lacks fail with MLX's messages; searchsorted maps its values", () => {
+    const x = mx.arange(12, { dtype: mx.float32 }).reshape([3, 4]);
+    expect(() => mx.vmap((r: mx.Array) => mx.asStrided(r, [2, 2], [1, 1]))(x)).toThrow(/^\[Primitive::vmap\] Not implemented for AsStrided\.$/);
+    expect(() => mx.vmap((r: mx.Array) => mx.searchsorted(r, mx.array([2.5, 7.5])))(x)).toThrow(
+      /^\[searchsorted\] Cannot vmap over the sorted sequence, only over the values being searched for\.$/);
+    // Values mapped, the sorted sequence shared: the loop over the batch.
+    const sorted = mx.array([1, 3, 5, 7], mx.float32);
+    const got = mx.vmap((v: mx.Array) => mx.searchsorted(sorted, v))(x);
+    expect(got.tolist()).toEqual(loop((v) => mx.searchsorted(sorted, v), [x], [0], 0).tolist());
   });
 
   test("per-example gradients: vmap(grad(f)) and grad of a vmap", () => {

@@ -58,8 +58,6 @@ const fx = loadFixture<{ mlx_version: string; counts: Record<string, number>; ca
 const KNOWN = new Map<string, string>([
   // argument handling of grad / value_and_grad
   ["test_grad_trees/dict with a float leaf", "non-array leaves of a differentiated argument pass through (documented in src/transforms.ts), so {x: 0.5, y} gives a value; MLX refuses: [tree_flatten] The argument should contain only arrays"],
-  // custom functions
-  ["test_custom_function/tree jvp set", "the rule 2 x ty + 2 y tx + 1 is not linear in the tangents: mlx-bun computes a jvp as the transpose of a vjp and drops the + 1; MLX calls the rule forward"],
   // values a newer MLX's tests assert (MLX 0.32.4 refuses these jvps)
   ["test_scatter_max_jvp_ties/jvp", "at a tie the newer MLX averages the two tangents ((20 + 50) / 2 = 35); mlx-bun's jvp is the transpose of its vjp, which gives the whole cotangent to both sides as MLX 0.32.4's vjp does (test_scatter_max_vjp), so 70"],
   ["test_slice_update_multiply_and_max_jvp/maximum", "the same tie as test_scatter_max_jvp_ties: 70 where the newer MLX averages to 35"],
