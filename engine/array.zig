@@ -121,6 +121,21 @@ pub const Shape = struct {
     pub fn eql(a: *const Shape, b: *const Shape) bool {
         return std.mem.eql(i32, a.slice(), b.slice());
     }
+
+    /// The row-major (C-contiguous) strides in elements. Saturating: an empty array may have
+    /// huge other dimensions (0 x 2^31-1 x ...) whose product leaves i64; its strides are never
+    /// used to reach an element.
+    pub fn rowStrides(s: *const Shape) [max_ndim]i64 {
+        var st: [max_ndim]i64 = undefined;
+        var acc: i64 = 1;
+        var i: usize = s.ndim;
+        while (i > 0) {
+            i -= 1;
+            st[i] = acc;
+            acc *|= s.dims[i];
+        }
+        return st;
+    }
 };
 
 pub const Node = struct {
@@ -173,15 +188,7 @@ pub const Node = struct {
     }
 
     pub fn setRowContiguousStrides(n: *Node) void {
-        var st: i64 = 1;
-        var i: usize = n.shape.ndim;
-        while (i > 0) {
-            i -= 1;
-            n.strides[i] = st;
-            // Saturating: an empty array may have huge other dimensions (0 x 2^31-1 x ...)
-            // whose product leaves i64; its strides are never used to reach an element.
-            st *|= n.shape.dims[i];
-        }
+        n.strides = n.shape.rowStrides();
     }
 
     pub fn isRowContiguous(n: *const Node) bool {
@@ -190,7 +197,7 @@ pub const Node = struct {
         while (i > 0) {
             i -= 1;
             if (n.shape.dims[i] != 1 and n.strides[i] != st) return false;
-            st *|= n.shape.dims[i]; // saturating, as setRowContiguousStrides
+            st *|= n.shape.dims[i]; // saturating, as Shape.rowStrides
         }
         return true;
     }

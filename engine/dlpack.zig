@@ -183,13 +183,7 @@ pub fn exportNode(comptime M: type, n: *Node, copy: bool) errors.Error!*M {
         convert.copyConvert(n, buf.ptr, n.dtype);
         ctx.buffer = buf;
         data = buf.ptr;
-        var st: i64 = 1;
-        var i: usize = nd;
-        while (i > 0) {
-            i -= 1;
-            ctx.strides[i] = st;
-            st *= n.shape.dims[i];
-        }
+        ctx.strides = n.shape.rowStrides();
     } else {
         for (0..nd) |i| ctx.strides[i] = n.strides[i];
         if (n.size() > 0) {
@@ -200,15 +194,9 @@ pub fn exportNode(comptime M: type, n: *Node, copy: bool) errors.Error!*M {
             data = b.ptr;
             byte_offset = n.offset;
         } else {
-            // Size 0: no data (the header says so), row-major strides. The other dimensions
-            // may be anything (a zero beside 2^31-1s), so the products saturate.
-            var st: i64 = 1;
-            var i: usize = nd;
-            while (i > 0) {
-                i -= 1;
-                ctx.strides[i] = st;
-                st *|= n.shape.dims[i];
-            }
+            // Size 0: no data (the header says so), row-major strides (saturating: the other
+            // dimensions may be anything, a zero beside 2^31-1s).
+            ctx.strides = n.shape.rowStrides();
         }
     }
     const tensor = Tensor{

@@ -986,14 +986,7 @@ fn CastCtx(comptime S: Dtype, comptime D: Dtype) type {
 /// Copy the evaluated `src` into `dst` (row-major, contiguous, `to`'s element alignment) as
 /// dtype `to`, with convert.cast's rules (convert.copyConvert).
 pub fn copyCast(src: *const Node, dst: [*]u8, to: Dtype) void {
-    var st: [array.max_ndim]i64 = undefined;
-    var acc: i64 = 1;
-    var i = src.shape.ndim;
-    while (i > 0) {
-        i -= 1;
-        st[i] = acc;
-        acc *|= src.shape.dims[i]; // saturating, as Node.setRowContiguousStrides (empty arrays)
-    }
+    const st = src.shape.rowStrides();
     copyStrided(src.dtype, &src.shape, src.data(), &src.strides, to, dst, &st);
 }
 

@@ -997,24 +997,12 @@ fn linesOf(shape: *const Shape, axis: usize) usize {
     return l;
 }
 
-fn rowStrides(shape: *const Shape) [max_ndim]i64 {
-    var st: [max_ndim]i64 = undefined;
-    var acc: i64 = 1;
-    var i: usize = shape.ndim;
-    while (i > 0) {
-        i -= 1;
-        st[i] = acc;
-        acc *= shape.dims[i];
-    }
-    return st;
-}
-
 pub fn eval(node: *Node, p: Prim) errors.Error!void {
     const x = node.inputs[0];
     try primitives.allocOutput(node, null);
     if (node.size() == 0) return;
     const nd = node.shape.ndim;
-    const out_strides = rowStrides(&node.shape);
+    const out_strides = node.shape.rowStrides();
     const scale: f32 = @floatCast(p.scale);
     // The axes in the order they run: r2c runs the real axis first, c2r last.
     var order: [max_ndim]usize = undefined;
@@ -1037,7 +1025,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
     var tmp: ?[]C = null;
     defer if (tmp) |t| a_.free(t);
     if (p.kind == .c2r and no > 1) tmp = a_.alloc(C, x.size()) catch return oom();
-    const tmp_strides = rowStrides(&x.shape);
+    const tmp_strides = x.shape.rowStrides();
 
     for (order[0..no], 0..) |axis, step| {
         const last_step = step + 1 == no;

@@ -101,16 +101,6 @@ fn retained(x: *Node) *Node {
     return x;
 }
 
-fn rowStrides(shape: *const Shape, out: *[max_ndim]i64) void {
-    var st: i64 = 1;
-    var i: usize = shape.ndim;
-    while (i > 0) {
-        i -= 1;
-        out[i] = st;
-        st *|= shape.dims[i]; // saturating: an empty array's other dimensions may be huge
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Graph-building ops
 
@@ -720,10 +710,7 @@ fn share(node: *Node, x: *Node, offset: usize) void {
 /// (NumPy's rule: each group of input axes that merges or splits must be contiguous).
 pub fn reshapeStrides(x: *const Node, out: *const Shape) ?[max_ndim]i64 {
     var res: [max_ndim]i64 = undefined;
-    if (x.size() == 0) {
-        rowStrides(out, &res);
-        return res;
-    }
+    if (x.size() == 0) return out.rowStrides();
     var od: [max_ndim]i64 = undefined;
     var os: [max_ndim]i64 = undefined;
     var on: usize = 0;
