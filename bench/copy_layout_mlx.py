@@ -3,9 +3,10 @@ sizes. One JSON line per case: {side, name, total, ns (median)}."""
 import json
 import math
 import sys
-import time
 
 import mlx.core as mx
+
+from lib.fixed_rounds import median_ns
 
 mx.set_default_device(mx.cpu)
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
@@ -38,12 +39,4 @@ for total in [1 << 24, 1 << 20]:
     for name in CASES:
         x, f = setup(name, total)
         mx.eval(x)
-        ns = []
-        for r in range(rounds + 2):
-            t0 = time.perf_counter_ns()
-            mx.eval(f())
-            t = time.perf_counter_ns() - t0
-            if r >= 2:
-                ns.append(t)
-        ns.sort()
-        print(json.dumps({"side": "mlx", "name": name, "total": total, "ns": ns[len(ns) // 2]}), flush=True)
+        print(json.dumps({"side": "mlx", "name": name, "total": total, "ns": median_ns(f, rounds)}), flush=True)

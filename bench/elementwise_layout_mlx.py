@@ -3,9 +3,10 @@ ops and sizes. One JSON line per case: {side, layout, dtype, total, ns (median)}
 import json
 import math
 import sys
-import time
 
 import mlx.core as mx
+
+from lib.fixed_rounds import median_ns
 
 mx.set_default_device(mx.cpu)
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
@@ -48,12 +49,4 @@ for dtype in ["float32", "int32"]:
                 f = lambda: mx.negative(a)
             else:
                 f = (lambda: mx.multiply(a, b)) if dtype == "float32" else (lambda: mx.bitwise_xor(a, b))
-            ns = []
-            for r in range(rounds + 2):
-                t0 = time.perf_counter_ns()
-                mx.eval(f())
-                t = time.perf_counter_ns() - t0
-                if r >= 2:
-                    ns.append(t)
-            ns.sort()
-            print(json.dumps({"side": "mlx", "layout": layout, "dtype": dtype, "total": total, "ns": ns[len(ns) // 2]}), flush=True)
+            print(json.dumps({"side": "mlx", "layout": layout, "dtype": dtype, "total": total, "ns": median_ns(f, rounds)}), flush=True)
