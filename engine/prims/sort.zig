@@ -6,7 +6,8 @@
 //!    integers wrap; float16/bfloat16 round to their type after every step, as MLX's CPU
 //!    backend does (a float16 cumsum of ones stops at 2048). cummax/cummin propagate NaN (as
 //!    the canonical quiet NaN for float32/float64; float16/bfloat16 give +0, MLX's result).
-//!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index.
+//!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index. Rows of 256
+//!    elements and more use a stable radix sort on order-preserving keys (same bits).
 //!  * partition, argpartition and topk use our own quickselect; MLX leaves the order around kth
 //!    unspecified, so only the partition property is guaranteed (and tested)
 //!    (topk with k equal to the axis length returns the input unchanged, as MLX).
@@ -307,6 +308,99 @@ fn NthElement(comptime E: type, comptime Ctx: type) type {
             return store;
         }
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Radix sort: rows of at least `radix_min` elements are sorted by an unsigned key that orders as
+// the comparators above (NaN greater than everything and NaNs equal to each other, -0 equal to
+// +0, complex lexicographic), with a stable least-significant-digit radix sort (8-bit digits).
+// Being stable, it gives the bits a stable comparison sort gives: sort keeps equal values (and
+// NaN payloads) in input order, argsort breaks ties by index.
+
+const radix_min = 256;
+
+fn RadixKey(comptime D: Dtype) type {
+    return switch (D) {
+        .bool_, .uint8, .int8 => u8,
+        .uint16, .int16, .float16, .bfloat16 => u16,
+        .uint32, .int32, .float32 => u32,
+        .uint64, .int64, .float64, .complex64 => u64,
+    };
+}
+
+/// Flip an IEEE float's bits so unsigned order is numeric order; -0 maps to +0, NaN to the top.
+inline fn floatKey(comptime K: type, bits: K, nan: bool) K {
+    const sign = @as(K, 1) << (@bitSizeOf(K) - 1);
+    if (nan) return ~@as(K, 0);
+    if (bits & ~sign == 0) return sign;
+    return if (bits & sign != 0) ~bits else bits | sign;
+}
+
+inline fn radixKey(comptime D: Dtype, x: D.Type()) RadixKey(D) {
+    const K = RadixKey(D);
+    return switch (D) {
+        .bool_ => @intFromBool(x),
+        .uint8, .uint16, .uint32, .uint64 => x,
+        .int8, .int16, .int32, .int64 => @as(K, @bitCast(x)) ^ (@as(K, 1) << (@bitSizeOf(K) - 1)),
+        .float16, .bfloat16 => floatKey(u16, x.bits, isNanT(D, x)),
+        .float32 => floatKey(u32, @bitCast(x), std.math.isNan(x)),
+        .float64 => floatKey(u64, @bitCast(x), std.math.isNan(x)),
+        // Never all ones unless NaN: the largest finite key of a part is +inf's, 0xff800000.
+        .complex64 => if (isNanT(D, x)) ~@as(u64, 0) else (@as(u64, floatKey(u32, @bitCast(x.re), false)) << 32) | floatKey(u32, @bitCast(x.im), false),
+    };
+}
+
+/// An argsort element: the key of the value and its index.
+fn KeyIdx(comptime K: type) type {
+    return struct { key: K, idx: u32 };
+}
+
+/// Stable LSD radix sort of `a` by `keyOf(e)` (8-bit digits; `tmp` as long as `a`). Digits that
+/// every element shares are skipped. The sorted elements end in `a`.
+fn radixSort(comptime E: type, comptime K: type, a: []E, tmp: []E, comptime keyOf: fn (E) K) void {
+    const passes = @sizeOf(K);
+    const n = a.len;
+    var counts: [passes][256]u32 = @splat(@splat(0));
+    for (a) |e| {
+        const k = keyOf(e);
+        inline for (0..passes) |p| counts[p][@as(u8, @truncate(k >> (8 * p)))] += 1;
+    }
+    var src = a;
+    var dst = tmp;
+    inline for (0..passes) |p| {
+        const c = &counts[p];
+        if (c[@as(u8, @truncate(keyOf(src[0]) >> (8 * p)))] != n) {
+            var offs: [256]u32 = undefined;
+            var sum: u32 = 0;
+            for (0..256) |d| {
+                offs[d] = sum;
+                sum += c[d];
+            }
+            for (src) |e| {
+                const d: u8 = @truncate(keyOf(e) >> (8 * p));
+                dst[offs[d]] = e;
+                offs[d] += 1;
+            }
+            const t = src;
+            src = dst;
+            dst = t;
+        }
+    }
+    if (src.ptr != a.ptr) @memcpy(a, src);
+}
+
+/// Scratch bytes per chunk of rows of `n` elements: two value rows and two index rows for the
+/// comparison paths, or the radix sort's two buffers (values, or key/index pairs).
+fn scratchPerChunk(comptime D: Dtype, op: SortOp, n: usize) usize {
+    const T = D.Type();
+    const radix = n >= radix_min;
+    const compare = std.mem.alignForward(usize, n * 4, 16) + n * @sizeOf(T);
+    const bytes = switch (op) {
+        .sort => if (radix) 2 * n * @sizeOf(T) else compare,
+        .argsort => if (radix) 2 * n * @sizeOf(KeyIdx(RadixKey(D))) else compare,
+        else => compare,
+    };
+    return std.mem.alignForward(usize, bytes, 64);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,30 +749,47 @@ fn evalSort(node: *Node, s: SortParams) errors.Error!void {
     if (rows.n == 0) return;
     const out_n: usize = @intCast(node.shape.dims[s.axis]);
     const chunks = chunkCount(rows.count(), rows.n);
-    // Scratch per chunk: the row's values and indices.
-    const scratch_bytes = chunks * rows.n * (x.dtype.size() + 4) + 64;
-    const scratch = try array.newBuffer(scratch_bytes, @tagName(s.op));
-    defer scratch.release();
     switch (x.dtype) {
-        inline else => |D| sortTyped(D, node, in, rows, out_n, s, scratch.ptr),
+        inline else => |D| {
+            const per = scratchPerChunk(D, s.op, rows.n);
+            const scratch = try array.newBuffer(chunks * per + 64, @tagName(s.op));
+            defer scratch.release();
+            sortTyped(D, node, in, rows, out_n, s, scratch.ptr, per);
+        },
     }
 }
 
-fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: usize, s: SortParams, scratch: [*]u8) void {
+fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: usize, s: SortParams, scratch: [*]u8, per_chunk: usize) void {
     const T = D.Type();
+    const K = RadixKey(D);
+    const P = KeyIdx(K);
     const Ctx = struct {
         in: [*]const T,
         out: [*]u8,
         rows: Rows,
         out_n: usize,
         p: SortParams,
-        idx_scratch: [*]u32,
-        val_scratch: [*]T,
+        scratch: [*]u8,
+        per_chunk: usize,
+        fn valKey(v: T) K {
+            return radixKey(D, v);
+        }
+        fn pairKey(e: P) K {
+            return e.key;
+        }
         fn run(c: @This(), chunk: usize, start: usize, end: usize) void {
             const n = c.rows.n;
             const st = c.rows.inner;
-            const idx = c.idx_scratch[chunk * n ..][0..n];
-            const vals = c.val_scratch[chunk * n ..][0..n];
+            const mine = c.scratch + chunk * c.per_chunk;
+            // Comparison paths: a row of indices, then a row of values.
+            const idx: []u32 = @as([*]u32, @ptrCast(@alignCast(mine)))[0..n];
+            const vals: []T = @as([*]T, @ptrCast(@alignCast(mine + std.mem.alignForward(usize, n * 4, 16))))[0..n];
+            // Radix paths: two rows of values, or two rows of key/index pairs.
+            const rvals: []T = @as([*]T, @ptrCast(@alignCast(mine)))[0..n];
+            const rvals2: []T = @as([*]T, @ptrCast(@alignCast(mine)))[n .. 2 * n];
+            const pairs: []P = @as([*]P, @ptrCast(@alignCast(mine)))[0..n];
+            const pairs2: []P = @as([*]P, @ptrCast(@alignCast(mine)))[n .. 2 * n];
+            const radix = n >= radix_min;
             const ov: [*]T = @ptrCast(@alignCast(c.out));
             const oi: [*]u32 = @ptrCast(@alignCast(c.out));
             for (start..end) |k| {
@@ -687,11 +798,21 @@ fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: u
                 const x = c.in + b;
                 switch (c.p.op) {
                     .sort => {
-                        for (0..n) |j| vals[j] = x[j * st];
-                        std.sort.block(T, vals, ValLess(D){}, ValLess(D).lt);
-                        for (0..n) |j| ov[ob + j * st] = vals[j];
+                        const v = if (radix) rvals else vals;
+                        for (0..n) |j| v[j] = x[j * st];
+                        if (radix)
+                            radixSort(T, K, rvals, rvals2, valKey)
+                        else
+                            std.sort.block(T, vals, ValLess(D){}, ValLess(D).lt);
+                        for (0..n) |j| ov[ob + j * st] = v[j];
                     },
                     .argsort => {
+                        if (radix) {
+                            for (0..n) |j| pairs[j] = .{ .key = radixKey(D, x[j * st]), .idx = @intCast(j) };
+                            radixSort(P, K, pairs, pairs2, pairKey);
+                            for (0..n) |j| oi[ob + j * st] = pairs[j].idx;
+                            continue;
+                        }
                         for (0..n) |j| vals[j] = x[j * st];
                         for (0..n) |j| idx[j] = @intCast(j);
                         std.sort.pdq(u32, idx, IdxLess(D, true){ .v = vals.ptr, .stride = 1 }, IdxLess(D, true).lt);
@@ -719,17 +840,14 @@ fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: u
             }
         }
     };
-    const chunks = chunkCount(rows.count(), rows.n);
-    const idx_scratch: [*]u32 = @ptrCast(@alignCast(scratch));
-    const val_off = std.mem.alignForward(usize, chunks * rows.n * 4, 16);
     const ctx = Ctx{
         .in = @ptrCast(@alignCast(in_raw)),
         .out = node.data(),
         .rows = rows,
         .out_n = out_n,
         .p = s,
-        .idx_scratch = idx_scratch,
-        .val_scratch = @ptrCast(@alignCast(scratch + val_off)),
+        .scratch = scratch,
+        .per_chunk = per_chunk,
     };
     forRows(rows.count(), rows.n, ctx, Ctx.run);
 }
@@ -856,6 +974,60 @@ test "selection with many equal elements and sorted inputs" {
     for (0..buf.len) |i| buf[i] = @intCast(buf.len - i);
     NthElement(i32, ValLess(.int32)).run(.{}, buf[0..], 10);
     try std.testing.expectEqual(@as(i32, 11), buf[10]);
+}
+
+test "radix sort gives the comparison sorts' bits: NaNs, signed zeros, ties, every dtype" {
+    var prng = std.Random.DefaultPrng.init(11);
+    const r = prng.random();
+    const a = std.testing.allocator;
+    inline for ([_]Dtype{ .bool_, .uint8, .uint16, .uint32, .uint64, .int8, .int16, .int32, .int64, .float16, .float32, .float64, .bfloat16, .complex64 }) |D| {
+        const T = D.Type();
+        const K = RadixKey(D);
+        const P = KeyIdx(K);
+        // A small pool, so values repeat (ties); floats get the special values too.
+        var pool_vals: [24]T = undefined;
+        for (&pool_vals) |*v| {
+            if (D == .bool_) v.* = r.boolean() else r.bytes(std.mem.asBytes(v));
+        }
+        if (comptime D.isInexact()) {
+            const specials = [_]f32{ 0.0, -0.0, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), @bitCast(@as(u32, 0xffc00001)), 1.5, -1.5 };
+            for (specials, 0..) |f, i| pool_vals[i] = convert.cast(.float32, D, f);
+        }
+        for ([_]usize{ 256, 300, 1000, 4099 }) |n| {
+            const vals = try a.alloc(T, n);
+            defer a.free(vals);
+            for (vals) |*v| v.* = pool_vals[r.uintLessThan(usize, pool_vals.len)];
+            // sort
+            const want = try a.dupe(T, vals);
+            defer a.free(want);
+            std.sort.block(T, want, ValLess(D){}, ValLess(D).lt);
+            const got = try a.dupe(T, vals);
+            defer a.free(got);
+            const tmp = try a.alloc(T, n);
+            defer a.free(tmp);
+            const key = struct {
+                fn f(v: T) K {
+                    return radixKey(D, v);
+                }
+            }.f;
+            radixSort(T, K, got, tmp, key);
+            try std.testing.expectEqualSlices(u8, std.mem.sliceAsBytes(want), std.mem.sliceAsBytes(got));
+            // argsort
+            const idx = try a.alloc(u32, n);
+            defer a.free(idx);
+            for (idx, 0..) |*x, j| x.* = @intCast(j);
+            std.sort.pdq(u32, idx, IdxLess(D, true){ .v = vals.ptr, .stride = 1 }, IdxLess(D, true).lt);
+            const pairs = try a.alloc(P, 2 * n);
+            defer a.free(pairs);
+            for (0..n) |j| pairs[j] = .{ .key = radixKey(D, vals[j]), .idx = @intCast(j) };
+            radixSort(P, K, pairs[0..n], pairs[n..], struct {
+                fn f(e: P) K {
+                    return e.key;
+                }
+            }.f);
+            for (0..n) |j| try std.testing.expectEqual(idx[j], pairs[j].idx);
+        }
+    }
 }
 
 test "fastExp follows exp closely" {
