@@ -90,6 +90,10 @@ export interface CollectiveOptions {
 
 function identity(x: MxArray | ArrayInput, options: CollectiveOptions | undefined, op: string): MxArray {
   if (options?.group !== undefined && !(options.group instanceof Group)) throw new MlxError(`[${op}] group must be an mx.distributed.Group.`, 1);
+  // Only a subclass of Group can claim more than one process; without a backend nothing can
+  // carry the data between them, so refuse rather than return a wrong (local) value.
+  const n = (options?.group ?? singleton).size();
+  if (n !== 1) throw new MlxError(`[${op}] mlx-bun has no distributed backend: a group of ${n} processes cannot communicate.`, 1);
   // One process: the result is x itself (a new handle to it, so either can be disposed).
   return array(x as ArrayInput);
 }

@@ -263,6 +263,22 @@ describe("mx.distributed in one process without a backend", () => {
     expectMlxError(() => mx.distributed.recvLike(x, 0), /Cannot recv from a singleton group/);
   });
 
+  test("collectives over a group claiming more than one process fail: there is no backend to carry the data", () => {
+    class TwoProcesses extends mx.distributed.Group {
+      override size(): number {
+        return 2;
+      }
+    }
+    const g = new TwoProcesses();
+    const ops: [string, (x: mx.Array, o: { group: mx.distributed.Group }) => mx.Array][] = [
+      ["all_sum", mx.distributed.allSum], ["all_gather", mx.distributed.allGather], ["all_max", mx.distributed.allMax],
+      ["all_min", mx.distributed.allMin], ["sum_scatter", mx.distributed.sumScatter],
+    ];
+    for (const [name, f] of ops) {
+      expectMlxError(() => f(mx.array([1, 2]), { group: g }), new RegExp(`^\\[${name}\\] mlx-bun has no distributed backend: a group of 2 processes cannot communicate\\.$`));
+    }
+  });
+
   test("nn.averageGradients returns the gradients unchanged for one process", () => {
     const grads = { w: mx.ones([2]), layers: [{ b: mx.zeros([1]) }] };
     expect(mx.nn.averageGradients(grads)).toBe(grads);

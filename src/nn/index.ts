@@ -17,7 +17,10 @@ export {
   Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, type ConvLayerOptions, type ConvTransposeLayerOptions,
 } from "./conv_layers";
 export { QuantizedLinear, QuantizedEmbedding, QQLinear, quantize, type QuantizedLayerOptions, type QuantizeModelOptions } from "./quantized";
-export { AllToShardedLinear, ShardedToAllLinear, fullyShard } from "./distributed";
+export {
+  AllToShardedLinear, ShardedToAllLinear, QuantizedAllToShardedLinear, QuantizedShardedToAllLinear, FullyShardedModule, fullyShard,
+  shardLinear, shardInplace, type FullyShardOptions, type Segments, type Sharding, type ShardingPredicate, type ShardOptions,
+} from "./distributed";
 export * as init from "./init";
 export * as losses from "./losses";
 export * as utils from "./utils";
