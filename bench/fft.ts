@@ -13,7 +13,7 @@ export interface Case { name: string; kind: "fft" | "rfft" | "fft2"; shape: numb
 export function cases(): Case[] {
   const out: Case[] = [];
   for (let k = 10; k <= 22; k += 2) out.push({ name: `fft_2^${k}`, kind: "fft", shape: [2 ** k] });
-  for (const n of [1000, 1009, 4096 * 3, 15015, 10007, 100003, 1000003]) out.push({ name: `fft_${n}`, kind: "fft", shape: [n] });
+  for (const n of [1000, 1009, 4096 * 3, 15015, 2310, 13440, 9152, 7429, 45045, 10007, 100003, 1000003]) out.push({ name: `fft_${n}`, kind: "fft", shape: [n] });
   for (let k = 10; k <= 22; k += 4) out.push({ name: `rfft_2^${k}`, kind: "rfft", shape: [2 ** k] });
   out.push({ name: "rfft_100003", kind: "rfft", shape: [100003] });
   out.push({ name: "fft_batch_1024x1024", kind: "fft", shape: [1024, 1024] });

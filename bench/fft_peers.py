@@ -17,7 +17,7 @@ def cases():
     out = []
     for k in range(10, 23, 2):
         out.append((f"fft_2^{k}", "fft", [2 ** k]))
-    for n in [1000, 1009, 4096 * 3, 15015, 10007, 100003, 1000003]:
+    for n in [1000, 1009, 4096 * 3, 15015, 2310, 13440, 9152, 7429, 45045, 10007, 100003, 1000003]:
         out.append((f"fft_{n}", "fft", [n]))
     for k in range(10, 23, 4):
         out.append((f"rfft_2^{k}", "rfft", [2 ** k]))

@@ -4,7 +4,8 @@
 // Batched: every line of a batch must get exactly the bits of the same line transformed alone
 // (the one-line path is checked against NumPy in fft.test.ts; the batched kernels run the same
 // operations lane by lane), over contiguous and strided axes, full and partial blocks.
-// Four-step (>= 2^19 points): against the hand-computed transform of a sum of two complex
+// Four-step (4096 points and more; the lines of a batch then run one at a time, each with its own
+// batched sub-transforms): against the hand-computed transform of a sum of two complex
 // exponentials, X[f] = n a, X[g] = n b and 0 elsewhere.
 import { describe, expect, test } from "bun:test";
 import * as mx from "../src/index.ts";
@@ -22,8 +23,9 @@ function bits(a: mx.Array): Uint32Array {
 }
 
 describe("batched lines equal single lines bit for bit", () => {
-  // 45 lines: one full block of 32 and a partial one; 97 and 1009 are Bluestein lengths.
-  for (const n of [16, 60, 97, 128, 1000, 1009]) {
+  // 45 lines: one full block of 32 and a partial one; 97 and 1009 are Bluestein lengths; 143 and
+  // 1001 run the unrolled radix-7/11/13 butterflies; 4500 is four-step (60 x 75).
+  for (const n of [16, 60, 97, 128, 143, 1000, 1001, 1009, 4500]) {
     test(`fft/ifft/rfft/irfft over 45 x ${n}, along each axis`, () => {
       const x = randn([45, n], n, true);
       const r = randn([45, n], n + 1, false);

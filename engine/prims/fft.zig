@@ -10,12 +10,13 @@
 //!
 //! The kernel: every 1-D transform runs on a cached plan. Lengths whose prime factors are all at
 //! most `max_generic_radix` use the Stockham autosort algorithm (self-sorting, no bit
-//! reversal) with radix-4, 2, 3, 5 butterflies and a generic odd-radix butterfly for the other
-//! primes, twiddles precomputed per stage. Lengths with a larger prime factor use Bluestein's
+//! reversal) with radix-4, 2, 3, 5 butterflies, unrolled odd-prime butterflies for 7 .. 23 and a
+//! generic odd-radix butterfly for the other primes, twiddles precomputed per stage. Lengths with a larger prime factor use Bluestein's
 //! chirp-z algorithm on a 2^a 3^b 5^c length >= 2n - 1. Real transforms of even length run a
 //! complex transform of half the length plus one pass of twiddles; odd lengths run the full
-//! complex transform. Lengths of `four_min` and more run four-step (`Four`) on the batched
-//! kernel. Multi-axis transforms run one axis after another. The lines of one axis run
+//! complex transform. Lengths of `four_min` (4096) and more with a divisor in [16, sqrt n] run
+//! four-step (`Four`) on the batched kernel, alone or in a batch (one line at a time), so a
+//! single mid-size transform also runs in SIMD lanes and over the pool. Multi-axis transforms run one axis after another. The lines of one axis run
 //! `G` x `L` at a time, one line per SIMD lane (`passBlocks`: the butterflies are generic over
 //! `C` and `VC`, so each line gets the bits it gets alone), split over the thread pool; a
 //! transform with fewer lines than cores splits each of its stages over the pool instead.
@@ -206,6 +207,18 @@ const Plan = struct {
         a_.destroy(p);
     }
 
+    /// Whether the plan runs on `VC` (L lines in SIMD lanes): a four-step plan runs one line at
+    /// a time (it batches its own sub-transforms).
+    fn batchable(p: *const Plan) bool {
+        return switch (p.body) {
+            .stockham => true,
+            .bluestein => |b| b.sub.batchable(),
+            .real_even => |r| r.half.batchable(),
+            .real_odd => |c| c.batchable(),
+            .four => false,
+        };
+    }
+
     /// The unnormalized DFT of data[0..n] in place (complex plans only).
     /// `par`: split each stage over the thread pool (for a transform that runs alone).
     fn run(p: *const Plan, comptime T: type, data: []T, scratch: []T, par: bool) void {
@@ -256,8 +269,8 @@ fn smooth235(n: usize) usize {
 }
 
 /// Smallest length that runs as four-step (`runFour`); `MLXB_FFT_FOUR_MIN` overrides it (for
-/// benchmarks; 0 turns it off).
-const four_min_default: usize = 1 << 19;
+/// benchmarks; 0 turns it off). Four-step plans run one line at a time (`Plan.batchable`).
+const four_min_default: usize = 4096;
 var four_min_once = std.once(readFourMin);
 var four_min: usize = four_min_default;
 fn readFourMin() void {
@@ -266,8 +279,13 @@ fn readFourMin() void {
     four_min = if (k == 0) std.math.maxInt(usize) else k;
 }
 
-/// The four-step split of n: n1 n2 = n with n1 the largest divisor <= sqrt(n), when both
-/// halves are long enough to batch well.
+/// The four-step split of n: n1 n2 = n with n1 the largest divisor <= sqrt(n), when it is at
+/// least 16 (the row pass batches n1 lines, at least one full vector of lanes). Measured
+/// (2 cores, a single transform): four-step from 4096 points took 15015 from 186 to 63 us,
+/// 2^14 from 95 to 50, 2^18 from 2.2 to 1.4 ms; 5000 = 50 x 100 and 7429 = 23 x 323 halved
+/// with n1 >= 16 rather than 64. Below 4096 points the batched Stockham kernel stays faster for
+/// batches (1000 x 1000 measured ~1.5x slower as four-step) and a plan must serve both (a line
+/// gets the same bits alone and in a batch).
 fn fourSplit(n: usize) ?[2]usize {
     four_min_once.call();
     if (n < four_min) return null;
@@ -275,7 +293,7 @@ fn fourSplit(n: usize) ?[2]usize {
     while (d > 1) : (d -= 1) {
         if (n % d == 0) break;
     }
-    if (d < 64) return null;
+    if (d < 16) return null;
     return .{ d, n / d };
 }
 
@@ -495,7 +513,8 @@ fn stageFixed(comptime T: type, comptime R: usize, comptime inv: bool, x: [*]con
     }
 }
 
-/// The generic odd-radix stage, for primes 7 .. max_generic_radix: outputs k and R - k share
+/// The generic odd-radix stage, for primes 29 .. max_generic_radix (7 .. 23 run `stageOdd`, the
+/// same arithmetic unrolled): outputs k and R - k share
 /// the sums u_j = a_j + a_{R-j} (times cosines) and v_j = a_j - a_{R-j} (times sines), a
 /// quarter of the direct DFT's multiplications.
 fn stageGeneric(comptime T: type, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
@@ -539,9 +558,62 @@ fn stageGeneric(comptime T: type, x: [*]const T, y: [*]T, st: Stage, p0: usize, 
     }
 }
 
+/// The odd-prime stage of `stageGeneric` unrolled for one radix R: the same pairing (outputs k
+/// and R - k from u_j = a_j + a_{R-j} times cos(2 pi jk / R) and v_j = a_j - a_{R-j} times
+/// sin), (R - 1)^2 real multiplications per butterfly, with the cosines and sines as constants
+/// (rounded from float64 as `root` rounds them) and every u_j, v_j held in registers.
+fn stageOdd(comptime T: type, comptime R: usize, comptime inv: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
+    const h = (R - 1) / 2;
+    const cs: [h + 1][h + 1]f32, const sn: [h + 1][h + 1]f32 = comptime blk: {
+        @setEvalBranchQuota(100000);
+        var c: [h + 1][h + 1]f32 = undefined;
+        var si: [h + 1][h + 1]f32 = undefined;
+        const sg: f64 = if (inv) 1 else -1;
+        for (1..h + 1) |k| for (1..h + 1) |j| {
+            const ang = 2.0 * std.math.pi * @as(f64, @floatFromInt((j * k) % R)) / @as(f64, @floatFromInt(R));
+            c[k][j] = @floatCast(@cos(ang));
+            si[k][j] = @floatCast(sg * @sin(ang));
+        };
+        break :blk .{ c, si };
+    };
+    const m = st.m;
+    const s = st.s;
+    for (p0..p1) |p| {
+        const w = st.tw.ptr + p * (R - 1);
+        const xin = x + s * p;
+        const yout = y + s * R * p;
+        for (q0..q1) |q| {
+            const a0 = xin[q];
+            var u: [h + 1]T = undefined;
+            var v: [h + 1]T = undefined;
+            var sum = a0;
+            inline for (1..h + 1) |j| {
+                const aj = xin[q + s * j * m];
+                const ak = xin[q + s * (R - j) * m];
+                u[j] = add(aj, ak);
+                v[j] = csub(aj, ak);
+                sum = add(sum, u[j]);
+            }
+            yout[q] = sum;
+            inline for (1..h + 1) |k| {
+                var re = add(a0, scl(u[1], cs[k][1]));
+                var im = scl(v[1], sn[k][1]);
+                inline for (2..h + 1) |j| {
+                    re = add(re, scl(u[j], cs[k][j]));
+                    im = add(im, scl(v[j], sn[k][j]));
+                }
+                const ib = mulI(im, 1);
+                yout[q + s * k] = mulW(add(re, ib), w[k - 1]);
+                yout[q + s * (R - k)] = mulW(csub(re, ib), w[R - k - 1]);
+            }
+        }
+    }
+}
+
 fn runStage(comptime T: type, inverse: bool, x: [*]const T, y: [*]T, st: Stage, p0: usize, p1: usize, q0: usize, q1: usize) void {
     switch (st.radix) {
         inline 2, 3, 4, 5 => |r| if (inverse) stageFixed(T, r, true, x, y, st, p0, p1, q0, q1) else stageFixed(T, r, false, x, y, st, p0, p1, q0, q1),
+        inline 7, 11, 13, 17, 19, 23 => |r| if (inverse) stageOdd(T, r, true, x, y, st, p0, p1, q0, q1) else stageOdd(T, r, false, x, y, st, p0, p1, q0, q1),
         else => stageGeneric(T, x, y, st, p0, p1, q0, q1),
     }
 }
@@ -973,7 +1045,7 @@ fn runPass(ps: *Pass) errors.Error!void {
     ps.per = 2 * n + 4 + ps.plan.scratch;
     ps.next_slot = .init(0);
     ps.par = ps.lines < pool.threads();
-    if (!ps.par and ps.lines >= 2 and G * ps.per * @sizeOf(VC) <= batch_max_bytes) {
+    if (!ps.par and ps.lines >= 2 and G * ps.per * @sizeOf(VC) <= batch_max_bytes and ps.plan.batchable()) {
         const blocks = (ps.lines + G * L - 1) / (G * L);
         const grain = @max(1, 32768 / @max(n * G * L, 1));
         const workers = @min(pool.threads(), @max(1, blocks / grain));
@@ -1305,7 +1377,7 @@ fn naiveDft(x: []const C, out: []C, inverse: bool) void {
 test "complex plans match a direct DFT (radix 2, 3, 4, 5, generic, Bluestein)" {
     var prng = std.Random.DefaultPrng.init(7);
     const rnd = prng.random();
-    const sizes = [_]usize{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 25, 30, 49, 60, 61, 64, 67, 97, 100, 105, 128, 243, 256, 360, 1009 };
+    const sizes = [_]usize{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 19, 23, 25, 29, 30, 31, 49, 60, 61, 64, 67, 77, 97, 100, 105, 121, 128, 143, 243, 256, 323, 360, 437, 1001, 1009 };
     for (sizes) |n| {
         for ([_]bool{ false, true }) |inv| {
             const x = try a_.alloc(C, n);
@@ -1336,6 +1408,11 @@ test "smooth235 and largestPrimeFactor" {
 }
 
 test "a stage split over the pool gives the same bits as one thread" {
+    // Stockham plans (these lengths would run four-step otherwise).
+    four_min_once.call();
+    const saved = four_min;
+    defer four_min = saved;
+    four_min = std.math.maxInt(usize);
     var prng = std.Random.DefaultPrng.init(9);
     const rnd = prng.random();
     for ([_]usize{ 1 << 15, 3 * 5 * 7 * 11 * 13 * 2, 20011 }) |n| {
@@ -1360,7 +1437,7 @@ test "a stage split over the pool gives the same bits as one thread" {
 test "the batched (SIMD lanes) path gives each line the bits of the one-line path" {
     var prng = std.Random.DefaultPrng.init(11);
     const rnd = prng.random();
-    for ([_]usize{ 1, 2, 6, 16, 30, 64, 105, 128, 250, 1000, 1009, 1024 }) |n| {
+    for ([_]usize{ 1, 2, 6, 16, 30, 64, 105, 128, 143, 250, 323, 1000, 1001, 1009, 1024 }) |n| {
         for ([_]bool{ false, true }) |inv| {
             // complex
             const plan = try buildComplex(n, inv);
@@ -1444,7 +1521,7 @@ test "four-step plans match a direct DFT" {
     four_min = 4096;
     var prng = std.Random.DefaultPrng.init(13);
     const rnd = prng.random();
-    for ([_]usize{ 4096, 64 * 75, 67 * 64 }) |n| {
+    for ([_]usize{ 4096, 64 * 75, 67 * 64, 23 * 17 * 11 }) |n| {
         for ([_]bool{ false, true }) |inv| {
             const plan = try buildComplex(n, inv);
             defer plan.deinit();
