@@ -1,7 +1,9 @@
 // One training step of a small causal transformer LM, for bench/run_all.sh: token Embedding ->
 // nn.TransformerEncoder (pre-norm, ReLU MLP, additive causal mask) -> Linear head ->
 // cross-entropy (mean) -> nn.valueAndGrad -> SGD update; the loss and the updated parameters are
-// evaluated. bench/transformer_step_mlx.py runs the identical configuration in MLX Python.
+// evaluated; each configuration plain and compiled (mx.compile, the model's and the optimizer's
+// state as inputs and outputs). bench/transformer_step_mlx.py runs the identical configuration in
+// MLX Python.
 // One JSON line per configuration: { side, name, flops, ns: [rounds...] } (flops: the usual
 // 6 · parameters · tokens estimate of a training step, for a rough GFLOP/s).
 import * as mx from "../src/index.ts";
@@ -42,7 +44,7 @@ export function paramCount(model: mx.nn.Module): number {
 }
 
 if (import.meta.main) {
-  for (const c of CONFIGS) {
+  for (const c of CONFIGS) for (const compiled of [false, true]) {
     mx.random.seed(0);
     const model = new LM(c);
     const opt = new mx.optimizers.SGD(0.01);
@@ -52,11 +54,18 @@ if (import.meta.main) {
     const mask = mx.nn.MultiHeadAttention.createAdditiveCausalMask(c.seq);
     mx.eval(x, y, mask, model.parameters());
     const lossAndGrad = mx.nn.valueAndGrad(model, (xx: mx.Array, yy: mx.Array) => mx.nn.losses.crossEntropy(model.forward(xx, mask), yy, { reduction: "mean" }));
+    const trainStep = (xx: mx.Array, yy: mx.Array): mx.Array => {
+      const [loss, grads] = lossAndGrad(xx, yy);
+      opt.update(model, grads);
+      return loss;
+    };
+    // Compiled as MLX's examples do: the model's and the optimizer's state as inputs and outputs.
+    const state = [model.state, opt.state];
+    const step = compiled ? mx.compile(trainStep, { inputs: state, outputs: state }) : trainStep;
     const once = () => {
       const t0 = Bun.nanoseconds();
       mx.tidy(() => {
-        const [loss, grads] = lossAndGrad(x, y);
-        opt.update(model, grads);
+        const loss = step(x, y);
         mx.eval(loss, model.parameters());
       });
       return Bun.nanoseconds() - t0;
@@ -66,6 +75,6 @@ if (import.meta.main) {
     const rounds = Math.max(5, Math.min(200, Math.round((targetMs * 1e6) / first)));
     const ns = Array.from({ length: rounds }, once);
     const flops = 6 * paramCount(model) * c.batch * c.seq;
-    console.log(JSON.stringify({ side: "mlx-bun", name: c.name, flops, ns }));
+    console.log(JSON.stringify({ side: "mlx-bun", name: compiled ? `${c.name}, compiled` : c.name, flops, ns }));
   }
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The MLX Python side of bench/transformer_step.ts: the same causal transformer LM training step
 (Embedding -> nn.TransformerEncoder -> Linear, cross-entropy mean, nn.value_and_grad, SGD(0.01)),
-same configurations, same token ids; the loss and the updated parameters are evaluated (CPU)."""
+same configurations, same token ids, each plain and compiled (mx.compile with the model's and the
+optimizer's state as inputs and outputs); the loss and the updated parameters are evaluated (CPU)."""
 import json, os, time
+from functools import partial
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
@@ -30,7 +32,7 @@ class LM(nn.Module):
         return self.head(self.encoder(self.embedding(x), mask))
 
 
-for name, vocab, dims, heads, layers, seq, batch in CONFIGS:
+for (name, vocab, dims, heads, layers, seq, batch), compiled in [(c, m) for c in CONFIGS for m in (False, True)]:
     mx.random.seed(0)
     model = LM(vocab, dims, heads, layers)
     opt = optim.SGD(learning_rate=0.01)
@@ -46,10 +48,17 @@ for name, vocab, dims, heads, layers, seq, batch in CONFIGS:
 
     loss_and_grad = nn.value_and_grad(model, loss_fn)
 
-    def once():
-        t0 = time.perf_counter_ns()
+    def train_step(x, y):
         loss, grads = loss_and_grad(model, x, y)
         opt.update(model, grads)
+        return loss
+
+    state = [model.state, opt.state]
+    step = partial(mx.compile, inputs=state, outputs=state)(train_step) if compiled else train_step
+
+    def once():
+        t0 = time.perf_counter_ns()
+        loss = step(x, y)
         mx.eval(loss, model.parameters())
         return time.perf_counter_ns() - t0
 
@@ -59,4 +68,4 @@ for name, vocab, dims, heads, layers, seq, batch in CONFIGS:
     rounds = max(5, min(200, round(target_ms * 1e6 / first)))
     ns = [once() for _ in range(rounds)]
     params = sum(v.size for _, v in tree_flatten(model.parameters()))
-    print(json.dumps({"side": "mlx", "name": name, "flops": 6 * params * batch * seq, "ns": ns}), flush=True)
+    print(json.dumps({"side": "mlx", "name": f"{name}, compiled" if compiled else name, "flops": 6 * params * batch * seq, "ns": ns}), flush=True)
