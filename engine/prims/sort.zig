@@ -6,8 +6,8 @@
 //!    integers wrap; float16/bfloat16 round to their type after every step, as MLX's CPU
 //!    backend does (a float16 cumsum of ones stops at 2048). cummax/cummin propagate NaN (as
 //!    the canonical quiet NaN for float32/float64; float16/bfloat16 give +0, MLX's result).
-//!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index. Rows of 256
-//!    elements and more use a stable radix sort on order-preserving keys (same bits).
+//!  * sort and argsort are stable; NaN sorts last; argsort breaks ties by index. Long rows use a
+//!    stable radix sort on order-preserving keys (same bits).
 //!  * partition, argpartition and topk use our own quickselect; MLX leaves the order around kth
 //!    unspecified, so only the partition property is guaranteed (and tested)
 //!    (topk with k equal to the axis length returns the input unchanged, as MLX).
@@ -311,13 +311,24 @@ fn NthElement(comptime E: type, comptime Ctx: type) type {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Radix sort: rows of at least `radix_min` elements are sorted by an unsigned key that orders as
+// Radix sort: long rows (`useRadix`) are sorted by an unsigned key that orders as
 // the comparators above (NaN greater than everything and NaNs equal to each other, -0 equal to
 // +0, complex lexicographic), with a stable least-significant-digit radix sort (8-bit digits).
 // Being stable, it gives the bits a stable comparison sort gives: sort keeps equal values (and
 // NaN payloads) in input order, argsort breaks ties by index.
 
-const radix_min = 256;
+/// The row lengths from which the radix sort is used (measured: below, the comparison sorts are
+/// as fast; argsort's comparisons go through an index, so its crossover is lower).
+const radix_min_sort = 1024;
+const radix_min_argsort = 256;
+
+fn useRadix(op: SortOp, n: usize) bool {
+    return switch (op) {
+        .sort => n >= radix_min_sort,
+        .argsort => n >= radix_min_argsort,
+        else => false,
+    };
+}
 
 fn RadixKey(comptime D: Dtype) type {
     return switch (D) {
@@ -355,29 +366,32 @@ fn KeyIdx(comptime K: type) type {
     return struct { key: K, idx: u32 };
 }
 
-/// Stable LSD radix sort of `a` by `keyOf(e)` (8-bit digits; `tmp` as long as `a`). Digits that
-/// every element shares are skipped. The sorted elements end in `a`.
+/// Stable LSD radix sort of `a` by `keyOf(e)` (`tmp` as long as `a`): 11-bit digits for keys of
+/// 32 and 64 bits (3 and 6 passes), 8-bit ones below. Digits that every element shares are
+/// skipped. The sorted elements end in `a`.
 fn radixSort(comptime E: type, comptime K: type, a: []E, tmp: []E, comptime keyOf: fn (E) K) void {
-    const passes = @sizeOf(K);
+    const bits = if (@bitSizeOf(K) <= 16) 8 else 11;
+    const buckets = 1 << bits;
+    const passes = (@bitSizeOf(K) + bits - 1) / bits;
     const n = a.len;
-    var counts: [passes][256]u32 = @splat(@splat(0));
+    var counts: [passes][buckets]u32 = @splat(@splat(0));
     for (a) |e| {
         const k = keyOf(e);
-        inline for (0..passes) |p| counts[p][@as(u8, @truncate(k >> (8 * p)))] += 1;
+        inline for (0..passes) |p| counts[p][@intCast((k >> (bits * p)) & (buckets - 1))] += 1;
     }
     var src = a;
     var dst = tmp;
     inline for (0..passes) |p| {
         const c = &counts[p];
-        if (c[@as(u8, @truncate(keyOf(src[0]) >> (8 * p)))] != n) {
-            var offs: [256]u32 = undefined;
+        if (c[@intCast((keyOf(src[0]) >> (bits * p)) & (buckets - 1))] != n) {
+            var offs: [buckets]u32 = undefined;
             var sum: u32 = 0;
-            for (0..256) |d| {
+            for (0..buckets) |d| {
                 offs[d] = sum;
                 sum += c[d];
             }
             for (src) |e| {
-                const d: u8 = @truncate(keyOf(e) >> (8 * p));
+                const d: usize = @intCast((keyOf(e) >> (bits * p)) & (buckets - 1));
                 dst[offs[d]] = e;
                 offs[d] += 1;
             }
@@ -393,7 +407,7 @@ fn radixSort(comptime E: type, comptime K: type, a: []E, tmp: []E, comptime keyO
 /// comparison paths, or the radix sort's two buffers (values, or key/index pairs).
 fn scratchPerChunk(comptime D: Dtype, op: SortOp, n: usize) usize {
     const T = D.Type();
-    const radix = n >= radix_min;
+    const radix = useRadix(op, n);
     const compare = std.mem.alignForward(usize, n * 4, 16) + n * @sizeOf(T);
     const bytes = switch (op) {
         .sort => if (radix) 2 * n * @sizeOf(T) else compare,
@@ -789,7 +803,7 @@ fn sortTyped(comptime D: Dtype, node: *Node, in_raw: [*]u8, rows: Rows, out_n: u
             const rvals2: []T = @as([*]T, @ptrCast(@alignCast(mine)))[n .. 2 * n];
             const pairs: []P = @as([*]P, @ptrCast(@alignCast(mine)))[0..n];
             const pairs2: []P = @as([*]P, @ptrCast(@alignCast(mine)))[n .. 2 * n];
-            const radix = n >= radix_min;
+            const radix = useRadix(c.p.op, n);
             const ov: [*]T = @ptrCast(@alignCast(c.out));
             const oi: [*]u32 = @ptrCast(@alignCast(c.out));
             for (start..end) |k| {
@@ -993,7 +1007,7 @@ test "radix sort gives the comparison sorts' bits: NaNs, signed zeros, ties, eve
             const specials = [_]f32{ 0.0, -0.0, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), @bitCast(@as(u32, 0xffc00001)), 1.5, -1.5 };
             for (specials, 0..) |f, i| pool_vals[i] = convert.cast(.float32, D, f);
         }
-        for ([_]usize{ 256, 300, 1000, 4099 }) |n| {
+        for ([_]usize{ 1, 2, 256, 300, 1000, 4099 }) |n| {
             const vals = try a.alloc(T, n);
             defer a.free(vals);
             for (vals) |*v| v.* = pool_vals[r.uintLessThan(usize, pool_vals.len)];
