@@ -1,41 +1,111 @@
 //! Raw GFLOP/s of the engine's GEMM kernel (no graph, no FFI), for tuning its blocking.
 //!   zig run -O ReleaseFast -lc --dep gemm -Mroot=bench/gemm_kernel.zig --dep mlxb_build -Mgemm=engine/gemm.zig \
-//!     -Mmlxb_build=bench/gemm_kernel_options.zig
+//!     -Mmlxb_build=bench/gemm_kernel_options.zig [-- square|f16|gemv]
 //! (add -mcpu x86_64 / x86_64_v3 / x86_64_v4 for the kernel levels of a portable build, engine/cpu.zig)
+//! No argument runs every group. `gemv` times matrix-vector (decode) products with the pool's
+//! workers parked between rounds (as between two evaluations in a program), `f16` float16
+//! storage squares.
 const std = @import("std");
 const gemm = @import("gemm");
+const F16 = gemm.F16;
 
 pub fn main() !void {
+    const args = try std.process.argsAlloc(std.heap.c_allocator);
+    const group: []const u8 = if (args.len > 1) args[1] else "all";
+    const all = std.mem.eql(u8, group, "all");
+    if (all or std.mem.eql(u8, group, "square")) try squares();
+    if (all or std.mem.eql(u8, group, "f16")) try f16Squares();
+    if (all or std.mem.eql(u8, group, "gemv")) try gemvs();
+}
+
+fn fill(comptime S: type, x: []S, mod: usize) void {
+    for (x, 0..) |*e, i| {
+        const v: f32 = @as(f32, @floatFromInt(i % mod)) * 0.25 - 1;
+        e.* = switch (S) {
+            gemm.BF16 => .{ .bits = gemm.half.f32ToBf16(v) },
+            F16 => .{ .bits = gemm.half.f32ToF16(v) },
+            else => @floatCast(v),
+        };
+    }
+}
+
+fn timeSquare(comptime T: type, comptime S: type, label: []const u8, n: usize) !void {
     const gpa = std.heap.c_allocator;
+    const a = try gpa.alloc(S, n * n);
+    const b = try gpa.alloc(S, n * n);
+    const c = try gpa.alloc(S, n * n);
+    defer gpa.free(a);
+    defer gpa.free(b);
+    defer gpa.free(c);
+    fill(S, a, 13);
+    fill(S, b, 7);
+    const M = gemm.Mat(S);
+    const am = M{ .ptr = a.ptr, .rs = @intCast(n), .cs = 1 };
+    const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+    const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
+    const flops = 2.0 * @as(f64, @floatFromInt(n * n * n));
+    const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
+    gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm); // warm
+    var best: f64 = 1e30;
+    for (0..reps) |_| {
+        var t = try std.time.Timer.start();
+        gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm);
+        best = @min(best, @as(f64, @floatFromInt(t.read())));
+    }
+    std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, n, flops / best, best / 1e6 });
+}
+
+fn squares() !void {
     const sizes = [_]usize{ 64, 128, 256, 512, 1024, 2048 };
     // float32, float64, then bfloat16 storage (float32 compute) on AMX tiles and on the vector path.
     inline for (.{ f32, f64, gemm.BF16, gemm.BF16 }, 0..) |S, variant| {
         const T = if (S == gemm.BF16) f32 else S;
         gemm.amx.force_off = variant == 3;
         const label = if (variant == 2) "bf16 (AMX)" else if (variant == 3) "bf16 (vector)" else @typeName(S);
-        for (sizes) |n| {
-            const a = try gpa.alloc(S, n * n);
-            const b = try gpa.alloc(S, n * n);
-            const c = try gpa.alloc(S, n * n);
-            defer gpa.free(a);
-            defer gpa.free(b);
-            defer gpa.free(c);
-            for (a, 0..) |*x, i| x.* = if (S == gemm.BF16) .{ .bits = gemm.half.f32ToBf16(@floatFromInt(i % 13)) } else @floatFromInt(i % 13);
-            for (b, 0..) |*x, i| x.* = if (S == gemm.BF16) .{ .bits = gemm.half.f32ToBf16(@floatFromInt(i % 7)) } else @floatFromInt(i % 7);
-            const M = gemm.Mat(S);
-            const am = M{ .ptr = a.ptr, .rs = @intCast(n), .cs = 1 };
-            const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
-            const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
-            const flops = 2.0 * @as(f64, @floatFromInt(n * n * n));
-            const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
-            gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm); // warm
-            var best: f64 = 1e30;
-            for (0..reps) |_| {
-                var t = try std.time.Timer.start();
-                gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm);
-                best = @min(best, @as(f64, @floatFromInt(t.read())));
-            }
-            std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, n, flops / best, best / 1e6 });
-        }
+        for (sizes) |n| try timeSquare(T, S, label, n);
     }
+    gemm.amx.force_off = false;
+}
+
+fn f16Squares() !void {
+    for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, F16, "f16", n);
+    gemm.amx.force_off = true;
+    for ([_]usize{ 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 (vector)", n);
+    gemm.amx.force_off = false;
+}
+
+fn gemvs() !void {
+    const gpa = std.heap.c_allocator;
+    const shapes = [_][2]usize{ .{ 4096, 4096 }, .{ 4096, 11008 } };
+    inline for (.{ f32, F16, gemm.BF16 }) |S| for ([_]bool{ false, true }) |wt| {
+        for (shapes) |s| {
+            const k = s[0];
+            const n = s[1];
+            const x = try gpa.alloc(S, k);
+            const w = try gpa.alloc(S, k * n);
+            const y = try gpa.alloc(S, n);
+            defer gpa.free(x);
+            defer gpa.free(w);
+            defer gpa.free(y);
+            fill(S, x, 13);
+            fill(S, w, 7);
+            const M = gemm.Mat(S);
+            const xm = M{ .ptr = x.ptr, .rs = @intCast(k), .cs = 1 };
+            // x @ W with W (k x n) row-major, or x @ W.T with W (n x k) row-major (a Linear layer)
+            const wm = if (wt) M{ .ptr = w.ptr, .rs = 1, .cs = @intCast(k) } else M{ .ptr = w.ptr, .rs = @intCast(n), .cs = 1 };
+            const ym = M{ .ptr = y.ptr, .rs = @intCast(n), .cs = 1 };
+            gemm.gemm(f32, S, S, S, 1, n, k, 1, xm, wm, 0, ym); // warm
+            var times: [40]f64 = undefined;
+            for (&times) |*tm| {
+                std.Thread.sleep(300 * std.time.ns_per_us); // workers park (pool spin is 50 us)
+                var t = try std.time.Timer.start();
+                gemm.gemm(f32, S, S, S, 1, n, k, 1, xm, wm, 0, ym);
+                tm.* = @floatFromInt(t.read());
+            }
+            std.mem.sort(f64, &times, {}, std.sort.asc(f64));
+            const bytes: f64 = @floatFromInt(k * n * @sizeOf(S));
+            const med = times[times.len / 2];
+            std.debug.print("gemv {s} 1x{d} . {d}x{d}{s}: median {d:.3} ms, min {d:.3} ms ({d:.1} GB/s)\n", .{ @typeName(S), k, k, n, if (wt) " (W.T)" else "", med / 1e6, times[0] / 1e6, bytes / med });
+        }
+    };
 }

@@ -5,7 +5,8 @@
 import { readFileSync } from "node:fs";
 import * as mx from "../src/index.ts";
 
-type Case = { name: string; dtype: string; batch: number; m: number; k: number; n: number };
+// trans_b: B is the transpose of a row-major (n x k) array (x @ W.T, as a Linear layer).
+type Case = { name: string; dtype: string; batch: number; m: number; k: number; n: number; trans_b?: boolean };
 const cases = JSON.parse(readFileSync(new URL("matmul_cases.json", import.meta.url), "utf8")) as Case[];
 const only = process.env.BENCH_ONLY?.split(",");
 const targetMs = Number(process.env.BENCH_CASE_MS ?? 1500);
@@ -17,8 +18,10 @@ for (const c of cases) {
   const key = mx.random.key(1);
   const [ka, kb] = mx.random.split(key);
   const a = mx.random.normal([...lead, c.m, c.k], { key: ka! }).astype(dtype);
-  const b = mx.random.normal([...lead, c.k, c.n], { key: kb! }).astype(dtype);
-  mx.eval(a, b);
+  const bStored = mx.random.normal(c.trans_b ? [...lead, c.n, c.k] : [...lead, c.k, c.n], { key: kb! }).astype(dtype);
+  mx.eval(a, bStored);
+  const b = c.trans_b ? mx.swapaxes(bStored, -1, -2) : bStored;
+  mx.eval(b); // a strided view: the product reads B's storage transposed, no copy
   const once = () => {
     const t0 = Bun.nanoseconds();
     const out = mx.matmul(a, b);
@@ -33,5 +36,6 @@ for (const c of cases) {
   const ns = Array.from({ length: rounds }, once);
   console.log(JSON.stringify({ side: "mlx-bun", ...c, ns }));
   a.dispose();
-  b.dispose();
+  if (b !== bStored) b.dispose();
+  bStored.dispose();
 }

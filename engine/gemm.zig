@@ -20,6 +20,7 @@ const pool = @import("pool.zig");
 pub const half = @import("half.zig");
 const dtype = @import("dtype.zig");
 pub const BF16 = dtype.BF16;
+pub const F16 = dtype.F16;
 pub const amx = @import("amx.zig");
 const cpu = @import("cpu.zig");
 
@@ -116,6 +117,30 @@ inline fn store(comptime S: type, comptime T: type, p: *S, v: T) void {
     }
 }
 
+/// VL compute-type values rounded to storage type S at p, bit for bit as `store` one by one:
+/// float16 through the hardware conversion (F16C/AVX-512, round to nearest even) with NaNs set to
+/// MLX's sign | 0x7d00, bfloat16 in integer lanes as half.f32ToBf16.
+inline fn storeVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]S, v: @Vector(VL, T)) void {
+    switch (S) {
+        dtype.F16, dtype.BF16 => {
+            const f: @Vector(VL, f32) = @floatCast(v);
+            const x: @Vector(VL, u32) = @bitCast(f);
+            const nan = f != f;
+            const bits: @Vector(VL, u16) = if (S == dtype.F16) blk: {
+                const h: @Vector(VL, f16) = @floatCast(f);
+                const sign: @Vector(VL, u16) = @truncate((x >> @splat(16)) & @as(@Vector(VL, u32), @splat(0x8000)));
+                break :blk @select(u16, nan, sign | @as(@Vector(VL, u16), @splat(0x7d00)), @as(@Vector(VL, u16), @bitCast(h)));
+            } else blk: {
+                const lsb = (x >> @splat(16)) & @as(@Vector(VL, u32), @splat(1));
+                const r: @Vector(VL, u16) = @truncate((x +% @as(@Vector(VL, u32), @splat(0x7fff)) +% lsb) >> @splat(16));
+                break :blk @select(u16, nan, @as(@Vector(VL, u16), @splat(0x7fc0)), r);
+            };
+            @as(*[VL]u16, @ptrCast(p)).* = bits;
+        },
+        else => p[0..VL].* = @as(@Vector(VL, S), @floatCast(v)),
+    }
+}
+
 /// C (m x n, storage SC) = alpha * A (m x k, SA) * B (k x n, SB) + beta * C, computed in T.
 /// beta == 0 never reads C. In a portable build this calls the kernel object of the CPU's level
 /// (engine/cpu.zig), which runs `gemmImpl` compiled for that level.
@@ -207,7 +232,6 @@ pub fn gemmImpl(comptime T: type, comptime SA: type, comptime SB: type, comptime
         return;
     }
     if (useAmx(T, SA, SB, m, n, k) and amx.gemm(SC, m, n, k, alpha, a, b, beta, c, true)) return;
-    if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, true);
     const P = Params(T);
     const flops = m * n * k;
     const workers = if (flops < 64 * 64 * 64) 1 else pool.threads();
@@ -253,7 +277,6 @@ fn gemmSerialImpl(comptime T: type, comptime SA: type, comptime SB: type, compti
     if (m == 0 or n == 0) return;
     if (k == 0 or alpha == 0) return scaleC(T, SC, m, n, beta, c);
     if (useAmx(T, SA, SB, m, n, k) and amx.gemm(SC, m, n, k, alpha, a, b, beta, c, false)) return;
-    if (SC != T and k > Params(T).KC) return viaWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c, false);
     serial(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
 }
 
@@ -262,20 +285,6 @@ fn gemmSerialImpl(comptime T: type, comptime SA: type, comptime SB: type, compti
 inline fn useAmx(comptime T: type, comptime SA: type, comptime SB: type, m: usize, n: usize, k: usize) bool {
     if (T != f32 or SA != dtype.BF16 or SB != dtype.BF16) return false;
     return m >= 8 and n >= 16 and m * n * k >= amx.min_work and !amx.force_off and amx.available();
-}
-
-/// A narrow C (float16/bfloat16) with K split into several panels: accumulate the whole product
-/// in a compute-type buffer and round once at the end, as a single K panel would.
-fn viaWide(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC), parallel: bool) void {
-    const tmp = std.heap.c_allocator.alloc(T, m * n) catch return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
-    defer std.heap.c_allocator.free(tmp);
-    const w = Mat(T){ .ptr = tmp.ptr, .rs = @intCast(n), .cs = 1 };
-    if (parallel) gemmImpl(T, SA, SB, T, m, n, k, alpha, a, b, 0, w) else serial(T, SA, SB, T, m, n, k, alpha, a, b, 0, w);
-    for (0..m) |i| for (0..n) |j| {
-        const dst = c.at(i, j);
-        const v = tmp[i * n + j];
-        store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
-    };
 }
 
 fn scaleC(comptime T: type, comptime SC: type, m: usize, n: usize, beta: T, c: Mat(SC)) void {
@@ -288,6 +297,11 @@ fn scaleC(comptime T: type, comptime SC: type, m: usize, n: usize, beta: T, c: M
 /// Per-thread packing buffers, grown on demand and kept (no allocation per product).
 threadlocal var pack_a: []align(64) u8 = &.{};
 threadlocal var pack_b: []align(64) u8 = &.{};
+/// Per-thread compute-type C block of a narrow (float16/bfloat16) product with several K panels.
+threadlocal var wide_c: []align(64) u8 = &.{};
+/// Its size: about 1024 x 1024 float32 (a C block is cut to fit, so B and A are packed again
+/// once per block row and column; at this size that is a few percent of the product at most).
+const wide_bytes: usize = 4 << 20;
 
 fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
     if (buf.len < bytes) {
@@ -302,6 +316,7 @@ fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
 fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 1 or n == 1) return gemv(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     const P = Params(T);
+    if (SC != T and k > P.KC) return serialWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     const kc_max: usize = @min(P.KC, k);
     const nc_max: usize = @min(P.NC, roundUp(n, P.NR));
     const mc_max: usize = @min(P.MC, roundUp(m, P.MR));
@@ -340,6 +355,47 @@ fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: t
     }
 }
 
+/// A narrow C (float16/bfloat16) with K split into several panels: each block of C is
+/// accumulated in the compute type in a per-thread buffer over the whole of K, then rounded
+/// once (as a single K panel would be) in vectors.
+fn serialWide(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    const P = Params(T);
+    const cols_max: usize = @min(n, 1024);
+    const rows_max: usize = @min(m, @max(P.MR, wide_bytes / (cols_max * @sizeOf(T)) / P.MR * P.MR));
+    const buf = packBuffer(&wide_c, rows_max * cols_max * @sizeOf(T)) orelse return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    const wp: [*]T = @ptrCast(@alignCast(buf.ptr));
+    var r0: usize = 0;
+    while (r0 < m) : (r0 += rows_max) {
+        const rows = @min(rows_max, m - r0);
+        var j0: usize = 0;
+        while (j0 < n) : (j0 += cols_max) {
+            const cols = @min(cols_max, n - j0);
+            const w = Mat(T){ .ptr = wp, .rs = @intCast(cols), .cs = 1 };
+            serial(T, SA, SB, T, rows, cols, k, alpha, a.sub(r0, 0), b.sub(0, j0), 0, w);
+            for (0..rows) |i| roundRow(T, SC, cols, wp + i * cols, beta, c.sub(r0 + i, j0));
+        }
+    }
+}
+
+/// One row of C from compute-type values v: v + beta * C, rounded once to a narrow C.
+fn roundRow(comptime T: type, comptime SC: type, n: usize, v: [*]const T, beta: T, c: Mat(SC)) void {
+    const VL = Params(T).VL;
+    const V = @Vector(VL, T);
+    var j: usize = 0;
+    if (c.cs == 1) {
+        const row: [*]SC = @ptrCast(c.at(0, 0));
+        while (j + VL <= n) : (j += VL) {
+            var x: V = v[j..][0..VL].*;
+            if (beta != 0) x = x + @as(V, @splat(beta)) * loadVec(SC, T, VL, row + j);
+            storeVec(SC, T, VL, row + j, x);
+        }
+    }
+    while (j < n) : (j += 1) {
+        const dst = c.at(0, j);
+        store(SC, T, dst, if (beta == 0) v[j] else v[j] + beta * load(SC, T, dst));
+    }
+}
+
 inline fn roundUp(x: usize, to: usize) usize {
     return (x + to - 1) / to * to;
 }
@@ -357,7 +413,16 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
             for (0..rows) |i| {
                 const src = a.at(r + i, 0);
                 const sp: [*]const SA = @ptrCast(src);
-                for (0..kc) |p| dst[p * MR + i] = load(SA, T, &sp[p]);
+                var p: usize = 0;
+                if (SA != T) {
+                    // float16/bfloat16 widened in vectors, then spread along the panel.
+                    const VL = Params(T).VL;
+                    while (p + VL <= kc) : (p += VL) {
+                        const x = loadVec(SA, T, VL, sp + p);
+                        inline for (0..VL) |l| dst[(p + l) * MR + i] = x[l];
+                    }
+                }
+                while (p < kc) : (p += 1) dst[p * MR + i] = load(SA, T, &sp[p]);
             }
         } else {
             for (0..kc) |p| for (0..rows) |i| {
@@ -379,13 +444,25 @@ fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), 
     while (q < nc) : (q += NR) {
         const cols: usize = @min(NR, nc - q);
         const dst = out + q * kc;
-        if (b.cs == 1 and cols == NR and SB == T) {
+        if (b.cs == 1 and cols == NR) {
+            // Row-major B: whole vectors (float16/bfloat16 widened in vector registers).
             for (0..kc) |p| {
-                const sp: [*]const T = @ptrCast(b.at(p, q));
+                const sp: [*]const SB = @ptrCast(b.at(p, q));
                 inline for (0..P.NV) |v| {
-                    const x: P.V = sp[v * P.VL ..][0..P.VL].*;
+                    const x: P.V = loadVec(SB, T, P.VL, sp + v * P.VL);
                     dst[p * NR + v * P.VL ..][0..P.VL].* = x;
                 }
+            }
+        } else if (b.rs == 1 and cols == NR and SB != T) {
+            // Column-major narrow B: each column widened in vectors along K.
+            for (0..NR) |j| {
+                const sp: [*]const SB = @ptrCast(b.at(0, q + j));
+                var p: usize = 0;
+                while (p + P.VL <= kc) : (p += P.VL) {
+                    const x = loadVec(SB, T, P.VL, sp + p);
+                    inline for (0..P.VL) |l| dst[(p + l) * NR + j] = x[l];
+                }
+                while (p < kc) : (p += 1) dst[p * NR + j] = load(SB, T, &sp[p]);
             }
         } else if (b.rs == 1 and cols == NR) {
             // Column-major B (a transposed operand): walk each column contiguously.
@@ -439,6 +516,19 @@ fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]
         }
         return;
     }
+    if (SC != T and c.cs == 1 and mr == P.MR and nr == P.NR) {
+        // A narrow C: rounded in vectors (the same bits as the element loop below).
+        inline for (0..P.MR) |i| {
+            const row: [*]SC = @ptrCast(c.at(i, 0));
+            inline for (0..P.NV) |v| {
+                const dst = row + v * P.VL;
+                var x: V = va * acc[i][v];
+                if (beta != 0) x = x + @as(V, @splat(beta)) * loadVec(SC, T, P.VL, dst);
+                storeVec(SC, T, P.VL, dst, x);
+            }
+        }
+        return;
+    }
     var tile: [P.MR][P.NR]T = undefined;
     inline for (0..P.MR) |i| inline for (0..P.NV) |v| {
         tile[i][v * P.VL ..][0..P.VL].* = va * acc[i][v];
@@ -453,72 +543,112 @@ fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]
 /// Matrix-vector products (m == 1 or n == 1): memory bound, so stream the matrix once.
 fn gemv(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     const VL = Params(T).VL;
-    const V = @Vector(VL, T);
     if (m == 1 and b.cs == 1 and n >= VL) {
-        // c[j] = sum_p a[p] b[p, j]: rows of B scaled and added into a block of accumulators that
-        // stays in L1, four rows per pass (four long sequential streams, a quarter of the
-        // accumulator traffic). Memory-bound: B is read exactly once.
-        const blk: usize = 2048;
-        var j0: usize = 0;
-        while (j0 < n) : (j0 += blk) {
-            const w: usize = @min(blk, n - j0);
-            var acc: [blk]T align(64) = undefined;
-            @memset(acc[0..w], 0);
-            var p: usize = 0;
-            while (p + 4 <= k) : (p += 4) {
-                var s: [4]T = undefined;
-                var r: [4][*]const SB = undefined;
-                inline for (0..4) |q| {
-                    s[q] = load(SA, T, a.at(0, p + q));
-                    r[q] = @ptrCast(b.at(p + q, j0));
-                }
-                var j: usize = 0;
-                while (j + VL <= w) : (j += VL) {
-                    var t: V = acc[j..][0..VL].*;
-                    inline for (0..4) |q| t = madd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
-                    acc[j..][0..VL].* = t;
-                }
-                while (j < w) : (j += 1) {
-                    inline for (0..4) |q| acc[j] = madd(T, s[q], load(SB, T, &r[q][j]), acc[j]);
-                }
-            }
-            while (p < k) : (p += 1) {
-                const s = load(SA, T, a.at(0, p));
-                const row: [*]const SB = @ptrCast(b.at(p, j0));
-                var j: usize = 0;
-                while (j + VL <= w) : (j += VL) acc[j..][0..VL].* = madd(V, @as(V, @splat(s)), loadVec(SB, T, VL, row + j), acc[j..][0..VL].*);
-                while (j < w) : (j += 1) acc[j] = madd(T, s, load(SB, T, &row[j]), acc[j]);
-            }
-            for (0..w) |j| {
-                const dst = c.at(0, j0 + j);
-                const v = alpha * acc[j];
-                store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
-            }
-        }
-        return;
+        return streamRows(T, SA, SB, SC, 4, n, k, alpha, a, b, beta, c);
     }
-    if (n == 1 and a.cs == 1 and b.rs == 1 and SA == T and SB == T and k >= VL) {
-        // c[i] = dot(a[i, :], b[:, 0]) with contiguous rows and vector.
-        const x: [*]const T = @ptrCast(b.at(0, 0));
-        for (0..m) |i| {
-            const row: [*]const T = @ptrCast(a.at(i, 0));
-            var s0: V = @splat(0);
-            var s1: V = @splat(0);
-            var p: usize = 0;
-            while (p + 2 * VL <= k) : (p += 2 * VL) {
-                s0 = madd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
-                s1 = madd(V, row[p + VL ..][0..VL].*, x[p + VL ..][0..VL].*, s1);
-            }
-            while (p + VL <= k) : (p += VL) s0 = madd(V, row[p..][0..VL].*, x[p..][0..VL].*, s0);
-            var s = @reduce(.Add, s0 + s1);
-            while (p < k) : (p += 1) s = madd(T, row[p], x[p], s);
-            const dst = c.at(i, 0);
-            const v = alpha * s;
-            store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+    if (a.cs == 1 and b.rs == 1 and k >= VL) {
+        if (n == 1) {
+            // c[i] = dot(a[i, :], b[:, 0]): contiguous rows of A and the vector.
+            return dots(T, SB, SA, SC, m, k, alpha, @ptrCast(b.at(0, 0)), a, beta, c);
         }
-        return;
+        // m == 1 with B column-major (x @ W.T, W's rows contiguous): c[j] = dot(a[0, :], b[:, j]).
+        const bt = Mat(SB){ .ptr = b.ptr, .rs = b.cs, .cs = 1 };
+        const ct = Mat(SC){ .ptr = c.ptr, .rs = c.cs, .cs = c.rs };
+        return dots(T, SA, SB, SC, n, k, alpha, @ptrCast(a.at(0, 0)), bt, beta, ct);
     }
     naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// c[j] = sum_p a[p] b[p, j] (m == 1, B row-major): R rows of B scaled and added into a block of
+/// accumulators that stays in L1 (R long sequential streams, 1/R of the accumulator traffic).
+/// Memory-bound: B is read exactly once.
+fn streamRows(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, comptime R: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
+    const VL = Params(T).VL;
+    const V = @Vector(VL, T);
+    const blk: usize = 2048;
+    var j0: usize = 0;
+    while (j0 < n) : (j0 += blk) {
+        const w: usize = @min(blk, n - j0);
+        var acc: [blk]T align(64) = undefined;
+        @memset(acc[0..w], 0);
+        var p: usize = 0;
+        while (p + R <= k) : (p += R) {
+            var s: [R]T = undefined;
+            var r: [R][*]const SB = undefined;
+            inline for (0..R) |q| {
+                s[q] = load(SA, T, a.at(0, p + q));
+                r[q] = @ptrCast(b.at(p + q, j0));
+            }
+            var j: usize = 0;
+            while (j + VL <= w) : (j += VL) {
+                var t: V = acc[j..][0..VL].*;
+                inline for (0..R) |q| t = madd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
+                acc[j..][0..VL].* = t;
+            }
+            while (j < w) : (j += 1) {
+                inline for (0..R) |q| acc[j] = madd(T, s[q], load(SB, T, &r[q][j]), acc[j]);
+            }
+        }
+        while (p < k) : (p += 1) {
+            const s = load(SA, T, a.at(0, p));
+            const row: [*]const SB = @ptrCast(b.at(p, j0));
+            var j: usize = 0;
+            while (j + VL <= w) : (j += VL) acc[j..][0..VL].* = madd(V, @as(V, @splat(s)), loadVec(SB, T, VL, row + j), acc[j..][0..VL].*);
+            while (j < w) : (j += 1) acc[j] = madd(T, s, load(SB, T, &row[j]), acc[j]);
+        }
+        for (acc[0..w]) |*v| v.* *= alpha;
+        roundRow(T, SC, w, &acc, beta, c.sub(0, j0));
+    }
+}
+
+/// out[i] = alpha * dot(x, rows[i, :]) + beta * out[i] for `count` contiguous rows of length k,
+/// four rows at a time (x is read once per four rows); each row sums in the same order alone.
+fn dots(comptime T: type, comptime SX: type, comptime SR: type, comptime SC: type, count: usize, k: usize, alpha: T, x: [*]const SX, rows: Mat(SR), beta: T, out: Mat(SC)) void {
+    const R = 4;
+    var i: usize = 0;
+    while (i + R <= count) : (i += R) {
+        var r: [R][*]const SR = undefined;
+        inline for (0..R) |q| r[q] = @ptrCast(rows.at(i + q, 0));
+        const s = dotRows(T, SX, SR, R, k, x, r);
+        inline for (0..R) |q| putOne(T, SC, out.at(i + q, 0), alpha * s[q], beta);
+    }
+    while (i < count) : (i += 1) {
+        const s = dotRows(T, SX, SR, 1, k, x, .{@as([*]const SR, @ptrCast(rows.at(i, 0)))});
+        putOne(T, SC, out.at(i, 0), alpha * s[0], beta);
+    }
+}
+
+inline fn putOne(comptime T: type, comptime SC: type, dst: *SC, v: T, beta: T) void {
+    store(SC, T, dst, if (beta == 0) v else v + beta * load(SC, T, dst));
+}
+
+inline fn dotRows(comptime T: type, comptime SX: type, comptime SR: type, comptime R: usize, k: usize, x: [*]const SX, r: [R][*]const SR) [R]T {
+    const VL = Params(T).VL;
+    const V = @Vector(VL, T);
+    var s0: [R]V = @splat(@splat(0));
+    var s1: [R]V = @splat(@splat(0));
+    var p: usize = 0;
+    while (p + 2 * VL <= k) : (p += 2 * VL) {
+        const x0 = loadVec(SX, T, VL, x + p);
+        const x1 = loadVec(SX, T, VL, x + p + VL);
+        inline for (0..R) |q| {
+            s0[q] = madd(V, loadVec(SR, T, VL, r[q] + p), x0, s0[q]);
+            s1[q] = madd(V, loadVec(SR, T, VL, r[q] + p + VL), x1, s1[q]);
+        }
+    }
+    if (p + VL <= k) {
+        const x0 = loadVec(SX, T, VL, x + p);
+        inline for (0..R) |q| s0[q] = madd(V, loadVec(SR, T, VL, r[q] + p), x0, s0[q]);
+        p += VL;
+    }
+    var out: [R]T = undefined;
+    inline for (0..R) |q| {
+        var t = @reduce(.Add, s0[q] + s1[q]);
+        var e = p;
+        while (e < k) : (e += 1) t = madd(T, load(SR, T, &r[q][e]), load(SX, T, &x[e]), t);
+        out[q] = t;
+    }
+    return out;
 }
 
 /// The definition: also the fallback for layouts the fast paths do not cover.
@@ -621,5 +751,64 @@ test "gemm with float16 and bfloat16 storage rounds once from float32 (vector, m
             // result must be exactly the sum rounded once.
             try std.testing.expectEqual(to(@floatCast(sum)), c[i * n + j].bits);
         };
+    };
+}
+
+test "narrow storage in every layout: transposed operands, beta, matrix-vector both ways, subnormal and NaN results" {
+    const gpa = std.testing.allocator;
+    // m, n, k, scale: full and partial register tiles with one K panel (rounded in the tile) and
+    // several (a float32 block rounded once), the matrix-vector products (x @ W, x @ W.T, A @ x),
+    // and small values whose float16 results are subnormal.
+    const shapes = [_][4]usize{
+        .{ 28, 64, 100, 0 }, .{ 33, 40, 700, 0 }, .{ 30, 70, 300, 0 }, .{ 1, 600, 37, 0 },
+        .{ 1, 40, 700, 0 },  .{ 45, 1, 300, 0 },  .{ 1, 1, 50, 0 },    .{ 20, 48, 5, 12 },
+    };
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    defer setAmxOff(false);
+    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..8) |variant| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+        setAmxOff(variant & 4 != 0);
+        const ta = variant & 1 != 0;
+        const tb = variant & 2 != 0;
+        const beta: f32 = if (variant & 4 != 0) 0.5 else 0;
+        const m = shape[0];
+        const n = shape[1];
+        const k = shape[2];
+        const scale = std.math.pow(f32, 2, -@as(f32, @floatFromInt(shape[3])));
+        const to = if (S == dtype.BF16) half.f32ToBf16 else half.f32ToF16;
+        const from = if (S == dtype.BF16) half.bf16ToF32 else half.f16ToF32;
+        const a = try gpa.alloc(S, m * k);
+        defer gpa.free(a);
+        const b = try gpa.alloc(S, k * n);
+        defer gpa.free(b);
+        const c = try gpa.alloc(S, m * n);
+        defer gpa.free(c);
+        for (a, 0..) |*x, i| x.* = .{ .bits = to((@as(f32, @floatFromInt(i % 11)) - 3) * 0.125 * scale) };
+        for (b, 0..) |*x, i| x.* = .{ .bits = to((@as(f32, @floatFromInt(i % 13)) - 5) * 0.0625 * scale) };
+        for (c, 0..) |*x, i| x.* = .{ .bits = to(@as(f32, @floatFromInt(i % 7)) * 0.25) };
+        const c0 = try gpa.dupe(S, c);
+        defer gpa.free(c0);
+        const am = if (ta) Mat(S){ .ptr = a.ptr, .rs = 1, .cs = @intCast(m) } else Mat(S){ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
+        const bm = if (tb) Mat(S){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else Mat(S){ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+        gemm(f32, S, S, S, m, n, k, 1, am, bm, beta, .{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 });
+        for (0..m) |i| for (0..n) |j| {
+            var sum: f64 = 0;
+            for (0..k) |p| sum += @as(f64, from(am.at(i, p).bits)) * from(bm.at(p, j).bits);
+            sum += @as(f64, beta) * from(c0[i * n + j].bits);
+            // Small multiples of powers of two: the float32 sum is exact, rounded once.
+            if (to(@floatCast(sum)) != c[i * n + j].bits) {
+                std.debug.print("{s} m={d} n={d} k={d} variant={d} at ({d},{d}): {x} vs {x}\n", .{ @typeName(S), m, n, k, variant, i, j, c[i * n + j].bits, to(@floatCast(sum)) });
+                return error.TestExpectedEqual;
+            }
+        };
+        // A NaN in A: its row of C is MLX's NaN (float16 sign | 0x7d00, bfloat16 0x7fc0) on every path.
+        const nan_bits: u16 = if (S == dtype.BF16) 0x7fc0 else 0x7e00;
+        am.at(m - 1, k / 2).* = .{ .bits = nan_bits };
+        gemm(f32, S, S, S, m, n, k, 1, am, bm, 0, .{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 });
+        for (0..n) |j| {
+            const got = c[(m - 1) * n + j].bits;
+            try std.testing.expectEqual(@as(u16, if (S == dtype.BF16) 0x7fc0 else 0x7d00), if (S == dtype.BF16) got else got & 0x7fff);
+        }
     };
 }
