@@ -10,10 +10,17 @@
 //!    Dequantize computes s * q and then + b, each rounded to the scales' dtype, then casts.
 //!  * mxfp4 / mxfp8 (group 32, E2M1 / E4M3 elements, E8M0 scale, no bias): e = ceil(log2(amax /
 //!    maxval)) with maxval 6 / 448 (e = 0 for an all-zero group), scale byte = (e + 127) mod 256;
-//!    elements w / 2^e. E4M3 rounds to nearest even; E2M1 rounds ties toward zero (thresholds
-//!    0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5) and drops the sign of a zero code.
-//!  * nvfp4 (group 16, E2M1 elements, E4M3 scale): scale = e4m3(amax / 6) (nearest even,
-//!    saturating at 448); elements w / scale (0 codes for a zero scale).
+//!    elements w / 2^e. E4M3 rounds to nearest even. An E2M1 code is the first of the values
+//!    0, .5, 1, 1.5, 2, 3, 4, 6 nearest to |x| with the distances |x| - v computed in float32
+//!    (so ties go toward zero; non-finite x and |x| >= 2^27 give code 0, and 2^25 <= |x| < 2^27
+//!    code 4 or 6 for an odd last mantissa bit, 7 otherwise), the sign bit set unless the code is 0.
+//!  * nvfp4 (group 16, E2M1 elements, E4M3 scale), in the input's dtype T (float32 arithmetic
+//!    rounded to T after each step): amax = max |w| (NaN propagates); raw = T(amax / 6), times
+//!    (2688 / g) in float32 with a global scale g (2688 = 448 * 6); scale byte = e4m3(raw)
+//!    (nearest even, saturating at ±448 with infinities and NaN, keeping the sign: a negative g
+//!    gives negative scales, a zero one 0x00 or 0x80); elements T(w / scale), times (2688 / g)
+//!    in float32 with g, to E2M1 as above (w / 0 is infinite or NaN: code 0).
+//!    Dequantize with g: q * (scale * (g / 2688)) in float32.
 //!  * E8M0 byte 0 decodes to 2^-127, 255 to infinity; codes pack 8 (fp4) or 4 (fp8) per word.
 //! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype).
 const std = @import("std");
@@ -49,9 +56,10 @@ pub const Params = struct {
 };
 
 pub const Prim = union(enum) {
-    /// input: w (..., k). part 0: the codes (uint32), 1: scales, 2: biases.
+    /// inputs: w (..., k), [global scale (nvfp4: a float32 of one element)]. part 0: the codes
+    /// (uint32), 1: scales, 2: biases.
     quantize: struct { p: Params, part: u8 },
-    /// inputs: wq, scales, [biases (broadcast to scales' shape)].
+    /// inputs: wq, scales, [biases (broadcast to scales' shape) | global scale (nvfp4)].
     dequantize: Params,
     /// inputs: x (batch..., m, k) float32-convertible, wq, scales, [biases]; batch dims equal.
     qmm: struct { p: Params, transpose: bool },
@@ -135,9 +143,14 @@ fn isFloat(d: Dtype) bool {
 // Graph-building ops
 
 /// One output of quantize(w): part 0 the codes, 1 the scales, 2 the biases (affine only).
-pub fn quantize(w: *Node, p: Params, part: u8, stream: u32) errors.Error!*Node {
+/// `global` (nvfp4 only): the float32 global scale of one element, or null. MLX's order of
+/// checks: w's dtype, its rank, the group size dividing its last axis, the global scale, then
+/// the mode's group size and bits.
+pub fn quantize(w: *Node, p: Params, part: u8, global: ?*Node, stream: u32) errors.Error!*Node {
     const op = "quantize";
-    if (p.mode != .affine or @as(i32, @bitCast(p.group_size)) <= 0) try validate(p, op);
+    if (@as(i32, @bitCast(p.group_size)) <= 0) try validate(p, op);
+    if (!isFloat(w.dtype))
+        return errors.fail(.invalid_argument, "[{s}] Only real floating types can be quantized but w has type {s}.", .{ op, w.dtype.name() });
     if (w.shape.ndim < 2)
         return errors.fail(.invalid_argument, "[{s}] The matrix to be quantized must have at least 2 dimension but it has only {d}.", .{ op, w.shape.ndim });
     const k = w.shape.dims[w.shape.ndim - 1];
@@ -145,9 +158,8 @@ pub fn quantize(w: *Node, p: Params, part: u8, stream: u32) errors.Error!*Node {
         var b1: [256]u8 = undefined;
         return errors.fail(.invalid_argument, "[{s}] The last dimension of the matrix needs to be divisible by the quantization group size {d}. However the provided  matrix has shape {s}", .{ op, p.group_size, w.shape.format(&b1) });
     }
-    if (p.mode == .affine) try validate(p, op);
-    if (!isFloat(w.dtype))
-        return errors.fail(.invalid_argument, "[{s}] Only real floating types can be quantized but w has type {s}.", .{ op, w.dtype.name() });
+    if (global) |g| try checkGlobal(g, p.mode, op);
+    try validate(p, op);
     if (part == 2 and p.mode != .affine)
         return errors.fail(.invalid_argument, "[{s}] {s} quantization has no biases.", .{ op, @tagName(p.mode) });
     var s = w.shape;
@@ -159,7 +171,35 @@ pub fn quantize(w: *Node, p: Params, part: u8, stream: u32) errors.Error!*Node {
         s.dims[s.ndim - 1] = @divExact(k, @as(i32, @intCast(p.group_size)));
         dt = if (p.mode == .affine) w.dtype else .uint8;
     }
-    return array.create(dt, s, .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } }, &.{w}, stream);
+    const prim: primitives.Primitive = .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } };
+    if (global) |g| return array.create(dt, s, prim, &.{ w, g }, stream);
+    return array.create(dt, s, prim, &.{w}, stream);
+}
+
+/// A global scale: nvfp4 only, float32, one element (any shape), with MLX's messages.
+fn checkGlobal(g: *Node, mode: Mode, op: []const u8) errors.Error!void {
+    if (mode != .nvfp4)
+        return errors.fail(.invalid_argument, "[{s}] Global scale is only supported for 'nvfp4' quantization mode.", .{op});
+    if (g.dtype != .float32)
+        return errors.fail(.invalid_argument, "[{s}] Global scale must have dtype float32 but got {s}.", .{ op, g.dtype.name() });
+    if (g.size() != 1) {
+        var b1: [256]u8 = undefined;
+        return errors.fail(.invalid_argument, "[{s}] Global scale must be a scalar but got shape {s}.", .{ op, g.shape.format(&b1) });
+    }
+}
+
+/// The global scale input of a quantize or dequantize node, if it has one.
+fn globalOf(node: *const Node, p: Prim) ?*Node {
+    return switch (p) {
+        .quantize => if (node.inputs.len > 1) node.inputs[1] else null,
+        .dequantize => |q| if (q.mode != .affine and node.inputs.len > 2) node.inputs[2] else null,
+        else => null,
+    };
+}
+
+/// The float32 value of a global scale node (one element).
+fn globalValue(g: *const Node) f32 {
+    return readF32(g, 0);
 }
 
 /// x rounded through the fp mode `p` (nvfp4, mxfp4 or mxfp8) group by group along its last axis,
@@ -195,7 +235,10 @@ fn checkScalesDtype(p: Params, scales: *Node, biases: ?*Node, op: []const u8) er
     }
 }
 
-pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, p: Params, out_dtype: ?Dtype, stream: u32) errors.Error!*Node {
+/// `global` (nvfp4 only): the float32 global scale of one element, or null; with it the result
+/// defaults to float32 (as MLX, whose result is float32 whatever the requested dtype; an
+/// explicit dtype is honoured here, the float32 values rounded to it).
+pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, global: ?*Node, p: Params, out_dtype: ?Dtype, stream: u32) errors.Error!*Node {
     const op = "dequantize";
     if (wq.dtype != .uint32)
         return errors.fail(.invalid_argument, "[{s}] The matrix should be given as a uint32", .{op});
@@ -206,6 +249,11 @@ pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, p: Params, out_dtype
             return errors.fail(.invalid_argument, "[{s}] Scale type must be uint8 but received type {s}.", .{ op, scales.dtype.name() });
     }
     try checkScalesDtype(p, scales, biases, op);
+    if (global) |g| {
+        // MLX checks the global scale before the mode's group size and bits.
+        try checkGlobal(g, p.mode, op);
+        try validate(p, op);
+    }
     // scales: same batch dims, last = k / gs.
     const kw: i64 = wq.shape.dims[wq.shape.ndim - 1];
     const k = @divTrunc(kw * 32, p.bits);
@@ -222,7 +270,7 @@ pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, p: Params, out_dtype
     const dt: Dtype = out_dtype orelse if (p.mode == .affine) blk: {
         const d = dtype_mod.promote(scales.dtype, biases.?.dtype);
         break :blk if (isFloat(d)) d else .float32;
-    } else .bfloat16;
+    } else if (global != null) .float32 else .bfloat16;
     if (!isFloat(dt))
         return errors.fail(.invalid_argument, "[{s}] Only real floating types are supported but output dtype == {s}.", .{ op, dt.name() });
     var s = wq.shape;
@@ -232,6 +280,7 @@ pub fn dequantize(wq: *Node, scales: *Node, biases: ?*Node, p: Params, out_dtype
         defer array.release(bb);
         return array.create(dt, s, .{ .quantized = .{ .dequantize = p } }, &.{ wq, scales, bb }, stream);
     }
+    if (global) |g| return array.create(dt, s, .{ .quantized = .{ .dequantize = p } }, &.{ wq, scales, g }, stream);
     return array.create(dt, s, .{ .quantized = .{ .dequantize = p } }, &.{ wq, scales }, stream);
 }
 
@@ -329,14 +378,28 @@ pub fn quantizedMatmul(x_in: *Node, wq: *Node, scales: *Node, biases: ?*Node, p:
 
 const fp4_values = [8]f32{ 0, 0.5, 1, 1.5, 2, 3, 4, 6 };
 
-/// E2M1 code of x (ties toward zero; a zero code never carries the sign).
+/// E2M1 code of x as MLX rounds it: the first grid value v with the smallest float32 |(|x| - v)|
+/// (ties toward zero; NaN, infinities and |x| >= 2^27 give code 0, and from 2^25 on the
+/// subtractions' roundings pick codes 4, 6 or 7); a zero code never carries the sign.
 fn toFp4(x: f32) u8 {
     const ax = @abs(x);
     var k: u8 = 0;
-    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }) |t| {
-        if (ax > t) k += 1;
+    var best = @abs(ax - fp4_values[0]);
+    inline for (1..8) |i| {
+        const d = @abs(ax - fp4_values[i]);
+        if (d < best) {
+            best = d;
+            k = i;
+        }
     }
     return if (x < 0 and k > 0) k | 8 else k;
+}
+
+/// An nvfp4 scale byte: E4M3 nearest even, saturating at ±448; infinities and NaN saturate too,
+/// keeping their sign bit (MLX's to_fp8).
+fn toE4m3Sat(x: f32) u8 {
+    if (std.math.isNan(x)) return if (std.math.signbit(x)) 0xfe else 0x7e;
+    return toE4m3(x);
 }
 
 fn fromFp4(c: u32) f32 {
@@ -518,6 +581,10 @@ const QuantJob = struct {
     part: u8,
     k: usize,
     in_half: bool,
+    /// The input's dtype (nvfp4 rounds its arithmetic to it).
+    in_dt: Dtype,
+    /// nvfp4 with a global scale g: 2688 / g in float32.
+    gfactor: ?f32,
 
     fn range(j: *const QuantJob, g0: usize, g1: usize) void {
         const gs = j.p.group_size;
@@ -609,9 +676,13 @@ const QuantJob = struct {
                     }
                 },
                 .nvfp4 => {
+                    // In the input's dtype (each float32 step rounded to it), the global factor
+                    // 2688 / g applied in float32; see the file's header.
                     var amax: f32 = 0;
-                    for (vals) |v| amax = @max(amax, @abs(v));
-                    const sc = if (std.math.isFinite(amax)) toE4m3(amax / 6) else 0x7e;
+                    for (vals) |v| amax = if (std.math.isNan(v) or std.math.isNan(amax)) std.math.nan(f32) else @max(amax, @abs(v));
+                    var raw = roundTo(j.in_dt, amax / 6);
+                    if (j.gfactor) |f| raw *= f;
+                    const sc = toE4m3Sat(raw);
                     if (j.part == 1) {
                         j.out[g] = sc;
                         continue;
@@ -620,8 +691,10 @@ const QuantJob = struct {
                     const w0 = g * gs / 8;
                     for (0..gs / 8) |wi| {
                         var word: u32 = 0;
-                        if (scale != 0 and std.math.isFinite(amax)) {
-                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
+                        for (0..8) |e2| {
+                            var el = roundTo(j.in_dt, vals[wi * 8 + e2] / scale);
+                            if (j.gfactor) |f| el *= f;
+                            word |= @as(u32, toFp4(el)) << @intCast(4 * e2);
                         }
                         words[w0 + wi] = word;
                     }
@@ -650,7 +723,8 @@ fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
     defer std.heap.c_allocator.free(buf);
     convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
     const k: usize = @intCast(w.shape.dims[w.shape.ndim - 1]);
-    const job = QuantJob{ .w = buf, .out = node.data(), .dt = node.dtype, .p = p, .part = part, .k = k, .in_half = w.dtype == .float16 or w.dtype == .bfloat16 };
+    const gfactor: ?f32 = if (node.inputs.len > 1) @as(f32, 2688) / globalValue(node.inputs[1]) else null;
+    const job = QuantJob{ .w = buf, .out = node.data(), .dt = node.dtype, .p = p, .part = part, .k = k, .in_half = w.dtype == .float16 or w.dtype == .bfloat16, .in_dt = w.dtype, .gfactor = gfactor };
     const groups = n / p.group_size;
     pool.parallelFor(groups, 1024, &job, QuantJob.range);
 }
@@ -664,6 +738,8 @@ const QMat = struct {
     b: ?*const Node,
     p: Params,
     arith: Dtype,
+    /// nvfp4 with a global scale g: g / 2688 in float32; the values are q * (scale * this).
+    gscale: ?f32 = null,
 
     fn decodeRow(m: *const QMat, bi: usize, r: usize, c0: usize, c1: usize, out: []f32) void {
         const nd = m.w.shape.ndim;
@@ -721,7 +797,7 @@ const QMat = struct {
                 },
                 .mxfp4, .nvfp4 => {
                     const sc = readU8(m.s, soff + @as(isize, @intCast(g)) * scs);
-                    const sv = roundTo(m.arith, if (m.p.mode == .mxfp4) fromE8m0(sc) else fromE4m3(sc));
+                    const sv = if (m.gscale) |gf| fromE4m3(sc) * gf else roundTo(m.arith, if (m.p.mode == .mxfp4) fromE8m0(sc) else fromE4m3(sc));
                     for (0..gs) |e| {
                         const c = col0 + e;
                         const q = (word(wbase, woff, wcs, c / 8) >> @intCast(4 * (c % 8))) & 15;
@@ -746,16 +822,18 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
     try primitives.allocOutput(node, null);
     const w = node.inputs[0];
     const s = node.inputs[1];
-    const b: ?*const Node = if (node.inputs.len > 2) node.inputs[2] else null;
+    const b: ?*const Node = if (p.mode == .affine) node.inputs[2] else null;
     const nd = w.shape.ndim;
     const cols: usize = @intCast(node.shape.dims[nd - 1]);
     const rows_per: usize = @intCast(node.shape.dims[nd - 2]);
     if (node.size() == 0) return;
     const batch = node.size() / (cols * rows_per);
+    const global = globalOf(node, .{ .dequantize = p });
     const arith: Dtype = if (p.mode == .affine) blk: {
         const d = dtype_mod.promote(s.dtype, b.?.dtype);
         break :blk if (isFloat(d)) d else .float32;
     } else node.dtype;
+    const gscale: ?f32 = if (global) |g| globalValue(g) / @as(f32, 2688) else null;
     const Job = struct {
         m: QMat,
         out: [*]u8,
@@ -778,7 +856,7 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
             }
         }
     };
-    const job = Job{ .m = .{ .w = w, .s = s, .b = b, .p = p, .arith = arith }, .out = node.data(), .dt = node.dtype, .cols = cols, .rows_per = rows_per };
+    const job = Job{ .m = .{ .w = w, .s = s, .b = b, .p = p, .arith = arith, .gscale = gscale }, .out = node.data(), .dt = node.dtype, .cols = cols, .rows_per = rows_per };
     pool.parallelFor(batch * rows_per, @max(1, 65536 / cols), &job, Job.range);
 }
 
@@ -1079,7 +1157,7 @@ fn groupGrad(dw: *Node, wq: *Node, sc: *Node, p: Params, want_scales: bool, s: u
         defer array.release(ones);
         const zeros = try copy.broadcastTo(zero, sc.shape, s);
         defer array.release(zeros);
-        const q = try dequantize(wq, ones, zeros, p, .float32, s);
+        const q = try dequantize(wq, ones, zeros, null, p, .float32, s);
         defer array.release(q);
         break :blk try ew.binary(.multiply, dw, q, s);
     } else blk: {
@@ -1128,6 +1206,29 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
         .qdq => return errors.fail(.not_implemented, "[qqmm] The vjp of the activation quantization is not implemented (MLX's CPU backend cannot differentiate qqmm either).", .{}),
         .dequantize => |q| {
             if (arg == 0) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantized weights.", .{});
+            if (arg == 2 and q.mode != .affine) {
+                // The global scale g: out = q * (scale * (g / 2688)), so the cotangent is
+                // sum(cot * q * scale) / 2688, in g's shape.
+                const red = @import("reduce.zig");
+                const ew = @import("elementwise.zig");
+                const grad = @import("../grad.zig");
+                const gnode = node.inputs[2];
+                const dq = try dequantize(node.inputs[0], node.inputs[1], null, null, q, .float32, s);
+                defer array.release(dq);
+                const gf = try copy.astype(g, .float32, s);
+                defer array.release(gf);
+                const prod = try ew.binary(.multiply, gf, dq, s);
+                defer array.release(prod);
+                var all_axes: [max_ndim]i32 = undefined;
+                for (0..prod.shape.ndim) |i| all_axes[i] = @intCast(i);
+                const sum = try red.reduce(.sum, prod, all_axes[0..prod.shape.ndim], false, s);
+                defer array.release(sum);
+                const c = try grad.constant(2688, .float32, s);
+                defer array.release(c);
+                const d = try ew.binary(.divide, sum, c, s);
+                defer array.release(d);
+                return shape_ops.reshape(d, gnode.shape.slice(), s);
+            }
             if (q.mode != .affine) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantization scales in mode '{s}'.", .{@tagName(q.mode)});
             return groupGrad(g, node.inputs[0], node.inputs[1], q, arg == 1, s);
         },
@@ -1145,8 +1246,13 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
     var made: [4]?*Node = .{ null, null, null, null };
     defer for (made) |m| if (m) |x| array.release(x);
     var ins: [4]*Node = undefined;
+    const gl = globalOf(node, p);
     for (node.inputs, 0..) |in, i| {
-        if (bx[i]) |x| {
+        if (gl != null and in == gl.? and i == node.inputs.len - 1) {
+            // The global scale stays one value for the whole batch.
+            if (bx[i] != null) return errors.fail(.invalid_argument, "[{s}] vmap over the global scale is not supported.", .{p.name()});
+            ins[i] = in;
+        } else if (bx[i]) |x| {
             ins[i] = x;
         } else if (p == .qmm and i == 0) {
             ins[i] = in;
@@ -1163,9 +1269,9 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
         }
     }
     switch (p) {
-        .quantize => |q| return quantize(ins[0], q.p, q.part, s),
+        .quantize => |q| return quantize(ins[0], q.p, q.part, gl, s),
         .qdq => |q| return quantizeDequantize(ins[0], q, s),
-        .dequantize => |q| return dequantize(ins[0], ins[1], if (node.inputs.len > 2) ins[2] else null, q, node.dtype, s),
+        .dequantize => |q| return dequantize(ins[0], ins[1], if (q.mode == .affine) ins[2] else null, gl, q, node.dtype, s),
         .qmm => |q| {
             for (1..node.inputs.len) |i| {
                 if (bx[i] != null) return errors.fail(.invalid_argument, "[QuantizedMatmul::vmap] NYI", .{});
@@ -1180,26 +1286,30 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
 // ---------------------------------------------------------------------------------------------
 // C ABI
 
-fn quantizeAbi(w: u32, group_size: i32, bits: i32, mode: u32, part: u32, s: i32) callconv(.c) u32 {
+fn quantizeAbi(w: u32, global_scale: u32, group_size: i32, bits: i32, mode: u32, part: u32, s: i32) callconv(.c) u32 {
     return abi_util.handleOf(blk: {
         const x = handles.get(w, "quantize") catch |e| break :blk e;
+        const gl: ?*Node = if (global_scale == 0) null else handles.get(global_scale, "quantize") catch |e| break :blk e;
         const m = modeArg(mode, "quantize") catch |e| break :blk e;
         const p = defaults(m, group_size, bits);
         const stream = stream_mod.resolve(s, "quantize") catch |e| break :blk e;
-        break :blk quantize(x, p, @intCast(@min(part, 2)), stream);
+        break :blk quantize(x, p, @intCast(@min(part, 2)), gl, stream);
     });
 }
 
-fn dequantizeAbi(w: u32, scales: u32, biases: u32, group_size: i32, bits: i32, mode: u32, dtype: i32, s: i32) callconv(.c) u32 {
+fn dequantizeAbi(w: u32, scales: u32, biases: u32, global_scale: u32, group_size: i32, bits: i32, dtype: i32, mode_stream: i32) callconv(.c) u32 {
+    // mode in the low byte, stream above it (eight integer arguments at most).
     return abi_util.handleOf(blk: {
         const x = handles.get(w, "dequantize") catch |e| break :blk e;
         const sc = handles.get(scales, "dequantize") catch |e| break :blk e;
         const b: ?*Node = if (biases == 0) null else handles.get(biases, "dequantize") catch |e| break :blk e;
-        const m = modeArg(mode, "dequantize") catch |e| break :blk e;
-        const p = resolve(m, group_size, bits, "dequantize") catch |e| break :blk e;
+        const gl: ?*Node = if (global_scale == 0) null else handles.get(global_scale, "dequantize") catch |e| break :blk e;
+        const m = modeArg(@intCast(mode_stream & 0xff), "dequantize") catch |e| break :blk e;
+        // With a global scale the parameters are validated after it (dequantize), as MLX does.
+        const p = if (gl != null) defaults(m, group_size, bits) else resolve(m, group_size, bits, "dequantize") catch |e| break :blk e;
         const dt: ?Dtype = if (dtype < 0) null else abi_util.dtypeArg(@intCast(dtype), "dequantize") catch |e| break :blk e;
-        const stream = stream_mod.resolve(s, "dequantize") catch |e| break :blk e;
-        break :blk dequantize(x, sc, b, p, dt, stream);
+        const stream = stream_mod.resolve(mode_stream >> 8, "dequantize") catch |e| break :blk e;
+        break :blk dequantize(x, sc, b, gl, p, dt, stream);
     });
 }
 
@@ -1229,8 +1339,8 @@ fn qdqAbi(x: u32, group_size: i32, bits: i32, mode: u32, s: i32) callconv(.c) u3
 
 pub const abi = [_]abi_util.Entry{
     abi_util.entry("quantize_dequantize", qdqAbi, &.{ "x", "group_size", "bits", "mode", "stream" }, "x rounded through an fp quantization mode (qqmm's activations), in x's dtype; group_size/bits 0 take the mode's defaults."),
-    abi_util.entry("quantize", quantizeAbi, &.{ "w", "group_size", "bits", "mode", "part", "stream" }, "One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); group_size/bits 0 take the mode's defaults."),
-    abi_util.entry("dequantize", dequantizeAbi, &.{ "w", "scales", "biases", "group_size", "bits", "mode", "dtype", "stream" }, "Dequantize (biases 0: none; dtype -1: inferred)."),
+    abi_util.entry("quantize", quantizeAbi, &.{ "w", "global_scale", "group_size", "bits", "mode", "part", "stream" }, "One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); global_scale 0: none (nvfp4 only: a float32 of one element); group_size/bits 0 take the mode's defaults."),
+    abi_util.entry("dequantize", dequantizeAbi, &.{ "w", "scales", "biases", "global_scale", "group_size", "bits", "dtype", "mode_stream" }, "Dequantize (biases 0: none; global_scale 0: none (nvfp4 only); dtype -1: inferred); mode_stream = mode | stream << 8."),
     abi_util.entry("quantized_matmul", qmmAbi, &.{ "x", "w", "scales", "biases", "transpose", "group_size", "bits", "mode_stream" }, "x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8."),
 };
 
@@ -1246,6 +1356,20 @@ test "element formats" {
     try testing.expectEqual(@as(u8, 0), toFp4(-0.25));
     try testing.expectEqual(@as(u8, 12), toFp4(-2.5));
     try testing.expectEqual(@as(u8, 7), toFp4(9));
+    // MLX's nearest-value search in float32: non-finite and huge values give 0, and between 2^25
+    // and 2^27 the roundings of |x| - v pick by the last mantissa bit.
+    try testing.expectEqual(@as(u8, 0), toFp4(std.math.inf(f32)));
+    try testing.expectEqual(@as(u8, 0), toFp4(-std.math.inf(f32)));
+    try testing.expectEqual(@as(u8, 0), toFp4(std.math.nan(f32)));
+    try testing.expectEqual(@as(u8, 7), toFp4(0x1p24));
+    try testing.expectEqual(@as(u8, 7), toFp4(0x1p25 + 8));
+    try testing.expectEqual(@as(u8, 4), toFp4(0x1p25 + 12));
+    try testing.expectEqual(@as(u8, 14), toFp4(-(0x1p26 + 8)));
+    try testing.expectEqual(@as(u8, 0), toFp4(0x1p27 + 16));
+    try testing.expectEqual(@as(u8, 0x7e), toE4m3Sat(std.math.nan(f32)));
+    try testing.expectEqual(@as(u8, 0xfe), toE4m3Sat(-std.math.nan(f32)));
+    try testing.expectEqual(@as(u8, 0xfe), toE4m3Sat(-std.math.inf(f32)));
+    try testing.expectEqual(@as(u8, 0x80), toE4m3Sat(-0.0));
     try testing.expectEqual(@as(u8, 0x58), toE4m3(17));
     try testing.expectEqual(@as(u8, 0x5a), toE4m3(19));
     try testing.expectEqual(@as(u8, 0x52), toE4m3(9.5));
@@ -1273,6 +1397,6 @@ test "quantize messages" {
     try testing.expectEqualStrings("[quantize] The requested group size 16 is not supported. The supported group sizes are 32, 64, and 128.", errors.messageSlice());
     const v = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{128}, "t"), s, "t");
     defer array.release(v);
-    try testing.expectError(error.Failed, quantize(v, try resolve(.affine, 0, 0, "quantize"), 0, s));
+    try testing.expectError(error.Failed, quantize(v, try resolve(.affine, 0, 0, "quantize"), 0, null, s));
     try testing.expectEqualStrings("[quantize] The matrix to be quantized must have at least 2 dimension but it has only 1.", errors.messageSlice());
 }

@@ -8,7 +8,7 @@ import { bfloat16, float32, toDtype, uint32, uint8, type DtypeLike } from "../dt
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
 import { take } from "./indexing";
-import { add, bitwiseAnd, bitwiseOr, leftShift, less, minimum, multiply, rightShift, round, subtract, where } from "./elementwise";
+import { add, bitwiseAnd, bitwiseOr, divide, leftShift, less, minimum, multiply, rightShift, round, subtract, where } from "./elementwise";
 import { broadcastTo, reshape, view } from "./shape";
 
 /** The quantization modes: affine (scale and bias per group), and the microscaling float formats. */
@@ -40,22 +40,42 @@ function intOpt(v: number | null | undefined, what: string, op: string): number 
   return v;
 }
 
+/** Options of {@link quantize}. */
+export interface QuantizeWithGlobalOptions extends QuantizeOptions {
+  /**
+   * nvfp4 only: a float32 array of one element, the per-tensor scale g. The group scales are then
+   * e4m3(amax / 6 * (2688 / g)) and the elements (w / scale) * (2688 / g) (2688 = 448 * 6, the
+   * largest E4M3 times the largest E2M1), so that g = amax(w) uses the whole E4M3 range; give the
+   * same g to {@link dequantize}.
+   */
+  globalScale?: MxArray | null;
+}
+
+function globalHandle(g: MxArray | null | undefined, op: string): number {
+  if (g === undefined || g === null) return 0;
+  if (!(g instanceof MxArray)) throw new MlxError(`[${op}] The global scale must be an mx.Array.`, 1);
+  return g.handle(op);
+}
+
 /**
  * Quantize the last axis of `w` (at least 2-D) in groups of `groupSize` elements. Returns
  * `[wq, scales, biases]` in affine mode and `[wq, scales]` in the mxfp4/mxfp8/nvfp4 modes (uint8
  * scales), with the codes packed in uint32 words (least significant bits first), exactly as MLX.
+ * In nvfp4 mode, `globalScale` (a float32 scalar) rescales the group scales as MLX does.
  * @example const [wq, scales, biases] = mx.quantize(mx.random.normal([64, 128]), { groupSize: 64, bits: 4 })
+ * @example const g = mx.max(mx.abs(w)); const [wq, scales] = mx.quantize(w, { mode: "nvfp4", globalScale: g })
  */
-export function quantize(w: MxArray, options: QuantizeOptions = {}): MxArray[] {
+export function quantize(w: MxArray, options: QuantizeWithGlobalOptions = {}): MxArray[] {
   const mode = modeOf(options.mode, "quantize");
   const gs = intOpt(options.groupSize, "group_size", "quantize");
   const bits = intOpt(options.bits, "bits", "quantize");
   const s = streamArg(options.stream);
   const h = w.handle("quantize");
+  const gh = globalHandle(options.globalScale, "quantize");
   const parts = mode === 0 ? 3 : 2;
   const out: MxArray[] = [];
   try {
-    for (let p = 0; p < parts; p++) out.push(new MxArray(checkHandle(lib.mlxb_quantize(h, gs, bits, mode, p, s))));
+    for (let p = 0; p < parts; p++) out.push(new MxArray(checkHandle(lib.mlxb_quantize(h, gh, gs, bits, mode, p, s))));
   } catch (e) {
     for (const a of out) a.dispose();
     throw e;
@@ -65,13 +85,20 @@ export function quantize(w: MxArray, options: QuantizeOptions = {}): MxArray[] {
 
 /** Options of {@link dequantize}. */
 export interface DequantizeOptions extends QuantizeOptions {
-  /** The output dtype. Default: the scales' (and biases') dtype in affine mode, else bfloat16. */
+  /**
+   * The output dtype. Default: the scales' (and biases') dtype in affine mode, float32 with a
+   * `globalScale`, else bfloat16. (With a global scale MLX 0.32 returns float32 whatever dtype is
+   * asked for; here an explicit dtype is honoured, the float32 values rounded to it.)
+   */
   dtype?: DtypeLike | null;
+  /** nvfp4 only: the float32 scalar given to {@link quantize}; the values are q * (scale * (g / 2688)). */
+  globalScale?: MxArray | null;
 }
 
 /**
  * The inverse of {@link quantize}: `scale * q + bias` per group (affine, computed in the scales'
- * dtype), or the decoded float codes times their group's scale.
+ * dtype), or the decoded float codes times their group's scale (times g / 2688 with an nvfp4
+ * `globalScale` g). Differentiable in the affine scales and biases and in the global scale.
  * @example mx.dequantize(wq, scales, biases, { groupSize: 64, bits: 4 })
  */
 export function dequantize(wq: MxArray, scales: MxArray, biases?: MxArray | null, options: DequantizeOptions = {}): MxArray {
@@ -80,7 +107,9 @@ export function dequantize(wq: MxArray, scales: MxArray, biases?: MxArray | null
   const bits = intOpt(options.bits, "bits", "dequantize");
   const dt = options.dtype === undefined || options.dtype === null ? -1 : toDtype(options.dtype, "dequantize").value;
   const bh = biases ? biases.handle("dequantize") : 0;
-  return new MxArray(checkHandle(lib.mlxb_dequantize(wq.handle("dequantize"), scales.handle("dequantize"), bh, gs, bits, mode, dt, streamArg(options.stream))));
+  const gh = globalHandle(options.globalScale, "dequantize");
+  const ms = mode | (streamArg(options.stream) << 8);
+  return new MxArray(checkHandle(lib.mlxb_dequantize(wq.handle("dequantize"), scales.handle("dequantize"), bh, gh, gs, bits, dt, ms)));
 }
 
 /** Options of {@link quantizedMatmul}. */
@@ -108,6 +137,11 @@ export function quantizedMatmul(x: MxArray, w: MxArray, scales: MxArray, biases?
 export interface GatherQmmOptions extends QuantizedMatmulOptions {
   /** Accepted for MLX compatibility (a hint; the result is the same). */
   sortedIndices?: boolean;
+  /**
+   * nvfp4 only, with indices: float32, one global scale per matrix of `w` (shape `w.shape[:-2]`),
+   * as given to {@link quantize} for that matrix. (MLX 0.32 supports it on the GPU only.)
+   */
+  globalScale?: MxArray | null;
 }
 
 function batchSize(shape: readonly number[]): number {
@@ -127,6 +161,16 @@ export function gatherQmm(
 ): MxArray {
   const op = "gather_qmm";
   if (w.dtype.name !== "uint32") throw new MlxError(`[${op}] The weight matrix should be uint32 but received ${w.dtype.name}`, 1);
+  const gl = options.globalScale ?? null;
+  if (gl) {
+    if (!lhsIndices && !rhsIndices) throw new MlxError(`[${op}] Global scale is not supported without indices.`, 1);
+    if ((options.mode ?? "affine") !== "nvfp4") throw new MlxError(`[${op}] Global scale is only supported for 'nvfp4' quantization mode.`, 1);
+    if (gl.dtype.name !== "float32") throw new MlxError(`[${op}] Global scale must have dtype float32 but got ${gl.dtype.name}.`, 1);
+    const experts = w.shape.slice(0, -2);
+    if (gl.ndim !== experts.length || gl.shape.some((d, i) => d !== experts[i])) {
+      throw new MlxError(`[${op}] Global scale must have one entry per expert with shape ${shapeStr(experts)} but got ${shapeStr(gl.shape)}.`, 1);
+    }
+  }
   for (const ix of [lhsIndices, rhsIndices]) {
     if (ix && !ix.dtype.isInteger) throw new MlxError(`[${op}] Got indices with invalid dtype. Indices must be integral.`, 1);
   }
@@ -143,7 +187,13 @@ export function gatherQmm(
     const wg = pick(w, ri);
     const sg = pick(scales, ri);
     const bg = biases ? pick(biases, ri) : null;
-    return quantizedMatmul(xg, wg, sg, bg, options);
+    const { globalScale: _g, ...qopts } = options;
+    const y = quantizedMatmul(xg, wg, sg, bg, qopts);
+    if (!gl) return y;
+    // Each matrix's product times its g / 2688 (dequantize's factor), in float32.
+    const f = divide(take(reshape(gl, [-1], s), ri, 0, s), array(2688, float32), s);
+    const scaled = multiply(astype(y, float32, s), reshape(f, [...ishape, 1, 1], s), s);
+    return astype(scaled, y.dtype, s);
   });
 }
 
