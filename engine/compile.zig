@@ -99,10 +99,13 @@ pub const Tape = struct {
     label: ?[:0]u8 = null,
     metadata: ?[:0]u8 = null,
     next: u32 = 0,
+    /// The tape as JSON text (compile_describe), read with compile_text 2.
+    description: ?[:0]u8 = null,
 
     pub fn deinit(t: *Tape) void {
         if (t.label) |x| a_.free(x);
         if (t.metadata) |x| a_.free(x);
+        if (t.description) |x| a_.free(x);
         for (t.steps) |*s| s.deinit();
         a_.free(t.steps);
         for (t.constants) |c| array.release(c);
@@ -1485,12 +1488,92 @@ fn textImpl(id: u32, what: u32) errors.Error![*:0]const u8 {
     const x = switch (what) {
         0 => t.label,
         1 => t.metadata,
+        2 => t.description,
         else => return errors.fail(.invalid_argument, "[import_function] Unknown text query {d}.", .{what}),
     };
     return if (x) |v| v.ptr else "";
 }
 fn compileText(id: u32, what: u32) callconv(.c) [*:0]const u8 {
     return textImpl(id, what) catch "";
+}
+
+fn writeJsonShape(out: *std.ArrayList(u8), s: *const Shape) errors.Error!void {
+    try reflect.appendJson(out, "[", .{});
+    for (s.slice(), 0..) |d, i| try reflect.appendJson(out, "{s}{d}", .{ if (i > 0) "," else "", d });
+    try reflect.appendJson(out, "]", .{});
+}
+
+fn writeJsonRefs(out: *std.ArrayList(u8), rs: []const Ref) errors.Error!void {
+    try reflect.appendJson(out, "[", .{});
+    for (rs, 0..) |r, i| try reflect.appendJson(out, "{s}{d}", .{ if (i > 0) "," else "", r });
+    try reflect.appendJson(out, "]", .{});
+}
+
+/// A tape as JSON text, for `mx.exportFunction` with a callback (src/compile.ts):
+/// `{"shapeless":b,"inputs":[{"dtype","shape"}],"constants":[{"dtype","shape"}],
+/// "steps":[{"name":<the op's name>,"prim":<reflect.writeJson of the Primitive>,"dtype","shape",
+/// "strides" (as_strided's layout; [] for other steps),"inputs":[ref]}],
+/// "outputs":[ref]}`, refs as in the file format (top two bits the kind).
+pub fn describe(t: *const Tape, out: *std.ArrayList(u8)) errors.Error!void {
+    if (t.has_custom)
+        return errors.fail(.invalid_argument, "[export_function] The function calls a custom function (its transforms are host callbacks), which cannot be exported.", .{});
+    try reflect.appendJson(out, "{{\"shapeless\":{s},\"inputs\":[", .{if (t.shapeless) "true" else "false"});
+    for (t.inputs, 0..) |s, i| {
+        try reflect.appendJson(out, "{s}{{\"dtype\":\"{s}\",\"shape\":", .{ if (i > 0) "," else "", @tagName(s.dtype) });
+        try writeJsonShape(out, &s.shape);
+        try reflect.appendJson(out, "}}", .{});
+    }
+    try reflect.appendJson(out, "],\"constants\":[", .{});
+    for (t.constants, 0..) |c, i| {
+        try reflect.appendJson(out, "{s}{{\"dtype\":\"{s}\",\"shape\":", .{ if (i > 0) "," else "", @tagName(c.dtype) });
+        try writeJsonShape(out, &c.shape);
+        try reflect.appendJson(out, "}}", .{});
+    }
+    try reflect.appendJson(out, "],\"steps\":[", .{});
+    for (t.steps, 0..) |*s, i| {
+        try reflect.appendJson(out, "{s}{{\"name\":\"{s}\",\"prim\":", .{ if (i > 0) "," else "", s.prim.name() });
+        try reflect.writeJson(Primitive, s.prim, out);
+        try reflect.appendJson(out, ",\"dtype\":\"{s}\",\"shape\":", .{@tagName(s.dtype)});
+        try writeJsonShape(out, &s.shape);
+        try reflect.appendJson(out, ",\"strides\":", .{});
+        // Only as_strided's strides mean anything (the other steps' are not set).
+        const as_strided = s.prim == .shape and s.prim.shape == .as_strided;
+        try reflect.writeJson([]const i64, if (as_strided) s.strides[0..s.shape.ndim] else &.{}, out);
+        try reflect.appendJson(out, ",\"inputs\":", .{});
+        try writeJsonRefs(out, s.inputs);
+        try reflect.appendJson(out, "}}", .{});
+    }
+    try reflect.appendJson(out, "],\"outputs\":", .{});
+    try writeJsonRefs(out, t.outputs);
+    try reflect.appendJson(out, "}}", .{});
+}
+
+fn describeImpl(id: u32) errors.Error!i32 {
+    const t = try lookup(id, "export_function");
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(a_);
+    try describe(t, &out);
+    if (out.items.len > std.math.maxInt(i32)) return errors.fail(.invalid_argument, "[export_function] The function is too large to describe.", .{});
+    const z = a_.dupeZ(u8, out.items) catch return oom();
+    if (t.description) |old| a_.free(old);
+    t.description = z;
+    return @intCast(out.items.len);
+}
+fn compileDescribe(id: u32) callconv(.c) i32 {
+    return describeImpl(id) catch -@as(i32, @intFromEnum(errors.code()));
+}
+
+fn constantsImpl(id: u32) errors.Error!i32 {
+    const t = try lookup(id, "export_function");
+    grad.clearResults();
+    for (t.constants) |c| {
+        c.retain();
+        try grad.pushResult(c);
+    }
+    return @intCast(t.constants.len);
+}
+fn compileConstants(id: u32) callconv(.c) i32 {
+    return constantsImpl(id) catch -@as(i32, @intFromEnum(errors.code()));
 }
 
 pub const abi = [_]abi_util.Entry{
@@ -1506,7 +1589,9 @@ pub const abi = [_]abi_util.Entry{
     abi_util.entry("compile_set_text", compileSetText, &.{ "id", "what", "text", "ntext" }, "Set a tape's text for export: 0 its signature (the host's), 1 the file's metadata (read from the first trace). No NUL byte. 0 on success."),
     abi_util.entry("compile_link", compileLink, &.{ "id", "next" }, "Make `next` the trace written after tape `id` in its file (0: none). 0 on success."),
     abi_util.entry("compile_import", compileImport, &.{ "path", "npath" }, "Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error."),
-    abi_util.entry("compile_text", compileText, &.{ "id", "what" }, "Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; \"\" if none."),
+    abi_util.entry("compile_text", compileText, &.{ "id", "what" }, "Text of a trace: 0 its signature (written by the host), 1 the file's metadata, 2 its description (compile_describe); \"\" if none."),
+    abi_util.entry("compile_describe", compileDescribe, &.{"id"}, "Describe a tape as JSON text (inputs, constants, steps with their primitives' parameters, outputs), read with compile_text 2: its length, negative on error."),
+    abi_util.entry("compile_constants", compileConstants, &.{"id"}, "A tape's constants as new arrays for results_take, in order: their count, negative on error."),
 };
 
 pub const abi_enums = .{};
@@ -1537,6 +1622,14 @@ test "compile: build, simplify (CSE, no-ops, constant merging) and replay" {
     try testing.expectEqual(@as(usize, 2), t.steps.len); // multiply once, add
     try testing.expectEqual(@as(usize, 1), t.constants.len);
     for ([_]*Node{ ph, two_a, two_b, m1, m2, c, y }) |n| array.release(n);
+
+    // The description for exportFunction's callback (refs: 1 << 30 a step, 2 << 30 a constant).
+    var desc: std.ArrayList(u8) = .empty;
+    defer desc.deinit(a_);
+    try describe(t, &desc);
+    try testing.expectEqualStrings("{\"shapeless\":false,\"inputs\":[{\"dtype\":\"float32\",\"shape\":[3]}],\"constants\":[{\"dtype\":\"float32\",\"shape\":[]}]," ++
+        "\"steps\":[{\"name\":\"multiply\",\"prim\":{\"elementwise\":{\"binary\":\"multiply\"}},\"dtype\":\"float32\",\"shape\":[3],\"strides\":[],\"inputs\":[0,2147483648]}," ++
+        "{\"name\":\"add\",\"prim\":{\"elementwise\":{\"binary\":\"add\"}},\"dtype\":\"float32\",\"shape\":[3],\"strides\":[],\"inputs\":[1073741824,1073741824]}],\"outputs\":[1073741825]}", desc.items);
 
     var out: [1]*Node = undefined;
     try replay(t, &.{x}, &out);

@@ -198,6 +198,67 @@ pub fn write(comptime T: type, v: T, out: *std.ArrayList(u8)) errors.Error!void 
     }
 }
 
+/// The same values as JSON text (for `mx.exportFunction` with a callback, which reports each
+/// primitive's parameters): structs as objects with their field names, tagged unions as
+/// `{"tag": payload}` (`null` for a void payload), enums as their names, fixed arrays and
+/// slices as lists, optionals as the value or `null`, pointers to one value as the pointee;
+/// non-finite floats as the strings "nan", "inf", "-inf". Shared records cannot be written.
+pub fn writeJson(comptime T: type, v: T, out: *std.ArrayList(u8)) errors.Error!void {
+    switch (@typeInfo(T)) {
+        .void => try appendJson(out, "null", .{}),
+        .bool => try appendJson(out, "{s}", .{if (v) "true" else "false"}),
+        .int => try appendJson(out, "{d}", .{v}),
+        .float => {
+            const x: f64 = @floatCast(v);
+            if (std.math.isNan(x)) try appendJson(out, "\"nan\"", .{}) else if (std.math.isInf(x))
+                try appendJson(out, "{s}", .{if (x > 0) "\"inf\"" else "\"-inf\""})
+            else
+                try appendJson(out, "{e}", .{x});
+        },
+        .@"enum" => try appendJson(out, "\"{s}\"", .{@tagName(v)}),
+        .array => |ar| try writeJsonList(ar.child, &v, out),
+        .@"struct" => |s| {
+            try appendJson(out, "{{", .{});
+            inline for (s.fields, 0..) |f, i| {
+                try appendJson(out, "{s}\"{s}\":", .{ if (i > 0) "," else "", f.name });
+                try writeJson(f.type, @field(v, f.name), out);
+            }
+            try appendJson(out, "}}", .{});
+        },
+        .@"union" => switch (v) {
+            inline else => |pv, tag| {
+                try appendJson(out, "{{\"{s}\":", .{@tagName(tag)});
+                try writeJson(@TypeOf(pv), pv, out);
+                try appendJson(out, "}}", .{});
+            },
+        },
+        .optional => |o| if (v) |x| try writeJson(o.child, x, out) else try appendJson(out, "null", .{}),
+        .pointer => |p| switch (p.size) {
+            .one => {
+                if (comptime isShared(p.child))
+                    return errors.fail(.invalid_argument, "[export_function] A parameter of type {s} cannot be exported.", .{@typeName(p.child)});
+                try writeJson(p.child, v.*, out);
+            },
+            .slice => try writeJsonList(p.child, v, out),
+            else => @compileError("reflect.writeJson: unsupported pointer " ++ @typeName(T)),
+        },
+        else => @compileError("reflect.writeJson: unsupported type " ++ @typeName(T)),
+    }
+}
+
+fn writeJsonList(comptime C: type, xs: []const C, out: *std.ArrayList(u8)) errors.Error!void {
+    try appendJson(out, "[", .{});
+    for (xs, 0..) |x, i| {
+        if (i > 0) try appendJson(out, ",", .{});
+        try writeJson(C, x, out);
+    }
+    try appendJson(out, "]", .{});
+}
+
+pub fn appendJson(out: *std.ArrayList(u8), comptime fmt: []const u8, args: anytype) errors.Error!void {
+    out.print(a_, fmt, args) catch return oom();
+}
+
 /// Reads what `write` wrote, validating every byte; failures name the file.
 pub const Reader = struct {
     bytes: []const u8,
@@ -297,6 +358,24 @@ fn shortName(comptime T: type) []const u8 {
     const full = @typeName(T);
     const i = std.mem.lastIndexOfScalar(u8, full, '.') orelse return full;
     return full[i + 1 ..];
+}
+
+test "reflect: JSON text of parameters" {
+    const Inner = struct { k: i32, xs: [3]u8, f: f32 };
+    const U = union(enum) { none, one: f64, two: *const Inner, three: struct { e: enum { a, b }, on: ?bool, s: []const i8 } };
+    const in1 = Inner{ .k = -4, .xs = .{ 1, 2, 3 }, .f = 0.5 };
+    var out: std.ArrayList(u8) = .empty;
+    defer out.deinit(a_);
+    try writeJson(U, .{ .two = &in1 }, &out);
+    try std.testing.expectEqualStrings("{\"two\":{\"k\":-4,\"xs\":[1,2,3],\"f\":5e-1}}", out.items);
+    out.clearRetainingCapacity();
+    try writeJson(U, .{ .three = .{ .e = .b, .on = null, .s = &.{ -1, 2 } } }, &out);
+    try std.testing.expectEqualStrings("{\"three\":{\"e\":\"b\",\"on\":null,\"s\":[-1,2]}}", out.items);
+    out.clearRetainingCapacity();
+    try writeJson(U, .none, &out);
+    try writeJson(U, .{ .one = std.math.nan(f64) }, &out);
+    try writeJson(U, .{ .one = -std.math.inf(f64) }, &out);
+    try std.testing.expectEqualStrings("{\"none\":null}{\"one\":\"nan\"}{\"one\":\"-inf\"}", out.items);
 }
 
 test "reflect: eql, hash, clone and a serialization round trip" {

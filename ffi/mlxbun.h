@@ -510,8 +510,12 @@ int32_t mlxb_compile_set_text(uint32_t id, uint32_t what, const void* text, uint
 int32_t mlxb_compile_link(uint32_t id, uint32_t next);
 /* Read every trace of a file, validating it; the id of the first (compile_info 7 gives each one's next, 0 after the last), 0 on error. */
 uint32_t mlxb_compile_import(const void* path, uint32_t npath);
-/* Text of an imported trace: 0 its signature (written by the host), 1 the file's metadata; "" if none. */
+/* Text of a trace: 0 its signature (written by the host), 1 the file's metadata, 2 its description (compile_describe); "" if none. */
 const char* mlxb_compile_text(uint32_t id, uint32_t what);
+/* Describe a tape as JSON text (inputs, constants, steps with their primitives' parameters, outputs), read with compile_text 2: its length, negative on error. */
+int32_t mlxb_compile_describe(uint32_t id);
+/* A tape's constants as new arrays for results_take, in order: their count, negative on error. */
+int32_t mlxb_compile_constants(uint32_t id);
 /* Tests and replay: a new fused node running the template fused array's program on n new inputs (the template's shape). */
 uint32_t mlxb_fused_apply(uint32_t fused, const uint32_t* inputs, uint32_t n, int32_t stream);
 /* Fuse the elementwise chains of the unevaluated graph behind the arrays (in place); the number of fused nodes made, negative on error. */

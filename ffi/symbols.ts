@@ -343,6 +343,8 @@ export const symbols = {
   mlxb_compile_link: { args: ["u32", "u32"], returns: "i32" },
   mlxb_compile_import: { args: ["ptr", "u32"], returns: "u32" },
   mlxb_compile_text: { args: ["u32", "u32"], returns: "cstring" },
+  mlxb_compile_describe: { args: ["u32"], returns: "i32" },
+  mlxb_compile_constants: { args: ["u32"], returns: "i32" },
   mlxb_fused_apply: { args: ["u32", "ptr", "u32", "i32"], returns: "u32" },
   mlxb_fuse: { args: ["ptr", "u32"], returns: "i32" },
   mlxb_fused_program_len: { args: ["u32"], returns: "i32" },

@@ -19,6 +19,7 @@ import { keep } from "./memory";
 import { Module } from "./nn/module";
 import { runScoped } from "./scope";
 import { treeFlatten, treeUnflatten } from "./transforms";
+import { exportRecords, type ExportCallback, type TapeDesc } from "./export_records";
 
 let enabled = !process.env.MLXB_DISABLE_COMPILE || process.env.MLXB_DISABLE_COMPILE === "0";
 /** Internal: `MLXB_NO_FUSE=1` builds tapes without fusion (for tests and benchmarks; MLX has no such switch). */
@@ -309,8 +310,12 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
 // MLX's import_function picks among its traces. Version 1 files (one trace, no signature) match
 // on the arrays alone.
 
-/** Where and how to export: a path, or `{ path, shapeless, metadata }`. */
-export type ExportTarget = string | { path: string; shapeless?: boolean; metadata?: string };
+/**
+ * Where and how to export: a path, a callback (called with each record of the traced graph,
+ * MLX's `export_function` with a callable), or `{ path, shapeless, metadata }` /
+ * `{ callback, shapeless }`.
+ */
+export type ExportTarget = string | ExportCallback | { path: string; shapeless?: boolean; metadata?: string } | { callback: ExportCallback; shapeless?: boolean; metadata?: undefined };
 
 /** Options of `mx.exporter` (MLX's keyword arguments). */
 export interface ExporterOptions {
@@ -430,6 +435,7 @@ interface Trace {
  * ex(mx.array(1), mx.array(2));
  */
 export function exporter(path: string, fn: (...args: never[]) => unknown, options: ExporterOptions = {}): FunctionExporter {
+  if (typeof path === "function") throw new MlxError("[exporter] The file must be a path: the exporter writes a file (MLX's exporter takes no callback; mx.exportFunction does).", 1);
   if (typeof path !== "string" || path === "") throw new MlxError("[exporter] The file path must be a non-empty string.", 1);
   if (typeof fn !== "function") throw new MlxError("[exporter] The function to export must be callable.", 1);
   const shapeless = options.shapeless === true;
@@ -496,16 +502,67 @@ export function exporter(path: string, fn: (...args: never[]) => unknown, option
  * MLX's `export_function`). Arguments may be trees of arrays and constants; constants are
  * baked in; a trailing plain object plays Python's keyword arguments. Load it with
  * `mx.importFunction`; several traces go in one file with `mx.exporter`.
+ *
+ * With a callback as the target (MLX's `export_function(callback, fun, ...)`), nothing is
+ * written: the callback is called once per record of the traced graph, in order:
+ * `{ type: "inputs", inputs }`, `{ type: "keyword_inputs", keywords }`, `{ type: "outputs", outputs }`,
+ * `{ type: "constants", constants }` (each `[name, array]`), then one
+ * `{ type: "primitive", name, inputs, outputs, arguments }` per operation in topological order.
+ * Arrays are `[name, shape, dtype]`, named A, B, ... as MLX names them; primitives carry MLX's
+ * class names and arguments where MLX has the same primitive (docs/COMPAT.md lists what
+ * differs). Metadata cannot go with a callback (MLX's ValueError). An exception thrown by the
+ * callback ends the export and propagates.
  * @example mx.exportFunction("f.mlxfn", (x: mx.Array) => mx.exp(x), mx.zeros([3]))
+ * @example
+ * const names: string[] = [];
+ * mx.exportFunction((r) => { if (r.type === "primitive") names.push(r.name); }, (x: mx.Array) => mx.exp(x), mx.zeros([3]));
+ * // names: ["Exp"]
  */
 export function exportFunction(target: ExportTarget, fn: (...args: never[]) => unknown, ...args: unknown[]): void {
-  const path = typeof target === "string" ? target : target.path;
-  const options: ExporterOptions = typeof target === "string" ? {} : { shapeless: target.shapeless, metadata: target.metadata };
+  const t = target as unknown;
+  if (typeof t === "function" || (t !== null && typeof t === "object" && "callback" in t)) {
+    const o = typeof t === "function" ? { callback: t as ExportCallback } : (t as { callback: unknown; shapeless?: boolean; metadata?: unknown });
+    if ("metadata" in o && o.metadata !== undefined && o.metadata !== null)
+      throw new MlxError("[export_function] The metadata argument is only supported when exporting to a file, not when using a callback.", 1);
+    if (typeof o.callback !== "function") throw new MlxError("[export_function] The callback must be a function.", 1);
+    return exportToCallback(o.callback as ExportCallback, fn, args, o.shapeless === true);
+  }
+  if (typeof t !== "string" && (t === null || typeof t !== "object" || typeof (t as { path?: unknown }).path !== "string"))
+    throw new MlxError(`[export_function] The target must be a file path, a callback, { path, shapeless, metadata } or { callback, shapeless }, not ${typeName(t)}.`, 1);
+  const path = typeof target === "string" ? target : (target as { path: string }).path;
+  const options: ExporterOptions = typeof target === "string" ? {} : { shapeless: (target as { shapeless?: boolean }).shapeless, metadata: (target as { metadata?: string }).metadata };
   const ex = exporter(path, fn, options);
   try {
     ex(...args);
   } finally {
     ex.close();
+  }
+}
+
+/** export_function with a callback: the records of the traced (unfused) tape, one call each. */
+function exportToCallback(callback: ExportCallback, fn: (...args: never[]) => unknown, args: unknown[], shapeless: boolean): void {
+  if (typeof fn !== "function") throw new MlxError("[export_function] The function to export must be callable.", 1);
+  const arrays: MxArray[] = [];
+  const sig = traceSig(args, arrays, "export_function");
+  const e = traceTape(fn as (...a: unknown[]) => unknown, args, arrays, [], undefined, shapeless, false, "export_function");
+  let constants: MxArray[] = [];
+  let desc: TapeDesc;
+  try {
+    checkStatus(lib.mlxb_compile_describe(e.id));
+    desc = JSON.parse(String(lib.mlxb_compile_text(e.id, 2) ?? "")) as TapeDesc;
+    constants = takeResults(checkStatus(lib.mlxb_compile_constants(e.id)));
+  } finally {
+    lib.mlxb_compile_free(e.id);
+  }
+  let delivered = false;
+  try {
+    for (const r of exportRecords(desc, sig.keywords, constants)) {
+      if (r.type === "constants") delivered = true;
+      callback(r);
+    }
+  } finally {
+    // Constants the callback never received are ours to release.
+    if (!delivered) for (const c of constants) c.dispose();
   }
 }
 

@@ -44,3 +44,4 @@ export { DLDeviceType, DLPackTensor, fromDlpack, getLiveDlpackExportCount, type 
 export * as utils from "./utils";
 export * as nn from "./nn/index";
 export { compile, disableCompile, enableCompile, exporter, exportFunction, importFunction, type CompileOptions, type CompiledFunction, type ExporterOptions, type ExportTarget, type FunctionExporter, type ImportedFunction, type ImportOptions } from "./compile";
+export type { ExportArrayInfo, ExportCallback, ExportRecord } from "./export_records";
