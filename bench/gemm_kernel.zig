@@ -4,7 +4,8 @@
 //! (add -mcpu x86_64 / x86_64_v3 / x86_64_v4 for the kernel levels of a portable build, engine/cpu.zig)
 //! No argument runs every group. `gemv` times matrix-vector (decode) products with the pool's
 //! workers parked between rounds (as between two evaluations in a program), `f16` float16
-//! storage squares.
+//! storage squares, `f32` float32 squares only, `f32serial` the same on one thread,
+//! `bf16serial` bfloat16 squares on one thread.
 const std = @import("std");
 const gemm = @import("gemm");
 const F16 = gemm.F16;
@@ -16,7 +17,19 @@ pub fn main() !void {
     if (all or std.mem.eql(u8, group, "square")) try squares();
     if (all or std.mem.eql(u8, group, "f16")) try f16Squares();
     if (all or std.mem.eql(u8, group, "gemv")) try gemvs();
+    if (std.mem.eql(u8, group, "f32")) for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, f32, "f32", n);
+    if (std.mem.eql(u8, group, "bf16serial")) {
+        serial_only = true;
+        for ([_]usize{ 512, 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
+    }
+    if (std.mem.eql(u8, group, "f32serial")) {
+        serial_only = true;
+        for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, f32, "f32 one thread", n);
+    }
 }
+
+/// `f32serial`: time gemm.gemmSerial (one thread), for measuring next to other work.
+var serial_only = false;
 
 fn fill(comptime S: type, x: []S, mod: usize) void {
     for (x, 0..) |*e, i| {
@@ -49,7 +62,7 @@ fn timeSquare(comptime T: type, comptime S: type, label: []const u8, n: usize) !
     var best: f64 = 1e30;
     for (0..reps) |_| {
         var t = try std.time.Timer.start();
-        gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm);
+        if (serial_only) gemm.gemmSerial(T, S, S, S, n, n, n, 1, am, bm, 0, cm) else gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm);
         best = @min(best, @as(f64, @floatFromInt(t.read())));
     }
     std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, n, flops / best, best / 1e6 });

@@ -28,7 +28,7 @@ const cpu = @import("cpu.zig");
 /// portable build) LLVM turns @mulAdd into a call to the software fmaf per element, hundreds
 /// of times slower, so the product is rounded before the add there.
 const has_fma = builtin.cpu.arch != .x86_64 or std.Target.x86.featureSetHas(builtin.cpu.features, .fma);
-inline fn madd(comptime V: type, a: V, b: V, c: V) V {
+pub inline fn madd(comptime V: type, a: V, b: V, c: V) V {
     return if (comptime has_fma) @mulAdd(V, a, b, c) else a * b + c;
 }
 

@@ -1056,6 +1056,9 @@ const FastCtx = struct {
     n: usize,
     k: usize,
 
+    /// Groups whose scales and biases are converted to float32 at a time (a stack buffer).
+    const chunk_groups = 128;
+
     fn run(comptime bits: u32, comptime gs: u32) type {
         return struct {
             const E = 32 / bits;
@@ -1065,47 +1068,61 @@ const FastCtx = struct {
             const V = @Vector(BW, f32);
             const U = @Vector(BW, u32);
             const mask: U = @splat((@as(u32, 1) << bits) - 1);
+            /// Lane l of a block takes the scale of the block's group l / W.
+            const lane_group: [BW]i32 = blk: {
+                var r: [BW]i32 = undefined;
+                for (0..BW) |l| r[l] = @intCast(l / W);
+                break :blk r;
+            };
             fn range(c: *const FastCtx, n0: usize, n1: usize) void {
                 const qm = c.qm;
                 const nd = qm.w.shape.ndim;
                 const wbase: [*]const u32 = @ptrCast(@alignCast(qm.w.data()));
                 const groups = c.k / gs;
-                const blocks = c.k / (BW * E);
                 const xsum = c.xp[c.m * c.k ..];
+                const b = qm.b.?;
+                const scs: isize = @intCast(qm.s.strides[nd - 1]);
+                const bcs: isize = @intCast(b.strides[nd - 1]);
+                // this column's scales and biases as float32, a chunk of groups at a time
+                var sbuf: [chunk_groups]f32 align(64) = undefined;
+                var bbuf: [chunk_groups]f32 align(64) = undefined;
                 for (n0..n1) |col| {
                     const woff = batchOffset(qm.w, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.w.strides[nd - 2]));
                     const wrow = wbase + @as(usize, @intCast(woff));
                     const soff = batchOffset(qm.s, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.s.strides[nd - 2]));
-                    const scs: isize = @intCast(qm.s.strides[nd - 1]);
-                    const b = qm.b.?;
                     const boff = batchOffset(b, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(b.strides[nd - 2]));
-                    const bcs: isize = @intCast(b.strides[nd - 1]);
                     var r0: usize = 0;
                     while (r0 < c.m) : (r0 += 4) {
                         const rn = @min(4, c.m - r0);
                         var accv: [4]V = .{ @splat(0), @splat(0), @splat(0), @splat(0) };
                         var accb: [4]f32 = .{ 0, 0, 0, 0 };
-                        for (0..blocks) |bl| {
-                            const wv: U = wrow[bl * BW ..][0..BW].*;
-                            // the lanes' scales (GB groups of W lanes)
-                            var sv: V = undefined;
-                            inline for (0..GB) |gi| {
-                                const g = bl * GB + gi;
-                                const sg = readF32(qm.s, soff + @as(isize, @intCast(g)) * scs);
-                                inline for (0..W) |l| sv[gi * W + l] = sg;
-                                const bg = readF32(b, boff + @as(isize, @intCast(g)) * bcs);
-                                for (0..rn) |r| accb[r] += bg * xsum[(r0 + r) * groups + g];
-                            }
-                            var qf: [E]V = undefined;
-                            inline for (0..E) |kk| {
-                                const sh: @Vector(BW, u5) = @splat(@as(u5, @intCast(kk * bits)));
-                                qf[kk] = @floatFromInt((wv >> sh) & mask);
-                            }
-                            for (0..rn) |r| {
-                                const xg = c.xp[(r0 + r) * c.k + bl * BW * E ..];
-                                var qv: V = qf[0] * @as(V, xg[0..BW].*);
-                                inline for (1..E) |kk| qv += qf[kk] * @as(V, xg[kk * BW ..][0..BW].*);
-                                accv[r] += sv * qv;
+                        var g0: usize = 0;
+                        while (g0 < groups) : (g0 += chunk_groups) {
+                            const gn = @min(chunk_groups, groups - g0);
+                            readRow(qm.s, soff + @as(isize, @intCast(g0)) * scs, scs, sbuf[0..gn]);
+                            readRow(b, boff + @as(isize, @intCast(g0)) * bcs, bcs, bbuf[0..gn]);
+                            for (0..rn) |r| accb[r] += dot(bbuf[0..gn], xsum[(r0 + r) * groups + g0 ..][0..gn]);
+                            var bl = g0 / GB;
+                            while (bl < (g0 + gn) / GB) : (bl += 1) {
+                                const wv: U = wrow[bl * BW ..][0..BW].*;
+                                const sg: @Vector(GB, f32) = sbuf[bl * GB - g0 ..][0..GB].*;
+                                const sv: V = @shuffle(f32, sg, undefined, lane_group);
+                                var qf: [E]V = undefined;
+                                inline for (0..E) |kk| {
+                                    const sh: @Vector(BW, u5) = @splat(@as(u5, @intCast(kk * bits)));
+                                    qf[kk] = @floatFromInt((wv >> sh) & mask);
+                                }
+                                for (0..rn) |r| {
+                                    // two independent fused chains (E is even: 2 to 32)
+                                    const xg = c.xp[(r0 + r) * c.k + bl * BW * E ..];
+                                    var q0: V = qf[0] * @as(V, xg[0..BW].*);
+                                    var q1: V = qf[1] * @as(V, xg[BW..][0..BW].*);
+                                    inline for (1..E / 2) |h| {
+                                        q0 = gemm.madd(V, qf[2 * h], xg[2 * h * BW ..][0..BW].*, q0);
+                                        q1 = gemm.madd(V, qf[2 * h + 1], xg[(2 * h + 1) * BW ..][0..BW].*, q1);
+                                    }
+                                    accv[r] = gemm.madd(V, sv, q0 + q1, accv[r]);
+                                }
                             }
                         }
                         for (0..rn) |r| c.o[(r0 + r) * c.n + col] = @reduce(.Add, accv[r]) + accb[r];
@@ -1115,6 +1132,18 @@ const FastCtx = struct {
         };
     }
 };
+
+/// out[i] = node's element at off + i * stride as float32 (one dtype switch per row).
+fn readRow(node: *const Node, off: isize, stride: isize, out: []f32) void {
+    switch (node.dtype) {
+        inline .float32, .float16, .bfloat16 => |D| {
+            for (out, 0..) |*v, i| v.* = loadF32(D, node.data(), off + @as(isize, @intCast(i)) * stride);
+        },
+        else => for (out, 0..) |*v, i| {
+            v.* = readF32(node, off + @as(isize, @intCast(i)) * stride);
+        },
+    }
+}
 
 fn dot(a: []const f32, b: []const f32) f32 {
     const V = @Vector(16, f32);
