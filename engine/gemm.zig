@@ -55,7 +55,9 @@ pub fn Params(comptime T: type) type {
         pub const NR: usize = NV * VL;
         /// Rows: leave 3 registers for the B vectors and the broadcast.
         pub const MR: usize = @min(14, (vec_regs - NV - 1) / NV);
-        pub const KC: usize = if (@sizeOf(T) == 4) 256 else 192;
+        /// float32: 512 deep (a B micro-panel of 64 KiB streams from L2 well), so C is read and
+        /// written half as often as at 256: 2048^2 on one core ~5% faster, the same below.
+        pub const KC: usize = if (@sizeOf(T) == 4) 512 else 192;
         pub const MC: usize = MR * (if (@sizeOf(T) == 4) 24 else 16);
         pub const NC: usize = NR * 96;
     };
