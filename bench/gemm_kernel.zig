@@ -5,7 +5,7 @@
 //! No argument runs every group. `gemv` times matrix-vector (decode) products with the pool's
 //! workers parked between rounds (as between two evaluations in a program), `f16` float16
 //! storage squares, `f32` float32 squares only, `f32serial` the same on one thread,
-//! `bf16serial` bfloat16 squares on one thread.
+//! `bf16serial` bfloat16 squares on one thread, `shapes` float32 transformer shapes.
 const std = @import("std");
 const gemm = @import("gemm");
 const F16 = gemm.F16;
@@ -18,6 +18,10 @@ pub fn main() !void {
     if (all or std.mem.eql(u8, group, "f16")) try f16Squares();
     if (all or std.mem.eql(u8, group, "gemv")) try gemvs();
     if (std.mem.eql(u8, group, "f32")) for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, f32, "f32", n);
+    if (std.mem.eql(u8, group, "shapes")) {
+        // transformer shapes (m, n, k): BERT FFN up and down, a 128-token prefill
+        for ([_][3]usize{ .{ 512, 3072, 768 }, .{ 512, 768, 3072 }, .{ 128, 4096, 4096 } }) |s| try timeShape(s[0], s[1], s[2]);
+    }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
         for ([_]usize{ 512, 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
@@ -66,6 +70,31 @@ fn timeSquare(comptime T: type, comptime S: type, label: []const u8, n: usize) !
         best = @min(best, @as(f64, @floatFromInt(t.read())));
     }
     std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, n, flops / best, best / 1e6 });
+}
+
+fn timeShape(m: usize, n: usize, k: usize) !void {
+    const gpa = std.heap.c_allocator;
+    const a = try gpa.alloc(f32, m * k);
+    const b = try gpa.alloc(f32, k * n);
+    const c = try gpa.alloc(f32, m * n);
+    defer gpa.free(a);
+    defer gpa.free(b);
+    defer gpa.free(c);
+    fill(f32, a, 13);
+    fill(f32, b, 7);
+    const M = gemm.Mat(f32);
+    const am = M{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
+    const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+    const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
+    const flops = 2.0 * @as(f64, @floatFromInt(m * n * k));
+    gemm.gemm(f32, f32, f32, f32, m, n, k, 1, am, bm, 0, cm); // warm
+    var best: f64 = 1e30;
+    for (0..@max(5, @as(usize, @intFromFloat(2e10 / flops)))) |_| {
+        var t = try std.time.Timer.start();
+        gemm.gemm(f32, f32, f32, f32, m, n, k, 1, am, bm, 0, cm);
+        best = @min(best, @as(f64, @floatFromInt(t.read())));
+    }
+    std.debug.print("f32 {d}x{d}x{d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ m, n, k, flops / best, best / 1e6 });
 }
 
 fn squares() !void {
