@@ -97,8 +97,11 @@ fn forwardImpl(comptime T: type, comptime S: type, cx: *const Ctx) bool {
     }
     const threads = pool.threads();
     const want = threads * 2;
-    var per: usize = P.MC;
-    if ((rows + per - 1) / per < want) per = @max(P.MR, gemm.roundUp((rows + want - 1) / want, P.MR));
+    // Blocks of at most MC rows, their count a multiple of the workers (the pool gives each
+    // worker an equal share of them) and at least two per worker.
+    var nb = @max(want, (rows + P.MC - 1) / P.MC);
+    nb = gemm.roundUp(nb, threads);
+    const per = @min(P.MC, @max(P.MR, gemm.roundUp((rows + nb - 1) / nb, P.MR)));
     const chunks = (rows + per - 1) / per;
     const Job = struct {
         cx: *const Ctx,
@@ -192,6 +195,11 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
 /// Columns [pc, pc + kc) of group gi's virtual im2col matrix for rows [0, m) of the block into
 /// MR-row micro-panels (gemm.zig's A layout: panel r holds, for each column p, rows r*MR ..
 /// r*MR+MR-1; zero past m).
+///
+/// Taps consecutive along the innermost kernel axis read consecutive input positions; when
+/// those are adjacent in memory (channels contiguous, one group, no dilation or flip along it)
+/// a whole run of them is one contiguous copy per row (the stem's 7 taps x 3 channels), unless
+/// the run's ends fall on padding, when it goes tap by tap.
 fn packA(comptime T: type, comptime S: type, cx: *const Ctx, base: []const i64, org: []const [max_sp]i64, m: usize, gi: usize, pc: usize, kc: usize, out: [*]T) void {
     const MR = gemm.Params(T).MR;
     const cig = cx.cig;
@@ -200,45 +208,77 @@ fn packA(comptime T: type, comptime S: type, cx: *const Ctx, base: []const i64, 
     const t0 = pc / cig;
     const t1 = (pc + kc - 1) / cig;
     const goff: i64 = @as(i64, @intCast(gi * cig)) * cs;
+    // The innermost kernel axis with more than one tap, and whether its taps merge into runs.
+    var ra: usize = 0;
+    for (0..max_sp) |d| if (cx.k[d] > 1) {
+        ra = d;
+    };
+    const merge = cs == 1 and !cx.flip and cx.k[ra] > 1 and cx.kdil[ra] == 1 and cx.idil[ra] == 1 and
+        cx.x_strides[ra + 1] == @as(i64, @intCast(cig));
     var ir: usize = 0;
     while (ir < m) : (ir += MR) {
         const rows = @min(MR, m - ir);
         const dst = out + ir * kc;
-        for (t0..t1 + 1) |t| {
+        var t = t0;
+        while (t <= t1) {
+            const disp = tapDisp(cx, t);
+            const jr: usize = @intCast(@divExact(disp[ra], cx.kdil[ra]));
+            const te = if (merge) @min(t1, t + (cx.k[ra] - 1 - jr)) else t;
+            var disp_e = disp;
+            disp_e[ra] += @intCast(te - t);
             const c_lo = if (t == t0) pc - t * cig else 0;
-            const c_hi = @min(cig, pc + kc - t * cig);
-            const cn = c_hi - c_lo;
+            const c_hi = @min(cig, pc + kc - te * cig);
+            const total = (te - t) * cig + c_hi - c_lo;
             const col = t * cig + c_lo - pc;
-            // The tap's displacement along each axis (dilated coordinates).
-            var disp: [max_sp]i64 = undefined;
-            var rem = t;
-            var d: usize = max_sp;
-            while (d > 0) {
-                d -= 1;
-                const j = rem % cx.k[d];
-                rem /= cx.k[d];
-                const jj = if (cx.flip) cx.k[d] - 1 - j else j;
-                disp[d] = @as(i64, @intCast(jj)) * cx.kdil[d];
-            }
-            const cbase = goff + @as(i64, @intCast(c_lo)) * cs;
             for (0..rows) |i| {
                 const dcol = dst + col * MR + i;
-                const off = tapOffset(cx, org[ir + i], disp) orelse {
-                    for (0..cn) |c| dcol[c * MR] = 0;
+                const first = tapOffset(cx, org[ir + i], disp);
+                const whole = first != null and (te == t or tapOffset(cx, org[ir + i], disp_e) != null);
+                if (whole) {
+                    const src = offsetPtr(S, xp, base[ir + i] + first.? + goff + @as(i64, @intCast(c_lo)) * cs);
+                    if (cs == 1) {
+                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &src[c]);
+                    } else {
+                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
+                    }
                     continue;
-                };
-                const src = offsetPtr(S, xp, base[ir + i] + off + cbase);
-                if (cs == 1) {
-                    for (0..cn) |c| dcol[c * MR] = gemm.load(S, T, &src[c]);
-                } else {
-                    for (0..cn) |c| dcol[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
+                }
+                // Tap by tap (a run touching padding, or a single tap on padding).
+                for (t..te + 1) |tt| {
+                    const lo = if (tt == t0) pc - tt * cig else 0;
+                    const hi = @min(cig, pc + kc - tt * cig);
+                    const dtap = dst + (tt * cig + lo - pc) * MR + i;
+                    var dd = disp;
+                    dd[ra] += @intCast(tt - t);
+                    const off = tapOffset(cx, org[ir + i], dd) orelse {
+                        for (0..hi - lo) |c| dtap[c * MR] = 0;
+                        continue;
+                    };
+                    const src = offsetPtr(S, xp, base[ir + i] + off + goff + @as(i64, @intCast(lo)) * cs);
+                    for (0..hi - lo) |c| dtap[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
                 }
             }
-            if (rows < MR) for (0..cn) |c| for (rows..MR) |i| {
+            if (rows < MR) for (0..total) |c| for (rows..MR) |i| {
                 dst[(col + c) * MR + i] = 0;
             };
+            t = te + 1;
         }
     }
+}
+
+/// Tap t's displacement from a window origin along each axis (dilated coordinates).
+inline fn tapDisp(cx: *const Ctx, t: usize) [max_sp]i64 {
+    var disp: [max_sp]i64 = undefined;
+    var rem = t;
+    var d: usize = max_sp;
+    while (d > 0) {
+        d -= 1;
+        const j = rem % cx.k[d];
+        rem /= cx.k[d];
+        const jj = if (cx.flip) cx.k[d] - 1 - j else j;
+        disp[d] = @as(i64, @intCast(jj)) * cx.kdil[d];
+    }
+    return disp;
 }
 
 /// Element offset in x (within the batch item) of the tap displaced by `disp` from a window
