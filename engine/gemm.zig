@@ -86,7 +86,7 @@ inline fn offsetPtr(comptime S: type, p: [*]S, off: isize) [*]S {
     return @ptrFromInt(@as(usize, @intCast(addr)));
 }
 
-inline fn load(comptime S: type, comptime T: type, p: *const S) T {
+pub inline fn load(comptime S: type, comptime T: type, p: *const S) T {
     return switch (S) {
         dtype.F16 => @floatCast(half.f16ToF32(p.bits)),
         dtype.BF16 => @floatCast(half.bf16ToF32(p.bits)),
@@ -95,7 +95,7 @@ inline fn load(comptime S: type, comptime T: type, p: *const S) T {
 }
 
 /// VL consecutive elements of storage type S widened to compute type T.
-inline fn loadVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]const S) @Vector(VL, T) {
+pub inline fn loadVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]const S) @Vector(VL, T) {
     switch (S) {
         dtype.BF16 => {
             const u: @Vector(VL, u16) = @as(*const [VL]u16, @ptrCast(p)).*;
@@ -176,7 +176,7 @@ pub fn EntryFn(comptime T: type) type {
     return fn (usize, usize, usize, T, *const MatC, *const MatC, T, *const MatC, bool) callconv(.c) void;
 }
 
-fn typeTag(comptime S: type) []const u8 {
+pub fn typeTag(comptime S: type) []const u8 {
     return switch (S) {
         f32 => "f32",
         f64 => "f64",
@@ -305,7 +305,7 @@ threadlocal var wide_c: []align(64) u8 = &.{};
 /// once per block row and column; at this size that is a few percent of the product at most).
 const wide_bytes: usize = 4 << 20;
 
-fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
+pub fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
     if (buf.len < bytes) {
         if (buf.len != 0) std.heap.c_allocator.free(buf.*);
         buf.* = &.{};
@@ -380,7 +380,7 @@ fn serialWide(comptime T: type, comptime SA: type, comptime SB: type, comptime S
 }
 
 /// One row of C from compute-type values v: v + beta * C, rounded once to a narrow C.
-fn roundRow(comptime T: type, comptime SC: type, n: usize, v: [*]const T, beta: T, c: Mat(SC)) void {
+pub fn roundRow(comptime T: type, comptime SC: type, n: usize, v: [*]const T, beta: T, c: Mat(SC)) void {
     const VL = Params(T).VL;
     const V = @Vector(VL, T);
     var j: usize = 0;
@@ -398,7 +398,7 @@ fn roundRow(comptime T: type, comptime SC: type, n: usize, v: [*]const T, beta: 
     }
 }
 
-inline fn roundUp(x: usize, to: usize) usize {
+pub inline fn roundUp(x: usize, to: usize) usize {
     return (x + to - 1) / to * to;
 }
 
@@ -439,7 +439,7 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
 
 /// B (kc x nc) into micro-panels of NR columns: panel q holds, for each p, columns q*NR ..
 /// q*NR+NR-1 of row p (zero past nc).
-fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), out: [*]T) void {
+pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), out: [*]T) void {
     const P = Params(T);
     const NR = P.NR;
     var q: usize = 0;
@@ -482,7 +482,7 @@ fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), 
 }
 
 /// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
-fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
     const P = Params(T);
     const V = P.V;
     var acc: [P.MR][P.NV]V = undefined;

@@ -2,7 +2,8 @@
 //!
 //! build.zig compiles this file once per CPU level (baseline x86-64, x86-64-v3, x86-64-v4) with
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
-//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the
+//! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the direct
+//! convolution (engine/conv_kernel.zig), the
 //! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
@@ -20,6 +21,7 @@
 //! when both operands are NaN (IEEE leaves it open; so does MLX).
 const std = @import("std");
 const gemm = @import("gemm.zig");
+const conv_kernel = @import("conv_kernel.zig");
 const amx = @import("amx.zig");
 const ew = @import("prims/elementwise.zig");
 const reduce = @import("prims/reduce.zig");
@@ -35,6 +37,9 @@ comptime {
     for (gemm.kernel_combos) |c| {
         const E = gemm.Entry(c[0], c[1], c[2], c[3]);
         @export(&E.call, .{ .name = prefix ++ gemm.entryName(c[0], c[1], c[2], c[3]), .visibility = .hidden });
+    }
+    for (conv_kernel.kernel_combos) |c| {
+        @export(&conv_kernel.Entry(c[0], c[1]).call, .{ .name = prefix ++ conv_kernel.entryName(c[0], c[1]), .visibility = .hidden });
     }
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
     @setEvalBranchQuota(100_000);

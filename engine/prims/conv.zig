@@ -10,10 +10,14 @@
 //! The public op follows MLX: negative padding slices the (undilated) input first. The graph node
 //! itself accepts negative padding in dilated coordinates (a crop), which the vjp rules need.
 //!
-//! Kernel: im2col into a per-worker buffer of up to `chunk_rows` output rows (compute type:
-//! float32 for float16/bfloat16/float32, float64 for float64), then one GEMM per group on our
-//! GEMM (engine/gemm.zig) into the strided output. 1x1 convolutions with stride 1 and no padding
-//! on a row-contiguous input skip im2col and run one (parallel) GEMM per group on the input.
+//! Kernel: a direct (implicit-GEMM) convolution, engine/conv_kernel.zig: the weight of each
+//! group is packed once into the B panels of our GEMM (engine/gemm.zig) and the A operand, the
+//! virtual im2col matrix, is packed from the input through per-row window origins and per-tap
+//! offsets (padding taps: zeros) straight into the micro-kernel's panels, so no im2col matrix is
+//! materialised; output-row blocks are split over the pool. Compute type float32 for
+//! float16/bfloat16/float32 (rounded once at the store), float64 for float64. 1x1 convolutions
+//! with stride 1 and no padding on a row-contiguous input run one (parallel) GEMM per group on
+//! the input itself.
 //! `naive` is the plain-loop reference.
 const std = @import("std");
 const array = @import("../array.zig");
@@ -21,10 +25,11 @@ const errors = @import("../errors.zig");
 const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
-const pool = @import("../pool.zig");
 const abi_util = @import("../abi_util.zig");
 const convert = @import("../convert.zig");
 const gemm = @import("../gemm.zig");
+const cpu = @import("../cpu.zig");
+const conv_kernel = @import("../conv_kernel.zig");
 const half = @import("../half.zig");
 const copy = @import("copy.zig");
 const shape_ops = @import("shape.zig");
@@ -326,11 +331,6 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
     }
 }
 
-/// Rows of the im2col buffer one GEMM call takes.
-const chunk_rows: usize = 256;
-/// Most bytes of one worker's im2col buffer.
-const max_col_bytes: usize = 16 << 20;
-
 fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!void {
     const g = Geo.init(node, p);
     const out: [*]S = @ptrCast(@alignCast(node.data()));
@@ -364,48 +364,33 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
         }
         return;
     }
-    const Job = struct {
-        g: *const Geo,
-        xp: [*]const S,
-        wp: [*]const S,
-        out: [*]S,
-        rows: usize,
-        per: usize,
-        fn range(j: *const @This(), s: usize, e: usize) void {
-            const lo = s * j.per;
-            const hi = @min(e * j.per, j.rows);
-            if (lo >= hi) return;
-            const width = j.g.ktaps * j.g.c_in;
-            const buf = std.heap.c_allocator.alloc(T, j.per * width) catch {
-                naiveRows(T, S, j.g, j.xp, j.wp, j.out, lo, hi);
-                return;
-            };
-            defer std.heap.c_allocator.free(buf);
-            var r = lo;
-            while (r < hi) : (r += j.per) {
-                const m = @min(j.per, hi - r);
-                im2col(T, S, j.g, j.xp, r, m, buf.ptr);
-                const kcg = j.g.ktaps * j.g.cig;
-                for (0..j.g.groups) |gi| {
-                    const a = gemm.Mat(T){ .ptr = buf.ptr + gi * kcg, .rs = @intCast(width), .cs = 1 };
-                    const b = gemm.Mat(S){ .ptr = @constCast(j.wp + gi * j.g.cog * kcg), .rs = 1, .cs = @intCast(kcg) };
-                    const c = gemm.Mat(S){ .ptr = j.out + r * j.g.c_out + gi * j.g.cog, .rs = @intCast(j.g.c_out), .cs = 1 };
-                    gemm.gemmSerial(T, T, S, S, m, j.g.cog, kcg, 1, a, b, 0, c);
-                }
-            }
-        }
+    const cx = conv_kernel.Ctx{
+        .x = @ptrCast(xp),
+        .w = @ptrCast(wp),
+        .out = @ptrCast(out),
+        .n = g.n,
+        .c_out = g.c_out,
+        .groups = g.groups,
+        .cig = g.cig,
+        .cog = g.cog,
+        .ktaps = g.ktaps,
+        .opos = g.opos,
+        .l = g.l,
+        .k = g.k,
+        .o = g.o,
+        .x_strides = g.x_strides,
+        .stride = widen(g.p.stride),
+        .lo = widen(g.p.lo),
+        .kdil = widen(g.p.kdil),
+        .idil = widen(g.p.idil),
+        .flip = g.p.flip,
     };
-    const width = g.ktaps * g.c_in;
-    var per: usize = @min(chunk_rows, @max(1, max_col_bytes / (width * @sizeOf(T))));
-    // Enough chunks to keep every worker busy.
-    const want = pool.threads() * 2;
-    if (rows / per < want) per = @max(16, (rows + want - 1) / want);
-    per = @max(1, per);
-    const job = Job{ .g = &g, .xp = xp, .wp = wp, .out = out, .rows = rows, .per = per };
-    const chunks = (rows + per - 1) / per;
-    const flops = rows * g.c_out * g.ktaps * g.cig;
-    if (flops < 64 * 64 * 64) return job.range(0, chunks);
-    pool.parallelFor(chunks, 1, &job, Job.range);
+    // Out of memory for the packed panels: the plain loop still gives the right answer.
+    if (!conv_kernel.forward(T, S, &cx)) naive(T, S, &g, xp, wp, out);
+}
+
+fn widen(v: [max_sp]i32) [max_sp]i64 {
+    return .{ v[0], v[1], v[2] };
 }
 
 fn isPointwise(g: *const Geo, x: *const Node) bool {
@@ -415,46 +400,6 @@ fn isPointwise(g: *const Geo, x: *const Node) bool {
         if (@as(i64, @intCast(g.o[d])) != g.l[d]) return false;
     }
     return true;
-}
-
-/// Rows [r0, r0 + m) of the im2col matrix into buf (row width ktaps * c_in, laid out
-/// [group][tap][channel in group], zeros where a tap falls outside the input).
-fn im2col(comptime T: type, comptime S: type, g: *const Geo, xp: [*]const S, r0: usize, m: usize, buf: [*]T) void {
-    const width = g.ktaps * g.c_in;
-    const cs = g.x_strides[max_sp + 1];
-    for (0..m) |ri| {
-        const r = r0 + ri;
-        const n = r / g.opos;
-        const org = g.origin(unflat3(r % g.opos, g.o));
-        const row = buf + ri * width;
-        const base = offsetPtr(S, xp, @as(i64, @intCast(n)) * g.x_strides[0]);
-        var j = [_]usize{0} ** max_sp; // tap t's kernel index, counted up (no division)
-        for (0..g.ktaps) |t| {
-            defer {
-                var d: usize = max_sp;
-                while (d > 0) {
-                    d -= 1;
-                    j[d] += 1;
-                    if (j[d] < g.k[d]) break;
-                    j[d] = 0;
-                }
-            }
-            const off = g.tapOffset(org, j);
-            for (0..g.groups) |gi| {
-                const dst = row + gi * g.ktaps * g.cig + t * g.cig;
-                if (off) |f| {
-                    const src = offsetPtr(S, base, f + @as(i64, @intCast(gi * g.cig)) * cs);
-                    if (cs == 1 and S == T) {
-                        @memcpy(dst[0..g.cig], src[0..g.cig]);
-                    } else if (cs == 1) {
-                        for (0..g.cig) |c| dst[c] = loadAs(S, T, src[c]);
-                    } else {
-                        for (0..g.cig) |c| dst[c] = loadAs(S, T, offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
-                    }
-                } else @memset(dst[0..g.cig], 0);
-            }
-        }
-    }
 }
 
 /// The plain-loop reference (the definition of correct), over output rows [lo, hi).
@@ -701,7 +646,7 @@ pub const abi = [_]abi_util.Entry{
 pub const abi_enums = .{};
 
 // ---------------------------------------------------------------------------------------------
-// Tests: the im2col + GEMM kernel against the plain loop, on shapes with every option.
+// Tests: the direct kernel against the plain loop, on shapes with every option.
 
 const testing = std.testing;
 
@@ -736,6 +681,91 @@ test "conv kernel equals the plain loop (strides, padding, dilations, groups, fl
     try checkAgainstNaive(&.{ 2, 5, 4, 3, 2 }, &.{ 3, 2, 3, 2, 2 }, .{ .nsp = 3, .stride = .{ 1, 2, 1 }, .lo = .{ 1, 1, 1 }, .hi = .{ 1, 0, 1 }, .idil = .{ 1, 1, 2 } });
     try checkAgainstNaive(&.{ 3, 40, 40, 16 }, &.{ 24, 3, 3, 16 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
     try checkAgainstNaive(&.{ 2, 30, 30, 8 }, &.{ 12, 1, 1, 4 }, .{ .nsp = 2, .groups = 2 });
+}
+
+/// An evaluated node of dtype dt with random values in [-1, 1). channel_stride > 1: a strided
+/// view (the buffer holds channel_stride times the channels; every channel_stride-th is used).
+fn randomTyped(dt: Dtype, shape: []const i32, seed: u64, channel_stride: i32) !*Node {
+    var full: [max_ndim]i32 = undefined;
+    @memcpy(full[0..shape.len], shape);
+    full[shape.len - 1] *= channel_stride;
+    const n = try array.createWithBuffer(dt, try Shape.fromSlice(full[0..shape.len], "t"), 0, "t");
+    var rng = std.Random.DefaultPrng.init(seed);
+    for (0..n.size()) |i| {
+        const v = rng.random().float(f32) * 2 - 1;
+        switch (dt) {
+            .float32 => @as([*]f32, @ptrCast(@alignCast(n.data())))[i] = v,
+            .float64 => @as([*]f64, @ptrCast(@alignCast(n.data())))[i] = v,
+            .float16 => @as([*]dtype_mod.F16, @ptrCast(@alignCast(n.data())))[i] = .{ .bits = half.f32ToF16(v) },
+            .bfloat16 => @as([*]dtype_mod.BF16, @ptrCast(@alignCast(n.data())))[i] = .{ .bits = half.f32ToBf16(v) },
+            else => unreachable,
+        }
+    }
+    n.shape.dims[shape.len - 1] = shape[shape.len - 1];
+    n.strides[shape.len - 1] = channel_stride;
+    return n;
+}
+
+fn checkTyped(comptime T: type, comptime S: type, dt: Dtype, xs: []const i32, ws: []const i32, p: Params, channel_stride: i32) !void {
+    const x = try randomTyped(dt, xs, 1, channel_stride);
+    defer array.release(x);
+    const w = try randomTyped(dt, ws, 2, 1);
+    defer array.release(w);
+    const node = try convRaw(x, w, p, 0);
+    defer array.release(node);
+    try primitives.Primitive.eval(node.prim, node);
+    const g = Geo.init(node, p);
+    const want = try testing.allocator.alloc(S, node.size());
+    defer testing.allocator.free(want);
+    naive(T, S, &g, @ptrCast(@alignCast(x.data())), @ptrCast(@alignCast(w.data())), want.ptr);
+    const got: [*]const S = @ptrCast(@alignCast(node.data()));
+    const depth: f64 = @floatFromInt(g.ktaps * g.cig);
+    for (want, 0..) |wv, i| {
+        const a: f64 = loadAs(S, f64, wv);
+        const b: f64 = loadAs(S, f64, got[i]);
+        const tol: f64 = switch (dt) {
+            .float32 => 2e-6 * depth * (1 + @abs(a)),
+            .float64 => 1e-13 * depth * (1 + @abs(a)),
+            .float16 => 2e-3 * (1 + @abs(a)),
+            else => 1e-2 * (1 + @abs(a)),
+        };
+        if (!(@abs(a - b) <= tol)) {
+            std.debug.print("conv {s} x={any} w={any} at {d}: {d} vs {d}\n", .{ dt.name(), xs, ws, i, b, a });
+            return error.TestExpectedEqual;
+        }
+    }
+}
+
+fn checkAll(xs: []const i32, ws: []const i32, p: Params) !void {
+    try checkTyped(f32, f32, .float32, xs, ws, p, 1);
+    try checkTyped(f32, f32, .float32, xs, ws, p, 2);
+    try checkTyped(f64, f64, .float64, xs, ws, p, 1);
+    try checkTyped(f32, dtype_mod.F16, .float16, xs, ws, p, 1);
+    try checkTyped(f32, dtype_mod.BF16, .bfloat16, xs, ws, p, 3);
+}
+
+test "direct conv kernel edges: partial tiles, KC slices inside a tap, the stem, groups, dtypes, strided views, every CPU level" {
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    for (0..cpu.testLevelCount()) |li| {
+        if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+        // rows (143) not a multiple of MR, C_out (37) not a multiple of NR
+        try checkAll(&.{ 1, 11, 13, 5 }, &.{ 37, 3, 3, 5 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
+        // depth 3 * 3 * 60 = 540 and 576: KC slices ending inside a tap and on a tap boundary
+        try checkAll(&.{ 2, 9, 10, 60 }, &.{ 40, 3, 3, 60 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
+        try checkAll(&.{ 1, 8, 8, 64 }, &.{ 33, 3, 3, 64 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
+        // the stem: 3 input channels, 7x7 stride 2 padding 3
+        try checkAll(&.{ 2, 30, 29, 3 }, &.{ 16, 7, 7, 3 }, .{ .nsp = 2, .stride = .{ 2, 2, 1 }, .lo = .{ 3, 3, 0 }, .hi = .{ 3, 3, 0 } });
+        // groups with padding, dilations and flip; many rows (parallel blocks)
+        try checkAll(&.{ 2, 10, 10, 12 }, &.{ 18, 3, 3, 4 }, .{ .nsp = 2, .lo = .{ 2, 1, 0 }, .hi = .{ 0, 1, 0 }, .kdil = .{ 2, 1, 1 }, .groups = 3, .flip = true });
+        try checkAll(&.{ 1, 7, 6, 3 }, &.{ 5, 3, 2, 3 }, .{ .nsp = 2, .stride = .{ 2, 1, 1 }, .lo = .{ 1, -1, 0 }, .hi = .{ 0, 2, 0 }, .kdil = .{ 1, 2, 1 }, .idil = .{ 2, 1, 1 }, .flip = true });
+        try checkAll(&.{ 2, 5, 4, 3, 2 }, &.{ 3, 2, 3, 2, 2 }, .{ .nsp = 3, .stride = .{ 1, 2, 1 }, .lo = .{ 1, 1, 1 }, .hi = .{ 1, 0, 1 }, .idil = .{ 1, 1, 2 } });
+        try checkAll(&.{ 3, 33, 35, 16 }, &.{ 24, 3, 3, 16 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
+        try checkAll(&.{ 2, 300, 20 }, &.{ 20, 5, 10 }, .{ .nsp = 1, .lo = .{ 2, 0, 0 }, .hi = .{ 2, 0, 0 }, .groups = 2 });
+        // a strided 1x1 (not the pointwise path) and the pointwise path itself
+        try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2, .stride = .{ 2, 2, 1 } });
+        try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2 });
+    }
 }
 
 test "conv_general messages" {

@@ -1,0 +1,300 @@
+//! The direct (implicit-GEMM) convolution kernel: the forward convolution of prims/conv.zig as
+//! a GEMM per group, out[row, co] = sum over k of A[row, k] * W[co, k], without an im2col buffer.
+//!
+//! A row is one output position (batch item and spatial position); k = tap * C_in_g + channel.
+//! The weight of each group ([C_out_g, taps * C_in_g], row-contiguous) is packed once, before the
+//! rows are split over the pool, into the B micro-panels of engine/gemm.zig (KC x NR panels, one
+//! block per KC slice of k). The A operand, the virtual im2col matrix, is packed straight from
+//! the input into gemm.zig's MR x KC micro-panels: per output row the origin of its window, per
+//! tap the displacement, and a tap on padding or an input-dilation hole packs zeros. Then
+//! gemm.zig's register-tiled micro-kernel multiplies the panels into the output (strided by
+//! C_out). float16/bfloat16 are widened to float32 while packing and rounded once at the store
+//! (through a per-worker float32 block when k spans several KC slices).
+//!
+//! Work is split over output-row blocks of up to MC rows on the thread pool; each worker packs
+//! into its own thread-local buffer. In a portable build the whole kernel runs in the kernel
+//! object of the CPU's level (engine/kernels.zig exports `conv_fwd_<T>_<S>` per level), since the
+//! B panels' layout (NR) depends on the level's vector width.
+const std = @import("std");
+const gemm = @import("gemm.zig");
+const pool = @import("pool.zig");
+const cpu = @import("cpu.zig");
+const dtype = @import("dtype.zig");
+
+pub const max_sp = 3;
+
+/// One convolution's geometry and operands across the kernel objects' C ABI. Every spatial axis
+/// is padded to 3 (size 1, stride 1). Strides in elements; x may be any strided view, w is
+/// row-contiguous [C_out, taps, C_in_g], out row-contiguous [rows, C_out].
+pub const Ctx = extern struct {
+    x: *const anyopaque,
+    w: *const anyopaque,
+    out: *anyopaque,
+    n: usize,
+    c_out: usize,
+    groups: usize,
+    cig: usize,
+    cog: usize,
+    ktaps: usize,
+    opos: usize,
+    l: [max_sp]i64,
+    k: [max_sp]usize,
+    o: [max_sp]usize,
+    /// batch, spatial axes, channel
+    x_strides: [max_sp + 2]i64,
+    stride: [max_sp]i64,
+    lo: [max_sp]i64,
+    kdil: [max_sp]i64,
+    idil: [max_sp]i64,
+    flip: bool,
+};
+
+/// The (compute, storage) type pairs the kernel objects export.
+pub const kernel_combos = .{ .{ f32, f32 }, .{ f64, f64 }, .{ f32, dtype.F16 }, .{ f32, dtype.BF16 } };
+
+pub const EntryFn = fn (*const Ctx) callconv(.c) bool;
+
+pub fn entryName(comptime T: type, comptime S: type) []const u8 {
+    return "conv_fwd_" ++ gemm.typeTag(T) ++ "_" ++ gemm.typeTag(S);
+}
+
+pub fn Entry(comptime T: type, comptime S: type) type {
+    return struct {
+        pub fn call(cx: *const Ctx) callconv(.c) bool {
+            return forwardImpl(T, S, cx);
+        }
+    };
+}
+
+/// The convolution into cx.out; false when out of memory (nothing useful written: the caller
+/// falls back to the plain loop).
+pub fn forward(comptime T: type, comptime S: type, cx: *const Ctx) bool {
+    if (comptime cpu.dispatch) return cpu.pick(EntryFn, comptime entryName(T, S))(cx);
+    return forwardImpl(T, S, cx);
+}
+
+threadlocal var pack_a: []align(64) u8 = &.{};
+threadlocal var wide_c: []align(64) u8 = &.{};
+
+fn forwardImpl(comptime T: type, comptime S: type, cx: *const Ctx) bool {
+    const P = gemm.Params(T);
+    const rows = cx.n * cx.opos;
+    const kk = cx.ktaps * cx.cig;
+    if (rows == 0 or cx.cog == 0 or kk == 0) return true;
+    const npad = gemm.roundUp(cx.cog, P.NR);
+    // The packed weight: group gi's KC slice starting at pc is at gi * npad * kk + pc * npad.
+    const wpk = std.heap.c_allocator.alignedAlloc(T, .@"64", cx.groups * npad * kk) catch return false;
+    defer std.heap.c_allocator.free(wpk);
+    const wp: [*]S = @ptrCast(@alignCast(@constCast(cx.w)));
+    for (0..cx.groups) |gi| {
+        var pc: usize = 0;
+        while (pc < kk) : (pc += P.KC) {
+            const kc = @min(P.KC, kk - pc);
+            // B[k, co] = w[gi * cog + co, k]: column-major, columns contiguous along k.
+            const b = gemm.Mat(S){ .ptr = wp + gi * cx.cog * kk + pc, .rs = 1, .cs = @intCast(kk) };
+            gemm.packB(T, S, kc, cx.cog, b, wpk.ptr + gi * npad * kk + pc * npad);
+        }
+    }
+    const threads = pool.threads();
+    const want = threads * 2;
+    // Blocks of at most MC rows, their count a multiple of the workers (the pool gives each
+    // worker an equal share of them) and at least two per worker.
+    var nb = @max(want, (rows + P.MC - 1) / P.MC);
+    nb = gemm.roundUp(nb, threads);
+    const per = @min(P.MC, @max(P.MR, gemm.roundUp((rows + nb - 1) / nb, P.MR)));
+    const chunks = (rows + per - 1) / per;
+    const Job = struct {
+        cx: *const Ctx,
+        wpk: [*]const T,
+        rows: usize,
+        per: usize,
+        failed: std.atomic.Value(bool) = .init(false),
+        fn run(j: *const @This(), s: usize, e: usize) void {
+            for (s..e) |b| {
+                const r0 = b * j.per;
+                const m = @min(j.per, j.rows - r0);
+                if (!block(T, S, j.cx, j.wpk, r0, m)) @constCast(&j.failed).store(true, .monotonic);
+            }
+        }
+    };
+    var job = Job{ .cx = cx, .wpk = wpk.ptr, .rows = rows, .per = per };
+    const flops = rows * cx.cog * cx.groups * kk;
+    if (flops < 64 * 64 * 64 or threads <= 1) job.run(0, chunks) else pool.parallelFor(chunks, 1, @as(*const Job, &job), Job.run);
+    return !job.failed.load(.monotonic);
+}
+
+inline fn offsetPtr(comptime S: type, p: [*]const S, off: i64) [*]const S {
+    const addr: i64 = @as(i64, @intCast(@intFromPtr(p))) + off * @sizeOf(S);
+    return @ptrFromInt(@as(usize, @intCast(addr)));
+}
+
+/// Output rows [r0, r0 + m) (m <= MC) of every group.
+fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0: usize, m: usize) bool {
+    const P = gemm.Params(T);
+    const kk = cx.ktaps * cx.cig;
+    const npad = gemm.roundUp(cx.cog, P.NR);
+    const kc_max = @min(P.KC, kk);
+    const ab = gemm.packBuffer(&pack_a, gemm.roundUp(m, P.MR) * kc_max * @sizeOf(T)) orelse return false;
+    const ap: [*]T = @ptrCast(@alignCast(ab.ptr));
+    // A narrow output with several KC slices accumulates in a float32 block, rounded once.
+    const wide = S != T and kk > P.KC;
+    var wcp: [*]T = undefined;
+    if (wide) {
+        const wb = gemm.packBuffer(&wide_c, m * cx.cog * @sizeOf(T)) orelse return false;
+        wcp = @ptrCast(@alignCast(wb.ptr));
+    }
+    // Each row's batch offset and window origin (o * stride - lo) in dilated coordinates.
+    var base: [P.MC]i64 = undefined;
+    var org: [P.MC][max_sp]i64 = undefined;
+    for (0..m) |i| {
+        const r = r0 + i;
+        base[i] = @as(i64, @intCast(r / cx.opos)) * cx.x_strides[0];
+        var rem = r % cx.opos;
+        var d: usize = max_sp;
+        while (d > 0) {
+            d -= 1;
+            const od = rem % cx.o[d];
+            rem /= cx.o[d];
+            org[i][d] = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
+        }
+    }
+    const out: [*]S = @ptrCast(@alignCast(cx.out));
+    for (0..cx.groups) |gi| {
+        var pc: usize = 0;
+        while (pc < kk) : (pc += P.KC) {
+            const kc = @min(P.KC, kk - pc);
+            packA(T, S, cx, &base, &org, m, gi, pc, kc, ap);
+            const bb = wpk + gi * npad * kk + pc * npad;
+            const beta: T = if (pc == 0) 0 else 1;
+            var jr: usize = 0;
+            while (jr < cx.cog) : (jr += P.NR) {
+                const nr = @min(P.NR, cx.cog - jr);
+                var ir: usize = 0;
+                while (ir < m) : (ir += P.MR) {
+                    const mr = @min(P.MR, m - ir);
+                    if (wide) {
+                        const c = gemm.Mat(T){ .ptr = wcp + ir * cx.cog + jr, .rs = @intCast(cx.cog), .cs = 1 };
+                        gemm.micro(T, T, kc, ap + ir * kc, bb + jr * kc, 1, beta, c, mr, nr);
+                    } else {
+                        const c = gemm.Mat(S){ .ptr = out + (r0 + ir) * cx.c_out + gi * cx.cog + jr, .rs = @intCast(cx.c_out), .cs = 1 };
+                        gemm.micro(T, S, kc, ap + ir * kc, bb + jr * kc, 1, beta, c, mr, nr);
+                    }
+                }
+            }
+        }
+        if (wide) {
+            for (0..m) |i| {
+                const c = gemm.Mat(S){ .ptr = out + (r0 + i) * cx.c_out + gi * cx.cog, .rs = @intCast(cx.c_out), .cs = 1 };
+                gemm.roundRow(T, S, cx.cog, wcp + i * cx.cog, 0, c);
+            }
+        }
+    }
+    return true;
+}
+
+/// Columns [pc, pc + kc) of group gi's virtual im2col matrix for rows [0, m) of the block into
+/// MR-row micro-panels (gemm.zig's A layout: panel r holds, for each column p, rows r*MR ..
+/// r*MR+MR-1; zero past m).
+///
+/// Taps consecutive along the innermost kernel axis read consecutive input positions; when
+/// those are adjacent in memory (channels contiguous, one group, no dilation or flip along it)
+/// a whole run of them is one contiguous copy per row (the stem's 7 taps x 3 channels), unless
+/// the run's ends fall on padding, when it goes tap by tap.
+fn packA(comptime T: type, comptime S: type, cx: *const Ctx, base: []const i64, org: []const [max_sp]i64, m: usize, gi: usize, pc: usize, kc: usize, out: [*]T) void {
+    const MR = gemm.Params(T).MR;
+    const cig = cx.cig;
+    const cs = cx.x_strides[max_sp + 1];
+    const xp: [*]const S = @ptrCast(@alignCast(cx.x));
+    const t0 = pc / cig;
+    const t1 = (pc + kc - 1) / cig;
+    const goff: i64 = @as(i64, @intCast(gi * cig)) * cs;
+    // The innermost kernel axis with more than one tap, and whether its taps merge into runs.
+    var ra: usize = 0;
+    for (0..max_sp) |d| if (cx.k[d] > 1) {
+        ra = d;
+    };
+    const merge = cs == 1 and !cx.flip and cx.k[ra] > 1 and cx.kdil[ra] == 1 and cx.idil[ra] == 1 and
+        cx.x_strides[ra + 1] == @as(i64, @intCast(cig));
+    var ir: usize = 0;
+    while (ir < m) : (ir += MR) {
+        const rows = @min(MR, m - ir);
+        const dst = out + ir * kc;
+        var t = t0;
+        while (t <= t1) {
+            const disp = tapDisp(cx, t);
+            const jr: usize = @intCast(@divExact(disp[ra], cx.kdil[ra]));
+            const te = if (merge) @min(t1, t + (cx.k[ra] - 1 - jr)) else t;
+            var disp_e = disp;
+            disp_e[ra] += @intCast(te - t);
+            const c_lo = if (t == t0) pc - t * cig else 0;
+            const c_hi = @min(cig, pc + kc - te * cig);
+            const total = (te - t) * cig + c_hi - c_lo;
+            const col = t * cig + c_lo - pc;
+            for (0..rows) |i| {
+                const dcol = dst + col * MR + i;
+                const first = tapOffset(cx, org[ir + i], disp);
+                const whole = first != null and (te == t or tapOffset(cx, org[ir + i], disp_e) != null);
+                if (whole) {
+                    const src = offsetPtr(S, xp, base[ir + i] + first.? + goff + @as(i64, @intCast(c_lo)) * cs);
+                    if (cs == 1) {
+                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &src[c]);
+                    } else {
+                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
+                    }
+                    continue;
+                }
+                // Tap by tap (a run touching padding, or a single tap on padding).
+                for (t..te + 1) |tt| {
+                    const lo = if (tt == t0) pc - tt * cig else 0;
+                    const hi = @min(cig, pc + kc - tt * cig);
+                    const dtap = dst + (tt * cig + lo - pc) * MR + i;
+                    var dd = disp;
+                    dd[ra] += @intCast(tt - t);
+                    const off = tapOffset(cx, org[ir + i], dd) orelse {
+                        for (0..hi - lo) |c| dtap[c * MR] = 0;
+                        continue;
+                    };
+                    const src = offsetPtr(S, xp, base[ir + i] + off + goff + @as(i64, @intCast(lo)) * cs);
+                    for (0..hi - lo) |c| dtap[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
+                }
+            }
+            if (rows < MR) for (0..total) |c| for (rows..MR) |i| {
+                dst[(col + c) * MR + i] = 0;
+            };
+            t = te + 1;
+        }
+    }
+}
+
+/// Tap t's displacement from a window origin along each axis (dilated coordinates).
+inline fn tapDisp(cx: *const Ctx, t: usize) [max_sp]i64 {
+    var disp: [max_sp]i64 = undefined;
+    var rem = t;
+    var d: usize = max_sp;
+    while (d > 0) {
+        d -= 1;
+        const j = rem % cx.k[d];
+        rem /= cx.k[d];
+        const jj = if (cx.flip) cx.k[d] - 1 - j else j;
+        disp[d] = @as(i64, @intCast(jj)) * cx.kdil[d];
+    }
+    return disp;
+}
+
+/// Element offset in x (within the batch item) of the tap displaced by `disp` from a window
+/// origin, or null on padding or an input-dilation hole.
+inline fn tapOffset(cx: *const Ctx, org: [max_sp]i64, disp: [max_sp]i64) ?i64 {
+    var off: i64 = 0;
+    inline for (0..max_sp) |d| {
+        const pos = org[d] + disp[d];
+        if (pos < 0) return null;
+        const id = cx.idil[d];
+        const xi = if (id == 1) pos else blk: {
+            if (@mod(pos, id) != 0) return null;
+            break :blk @divFloor(pos, id);
+        };
+        if (xi >= cx.l[d]) return null;
+        off += xi * cx.x_strides[d + 1];
+    }
+    return off;
+}
