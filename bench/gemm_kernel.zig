@@ -20,7 +20,10 @@ pub fn main() !void {
     if (std.mem.eql(u8, group, "f32")) for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, f32, "f32", n);
     if (std.mem.eql(u8, group, "shapes")) {
         // transformer shapes (m, n, k): BERT FFN up and down, a 128-token prefill
-        for ([_][3]usize{ .{ 512, 3072, 768 }, .{ 512, 768, 3072 }, .{ 128, 4096, 4096 } }) |s| try timeShape(s[0], s[1], s[2]);
+        for ([_][3]usize{ .{ 512, 3072, 768 }, .{ 512, 768, 3072 }, .{ 128, 4096, 4096 } }) |s| {
+            var buf: [64]u8 = undefined;
+            try timeProduct(f32, f32, try std.fmt.bufPrint(&buf, "f32 {d}x{d}x{d}", .{ s[0], s[1], s[2] }), s[0], s[1], s[2]);
+        }
     }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
@@ -47,54 +50,35 @@ fn fill(comptime S: type, x: []S, mod: usize) void {
 }
 
 fn timeSquare(comptime T: type, comptime S: type, label: []const u8, n: usize) !void {
+    var buf: [64]u8 = undefined;
+    try timeProduct(T, S, try std.fmt.bufPrint(&buf, "{s} n={d}", .{ label, n }), n, n, n);
+}
+
+/// Best time of C (m x n) = A (m x k) B (k x n), all row-major.
+fn timeProduct(comptime T: type, comptime S: type, label: []const u8, m: usize, n: usize, k: usize) !void {
     const gpa = std.heap.c_allocator;
-    const a = try gpa.alloc(S, n * n);
-    const b = try gpa.alloc(S, n * n);
-    const c = try gpa.alloc(S, n * n);
+    const a = try gpa.alloc(S, m * k);
+    const b = try gpa.alloc(S, k * n);
+    const c = try gpa.alloc(S, m * n);
     defer gpa.free(a);
     defer gpa.free(b);
     defer gpa.free(c);
     fill(S, a, 13);
     fill(S, b, 7);
     const M = gemm.Mat(S);
-    const am = M{ .ptr = a.ptr, .rs = @intCast(n), .cs = 1 };
-    const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
-    const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
-    const flops = 2.0 * @as(f64, @floatFromInt(n * n * n));
-    const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
-    gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm); // warm
-    var best: f64 = 1e30;
-    for (0..reps) |_| {
-        var t = try std.time.Timer.start();
-        if (serial_only) gemm.gemmSerial(T, S, S, S, n, n, n, 1, am, bm, 0, cm) else gemm.gemm(T, S, S, S, n, n, n, 1, am, bm, 0, cm);
-        best = @min(best, @as(f64, @floatFromInt(t.read())));
-    }
-    std.debug.print("{s} n={d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, n, flops / best, best / 1e6 });
-}
-
-fn timeShape(m: usize, n: usize, k: usize) !void {
-    const gpa = std.heap.c_allocator;
-    const a = try gpa.alloc(f32, m * k);
-    const b = try gpa.alloc(f32, k * n);
-    const c = try gpa.alloc(f32, m * n);
-    defer gpa.free(a);
-    defer gpa.free(b);
-    defer gpa.free(c);
-    fill(f32, a, 13);
-    fill(f32, b, 7);
-    const M = gemm.Mat(f32);
     const am = M{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
     const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
     const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
     const flops = 2.0 * @as(f64, @floatFromInt(m * n * k));
-    gemm.gemm(f32, f32, f32, f32, m, n, k, 1, am, bm, 0, cm); // warm
+    const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
+    gemm.gemm(T, S, S, S, m, n, k, 1, am, bm, 0, cm); // warm
     var best: f64 = 1e30;
-    for (0..@max(5, @as(usize, @intFromFloat(2e10 / flops)))) |_| {
+    for (0..reps) |_| {
         var t = try std.time.Timer.start();
-        gemm.gemm(f32, f32, f32, f32, m, n, k, 1, am, bm, 0, cm);
+        if (serial_only) gemm.gemmSerial(T, S, S, S, m, n, k, 1, am, bm, 0, cm) else gemm.gemm(T, S, S, S, m, n, k, 1, am, bm, 0, cm);
         best = @min(best, @as(f64, @floatFromInt(t.read())));
     }
-    std.debug.print("f32 {d}x{d}x{d}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ m, n, k, flops / best, best / 1e6 });
+    std.debug.print("{s}: {d:.1} GFLOP/s ({d:.3} ms)\n", .{ label, flops / best, best / 1e6 });
 }
 
 fn squares() !void {
