@@ -75,6 +75,8 @@ pub fn forward(comptime T: type, comptime S: type, cx: *const Ctx) bool {
 
 threadlocal var pack_a: []align(64) u8 = &.{};
 threadlocal var wide_c: []align(64) u8 = &.{};
+/// Per-thread rows assembled for packA (MR x KC storage elements).
+threadlocal var rows_buf: []align(64) u8 = &.{};
 
 fn forwardImpl(comptime T: type, comptime S: type, cx: *const Ctx) bool {
     const P = gemm.Params(T);
@@ -136,6 +138,8 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
     const kc_max = @min(P.KC, kk);
     const ab = gemm.packBuffer(&pack_a, gemm.roundUp(m, P.MR) * kc_max * @sizeOf(T)) orelse return false;
     const ap: [*]T = @ptrCast(@alignCast(ab.ptr));
+    const sb = gemm.packBuffer(&rows_buf, P.MR * P.KC * @sizeOf(S)) orelse return false;
+    const scratch: [*]S = @ptrCast(@alignCast(sb.ptr));
     // A narrow output with several KC slices accumulates in a float32 block, rounded once.
     const wide = S != T and kk > P.KC;
     var wcp: [*]T = undefined;
@@ -143,27 +147,40 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
         const wb = gemm.packBuffer(&wide_c, m * cx.cog * @sizeOf(T)) orelse return false;
         wcp = @ptrCast(@alignCast(wb.ptr));
     }
-    // Each row's batch offset and window origin (o * stride - lo) in dilated coordinates.
+    // Each row's batch offset and window origin (o * stride - lo) in dilated coordinates, and
+    // whether its whole window lies inside the input (then every tap is at a fixed distance
+    // from the origin's offset).
     var base: [P.MC]i64 = undefined;
     var org: [P.MC][max_sp]i64 = undefined;
+    var woff: [P.MC]i64 = undefined;
+    var inner: [P.MC]bool = undefined;
+    var no_holes = true;
+    for (0..max_sp) |d| no_holes = no_holes and cx.idil[d] == 1;
     for (0..m) |i| {
         const r = r0 + i;
         base[i] = @as(i64, @intCast(r / cx.opos)) * cx.x_strides[0];
+        woff[i] = base[i];
+        inner[i] = no_holes;
         var rem = r % cx.opos;
         var d: usize = max_sp;
         while (d > 0) {
             d -= 1;
             const od = rem % cx.o[d];
             rem /= cx.o[d];
-            org[i][d] = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
+            const o = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
+            org[i][d] = o;
+            woff[i] += o * cx.x_strides[d + 1];
+            const span = @as(i64, @intCast(cx.k[d] - 1)) * cx.kdil[d];
+            inner[i] = inner[i] and o >= 0 and o + span < cx.l[d];
         }
     }
+    const win = Windows{ .base = &base, .org = &org, .woff = &woff, .inner = &inner };
     const out: [*]S = @ptrCast(@alignCast(cx.out));
     for (0..cx.groups) |gi| {
         var pc: usize = 0;
         while (pc < kk) : (pc += P.KC) {
             const kc = @min(P.KC, kk - pc);
-            packA(T, S, cx, &base, &org, m, gi, pc, kc, ap);
+            packA(T, S, cx, win, m, gi, pc, kc, scratch, ap);
             const bb = wpk + gi * npad * kk + pc * npad;
             const beta: T = if (pc == 0) 0 else 1;
             var jr: usize = 0;
@@ -192,16 +209,29 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
     return true;
 }
 
+/// A block's output rows: batch offset, window origin (dilated coordinates), the origin's
+/// element offset and whether the window lies inside the input with no input-dilation holes.
+const Windows = struct {
+    base: []const i64,
+    org: []const [max_sp]i64,
+    woff: []const i64,
+    inner: []const bool,
+};
+
 /// Columns [pc, pc + kc) of group gi's virtual im2col matrix for rows [0, m) of the block into
 /// MR-row micro-panels (gemm.zig's A layout: panel r holds, for each column p, rows r*MR ..
 /// r*MR+MR-1; zero past m).
 ///
-/// Taps consecutive along the innermost kernel axis read consecutive input positions; when
-/// those are adjacent in memory (channels contiguous, one group, no dilation or flip along it)
-/// a whole run of them is one contiguous copy per row (the stem's 7 taps x 3 channels), unless
-/// the run's ends fall on padding, when it goes tap by tap.
-fn packA(comptime T: type, comptime S: type, cx: *const Ctx, base: []const i64, org: []const [max_sp]i64, m: usize, gi: usize, pc: usize, kc: usize, out: [*]T) void {
-    const MR = gemm.Params(T).MR;
+/// The columns go in runs: taps consecutive along the innermost kernel axis read consecutive
+/// input positions, and when those are adjacent in memory (channels contiguous, one group, no
+/// dilation or flip along it) a whole run of them is one contiguous stretch of the input per row
+/// (the stem's 7 taps x 3 channels), otherwise a run is one tap's channels. Per run every row of
+/// a panel gets a pointer to its stretch: into the input when the stretch lies inside it, else
+/// to a row of `scratch` assembled tap by tap (padding and input-dilation holes as zeros,
+/// strided channels gathered); gemm.packRows then transposes the panel's rows in registers.
+fn packA(comptime T: type, comptime S: type, cx: *const Ctx, win: Windows, m: usize, gi: usize, pc: usize, kc: usize, scratch: [*]S, out: [*]T) void {
+    const P = gemm.Params(T);
+    const MR = P.MR;
     const cig = cx.cig;
     const cs = cx.x_strides[max_sp + 1];
     const xp: [*]const S = @ptrCast(@alignCast(cx.x));
@@ -230,40 +260,49 @@ fn packA(comptime T: type, comptime S: type, cx: *const Ctx, base: []const i64, 
             const c_hi = @min(cig, pc + kc - te * cig);
             const total = (te - t) * cig + c_hi - c_lo;
             const col = t * cig + c_lo - pc;
+            var tap_off: i64 = goff + @as(i64, @intCast(c_lo));
+            for (0..max_sp) |d| tap_off += disp[d] * cx.x_strides[d + 1];
+            var src: [MR][*]const S = undefined;
             for (0..rows) |i| {
-                const dcol = dst + col * MR + i;
-                const first = tapOffset(cx, org[ir + i], disp);
-                const whole = first != null and (te == t or tapOffset(cx, org[ir + i], disp_e) != null);
-                if (whole) {
-                    const src = offsetPtr(S, xp, base[ir + i] + first.? + goff + @as(i64, @intCast(c_lo)) * cs);
-                    if (cs == 1) {
-                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &src[c]);
-                    } else {
-                        for (0..total) |c| dcol[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
-                    }
+                if (cs == 1 and win.inner[ir + i]) {
+                    src[i] = offsetPtr(S, xp, win.woff[ir + i] + tap_off);
                     continue;
                 }
-                // Tap by tap (a run touching padding, or a single tap on padding).
+                const org = win.org[ir + i];
+                const first = tapOffset(cx, org, disp);
+                const whole = first != null and (te == t or tapOffset(cx, org, disp_e) != null);
+                if (whole and cs == 1) {
+                    src[i] = offsetPtr(S, xp, win.base[ir + i] + first.? + goff + @as(i64, @intCast(c_lo)));
+                    continue;
+                }
+                // Tap by tap into this row's scratch (a run touching padding, or strided channels).
+                const row = scratch + i * P.KC;
                 for (t..te + 1) |tt| {
                     const lo = if (tt == t0) pc - tt * cig else 0;
                     const hi = @min(cig, pc + kc - tt * cig);
-                    const dtap = dst + (tt * cig + lo - pc) * MR + i;
+                    const d = row + (tt * cig + lo) - (t * cig + c_lo);
                     var dd = disp;
                     dd[ra] += @intCast(tt - t);
-                    const off = tapOffset(cx, org[ir + i], dd) orelse {
-                        for (0..hi - lo) |c| dtap[c * MR] = 0;
+                    const off = tapOffset(cx, org, dd) orelse {
+                        @memset(d[0 .. hi - lo], zero(S));
                         continue;
                     };
-                    const src = offsetPtr(S, xp, base[ir + i] + off + goff + @as(i64, @intCast(lo)) * cs);
-                    for (0..hi - lo) |c| dtap[c * MR] = gemm.load(S, T, &offsetPtr(S, src, @as(i64, @intCast(c)) * cs)[0]);
+                    const s = offsetPtr(S, xp, win.base[ir + i] + off + goff + @as(i64, @intCast(lo)) * cs);
+                    for (0..hi - lo) |c| d[c] = offsetPtr(S, s, @as(i64, @intCast(c)) * cs)[0];
                 }
+                src[i] = row;
             }
-            if (rows < MR) for (0..total) |c| for (rows..MR) |i| {
-                dst[(col + c) * MR + i] = 0;
-            };
+            gemm.packRows(T, S, rows, total, &src, dst + col * MR);
             t = te + 1;
         }
     }
+}
+
+inline fn zero(comptime S: type) S {
+    return switch (S) {
+        dtype.F16, dtype.BF16 => .{ .bits = 0 },
+        else => 0,
+    };
 }
 
 /// Tap t's displacement from a window origin along each axis (dilated coordinates).

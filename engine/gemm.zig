@@ -411,21 +411,11 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
         const rows: usize = @min(MR, mc - r);
         const dst = out + r * kc;
         if (a.cs == 1) {
-            // Row-major A: walk each row contiguously.
-            for (0..rows) |i| {
-                const src = a.at(r + i, 0);
-                const sp: [*]const SA = @ptrCast(src);
-                var p: usize = 0;
-                if (SA != T) {
-                    // float16/bfloat16 widened in vectors, then spread along the panel.
-                    const VL = Params(T).VL;
-                    while (p + VL <= kc) : (p += VL) {
-                        const x = loadVec(SA, T, VL, sp + p);
-                        inline for (0..VL) |l| dst[(p + l) * MR + i] = x[l];
-                    }
-                }
-                while (p < kc) : (p += 1) dst[p * MR + i] = load(SA, T, &sp[p]);
-            }
+            // Row-major A: rows contiguous along k, transposed in registers.
+            var src: [MR][*]const SA = undefined;
+            for (0..rows) |i| src[i] = @ptrCast(a.at(r + i, 0));
+            packRows(T, SA, rows, kc, &src, dst);
+            continue;
         } else {
             for (0..kc) |p| for (0..rows) |i| {
                 dst[p * MR + i] = load(SA, T, a.at(r + i, p));
@@ -435,6 +425,84 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
             dst[p * MR + i] = 0;
         };
     }
+}
+
+/// One MR-row micro-panel of A from rows that are contiguous along k: row i (i < rows <= MR)
+/// starts at src[i]; columns [0, kc) go to dst[p * MR + i], rows past `rows` are zero. VL
+/// columns of every row are loaded as vectors and transposed in registers (log2 VL shuffle
+/// stages), so the panel is written a column of MR values at a time: writing each row's values
+/// MR apart compiles to scatters, several times slower. Used by packA for a row-major A and by
+/// the direct convolution (engine/conv_kernel.zig) for its virtual im2col rows.
+pub fn packRows(comptime T: type, comptime S: type, rows: usize, kc: usize, src: *const [Params(T).MR][*]const S, dst: [*]T) void {
+    const P = Params(T);
+    const MR = P.MR;
+    const VL = P.VL;
+    var p: usize = 0;
+    while (p + VL <= kc) : (p += VL) packColumns(T, S, rows, p, src, dst);
+    if (p == kc) return;
+    if (kc >= VL) {
+        // The last VL columns again (those before p rewritten with the same values): no read
+        // past a row's end.
+        packColumns(T, S, rows, kc - VL, src, dst);
+        return;
+    }
+    for (p..kc) |c| for (0..MR) |i| {
+        dst[c * MR + i] = if (i < rows) load(S, T, &src[i][c]) else 0;
+    };
+}
+
+/// Columns [p, p + VL) of packRows' rows into the panel.
+inline fn packColumns(comptime T: type, comptime S: type, rows: usize, p: usize, src: *const [Params(T).MR][*]const S, dst: [*]T) void {
+    const P = Params(T);
+    const MR = P.MR;
+    const VL = P.VL;
+    inline for (0..(MR + VL - 1) / VL) |g| {
+        var v: [VL]P.V = undefined;
+        inline for (0..VL) |l| {
+            const i = g * VL + l;
+            v[l] = if (i < MR and i < rows) loadVec(S, T, VL, src[i] + p) else @splat(0);
+        }
+        transposeSquare(T, VL, &v);
+        inline for (0..VL) |l| putLanes(T, VL, @min(VL, MR - g * VL), dst + (p + l) * MR + g * VL, v[l]);
+    }
+}
+
+/// v (VL x VL, one row per vector) transposed in place. Stage h swaps bit log2(h) of the row
+/// index with that bit of the lane index: out[i][c] = in[i with that bit := c's][c with that
+/// bit := i's]; after every bit the rows and lanes are exchanged.
+inline fn transposeSquare(comptime T: type, comptime VL: usize, v: *[VL]@Vector(VL, T)) void {
+    comptime var h: usize = 1;
+    inline while (h < VL) : (h *= 2) {
+        const masks = comptime blk: {
+            var lo: [VL]i32 = undefined;
+            var hi: [VL]i32 = undefined;
+            for (0..VL) |c| {
+                lo[c] = if (c & h == 0) @intCast(c) else ~@as(i32, @intCast(c & ~h));
+                hi[c] = if (c & h == 0) @intCast(c | h) else ~@as(i32, @intCast(c));
+            }
+            break :blk .{ lo, hi };
+        };
+        inline for (0..VL) |i| if (i & h == 0) {
+            const a = v[i];
+            const b = v[i | h];
+            v[i] = @shuffle(T, a, b, masks[0]);
+            v[i | h] = @shuffle(T, a, b, masks[1]);
+        };
+    }
+}
+
+/// The first n lanes of x to p.
+inline fn putLanes(comptime T: type, comptime VL: usize, comptime n: usize, p: [*]T, x: @Vector(VL, T)) void {
+    if (n == VL) {
+        p[0..VL].* = x;
+        return;
+    }
+    const idx = comptime blk: {
+        var m: [n]i32 = undefined;
+        for (0..n) |i| m[i] = @intCast(i);
+        break :blk m;
+    };
+    p[0..n].* = @as([n]T, @shuffle(T, x, undefined, idx));
 }
 
 /// B (kc x nc) into micro-panels of NR columns: panel q holds, for each p, columns q*NR ..
