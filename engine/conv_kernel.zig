@@ -275,8 +275,30 @@ fn packA(comptime T: type, comptime S: type, cx: *const Ctx, win: Windows, m: us
                     src[i] = offsetPtr(S, xp, win.base[ir + i] + first.? + goff + @as(i64, @intCast(c_lo)));
                     continue;
                 }
-                // Tap by tap into this row's scratch (a run touching padding, or strided channels).
                 const row = scratch + i * P.KC;
+                if (merge) {
+                    // A merged run partly or wholly on padding: its taps inside the input are
+                    // one contiguous stretch (taps ja..jb of the run along axis ra); zeros around.
+                    const p0 = org[ra] + disp[ra];
+                    const ja: usize = @intCast(@max(0, -p0));
+                    const jb: i64 = @min(@as(i64, @intCast(te - t)), cx.l[ra] - 1 - p0);
+                    var dj = disp;
+                    dj[ra] += @intCast(ja);
+                    const off = if (jb >= @as(i64, @intCast(ja))) tapOffset(cx, org, dj) else null;
+                    if (off == null) {
+                        @memset(row[0..total], zero(S));
+                    } else {
+                        const lo_col = (ja * cig) -| c_lo;
+                        const hi_col = @min(total, @as(usize, @intCast(jb + 1)) * cig - c_lo);
+                        const s0 = offsetPtr(S, xp, win.base[ir + i] + off.? + goff + @as(i64, @intCast(lo_col + c_lo)) - @as(i64, @intCast(ja * cig)));
+                        @memset(row[0..lo_col], zero(S));
+                        @memcpy(row[lo_col..hi_col], s0[0 .. hi_col - lo_col]);
+                        @memset(row[hi_col..total], zero(S));
+                    }
+                    src[i] = row;
+                    continue;
+                }
+                // Tap by tap into this row's scratch (padding or holes, or strided channels).
                 for (t..te + 1) |tt| {
                     const lo = if (tt == t0) pc - tt * cig else 0;
                     const hi = @min(cig, pc + kc - tt * cig);

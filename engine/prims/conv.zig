@@ -332,7 +332,7 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
 }
 
 fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!void {
-    const g = Geo.init(node, p);
+    var g = Geo.init(node, p);
     const out: [*]S = @ptrCast(@alignCast(node.data()));
     const rows = g.n * g.opos;
     if (rows == 0 or g.c_out == 0) return;
@@ -347,8 +347,29 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
         w_tmp = t;
         break :blk t.ptr;
     };
-    const xp: [*]const S = @ptrCast(@alignCast(x.data()));
-    if (primitives.reference_mode) return naive(T, S, &g, xp, wp, out);
+    const xp0: [*]const S = @ptrCast(@alignCast(x.data()));
+    if (primitives.reference_mode) return naive(T, S, &g, xp0, wp, out);
+    // An input whose channels are not adjacent (the weight gradient's, with the batch as the
+    // channel axis) is copied row-contiguous once: the kernel then copies whole runs of
+    // channels and taps instead of gathering element by element, once per tap.
+    var x_tmp: ?[]S = null;
+    defer if (x_tmp) |t| std.heap.c_allocator.free(t);
+    const xp: [*]const S = if (g.x_strides[max_sp + 1] == 1 or g.ktaps == 1) xp0 else blk: {
+        const t = std.heap.c_allocator.alloc(S, x.size()) catch break :blk xp0;
+        convert.copyConvert(x, @ptrCast(t.ptr), x.dtype);
+        x_tmp = t;
+        // Row-contiguous strides: [N, L..., C_in] (padded axes have size 1).
+        var st: i64 = @intCast(g.c_in);
+        g.x_strides[max_sp + 1] = 1;
+        var d: usize = max_sp;
+        while (d > 0) {
+            d -= 1;
+            g.x_strides[d + 1] = if (g.l[d] == 1 and d >= g.p.nsp) 0 else st;
+            st *= g.l[d];
+        }
+        g.x_strides[0] = st;
+        break :blk t.ptr;
+    };
     const kc = g.ktaps * g.cig; // GEMM depth per group
     if (kc == 0) {
         @memset(out[0 .. rows * g.c_out], storeAs(S, T, 0));
