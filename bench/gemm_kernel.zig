@@ -24,6 +24,12 @@ pub fn main() !void {
             var buf: [64]u8 = undefined;
             try timeProduct(f32, f32, try std.fmt.bufPrint(&buf, "f32 {d}x{d}x{d}", .{ s[0], s[1], s[2] }), s[0], s[1], s[2]);
         }
+        // a weight gradient x.T @ dy (A read transposed)
+        a_transposed = true;
+        try timeProduct(f32, f32, "f32 768x3072x512 A transposed", 768, 3072, 512);
+        try timeProduct(f32, f32, "f32 1024x1024x1024 A transposed", 1024, 1024, 1024);
+        try timeProduct(f32, f32, "f32 2048x64x2048 A transposed", 2048, 64, 2048);
+        a_transposed = false;
     }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
@@ -37,6 +43,8 @@ pub fn main() !void {
 
 /// `f32serial`: time gemm.gemmSerial (one thread), for measuring next to other work.
 var serial_only = false;
+/// `shapes`: A stored column-major (k x m row-major, read transposed).
+var a_transposed = false;
 
 fn fill(comptime S: type, x: []S, mod: usize) void {
     for (x, 0..) |*e, i| {
@@ -66,7 +74,7 @@ fn timeProduct(comptime T: type, comptime S: type, label: []const u8, m: usize, 
     fill(S, a, 13);
     fill(S, b, 7);
     const M = gemm.Mat(S);
-    const am = M{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
+    const am = if (a_transposed) M{ .ptr = a.ptr, .rs = 1, .cs = @intCast(m) } else M{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
     const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
     const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
     const flops = 2.0 * @as(f64, @floatFromInt(m * n * k));

@@ -416,6 +416,13 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
             for (0..rows) |i| src[i] = @ptrCast(a.at(r + i, 0));
             packRows(T, SA, rows, kc, &src, dst);
             continue;
+        } else if (a.rs == 1 and rows == MR) {
+            // Column-major A (a transposed operand, as in a weight gradient x.T @ dy): the MR
+            // rows of a column are adjacent, one short contiguous copy per column.
+            for (0..kc) |p| {
+                const sp: [*]const SA = @ptrCast(a.at(r, p));
+                inline for (0..MR) |i| dst[p * MR + i] = load(SA, T, &sp[i]);
+            }
         } else {
             for (0..kc) |p| for (0..rows) |i| {
                 dst[p * MR + i] = load(SA, T, a.at(r + i, p));
