@@ -31,6 +31,13 @@ pub fn main() !void {
         try timeProduct(f32, f32, "f32 2048x64x2048 A transposed", 2048, 64, 2048);
         a_transposed = false;
     }
+    if (std.mem.eql(u8, group, "shapes") or std.mem.eql(u8, group, "shapesBT")) {
+        // a Linear layer x @ W.T (B read transposed)
+        b_transposed = true;
+        try timeProduct(f32, f32, "f32 512x768x3072 B transposed", 512, 768, 3072);
+        try timeProduct(f32, f32, "f32 128x4096x4096 B transposed", 128, 4096, 4096);
+        b_transposed = false;
+    }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
         for ([_]usize{ 512, 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
@@ -45,6 +52,8 @@ pub fn main() !void {
 var serial_only = false;
 /// `shapes`: A stored column-major (k x m row-major, read transposed).
 var a_transposed = false;
+/// `shapes`: B stored column-major (n x k row-major, read transposed).
+var b_transposed = false;
 
 fn fill(comptime S: type, x: []S, mod: usize) void {
     for (x, 0..) |*e, i| {
@@ -75,7 +84,7 @@ fn timeProduct(comptime T: type, comptime S: type, label: []const u8, m: usize, 
     fill(S, b, 7);
     const M = gemm.Mat(S);
     const am = if (a_transposed) M{ .ptr = a.ptr, .rs = 1, .cs = @intCast(m) } else M{ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
-    const bm = M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
+    const bm = if (b_transposed) M{ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
     const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
     const flops = 2.0 * @as(f64, @floatFromInt(m * n * k));
     const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));

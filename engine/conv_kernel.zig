@@ -228,7 +228,7 @@ const Windows = struct {
 /// (the stem's 7 taps x 3 channels), otherwise a run is one tap's channels. Per run every row of
 /// a panel gets a pointer to its stretch: into the input when the stretch lies inside it, else
 /// to a row of `scratch` assembled tap by tap (padding and input-dilation holes as zeros,
-/// strided channels gathered); gemm.packRows then transposes the panel's rows in registers.
+/// strided channels gathered); gemm.packLines then transposes the panel's rows in registers.
 fn packA(comptime T: type, comptime S: type, cx: *const Ctx, win: Windows, m: usize, gi: usize, pc: usize, kc: usize, scratch: [*]S, out: [*]T) void {
     const P = gemm.Params(T);
     const MR = P.MR;
@@ -314,7 +314,7 @@ fn packA(comptime T: type, comptime S: type, cx: *const Ctx, win: Windows, m: us
                 }
                 src[i] = row;
             }
-            gemm.packRows(T, S, rows, total, &src, dst + col * MR);
+            gemm.packLines(T, S, MR, rows, total, &src, dst + col * MR);
             t = te + 1;
         }
     }

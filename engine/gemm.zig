@@ -414,7 +414,7 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
             // Row-major A: rows contiguous along k, transposed in registers.
             var src: [MR][*]const SA = undefined;
             for (0..rows) |i| src[i] = @ptrCast(a.at(r + i, 0));
-            packRows(T, SA, rows, kc, &src, dst);
+            packLines(T, SA, MR, rows, kc, &src, dst);
             continue;
         } else if (a.rs == 1 and rows == MR) {
             // Column-major A (a transposed operand, as in a weight gradient x.T @ dy): the MR
@@ -434,43 +434,41 @@ fn packA(comptime T: type, comptime SA: type, mc: usize, kc: usize, a: Mat(SA), 
     }
 }
 
-/// One MR-row micro-panel of A from rows that are contiguous along k: row i (i < rows <= MR)
-/// starts at src[i]; columns [0, kc) go to dst[p * MR + i], rows past `rows` are zero. VL
-/// columns of every row are loaded as vectors and transposed in registers (log2 VL shuffle
-/// stages), so the panel is written a column of MR values at a time: writing each row's values
-/// MR apart compiles to scatters, several times slower. Used by packA for a row-major A and by
-/// the direct convolution (engine/conv_kernel.zig) for its virtual im2col rows.
-pub fn packRows(comptime T: type, comptime S: type, rows: usize, kc: usize, src: *const [Params(T).MR][*]const S, dst: [*]T) void {
-    const P = Params(T);
-    const MR = P.MR;
-    const VL = P.VL;
+/// One R-wide micro-panel from R lines contiguous along k (R = MR: rows of A; R = NR: columns
+/// of a column-major B): line i (i < lines <= R) starts at src[i]; positions [0, kc) go to
+/// dst[p * R + i], lines past `lines` are zero. VL positions of every line are loaded as vectors
+/// and transposed in registers (log2 VL shuffle stages), so the panel is written R values at a
+/// time: writing each line's values R apart compiles to scatters, several times slower. Used by
+/// packA (row-major A), packB (column-major B: x @ W.T) and the direct convolution
+/// (engine/conv_kernel.zig) for its virtual im2col rows.
+pub fn packLines(comptime T: type, comptime S: type, comptime R: usize, lines: usize, kc: usize, src: *const [R][*]const S, dst: [*]T) void {
+    const VL = Params(T).VL;
     var p: usize = 0;
-    while (p + VL <= kc) : (p += VL) packColumns(T, S, rows, p, src, dst);
+    while (p + VL <= kc) : (p += VL) packSpan(T, S, R, lines, p, src, dst);
     if (p == kc) return;
     if (kc >= VL) {
-        // The last VL columns again (those before p rewritten with the same values): no read
-        // past a row's end.
-        packColumns(T, S, rows, kc - VL, src, dst);
+        // The last VL positions again (those before p rewritten with the same values): no
+        // read past a line's end.
+        packSpan(T, S, R, lines, kc - VL, src, dst);
         return;
     }
-    for (p..kc) |c| for (0..MR) |i| {
-        dst[c * MR + i] = if (i < rows) load(S, T, &src[i][c]) else 0;
+    for (p..kc) |c| for (0..R) |i| {
+        dst[c * R + i] = if (i < lines) load(S, T, &src[i][c]) else 0;
     };
 }
 
-/// Columns [p, p + VL) of packRows' rows into the panel.
-inline fn packColumns(comptime T: type, comptime S: type, rows: usize, p: usize, src: *const [Params(T).MR][*]const S, dst: [*]T) void {
+/// Positions [p, p + VL) of packLines' lines into the panel.
+inline fn packSpan(comptime T: type, comptime S: type, comptime R: usize, lines: usize, p: usize, src: *const [R][*]const S, dst: [*]T) void {
     const P = Params(T);
-    const MR = P.MR;
     const VL = P.VL;
-    inline for (0..(MR + VL - 1) / VL) |g| {
+    inline for (0..(R + VL - 1) / VL) |g| {
         var v: [VL]P.V = undefined;
         inline for (0..VL) |l| {
             const i = g * VL + l;
-            v[l] = if (i < MR and i < rows) loadVec(S, T, VL, src[i] + p) else @splat(0);
+            v[l] = if (i < R and i < lines) loadVec(S, T, VL, src[i] + p) else @splat(0);
         }
         transposeSquare(T, VL, &v);
-        inline for (0..VL) |l| putLanes(T, VL, @min(VL, MR - g * VL), dst + (p + l) * MR + g * VL, v[l]);
+        inline for (0..VL) |l| putLanes(T, VL, @min(VL, R - g * VL), dst + (p + l) * R + g * VL, v[l]);
     }
 }
 
@@ -530,23 +528,12 @@ pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(S
                     dst[p * NR + v * P.VL ..][0..P.VL].* = x;
                 }
             }
-        } else if (b.rs == 1 and cols == NR and SB != T) {
-            // Column-major narrow B: each column widened in vectors along K.
-            for (0..NR) |j| {
-                const sp: [*]const SB = @ptrCast(b.at(0, q + j));
-                var p: usize = 0;
-                while (p + P.VL <= kc) : (p += P.VL) {
-                    const x = loadVec(SB, T, P.VL, sp + p);
-                    inline for (0..P.VL) |l| dst[(p + l) * NR + j] = x[l];
-                }
-                while (p < kc) : (p += 1) dst[p * NR + j] = load(SB, T, &sp[p]);
-            }
-        } else if (b.rs == 1 and cols == NR) {
-            // Column-major B (a transposed operand): walk each column contiguously.
-            for (0..NR) |j| {
-                const sp: [*]const SB = @ptrCast(b.at(0, q + j));
-                for (0..kc) |p| dst[p * NR + j] = load(SB, T, &sp[p]);
-            }
+        } else if (b.rs == 1) {
+            // Column-major B (a transposed operand, x @ W.T): columns contiguous along K,
+            // transposed in registers.
+            var src: [NR][*]const SB = undefined;
+            for (0..cols) |j| src[j] = @ptrCast(b.at(0, q + j));
+            packLines(T, SB, NR, cols, kc, &src, dst);
         } else {
             for (0..kc) |p| {
                 for (0..cols) |j| dst[p * NR + j] = load(SB, T, b.at(p, q + j));
