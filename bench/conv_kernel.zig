@@ -15,6 +15,9 @@ const cases = [_]Case{
     .{ .name = "14x14x256_to256_3x3", .n = 4, .h = 14, .w = 14, .ci = 256, .co = 256, .k = 3, .stride = 1, .pad = 1 },
     .{ .name = "28x28x512_to128_1x1_s2", .n = 4, .h = 28, .w = 28, .ci = 512, .co = 128, .k = 1, .stride = 2, .pad = 0 },
     .{ .name = "stem_224x224x3_to64_7x7_s2", .n = 4, .h = 224, .w = 224, .ci = 3, .co = 64, .k = 7, .stride = 2, .pad = 3 },
+    // the weight gradient of 28x28x128_to128_3x3 (batch 4) as prims/conv.zig's vjp runs it: the
+    // input channels as the batch, the batch as channels, the output gradient as a 28x28 kernel
+    .{ .name = "wgrad_28x28x128_to128_3x3", .n = 128, .h = 28, .w = 28, .ci = 4, .co = 128, .k = 28, .stride = 1, .pad = 1 },
     .{ .name = "1d_1024x128_to128_k3", .n = 4, .h = 1, .w = 1024, .ci = 128, .co = 128, .k = 3, .stride = 1, .pad = 1 },
 };
 
