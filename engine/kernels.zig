@@ -22,6 +22,7 @@
 const std = @import("std");
 const gemm = @import("gemm.zig");
 const conv_kernel = @import("conv_kernel.zig");
+const qmm_kernel = @import("qmm_kernel.zig");
 const amx = @import("amx.zig");
 const ew = @import("prims/elementwise.zig");
 const reduce = @import("prims/reduce.zig");
@@ -41,6 +42,11 @@ comptime {
     for (conv_kernel.kernel_combos) |c| {
         @export(&conv_kernel.Entry(c[0], c[1]).call, .{ .name = prefix ++ conv_kernel.entryName(c[0], c[1]), .visibility = .hidden });
     }
+    // The quantized matrix product (engine/qmm_kernel.zig).
+    @export(&qmm_kernel.fastEntry, .{ .name = prefix ++ "qmm_fast", .visibility = .hidden });
+    @export(&qmm_kernel.transposedEntry, .{ .name = prefix ++ "qmm_t", .visibility = .hidden });
+    @export(&qmm_kernel.plainEntry, .{ .name = prefix ++ "qmm_n", .visibility = .hidden });
+    @export(&qmm_kernel.decodeEntry, .{ .name = prefix ++ "qmm_decode", .visibility = .hidden });
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
     @setEvalBranchQuota(100_000);
     // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).
