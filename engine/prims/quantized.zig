@@ -22,7 +22,8 @@
 //!    in float32 with g, to E2M1 as above (w / 0 is infinite or NaN: code 0).
 //!    Dequantize with g: q * (scale * (g / 2688)) in float32.
 //!  * E8M0 byte 0 decodes to 2^-127, 255 to infinity; codes pack 8 (fp4) or 4 (fp8) per word.
-//! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype).
+//! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype); its
+//! kernels are in engine/qmm_kernel.zig, which a portable build runs at the CPU's level.
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
