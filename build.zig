@@ -134,7 +134,7 @@ fn installForC(b: *std.Build, lib_file: []const u8) void {
 // ---------------------------------------------------------------------------------------------
 // CPU levels (engine/cpu.zig): an x86-64 build whose CPU lacks AVX-512 (-Dportable=true, or an
 // explicit -Dcpu such as x86_64) compiles the hot kernels (engine/kernels.zig: GEMM, direct convolution, elementwise,
-// reductions) once more per level, baseline x86-64 / x86-64-v3 (AVX2) / x86-64-v4 (AVX-512), links the three objects in, and
+// reductions, quantized matmul) once more per level, baseline x86-64 / x86-64-v3 (AVX2) / x86-64-v4 (AVX-512), links the three objects in, and
 // picks one at run time from cpuid. Any other build compiles the kernels into the engine.
 
 fn cpuLevelsTarget(b: *std.Build, target: std.Build.ResolvedTarget) std.Build.ResolvedTarget {

@@ -6,6 +6,7 @@
 // then times y = quantizedMatmul(x, Wq, scales, biases) with x of shape [1, k] (x @ W^T), one
 // evaluated product per call; bench/qmm_mlx.py runs the same cases through MLX Python.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as mx from "../src/index.ts";
 
 export const CASES = [
@@ -87,6 +88,12 @@ function report(files: string[]): string {
     lines.push(`| ${c.name} | ${f(a).join(" | ")} | ${f(b).join(" | ")} | ${ratio} |`);
   }
   lines.push("", "Below 1, mlx-bun is faster. Both sides run on the same machine in the same run, passes interleaved; per side and case the pass with the lowest median is kept.", "");
+  // Hand-written notes live between the markers and are carried over from the previous report.
+  let notes = "<!-- notes:begin -->\n<!-- notes:end -->";
+  try {
+    notes = readFileSync(join(import.meta.dir, "REPORT-qmm.md"), "utf8").match(/<!-- notes:begin -->[\s\S]*<!-- notes:end -->/)?.[0] ?? notes;
+  } catch {}
+  lines.push(notes, "");
   return lines.join("\n");
 }
 

@@ -1,11 +1,11 @@
 //! Run-time choice of the compute kernels by CPU level, so one library runs on any x86-64.
 //!
 //! A portable build compiles the engine for the baseline x86-64 and the hot kernels (GEMM and its
-//! packing, AMX; the direct convolution; the vectorized elementwise kernels and SIMD reductions:
-//! engine/kernels.zig) three
-//! more times, once per level, each object exporting its entry points under a level-specific
-//! hidden name (`mlxb_k_<level>_...`). Every level computes the same bits (see kernels.zig). The first kernel call
-//! reads cpuid and XCR0 once and picks the highest level this CPU and OS support:
+//! packing, AMX; the direct convolution; the vectorized elementwise kernels and SIMD reductions;
+//! the quantized matmul: engine/kernels.zig) three more times, once per level, each object
+//! exporting its entry points under a level-specific hidden name (`mlxb_k_<level>_...`). Every
+//! level computes the same bits (see kernels.zig). The first kernel call reads cpuid and XCR0
+//! once and picks the highest level this CPU and OS support:
 //!
 //!   baseline   x86-64 (SSE2), runs anywhere
 //!   avx2       x86-64-v3: AVX, AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE (Haswell, Zen 1 and later)

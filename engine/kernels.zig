@@ -3,7 +3,7 @@
 //! build.zig compiles this file once per CPU level (baseline x86-64, x86-64-v3, x86-64-v4) with
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
 //! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the direct
-//! convolution (engine/conv_kernel.zig), the
+//! convolution (engine/conv_kernel.zig), the quantized matmul (engine/qmm_kernel.zig), the
 //! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
@@ -17,11 +17,13 @@
 //! baseline calls fmaf); float16 loads and stores round the same in hardware and software (NaNs
 //! are rewritten explicitly); float sums and products, whose rounding depends on the lane count,
 //! use 256-bit lanes at every level (reduce.zig Simd); erf of a NaN is explicit (its sign would
-//! otherwise follow instruction choice). Left to the instruction: which NaN a binary op returns
-//! when both operands are NaN (IEEE leaves it open; so does MLX).
+//! otherwise follow instruction choice); the quantized products round multiply and add separately
+//! (no @mulAdd, which would be a software fmaf per lane at baseline). Left to the instruction:
+//! which NaN a binary op returns when both operands are NaN (IEEE leaves it open; so does MLX).
 const std = @import("std");
 const gemm = @import("gemm.zig");
 const conv_kernel = @import("conv_kernel.zig");
+const qmm_kernel = @import("qmm_kernel.zig");
 const amx = @import("amx.zig");
 const ew = @import("prims/elementwise.zig");
 const reduce = @import("prims/reduce.zig");
@@ -41,6 +43,11 @@ comptime {
     for (conv_kernel.kernel_combos) |c| {
         @export(&conv_kernel.Entry(c[0], c[1]).call, .{ .name = prefix ++ conv_kernel.entryName(c[0], c[1]), .visibility = .hidden });
     }
+    // The quantized matrix product (engine/qmm_kernel.zig).
+    @export(&qmm_kernel.fastEntry, .{ .name = prefix ++ "qmm_fast", .visibility = .hidden });
+    @export(&qmm_kernel.transposedEntry, .{ .name = prefix ++ "qmm_t", .visibility = .hidden });
+    @export(&qmm_kernel.plainEntry, .{ .name = prefix ++ "qmm_n", .visibility = .hidden });
+    @export(&qmm_kernel.decodeEntry, .{ .name = prefix ++ "qmm_decode", .visibility = .hidden });
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
     @setEvalBranchQuota(100_000);
     // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).

@@ -22,6 +22,7 @@ test {
     _ = @import("amx.zig");
     _ = @import("libm.zig");
     _ = @import("cpu.zig");
+    _ = @import("qmm_kernel.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");

@@ -1,9 +1,10 @@
-// The case table of test/dispatch.test.ts: elementwise (unary, binary, where) and reduction
-// outputs over a table of ops, dtypes and layouts, printed as one JSON object { case: hash of the
-// output's bytes }. Run as a child process with the library chosen by MLX_BUN_LIB and the kernel
-// level capped by MLXB_CPU_LEVEL (engine/cpu.zig), so the parent can compare the bits each build
-// and level computes. Inputs are made from JS typed arrays (a fixed LCG plus special values), and
-// read out through a uint8 view, so nothing but the kernels under test depends on the level.
+// The case table of test/dispatch.test.ts: elementwise (unary, binary, where), reduction and
+// quantized matmul outputs over a table of ops, dtypes and layouts, printed as one JSON object
+// { case: hash of the output's bytes }. Run as a child process with the library chosen by
+// MLX_BUN_LIB and the kernel level capped by MLXB_CPU_LEVEL (engine/cpu.zig), so the parent can
+// compare the bits each build and level computes. Inputs are made from JS typed arrays (a fixed
+// LCG plus special values), and read out through a uint8 view, so nothing but the kernels under
+// test depends on the level.
 // DISPATCH_REFERENCE=1 runs the table with primitives.reference_mode on (the scalar loops).
 import { lib } from "../ffi/lib";
 import * as mx from "../src/index.ts";
@@ -184,5 +185,73 @@ record("reduce sum float32 all 4M", () => mx.sum(input(mx.float32, [4 * 1024 * 1
 record("reduce sum float32 columns 65536x40", () => mx.sum(input(mx.float32, [65536, 40], 27), 0));
 record("reduce max float32 columns 65536x40", () => mx.max(input(mx.float32, [65536, 40], 28), 0));
 record("reduce sum bfloat16 rows 2x300000", () => mx.sum(input(mx.bfloat16, [2, 300000], 29), -1));
+
+// ---- quantized matmul (engine/qmm_kernel.zig) ----------------------------------------------------
+// The codes, scales and biases are made directly (random words, moderate scales), not by
+// mx.quantize, so only the product's kernels are under test. Fewer than 16 rows of x: the rows are
+// decoded on the fly (from 16 rows on, W is dequantized and goes through the GEMM, whose baseline
+// level rounds its products unfused and so is left out here).
+function uniform(n: number, seed: number, lo: number, hi: number): Float32Array {
+  const g = lcg(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * (g.next().value as number));
+}
+function words(n: number, seed: number): mx.Array {
+  const g = lcg(seed);
+  return mx.array(Uint32Array.from({ length: n }, () => Math.floor((g.next().value as number) * 2 ** 32) >>> 0));
+}
+function scaleBytes(n: number, seed: number, lo: number, hi: number): mx.Array {
+  const g = lcg(seed);
+  return mx.array(Uint8Array.from({ length: n }, () => lo + Math.floor((g.next().value as number) * (hi - lo))));
+}
+interface QmmCase {
+  bits: number;
+  gs: number;
+  m: number;
+  n: number;
+  k: number;
+  d: mx.Dtype;
+  transpose?: boolean;
+  batch?: number;
+  mode?: "affine" | "mxfp4" | "mxfp8" | "nvfp4";
+}
+function qmmCase(c: QmmCase): void {
+  const transpose = c.transpose ?? true;
+  const mode = c.mode ?? "affine";
+  const lead = c.batch === undefined ? [] : [c.batch];
+  const bsz = c.batch ?? 1;
+  const [rows, cols] = transpose ? [c.n, c.k] : [c.k, c.n];
+  const name = `qmm ${mode} bits ${c.bits} gs ${c.gs} ${c.d.name} ${lead.join("x")}${lead.length ? "x" : ""}${c.m}x${c.k} ${transpose ? "@ W^T" : "@ W"} n ${c.n}`;
+  record(name, () => {
+    const x = mx.array(uniform(bsz * c.m * c.k, c.m * 7 + c.k, -2, 2)).astype(c.d).reshape([...lead, c.m, c.k]);
+    const wq = words(bsz * rows * ((cols * c.bits) / 32), c.bits * 131 + c.gs).reshape([...lead, rows, (cols * c.bits) / 32]);
+    const sshape = [...lead, rows, cols / c.gs];
+    const count = bsz * rows * (cols / c.gs);
+    const opts = { groupSize: c.gs, bits: c.bits, transpose, mode };
+    if (mode === "affine") {
+      const s = mx.array(uniform(count, c.gs + 1, -0.05, 0.05)).astype(c.d).reshape(sshape);
+      const b = mx.array(uniform(count, c.gs + 2, -1, 1)).astype(c.d).reshape(sshape);
+      return mx.quantizedMatmul(x, wq, s, b, opts);
+    }
+    // E8M0 scales near 2^0, E4M3 ones between 2^-5 and 2^2.
+    const s = mode === "nvfp4" ? scaleBytes(count, 5, 0x10, 0x48) : scaleBytes(count, 5, 122, 132);
+    return mx.quantizedMatmul(x, wq, s.reshape(sshape), null, opts);
+  });
+}
+for (const d of F) {
+  for (const bits of [1, 2, 3, 4, 5, 6, 8]) {
+    for (const gs of [32, 64, 128]) for (const m of [1, 3, 5]) qmmCase({ bits, gs, m, n: 37, k: 512, d });
+  }
+  // Past the fast path's 128-group chunks of scales; the plain product; a batch of weights.
+  for (const bits of [4, 8]) qmmCase({ bits, gs: 32, m: 2, n: 19, k: 4608, d });
+  for (const bits of [2, 4, 6]) qmmCase({ bits, gs: 64, m: 3, n: 128, k: 96, d, transpose: false });
+  qmmCase({ bits: 4, gs: 64, m: 2, n: 24, k: 256, d, batch: 2 });
+  qmmCase({ bits: 3, gs: 32, m: 2, n: 24, k: 256, d, batch: 2 });
+}
+for (const [mode, gs, bits] of [["mxfp4", 32, 4], ["nvfp4", 16, 4], ["mxfp8", 32, 8]] as const) {
+  for (const d of F) {
+    qmmCase({ bits, gs, m: 3, n: 37, k: 512, d, mode });
+    qmmCase({ bits, gs, m: 2, n: 64, k: 64, d, mode, transpose: false });
+  }
+}
 
 console.log(JSON.stringify({ level: lib.mlxb_cpu_level(), cases: out }));

@@ -22,7 +22,8 @@
 //!    in float32 with g, to E2M1 as above (w / 0 is infinite or NaN: code 0).
 //!    Dequantize with g: q * (scale * (g / 2688)) in float32.
 //!  * E8M0 byte 0 decodes to 2^-127, 255 to infinity; codes pack 8 (fp4) or 4 (fp8) per word.
-//! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype).
+//! The product accumulates in float32 (MLX's CPU kernel accumulates in the output dtype); its
+//! kernels are in engine/qmm_kernel.zig, which a portable build runs at the CPU's level.
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
@@ -34,6 +35,7 @@ const abi_util = @import("../abi_util.zig");
 const convert = @import("../convert.zig");
 const half = @import("../half.zig");
 const gemm = @import("../gemm.zig");
+const qk = @import("../qmm_kernel.zig");
 const copy = @import("copy.zig");
 const shape_ops = @import("shape.zig");
 const dtype_mod = @import("../dtype.zig");
@@ -42,12 +44,7 @@ const Node = array.Node;
 const Shape = array.Shape;
 const max_ndim = array.max_ndim;
 
-pub const Mode = enum(u32) {
-    affine = 0,
-    mxfp4 = 1,
-    mxfp8 = 2,
-    nvfp4 = 3,
-};
+pub const Mode = qk.Mode;
 
 pub const Params = struct {
     mode: Mode,
@@ -376,7 +373,10 @@ pub fn quantizedMatmul(x_in: *Node, wq: *Node, scales: *Node, biases: ?*Node, p:
 // ---------------------------------------------------------------------------------------------
 // Element formats
 
-const fp4_values = [8]f32{ 0, 0.5, 1, 1.5, 2, 3, 4, 6 };
+const fp4_values = qk.fp4_values;
+const fromFp4 = qk.fromFp4;
+const fromE4m3 = qk.fromE4m3;
+const fromE8m0 = qk.fromE8m0;
 
 /// E2M1 code of x as MLX rounds it: the first grid value v with the smallest float32 |(|x| - v)|
 /// (ties toward zero; NaN, infinities and |x| >= 2^27 give code 0, and from 2^25 on the
@@ -402,21 +402,6 @@ fn toE4m3Sat(x: f32) u8 {
     return toE4m3(x);
 }
 
-fn fromFp4(c: u32) f32 {
-    const v = fp4_values[c & 7];
-    return if (c & 8 != 0) -v else v;
-}
-
-/// E4M3 (fn: no infinities, 0x7f/0xff NaN) decoded.
-fn fromE4m3(c: u32) f32 {
-    const sign: f32 = if (c & 0x80 != 0) -1 else 1;
-    const e = (c >> 3) & 15;
-    const m = c & 7;
-    if (e == 15 and m == 7) return @bitCast((c & 0x80) << 24 | 0x7ff00000); // MLX's NaN
-    if (e == 0) return sign * @as(f32, @floatFromInt(m)) * 0x1p-9;
-    return sign * std.math.ldexp(1.0 + @as(f32, @floatFromInt(m)) / 8.0, @as(i32, @intCast(e)) - 7);
-}
-
 /// x rounded to E4M3, nearest even, saturating at 448 (NaN: 0x7f).
 fn toE4m3(x: f32) u8 {
     if (std.math.isNan(x)) return 0x7f;
@@ -438,11 +423,6 @@ fn toE4m3(x: f32) u8 {
     return sign | (@as(u8, @intCast(e + 7)) << 3) | mant;
 }
 
-fn fromE8m0(c: u32) f32 {
-    if (c == 0) return @bitCast(@as(u32, 0x00400000));
-    return @bitCast(c << 23);
-}
-
 /// ceil(log2(s)) for finite s > 0, exactly.
 fn ceilLog2(s: f32) i32 {
     const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
@@ -452,31 +432,13 @@ fn ceilLog2(s: f32) i32 {
 // ---------------------------------------------------------------------------------------------
 // Reading and writing floats of any float dtype
 
-fn loadF32(comptime D: Dtype, p: [*]const u8, i: isize) f32 {
-    const T = D.Type();
-    const ptr: [*]const T = @ptrCast(@alignCast(p));
-    const v = (ptr + @as(usize, @bitCast(i)))[0];
-    return switch (D) {
-        .float16 => half.f16ToF32(v.bits),
-        .bfloat16 => half.bf16ToF32(v.bits),
-        .float32 => v,
-        .float64 => @floatCast(v),
-        .uint8 => @floatFromInt(v),
-        else => convert.cast(D, .float32, v),
-    };
-}
+const loadF32 = qk.loadF32;
 
 fn readF32(node: *const Node, i: isize) f32 {
     const base = node.data();
     return switch (node.dtype) {
         inline else => |D| loadF32(D, base, i),
     };
-}
-
-/// Read element i as a raw integer (uint8 scales).
-fn readU8(node: *const Node, i: isize) u32 {
-    const ptr: [*]const u8 = node.data();
-    return (ptr + @as(usize, @bitCast(i)))[0];
 }
 
 /// Round an f32 to dtype D and store at index i of a contiguous buffer.
@@ -502,14 +464,7 @@ fn store(dt: Dtype, p: [*]u8, i: usize, v: f32) void {
     }
 }
 
-/// v rounded to dtype dt and back (the arithmetic of a dtype narrower than float32).
-fn roundTo(dt: Dtype, v: f32) f32 {
-    return switch (dt) {
-        .float16 => half.f16ToF32(half.f32ToF16(v)),
-        .bfloat16 => half.bf16ToF32(half.f32ToBf16(v)),
-        else => v,
-    };
-}
+const roundTo = qk.roundTo;
 
 /// Offset (elements) of batch item `i` of node x (batch dims: all but the last two).
 const batchOffset = @import("matmul.zig").batchOffset;
@@ -729,94 +684,48 @@ fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
     pool.parallelFor(groups, 1024, &job, QuantJob.range);
 }
 
-/// Decode row `r` (columns [c0, c1), group-aligned) of batch item `bi` of a quantized matrix into
-/// `out` as float32 values. `dt` is the arithmetic dtype for affine (s * q, then + b, each
-/// rounded to dt), null for plain float32 arithmetic.
-const QMat = struct {
+/// A quantized matrix's nodes (codes, scales, biases); `at` gives one batch item as the plain
+/// pointers and strides qmm_kernel.zig decodes (the kernels must not see Nodes: in a portable
+/// build they run in the kernel objects). `arith` is the dtype of affine's s * q, then + b (each
+/// rounded to it when narrower than float32); gscale the nvfp4 global scale g / 2688.
+const QSrc = struct {
     w: *const Node,
     s: *const Node,
     b: ?*const Node,
     p: Params,
     arith: Dtype,
-    /// nvfp4 with a global scale g: g / 2688 in float32; the values are q * (scale * this).
     gscale: ?f32 = null,
 
-    fn decodeRow(m: *const QMat, bi: usize, r: usize, c0: usize, c1: usize, out: []f32) void {
-        const nd = m.w.shape.ndim;
-        const wbase: [*]const u32 = @ptrCast(@alignCast(m.w.data()));
-        const woff = batchOffset(m.w, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(m.w.strides[nd - 2]));
-        const wcs: isize = @intCast(m.w.strides[nd - 1]);
-        const soff = batchOffset(m.s, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(m.s.strides[nd - 2]));
-        const scs: isize = @intCast(m.s.strides[nd - 1]);
-        const boff: isize = if (m.b) |b| batchOffset(b, bi) + @as(isize, @intCast(r)) * @as(isize, @intCast(b.strides[nd - 2])) else 0;
-        const bcs: isize = if (m.b) |b| @intCast(b.strides[nd - 1]) else 0;
-        const gs = m.p.group_size;
-        const bits = m.p.bits;
-        const word = struct {
-            inline fn at(base: [*]const u32, off: isize, cs: isize, i: usize) u32 {
-                return base[@intCast(off + @as(isize, @intCast(i)) * cs)];
-            }
-        }.at;
-        var g = c0 / gs;
-        while (g * gs < c1) : (g += 1) {
-            const o = out[g * gs - c0 ..][0..gs];
-            const col0 = g * gs;
-            switch (m.p.mode) {
-                .affine => {
-                    const sv = readF32(m.s, soff + @as(isize, @intCast(g)) * scs);
-                    const bv = readF32(m.b.?, boff + @as(isize, @intCast(g)) * bcs);
-                    const mask: u32 = (@as(u32, 1) << @intCast(bits)) - 1;
-                    const narrow = m.arith == .float16 or m.arith == .bfloat16;
-                    if (!narrow and bits == 4 and wcs == 1) {
-                        // Fast path: 8 codes a word, 16 lanes at once.
-                        const V = @Vector(16, f32);
-                        const U = @Vector(16, u32);
-                        const shifts: @Vector(16, u5) = .{ 0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28 };
-                        const ws: [*]const u32 = wbase + @as(usize, @intCast(woff)) + col0 / 8;
-                        var e: usize = 0;
-                        while (e < gs) : (e += 16) {
-                            const a: u32 = ws[e / 8];
-                            const b2: u32 = ws[e / 8 + 1];
-                            const both: U = .{ a, a, a, a, a, a, a, a, b2, b2, b2, b2, b2, b2, b2, b2 };
-                            const q: U = (both >> shifts) & @as(U, @splat(15));
-                            const qf: V = @floatFromInt(q);
-                            o[e..][0..16].* = qf * @as(V, @splat(sv)) + @as(V, @splat(bv));
-                        }
-                        continue;
-                    }
-                    for (0..gs) |e| {
-                        const bit = (col0 + e) * bits;
-                        const wi = bit / 32;
-                        const off: u5 = @intCast(bit % 32);
-                        var q = word(wbase, woff, wcs, wi) >> off;
-                        if (@as(u32, off) + bits > 32) q |= word(wbase, woff, wcs, wi + 1) << @intCast(32 - @as(u32, off));
-                        q &= mask;
-                        const qf: f32 = @floatFromInt(q);
-                        o[e] = if (narrow) roundTo(m.arith, roundTo(m.arith, sv * qf) + bv) else sv * qf + bv;
-                    }
-                },
-                .mxfp4, .nvfp4 => {
-                    const sc = readU8(m.s, soff + @as(isize, @intCast(g)) * scs);
-                    const sv = if (m.gscale) |gf| fromE4m3(sc) * gf else roundTo(m.arith, if (m.p.mode == .mxfp4) fromE8m0(sc) else fromE4m3(sc));
-                    for (0..gs) |e| {
-                        const c = col0 + e;
-                        const q = (word(wbase, woff, wcs, c / 8) >> @intCast(4 * (c % 8))) & 15;
-                        o[e] = fromFp4(q) * sv;
-                    }
-                },
-                .mxfp8 => {
-                    const sc = readU8(m.s, soff + @as(isize, @intCast(g)) * scs);
-                    const sv = roundTo(m.arith, fromE8m0(sc));
-                    for (0..gs) |e| {
-                        const c = col0 + e;
-                        const q = (word(wbase, woff, wcs, c / 4) >> @intCast(8 * (c % 4))) & 255;
-                        o[e] = fromE4m3(q) * sv;
-                    }
-                },
-            }
-        }
+    fn at(q: *const QSrc, bi: usize) qk.QMat {
+        const nd = q.w.shape.ndim;
+        const b = q.b;
+        return .{
+            .w = @ptrCast(@alignCast(elementPtr(q.w, batchOffset(q.w, bi)))),
+            .s = elementPtr(q.s, batchOffset(q.s, bi)),
+            .b = if (b) |bn| elementPtr(bn, batchOffset(bn, bi)) else null,
+            .w_rs = @intCast(q.w.strides[nd - 2]),
+            .w_cs = @intCast(q.w.strides[nd - 1]),
+            .s_rs = @intCast(q.s.strides[nd - 2]),
+            .s_cs = @intCast(q.s.strides[nd - 1]),
+            .b_rs = if (b) |bn| @intCast(bn.strides[nd - 2]) else 0,
+            .b_cs = if (b) |bn| @intCast(bn.strides[nd - 1]) else 0,
+            .mode = q.p.mode,
+            .group_size = q.p.group_size,
+            .bits = q.p.bits,
+            .s_dtype = q.s.dtype,
+            .b_dtype = if (b) |bn| bn.dtype else .float32,
+            .arith = q.arith,
+            .has_gscale = q.gscale != null,
+            .gscale = q.gscale orelse 0,
+        };
     }
 };
+
+/// The address of element `off` (in elements, possibly negative) of node's data.
+fn elementPtr(node: *const Node, off: isize) [*]const u8 {
+    const addr = @as(isize, @bitCast(@intFromPtr(node.data()))) + off * @as(isize, @intCast(node.dtype.size()));
+    return @ptrFromInt(@as(usize, @bitCast(addr)));
+}
 
 fn evalDequantize(node: *Node, p: Params) errors.Error!void {
     try primitives.allocOutput(node, null);
@@ -835,7 +744,7 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
     } else node.dtype;
     const gscale: ?f32 = if (global) |g| globalValue(g) / @as(f32, 2688) else null;
     const Job = struct {
-        m: QMat,
+        m: QSrc,
         out: [*]u8,
         dt: Dtype,
         cols: usize,
@@ -845,11 +754,12 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
             for (r0..r1) |r| {
                 const bi = r / j.rows_per;
                 const ri = r % j.rows_per;
+                const qm = j.m.at(bi);
                 var c0: usize = 0;
                 while (c0 < j.cols) {
                     const c1 = @min(j.cols, c0 + tmp_buf.len);
                     const tmp = tmp_buf[0 .. c1 - c0];
-                    j.m.decodeRow(bi, ri, c0, c1, tmp);
+                    qm.decodeRow(ri, c0, c1, tmp);
                     for (tmp, 0..) |v, i| store(j.dt, j.out, r * j.cols + c0 + i, v);
                     c0 = c1;
                 }
@@ -883,20 +793,19 @@ fn evalQmm(node: *Node, p: Params, transpose: bool) errors.Error!void {
     defer if (!direct) a_.free(acc);
     @memset(acc, 0);
     if (k > 0) {
-        const qm = QMat{ .w = w, .s = s, .b = b, .p = p, .arith = .float32 };
+        const src = QSrc{ .w = w, .s = s, .b = b, .p = p, .arith = .float32 };
         for (0..batch) |bi| {
             const xb = xf[bi * m * k ..][0 .. m * k];
             const ob = acc[bi * m * n ..][0 .. m * n];
+            const qm = src.at(bi);
             if (m >= gemm_rows) {
-                try viaGemm(&qm, bi, xb, ob, m, n, k, transpose);
+                try viaGemm(&qm, xb, ob, m, n, k, transpose);
             } else if (transpose) {
-                if (!try fastTransposed(&qm, bi, xb, ob, m, n, k)) {
-                    const job = TJob{ .qm = &qm, .bi = bi, .x = xb, .o = ob, .m = m, .n = n, .k = k };
-                    pool.parallelFor(n, @max(1, 16384 / k), &job, TJob.range);
+                if (!try fastTransposed(&qm, xb, ob, m, n, k)) {
+                    qk.transposed(&.{ .qm = qm, .x = xb.ptr, .o = ob.ptr, .m = m, .n = n, .k = k });
                 }
             } else {
-                const job = NJob{ .qm = &qm, .bi = bi, .x = xb, .o = ob, .m = m, .n = n, .k = k, .gs = p.group_size };
-                pool.parallelFor(n / p.group_size, @max(1, 65536 / (k * p.group_size)), &job, NJob.range);
+                qk.plain(&.{ .qm = qm, .x = xb.ptr, .o = ob.ptr, .m = m, .n = n, .k = k });
             }
         }
     }
@@ -907,61 +816,10 @@ fn evalQmm(node: *Node, p: Params, transpose: bool) errors.Error!void {
 
 /// From this many rows of x on, the weights are dequantized in blocks and multiplied by the GEMM.
 const gemm_rows = 16;
-const chunk_cols = 4096;
 
-/// x @ W^T, any format: each worker decodes rows of W (in chunks) and dots them with x's rows.
-const TJob = struct {
-    qm: *const QMat,
-    bi: usize,
-    x: []const f32,
-    o: []f32,
-    m: usize,
-    n: usize,
-    k: usize,
-    fn range(j: *const TJob, n0: usize, n1: usize) void {
-        var buf: [chunk_cols]f32 = undefined;
-        const gs = j.qm.p.group_size;
-        const step = (chunk_cols / gs) * gs;
-        for (n0..n1) |col| {
-            var c0: usize = 0;
-            while (c0 < j.k) : (c0 += step) {
-                const c1 = @min(j.k, c0 + step);
-                const row = buf[0 .. c1 - c0];
-                j.qm.decodeRow(j.bi, col, c0, c1, row);
-                for (0..j.m) |r| j.o[r * j.n + col] += dot(row, j.x[r * j.k + c0 ..][0 .. c1 - c0]);
-            }
-        }
-    }
-};
-
-/// x @ W (W: k x n): columns split over workers in whole groups; W's rows decoded in chunks.
-const NJob = struct {
-    qm: *const QMat,
-    bi: usize,
-    x: []const f32,
-    o: []f32,
-    m: usize,
-    n: usize,
-    k: usize,
-    gs: usize,
-    fn range(j: *const NJob, g0: usize, g1: usize) void {
-        var buf: [chunk_cols]f32 = undefined;
-        const step = (chunk_cols / j.gs) * j.gs;
-        var c0 = g0 * j.gs;
-        const end = g1 * j.gs;
-        while (c0 < end) : (c0 += step) {
-            const c1 = @min(end, c0 + step);
-            const row = buf[0 .. c1 - c0];
-            for (0..j.k) |kk| {
-                j.qm.decodeRow(j.bi, kk, c0, c1, row);
-                for (0..j.m) |r| axpy(j.x[r * j.k + kk], row, j.o[r * j.n + c0 ..][0 .. c1 - c0]);
-            }
-        }
-    }
-};
-
-/// Many rows of x: dequantize blocks of W into float32 and multiply with the GEMM.
-fn viaGemm(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: usize, k: usize, transpose: bool) errors.Error!void {
+/// Many rows of x: dequantize blocks of W into float32 (qmm_kernel.zig, at the CPU's level) and
+/// multiply with the GEMM.
+fn viaGemm(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: usize, transpose: bool) errors.Error!void {
     const a_ = std.heap.c_allocator;
     // W's stored rows: n (transpose) or k; each has `cols` columns.
     const rows = if (transpose) n else k;
@@ -969,28 +827,10 @@ fn viaGemm(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: us
     const block = @max(1, @min(rows, (8 << 20) / (cols * 4)));
     const buf = a_.alloc(f32, block * cols) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
     defer a_.free(buf);
-    const Dq = struct {
-        qm: *const QMat,
-        bi: usize,
-        r0: usize,
-        cols: usize,
-        buf: []f32,
-        fn range(d: *const @This(), a: usize, b: usize) void {
-            for (a..b) |r| {
-                var c0: usize = 0;
-                const step = (chunk_cols / d.qm.p.group_size) * d.qm.p.group_size;
-                while (c0 < d.cols) : (c0 += step) {
-                    const c1 = @min(d.cols, c0 + step);
-                    d.qm.decodeRow(d.bi, d.r0 + r, c0, c1, d.buf[r * d.cols + c0 .. r * d.cols + c1]);
-                }
-            }
-        }
-    };
     var r0: usize = 0;
     while (r0 < rows) : (r0 += block) {
         const nb = @min(block, rows - r0);
-        const dq = Dq{ .qm = qm, .bi = bi, .r0 = r0, .cols = cols, .buf = buf };
-        pool.parallelFor(nb, @max(1, 16384 / cols), &dq, Dq.range);
+        qk.decodeRows(&.{ .qm = qm.*, .out = buf.ptr, .r0 = r0, .rows = nb, .cols = cols });
         const M = gemm.Mat(f32);
         if (transpose) {
             // o[:, r0..r0+nb] = x (m x k) @ block^T (k x nb)
@@ -1008,164 +848,16 @@ fn viaGemm(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: us
     }
 }
 
-/// The fast path for affine codes of 1, 2, 4 or 8 bits with x @ W^T and few rows of x: one group
-/// is a vector of W words; shifting it by k*bits gives element k of every word, which multiplies
-/// a copy of x permuted to match (xp[g*gs + k*W + j] = x[g*gs + E*j + k]). Per group:
-/// s * sum(q * x) + b * sum(x). Returns false when the case is not covered.
-fn fastTransposed(qm: *const QMat, bi: usize, x: []const f32, o: []f32, m: usize, n: usize, k: usize) errors.Error!bool {
-    if (qm.p.mode != .affine) return false;
-    const nd = qm.w.shape.ndim;
-    if (qm.w.strides[nd - 1] != 1 and qm.w.shape.dims[nd - 1] != 1) return false;
-    const gs = qm.p.group_size;
+/// The fast path (qmm_kernel.zig `fast`) for affine codes of 1, 2, 4 or 8 bits with x @ W^T and
+/// few rows of x; false when the case is not covered.
+fn fastTransposed(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: usize) errors.Error!bool {
+    if (qk.fastBlock(qm, k) == null) return false;
     const a_ = std.heap.c_allocator;
-    const groups = k / gs;
-    const xp = a_.alloc(f32, m * k + m * groups) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
+    const xp = a_.alloc(f32, m * k + m * (k / qm.group_size)) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
     defer a_.free(xp);
-    const e_per: usize = 32 / qm.p.bits;
-    const bw = @max(gs / e_per, 16); // words per block (one vector)
-    const block = bw * e_per; // elements per block
-    if (k % block != 0) return false;
-    for (0..m) |r| {
-        for (0..k / block) |bl| {
-            for (0..block) |i| xp[r * k + bl * block + (i % e_per) * bw + i / e_per] = x[r * k + bl * block + i];
-        }
-        for (0..groups) |g| {
-            var sum: f32 = 0;
-            for (0..gs) |i| sum += x[r * k + g * gs + i];
-            xp[m * k + r * groups + g] = sum;
-        }
-    }
-    const ctx = FastCtx{ .qm = qm, .bi = bi, .xp = xp, .o = o, .m = m, .n = n, .k = k };
-    const grain = @max(1, 8192 / k);
-    switch (qm.p.bits) {
-        inline 1, 2, 4, 8 => |bits| switch (gs) {
-            inline 32, 64, 128 => |g| pool.parallelFor(n, grain, &ctx, FastCtx.run(bits, g).range),
-            else => return false,
-        },
-        else => return false,
-    }
+    qk.fastPrep(qm, x, m, k, xp);
+    qk.fast(&.{ .qm = qm.*, .x = xp.ptr, .o = o.ptr, .m = m, .n = n, .k = k });
     return true;
-}
-
-const FastCtx = struct {
-    qm: *const QMat,
-    bi: usize,
-    xp: []const f32,
-    o: []f32,
-    m: usize,
-    n: usize,
-    k: usize,
-
-    /// Groups whose scales and biases are converted to float32 at a time (a stack buffer).
-    const chunk_groups = 128;
-
-    fn run(comptime bits: u32, comptime gs: u32) type {
-        return struct {
-            const E = 32 / bits;
-            const W = gs / E; // words per group
-            const BW = @max(W, 16); // words per block: one vector of BW lanes
-            const GB = BW / W; // groups per block
-            const V = @Vector(BW, f32);
-            const U = @Vector(BW, u32);
-            const mask: U = @splat((@as(u32, 1) << bits) - 1);
-            /// Lane l of a block takes the scale of the block's group l / W.
-            const lane_group: [BW]i32 = blk: {
-                var r: [BW]i32 = undefined;
-                for (0..BW) |l| r[l] = @intCast(l / W);
-                break :blk r;
-            };
-            fn range(c: *const FastCtx, n0: usize, n1: usize) void {
-                const qm = c.qm;
-                const nd = qm.w.shape.ndim;
-                const wbase: [*]const u32 = @ptrCast(@alignCast(qm.w.data()));
-                const groups = c.k / gs;
-                const xsum = c.xp[c.m * c.k ..];
-                const b = qm.b.?;
-                const scs: isize = @intCast(qm.s.strides[nd - 1]);
-                const bcs: isize = @intCast(b.strides[nd - 1]);
-                // this column's scales and biases as float32, a chunk of groups at a time
-                var sbuf: [chunk_groups]f32 align(64) = undefined;
-                var bbuf: [chunk_groups]f32 align(64) = undefined;
-                for (n0..n1) |col| {
-                    const woff = batchOffset(qm.w, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.w.strides[nd - 2]));
-                    const wrow = wbase + @as(usize, @intCast(woff));
-                    const soff = batchOffset(qm.s, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(qm.s.strides[nd - 2]));
-                    const boff = batchOffset(b, c.bi) + @as(isize, @intCast(col)) * @as(isize, @intCast(b.strides[nd - 2]));
-                    var r0: usize = 0;
-                    while (r0 < c.m) : (r0 += 4) {
-                        const rn = @min(4, c.m - r0);
-                        var accv: [4]V = .{ @splat(0), @splat(0), @splat(0), @splat(0) };
-                        var accb: [4]f32 = .{ 0, 0, 0, 0 };
-                        var g0: usize = 0;
-                        while (g0 < groups) : (g0 += chunk_groups) {
-                            const gn = @min(chunk_groups, groups - g0);
-                            readRow(qm.s, soff + @as(isize, @intCast(g0)) * scs, scs, sbuf[0..gn]);
-                            readRow(b, boff + @as(isize, @intCast(g0)) * bcs, bcs, bbuf[0..gn]);
-                            for (0..rn) |r| accb[r] += dot(bbuf[0..gn], xsum[(r0 + r) * groups + g0 ..][0..gn]);
-                            var bl = g0 / GB;
-                            while (bl < (g0 + gn) / GB) : (bl += 1) {
-                                const wv: U = wrow[bl * BW ..][0..BW].*;
-                                const sg: @Vector(GB, f32) = sbuf[bl * GB - g0 ..][0..GB].*;
-                                const sv: V = @shuffle(f32, sg, undefined, lane_group);
-                                var qf: [E]V = undefined;
-                                inline for (0..E) |kk| {
-                                    const sh: @Vector(BW, u5) = @splat(@as(u5, @intCast(kk * bits)));
-                                    qf[kk] = @floatFromInt((wv >> sh) & mask);
-                                }
-                                for (0..rn) |r| {
-                                    // two independent fused chains (E is even: 2 to 32)
-                                    const xg = c.xp[(r0 + r) * c.k + bl * BW * E ..];
-                                    var q0: V = qf[0] * @as(V, xg[0..BW].*);
-                                    var q1: V = qf[1] * @as(V, xg[BW..][0..BW].*);
-                                    inline for (1..E / 2) |h| {
-                                        q0 = gemm.madd(V, qf[2 * h], xg[2 * h * BW ..][0..BW].*, q0);
-                                        q1 = gemm.madd(V, qf[2 * h + 1], xg[(2 * h + 1) * BW ..][0..BW].*, q1);
-                                    }
-                                    accv[r] = gemm.madd(V, sv, q0 + q1, accv[r]);
-                                }
-                            }
-                        }
-                        for (0..rn) |r| c.o[(r0 + r) * c.n + col] = @reduce(.Add, accv[r]) + accb[r];
-                    }
-                }
-            }
-        };
-    }
-};
-
-/// out[i] = node's element at off + i * stride as float32 (one dtype switch per row).
-fn readRow(node: *const Node, off: isize, stride: isize, out: []f32) void {
-    switch (node.dtype) {
-        inline .float32, .float16, .bfloat16 => |D| {
-            for (out, 0..) |*v, i| v.* = loadF32(D, node.data(), off + @as(isize, @intCast(i)) * stride);
-        },
-        else => for (out, 0..) |*v, i| {
-            v.* = readF32(node, off + @as(isize, @intCast(i)) * stride);
-        },
-    }
-}
-
-fn dot(a: []const f32, b: []const f32) f32 {
-    const V = @Vector(16, f32);
-    var s0: V = @splat(0);
-    var s1: V = @splat(0);
-    var i: usize = 0;
-    while (i + 32 <= a.len) : (i += 32) {
-        s0 += @as(V, a[i..][0..16].*) * @as(V, b[i..][0..16].*);
-        s1 += @as(V, a[i + 16 ..][0..16].*) * @as(V, b[i + 16 ..][0..16].*);
-    }
-    while (i + 16 <= a.len) : (i += 16) s0 += @as(V, a[i..][0..16].*) * @as(V, b[i..][0..16].*);
-    var r = @reduce(.Add, s0 + s1);
-    while (i < a.len) : (i += 1) r += a[i] * b[i];
-    return r;
-}
-
-fn axpy(alpha: f32, x: []const f32, y: []f32) void {
-    const V = @Vector(16, f32);
-    const av: V = @splat(alpha);
-    var i: usize = 0;
-    while (i + 16 <= x.len) : (i += 16) y[i..][0..16].* = @as(V, y[i..][0..16].*) + av * @as(V, x[i..][0..16].*);
-    while (i < x.len) : (i += 1) y[i] += alpha * x[i];
 }
 
 // ---------------------------------------------------------------------------------------------
