@@ -7,7 +7,9 @@
 const std = @import("std");
 const conv = @import("conv");
 
-const Case = struct { name: []const u8, n: usize, h: usize, w: usize, ci: usize, co: usize, k: usize, stride: usize, pad: usize };
+/// batch_inner: the input laid out [C, H, W, N] (batch contiguous) and the weight [C_in, K, K,
+/// C_out], as the weight gradient's convolution gets them (transposed views).
+const Case = struct { name: []const u8, n: usize, h: usize, w: usize, ci: usize, co: usize, k: usize, stride: usize, pad: usize, batch_inner: bool = false };
 
 const cases = [_]Case{
     .{ .name = "56x56x64_to64_3x3", .n = 4, .h = 56, .w = 56, .ci = 64, .co = 64, .k = 3, .stride = 1, .pad = 1 },
@@ -18,6 +20,8 @@ const cases = [_]Case{
     // the weight gradient of 28x28x128_to128_3x3 (batch 4) as prims/conv.zig's vjp runs it: the
     // input channels as the batch, the batch as channels, the output gradient as a 28x28 kernel
     .{ .name = "wgrad_28x28x128_to128_3x3", .n = 128, .h = 28, .w = 28, .ci = 4, .co = 128, .k = 28, .stride = 1, .pad = 1 },
+    // the same on the input as the vjp hands it over: a transposed view, batch contiguous
+    .{ .name = "wgrad_bi_28x28x128_to128_3x3", .n = 128, .h = 28, .w = 28, .ci = 4, .co = 128, .k = 28, .stride = 1, .pad = 1, .batch_inner = true },
     .{ .name = "1d_1024x128_to128_k3", .n = 4, .h = 1, .w = 1024, .ci = 128, .co = 128, .k = 3, .stride = 1, .pad = 1 },
 };
 
@@ -48,6 +52,7 @@ fn timeCase(c: Case) !void {
     const hi: i64 = @intCast(c.h);
     const wi: i64 = @intCast(c.w);
     const ci: i64 = @intCast(c.ci);
+    const nb: i64 = @intCast(c.n);
     const cx = conv.Ctx{
         .x = x.ptr,
         .w = w.ptr,
@@ -62,7 +67,15 @@ fn timeCase(c: Case) !void {
         .l = .{ hi, wi, 1 },
         .k = .{ kh, c.k, 1 },
         .o = .{ oh, ow, 1 },
-        .x_strides = .{ hi * wi * ci, wi * ci, ci, 1, 1 },
+        .x_strides = if (c.batch_inner)
+            .{ 1, wi * nb, nb, 1, hi * wi * nb }
+        else
+            .{ hi * wi * ci, wi * ci, ci, 1, 1 },
+        // batch_inner: the weight too as the vjp hands it over, [C_in, K, K, C_out] in memory
+        .w_strides = if (c.batch_inner)
+            .{ 1, @intCast(c.k * c.co), @intCast(c.co), 0, @intCast(kh * c.k * c.co) }
+        else
+            .{ @intCast(kh * c.k * c.ci), @intCast(c.k * c.ci), ci, 0, 1 },
         .stride = .{ @intCast(sh), @intCast(c.stride), 1 },
         .lo = .{ @intCast(ph), @intCast(c.pad), 0 },
         .kdil = .{ 1, 1, 1 },

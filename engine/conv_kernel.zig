@@ -24,8 +24,8 @@ const dtype = @import("dtype.zig");
 pub const max_sp = 3;
 
 /// One convolution's geometry and operands across the kernel objects' C ABI. Every spatial axis
-/// is padded to 3 (size 1, stride 1). Strides in elements; x may be any strided view, w is
-/// row-contiguous [C_out, taps, C_in_g], out row-contiguous [rows, C_out].
+/// is padded to 3 (size 1, stride 1). Strides in elements; x and w ([C_out, K..., C_in_g]) may be
+/// any strided views, out is row-contiguous [rows, C_out].
 pub const Ctx = extern struct {
     x: *const anyopaque,
     w: *const anyopaque,
@@ -42,6 +42,8 @@ pub const Ctx = extern struct {
     o: [max_sp]usize,
     /// batch, spatial axes, channel
     x_strides: [max_sp + 2]i64,
+    /// output channel, spatial axes, input channel (w may be any strided view too)
+    w_strides: [max_sp + 2]i64,
     stride: [max_sp]i64,
     lo: [max_sp]i64,
     kdil: [max_sp]i64,
@@ -87,42 +89,88 @@ fn forwardImpl(comptime T: type, comptime S: type, cx: *const Ctx) bool {
     // The packed weight: group gi's KC slice starting at pc is at gi * npad * kk + pc * npad.
     const wpk = std.heap.c_allocator.alignedAlloc(T, .@"64", cx.groups * npad * kk) catch return false;
     defer std.heap.c_allocator.free(wpk);
-    const wp: [*]S = @ptrCast(@alignCast(@constCast(cx.w)));
     for (0..cx.groups) |gi| {
         var pc: usize = 0;
-        while (pc < kk) : (pc += P.KC) {
-            const kc = @min(P.KC, kk - pc);
-            // B[k, co] = w[gi * cog + co, k]: column-major, columns contiguous along k.
-            const b = gemm.Mat(S){ .ptr = wp + gi * cx.cog * kk + pc, .rs = 1, .cs = @intCast(kk) };
-            gemm.packB(T, S, kc, cx.cog, b, wpk.ptr + gi * npad * kk + pc * npad);
-        }
+        while (pc < kk) : (pc += P.KC) packWeight(T, S, cx, gi, pc, @min(P.KC, kk - pc), wpk.ptr + gi * npad * kk + pc * npad);
     }
     const threads = pool.threads();
     const want = threads * 2;
+    // Rows in batch-inner order (see blockBatch) when the batch axis is the contiguous one.
+    const batch_inner = batchInner(cx.n, cx.x_strides[0], cx.x_strides[max_sp + 1]);
     // Blocks of at most MC rows, their count a multiple of the workers (the pool gives each
-    // worker an equal share of them) and at least two per worker.
-    var nb = @max(want, (rows + P.MC - 1) / P.MC);
-    nb = gemm.roundUp(nb, threads);
-    const per = @min(P.MC, @max(P.MR, gemm.roundUp((rows + nb - 1) / nb, P.MR)));
-    const chunks = (rows + per - 1) / per;
+    // worker an equal share of them) and at least two per worker. Batch-inner blocks hold rows
+    // of one output position, so each position is cut into the same number of blocks.
+    const lines = if (batch_inner) cx.n else rows;
+    const reps = if (batch_inner) cx.opos else 1;
+    var nb = @max((want + reps - 1) / reps, (lines + P.MC - 1) / P.MC);
+    while ((nb * reps) % threads != 0 and nb < lines) nb += 1;
+    const per = @min(P.MC, @max(P.MR, gemm.roundUp((lines + nb - 1) / nb, P.MR)));
+    const per_rep = (lines + per - 1) / per;
+    const chunks = per_rep * reps;
     const Job = struct {
         cx: *const Ctx,
         wpk: [*]const T,
-        rows: usize,
+        lines: usize,
         per: usize,
+        per_rep: usize,
+        batch_inner: bool,
         failed: std.atomic.Value(bool) = .init(false),
         fn run(j: *const @This(), s: usize, e: usize) void {
             for (s..e) |b| {
-                const r0 = b * j.per;
-                const m = @min(j.per, j.rows - r0);
-                if (!block(T, S, j.cx, j.wpk, r0, m)) @constCast(&j.failed).store(true, .monotonic);
+                const rep = b / j.per_rep;
+                const r0 = (b % j.per_rep) * j.per;
+                const m = @min(j.per, j.lines - r0);
+                const ok = if (j.batch_inner) blockBatch(T, S, j.cx, j.wpk, rep, r0, m) else blockRows(T, S, j.cx, j.wpk, r0, m);
+                if (!ok) @constCast(&j.failed).store(true, .monotonic);
             }
         }
     };
-    var job = Job{ .cx = cx, .wpk = wpk.ptr, .rows = rows, .per = per };
+    var job = Job{ .cx = cx, .wpk = wpk.ptr, .lines = lines, .per = per, .per_rep = per_rep, .batch_inner = batch_inner };
     const flops = rows * cx.cog * cx.groups * kk;
     if (flops < 64 * 64 * 64 or threads <= 1) job.run(0, chunks) else pool.parallelFor(chunks, 1, @as(*const Job, &job), Job.run);
     return !job.failed.load(.monotonic);
+}
+
+/// Columns [pc, pc + kc) of group gi's weight as GEMM B panels (gemm.packB's layout):
+/// B[k, co] = w[gi * cog + co, k], k = tap * C_in_g + channel. A weight whose (tap, channel)
+/// pairs are evenly strided (a row-contiguous OHWI weight) is one strided matrix; otherwise
+/// (the weight gradient's output gradient as a transposed view) each tap's channels are.
+fn packWeight(comptime T: type, comptime S: type, cx: *const Ctx, gi: usize, pc: usize, kc: usize, out: [*]T) void {
+    const NR = gemm.Params(T).NR;
+    const ws = cx.w_strides;
+    const wp = offsetPtr(S, @ptrCast(@alignCast(cx.w)), @as(i64, @intCast(gi * cx.cog)) * ws[0]);
+    var even = true;
+    var run: i64 = @intCast(cx.cig);
+    var d: usize = max_sp;
+    while (d > 0) {
+        d -= 1;
+        even = even and (cx.k[d] == 1 or ws[d + 1] == run * ws[max_sp + 1]);
+        run *= @intCast(cx.k[d]);
+    }
+    if (even) {
+        const b = gemm.Mat(S){ .ptr = @constCast(offsetPtr(S, wp, @as(i64, @intCast(pc)) * ws[max_sp + 1])), .rs = @intCast(ws[max_sp + 1]), .cs = @intCast(ws[0]) };
+        return gemm.packB(T, S, kc, cx.cog, b, out);
+    }
+    var k = pc;
+    while (k < pc + kc) {
+        const t = k / cx.cig;
+        const c_lo = k - t * cx.cig;
+        const c_hi = @min(cx.cig, pc + kc - t * cx.cig);
+        var off: i64 = @as(i64, @intCast(c_lo)) * ws[max_sp + 1];
+        var rem = t;
+        d = max_sp;
+        while (d > 0) {
+            d -= 1;
+            off += @as(i64, @intCast(rem % cx.k[d])) * ws[d + 1];
+            rem /= cx.k[d];
+        }
+        var q: usize = 0;
+        while (q < cx.cog) : (q += NR) {
+            const b = gemm.Mat(S){ .ptr = @constCast(offsetPtr(S, wp, off + @as(i64, @intCast(q)) * ws[0])), .rs = @intCast(ws[max_sp + 1]), .cs = @intCast(ws[0]) };
+            gemm.packB(T, S, c_hi - c_lo, @min(NR, cx.cog - q), b, out + q * kc + (k - pc) * NR);
+        }
+        k = t * cx.cig + c_hi;
+    }
 }
 
 inline fn offsetPtr(comptime S: type, p: [*]const S, off: i64) [*]const S {
@@ -130,23 +178,19 @@ inline fn offsetPtr(comptime S: type, p: [*]const S, off: i64) [*]const S {
     return @ptrFromInt(@as(usize, @intCast(addr)));
 }
 
-/// Output rows [r0, r0 + m) (m <= MC) of every group.
-fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0: usize, m: usize) bool {
+/// Whether the rows go in batch-inner order: the input's batch axis is the contiguous one and
+/// its channels are not (the weight gradient's input, batch and channels swapped), with enough
+/// batch items to fill panels. Rows of one output position then share their window, and a
+/// panel's values for each column are MR adjacent input elements, copied without transposes.
+/// prims/conv.zig asks the same before copying such an input channel-contiguous.
+pub fn batchInner(n: usize, batch_stride: i64, channel_stride: i64) bool {
+    return batch_stride == 1 and channel_stride != 1 and n >= 16;
+}
+
+/// Output rows [r0, r0 + m) (m <= MC) of every group, in the usual (batch-major) row order.
+fn blockRows(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0: usize, m: usize) bool {
     const P = gemm.Params(T);
-    const kk = cx.ktaps * cx.cig;
-    const npad = gemm.roundUp(cx.cog, P.NR);
-    const kc_max = @min(P.KC, kk);
-    const ab = gemm.packBuffer(&pack_a, gemm.roundUp(m, P.MR) * kc_max * @sizeOf(T)) orelse return false;
-    const ap: [*]T = @ptrCast(@alignCast(ab.ptr));
     const sb = gemm.packBuffer(&rows_buf, P.MR * P.KC * @sizeOf(S)) orelse return false;
-    const scratch: [*]S = @ptrCast(@alignCast(sb.ptr));
-    // A narrow output with several KC slices accumulates in a float32 block, rounded once.
-    const wide = S != T and kk > P.KC;
-    var wcp: [*]T = undefined;
-    if (wide) {
-        const wb = gemm.packBuffer(&wide_c, m * cx.cog * @sizeOf(T)) orelse return false;
-        wcp = @ptrCast(@alignCast(wb.ptr));
-    }
     // Each row's batch offset and window origin (o * stride - lo) in dilated coordinates, and
     // whether its whole window lies inside the input (then every tap is at a fixed distance
     // from the origin's offset).
@@ -161,26 +205,78 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
         base[i] = @as(i64, @intCast(r / cx.opos)) * cx.x_strides[0];
         woff[i] = base[i];
         inner[i] = no_holes;
-        var rem = r % cx.opos;
-        var d: usize = max_sp;
-        while (d > 0) {
-            d -= 1;
-            const od = rem % cx.o[d];
-            rem /= cx.o[d];
-            const o = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
-            org[i][d] = o;
-            woff[i] += o * cx.x_strides[d + 1];
+        org[i] = origin(cx, r % cx.opos);
+        for (0..max_sp) |d| {
+            woff[i] += org[i][d] * cx.x_strides[d + 1];
             const span = @as(i64, @intCast(cx.k[d] - 1)) * cx.kdil[d];
-            inner[i] = inner[i] and o >= 0 and o + span < cx.l[d];
+            inner[i] = inner[i] and org[i][d] >= 0 and org[i][d] + span < cx.l[d];
         }
     }
-    const win = Windows{ .base = &base, .org = &org, .woff = &woff, .inner = &inner };
+    const pk = Packer{ .rows = .{
+        .win = .{ .base = &base, .org = &org, .woff = &woff, .inner = &inner },
+        .scratch = @ptrCast(@alignCast(sb.ptr)),
+    } };
+    return multiply(T, S, cx, wpk, m, .{ .first = r0, .step = 1 }, pk);
+}
+
+/// Batch items [b0, b0 + m) (m <= MC) at output position `pos`, of every group (batch-inner
+/// order: see batchInner).
+fn blockBatch(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, pos: usize, b0: usize, m: usize) bool {
+    const pk = Packer{ .batch = .{ .org = origin(cx, pos), .b0 = b0 } };
+    return multiply(T, S, cx, wpk, m, .{ .first = b0 * cx.opos + pos, .step = cx.opos }, pk);
+}
+
+/// The window origin (o * stride - lo, dilated coordinates) of output position `pos`.
+fn origin(cx: *const Ctx, pos: usize) [max_sp]i64 {
+    var org: [max_sp]i64 = undefined;
+    var rem = pos;
+    var d: usize = max_sp;
+    while (d > 0) {
+        d -= 1;
+        const od = rem % cx.o[d];
+        rem /= cx.o[d];
+        org[d] = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
+    }
+    return org;
+}
+
+/// Where a block's output rows are: its row i is output row first + i * step.
+const RowsOut = struct { first: usize, step: usize };
+
+/// How a block's A panels are packed: rows with windows of their own (packA), or batch items
+/// sharing one window (packBatch).
+const Packer = union(enum) {
+    rows: struct { win: Windows, scratch: *anyopaque },
+    batch: struct { org: [max_sp]i64, b0: usize },
+};
+
+/// A block of m rows of every group: the virtual im2col rows packed KC columns at a time and
+/// multiplied with the packed weight into the output (or a float32 block for a narrow output
+/// with several KC slices, rounded once).
+fn multiply(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, m: usize, ro: RowsOut, pk: Packer) bool {
+    const P = gemm.Params(T);
+    const kk = cx.ktaps * cx.cig;
+    const npad = gemm.roundUp(cx.cog, P.NR);
+    const kc_max = @min(P.KC, kk);
+    const ab = gemm.packBuffer(&pack_a, gemm.roundUp(m, P.MR) * kc_max * @sizeOf(T)) orelse return false;
+    const ap: [*]T = @ptrCast(@alignCast(ab.ptr));
+    const wide = S != T and kk > P.KC;
+    var wcp: [*]T = undefined;
+    if (wide) {
+        const wb = gemm.packBuffer(&wide_c, m * cx.cog * @sizeOf(T)) orelse return false;
+        wcp = @ptrCast(@alignCast(wb.ptr));
+    }
     const out: [*]S = @ptrCast(@alignCast(cx.out));
+    const ors = ro.step * cx.c_out;
     for (0..cx.groups) |gi| {
+        const og = out + ro.first * cx.c_out + gi * cx.cog;
         var pc: usize = 0;
         while (pc < kk) : (pc += P.KC) {
             const kc = @min(P.KC, kk - pc);
-            packA(T, S, cx, win, m, gi, pc, kc, scratch, ap);
+            switch (pk) {
+                .rows => |r| packA(T, S, cx, r.win, m, gi, pc, kc, @ptrCast(@alignCast(r.scratch)), ap),
+                .batch => |b| packBatch(T, S, cx, b.org, b.b0, m, gi, pc, kc, ap),
+            }
             const bb = wpk + gi * npad * kk + pc * npad;
             const beta: T = if (pc == 0) 0 else 1;
             var jr: usize = 0;
@@ -193,7 +289,7 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
                         const c = gemm.Mat(T){ .ptr = wcp + ir * cx.cog + jr, .rs = @intCast(cx.cog), .cs = 1 };
                         gemm.micro(T, T, kc, ap + ir * kc, bb + jr * kc, 1, beta, c, mr, nr);
                     } else {
-                        const c = gemm.Mat(S){ .ptr = out + (r0 + ir) * cx.c_out + gi * cx.cog + jr, .rs = @intCast(cx.c_out), .cs = 1 };
+                        const c = gemm.Mat(S){ .ptr = og + ir * ors + jr, .rs = @intCast(ors), .cs = 1 };
                         gemm.micro(T, S, kc, ap + ir * kc, bb + jr * kc, 1, beta, c, mr, nr);
                     }
                 }
@@ -201,12 +297,51 @@ fn block(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T, r0
         }
         if (wide) {
             for (0..m) |i| {
-                const c = gemm.Mat(S){ .ptr = out + (r0 + i) * cx.c_out + gi * cx.cog, .rs = @intCast(cx.c_out), .cs = 1 };
+                const c = gemm.Mat(S){ .ptr = og + i * ors, .rs = @intCast(ors), .cs = 1 };
                 gemm.roundRow(T, S, cx.cog, wcp + i * cx.cog, 0, c);
             }
         }
     }
     return true;
+}
+
+/// Columns [pc, pc + kc) of group gi's virtual im2col matrix for batch items [b0, b0 + m) at
+/// one output position (window origin `org`) into MR-row micro-panels. The batch axis is
+/// contiguous in the input, so each column of a panel is MR adjacent elements; a tap on padding
+/// or an input-dilation hole is zeros for every row alike.
+fn packBatch(comptime T: type, comptime S: type, cx: *const Ctx, org: [max_sp]i64, b0: usize, m: usize, gi: usize, pc: usize, kc: usize, out: [*]T) void {
+    const MR = gemm.Params(T).MR;
+    const cig = cx.cig;
+    const cs = cx.x_strides[max_sp + 1];
+    const xp: [*]const S = @ptrCast(@alignCast(cx.x));
+    var k = pc;
+    while (k < pc + kc) {
+        const t = k / cig;
+        const c_lo = k - t * cig;
+        const c_hi = @min(cig, pc + kc - t * cig);
+        const off = tapOffset(cx, org, tapDisp(cx, t));
+        var ir: usize = 0;
+        while (ir < m) : (ir += MR) {
+            const rows = @min(MR, m - ir);
+            var dst = out + ir * kc + (k - pc) * MR;
+            if (off == null) {
+                @memset(dst[0 .. (c_hi - c_lo) * MR], 0);
+                continue;
+            }
+            const src0 = offsetPtr(S, xp, off.? + @as(i64, @intCast(b0 + ir)) + @as(i64, @intCast(gi * cig + c_lo)) * cs);
+            for (0..c_hi - c_lo) |c| {
+                const src = offsetPtr(S, src0, @as(i64, @intCast(c)) * cs);
+                if (rows == MR) {
+                    dst[0..MR].* = gemm.loadVec(S, T, MR, src);
+                } else {
+                    for (0..rows) |i| dst[i] = gemm.load(S, T, &src[i]);
+                    @memset(dst[rows..MR], 0);
+                }
+                dst += MR;
+            }
+        }
+        k = t * cig + c_hi;
+    }
 }
 
 /// A block's output rows: batch offset, window origin (dilated coordinates), the origin's

@@ -6,6 +6,7 @@
 // Sums are not bit-exact across implementations, so values compare within a tolerance of a few
 // units of the dtype's precision, scaled by the result's magnitude.
 import { describe, expect, test } from "bun:test";
+import { lib } from "../ffi/lib";
 import * as mx from "../src/index.ts";
 import { arrayOf, bytesOf, loadFixture, numbersOf, type Rec } from "./fixture";
 
@@ -121,6 +122,57 @@ describe("convolution vjps vs MLX", () => {
       // the fixture holds the exact vjp from MLX's forward on basis vectors.
       expectClose(grads[0]!, c.grad_x!, c.mlx_vjp_wrong_shape ? "grad input (exact)" : "grad input");
       expectClose(grads[1]!, c.grad_w!, "grad weight");
+    });
+  }
+});
+
+// The fixtures' convolutions have few input channels; with 16 or more per group the weight
+// gradient's convolution (input channels as its batch, read as a transposed view) packs its rows
+// batch-inner, and both gradients read their weight operand as a strided view. The engine's
+// reference loops (primitives.reference_mode: the plain convolution loop) are the oracle.
+describe("gradients through the batch-inner and strided-weight kernel paths vs the reference loops", () => {
+  const cases: { name: string; x: number[]; w: number[]; dtype: mx.Dtype; f: (x: mx.Array, w: mx.Array) => mx.Array }[] = [
+    { name: "conv2d 32 channels, padding 1", x: [3, 9, 8, 32], w: [20, 3, 3, 32], dtype: mx.float32, f: (x, w) => mx.conv2d(x, w, { padding: 1 }) },
+    { name: "conv2d stride 2, groups 2 (24 per group)", x: [2, 11, 10, 48], w: [10, 3, 2, 24], dtype: mx.float32, f: (x, w) => mx.conv2d(x, w, { stride: 2, padding: [1, 0], groups: 2 }) },
+    { name: "conv1d dilation 2, 17 channels (a partial panel)", x: [5, 30, 17], w: [9, 4, 17], dtype: mx.float32, f: (x, w) => mx.conv1d(x, w, { dilation: 2, padding: 3 }) },
+    { name: "conv_general input dilation and flip", x: [2, 7, 6, 16], w: [8, 2, 3, 16], dtype: mx.float32, f: (x, w) => mx.convGeneral(x, w, { stride: [1, 2], padding: [[1, 0], [2, 1]], inputDilation: [2, 1], flip: true }) },
+    { name: "conv3d", x: [2, 4, 5, 4, 16], w: [6, 2, 3, 2, 16], dtype: mx.float32, f: (x, w) => mx.conv3d(x, w, { padding: 1 }) },
+    { name: "conv2d float16", x: [2, 8, 8, 32], w: [12, 3, 3, 32], dtype: mx.float16, f: (x, w) => mx.conv2d(x, w, { padding: 1 }) },
+    { name: "conv2d bfloat16", x: [2, 6, 6, 16], w: [40, 3, 3, 16], dtype: mx.bfloat16, f: (x, w) => mx.conv2d(x, w, { padding: 1 }) },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const key = mx.random.key(11);
+      const [k1, k2, k3] = mx.random.split(key, 3);
+      const x = mx.random.normal(c.x, { key: k1 }).astype(c.dtype);
+      const w = mx.random.normal(c.w, { key: k2 }).multiply(0.2).astype(c.dtype);
+      const y = c.f(x, w);
+      const ct = mx.random.normal(y.shape, { key: k3 }).astype(c.dtype);
+      mx.eval(x, w, ct);
+      const grads = () => {
+        const g = mx.vjp(c.f, [x, w], [ct])[1];
+        mx.eval(...g);
+        return g.map((a) => numbersOf(bytesOf(a), a.dtype.name));
+      };
+      const got = grads();
+      lib.mlxb_set_reference_mode(1);
+      let want: number[][];
+      try {
+        want = grads();
+      } finally {
+        lib.mlxb_set_reference_mode(0);
+      }
+      // Both accumulate in float32 and round once: half types differ by their last bit at most.
+      const tol = c.dtype === mx.float32 ? 1e-4 : c.dtype === mx.float16 ? 4e-3 : 2e-2;
+      for (const i of [0, 1]) {
+        const a = got[i]!;
+        const b = want[i]!;
+        expect(a.length).toBe(b.length);
+        const scale = Math.max(1, ...b.map(Math.abs));
+        let worst = 0;
+        for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!));
+        expect(worst).toBeLessThanOrEqual(tol * scale);
+      }
     });
   }
 });

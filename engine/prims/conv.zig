@@ -338,23 +338,33 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
     if (rows == 0 or g.c_out == 0) return;
     const x = node.inputs[0];
     const w = node.inputs[1];
-    // A row-contiguous weight (copied when it is a strided view).
+    // The plain loop (the reference, and the fallback when the kernel is out of memory) reads
+    // a row-contiguous weight: a strided view (the weight gradient's output gradient) is copied
+    // for it. The kernel and the GEMM read the view through its strides.
     var w_tmp: ?[]S = null;
     defer if (w_tmp) |t| std.heap.c_allocator.free(t);
-    const wp: [*]const S = if (w.isRowContiguous()) @ptrCast(@alignCast(w.data())) else blk: {
-        const t = std.heap.c_allocator.alloc(S, w.size()) catch return errors.fail(.out_of_memory, "[conv] Out of memory.", .{});
-        convert.copyConvert(w, @ptrCast(t.ptr), w.dtype);
-        w_tmp = t;
-        break :blk t.ptr;
-    };
+    const contiguous = struct {
+        fn get(wn: *Node, tmp: *?[]S) errors.Error![*]const S {
+            if (wn.isRowContiguous()) return @ptrCast(@alignCast(wn.data()));
+            const t = std.heap.c_allocator.alloc(S, wn.size()) catch return errors.fail(.out_of_memory, "[conv] Out of memory.", .{});
+            convert.copyConvert(wn, @ptrCast(t.ptr), wn.dtype);
+            tmp.* = t;
+            return t.ptr;
+        }
+    }.get;
+    const wv: [*]const S = @ptrCast(@alignCast(w.data()));
+    var ws: [max_sp + 2]i64 = .{ w.strides[0], 0, 0, 0, w.strides[g.p.nsp + 1] };
+    for (0..g.p.nsp) |d| ws[d + 1] = w.strides[d + 1];
     const xp0: [*]const S = @ptrCast(@alignCast(x.data()));
-    if (primitives.reference_mode) return naive(T, S, &g, xp0, wp, out);
+    if (primitives.reference_mode) return naive(T, S, &g, xp0, try contiguous(w, &w_tmp), out);
     // An input whose channels are not adjacent (the weight gradient's, with the batch as the
     // channel axis) is copied row-contiguous once: the kernel then copies whole runs of
-    // channels and taps instead of gathering element by element, once per tap.
+    // channels and taps instead of gathering element by element, once per tap. Unless its
+    // batch axis is the contiguous one: the kernel then packs batch items side by side.
     var x_tmp: ?[]S = null;
     defer if (x_tmp) |t| std.heap.c_allocator.free(t);
-    const xp: [*]const S = if (g.x_strides[max_sp + 1] == 1 or g.ktaps == 1) xp0 else blk: {
+    const in_place = g.x_strides[max_sp + 1] == 1 or g.ktaps == 1 or conv_kernel.batchInner(g.n, g.x_strides[0], g.x_strides[max_sp + 1]);
+    const xp: [*]const S = if (in_place) xp0 else blk: {
         const t = std.heap.c_allocator.alloc(S, x.size()) catch break :blk xp0;
         convert.copyConvert(x, @ptrCast(t.ptr), x.dtype);
         x_tmp = t;
@@ -379,7 +389,7 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
         // 1x1, stride 1, no padding: the input is already the im2col matrix.
         for (0..g.groups) |gi| {
             const a = gemm.Mat(S){ .ptr = @constCast(xp + gi * g.cig), .rs = @intCast(g.c_in), .cs = 1 };
-            const b = gemm.Mat(S){ .ptr = @constCast(wp + gi * g.cog * kc), .rs = 1, .cs = @intCast(kc) };
+            const b = gemm.Mat(S){ .ptr = @constCast(offsetPtr(S, wv, @as(i64, @intCast(gi * g.cog)) * ws[0])), .rs = @intCast(ws[max_sp + 1]), .cs = @intCast(ws[0]) };
             const c = gemm.Mat(S){ .ptr = out + gi * g.cog, .rs = @intCast(g.c_out), .cs = 1 };
             gemm.gemm(T, S, S, S, rows, g.cog, kc, 1, a, b, 0, c);
         }
@@ -387,7 +397,7 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
     }
     const cx = conv_kernel.Ctx{
         .x = @ptrCast(xp),
-        .w = @ptrCast(wp),
+        .w = @ptrCast(wv),
         .out = @ptrCast(out),
         .n = g.n,
         .c_out = g.c_out,
@@ -400,6 +410,7 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
         .k = g.k,
         .o = g.o,
         .x_strides = g.x_strides,
+        .w_strides = ws,
         .stride = widen(g.p.stride),
         .lo = widen(g.p.lo),
         .kdil = widen(g.p.kdil),
@@ -407,7 +418,7 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
         .flip = g.p.flip,
     };
     // Out of memory for the packed panels: the plain loop still gives the right answer.
-    if (!conv_kernel.forward(T, S, &cx)) naive(T, S, &g, xp, wp, out);
+    if (!conv_kernel.forward(T, S, &cx)) naive(T, S, &g, xp, try contiguous(w, &w_tmp), out);
 }
 
 fn widen(v: [max_sp]i32) [max_sp]i64 {
@@ -727,18 +738,41 @@ fn randomTyped(dt: Dtype, shape: []const i32, seed: u64, channel_stride: i32) !*
     return n;
 }
 
-fn checkTyped(comptime T: type, comptime S: type, dt: Dtype, xs: []const i32, ws: []const i32, p: Params, channel_stride: i32) !void {
-    const x = try randomTyped(dt, xs, 1, channel_stride);
+/// An evaluated node of dtype dt and shape [N, L..., C] with random values, laid out as
+/// [C, L..., N] in memory (the batch axis contiguous: the weight gradient's input).
+fn randomBatchInner(dt: Dtype, shape: []const i32, seed: u64) !*Node {
+    const nd = shape.len;
+    var perm: [max_ndim]i32 = undefined;
+    perm[0] = shape[nd - 1];
+    for (1..nd - 1) |i| perm[i] = shape[i];
+    perm[nd - 1] = shape[0];
+    const n = try randomTyped(dt, perm[0..nd], seed, 1);
+    const st = n.strides;
+    @memcpy(n.shape.dims[0..nd], shape);
+    n.strides[0] = st[nd - 1];
+    for (1..nd - 1) |i| n.strides[i] = st[i];
+    n.strides[nd - 1] = st[0];
+    return n;
+}
+
+/// channel_stride and w_cs (the input's and the weight's channel strides) 0: the batch-inner
+/// layout of randomBatchInner (for the weight: [C_in_g, K..., C_out] in memory).
+fn checkTyped(comptime T: type, comptime S: type, dt: Dtype, xs: []const i32, ws: []const i32, p: Params, channel_stride: i32, w_cs: i32) !void {
+    const x = if (channel_stride == 0) try randomBatchInner(dt, xs, 1) else try randomTyped(dt, xs, 1, channel_stride);
     defer array.release(x);
-    const w = try randomTyped(dt, ws, 2, 1);
+    const w = if (w_cs == 0) try randomBatchInner(dt, ws, 2) else try randomTyped(dt, ws, 2, w_cs);
     defer array.release(w);
+    // The plain loop reads a row-contiguous weight.
+    const wc = try testing.allocator.alloc(S, w.size());
+    defer testing.allocator.free(wc);
+    convert.copyConvert(w, @ptrCast(wc.ptr), dt);
     const node = try convRaw(x, w, p, 0);
     defer array.release(node);
     try primitives.Primitive.eval(node.prim, node);
     const g = Geo.init(node, p);
     const want = try testing.allocator.alloc(S, node.size());
     defer testing.allocator.free(want);
-    naive(T, S, &g, @ptrCast(@alignCast(x.data())), @ptrCast(@alignCast(w.data())), want.ptr);
+    naive(T, S, &g, @ptrCast(@alignCast(x.data())), wc.ptr, want.ptr);
     const got: [*]const S = @ptrCast(@alignCast(node.data()));
     const depth: f64 = @floatFromInt(g.ktaps * g.cig);
     for (want, 0..) |wv, i| {
@@ -758,11 +792,11 @@ fn checkTyped(comptime T: type, comptime S: type, dt: Dtype, xs: []const i32, ws
 }
 
 fn checkAll(xs: []const i32, ws: []const i32, p: Params) !void {
-    try checkTyped(f32, f32, .float32, xs, ws, p, 1);
-    try checkTyped(f32, f32, .float32, xs, ws, p, 2);
-    try checkTyped(f64, f64, .float64, xs, ws, p, 1);
-    try checkTyped(f32, dtype_mod.F16, .float16, xs, ws, p, 1);
-    try checkTyped(f32, dtype_mod.BF16, .bfloat16, xs, ws, p, 3);
+    try checkTyped(f32, f32, .float32, xs, ws, p, 1, 1);
+    try checkTyped(f32, f32, .float32, xs, ws, p, 2, 0);
+    try checkTyped(f64, f64, .float64, xs, ws, p, 1, 2);
+    try checkTyped(f32, dtype_mod.F16, .float16, xs, ws, p, 1, 0);
+    try checkTyped(f32, dtype_mod.BF16, .bfloat16, xs, ws, p, 3, 1);
 }
 
 test "direct conv kernel edges: partial tiles, KC slices inside a tap, the stem, groups, dtypes, strided views, every CPU level" {
@@ -783,6 +817,15 @@ test "direct conv kernel edges: partial tiles, KC slices inside a tap, the stem,
         try checkAll(&.{ 2, 5, 4, 3, 2 }, &.{ 3, 2, 3, 2, 2 }, .{ .nsp = 3, .stride = .{ 1, 2, 1 }, .lo = .{ 1, 1, 1 }, .hi = .{ 1, 0, 1 }, .idil = .{ 1, 1, 2 } });
         try checkAll(&.{ 3, 33, 35, 16 }, &.{ 24, 3, 3, 16 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } });
         try checkAll(&.{ 2, 300, 20 }, &.{ 20, 5, 10 }, .{ .nsp = 1, .lo = .{ 2, 0, 0 }, .hi = .{ 2, 0, 0 }, .groups = 2 });
+        // the batch axis contiguous (the weight gradient's input): rows packed batch-inner;
+        // 37 batch items (partial panels), padding, strides, groups, KC slices inside a tap
+        for ([_]i32{ 0, 1 }) |cs| {
+            try checkTyped(f32, f32, .float32, &.{ 37, 9, 8, 6 }, &.{ 10, 3, 3, 3 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 }, .groups = 2 }, cs, cs);
+            try checkTyped(f32, f32, .float32, &.{ 20, 7, 40 }, &.{ 33, 20, 40 }, .{ .nsp = 1, .stride = .{ 2, 1, 1 }, .lo = .{ 8, 0, 0 }, .hi = .{ 9, 0, 0 }, .idil = .{ 2, 1, 1 }, .kdil = .{ 1, 1, 1 }, .flip = true }, cs, cs);
+            try checkTyped(f64, f64, .float64, &.{ 16, 6, 5, 3 }, &.{ 4, 2, 3, 3 }, .{ .nsp = 2, .lo = .{ 0, 2, 0 }, .hi = .{ 1, 0, 0 }, .kdil = .{ 2, 1, 1 } }, cs, cs);
+            try checkTyped(f32, dtype_mod.F16, .float16, &.{ 30, 28, 24 }, &.{ 40, 27, 24 }, .{ .nsp = 1, .lo = .{ 1, 0, 0 }, .hi = .{ 1, 0, 0 }, .groups = 1 }, cs, cs);
+            try checkTyped(f32, dtype_mod.BF16, .bfloat16, &.{ 17, 5, 5, 4 }, &.{ 8, 3, 3, 4 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } }, cs, cs);
+        }
         // a strided 1x1 (not the pointwise path) and the pointwise path itself
         try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2, .stride = .{ 2, 2, 1 } });
         try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2 });
