@@ -16,6 +16,7 @@
 //! object of the CPU's level (engine/kernels.zig exports `conv_fwd_<T>_<S>` per level), since the
 //! B panels' layout (NR) depends on the level's vector width.
 const std = @import("std");
+const builtin = @import("builtin");
 const gemm = @import("gemm.zig");
 const pool = @import("pool.zig");
 const cpu = @import("cpu.zig");
@@ -212,8 +213,17 @@ fn blockRows(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T
             inner[i] = inner[i] and org[i][d] >= 0 and org[i][d] + span < cx.l[d];
         }
     }
+    var direct = [_]bool{false} ** (P.MC / P.MR + 1);
+    if (directStride(T, S, cx)) |si| {
+        var ir: usize = 0;
+        while (ir + P.MR <= m) : (ir += P.MR) {
+            var ok = true;
+            for (0..P.MR) |i| ok = ok and inner[ir + i] and woff[ir + i] == woff[ir] + @as(i64, @intCast(i * si));
+            direct[ir / P.MR] = ok;
+        }
+    }
     const pk = Packer{ .rows = .{
-        .win = .{ .base = &base, .org = &org, .woff = &woff, .inner = &inner },
+        .win = .{ .base = &base, .org = &org, .woff = &woff, .inner = &inner, .direct = &direct },
         .scratch = @ptrCast(@alignCast(sb.ptr)),
     } };
     return multiply(T, S, cx, wpk, m, .{ .first = r0, .step = 1 }, pk);
@@ -268,6 +278,19 @@ fn multiply(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T,
     }
     const out: [*]S = @ptrCast(@alignCast(cx.out));
     const ors = ro.step * cx.c_out;
+    // Direct tiles (blockRows marks them): each run's offset from a window's origin.
+    const dsi: ?usize = if (pk == .rows) directStride(T, S, cx) else null;
+    var offs: [max_runs]i64 = undefined;
+    var nruns: usize = 0;
+    if (dsi != null) {
+        const ra = runAxis(cx);
+        nruns = cx.ktaps / cx.k[ra];
+        for (0..nruns) |r| {
+            const disp = tapDisp(cx, r * cx.k[ra]);
+            offs[r] = 0;
+            for (0..max_sp) |d| offs[r] += disp[d] * cx.x_strides[d + 1];
+        }
+    }
     for (0..cx.groups) |gi| {
         const og = out + ro.first * cx.c_out + gi * cx.cog;
         var pc: usize = 0;
@@ -285,6 +308,17 @@ fn multiply(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T,
                 var ir: usize = 0;
                 while (ir < m) : (ir += P.MR) {
                     const mr = @min(P.MR, m - ir);
+                    if (S == T and dsi != null and pk.rows.win.direct[ir / P.MR]) {
+                        const xp: [*]const T = @ptrCast(@alignCast(cx.x));
+                        const c = gemm.Mat(T){ .ptr = og + ir * ors + jr, .rs = @intCast(ors), .cs = 1 };
+                        const run_len = cx.k[runAxis(cx)] * cx.cig;
+                        const w0 = pk.rows.win.woff[ir];
+                        switch (dsi.?) {
+                            inline 1, 2, 3, 4, 6, 8 => |si| directTile(T, si, xp, w0, offs[0..nruns], run_len, bb + jr * kc, c, nr),
+                            else => unreachable,
+                        }
+                        continue;
+                    }
                     if (wide) {
                         const c = gemm.Mat(T){ .ptr = wcp + ir * cx.cog + jr, .rs = @intCast(cx.cog), .cs = 1 };
                         gemm.micro(T, T, kc, ap + ir * kc, bb + jr * kc, 1, beta, c, mr, nr);
@@ -351,7 +385,64 @@ const Windows = struct {
     org: []const [max_sp]i64,
     woff: []const i64,
     inner: []const bool,
+    /// per MR-row panel: multiplied straight from the input (directTile), not packed
+    direct: []const bool,
 };
+
+/// The innermost kernel axis with more than one tap (0 when none has).
+fn runAxis(cx: *const Ctx) usize {
+    var ra: usize = 0;
+    for (0..max_sp) |d| if (cx.k[d] > 1) {
+        ra = d;
+    };
+    return ra;
+}
+
+/// Whether the taps along kernel axis ra read one contiguous stretch of the input per row
+/// (channels contiguous and adjacent positions adjacent: one group, no dilation or flip along it).
+fn merges(cx: *const Ctx, ra: usize) bool {
+    return cx.x_strides[max_sp + 1] == 1 and !cx.flip and cx.k[ra] > 1 and cx.kdil[ra] == 1 and cx.idil[ra] == 1 and
+        cx.x_strides[ra + 1] == @as(i64, @intCast(cx.cig));
+}
+
+/// Direct tiles computed (tests only: they check the shapes meant to take the path do).
+pub var direct_tiles = std.atomic.Value(usize).init(0);
+
+/// Runs of taps a direct tile reads at most (taps over the kernel axes other than ra).
+const max_runs = 64;
+
+/// Few input channels (the stem: 3 channels, 7x7 stride 2, runs of 21 values) make packing A
+/// cost as much as the products. A panel of MR output positions adjacent along the innermost
+/// axis, whole windows inside the input, then reads its rows in place: row i's run starts
+/// `si` elements after row i-1's (stride times channels), a compile-time distance so the
+/// micro-kernel's broadcasts address the input at fixed offsets. One KC slice, one group, S == T.
+const direct_strides = [_]usize{ 1, 2, 3, 4, 6, 8 };
+
+/// The element distance between adjacent output positions' windows if a block's panels may
+/// be direct, else null.
+fn directStride(comptime T: type, comptime S: type, cx: *const Ctx) ?usize {
+    if (S != T or cx.groups != 1 or cx.ktaps * cx.cig > gemm.Params(T).KC) return null;
+    const ra = runAxis(cx);
+    if (!merges(cx, ra) or cx.ktaps / cx.k[ra] > max_runs) return null;
+    for (ra + 1..max_sp) |d| if (cx.o[d] != 1) return null;
+    const si = cx.stride[ra] * cx.x_strides[ra + 1];
+    inline for (direct_strides) |d| if (si == d) return d;
+    return null;
+}
+
+/// One MR x NR tile of the output, C = A x B, A read from the input: run r of row i starts at
+/// x + w0 + offs[r] + i * si and holds len values (all of the depth: one KC slice).
+fn directTile(comptime T: type, comptime si: usize, x: [*]const T, w0: i64, offs: []const i64, len: usize, bp: [*]const T, c: gemm.Mat(T), nr: usize) void {
+    const NR = gemm.Params(T).NR;
+    if (builtin.is_test) _ = direct_tiles.fetchAdd(1, .monotonic);
+    var acc = gemm.zeroTile(T);
+    var b = bp;
+    for (offs) |off| {
+        gemm.accumulate(T, si, 1, len, offsetPtr(T, x, w0 + off), b, &acc);
+        b += len * NR;
+    }
+    gemm.storeTile(T, T, &acc, 1, 0, c, gemm.Params(T).MR, nr);
+}
 
 /// Columns [pc, pc + kc) of group gi's virtual im2col matrix for rows [0, m) of the block into
 /// MR-row micro-panels (gemm.zig's A layout: panel r holds, for each column p, rows r*MR ..
@@ -373,15 +464,11 @@ fn packA(comptime T: type, comptime S: type, cx: *const Ctx, win: Windows, m: us
     const t0 = pc / cig;
     const t1 = (pc + kc - 1) / cig;
     const goff: i64 = @as(i64, @intCast(gi * cig)) * cs;
-    // The innermost kernel axis with more than one tap, and whether its taps merge into runs.
-    var ra: usize = 0;
-    for (0..max_sp) |d| if (cx.k[d] > 1) {
-        ra = d;
-    };
-    const merge = cs == 1 and !cx.flip and cx.k[ra] > 1 and cx.kdil[ra] == 1 and cx.idil[ra] == 1 and
-        cx.x_strides[ra + 1] == @as(i64, @intCast(cig));
+    const ra = runAxis(cx);
+    const merge = merges(cx, ra);
     var ir: usize = 0;
     while (ir < m) : (ir += MR) {
+        if (win.direct[ir / MR]) continue;
         const rows = @min(MR, m - ir);
         const dst = out + ir * kc;
         var t = t0;

@@ -468,7 +468,15 @@ inline fn packSpan(comptime T: type, comptime S: type, comptime R: usize, lines:
             v[l] = if (i < R and i < lines) loadVec(S, T, VL, src[i] + p) else @splat(0);
         }
         transposeSquare(T, VL, &v);
-        inline for (0..VL) |l| putLanes(T, VL, @min(VL, R - g * VL), dst + (p + l) * R + g * VL, v[l]);
+        inline for (0..VL) |l| {
+            const d = dst + (p + l) * R + g * VL;
+            if (R < VL and l + 1 < VL) {
+                // A panel narrower than a vector (float32's 14 rows): the whole vector, whose
+                // last lanes (zero lines) land on the next position's first lanes, which the
+                // next store rewrites; one store instead of three partial ones.
+                d[0..VL].* = v[l];
+            } else putLanes(T, VL, @min(VL, R - g * VL), d, v[l]);
+        }
     }
 }
 
@@ -545,12 +553,31 @@ pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(S
 
 /// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
 pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+    var acc = zeroTile(T);
+    accumulate(T, 1, Params(T).MR, kc, ap, bp, &acc);
+    storeTile(T, SC, &acc, alpha, beta, c, mr, nr);
+}
+
+/// The micro-kernel's accumulators: MR rows of NV vectors.
+pub fn Tile(comptime T: type) type {
+    return [Params(T).MR][Params(T).NV]Params(T).V;
+}
+
+pub inline fn zeroTile(comptime T: type) Tile(T) {
     const P = Params(T);
-    const V = P.V;
-    var acc: [P.MR][P.NV]V = undefined;
+    var acc: Tile(T) = undefined;
     inline for (0..P.MR) |i| inline for (0..P.NV) |v| {
         acc[i][v] = @splat(0);
     };
+    return acc;
+}
+
+/// acc += A x B over kc positions: B a packed micro-panel (NR values per position), A's value
+/// for row i at position p at a[i * si + p * sp] (a packed A panel: si = 1, sp = MR; the direct
+/// convolution reads rows of its input in place: si the distance between output positions).
+pub inline fn accumulate(comptime T: type, comptime si: usize, comptime sp: usize, kc: usize, ap: [*]const T, bp: [*]const T, acc: *Tile(T)) void {
+    const P = Params(T);
+    const V = P.V;
     var a = ap;
     var b = bp;
     var p: usize = 0;
@@ -558,12 +585,18 @@ pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp:
         var bv: [P.NV]V = undefined;
         inline for (0..P.NV) |v| bv[v] = b[v * P.VL ..][0..P.VL].*;
         inline for (0..P.MR) |i| {
-            const s: V = @splat(a[i]);
+            const s: V = @splat(a[i * si]);
             inline for (0..P.NV) |v| acc[i][v] = madd(V, s, bv[v], acc[i][v]);
         }
-        a += P.MR;
+        a += sp;
         b += P.NR;
     }
+}
+
+/// C[0..mr, 0..nr] = alpha * acc + beta * C.
+pub inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+    const P = Params(T);
+    const V = P.V;
     const va: V = @splat(alpha);
     if (SC == T and c.cs == 1 and mr == P.MR and nr == P.NR) {
         inline for (0..P.MR) |i| {

@@ -826,6 +826,15 @@ test "direct conv kernel edges: partial tiles, KC slices inside a tap, the stem,
             try checkTyped(f32, dtype_mod.F16, .float16, &.{ 30, 28, 24 }, &.{ 40, 27, 24 }, .{ .nsp = 1, .lo = .{ 1, 0, 0 }, .hi = .{ 1, 0, 0 }, .groups = 1 }, cs, cs);
             try checkTyped(f32, dtype_mod.BF16, .bfloat16, &.{ 17, 5, 5, 4 }, &.{ 8, 3, 3, 4 }, .{ .nsp = 2, .lo = .{ 1, 1, 0 }, .hi = .{ 1, 1, 0 } }, cs, cs);
         }
+        // few input channels, panels of adjacent positions inside the input: multiplied
+        // straight from the input rows (row distance stride x channels: 6, 3, 1, 8, 2)
+        const before = conv_kernel.direct_tiles.load(.monotonic);
+        try checkAll(&.{ 2, 13, 70, 3 }, &.{ 8, 7, 7, 3 }, .{ .nsp = 2, .stride = .{ 2, 2, 1 }, .lo = .{ 3, 3, 0 }, .hi = .{ 3, 3, 0 } });
+        try checkAll(&.{ 3, 100, 3 }, &.{ 40, 5, 3 }, .{ .nsp = 1, .lo = .{ 2, 0, 0 }, .hi = .{ 1, 0, 0 } });
+        try checkAll(&.{ 1, 6, 40, 1 }, &.{ 33, 3, 4, 1 }, .{ .nsp = 2, .stride = .{ 2, 1, 1 } });
+        try checkAll(&.{ 2, 4, 9, 37, 4 }, &.{ 5, 2, 3, 3, 4 }, .{ .nsp = 3, .stride = .{ 1, 1, 2 }, .lo = .{ 0, 1, 1 }, .hi = .{ 0, 1, 1 } });
+        try checkAll(&.{ 1, 5, 33, 2 }, &.{ 35, 2, 2, 2 }, .{ .nsp = 2, .lo = .{ 0, 1, 0 }, .hi = .{ 1, 0, 0 } });
+        if (!cpu.dispatch) try testing.expect(conv_kernel.direct_tiles.load(.monotonic) > before);
         // a strided 1x1 (not the pointwise path) and the pointwise path itself
         try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2, .stride = .{ 2, 2, 1 } });
         try checkAll(&.{ 2, 12, 12, 8 }, &.{ 12, 1, 1, 8 }, .{ .nsp = 2 });
