@@ -2,7 +2,7 @@
 //! a GEMM per group, out[row, co] = sum over k of A[row, k] * W[co, k], without an im2col buffer.
 //!
 //! A row is one output position (batch item and spatial position); k = tap * C_in_g + channel.
-//! The weight of each group ([C_out_g, taps * C_in_g], row-contiguous) is packed once, before the
+//! The weight of each group ([C_out_g, taps * C_in_g], any strides) is packed once, before the
 //! rows are split over the pool, into the B micro-panels of engine/gemm.zig (KC x NR panels, one
 //! block per KC slice of k). The A operand, the virtual im2col matrix, is packed straight from
 //! the input into gemm.zig's MR x KC micro-panels: per output row the origin of its window, per
@@ -10,6 +10,11 @@
 //! gemm.zig's register-tiled micro-kernel multiplies the panels into the output (strided by
 //! C_out). float16/bfloat16 are widened to float32 while packing and rounded once at the store
 //! (through a per-worker float32 block when k spans several KC slices).
+//!
+//! Two layouts skip the general packing: an input whose batch axis is the contiguous one (the
+//! weight gradient's) takes its rows batch-inner (blockBatch, packBatch), and with few input
+//! channels a panel of adjacent output positions inside the input is multiplied from the input
+//! rows in place (directTile).
 //!
 //! Work is split over output-row blocks of up to MC rows on the thread pool; each worker packs
 //! into its own thread-local buffer. In a portable build the whole kernel runs in the kernel
