@@ -162,14 +162,9 @@ fn packWeight(comptime T: type, comptime S: type, cx: *const Ctx, gi: usize, pc:
         const t = k / cx.cig;
         const c_lo = k - t * cx.cig;
         const c_hi = @min(cx.cig, pc + kc - t * cx.cig);
+        const j = unflat(t, cx.k);
         var off: i64 = @as(i64, @intCast(c_lo)) * ws[max_sp + 1];
-        var rem = t;
-        d = max_sp;
-        while (d > 0) {
-            d -= 1;
-            off += @as(i64, @intCast(rem % cx.k[d])) * ws[d + 1];
-            rem /= cx.k[d];
-        }
+        for (0..max_sp) |a| off += @as(i64, @intCast(j[a])) * ws[a + 1];
         var q: usize = 0;
         while (q < cx.cog) : (q += NR) {
             const b = gemm.Mat(S){ .ptr = @constCast(offsetPtr(S, wp, off + @as(i64, @intCast(q)) * ws[0])), .rs = @intCast(ws[max_sp + 1]), .cs = @intCast(ws[0]) };
@@ -219,7 +214,8 @@ fn blockRows(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T
         }
     }
     var direct = [_]bool{false} ** (P.MC / P.MR + 1);
-    if (directStride(T, S, cx)) |si| {
+    const dsi = directStride(T, S, cx);
+    if (dsi) |si| {
         var ir: usize = 0;
         while (ir + P.MR <= m) : (ir += P.MR) {
             var ok = true;
@@ -230,6 +226,7 @@ fn blockRows(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T
     const pk = Packer{ .rows = .{
         .win = .{ .base = &base, .org = &org, .woff = &woff, .inner = &inner, .direct = &direct },
         .scratch = @ptrCast(@alignCast(sb.ptr)),
+        .dsi = dsi,
     } };
     return multiply(T, S, cx, wpk, m, .{ .first = r0, .step = 1 }, pk);
 }
@@ -241,17 +238,24 @@ fn blockBatch(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const 
     return multiply(T, S, cx, wpk, m, .{ .first = b0 * cx.opos + pos, .step = cx.opos }, pk);
 }
 
-/// The window origin (o * stride - lo, dilated coordinates) of output position `pos`.
-fn origin(cx: *const Ctx, pos: usize) [max_sp]i64 {
-    var org: [max_sp]i64 = undefined;
-    var rem = pos;
+/// Flat index i over dims (row-major) as one index per axis.
+inline fn unflat(i: usize, dims: [max_sp]usize) [max_sp]usize {
+    var r: [max_sp]usize = undefined;
+    var rem = i;
     var d: usize = max_sp;
     while (d > 0) {
         d -= 1;
-        const od = rem % cx.o[d];
-        rem /= cx.o[d];
-        org[d] = @as(i64, @intCast(od)) * cx.stride[d] - cx.lo[d];
+        r[d] = rem % dims[d];
+        rem /= dims[d];
     }
+    return r;
+}
+
+/// The window origin (o * stride - lo, dilated coordinates) of output position `pos`.
+fn origin(cx: *const Ctx, pos: usize) [max_sp]i64 {
+    const o = unflat(pos, cx.o);
+    var org: [max_sp]i64 = undefined;
+    for (0..max_sp) |d| org[d] = @as(i64, @intCast(o[d])) * cx.stride[d] - cx.lo[d];
     return org;
 }
 
@@ -261,7 +265,8 @@ const RowsOut = struct { first: usize, step: usize };
 /// How a block's A panels are packed: rows with windows of their own (packA), or batch items
 /// sharing one window (packBatch).
 const Packer = union(enum) {
-    rows: struct { win: Windows, scratch: *anyopaque },
+    /// dsi: directStride's row distance when panels marked in win.direct are direct tiles
+    rows: struct { win: Windows, scratch: *anyopaque, dsi: ?usize },
     batch: struct { org: [max_sp]i64, b0: usize },
 };
 
@@ -284,12 +289,14 @@ fn multiply(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T,
     const out: [*]S = @ptrCast(@alignCast(cx.out));
     const ors = ro.step * cx.c_out;
     // Direct tiles (blockRows marks them): each run's offset from a window's origin.
-    const dsi: ?usize = if (pk == .rows) directStride(T, S, cx) else null;
+    const dsi: ?usize = if (pk == .rows) pk.rows.dsi else null;
     var offs: [max_runs]i64 = undefined;
     var nruns: usize = 0;
+    var run_len: usize = 0;
     if (dsi != null) {
         const ra = runAxis(cx);
         nruns = cx.ktaps / cx.k[ra];
+        run_len = cx.k[ra] * cx.cig;
         for (0..nruns) |r| {
             const disp = tapDisp(cx, r * cx.k[ra]);
             offs[r] = 0;
@@ -316,7 +323,6 @@ fn multiply(comptime T: type, comptime S: type, cx: *const Ctx, wpk: [*]const T,
                     if (S == T and dsi != null and pk.rows.win.direct[ir / P.MR]) {
                         const xp: [*]const T = @ptrCast(@alignCast(cx.x));
                         const c = gemm.Mat(T){ .ptr = og + ir * ors + jr, .rs = @intCast(ors), .cs = 1 };
-                        const run_len = cx.k[runAxis(cx)] * cx.cig;
                         const w0 = pk.rows.win.woff[ir];
                         switch (dsi.?) {
                             inline 1, 2, 3, 4, 6, 8 => |si| directTile(T, si, xp, w0, offs[0..nruns], run_len, bb + jr * kc, c, nr),
@@ -556,14 +562,10 @@ inline fn zero(comptime S: type) S {
 
 /// Tap t's displacement from a window origin along each axis (dilated coordinates).
 inline fn tapDisp(cx: *const Ctx, t: usize) [max_sp]i64 {
+    const j = unflat(t, cx.k);
     var disp: [max_sp]i64 = undefined;
-    var rem = t;
-    var d: usize = max_sp;
-    while (d > 0) {
-        d -= 1;
-        const j = rem % cx.k[d];
-        rem /= cx.k[d];
-        const jj = if (cx.flip) cx.k[d] - 1 - j else j;
+    for (0..max_sp) |d| {
+        const jj = if (cx.flip) cx.k[d] - 1 - j[d] else j[d];
         disp[d] = @as(i64, @intCast(jj)) * cx.kdil[d];
     }
     return disp;
