@@ -22,6 +22,7 @@ const dtype = @import("dtype.zig");
 pub const BF16 = dtype.BF16;
 pub const F16 = dtype.F16;
 pub const amx = @import("amx.zig");
+pub const dpbf16 = @import("dpbf16.zig");
 const cpu = @import("cpu.zig");
 
 /// a * b + c: fused where the target has FMA. Without it (the baseline x86-64 kernel object of a
@@ -86,10 +87,15 @@ inline fn offsetPtr(comptime S: type, p: [*]S, off: isize) [*]S {
     return @ptrFromInt(@as(usize, @intCast(addr)));
 }
 
+/// Two bfloat16 values at consecutive k as one 32-bit word (engine/dpbf16.zig packs them with
+/// packLines, T = u32).
+pub const Pair = extern struct { lo: u16, hi: u16 };
+
 pub inline fn load(comptime S: type, comptime T: type, p: *const S) T {
     return switch (S) {
         dtype.F16 => @floatCast(half.f16ToF32(p.bits)),
         dtype.BF16 => @floatCast(half.bf16ToF32(p.bits)),
+        Pair => @as(u32, p.lo) | (@as(u32, p.hi) << 16),
         else => @floatCast(p.*),
     };
 }
@@ -107,6 +113,7 @@ pub inline fn loadVec(comptime S: type, comptime T: type, comptime VL: usize, p:
             const h: @Vector(VL, f16) = @bitCast(@as(*const [VL]u16, @ptrCast(p)).*);
             return @floatCast(h);
         },
+        Pair => return @as(*align(2) const [VL]u32, @ptrCast(p)).*,
         else => return @floatCast(@as(@Vector(VL, S), p[0..VL].*)),
     }
 }
@@ -226,6 +233,15 @@ pub fn setAmxOff(off: bool) void {
     }
 }
 
+/// Tests: the VDPBF16PS path's mode (engine/dpbf16.zig) in every kernel object.
+pub fn setDpMode(mode: dpbf16.Mode) void {
+    dpbf16.mode = mode;
+    if (comptime cpu.dispatch) {
+        const t = comptime cpu.table(fn (u8) callconv(.c) void, "dpbf16_mode");
+        for (t) |f| f(@intFromEnum(mode));
+    }
+}
+
 /// The product itself (compiled per CPU level in a portable build).
 pub fn gemmImpl(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 0 or n == 0) return;
@@ -297,8 +313,8 @@ fn scaleC(comptime T: type, comptime SC: type, m: usize, n: usize, beta: T, c: M
 }
 
 /// Per-thread packing buffers, grown on demand and kept (no allocation per product).
-threadlocal var pack_a: []align(64) u8 = &.{};
-threadlocal var pack_b: []align(64) u8 = &.{};
+pub threadlocal var pack_a: []align(64) u8 = &.{};
+pub threadlocal var pack_b: []align(64) u8 = &.{};
 /// Per-thread compute-type C block of a narrow (float16/bfloat16) product with several K panels.
 threadlocal var wide_c: []align(64) u8 = &.{};
 /// Its size: about 1024 x 1024 float32 (a C block is cut to fit, so B and A are packed again
@@ -319,6 +335,7 @@ fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: t
     if (m == 1 or n == 1) return gemv(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     const P = Params(T);
     if (SC != T and k > P.KC) return serialWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    if (comptime dpbf16.eligible(T, SA, SB)) if (dpbf16.use()) return dpbf16.serial(SC, m, n, k, alpha, a, b, beta, c);
     const kc_max: usize = @min(P.KC, k);
     const nc_max: usize = @min(P.NC, roundUp(n, P.NR));
     const mc_max: usize = @min(P.MC, roundUp(m, P.MR));
@@ -863,9 +880,12 @@ test "narrow storage in every layout: transposed operands, beta, matrix-vector b
     const saved = cpu.level();
     defer if (cpu.dispatch) cpu.forceLevel(saved);
     defer setAmxOff(false);
-    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..8) |variant| {
+    defer setDpMode(.auto);
+    // bfloat16 also through the VDPBF16PS path (engine/dpbf16.zig), its instruction in software.
+    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..if (S == dtype.BF16) 16 else 8) |variant| {
         if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
         setAmxOff(variant & 4 != 0);
+        setDpMode(if (variant & 8 != 0) .emulate else .auto);
         const ta = variant & 1 != 0;
         const tb = variant & 2 != 0;
         const beta: f32 = if (variant & 4 != 0) 0.5 else 0;

@@ -34,6 +34,10 @@ fn amxForceOff(off: bool) callconv(.c) void {
     amx.force_off = off;
 }
 
+fn dpMode(mode: u8) callconv(.c) void {
+    gemm.dpbf16.mode = @enumFromInt(mode);
+}
+
 comptime {
     const prefix = "mlxb_k_" ++ level ++ "_";
     for (gemm.kernel_combos) |c| {
@@ -49,6 +53,7 @@ comptime {
     @export(&qmm_kernel.plainEntry, .{ .name = prefix ++ "qmm_n", .visibility = .hidden });
     @export(&qmm_kernel.decodeEntry, .{ .name = prefix ++ "qmm_decode", .visibility = .hidden });
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
+    @export(&dpMode, .{ .name = prefix ++ "dpbf16_mode", .visibility = .hidden });
     @setEvalBranchQuota(100_000);
     // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).
     for (std.enums.values(Dtype)) |d| {

@@ -20,6 +20,7 @@ test {
     _ = @import("pool.zig");
     _ = @import("gemm.zig");
     _ = @import("amx.zig");
+    _ = @import("dpbf16.zig");
     _ = @import("libm.zig");
     _ = @import("cpu.zig");
     _ = @import("qmm_kernel.zig");
