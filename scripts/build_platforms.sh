@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Cross-compiles the engine for every platform package (ReleaseFast, about 4 minutes each here)
-# into zig-out/platforms/<platform>/ (lib/ with the library, pkg-config and CMake files;
+# Cross-compiles the engine for every platform package (ReleaseFast, side by side) into
+# zig-out/platforms/<platform>/ (lib/ with the library, pkg-config and CMake files;
 # include/mlxbun.h), then prints each library's format, architecture and dynamic dependencies
 # and checks them (scripts/check_artifact.ts). Exits non-zero if a build or a check fails.
 #
@@ -31,17 +31,31 @@ platforms=("$@")
 status=0
 ok=0
 bad=0
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# The builds run side by side (an arm64 engine is one compilation unit, so one build alone
+# leaves the other cores idle); each one's output is printed when they are all done.
+declare -A PID=()
 for p in "${platforms[@]}"; do
   t=${TARGET[$p]:-}
   [ -n "$t" ] || { echo "unknown platform $p (known: ${!TARGET[*]})" >&2; exit 2; }
   prefix=zig-out/platforms/$p
   echo "== $p: zig build -Dtarget=$t -Dcpu=baseline -Doptimize=$OPTIMIZE --prefix $prefix" >&2
-  if ! "$ZIG" build -Dtarget="$t" -Dcpu=baseline -Doptimize="$OPTIMIZE" --prefix "$prefix"; then
+  "$ZIG" build -Dtarget="$t" -Dcpu=baseline -Doptimize="$OPTIMIZE" --prefix "$prefix" > "$logs/$p" 2>&1 &
+  PID[$p]=$!
+done
+for p in "${platforms[@]}"; do
+  prefix=zig-out/platforms/$p
+  built=0
+  wait "${PID[$p]}" && built=1
+  cat "$logs/$p" >&2
+  if [ $built -eq 0 ]; then
     echo "$p: BUILD FAILED" ; status=1; bad=$((bad + 1)); continue
   fi
   lib=$prefix/lib/libmlxbun.so
   case $p in darwin-*) lib=$prefix/lib/libmlxbun.dylib ;; esac
   # `file` when the machine has it, then our own header check (architecture, dependencies, glibc).
+  echo "== $p" >&2
   command -v file >/dev/null && file -b "$lib" | sed "s|^|  file: |"
   if "$BUN" scripts/check_artifact.ts "$p" "$lib"; then ok=$((ok + 1)); else status=1; bad=$((bad + 1)); fi
 done
