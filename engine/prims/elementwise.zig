@@ -665,11 +665,42 @@ fn Kernel(comptime Ctx: type) type {
     // `bases(ctx)` (their data addresses) and `row(ctx, addresses, strides, n)`, which runs the
     // op over n elements from the given addresses, each operand walking its own stride.
     return struct {
+        fn row(c: *const anyopaque, p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+            Ctx.row(@ptrCast(@alignCast(c)), p, st, n);
+        }
+
+        fn run(ctx: *const Ctx, l: *const Layout, g: usize) void {
+            const rows = Rows{ .ctx = ctx, .row = &row, .bases = ctx.bases() };
+            Walk(Ctx.sizes).run(&rows, l, g);
+        }
+    };
+}
+
+/// An op's row function with its context, as the walks below call it: `row(ctx, addresses,
+/// strides, n)` runs the op over n elements, each operand from its address with its stride.
+const RowFn = fn (ctx: *const anyopaque, p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void;
+const Rows = struct {
+    ctx: *const anyopaque,
+    row: *const RowFn,
+    /// The operands' data addresses.
+    bases: [max_ops]usize,
+
+    inline fn call(r: *const Rows, p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+        r.row(r.ctx, p, st, n);
+    }
+};
+
+/// The walks of every layout, generic over the operands' element sizes only (output first; 0
+/// past the last operand): one copy serves every op and dtype with those sizes, the op's row
+/// reached through a pointer once per row (rows are long once the layout is collapsed; the
+/// short-row walks below hand a row call many elements).
+fn Walk(comptime sizes: [max_ops]usize) type {
+    return struct {
         /// The addresses of `offs` (elements from each operand's data, either sign).
         inline fn addrs(b: *const [max_ops]usize, offs: *const [max_ops]i64, n_ops: usize) [max_ops]usize {
             var a: [max_ops]usize = b.*;
-            inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) {
-                if (k < n_ops) a[k] = b[k] +% @as(usize, @bitCast(offs[k] *% @as(i64, Ctx.sizes[k])));
+            inline for (0..max_ops) |k| if (comptime sizes[k] != 0) {
+                if (k < n_ops) a[k] = b[k] +% @as(usize, @bitCast(offs[k] *% @as(i64, sizes[k])));
             };
             return a;
         }
@@ -678,7 +709,7 @@ fn Kernel(comptime Ctx: type) type {
         /// (rows longer than g: the usual case once the layout is collapsed) or a run of whole rows.
         const Plan = struct {
             l: *const Layout,
-            ctx: *const Ctx,
+            ctx: *const Rows,
             seg: usize, // row elements per item (a multiple of 64 when rows are segmented)
             segs: usize, // items per row
             rows_per: usize, // rows per item (when rows are whole)
@@ -693,7 +724,7 @@ fn Kernel(comptime Ctx: type) type {
                     p.l.rowOffsets(it / p.segs, &offs);
                     const first = (it % p.segs) * p.seg;
                     for (0..n_ops) |k| offs[k] += @as(i64, @intCast(first)) * last[k];
-                    p.ctx.row(&addrs(b, &offs, n_ops), last, @min(p.seg, len - first));
+                    p.ctx.call(&addrs(b, &offs, n_ops), last, @min(p.seg, len - first));
                     return;
                 }
                 // A run of whole rows: the first row's offsets from its index, the next ones by
@@ -704,7 +735,7 @@ fn Kernel(comptime Ctx: type) type {
                 p.l.rowStart(r0, &idx, &offs);
                 var r = r0;
                 while (true) {
-                    p.ctx.row(&addrs(b, &offs, n_ops), last, len);
+                    p.ctx.call(&addrs(b, &offs, n_ops), last, len);
                     r += 1;
                     if (r == r1) break;
                     p.l.nextRow(&idx, &offs);
@@ -715,7 +746,7 @@ fn Kernel(comptime Ctx: type) type {
             fn drain(p: *const Plan, _: usize, _: usize) void {
                 var last: [max_ops]i64 = undefined;
                 for (0..p.l.n_ops) |k| last[k] = if (p.l.ndim == 0) 1 else p.l.strides[k][p.l.ndim - 1];
-                const b = p.ctx.bases();
+                const b = p.ctx.bases;
                 while (true) {
                     const it = p.next.fetchAdd(1, .monotonic);
                     if (it >= p.items) break;
@@ -734,7 +765,7 @@ fn Kernel(comptime Ctx: type) type {
         const ExpandPlan = struct {
             l: *const Layout,
             outer: Layout, // l without its last axis: rowOffsets gives the offsets of the outer axes
-            ctx: *const Ctx,
+            ctx: *const Rows,
             expand: [max_ops]bool,
             rows: usize, // rows per chunk (one row call)
             chunks: usize, // chunks per outer index
@@ -752,10 +783,10 @@ fn Kernel(comptime Ctx: type) type {
                 for (0..p.l.n_ops) |k| offs[k] += @as(i64, @intCast(r0)) * p.l.strides[k][d - 2];
                 var a = addrs(b, &offs, p.l.n_ops);
                 var st: [max_ops]i64 = undefined;
-                inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
+                inline for (0..max_ops) |k| if (comptime sizes[k] != 0) if (k < p.l.n_ops) {
                     st[k] = p.l.strides[k][d - 1];
                     if (comptime k > 0) if (p.expand[k]) {
-                        const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
+                        const U = std.meta.Int(.unsigned, 8 * sizes[k]);
                         const src: [*]align(1) const U = @ptrFromInt(a[k]);
                         const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
                         const rs = p.l.strides[k][d - 2];
@@ -764,12 +795,12 @@ fn Kernel(comptime Ctx: type) type {
                         st[k] = 1;
                     };
                 };
-                p.ctx.row(&a, &st, nr * len);
+                p.ctx.call(&a, &st, nr * len);
             }
 
             fn drain(p: *const ExpandPlan, _: usize, _: usize) void {
                 var scratch: [max_ops - 1][scratch_elems * 8]u8 align(64) = undefined;
-                const b = p.ctx.bases();
+                const b = p.ctx.bases;
                 const total = p.chunks * p.outer.rows();
                 while (true) {
                     const it = p.next.fetchAdd(1, .monotonic);
@@ -787,7 +818,7 @@ fn Kernel(comptime Ctx: type) type {
         const TilePlan = struct {
             l: *const Layout,
             outer: Layout,
-            ctx: *const Ctx,
+            ctx: *const Rows,
             gather: [max_ops]bool,
             rows: usize, // tile rows
             rb: usize, // tiles per outer index along the second-to-last axis
@@ -810,11 +841,11 @@ fn Kernel(comptime Ctx: type) type {
                 var a = addrs(b, &offs, p.l.n_ops);
                 var st: [max_ops]i64 = undefined; // strides along a row
                 var step: [max_ops]i64 = undefined; // bytes from one row to the next
-                inline for (0..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < p.l.n_ops) {
+                inline for (0..max_ops) |k| if (comptime sizes[k] != 0) if (k < p.l.n_ops) {
                     st[k] = p.l.strides[k][d - 1];
-                    step[k] = p.l.strides[k][d - 2] * @as(i64, Ctx.sizes[k]);
+                    step[k] = p.l.strides[k][d - 2] * @as(i64, sizes[k]);
                     if (comptime k > 0) if (p.gather[k]) {
-                        const U = std.meta.Int(.unsigned, 8 * Ctx.sizes[k]);
+                        const U = std.meta.Int(.unsigned, 8 * sizes[k]);
                         const src: [*]align(1) const U = @ptrFromInt(a[k]);
                         const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
                         const s1 = st[k];
@@ -825,18 +856,18 @@ fn Kernel(comptime Ctx: type) type {
                         }
                         a[k] = @intFromPtr(dst);
                         st[k] = 1;
-                        step[k] = tile_cols * Ctx.sizes[k];
+                        step[k] = tile_cols * sizes[k];
                     };
                 };
                 for (0..nr) |_| {
-                    p.ctx.row(&a, &st, nc);
+                    p.ctx.call(&a, &st, nc);
                     for (0..p.l.n_ops) |k| a[k] +%= @as(usize, @bitCast(step[k]));
                 }
             }
 
             fn drain(p: *const TilePlan, _: usize, _: usize) void {
                 var scratch: [max_ops - 1][tile_bytes]u8 align(64) = undefined;
-                const b = p.ctx.bases();
+                const b = p.ctx.bases;
                 const total = p.rb * p.cb * p.outer.rows();
                 while (true) {
                     const it = p.next.fetchAdd(1, .monotonic);
@@ -865,10 +896,10 @@ fn Kernel(comptime Ctx: type) type {
             if (l.strides[0][d - 1] != 1) return null;
             var g = [_]bool{false} ** max_ops;
             var any = false;
-            inline for (1..max_ops) |k| if (comptime Ctx.sizes[k] != 0) if (k < l.n_ops) {
+            inline for (1..max_ops) |k| if (comptime sizes[k] != 0) if (k < l.n_ops) {
                 const s1 = @abs(l.strides[k][d - 1]);
                 const s2 = @abs(l.strides[k][d - 2]);
-                if (s1 * Ctx.sizes[k] >= 64 and s2 < s1) {
+                if (s1 * sizes[k] >= 64 and s2 < s1) {
                     g[k] = true;
                     any = true;
                 }
@@ -897,12 +928,12 @@ fn Kernel(comptime Ctx: type) type {
             return if (any) e else null;
         }
 
-        /// Run `Ctx.row` over every element of the layout (offsets of either sign: views with
+        /// Run the row function over every element of the layout (offsets of either sign: views with
         /// negative strides), in parallel once there are at least two items of `g` elements.
         /// Threads take items from a shared counter, so a thread that starts late (a busy core)
         /// delays the kernel by one item at most. The order of the elements is free: every
         /// walk gives the same bits (the same per-element code on the same values).
-        fn run(ctx: *const Ctx, l: *const Layout, g: usize) void {
+        fn run(ctx: *const Rows, l: *const Layout, g: usize) void {
             var next = std.atomic.Value(usize).init(0);
             if (l.ndim >= 2) {
                 const d = l.ndim;
@@ -919,7 +950,7 @@ fn Kernel(comptime Ctx: type) type {
                 }
                 if (tiled(l)) |gather| {
                     comptime var widest: usize = 0;
-                    inline for (Ctx.sizes) |s| widest = @max(widest, s);
+                    inline for (sizes) |s| widest = @max(widest, s);
                     const rows: usize = comptime @min(64, tile_bytes / (tile_cols * widest));
                     const rb = (l.shape[d - 2] + rows - 1) / rows;
                     const cb = (l.shape[d - 1] + tile_cols - 1) / tile_cols;
