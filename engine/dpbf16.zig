@@ -77,43 +77,38 @@ pub fn serial(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: ge
 
 fn serialWith(comptime hw: bool, comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: gemm.Mat(BF16), b: gemm.Mat(BF16), beta: f32, c: gemm.Mat(SC)) void {
     std.debug.assert(SC == f32 or k <= P.KC);
-    const pairs = (k + 1) / 2;
-    const kp_max: usize = @min(KP, pairs);
-    const nc_max: usize = @min(P.NC, gemm.roundUp(n, P.NR));
-    const mc_max: usize = @min(P.MC, gemm.roundUp(m, P.MR));
-    const bb = gemm.packBuffer(&gemm.pack_b, kp_max * nc_max * 4);
-    const ab = gemm.packBuffer(&gemm.pack_a, kp_max * mc_max * 4);
-    if (bb == null or ab == null) return gemm.naive(f32, BF16, BF16, SC, m, n, k, alpha, a, b, beta, c);
-    const bp: [*]u32 = @ptrCast(@alignCast(bb.?.ptr));
-    const ap: [*]u32 = @ptrCast(@alignCast(ab.?.ptr));
+    const pn = Panels(hw, SC){ .a = a, .b = b, .c = c, .alpha = alpha, .beta = beta, .k = k };
+    if (!gemm.blocked(P, pn, m, n, (k + 1) / 2)) gemm.naive(f32, BF16, BF16, SC, m, n, k, alpha, a, b, beta, c);
+}
 
-    var jc: usize = 0;
-    while (jc < n) : (jc += P.NC) {
-        const nc: usize = @min(P.NC, n - jc);
-        var pc: usize = 0;
-        while (pc < pairs) : (pc += KP) {
-            const kp: usize = @min(KP, pairs - pc);
-            const vals: usize = @min(2 * kp, k - 2 * pc);
-            const beta_p = if (pc == 0) beta else 1;
-            packB(kp, vals, nc, b.sub(2 * pc, jc), bp);
-            var ic: usize = 0;
-            while (ic < m) : (ic += P.MC) {
-                const mc: usize = @min(P.MC, m - ic);
-                packA(kp, vals, mc, a.sub(ic, 2 * pc), ap);
-                var jr: usize = 0;
-                while (jr < nc) : (jr += P.NR) {
-                    const nr: usize = @min(P.NR, nc - jr);
-                    var ir: usize = 0;
-                    while (ir < mc) : (ir += P.MR) {
-                        const mr: usize = @min(P.MR, mc - ir);
-                        var acc = gemm.zeroTile(f32);
-                        accumulate(hw, kp, ap + ir * kp, bp + jr * kp, &acc);
-                        gemm.storeTile(f32, SC, &acc, alpha, beta_p, c.sub(ic + ir, jc + jr), mr, nr);
-                    }
-                }
-            }
+/// gemm.blocked's panels here: 32-bit words of two bfloat16 values, a depth unit a pair.
+fn Panels(comptime hw: bool, comptime SC: type) type {
+    return struct {
+        a: gemm.Mat(BF16),
+        b: gemm.Mat(BF16),
+        c: gemm.Mat(SC),
+        alpha: f32,
+        beta: f32,
+        k: usize,
+
+        pub const E = u32;
+        pub const panel = KP;
+        /// Values in the pairs [u, u + kp) (the last pair of an odd K has one).
+        inline fn values(s: @This(), u: usize, kp: usize) usize {
+            return @min(2 * kp, s.k - 2 * u);
         }
-    }
+        pub inline fn packPanelB(s: @This(), u: usize, kp: usize, jc: usize, nc: usize, dst: [*]u32) void {
+            packB(kp, s.values(u, kp), nc, s.b.sub(2 * u, jc), dst);
+        }
+        pub inline fn packBlockA(s: @This(), u: usize, kp: usize, ic: usize, mc: usize, dst: [*]u32) void {
+            packA(kp, s.values(u, kp), mc, s.a.sub(ic, 2 * u), dst);
+        }
+        pub inline fn tile(s: @This(), kp: usize, ap: [*]const u32, bp: [*]const u32, first: bool, i: usize, j: usize, mr: usize, nr: usize) void {
+            var acc = gemm.zeroTile(f32);
+            accumulate(hw, kp, ap, bp, &acc);
+            gemm.storeTile(f32, SC, &acc, s.alpha, if (first) s.beta else 1, s.c.sub(i, j), mr, nr);
+        }
+    };
 }
 
 /// acc += A x B over kp pairs of packed micro-panels.

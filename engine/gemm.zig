@@ -336,42 +336,80 @@ fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: t
     const P = Params(T);
     if (SC != T and k > P.KC) return serialWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     if (comptime dpbf16.eligible(T, SA, SB)) if (dpbf16.use()) return dpbf16.serial(SC, m, n, k, alpha, a, b, beta, c);
-    const kc_max: usize = @min(P.KC, k);
+    const pn = ValuePanels(T, SA, SB, SC){ .a = a, .b = b, .c = c, .alpha = alpha, .beta = beta };
+    // Out of memory for the panels: the plain loop still gives the right answer.
+    if (!blocked(P, pn, m, n, k)) naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+}
+
+/// One thread's blocked product, in the classic loop order: C's columns in blocks of NC, the
+/// depth in panels (each packed from B once and used by every row block), C's rows in blocks
+/// of MC (each packed from A once), then the block's MR x NR register tiles. `pn` packs and
+/// multiplies, with the depth counted in its own units (values here, pairs of values in
+/// engine/dpbf16.zig):
+///   E, panel                              the packed element type; depth units per panel
+///   packPanelB(u, ku, jc, nc, dst)        B's depth units [u, u + ku) of columns [jc, jc + nc)
+///   packBlockA(u, ku, ic, mc, dst)        A's rows [ic, ic + mc) over the same depth units
+///   tile(ku, ap, bp, first, i, j, mr, nr) C's mr x nr tile at (i, j) from two micro-panels
+///                                         (`first`: the first depth panel, where beta applies)
+/// False when the panels' memory cannot be had (nothing of C written).
+pub fn blocked(comptime P: type, pn: anytype, m: usize, n: usize, units: usize) bool {
+    const Pn = @TypeOf(pn);
+    const E = Pn.E;
+    const ku_max: usize = @min(Pn.panel, units);
     const nc_max: usize = @min(P.NC, roundUp(n, P.NR));
     const mc_max: usize = @min(P.MC, roundUp(m, P.MR));
-    const bb = packBuffer(&pack_b, kc_max * nc_max * @sizeOf(T));
-    const ab = packBuffer(&pack_a, kc_max * mc_max * @sizeOf(T));
-    if (bb == null or ab == null) {
-        // Out of memory for the panels: the plain loop still gives the right answer.
-        return naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
-    }
-    const bp: [*]T = @ptrCast(@alignCast(bb.?.ptr));
-    const ap: [*]T = @ptrCast(@alignCast(ab.?.ptr));
+    const bb = packBuffer(&pack_b, ku_max * nc_max * @sizeOf(E)) orelse return false;
+    const ab = packBuffer(&pack_a, ku_max * mc_max * @sizeOf(E)) orelse return false;
+    const bp: [*]E = @ptrCast(@alignCast(bb.ptr));
+    const ap: [*]E = @ptrCast(@alignCast(ab.ptr));
 
     var jc: usize = 0;
     while (jc < n) : (jc += P.NC) {
         const nc: usize = @min(P.NC, n - jc);
-        var pc: usize = 0;
-        while (pc < k) : (pc += P.KC) {
-            const kc: usize = @min(P.KC, k - pc);
-            const beta_p = if (pc == 0) beta else 1;
-            packB(T, SB, kc, nc, b.sub(pc, jc), bp);
+        var u: usize = 0;
+        while (u < units) : (u += Pn.panel) {
+            const ku: usize = @min(Pn.panel, units - u);
+            pn.packPanelB(u, ku, jc, nc, bp);
             var ic: usize = 0;
             while (ic < m) : (ic += P.MC) {
                 const mc: usize = @min(P.MC, m - ic);
-                packA(T, SA, mc, kc, a.sub(ic, pc), ap);
+                pn.packBlockA(u, ku, ic, mc, ap);
                 var jr: usize = 0;
                 while (jr < nc) : (jr += P.NR) {
                     const nr: usize = @min(P.NR, nc - jr);
                     var ir: usize = 0;
                     while (ir < mc) : (ir += P.MR) {
                         const mr: usize = @min(P.MR, mc - ir);
-                        micro(T, SC, kc, ap + ir * kc, bp + jr * kc, alpha, beta_p, c.sub(ic + ir, jc + jr), mr, nr);
+                        pn.tile(ku, ap + ir * ku, bp + jr * ku, u == 0, ic + ir, jc + jr, mr, nr);
                     }
                 }
             }
         }
     }
+    return true;
+}
+
+/// The float path's panels for `blocked`: values of the compute type T, a depth unit a value.
+fn ValuePanels(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type) type {
+    return struct {
+        a: Mat(SA),
+        b: Mat(SB),
+        c: Mat(SC),
+        alpha: T,
+        beta: T,
+
+        pub const E = T;
+        pub const panel = Params(T).KC;
+        pub inline fn packPanelB(s: @This(), u: usize, ku: usize, jc: usize, nc: usize, dst: [*]T) void {
+            packB(T, SB, ku, nc, s.b.sub(u, jc), dst);
+        }
+        pub inline fn packBlockA(s: @This(), u: usize, ku: usize, ic: usize, mc: usize, dst: [*]T) void {
+            packA(T, SA, mc, ku, s.a.sub(ic, u), dst);
+        }
+        pub inline fn tile(s: @This(), ku: usize, ap: [*]const T, bp: [*]const T, first: bool, i: usize, j: usize, mr: usize, nr: usize) void {
+            micro(T, SC, ku, ap, bp, s.alpha, if (first) s.beta else 1, s.c.sub(i, j), mr, nr);
+        }
+    };
 }
 
 /// A narrow C (float16/bfloat16) with K split into several panels: each block of C is
