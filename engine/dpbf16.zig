@@ -104,6 +104,7 @@ fn Panels(comptime hw: bool, comptime SC: type) type {
             packA(kp, s.values(u, kp), mc, s.a.sub(ic, 2 * u), dst);
         }
         pub inline fn tile(s: @This(), kp: usize, ap: [*]const u32, bp: [*]const u32, first: bool, i: usize, j: usize, mr: usize, nr: usize) void {
+            gemm.prefetchTile(SC, s.c.sub(i, j), mr, nr);
             var acc = gemm.zeroTile(f32);
             accumulate(hw, kp, ap, bp, &acc);
             gemm.storeTile(f32, SC, &acc, s.alpha, if (first) s.beta else 1, s.c.sub(i, j), mr, nr);

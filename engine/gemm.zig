@@ -608,9 +608,21 @@ pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(S
 
 /// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
 pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+    prefetchTile(SC, c, mr, nr);
     var acc = zeroTile(T);
     accumulate(T, 1, Params(T).MR, kc, ap, bp, &acc);
     storeTile(T, SC, &acc, alpha, beta, c, mr, nr);
+}
+
+/// Asks for C's tile in cache before the micro-kernel's depth loop, so its read (beta, the
+/// later depth panels) and write do not wait on memory after it.
+pub inline fn prefetchTile(comptime SC: type, c: Mat(SC), mr: usize, nr: usize) void {
+    if (c.cs != 1) return;
+    for (0..mr) |i| {
+        const row: [*]const SC = @ptrCast(c.at(i, 0));
+        @prefetch(row, .{ .rw = .write, .locality = 3 });
+        @prefetch(row + nr - 1, .{ .rw = .write, .locality = 3 });
+    }
 }
 
 /// The micro-kernel's accumulators: MR rows of NV vectors.
