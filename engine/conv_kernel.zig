@@ -444,15 +444,17 @@ fn directStride(comptime T: type, comptime S: type, cx: *const Ctx) ?usize {
 /// One MR x NR tile of the output, C = A x B, A read from the input: run r of row i starts at
 /// x + w0 + offs[r] + i * si and holds len values (all of the depth: one KC slice).
 fn directTile(comptime T: type, comptime si: usize, x: [*]const T, w0: i64, offs: []const i64, len: usize, bp: [*]const T, c: gemm.Mat(T), nr: usize) void {
-    const NR = gemm.Params(T).NR;
     if (builtin.is_test) _ = direct_tiles.fetchAdd(1, .monotonic);
-    var acc = gemm.zeroTile(T);
+    gemm.runTile(T, T, directRuns, .{ T, si, x, w0, offs, len, bp }, 1, 0, c, gemm.Params(T).MR, nr);
+}
+
+/// directTile's products: the runs one after the other, each against its len positions of B.
+inline fn directRuns(comptime T: type, comptime si: usize, x: [*]const T, w0: i64, offs: []const i64, len: usize, bp: [*]const T, acc: *gemm.Tile(T)) void {
     var b = bp;
     for (offs) |off| {
-        gemm.accumulate(T, si, 1, len, offsetPtr(T, x, w0 + off), b, &acc);
-        b += len * NR;
+        gemm.accumulate(T, si, 1, len, offsetPtr(T, x, w0 + off), b, acc);
+        b += len * gemm.Params(T).NR;
     }
-    gemm.storeTile(T, T, &acc, 1, 0, c, gemm.Params(T).MR, nr);
 }
 
 /// Columns [pc, pc + kc) of group gi's virtual im2col matrix for rows [0, m) of the block into

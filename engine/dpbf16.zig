@@ -7,7 +7,7 @@
 //! its blocking unchanged. K is taken in pairs: an A micro-panel holds, per pair p, MR words (row
 //! i's values at k = 2p and 2p + 1, low half first), a B micro-panel NR words (column j's two
 //! values). An odd K's last pair has a zero high half. The accumulators are stored by
-//! gemm.storeTile, so alpha, beta, partial tiles and narrow C round as on the float32 path.
+//! gemm.runTile, so alpha, beta, partial tiles and narrow C round as on the float32 path.
 //!
 //! Rounding: each product of two bfloat16 values is exact in float32; the instruction adds the
 //! high pair's product, then the low pair's, rounding each sum to nearest even (as two FMAs
@@ -78,7 +78,7 @@ pub fn serial(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: ge
 fn serialWith(comptime hw: bool, comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: gemm.Mat(BF16), b: gemm.Mat(BF16), beta: f32, c: gemm.Mat(SC)) void {
     std.debug.assert(SC == f32 or k <= P.KC);
     const pn = Panels(hw, SC){ .a = a, .b = b, .c = c, .alpha = alpha, .beta = beta, .k = k };
-    if (!gemm.blocked(P, pn, m, n, (k + 1) / 2)) gemm.naive(f32, BF16, BF16, SC, m, n, k, alpha, a, b, beta, c);
+    if (!gemm.blocked(pn, m, n, (k + 1) / 2)) gemm.naive(f32, BF16, BF16, SC, m, n, k, alpha, a, b, beta, c);
 }
 
 /// gemm.blocked's panels here: 32-bit words of two bfloat16 values, a depth unit a pair.
@@ -91,6 +91,7 @@ fn Panels(comptime hw: bool, comptime SC: type) type {
         beta: f32,
         k: usize,
 
+        pub const Blocking = P;
         pub const E = u32;
         pub const panel = KP;
         /// Values in the pairs [u, u + kp) (the last pair of an odd K has one).
@@ -104,10 +105,7 @@ fn Panels(comptime hw: bool, comptime SC: type) type {
             packA(kp, s.values(u, kp), mc, s.a.sub(ic, 2 * u), dst);
         }
         pub inline fn tile(s: @This(), kp: usize, ap: [*]const u32, bp: [*]const u32, first: bool, i: usize, j: usize, mr: usize, nr: usize) void {
-            gemm.prefetchTile(SC, s.c.sub(i, j), mr, nr);
-            var acc = gemm.zeroTile(f32);
-            accumulate(hw, kp, ap, bp, &acc);
-            gemm.storeTile(f32, SC, &acc, s.alpha, if (first) s.beta else 1, s.c.sub(i, j), mr, nr);
+            gemm.runTile(f32, SC, accumulate, .{ hw, kp, ap, bp }, s.alpha, if (first) s.beta else 1, s.c.sub(i, j), mr, nr);
         }
     };
 }

@@ -333,12 +333,11 @@ pub fn packBuffer(buf: *[]align(64) u8, bytes: usize) ?[]align(64) u8 {
 /// One thread's product.
 fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: type, m: usize, n: usize, k: usize, alpha: T, a: Mat(SA), b: Mat(SB), beta: T, c: Mat(SC)) void {
     if (m == 1 or n == 1) return gemv(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
-    const P = Params(T);
-    if (SC != T and k > P.KC) return serialWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    if (SC != T and k > Params(T).KC) return serialWide(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
     if (comptime dpbf16.eligible(T, SA, SB)) if (dpbf16.use()) return dpbf16.serial(SC, m, n, k, alpha, a, b, beta, c);
     const pn = ValuePanels(T, SA, SB, SC){ .a = a, .b = b, .c = c, .alpha = alpha, .beta = beta };
     // Out of memory for the panels: the plain loop still gives the right answer.
-    if (!blocked(P, pn, m, n, k)) naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
+    if (!blocked(pn, m, n, k)) naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
 }
 
 /// One thread's blocked product, in the classic loop order: C's columns in blocks of NC, the
@@ -346,14 +345,16 @@ fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: t
 /// of MC (each packed from A once), then the block's MR x NR register tiles. `pn` packs and
 /// multiplies, with the depth counted in its own units (values here, pairs of values in
 /// engine/dpbf16.zig):
+///   Blocking                              the register tile and block sizes (a Params)
 ///   E, panel                              the packed element type; depth units per panel
 ///   packPanelB(u, ku, jc, nc, dst)        B's depth units [u, u + ku) of columns [jc, jc + nc)
 ///   packBlockA(u, ku, ic, mc, dst)        A's rows [ic, ic + mc) over the same depth units
 ///   tile(ku, ap, bp, first, i, j, mr, nr) C's mr x nr tile at (i, j) from two micro-panels
 ///                                         (`first`: the first depth panel, where beta applies)
 /// False when the panels' memory cannot be had (nothing of C written).
-pub fn blocked(comptime P: type, pn: anytype, m: usize, n: usize, units: usize) bool {
+pub fn blocked(pn: anytype, m: usize, n: usize, units: usize) bool {
     const Pn = @TypeOf(pn);
+    const P = Pn.Blocking;
     const E = Pn.E;
     const ku_max: usize = @min(Pn.panel, units);
     const nc_max: usize = @min(P.NC, roundUp(n, P.NR));
@@ -398,6 +399,7 @@ fn ValuePanels(comptime T: type, comptime SA: type, comptime SB: type, comptime 
         alpha: T,
         beta: T,
 
+        pub const Blocking = Params(T);
         pub const E = T;
         pub const panel = Params(T).KC;
         pub inline fn packPanelB(s: @This(), u: usize, ku: usize, jc: usize, nc: usize, dst: [*]T) void {
@@ -608,15 +610,23 @@ pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(S
 
 /// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
 pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+    runTile(T, SC, accumulate, .{ T, 1, Params(T).MR, kc, ap, bp }, alpha, beta, c, mr, nr);
+}
+
+/// Every micro-kernel's sequence (micro here, the VDPBF16PS tile of engine/dpbf16.zig, the
+/// direct convolution's tile of engine/conv_kernel.zig): C's tile prefetched, the accumulators
+/// zeroed, `fill(args..., &acc)` adding the products to them, then C[0..mr, 0..nr] =
+/// alpha * acc + beta * C.
+pub inline fn runTile(comptime T: type, comptime SC: type, comptime fill: anytype, args: anytype, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
     prefetchTile(SC, c, mr, nr);
     var acc = zeroTile(T);
-    accumulate(T, 1, Params(T).MR, kc, ap, bp, &acc);
+    @call(.always_inline, fill, args ++ .{&acc});
     storeTile(T, SC, &acc, alpha, beta, c, mr, nr);
 }
 
 /// Asks for C's tile in cache before the micro-kernel's depth loop, so its read (beta, the
 /// later depth panels) and write do not wait on memory after it.
-pub inline fn prefetchTile(comptime SC: type, c: Mat(SC), mr: usize, nr: usize) void {
+inline fn prefetchTile(comptime SC: type, c: Mat(SC), mr: usize, nr: usize) void {
     if (c.cs != 1) return;
     for (0..mr) |i| {
         const row: [*]const SC = @ptrCast(c.at(i, 0));
@@ -630,7 +640,7 @@ pub fn Tile(comptime T: type) type {
     return [Params(T).MR][Params(T).NV]Params(T).V;
 }
 
-pub inline fn zeroTile(comptime T: type) Tile(T) {
+inline fn zeroTile(comptime T: type) Tile(T) {
     const P = Params(T);
     var acc: Tile(T) = undefined;
     inline for (0..P.MR) |i| inline for (0..P.NV) |v| {
@@ -661,7 +671,7 @@ pub inline fn accumulate(comptime T: type, comptime si: usize, comptime sp: usiz
 }
 
 /// C[0..mr, 0..nr] = alpha * acc + beta * C.
-pub inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
+inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
     const P = Params(T);
     const V = P.V;
     const va: V = @splat(alpha);
