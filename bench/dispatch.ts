@@ -57,6 +57,23 @@ bench("argmax f32 rows 256x256", () => [normal([256, 256])], ([a]) => mx.argmax(
 bench("logsumexp f32 rows 1024x1024", () => [normal([1024, 1024])], ([a]) => mx.logsumexp(a!, -1));
 bench("sort f32 256K", () => [normal([256 * 1024])], ([a]) => mx.sort(a!));
 bench("fft c64 1M", () => [normal([1024 * 1024]).astype(mx.complex64)], ([a]) => mx.fft.fft(a!));
+bench("rfft f32 1M", () => [normal([1024 * 1024])], ([a]) => mx.fft.rfft(a!));
+bench("fft2 c64 512x512", () => [normal([512, 512]).astype(mx.complex64)], ([a]) => mx.fft.fft2(a!));
+// Quantization ops outside the matmul (the 4-bit affine format of a 4096 x 4096 weight).
+const W = 4096;
+const quantized = (dt: mx.Dtype) => () => {
+  const [wq, s, b] = mx.quantize(normal([W, W]).astype(dt), { groupSize: 64, bits: 4 });
+  return [wq!, s!, b!];
+};
+bench("quantize 4-bit f32 4096x4096", () => [normal([W, W])], ([w]) => mx.quantize(w!, { groupSize: 64, bits: 4 })[0]!);
+bench("dequantize 4-bit f32 4096x4096", quantized(mx.float32), ([wq, s, b]) => mx.dequantize(wq!, s!, b!, { groupSize: 64, bits: 4 }));
+bench("dequantize 4-bit bf16 4096x4096", quantized(mx.bfloat16), ([wq, s, b]) => mx.dequantize(wq!, s!, b!, { groupSize: 64, bits: 4 }));
+bench("dequantize mxfp4 f32 4096x4096", () => {
+  const [wq, s] = mx.quantize(normal([W, W]), { groupSize: 32, bits: 4, mode: "mxfp4" });
+  return [wq!, s!];
+}, ([wq, s]) => mx.dequantize(wq!, s!, null, { groupSize: 32, bits: 4, mode: "mxfp4" }));
+bench("astype f32->f16 4M", () => [normal([N])], ([a]) => a!.astype(mx.float16));
+bench("astype bf16->f32 4M", () => [normal([N]).astype(mx.bfloat16)], ([a]) => a!.astype(mx.float32));
 bench("conv2d f32 8x64x64x64 k3", () => [normal([8, 64, 64, 64]), normal([64, 3, 3, 64], k2)], ([x, w]) => mx.conv2d(x!, w!, { padding: 1 }));
 for (const n of [128, 256, 512, 1024]) {
   bench(`matmul f32 ${n}`, () => [normal([n, n]), normal([n, n], k2)], ([a, b]) => mx.matmul(a!, b!));

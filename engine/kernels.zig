@@ -4,7 +4,7 @@
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
 //! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the direct
 //! convolution (engine/conv_kernel.zig), the quantized matmul (engine/qmm_kernel.zig), the
-//! vectorized elementwise kernels (prims/elementwise.zig) and reductions (prims/reduce.zig) under
+//! vectorized elementwise kernels and float casts (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
 //! it, and its parallel loops run on the engine's thread pool (engine/pool.zig). An entry takes an
@@ -52,6 +52,8 @@ comptime {
     @export(&qmm_kernel.transposedEntry, .{ .name = prefix ++ "qmm_t", .visibility = .hidden });
     @export(&qmm_kernel.plainEntry, .{ .name = prefix ++ "qmm_n", .visibility = .hidden });
     @export(&qmm_kernel.decodeEntry, .{ .name = prefix ++ "qmm_decode", .visibility = .hidden });
+    @export(&qmm_kernel.quantizeEntry, .{ .name = prefix ++ "qmm_quantize", .visibility = .hidden });
+    @export(&qmm_kernel.qdqEntry, .{ .name = prefix ++ "qmm_qdq", .visibility = .hidden });
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
     @export(&dpMode, .{ .name = prefix ++ "dpbf16_mode", .visibility = .hidden });
     @setEvalBranchQuota(100_000);
@@ -64,6 +66,10 @@ comptime {
             @export(&ew.BinaryKernel(op, d).call, .{ .name = prefix ++ ew.binaryEntryName(op, d), .visibility = .hidden });
         };
     }
+    // Converting copies between float32, float16 and bfloat16 (elementwise.castDispatched).
+    for (std.enums.values(Dtype)) |s| for (std.enums.values(Dtype)) |d| if (ew.castDispatched(s, d)) {
+        @export(&ew.CastKernel(s, d).call, .{ .name = prefix ++ ew.castEntryName(s, d), .visibility = .hidden });
+    };
     // Reductions with SIMD fast paths (prims/reduce.zig: reduceDispatched).
     for (std.enums.values(Dtype)) |d| for (std.enums.values(reduce.ReduceOp)) |op| if (reduce.reduceDispatched(op, d)) {
         @export(&reduce.ReduceKernel(op, d).call, .{ .name = prefix ++ reduce.reduceEntryName(op, d), .visibility = .hidden });

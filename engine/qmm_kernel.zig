@@ -5,7 +5,8 @@
 //!    a vector of W words, shifted once per code position, against a copy of x permuted to match
 //!    (`fastPrep`); per group s * sum(q * x) + b * sum(x).
 //!  * `transposed` / `plain`: x @ W^T / x @ W for any format, W's rows decoded in chunks.
-//!  * `decodeRows`: rows of W into a float32 block (the GEMM path of 16 rows of x and more).
+//!  * `decodeRows`: rows of W into a float32 block (the GEMM path of 16 rows of x and more), or
+//!    into a block of the dequantize op's output dtype.
 //!
 //! In a portable build each runs in the kernel object of the CPU's level (engine/kernels.zig
 //! exports `qmm_fast`, `qmm_t`, `qmm_n`, `qmm_decode` per level), so the decode path uses
@@ -205,6 +206,299 @@ pub const QMat = extern struct {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Quantizing (prims/quantized.zig: quantize's outputs, qqmm's rounding of x), in the kernel
+// objects of a portable build as the products are (`qmm_quantize`, `qmm_qdq`): the encoders'
+// roundings are instructions from the AVX2 level on and library calls at baseline.
+
+/// quantize's parameters (prims/quantized.zig Prim).
+pub const Params = extern struct {
+    mode: Mode,
+    group_size: u32,
+    bits: u32,
+};
+
+/// E2M1 code of x as MLX rounds it: the first grid value v with the smallest float32 |(|x| - v)|
+/// (ties toward zero; NaN, infinities and |x| >= 2^27 give code 0, and from 2^25 on the
+/// subtractions' roundings pick codes 4, 6 or 7); a zero code never carries the sign.
+pub fn toFp4(x: f32) u8 {
+    const ax = @abs(x);
+    var k: u8 = 0;
+    var best = @abs(ax - fp4_values[0]);
+    inline for (1..8) |i| {
+        const d = @abs(ax - fp4_values[i]);
+        if (d < best) {
+            best = d;
+            k = i;
+        }
+    }
+    return if (x < 0 and k > 0) k | 8 else k;
+}
+
+/// An nvfp4 scale byte: E4M3 nearest even, saturating at ±448; infinities and NaN saturate too,
+/// keeping their sign bit (MLX's to_fp8).
+pub fn toE4m3Sat(x: f32) u8 {
+    if (std.math.isNan(x)) return if (std.math.signbit(x)) 0xfe else 0x7e;
+    return toE4m3(x);
+}
+
+/// x rounded to E4M3, nearest even, saturating at 448 (NaN: 0x7f).
+pub fn toE4m3(x: f32) u8 {
+    if (std.math.isNan(x)) return 0x7f;
+    const sign: u8 = if (std.math.signbit(x)) 0x80 else 0;
+    const ax: f64 = @abs(@as(f64, x));
+    if (ax >= 448) return sign | 0x7e;
+    // The quantum: 2^-9 below the smallest normal 2^-6, 2^(e-3) for ax in [2^e, 2^(e+1)).
+    const q: f64 = if (ax < 0x1p-6) 0x1p-9 else std.math.ldexp(@as(f64, 1), std.math.frexp(ax).exponent - 1 - 3);
+    const t = ax / q;
+    var r = @floor(t);
+    const frac = t - r;
+    if (frac > 0.5 or (frac == 0.5 and @mod(r, 2) == 1)) r += 1;
+    const v = r * q;
+    if (v >= 448) return sign | 0x7e;
+    if (v < 0x1p-6) return sign | @as(u8, @intFromFloat(v / 0x1p-9));
+    const fr = std.math.frexp(v); // v = f * 2^ex, f in [0.5, 1)
+    const e: i32 = fr.exponent - 1;
+    const mant: u8 = @intFromFloat((fr.significand * 2 - 1) * 8);
+    return sign | (@as(u8, @intCast(e + 7)) << 3) | mant;
+}
+
+/// ceil(log2(s)) for finite s > 0, exactly.
+pub fn ceilLog2(s: f32) i32 {
+    const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
+    return if (fr.significand == 0.5) fr.exponent - 1 else fr.exponent;
+}
+
+/// Round an f32 to dtype D and store at index i of a contiguous buffer.
+fn storeAs(comptime D: Dtype, p: [*]u8, i: usize, v: f32) void {
+    const T = D.Type();
+    const ptr: [*]T = @ptrCast(@alignCast(p));
+    ptr[i] = switch (D) {
+        .float16 => .{ .bits = half.f32ToF16(v) },
+        .bfloat16 => .{ .bits = half.f32ToBf16(v) },
+        .float32 => v,
+        .float64 => @floatCast(v),
+        else => unreachable,
+    };
+}
+
+/// Round an f32 to dtype dt (a float dtype) and store at index i of a contiguous buffer.
+pub fn store(dt: Dtype, p: [*]u8, i: usize, v: f32) void {
+    switch (dt) {
+        .float16 => storeAs(.float16, p, i, v),
+        .bfloat16 => storeAs(.bfloat16, p, i, v),
+        .float32 => storeAs(.float32, p, i, v),
+        .float64 => storeAs(.float64, p, i, v),
+        else => unreachable,
+    }
+}
+
+/// E2M1 value nearest to x, ties to even (the grid 0, .5, 1, 1.5, 2, 3, 4, 6; saturating).
+pub fn fp4Even(x: f32) f32 {
+    const ax = @abs(x);
+    var k: usize = 0;
+    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }, 0..) |t, i| {
+        // a tie goes to the even code: up at 0.75, 1.75, 3.5 (codes 2, 4, 6), down elsewhere
+        if (if (i % 2 == 1) ax >= t else ax > t) k += 1;
+    }
+    const v = fp4_values[k];
+    return if (x < 0) -v else v;
+}
+
+/// qqmm's rounding of x (mxfp4/mxfp8/nvfp4 without a global scale): `groups` groups of a
+/// row-major float32 copy quantized and dequantized into out (dtype dt).
+pub const QdqCtx = extern struct {
+    x: [*]const f32,
+    out: [*]u8,
+    dt: Dtype,
+    p: Params,
+    groups: usize,
+
+    fn range(j: *const QdqCtx, g0: usize, g1: usize) void {
+        const gs = j.p.group_size;
+        for (g0..g1) |g| {
+            const vals = j.x[g * gs .. (g + 1) * gs];
+            var amax: f32 = 0;
+            for (vals) |v| amax = @max(amax, @abs(v));
+            const s0 = amax / @as(f32, if (j.p.bits == 4) 6 else 448);
+            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+            for (vals, 0..) |v, e| {
+                const el: f32 = if (scale == 0) 0 else v / scale;
+                const q: f32 = if (j.p.bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el);
+                store(j.dt, j.out, g * gs + e, scale * q);
+            }
+        }
+    }
+};
+
+/// One output of quantize (`part` 0: the codes, 1: the scales, 2: the biases) for `groups`
+/// groups of a row-major float32 copy of W with rows of k values.
+pub const QuantCtx = extern struct {
+    w: [*]const f32,
+    out: [*]u8,
+    dt: Dtype,
+    p: Params,
+    part: u8,
+    k: usize,
+    in_half: bool,
+    /// The input's dtype (nvfp4 rounds its arithmetic to it).
+    in_dt: Dtype,
+    /// nvfp4 with a global scale g: gfactor = 2688 / g in float32.
+    has_gfactor: bool,
+    gfactor: f32,
+    groups: usize,
+
+    fn range(j: *const QuantCtx, g0: usize, g1: usize) void {
+        const gs = j.p.group_size;
+        const groups_per_row = j.k / gs;
+        const words_per_row = j.k * j.p.bits / 32;
+        for (g0..g1) |g| {
+            const row = g / groups_per_row;
+            const gi = g % groups_per_row;
+            const vals = j.w[g * gs .. (g + 1) * gs];
+            const words: [*]u32 = @ptrCast(@alignCast(j.out));
+            switch (j.p.mode) {
+                .affine => {
+                    const n_bins: f32 = @floatFromInt((@as(u32, 1) << @intCast(j.p.bits)) - 1);
+                    var w_max: f32 = -std.math.inf(f32);
+                    var w_min: f32 = std.math.inf(f32);
+                    for (vals) |v| {
+                        w_max = @max(w_max, v);
+                        w_min = @min(w_min, v);
+                    }
+                    var scale = @max((w_max - w_min) / n_bins, @as(f32, 1e-7));
+                    var bias: f32 = 0;
+                    if (j.p.bits == 1) {
+                        // One bit: the plain min-max grid.
+                        bias = w_min;
+                    } else {
+                        // The grid is moved so the larger-magnitude edge is exactly representable.
+                        const mask = @abs(w_min) > @abs(w_max);
+                        if (!mask) scale = -scale;
+                        const edge = if (mask) w_min else w_max;
+                        const q0r = rint(edge / scale);
+                        if (q0r != 0) {
+                            scale = edge / q0r;
+                            bias = edge;
+                        }
+                    }
+                    switch (j.part) {
+                        1 => store(j.dt, j.out, g, scale),
+                        2 => store(j.dt, j.out, g, bias),
+                        else => {
+                            const b = j.p.bits;
+                            const base_bit = row * words_per_row * 32 + gi * gs * b;
+                            // The group's words are whole (gs * b is a multiple of 32).
+                            const w0 = base_bit / 32;
+                            const nw = gs * b / 32;
+                            @memset(words[w0 .. w0 + nw], 0);
+                            for (vals, 0..) |v, e| {
+                                const q: u32 = @intFromFloat(@min(@max(rint((v - bias) / scale), 0), n_bins));
+                                const bit = e * b;
+                                const wi = w0 + bit / 32;
+                                const off: u5 = @intCast(bit % 32);
+                                words[wi] |= q << off;
+                                if (@as(u32, off) + b > 32) words[wi + 1] |= q >> @intCast(32 - @as(u32, off));
+                            }
+                        },
+                    }
+                },
+                .mxfp4, .mxfp8 => {
+                    var amax: f32 = 0;
+                    for (vals) |v| amax = @max(amax, @abs(v));
+                    const maxval: f32 = if (j.p.mode == .mxfp4) 6 else 448;
+                    const s = amax / maxval;
+                    if (!std.math.isFinite(s)) {
+                        // MLX: scale byte 128 (float32 input) or 0 (half input), fp4 codes 0.
+                        if (j.part == 1) {
+                            j.out[g] = if (j.in_half) 0 else 128;
+                        } else if (j.p.mode == .mxfp4) {
+                            @memset(words[g * gs / 8 .. (g + 1) * gs / 8], 0);
+                        } else {
+                            @memset((j.out + g * gs)[0..gs], 0x7f);
+                        }
+                        continue;
+                    }
+                    const e: i32 = if (s == 0) 0 else ceilLog2(s);
+                    if (j.part == 1) {
+                        j.out[g] = @truncate(@as(u32, @bitCast(e + 127)));
+                        continue;
+                    }
+                    const scale = std.math.ldexp(@as(f32, 1), e);
+                    if (j.p.mode == .mxfp4) {
+                        const w0 = g * gs / 8;
+                        for (0..gs / 8) |wi| {
+                            var word: u32 = 0;
+                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
+                            words[w0 + wi] = word;
+                        }
+                    } else {
+                        const bytes = j.out + g * gs;
+                        for (vals, 0..) |v, e2| bytes[e2] = toE4m3(v / scale);
+                    }
+                },
+                .nvfp4 => {
+                    // In the input's dtype (each float32 step rounded to it), the global factor
+                    // 2688 / g applied in float32; see the file's header.
+                    var amax: f32 = 0;
+                    for (vals) |v| amax = if (std.math.isNan(v) or std.math.isNan(amax)) std.math.nan(f32) else @max(amax, @abs(v));
+                    var raw = roundTo(j.in_dt, amax / 6);
+                    if (j.has_gfactor) raw *= j.gfactor;
+                    const sc = toE4m3Sat(raw);
+                    if (j.part == 1) {
+                        j.out[g] = sc;
+                        continue;
+                    }
+                    const scale = fromE4m3(sc);
+                    const w0 = g * gs / 8;
+                    for (0..gs / 8) |wi| {
+                        var word: u32 = 0;
+                        for (0..8) |e2| {
+                            var el = roundTo(j.in_dt, vals[wi * 8 + e2] / scale);
+                            if (j.has_gfactor) el *= j.gfactor;
+                            word |= @as(u32, toFp4(el)) << @intCast(4 * e2);
+                        }
+                        words[w0 + wi] = word;
+                    }
+                },
+            }
+        }
+    }
+};
+
+/// Round half to even (C's rint in the default rounding mode).
+inline fn rint(x: f32) f32 {
+    const r = @round(x);
+    if (@abs(x - @trunc(x)) == 0.5) {
+        const t = @trunc(x);
+        return if (@mod(t, 2) == 0) t else r;
+    }
+    return r;
+}
+
+
+pub const QuantFn = fn (*const QuantCtx) callconv(.c) void;
+pub const QdqFn = fn (*const QdqCtx) callconv(.c) void;
+
+pub fn quantizeEntry(c: *const QuantCtx) callconv(.c) void {
+    pool.parallelFor(c.groups, 1024, c, QuantCtx.range);
+}
+pub fn qdqEntry(c: *const QdqCtx) callconv(.c) void {
+    pool.parallelFor(c.groups, 1024, c, QdqCtx.range);
+}
+
+/// quantize's output `c.part`, over the pool.
+pub fn quantizeGroups(c: *const QuantCtx) void {
+    if (comptime cpu.dispatch) return cpu.pick(QuantFn, "qmm_quantize")(c);
+    quantizeEntry(c);
+}
+
+/// qqmm's quantize-dequantize of x, over the pool.
+pub fn qdqGroups(c: *const QdqCtx) void {
+    if (comptime cpu.dispatch) return cpu.pick(QdqFn, "qmm_qdq")(c);
+    qdqEntry(c);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entries (engine/kernels.zig exports them per level in a portable build)
 
 /// A product of few rows of x with one batch item of W, accumulated into o (o += x @ W^T or
@@ -219,10 +513,12 @@ pub const RowsCtx = extern struct {
     k: usize,
 };
 
-/// Rows [r0, r0 + rows) of W decoded into out (rows x cols, row-contiguous float32).
+/// Rows [r0, r0 + rows) of W decoded into out (rows x cols, row-contiguous), as float32 or
+/// rounded from float32 to out_dtype (float16, bfloat16, float64: the dequantize op's outputs).
 pub const DecodeCtx = extern struct {
     qm: QMat,
-    out: [*]f32,
+    out: [*]u8,
+    out_dtype: Dtype = .float32,
     r0: usize,
     rows: usize,
     cols: usize,
@@ -262,7 +558,7 @@ pub fn plain(c: *const RowsCtx) void {
     plainImpl(c);
 }
 
-/// Rows of W into a float32 block, over the pool.
+/// Rows of W into a block of out_dtype, over the pool.
 pub fn decodeRows(c: *const DecodeCtx) void {
     if (comptime cpu.dispatch) return cpu.pick(DecodeFn, "qmm_decode")(c);
     decodeImpl(c);
@@ -274,13 +570,28 @@ const chunk_cols = 4096;
 fn decodeImpl(c: *const DecodeCtx) void {
     const S = struct {
         fn range(d: *const DecodeCtx, a: usize, b: usize) void {
+            switch (d.out_dtype) {
+                inline .float32, .float16, .bfloat16, .float64 => |D| rows(D, d, a, b),
+                else => unreachable,
+            }
+        }
+        fn rows(comptime D: Dtype, d: *const DecodeCtx, a: usize, b: usize) void {
+            var buf: [chunk_cols]f32 = undefined;
             const gs = d.qm.group_size;
             const step = (chunk_cols / gs) * gs;
             for (a..b) |r| {
                 var c0: usize = 0;
                 while (c0 < d.cols) : (c0 += step) {
                     const c1 = @min(d.cols, c0 + step);
-                    d.qm.decodeRow(d.r0 + r, c0, c1, d.out[r * d.cols + c0 .. r * d.cols + c1]);
+                    const at = r * d.cols + c0;
+                    if (D == .float32) {
+                        const out: [*]f32 = @ptrCast(@alignCast(d.out));
+                        d.qm.decodeRow(d.r0 + r, c0, c1, out[at .. at + c1 - c0]);
+                    } else {
+                        const vals = buf[0 .. c1 - c0];
+                        d.qm.decodeRow(d.r0 + r, c0, c1, vals);
+                        for (vals, 0..) |v, i| storeAs(D, d.out, at + i, v);
+                    }
                 }
             }
         }
@@ -626,7 +937,7 @@ test "quantized products: fast, transposed and plain agree with the decoded matr
             for (0..rows) |r| tm.qm.decodeRow(r, 0, cols, want[r * cols ..][0..cols]);
             for (0..cpu.testLevelCount()) |li| {
                 if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
-                decodeRows(&.{ .qm = tm.qm, .out = got.ptr, .r0 = 0, .rows = rows, .cols = cols });
+                decodeRows(&.{ .qm = tm.qm, .out = @ptrCast(got.ptr), .r0 = 0, .rows = rows, .cols = cols });
                 try testing.expectEqualSlices(u32, @ptrCast(want), @ptrCast(got));
             }
         }

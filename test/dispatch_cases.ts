@@ -1,5 +1,6 @@
-// The case table of test/dispatch.test.ts: elementwise (unary, binary, where), reduction and
-// quantized matmul outputs over a table of ops, dtypes and layouts, printed as one JSON object
+// The case table of test/dispatch.test.ts: elementwise (unary, binary, where), float cast,
+// reduction, quantize, dequantize and quantized matmul outputs over a table of ops, dtypes and
+// layouts, printed as one JSON object
 // { case: hash of the output's bytes }. Run as a child process with the library chosen by
 // MLX_BUN_LIB and the kernel level capped by MLXB_CPU_LEVEL (engine/cpu.zig), so the parent can
 // compare the bits each build and level computes. Inputs are made from JS typed arrays (a fixed
@@ -53,7 +54,7 @@ function record(name: string, f: () => mx.Array): void {
       out[name] = `error: ${(e as Error).message}`;
       return;
     }
-    out[name] = bits(r, !name.startsWith("unary ") && !name.startsWith("where "));
+    out[name] = bits(r, !/^(unary|where|cast|quantize|dequantize) /.test(name));
   });
 }
 
@@ -251,6 +252,41 @@ for (const [mode, gs, bits] of [["mxfp4", 32, 4], ["nvfp4", 16, 4], ["mxfp8", 32
   for (const d of F) {
     qmmCase({ bits, gs, m: 3, n: 37, k: 512, d, mode });
     qmmCase({ bits, gs, m: 2, n: 64, k: 64, d, mode, transpose: false });
+  }
+}
+
+// ---- casts between float32, float16 and bfloat16 (NaN payloads, subnormals, overflow) ---------
+for (const from of F) {
+  for (const to of F) {
+    if (from === to) continue;
+    record(`cast ${from.name} to ${to.name} contiguous`, () => input(from, [1003], 4).astype(to));
+    record(`cast ${from.name} to ${to.name} transposed`, () => input(from, [37, 41], 5).T.astype(to));
+    record(`cast ${from.name} to ${to.name} short`, () => input(from, [3, 5], 6).astype(to));
+  }
+}
+
+// ---- quantize (each output), dequantize (each output dtype), qqmm's rounding of x --------------
+const formats = [
+  ["affine", 32, 2], ["affine", 64, 3], ["affine", 64, 4], ["affine", 128, 5], ["affine", 32, 6], ["affine", 128, 8],
+  ["mxfp4", 32, 4], ["mxfp8", 32, 8], ["nvfp4", 16, 4],
+] as const;
+for (const d of F) {
+  for (const [mode, gs, bits] of formats) {
+    const opts = { groupSize: gs, bits, mode };
+    const tag = `${mode} gs ${gs} bits ${bits} ${d.name}`;
+    // Specials first (NaN, infinities, subnormals) in one row, ordinary values in the others.
+    const w = () => input(d, [12, 256], 11);
+    const parts = mode === "affine" ? 3 : 2;
+    for (let i = 0; i < parts; i++) record(`quantize ${tag} output ${i}`, () => mx.quantize(w(), opts)[i]!);
+    for (const to of [null, mx.float32, mx.float16, mx.bfloat16, mx.float64]) {
+      record(`dequantize ${tag} to ${to?.name ?? "default"}`, () => {
+        const q = mx.quantize(w(), opts);
+        return mx.dequantize(q[0]!, q[1]!, q[2] ?? null, { ...opts, dtype: to });
+      });
+    }
+  }
+  for (const [mode, gs, bits] of [["mxfp8", 32, 8], ["nvfp4", 16, 4]] as const) {
+    record(`qqmm ${mode} ${d.name}`, () => mx.qqmm(input(d, [3, 256], 12), input(d, [8, 256], 13), null, { groupSize: gs, bits, mode }));
   }
 }
 

@@ -984,8 +984,8 @@ fn Walk(comptime sizes: [max_ops]usize) type {
 /// The copy's row: convert.cast per element; between float32, float16 and bfloat16 a block at a
 /// time through float32 lanes (vload / vstore round as half.zig does, so the bits are cast's).
 fn CastCtx(comptime S: Dtype, comptime D: Dtype) type {
-    const floats = comptime S != D and Lane(S) == f32 and Lane(D) == f32;
-    return struct {
+    const floats = comptime castDispatched(S, D);
+    return extern struct {
         out: [*]D.Type(),
         in: [*]const S.Type(),
         pub const sizes = [max_ops]usize{ @sizeOf(D.Type()), @sizeOf(S.Type()), 0, 0 };
@@ -1057,9 +1057,33 @@ pub fn copyStrided(from: Dtype, shape: *const Shape, src: [*]const u8, src_st: *
 }
 
 fn runCast(comptime S: Dtype, comptime D: Dtype, l: *const Layout, in: [*]const u8, out: [*]u8) void {
-    const C = CastCtx(S, D);
-    const ctx = C{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)) };
-    Kernel(C).run(&ctx, l, grain_cheap);
+    const K = CastKernel(S, D);
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)) };
+    if (comptime cpu.dispatch and castDispatched(S, D)) {
+        cpu.pick(K.Fn, comptime castEntryName(S, D))(&ctx, l);
+    } else K.call(&ctx, l);
+}
+
+/// The casts a portable build runs from the CPU level's kernel object: those between float32,
+/// float16 and bfloat16, which take float32 lanes (float16's conversions are instructions from
+/// the AVX2 level's F16C on, a dozen integer operations per value at baseline).
+pub fn castDispatched(comptime S: Dtype, comptime D: Dtype) bool {
+    return S != D and Lane(S) == f32 and Lane(D) == f32;
+}
+
+pub fn castEntryName(comptime S: Dtype, comptime D: Dtype) []const u8 {
+    return "cast_" ++ @tagName(S) ++ "_" ++ @tagName(D);
+}
+
+/// The converting copy from S to D: its context crosses the kernel objects' C ABI.
+pub fn CastKernel(comptime S: Dtype, comptime D: Dtype) type {
+    return struct {
+        pub const Ctx = CastCtx(S, D);
+        pub const Fn = fn (*const Ctx, *const Layout) callconv(.c) void;
+        pub fn call(ctx: *const Ctx, l: *const Layout) callconv(.c) void {
+            Kernel(Ctx).run(ctx, l, grain_cheap);
+        }
+    };
 }
 
 /// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
@@ -1096,9 +1120,12 @@ pub fn Vec(comptime D: Dtype) type {
 pub inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
     switch (D) {
         .float16 => {
-            // Exact; a NaN keeps its sign and payload and is quietened, as half.f16ToF32.
+            // Exact; a NaN keeps its sign and payload and is quietened, as half.f16ToF32 (the
+            // quiet bit set explicitly: F16C sets it, the baseline's software conversion not).
             const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;
-            return @floatCast(@as(@Vector(VL, f16), @bitCast(h)));
+            const f: @Vector(VL, f32) = @floatCast(@as(@Vector(VL, f16), @bitCast(h)));
+            const b: @Vector(VL, u32) = @bitCast(f);
+            return @bitCast(@select(u32, f != f, b | @as(@Vector(VL, u32), @splat(0x0040_0000)), b));
         },
         .bfloat16 => {
             const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;

@@ -46,11 +46,7 @@ const max_ndim = array.max_ndim;
 
 pub const Mode = qk.Mode;
 
-pub const Params = struct {
-    mode: Mode,
-    group_size: u32,
-    bits: u32,
-};
+pub const Params = qk.Params;
 
 pub const Prim = union(enum) {
     /// inputs: w (..., k), [global scale (nvfp4: a float32 of one element)]. part 0: the codes
@@ -377,57 +373,12 @@ const fp4_values = qk.fp4_values;
 const fromFp4 = qk.fromFp4;
 const fromE4m3 = qk.fromE4m3;
 const fromE8m0 = qk.fromE8m0;
-
-/// E2M1 code of x as MLX rounds it: the first grid value v with the smallest float32 |(|x| - v)|
-/// (ties toward zero; NaN, infinities and |x| >= 2^27 give code 0, and from 2^25 on the
-/// subtractions' roundings pick codes 4, 6 or 7); a zero code never carries the sign.
-fn toFp4(x: f32) u8 {
-    const ax = @abs(x);
-    var k: u8 = 0;
-    var best = @abs(ax - fp4_values[0]);
-    inline for (1..8) |i| {
-        const d = @abs(ax - fp4_values[i]);
-        if (d < best) {
-            best = d;
-            k = i;
-        }
-    }
-    return if (x < 0 and k > 0) k | 8 else k;
-}
-
-/// An nvfp4 scale byte: E4M3 nearest even, saturating at ±448; infinities and NaN saturate too,
-/// keeping their sign bit (MLX's to_fp8).
-fn toE4m3Sat(x: f32) u8 {
-    if (std.math.isNan(x)) return if (std.math.signbit(x)) 0xfe else 0x7e;
-    return toE4m3(x);
-}
-
-/// x rounded to E4M3, nearest even, saturating at 448 (NaN: 0x7f).
-fn toE4m3(x: f32) u8 {
-    if (std.math.isNan(x)) return 0x7f;
-    const sign: u8 = if (std.math.signbit(x)) 0x80 else 0;
-    const ax: f64 = @abs(@as(f64, x));
-    if (ax >= 448) return sign | 0x7e;
-    // The quantum: 2^-9 below the smallest normal 2^-6, 2^(e-3) for ax in [2^e, 2^(e+1)).
-    const q: f64 = if (ax < 0x1p-6) 0x1p-9 else std.math.ldexp(@as(f64, 1), std.math.frexp(ax).exponent - 1 - 3);
-    const t = ax / q;
-    var r = @floor(t);
-    const frac = t - r;
-    if (frac > 0.5 or (frac == 0.5 and @mod(r, 2) == 1)) r += 1;
-    const v = r * q;
-    if (v >= 448) return sign | 0x7e;
-    if (v < 0x1p-6) return sign | @as(u8, @intFromFloat(v / 0x1p-9));
-    const fr = std.math.frexp(v); // v = f * 2^ex, f in [0.5, 1)
-    const e: i32 = fr.exponent - 1;
-    const mant: u8 = @intFromFloat((fr.significand * 2 - 1) * 8);
-    return sign | (@as(u8, @intCast(e + 7)) << 3) | mant;
-}
-
-/// ceil(log2(s)) for finite s > 0, exactly.
-fn ceilLog2(s: f32) i32 {
-    const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
-    return if (fr.significand == 0.5) fr.exponent - 1 else fr.exponent;
-}
+const toFp4 = qk.toFp4;
+const toE4m3 = qk.toE4m3;
+const toE4m3Sat = qk.toE4m3Sat;
+const ceilLog2 = qk.ceilLog2;
+const fp4Even = qk.fp4Even;
+const store = qk.store;
 
 // ---------------------------------------------------------------------------------------------
 // Reading and writing floats of any float dtype
@@ -439,29 +390,6 @@ fn readF32(node: *const Node, i: isize) f32 {
     return switch (node.dtype) {
         inline else => |D| loadF32(D, base, i),
     };
-}
-
-/// Round an f32 to dtype D and store at index i of a contiguous buffer.
-fn storeAs(comptime D: Dtype, p: [*]u8, i: usize, v: f32) void {
-    const T = D.Type();
-    const ptr: [*]T = @ptrCast(@alignCast(p));
-    ptr[i] = switch (D) {
-        .float16 => .{ .bits = half.f32ToF16(v) },
-        .bfloat16 => .{ .bits = half.f32ToBf16(v) },
-        .float32 => v,
-        .float64 => @floatCast(v),
-        else => unreachable,
-    };
-}
-
-fn store(dt: Dtype, p: [*]u8, i: usize, v: f32) void {
-    switch (dt) {
-        .float16 => storeAs(.float16, p, i, v),
-        .bfloat16 => storeAs(.bfloat16, p, i, v),
-        .float32 => storeAs(.float32, p, i, v),
-        .float64 => storeAs(.float64, p, i, v),
-        else => unreachable,
-    }
 }
 
 const roundTo = qk.roundTo;
@@ -481,41 +409,6 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
     }
 }
 
-/// E2M1 value nearest to x, ties to even (the grid 0, .5, 1, 1.5, 2, 3, 4, 6; saturating).
-fn fp4Even(x: f32) f32 {
-    const ax = @abs(x);
-    var k: usize = 0;
-    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }, 0..) |t, i| {
-        // a tie goes to the even code: up at 0.75, 1.75, 3.5 (codes 2, 4, 6), down elsewhere
-        if (if (i % 2 == 1) ax >= t else ax > t) k += 1;
-    }
-    const v = fp4_values[k];
-    return if (x < 0) -v else v;
-}
-
-const QdqJob = struct {
-    x: []const f32,
-    out: [*]u8,
-    dt: Dtype,
-    p: Params,
-
-    fn range(j: *const QdqJob, g0: usize, g1: usize) void {
-        const gs = j.p.group_size;
-        for (g0..g1) |g| {
-            const vals = j.x[g * gs .. (g + 1) * gs];
-            var amax: f32 = 0;
-            for (vals) |v| amax = @max(amax, @abs(v));
-            const s0 = amax / @as(f32, if (j.p.bits == 4) 6 else 448);
-            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
-            for (vals, 0..) |v, e| {
-                const el: f32 = if (scale == 0) 0 else v / scale;
-                const q: f32 = if (j.p.bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el);
-                store(j.dt, j.out, g * gs + e, scale * q);
-            }
-        }
-    }
-};
-
 fn evalQdq(node: *Node, p: Params) errors.Error!void {
     const x = node.inputs[0];
     try primitives.allocOutput(node, null);
@@ -524,149 +417,7 @@ fn evalQdq(node: *Node, p: Params) errors.Error!void {
     const buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[qqmm] Out of memory.", .{});
     defer std.heap.c_allocator.free(buf);
     convert.copyConvert(x, @ptrCast(buf.ptr), .float32);
-    const job = QdqJob{ .x = buf, .out = node.data(), .dt = node.dtype, .p = p };
-    pool.parallelFor(n / p.group_size, 1024, &job, QdqJob.range);
-}
-
-const QuantJob = struct {
-    w: []const f32, // row-major copy of the input as float32
-    out: [*]u8,
-    dt: Dtype,
-    p: Params,
-    part: u8,
-    k: usize,
-    in_half: bool,
-    /// The input's dtype (nvfp4 rounds its arithmetic to it).
-    in_dt: Dtype,
-    /// nvfp4 with a global scale g: 2688 / g in float32.
-    gfactor: ?f32,
-
-    fn range(j: *const QuantJob, g0: usize, g1: usize) void {
-        const gs = j.p.group_size;
-        const groups_per_row = j.k / gs;
-        const words_per_row = j.k * j.p.bits / 32;
-        for (g0..g1) |g| {
-            const row = g / groups_per_row;
-            const gi = g % groups_per_row;
-            const vals = j.w[g * gs .. (g + 1) * gs];
-            const words: [*]u32 = @ptrCast(@alignCast(j.out));
-            switch (j.p.mode) {
-                .affine => {
-                    const n_bins: f32 = @floatFromInt((@as(u32, 1) << @intCast(j.p.bits)) - 1);
-                    var w_max: f32 = -std.math.inf(f32);
-                    var w_min: f32 = std.math.inf(f32);
-                    for (vals) |v| {
-                        w_max = @max(w_max, v);
-                        w_min = @min(w_min, v);
-                    }
-                    var scale = @max((w_max - w_min) / n_bins, @as(f32, 1e-7));
-                    var bias: f32 = 0;
-                    if (j.p.bits == 1) {
-                        // One bit: the plain min-max grid.
-                        bias = w_min;
-                    } else {
-                        // The grid is moved so the larger-magnitude edge is exactly representable.
-                        const mask = @abs(w_min) > @abs(w_max);
-                        if (!mask) scale = -scale;
-                        const edge = if (mask) w_min else w_max;
-                        const q0r = rint(edge / scale);
-                        if (q0r != 0) {
-                            scale = edge / q0r;
-                            bias = edge;
-                        }
-                    }
-                    switch (j.part) {
-                        1 => store(j.dt, j.out, g, scale),
-                        2 => store(j.dt, j.out, g, bias),
-                        else => {
-                            const b = j.p.bits;
-                            const base_bit = row * words_per_row * 32 + gi * gs * b;
-                            // The group's words are whole (gs * b is a multiple of 32).
-                            const w0 = base_bit / 32;
-                            const nw = gs * b / 32;
-                            @memset(words[w0 .. w0 + nw], 0);
-                            for (vals, 0..) |v, e| {
-                                const q: u32 = @intFromFloat(@min(@max(rint((v - bias) / scale), 0), n_bins));
-                                const bit = e * b;
-                                const wi = w0 + bit / 32;
-                                const off: u5 = @intCast(bit % 32);
-                                words[wi] |= q << off;
-                                if (@as(u32, off) + b > 32) words[wi + 1] |= q >> @intCast(32 - @as(u32, off));
-                            }
-                        },
-                    }
-                },
-                .mxfp4, .mxfp8 => {
-                    var amax: f32 = 0;
-                    for (vals) |v| amax = @max(amax, @abs(v));
-                    const maxval: f32 = if (j.p.mode == .mxfp4) 6 else 448;
-                    const s = amax / maxval;
-                    if (!std.math.isFinite(s)) {
-                        // MLX: scale byte 128 (float32 input) or 0 (half input), fp4 codes 0.
-                        if (j.part == 1) {
-                            j.out[g] = if (j.in_half) 0 else 128;
-                        } else if (j.p.mode == .mxfp4) {
-                            @memset(words[g * gs / 8 .. (g + 1) * gs / 8], 0);
-                        } else {
-                            @memset((j.out + g * gs)[0..gs], 0x7f);
-                        }
-                        continue;
-                    }
-                    const e: i32 = if (s == 0) 0 else ceilLog2(s);
-                    if (j.part == 1) {
-                        j.out[g] = @truncate(@as(u32, @bitCast(e + 127)));
-                        continue;
-                    }
-                    const scale = std.math.ldexp(@as(f32, 1), e);
-                    if (j.p.mode == .mxfp4) {
-                        const w0 = g * gs / 8;
-                        for (0..gs / 8) |wi| {
-                            var word: u32 = 0;
-                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
-                            words[w0 + wi] = word;
-                        }
-                    } else {
-                        const bytes = j.out + g * gs;
-                        for (vals, 0..) |v, e2| bytes[e2] = toE4m3(v / scale);
-                    }
-                },
-                .nvfp4 => {
-                    // In the input's dtype (each float32 step rounded to it), the global factor
-                    // 2688 / g applied in float32; see the file's header.
-                    var amax: f32 = 0;
-                    for (vals) |v| amax = if (std.math.isNan(v) or std.math.isNan(amax)) std.math.nan(f32) else @max(amax, @abs(v));
-                    var raw = roundTo(j.in_dt, amax / 6);
-                    if (j.gfactor) |f| raw *= f;
-                    const sc = toE4m3Sat(raw);
-                    if (j.part == 1) {
-                        j.out[g] = sc;
-                        continue;
-                    }
-                    const scale = fromE4m3(sc);
-                    const w0 = g * gs / 8;
-                    for (0..gs / 8) |wi| {
-                        var word: u32 = 0;
-                        for (0..8) |e2| {
-                            var el = roundTo(j.in_dt, vals[wi * 8 + e2] / scale);
-                            if (j.gfactor) |f| el *= f;
-                            word |= @as(u32, toFp4(el)) << @intCast(4 * e2);
-                        }
-                        words[w0 + wi] = word;
-                    }
-                },
-            }
-        }
-    }
-};
-
-/// Round half to even (C's rint in the default rounding mode).
-inline fn rint(x: f32) f32 {
-    const r = @round(x);
-    if (@abs(x - @trunc(x)) == 0.5) {
-        const t = @trunc(x);
-        return if (@mod(t, 2) == 0) t else r;
-    }
-    return r;
+    qk.qdqGroups(&.{ .x = buf.ptr, .out = node.data(), .dt = node.dtype, .p = p, .groups = n / p.group_size });
 }
 
 fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
@@ -678,10 +429,20 @@ fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
     defer std.heap.c_allocator.free(buf);
     convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
     const k: usize = @intCast(w.shape.dims[w.shape.ndim - 1]);
-    const gfactor: ?f32 = if (node.inputs.len > 1) @as(f32, 2688) / globalValue(node.inputs[1]) else null;
-    const job = QuantJob{ .w = buf, .out = node.data(), .dt = node.dtype, .p = p, .part = part, .k = k, .in_half = w.dtype == .float16 or w.dtype == .bfloat16, .in_dt = w.dtype, .gfactor = gfactor };
-    const groups = n / p.group_size;
-    pool.parallelFor(groups, 1024, &job, QuantJob.range);
+    const global = node.inputs.len > 1;
+    qk.quantizeGroups(&.{
+        .w = buf.ptr,
+        .out = node.data(),
+        .dt = node.dtype,
+        .p = p,
+        .part = part,
+        .k = k,
+        .in_half = w.dtype == .float16 or w.dtype == .bfloat16,
+        .in_dt = w.dtype,
+        .has_gfactor = global,
+        .gfactor = if (global) @as(f32, 2688) / globalValue(node.inputs[1]) else 0,
+        .groups = n / p.group_size,
+    });
 }
 
 /// A quantized matrix's nodes (codes, scales, biases); `at` gives one batch item as the plain
@@ -743,31 +504,12 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
         break :blk if (isFloat(d)) d else .float32;
     } else node.dtype;
     const gscale: ?f32 = if (global) |g| globalValue(g) / @as(f32, 2688) else null;
-    const Job = struct {
-        m: QSrc,
-        out: [*]u8,
-        dt: Dtype,
-        cols: usize,
-        rows_per: usize,
-        fn range(j: *const @This(), r0: usize, r1: usize) void {
-            var tmp_buf: [4096]f32 = undefined;
-            for (r0..r1) |r| {
-                const bi = r / j.rows_per;
-                const ri = r % j.rows_per;
-                const qm = j.m.at(bi);
-                var c0: usize = 0;
-                while (c0 < j.cols) {
-                    const c1 = @min(j.cols, c0 + tmp_buf.len);
-                    const tmp = tmp_buf[0 .. c1 - c0];
-                    qm.decodeRow(ri, c0, c1, tmp);
-                    for (tmp, 0..) |v, i| store(j.dt, j.out, r * j.cols + c0 + i, v);
-                    c0 = c1;
-                }
-            }
-        }
-    };
-    const job = Job{ .m = .{ .w = w, .s = s, .b = b, .p = p, .arith = arith, .gscale = gscale }, .out = node.data(), .dt = node.dtype, .cols = cols, .rows_per = rows_per };
-    pool.parallelFor(batch * rows_per, @max(1, 65536 / cols), &job, Job.range);
+    // Each batch item's rows decoded at the CPU's level (qmm_kernel.zig decodeRows).
+    const src = QSrc{ .w = w, .s = s, .b = b, .p = p, .arith = arith, .gscale = gscale };
+    const item_bytes = rows_per * cols * node.dtype.size();
+    for (0..batch) |bi| {
+        qk.decodeRows(&.{ .qm = src.at(bi), .out = node.data() + bi * item_bytes, .out_dtype = node.dtype, .r0 = 0, .rows = rows_per, .cols = cols });
+    }
 }
 
 fn evalQmm(node: *Node, p: Params, transpose: bool) errors.Error!void {
@@ -830,7 +572,7 @@ fn viaGemm(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: 
     var r0: usize = 0;
     while (r0 < rows) : (r0 += block) {
         const nb = @min(block, rows - r0);
-        qk.decodeRows(&.{ .qm = qm.*, .out = buf.ptr, .r0 = r0, .rows = nb, .cols = cols });
+        qk.decodeRows(&.{ .qm = qm.*, .out = @ptrCast(buf.ptr), .r0 = r0, .rows = nb, .cols = cols });
         const M = gemm.Mat(f32);
         if (transpose) {
             // o[:, r0..r0+nb] = x (m x k) @ block^T (k x nb)
