@@ -3,7 +3,8 @@
 //! build.zig compiles this file once per CPU level (baseline x86-64, x86-64-v3, x86-64-v4) with
 //! the build option `level`, and links the objects into the library built for the baseline CPU.
 //! Each object exports the GEMM entry points (engine/gemm.zig, including the AMX path), the direct
-//! convolution (engine/conv_kernel.zig), the quantized matmul (engine/qmm_kernel.zig), the
+//! convolution (engine/conv_kernel.zig), the quantized matmul (engine/qmm_kernel.zig), the FFT's
+//! passes (engine/fft_kernel.zig), the
 //! vectorized elementwise kernels and float casts (prims/elementwise.zig) and reductions (prims/reduce.zig) under
 //! hidden names `mlxb_k_<level>_<entry>`, which engine/cpu.zig picks from at run time. Only the
 //! entries are visible outside the object; everything else (std, packing buffers) is private to
@@ -24,6 +25,7 @@ const std = @import("std");
 const gemm = @import("gemm.zig");
 const conv_kernel = @import("conv_kernel.zig");
 const qmm_kernel = @import("qmm_kernel.zig");
+const fft_kernel = @import("fft_kernel.zig");
 const amx = @import("amx.zig");
 const ew = @import("prims/elementwise.zig");
 const reduce = @import("prims/reduce.zig");
@@ -54,6 +56,8 @@ comptime {
     @export(&qmm_kernel.decodeEntry, .{ .name = prefix ++ "qmm_decode", .visibility = .hidden });
     @export(&qmm_kernel.quantizeEntry, .{ .name = prefix ++ "qmm_quantize", .visibility = .hidden });
     @export(&qmm_kernel.qdqEntry, .{ .name = prefix ++ "qmm_qdq", .visibility = .hidden });
+    // One FFT pass over the lines of an axis (engine/fft_kernel.zig).
+    @export(&fft_kernel.passEntry, .{ .name = prefix ++ "fft_pass", .visibility = .hidden });
     @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
     @export(&dpMode, .{ .name = prefix ++ "dpbf16_mode", .visibility = .hidden });
     @setEvalBranchQuota(100_000);

@@ -24,6 +24,7 @@ test {
     _ = @import("libm.zig");
     _ = @import("cpu.zig");
     _ = @import("qmm_kernel.zig");
+    _ = @import("fft_kernel.zig");
     _ = @import("prims/elementwise.zig");
     _ = @import("prims/reduce.zig");
     _ = @import("prims/shape.zig");

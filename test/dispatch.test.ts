@@ -1,7 +1,7 @@
 // Run-time CPU dispatch of the elementwise and reduction kernels (engine/cpu.zig,
 // engine/kernels.zig): a portable x86-64 library must compute the same bits at every kernel level
 // as the library built for this machine. test/dispatch_cases.ts computes a table of unary, binary,
-// where, cast, reduction, quantize, dequantize and quantized matmul outputs (ops x dtypes x layouts, special values included) and prints a hash
+// where, cast, reduction, quantize, dequantize, quantized matmul and FFT outputs (ops x dtypes x layouts, special values included) and prints a hash
 // of each output's bytes; this runs it in a child process per library and level and compares.
 // Every bit counts, except which NaN a binary op or a reduction returns when several meet (not
 // defined by IEEE or MLX: see dispatch_cases.ts `bits`); unary ops and where compare NaNs too.
@@ -63,7 +63,7 @@ test("the case table runs on this process's library and covers every family", ()
   expect(r.level).toBe(here);
   const names = Object.keys(r.cases);
   expect(names.length).toBeGreaterThan(1000);
-  for (const family of ["unary ", "binary ", "where ", "reduce ", "qmm ", "cast ", "quantize ", "dequantize ", "qqmm "]) expect(names.some((n) => n.startsWith(family))).toBe(true);
+  for (const family of ["unary ", "binary ", "where ", "reduce ", "qmm ", "cast ", "quantize ", "dequantize ", "qqmm ", "fft "]) expect(names.some((n) => n.startsWith(family))).toBe(true);
   const errors = Object.entries(r.cases).filter(([, v]) => v.startsWith("error"));
   expect(errors).toEqual([]);
 }, 300_000);

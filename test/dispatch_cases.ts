@@ -1,5 +1,5 @@
 // The case table of test/dispatch.test.ts: elementwise (unary, binary, where), float cast,
-// reduction, quantize, dequantize and quantized matmul outputs over a table of ops, dtypes and
+// reduction, quantize, dequantize, quantized matmul and FFT outputs over a table of ops, dtypes and
 // layouts, printed as one JSON object
 // { case: hash of the output's bytes }. Run as a child process with the library chosen by
 // MLX_BUN_LIB and the kernel level capped by MLXB_CPU_LEVEL (engine/cpu.zig), so the parent can
@@ -289,5 +289,24 @@ for (const d of F) {
     record(`qqmm ${mode} ${d.name}`, () => mx.qqmm(input(d, [3, 256], 12), input(d, [8, 256], 13), null, { groupSize: gs, bits, mode }));
   }
 }
+
+// ---- FFT: one pass per axis (Stockham, batched lanes, stages over the pool, four-step,
+// Bluestein, real transforms of even and odd length, strided lines) -----------------------------
+const cplx = (shape: number[], seed: number) => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return mx.view(mx.array(uniform(2 * n, seed, -1, 1)).reshape([...shape.slice(0, -1), 2 * shape.at(-1)!]), mx.complex64);
+};
+const real = (shape: number[], seed: number) => mx.array(uniform(shape.reduce((a, b) => a * b, 1), seed, -1, 1)).reshape(shape);
+for (const n of [8, 60, 97, 360, 1009, 4096, 5000, 20011]) {
+  record(`fft c2c n ${n} one line`, () => mx.fft.fft(cplx([n], n)));
+  record(`fft c2c inverse n ${n} one line`, () => mx.fft.ifft(cplx([n], n + 1)));
+  if (n <= 4096) record(`fft c2c n ${n} 19 lines`, () => mx.fft.fft(cplx([19, n], n + 2)));
+  record(`fft r2c n ${n}`, () => mx.fft.rfft(real([3, n], n + 3)));
+  record(`fft c2r n ${n}`, () => mx.fft.irfft(cplx([3, Math.floor(n / 2) + 1], n + 4), { n }));
+}
+record("fft c2c strided axis 0", () => mx.fft.fft(cplx([64, 40], 5), { axis: 0 }));
+record("fft fft2 37x48", () => mx.fft.fft2(cplx([37, 48], 6)));
+record("fft rfftn 3x20x18", () => mx.fft.rfftn(real([3, 20, 18], 7)));
+record("fft irfftn 3x20x10", () => mx.fft.irfftn(cplx([3, 20, 10], 8)));
 
 console.log(JSON.stringify({ level: lib.mlxb_cpu_level(), cases: out }));
