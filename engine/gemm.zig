@@ -103,16 +103,8 @@ pub inline fn load(comptime S: type, comptime T: type, p: *const S) T {
 /// VL consecutive elements of storage type S widened to compute type T.
 pub inline fn loadVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]const S) @Vector(VL, T) {
     switch (S) {
-        dtype.BF16 => {
-            const u: @Vector(VL, u16) = @as(*const [VL]u16, @ptrCast(p)).*;
-            const w: @Vector(VL, u32) = u;
-            const f: @Vector(VL, f32) = @bitCast(w << @splat(16));
-            return @floatCast(f);
-        },
-        dtype.F16 => {
-            const h: @Vector(VL, f16) = @bitCast(@as(*const [VL]u16, @ptrCast(p)).*);
-            return @floatCast(h);
-        },
+        dtype.BF16 => return @floatCast(half.bf16ToF32V(VL, @as(*const [VL]u16, @ptrCast(p)).*)),
+        dtype.F16 => return @floatCast(half.f16ToF32V(VL, @as(*const [VL]u16, @ptrCast(p)).*)),
         Pair => return @as(*align(2) const [VL]u32, @ptrCast(p)).*,
         else => return @floatCast(@as(@Vector(VL, S), p[0..VL].*)),
     }
@@ -126,26 +118,12 @@ inline fn store(comptime S: type, comptime T: type, p: *S, v: T) void {
     }
 }
 
-/// VL compute-type values rounded to storage type S at p, bit for bit as `store` one by one:
-/// float16 through the hardware conversion (F16C/AVX-512, round to nearest even) with NaNs set to
-/// MLX's sign | 0x7d00, bfloat16 in integer lanes as half.f32ToBf16.
+/// VL compute-type values rounded to storage type S at p, bit for bit as `store` one by one
+/// (half.zig's vector conversions).
 inline fn storeVec(comptime S: type, comptime T: type, comptime VL: usize, p: [*]S, v: @Vector(VL, T)) void {
     switch (S) {
-        dtype.F16, dtype.BF16 => {
-            const f: @Vector(VL, f32) = @floatCast(v);
-            const x: @Vector(VL, u32) = @bitCast(f);
-            const nan = f != f;
-            const bits: @Vector(VL, u16) = if (S == dtype.F16) blk: {
-                const h: @Vector(VL, f16) = @floatCast(f);
-                const sign: @Vector(VL, u16) = @truncate((x >> @splat(16)) & @as(@Vector(VL, u32), @splat(0x8000)));
-                break :blk @select(u16, nan, sign | @as(@Vector(VL, u16), @splat(0x7d00)), @as(@Vector(VL, u16), @bitCast(h)));
-            } else blk: {
-                const lsb = (x >> @splat(16)) & @as(@Vector(VL, u32), @splat(1));
-                const r: @Vector(VL, u16) = @truncate((x +% @as(@Vector(VL, u32), @splat(0x7fff)) +% lsb) >> @splat(16));
-                break :blk @select(u16, nan, @as(@Vector(VL, u16), @splat(0x7fc0)), r);
-            };
-            @as(*[VL]u16, @ptrCast(p)).* = bits;
-        },
+        dtype.F16 => @as(*[VL]u16, @ptrCast(p)).* = half.f32ToF16V(VL, @floatCast(v)),
+        dtype.BF16 => @as(*[VL]u16, @ptrCast(p)).* = half.f32ToBf16V(VL, @floatCast(v)),
         else => p[0..VL].* = @as(@Vector(VL, S), @floatCast(v)),
     }
 }

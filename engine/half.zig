@@ -89,6 +89,43 @@ pub fn f64ToBf16(f: f64) u16 {
     return f32ToBf16(@floatCast(f));
 }
 
+// ---------------------------------------------------------------------------------------------
+// The same conversions on vectors of any lane count, with the same bits as the scalar ones above
+// (float16 through the compiler's conversion: F16C where the target has it, compiler-rt's
+// correctly rounded routines otherwise; NaNs set explicitly).
+
+/// float16 bits to float32; a NaN keeps sign and payload and gets the quiet bit, as f16ToF32
+/// (F16C sets it, the baseline's software conversion does not).
+pub inline fn f16ToF32V(comptime N: usize, h: @Vector(N, u16)) @Vector(N, f32) {
+    const U = @Vector(N, u32);
+    const f: @Vector(N, f32) = @floatCast(@as(@Vector(N, f16), @bitCast(h)));
+    const b: U = @bitCast(f);
+    return @bitCast(@select(u32, f != f, b | @as(U, @splat(0x0040_0000)), b));
+}
+
+/// float32 to float16 bits, round to nearest even; NaN gives sign | 0x7d00, as f32ToF16.
+pub inline fn f32ToF16V(comptime N: usize, v: @Vector(N, f32)) @Vector(N, u16) {
+    const U = @Vector(N, u32);
+    const h: @Vector(N, u16) = @bitCast(@as(@Vector(N, f16), @floatCast(v)));
+    const b: U = @bitCast(v);
+    const nan: @Vector(N, u16) = @truncate(((b >> @splat(16)) & @as(U, @splat(0x8000))) | @as(U, @splat(0x7d00)));
+    return @select(u16, v != v, nan, h);
+}
+
+pub inline fn bf16ToF32V(comptime N: usize, h: @Vector(N, u16)) @Vector(N, f32) {
+    const w: @Vector(N, u32) = h;
+    return @bitCast(w << @splat(16));
+}
+
+/// float32 to bfloat16 bits, round to nearest even on the bits; NaN gives 0x7fc0, as f32ToBf16.
+pub inline fn f32ToBf16V(comptime N: usize, v: @Vector(N, f32)) @Vector(N, u16) {
+    const U = @Vector(N, u32);
+    const b: U = @bitCast(v);
+    const r: @Vector(N, u16) = @truncate((b +% @as(U, @splat(0x7fff)) +% ((b >> @splat(16)) & @as(U, @splat(1)))) >> @splat(16));
+    const nan = (b & @as(U, @splat(0x7fff_ffff))) > @as(U, @splat(0x7f80_0000));
+    return @select(u16, nan, @as(@Vector(N, u16), @splat(0x7fc0)), r);
+}
+
 test "f16 round trip of every finite pattern" {
     var h: u32 = 0;
     while (h < 0x10000) : (h += 1) {
@@ -136,4 +173,35 @@ test "NaN conversions give MLX's bits (x86-64, mlx-cpu 0.32.4)" {
     try std.testing.expectEqual(@as(u16, 0x7fc0), f32ToBf16(nan32(0xff80_0001)));
     try std.testing.expectEqual(@as(u16, 0x7fc0), f32ToBf16(nan32(0x7fff_ffff)));
     try std.testing.expectEqual(@as(u32, 0x7f81_0000), @as(u32, @bitCast(bf16ToF32(0x7f81))));
+}
+
+test "vector conversions match the scalar ones bit for bit" {
+    // Every float16/bfloat16 pattern up, and float32 patterns around every rounding boundary down.
+    var h: u32 = 0;
+    while (h < 0x10000) : (h += 8) {
+        var hv: @Vector(8, u16) = undefined;
+        inline for (0..8) |i| hv[i] = @intCast(h + i);
+        const f = f16ToF32V(8, hv);
+        const g = bf16ToF32V(8, hv);
+        inline for (0..8) |i| {
+            try std.testing.expectEqual(@as(u32, @bitCast(f16ToF32(hv[i]))), @as(u32, @bitCast(f[i])));
+            try std.testing.expectEqual(@as(u32, @bitCast(bf16ToF32(hv[i]))), @as(u32, @bitCast(g[i])));
+        }
+    }
+    var rng = std.Random.DefaultPrng.init(7);
+    const r = rng.random();
+    for (0..20000) |_| {
+        var fv: @Vector(8, f32) = undefined;
+        inline for (0..8) |i| {
+            // half the lanes on a float16/bfloat16 halfway point or next to it, all exponents
+            const base = r.int(u32);
+            fv[i] = @bitCast(if (i % 2 == 0) base else (base & 0xffff_e000) | 0x1000 +% (r.int(u32) % 3) -% 1);
+        }
+        const a = f32ToF16V(8, fv);
+        const b = f32ToBf16V(8, fv);
+        inline for (0..8) |i| {
+            try std.testing.expectEqual(f32ToF16(fv[i]), a[i]);
+            try std.testing.expectEqual(f32ToBf16(fv[i]), b[i]);
+        }
+    }
 }

@@ -129,81 +129,150 @@ pub const QMat = extern struct {
 
     /// Decode row r, columns [c0, c1) (group-aligned), into out as float32 values.
     pub fn decodeRow(m: *const QMat, r: usize, c0: usize, c1: usize, out: []f32) void {
-        const ri: isize = @intCast(r);
-        const woff = ri * m.w_rs;
-        const wcs = m.w_cs;
-        const soff = ri * m.s_rs;
-        const scs = m.s_cs;
-        const boff = ri * m.b_rs;
-        const bcs = m.b_cs;
+        switch (m.mode) {
+            .affine => switch (m.bits) {
+                inline 1, 2, 3, 4, 5, 6, 8 => |B| switch (m.arith) {
+                    inline .float16, .bfloat16 => |A| m.decodeGroups(B, Affine(A), r, c0, c1, out),
+                    else => m.decodeGroups(B, Affine(.float32), r, c0, c1, out),
+                },
+                else => unreachable,
+            },
+            .mxfp4, .nvfp4 => m.decodeGroups(4, FloatCodes(4), r, c0, c1, out),
+            .mxfp8 => m.decodeGroups(8, FloatCodes(8), r, c0, c1, out),
+        }
+    }
+
+    /// The groups of row r in [c0, c1): F.group gives a group's parameters, F.values a block of
+    /// F.L values from their B-bit codes.
+    fn decodeGroups(m: *const QMat, comptime B: u32, comptime F: type, r: usize, c0: usize, c1: usize, out: []f32) void {
         const gs = m.group_size;
-        const bits = m.bits;
-        const word = struct {
-            inline fn at(base: [*]const u32, off: isize, cs: isize, i: usize) u32 {
-                return (base + @as(usize, @bitCast(off + @as(isize, @intCast(i)) * cs)))[0];
-            }
-        }.at;
         var g = c0 / gs;
         while (g * gs < c1) : (g += 1) {
+            const gp = F.group(m, @intCast(r), @intCast(g));
             const o = out[g * gs - c0 ..][0..gs];
-            const col0 = g * gs;
-            const gi: isize = @intCast(g);
-            switch (m.mode) {
-                .affine => {
-                    const sv = loadAny(m.s_dtype, m.s, soff + gi * scs);
-                    const bv = loadAny(m.b_dtype, m.b.?, boff + gi * bcs);
-                    const mask: u32 = (@as(u32, 1) << @intCast(bits)) - 1;
-                    const narrow = m.arith == .float16 or m.arith == .bfloat16;
-                    if (!narrow and bits == 4 and wcs == 1) {
-                        // Fast path: 8 codes a word, 16 lanes at once.
-                        const V = @Vector(16, f32);
-                        const U = @Vector(16, u32);
-                        const shifts: @Vector(16, u5) = .{ 0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28 };
-                        const ws: [*]const u32 = m.w + @as(usize, @bitCast(woff)) + col0 / 8;
-                        var e: usize = 0;
-                        while (e < gs) : (e += 16) {
-                            const a: u32 = ws[e / 8];
-                            const b2: u32 = ws[e / 8 + 1];
-                            const both: U = .{ a, a, a, a, a, a, a, a, b2, b2, b2, b2, b2, b2, b2, b2 };
-                            const q: U = (both >> shifts) & @as(U, @splat(15));
-                            const qf: V = @floatFromInt(q);
-                            o[e..][0..16].* = qf * @as(V, @splat(sv)) + @as(V, @splat(bv));
-                        }
-                        continue;
-                    }
-                    for (0..gs) |e| {
-                        const bit = (col0 + e) * bits;
-                        const wi = bit / 32;
-                        const off: u5 = @intCast(bit % 32);
-                        var q = word(m.w, woff, wcs, wi) >> off;
-                        if (@as(u32, off) + bits > 32) q |= word(m.w, woff, wcs, wi + 1) << @intCast(32 - @as(u32, off));
-                        q &= mask;
-                        const qf: f32 = @floatFromInt(q);
-                        o[e] = if (narrow) roundTo(m.arith, roundTo(m.arith, sv * qf) + bv) else sv * qf + bv;
-                    }
-                },
-                .mxfp4, .nvfp4 => {
-                    const sc: u32 = (m.s + @as(usize, @bitCast(soff + gi * scs)))[0];
-                    const sv = if (m.has_gscale) fromE4m3(sc) * m.gscale else roundTo(m.arith, if (m.mode == .mxfp4) fromE8m0(sc) else fromE4m3(sc));
-                    for (0..gs) |e| {
-                        const c = col0 + e;
-                        const q = (word(m.w, woff, wcs, c / 8) >> @intCast(4 * (c % 8))) & 15;
-                        o[e] = fromFp4(q) * sv;
-                    }
-                },
-                .mxfp8 => {
-                    const sc: u32 = (m.s + @as(usize, @bitCast(soff + gi * scs)))[0];
-                    const sv = roundTo(m.arith, fromE8m0(sc));
-                    for (0..gs) |e| {
-                        const c = col0 + e;
-                        const q = (word(m.w, woff, wcs, c / 4) >> @intCast(8 * (c % 4))) & 255;
-                        o[e] = fromE4m3(q) * sv;
-                    }
-                },
+            var e: usize = 0;
+            while (e < gs) : (e += F.L) {
+                const q = codes(B, F.L, m.rowWords(F.L * B / 32, r, (g * gs + e) * B / 32));
+                o[e..][0..F.L].* = F.values(gp, q);
             }
         }
     }
+
+    /// The `words` 32-bit words of row r from word w0 on (any column stride).
+    inline fn rowWords(m: *const QMat, comptime words: usize, r: usize, w0: usize) @Vector(words, u32) {
+        const base: isize = @as(isize, @intCast(r)) * m.w_rs + @as(isize, @intCast(w0)) * m.w_cs;
+        const p = m.w + @as(usize, @bitCast(base));
+        if (m.w_cs == 1) return p[0..words].*;
+        var v: [words]u32 = undefined;
+        inline for (0..words) |i| v[i] = (p + @as(usize, @bitCast(@as(isize, i) * m.w_cs)))[0];
+        return v;
+    }
 };
+
+/// Affine: s * q + b per group, arithmetic in A (each step rounded to A when it is float16 or
+/// bfloat16, as MLX computes in the scales' dtype); 32 codes a block.
+fn Affine(comptime A: Dtype) type {
+    return struct {
+        const L = 32;
+        const V = @Vector(L, f32);
+        const Group = struct { s: V, b: V };
+        inline fn group(m: *const QMat, r: isize, g: isize) Group {
+            return .{
+                .s = @splat(loadAny(m.s_dtype, m.s, r * m.s_rs + g * m.s_cs)),
+                .b = @splat(loadAny(m.b_dtype, m.b.?, r * m.b_rs + g * m.b_cs)),
+            };
+        }
+        inline fn values(p: Group, q: @Vector(L, u32)) V {
+            const qf: V = @floatFromInt(@as(@Vector(L, i32), @bitCast(q)));
+            return if (A == .float32) qf * p.s + p.b else roundV(A, L, roundV(A, L, qf * p.s) + p.b);
+        }
+    };
+}
+
+/// mxfp4/nvfp4 (B = 4: E2M1 codes) and mxfp8 (B = 8: E4M3 codes): code * scale per group (the
+/// scale an E8M0 or E4M3 byte rounded to the arithmetic dtype, or nvfp4's E4M3 times the
+/// global scale); 16 codes a block.
+fn FloatCodes(comptime B: u32) type {
+    return struct {
+        const L = 16;
+        const V = @Vector(L, f32);
+        inline fn group(m: *const QMat, r: isize, g: isize) V {
+            const sc: u32 = (m.s + @as(usize, @bitCast(r * m.s_rs + g * m.s_cs)))[0];
+            return @splat(if (m.has_gscale)
+                fromE4m3(sc) * m.gscale
+            else
+                roundTo(m.arith, if (m.mode == .nvfp4) fromE4m3(sc) else fromE8m0(sc)));
+        }
+        inline fn values(s: V, q: @Vector(L, u32)) V {
+            return (if (B == 4) minifloatV(2, 1, L, q) else minifloatV(4, 3, L, q)) * s;
+        }
+    };
+}
+
+/// The L B-bit codes packed little-end first in words (L * B / 32 of them), one per lane: lane i
+/// is bits [i * B, i * B + B) of the words, which may straddle two words (B = 3, 5, 6).
+inline fn codes(comptime B: u32, comptime L: usize, words: @Vector(L * B / 32, u32)) @Vector(L, u32) {
+    const U = @Vector(L, u32);
+    const lay = comptime blk: {
+        var lo_i: [L]i32 = undefined;
+        var hi_i: [L]i32 = undefined;
+        var lo_s: [L]u5 = undefined;
+        var hi_s: [L]u5 = undefined;
+        var hi_m: [L]u32 = undefined;
+        var straddles = false;
+        for (0..L) |i| {
+            const bit = i * B;
+            const w = bit / 32;
+            const off = bit % 32;
+            lo_i[i] = @intCast(w);
+            lo_s[i] = @intCast(off);
+            if (off + B > 32) {
+                straddles = true;
+                hi_i[i] = @intCast(w + 1);
+                hi_s[i] = @intCast(32 - off);
+                hi_m[i] = 0xffff_ffff;
+            } else {
+                hi_i[i] = @intCast(w);
+                hi_s[i] = 0;
+                hi_m[i] = 0;
+            }
+        }
+        break :blk .{ .lo_i = lo_i, .hi_i = hi_i, .lo_s = lo_s, .hi_s = hi_s, .hi_m = hi_m, .straddles = straddles };
+    };
+    const lo: U = @shuffle(u32, words, undefined, lay.lo_i);
+    var q = lo >> @as(@Vector(L, u5), lay.lo_s);
+    if (lay.straddles) {
+        const hi: U = @shuffle(u32, words, undefined, lay.hi_i);
+        q |= (hi << @as(@Vector(L, u5), lay.hi_s)) & @as(U, lay.hi_m);
+    }
+    return q & @as(U, @splat((@as(u32, 1) << B) - 1));
+}
+
+/// Minifloat codes (sign, E exponent bits with bias 2^(E-1) - 1, M mantissa bits, subnormals) as
+/// float32 on lanes: E2M1 (E = 2, M = 1: fromFp4) and E4M3 (E = 4, M = 3, fn: all-ones exponent
+/// and mantissa is NaN, MLX's NaN bits; no infinities: fromE4m3).
+inline fn minifloatV(comptime E: u5, comptime M: u5, comptime L: usize, q: @Vector(L, u32)) @Vector(L, f32) {
+    const U = @Vector(L, u32);
+    const bias = (1 << (E - 1)) - 1;
+    const sign = (q >> @splat(E + M)) << @splat(31);
+    const e = (q >> @splat(M)) & @as(U, @splat((1 << E) - 1));
+    const m = q & @as(U, @splat((1 << M) - 1));
+    const normal = ((e + @as(U, @splat(127 - bias))) << @splat(23)) | (m << @splat(23 - M));
+    const subf = @as(@Vector(L, f32), @floatFromInt(@as(@Vector(L, i32), @bitCast(m)))) * @as(@Vector(L, f32), @splat(std.math.ldexp(@as(f32, 1), @as(i32, 1 - bias) - @as(i32, M))));
+    const mag = @select(u32, e == @as(U, @splat(0)), @as(U, @bitCast(subf)), normal);
+    if (E != 4) return @bitCast(sign | mag);
+    const nan = (q & @as(U, @splat(0x7f))) == @as(U, @splat(0x7f));
+    return @bitCast(sign | @select(u32, nan, @as(U, @splat(0x7ff0_0000)), mag));
+}
+
+/// roundTo on lanes: v rounded to float16/bfloat16 and back, half.zig's bits.
+inline fn roundV(comptime A: Dtype, comptime L: usize, v: @Vector(L, f32)) @Vector(L, f32) {
+    return switch (A) {
+        .float16 => half.f16ToF32V(L, half.f32ToF16V(L, v)),
+        .bfloat16 => half.bf16ToF32V(L, half.f32ToBf16V(L, v)),
+        else => v,
+    };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Quantizing (prims/quantized.zig: quantize's outputs, qqmm's rounding of x), in the kernel
@@ -266,6 +335,24 @@ pub fn toE4m3(x: f32) u8 {
 pub fn ceilLog2(s: f32) i32 {
     const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
     return if (fr.significand == 0.5) fr.exponent - 1 else fr.exponent;
+}
+
+/// vals rounded to dtype D (float16, bfloat16, float64) at elements [at, at + vals.len) of p.
+fn storeRow(comptime D: Dtype, p: [*]u8, at: usize, vals: []const f32) void {
+    const L = 16;
+    const dst: [*]D.Type() = @ptrCast(@alignCast(p));
+    var i: usize = 0;
+    while (i + L <= vals.len) : (i += L) {
+        const v: @Vector(L, f32) = vals[i..][0..L].*;
+        const o = dst + at + i;
+        switch (D) {
+            .float16 => @as(*[L]u16, @ptrCast(o)).* = half.f32ToF16V(L, v),
+            .bfloat16 => @as(*[L]u16, @ptrCast(o)).* = half.f32ToBf16V(L, v),
+            .float64 => o[0..L].* = @as(@Vector(L, f64), @floatCast(v)),
+            else => unreachable,
+        }
+    }
+    while (i < vals.len) : (i += 1) storeAs(D, p, at + i, vals[i]);
 }
 
 /// Round an f32 to dtype D and store at index i of a contiguous buffer.
@@ -590,7 +677,7 @@ fn decodeImpl(c: *const DecodeCtx) void {
                     } else {
                         const vals = buf[0 .. c1 - c0];
                         d.qm.decodeRow(d.r0 + r, c0, c1, vals);
-                        for (vals, 0..) |v, i| storeAs(D, d.out, at + i, v);
+                        storeRow(D, d.out, at, vals);
                     }
                 }
             }
@@ -942,4 +1029,125 @@ test "quantized products: fast, transposed and plain agree with the decoded matr
             }
         }
     }
+}
+
+/// Element (r, c) of a quantized matrix decoded one code at a time (the test's oracle for the
+/// vector decode): the code's bits gathered bit by bit, the format's value from its definition.
+fn refElem(m: *const QMat, r: usize, c: usize) f32 {
+    const ri: isize = @intCast(r);
+    const bits: u32 = m.bits;
+    var q: u32 = 0;
+    for (0..bits) |b| {
+        const bit = c * bits + b;
+        const wi: isize = @intCast(bit / 32);
+        const word = (m.w + @as(usize, @bitCast(ri * m.w_rs + wi * m.w_cs)))[0];
+        q |= ((word >> @intCast(bit % 32)) & 1) << @intCast(b);
+    }
+    const gi: isize = @intCast(c / m.group_size);
+    switch (m.mode) {
+        .affine => {
+            const sv = loadAny(m.s_dtype, m.s, ri * m.s_rs + gi * m.s_cs);
+            const bv = loadAny(m.b_dtype, m.b.?, ri * m.b_rs + gi * m.b_cs);
+            const qf: f32 = @floatFromInt(q);
+            return roundTo(m.arith, roundTo(m.arith, sv * qf) + bv);
+        },
+        .mxfp4, .nvfp4, .mxfp8 => {
+            const sc: u32 = (m.s + @as(usize, @bitCast(ri * m.s_rs + gi * m.s_cs)))[0];
+            const sv = if (m.has_gscale) fromE4m3(sc) * m.gscale else roundTo(m.arith, if (m.mode == .nvfp4) fromE4m3(sc) else fromE8m0(sc));
+            return (if (m.mode == .mxfp8) fromE4m3(q) else fromFp4(q)) * sv;
+        },
+    }
+}
+
+test "decodeRow: every mode, bit width, arithmetic dtype and code stride against one code at a time" {
+    const a = testing.allocator;
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    var prng = std.Random.DefaultPrng.init(11);
+    const rnd = prng.random();
+    const rows = 3;
+    const cols = 256;
+    // words with a column stride of 2 (the odd words are garbage that must not be read)
+    const words = try a.alloc(u32, rows * cols * 8 / 32 * 2);
+    defer a.free(words);
+    for (words) |*w| w.* = rnd.int(u32);
+    // scales/biases as float32 and bfloat16/float16 bits; a few NaN and infinite ones
+    const ng = rows * (cols / 16);
+    const s32 = try a.alloc(f32, ng);
+    defer a.free(s32);
+    const s16 = try a.alloc(u16, ng);
+    defer a.free(s16);
+    const s8 = try a.alloc(u8, ng);
+    defer a.free(s8);
+    for (s32, s16, s8, 0..) |*x, *h, *b, i| {
+        x.* = (rnd.float(f32) - 0.5) * 3;
+        if (i % 17 == 5) x.* = std.math.nan(f32);
+        if (i % 23 == 7) x.* = -std.math.inf(f32);
+        h.* = half.f32ToBf16(x.*);
+        b.* = rnd.int(u8);
+    }
+    const got = try a.alloc(f32, cols);
+    defer a.free(got);
+    const Fmt = struct { mode: Mode, bits: u32, gs: u32 };
+    var fmts: [7 * 3 + 3]Fmt = undefined;
+    var nf: usize = 0;
+    for ([_]u32{ 1, 2, 3, 4, 5, 6, 8 }) |bits| for ([_]u32{ 32, 64, 128 }) |gs| {
+        fmts[nf] = .{ .mode = .affine, .bits = bits, .gs = gs };
+        nf += 1;
+    };
+    fmts[nf] = .{ .mode = .mxfp4, .bits = 4, .gs = 32 };
+    fmts[nf + 1] = .{ .mode = .mxfp8, .bits = 8, .gs = 32 };
+    fmts[nf + 2] = .{ .mode = .nvfp4, .bits = 4, .gs = 16 };
+    nf += 3;
+    var checked: usize = 0;
+    for (fmts[0..nf]) |f| for ([_]Dtype{ .float32, .float16, .bfloat16 }) |arith| for ([_]isize{ 1, 2 }) |wcs| for ([_]bool{ false, true }) |gscale| {
+        if (gscale and f.mode != .nvfp4) continue;
+        const groups = cols / f.gs;
+        const wpr: isize = @intCast(cols * f.bits / 32);
+        const narrow_s = f.mode == .affine and arith != .float32;
+        const qm = QMat{
+            .w = words.ptr,
+            .s = if (f.mode != .affine) @ptrCast(s8.ptr) else if (narrow_s) @ptrCast(s16.ptr) else @ptrCast(s32.ptr),
+            .b = if (f.mode == .affine) @ptrCast(s32.ptr + 1) else null,
+            .w_rs = wpr * wcs,
+            .w_cs = wcs,
+            .s_rs = @intCast(groups),
+            .s_cs = 1,
+            .b_rs = @intCast(groups),
+            .b_cs = 1,
+            .mode = f.mode,
+            .group_size = f.gs,
+            .bits = f.bits,
+            .s_dtype = if (f.mode != .affine) .uint8 else if (narrow_s) .bfloat16 else .float32,
+            .b_dtype = .float32,
+            .arith = arith,
+            .has_gscale = gscale,
+            .gscale = 0.37,
+        };
+        // decodeRow as compiled here, for the whole row and from the second group on
+        for (0..rows) |r| for ([_]usize{ 0, f.gs }) |c0| {
+            qm.decodeRow(r, c0, cols, got[0 .. cols - c0]);
+            for (c0..cols) |c| {
+                const want: u32 = @bitCast(refElem(&qm, r, c));
+                if (want != @as(u32, @bitCast(got[c - c0]))) {
+                    std.debug.print("{s} bits {d} gs {d} arith {s} wcs {d}: ({d}, {d}) {x} vs {x}\n", .{ @tagName(f.mode), f.bits, f.gs, @tagName(arith), wcs, r, c, @as(u32, @bitCast(got[c - c0])), want });
+                    return error.TestExpectedEqual;
+                }
+                checked += 1;
+            }
+        };
+        // decodeRows at every CPU level, into each output dtype
+        for (0..cpu.testLevelCount()) |li| {
+            if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+            inline for (.{ Dtype.float32, Dtype.float16, Dtype.bfloat16, Dtype.float64 }) |D| {
+                var out: [rows * cols]D.Type() = undefined;
+                var want: [rows * cols]D.Type() = undefined;
+                decodeRows(&.{ .qm = qm, .out = @ptrCast(&out), .out_dtype = D, .r0 = 0, .rows = rows, .cols = cols });
+                for (0..rows) |r| for (0..cols) |c| storeAs(D, @ptrCast(&want), r * cols + c, refElem(&qm, r, c));
+                try testing.expectEqualSlices(u8, std.mem.asBytes(&want), std.mem.asBytes(&out));
+                checked += rows * cols;
+            }
+        }
+    };
+    try testing.expect(checked > 100_000);
 }

@@ -10,6 +10,7 @@ const builtin = @import("builtin");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
 const convert = @import("../convert.zig");
+const half = @import("../half.zig");
 const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
@@ -1119,18 +1120,9 @@ pub fn Vec(comptime D: Dtype) type {
 
 pub inline fn vload(comptime D: Dtype, p: [*]const D.Type()) Vec(D) {
     switch (D) {
-        .float16 => {
-            // Exact; a NaN keeps its sign and payload and is quietened, as half.f16ToF32 (the
-            // quiet bit set explicitly: F16C sets it, the baseline's software conversion not).
+        .float16, .bfloat16 => {
             const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;
-            const f: @Vector(VL, f32) = @floatCast(@as(@Vector(VL, f16), @bitCast(h)));
-            const b: @Vector(VL, u32) = @bitCast(f);
-            return @bitCast(@select(u32, f != f, b | @as(@Vector(VL, u32), @splat(0x0040_0000)), b));
-        },
-        .bfloat16 => {
-            const h: @Vector(VL, u16) = @as([*]const u16, @ptrCast(p))[0..VL].*;
-            const w: @Vector(VL, u32) = h;
-            return @bitCast(w << @splat(16));
+            return if (D == .float16) half.f16ToF32V(VL, h) else half.bf16ToF32V(VL, h);
         },
         .bool_ => return @as([*]const u8, @ptrCast(p))[0..VL].*,
         else => return p[0..VL].*,
@@ -1144,25 +1136,11 @@ pub fn Bytes(comptime D: Dtype) type {
 }
 
 pub inline fn vpack(comptime D: Dtype, v: Vec(D)) Bytes(D) {
-    const U32 = @Vector(VL, u32);
-    const U16 = @Vector(VL, u16);
-    switch (D) {
-        .float16 => {
-            // Round to nearest even (the hardware conversion), NaN as half.f32ToF16: sign | 0x7d00.
-            const h: U16 = @bitCast(@as(@Vector(VL, f16), @floatCast(v)));
-            const b: U32 = @bitCast(v);
-            const nan: U16 = @truncate(((b >> @splat(16)) & @as(U32, @splat(0x8000))) | @as(U32, @splat(0x7d00)));
-            return @bitCast(@select(u16, v != v, nan, h));
-        },
-        .bfloat16 => {
-            // half.f32ToBf16: round to nearest even on the bits, NaN 0x7fc0.
-            const b: U32 = @bitCast(v);
-            const r: U16 = @truncate((b +% @as(U32, @splat(0x7fff)) +% ((b >> @splat(16)) & @as(U32, @splat(1)))) >> @splat(16));
-            const nan = (b & @as(U32, @splat(0x7fff_ffff))) > @as(U32, @splat(0x7f80_0000));
-            return @bitCast(@select(u16, nan, @as(U16, @splat(0x7fc0)), r));
-        },
-        else => return @bitCast(v),
-    }
+    return switch (D) {
+        .float16 => @bitCast(half.f32ToF16V(VL, v)),
+        .bfloat16 => @bitCast(half.f32ToBf16V(VL, v)),
+        else => @bitCast(v),
+    };
 }
 
 pub inline fn maskBytes(m: Mask) @Vector(VL, u8) {

@@ -266,15 +266,8 @@ fn Cmp(comptime S: type) type {
 
 inline fn ld(comptime S: type, comptime n: usize, p: [*]const S) @Vector(n, Cmp(S)) {
     switch (S) {
-        BF16 => {
-            const u: @Vector(n, u16) = @as(*const [n]u16, @ptrCast(p)).*;
-            const w: @Vector(n, u32) = u;
-            return @bitCast(w << @splat(16));
-        },
-        F16 => {
-            const h: @Vector(n, f16) = @bitCast(@as(*const [n]u16, @ptrCast(p)).*);
-            return @floatCast(h);
-        },
+        BF16 => return half.bf16ToF32V(n, @as(*const [n]u16, @ptrCast(p)).*),
+        F16 => return half.f16ToF32V(n, @as(*const [n]u16, @ptrCast(p)).*),
         else => return p[0..n].*,
     }
 }
@@ -299,22 +292,8 @@ inline fn st1(comptime S: type, p: *S, v: Cmp(S)) void {
 /// MLX's quiet NaN (float16 0x7d00 with the sign, bfloat16 0x7fc0).
 inline fn st(comptime S: type, comptime n: usize, p: [*]S, v: @Vector(n, Cmp(S))) void {
     switch (S) {
-        F16 => {
-            const h: @Vector(n, f16) = @floatCast(v);
-            const bits: @Vector(n, u16) = @bitCast(h);
-            const x: @Vector(n, u32) = @bitCast(v);
-            const sign: @Vector(n, u16) = @truncate((x >> @splat(16)) & @as(@Vector(n, u32), @splat(0x8000)));
-            const nan = v != v;
-            @as(*[n]u16, @ptrCast(p)).* = @select(u16, nan, sign | @as(@Vector(n, u16), @splat(0x7d00)), bits);
-        },
-        BF16 => {
-            const x: @Vector(n, u32) = @bitCast(v);
-            const lsb = (x >> @splat(16)) & @as(@Vector(n, u32), @splat(1));
-            const r = (x +% @as(@Vector(n, u32), @splat(0x7fff)) +% lsb) >> @splat(16);
-            const nan = (x & @as(@Vector(n, u32), @splat(0x7fff_ffff))) > @as(@Vector(n, u32), @splat(0x7f80_0000));
-            const out: @Vector(n, u16) = @truncate(@select(u32, nan, @as(@Vector(n, u32), @splat(0x7fc0)), r));
-            @as(*[n]u16, @ptrCast(p)).* = out;
-        },
+        F16 => @as(*[n]u16, @ptrCast(p)).* = half.f32ToF16V(n, v),
+        BF16 => @as(*[n]u16, @ptrCast(p)).* = half.f32ToBf16V(n, v),
         else => p[0..n].* = v,
     }
 }

@@ -630,8 +630,7 @@ inline fn loadLanes(comptime D: Dtype, comptime CD: Dtype, comptime N: comptime_
     if (comptime D == .float16 or D == .bfloat16) {
         const p: [*]const u16 = @ptrCast(in);
         const h: @Vector(N, u16) = p[i..][0..N].*;
-        if (comptime D == .float16) return @floatCast(@as(@Vector(N, f16), @bitCast(h)));
-        return @bitCast(@as(@Vector(N, u32), h) << @splat(16));
+        return if (comptime D == .float16) half.f16ToF32V(N, h) else half.bf16ToF32V(N, h);
     } else if (comptime D == .bool_) {
         const b: @Vector(N, bool) = in[i..][0..N].*;
         return @intCast(@intFromBool(b));
