@@ -331,6 +331,26 @@ pub fn toE4m3(x: f32) u8 {
     return sign | (@as(u8, @intCast(e + 7)) << 3) | mant;
 }
 
+/// toE4m3 on lanes, on the float32 bits: below 2^-6 the code is |x| * 2^9 rounded to an integer
+/// (the subnormal quantum; 8 is the smallest normal's code), from there on the mantissa is
+/// rounded to 3 bits nearest even (a carry moves into the exponent) and the exponent rebiased;
+/// 448 and up saturate to 0x7e, NaN gives 0x7f.
+pub inline fn toE4m3V(comptime L: usize, x: @Vector(L, f32)) @Vector(L, u32) {
+    const U = @Vector(L, u32);
+    const b: U = @bitCast(x);
+    const a = b & @as(U, @splat(0x7fff_ffff));
+    const ax: @Vector(L, f32) = @bitCast(a);
+    const sign = (b >> @splat(24)) & @as(U, @splat(0x80));
+    const small = ax < @as(@Vector(L, f32), @splat(0x1p-6));
+    const axs = @select(f32, small, ax, @as(@Vector(L, f32), @splat(0)));
+    const sub: U = @intFromFloat(rintV(L, axs * @as(@Vector(L, f32), @splat(0x1p9))));
+    const rounded = (a +% @as(U, @splat(0x7_ffff)) +% ((a >> @splat(20)) & @as(U, @splat(1)))) >> @splat(20);
+    const normal = @min(rounded -% @as(U, @splat(120 << 3)), @as(U, @splat(0x7e)));
+    const big = a >= @as(U, @splat(0x43e0_0000)); // 448 and up, infinity
+    const code = @select(u32, small, sub, @select(u32, big, @as(U, @splat(0x7e)), normal));
+    return @select(u32, a > @as(U, @splat(0x7f80_0000)), @as(U, @splat(0x7f)), sign | code);
+}
+
 /// ceil(log2(s)) for finite s > 0, exactly.
 pub fn ceilLog2(s: f32) i32 {
     const fr = std.math.frexp(s); // s = m * 2^e, m in [0.5, 1)
@@ -417,10 +437,32 @@ pub const QdqCtx = extern struct {
     }
 };
 
+/// The largest group size of any mode.
+const max_group = 128;
+
+/// Elements [at, at + n) of a float32/float16/bfloat16 buffer as float32 (n a multiple of 16, at
+/// most max_group): the buffer itself when it is float32, else converted into tmp.
+inline fn groupF32(p: [*]const u8, dt: Dtype, at: usize, n: usize, tmp: *[max_group]f32) []const f32 {
+    switch (dt) {
+        inline .float16, .bfloat16 => |D| {
+            const h: [*]const u16 = @ptrCast(@alignCast(p));
+            var i: usize = 0;
+            while (i < n) : (i += 16) {
+                const v: @Vector(16, u16) = h[at + i ..][0..16].*;
+                tmp[i..][0..16].* = if (D == .float16) half.f16ToF32V(16, v) else half.bf16ToF32V(16, v);
+            }
+            return tmp[0..n];
+        },
+        else => return @as([*]const f32, @ptrCast(@alignCast(p)))[at .. at + n],
+    }
+}
+
 /// One output of quantize (`part` 0: the codes, 1: the scales, 2: the biases) for `groups`
-/// groups of a row-major float32 copy of W with rows of k values.
+/// groups of a row-major W with rows of k values, of dtype w_dt (float32, float16 or bfloat16:
+/// converted to float32 a group at a time).
 pub const QuantCtx = extern struct {
-    w: [*]const f32,
+    w: [*]const u8,
+    w_dt: Dtype,
     out: [*]u8,
     dt: Dtype,
     p: Params,
@@ -441,50 +483,21 @@ pub const QuantCtx = extern struct {
         for (g0..g1) |g| {
             const row = g / groups_per_row;
             const gi = g % groups_per_row;
-            const vals = j.w[g * gs .. (g + 1) * gs];
+            var tmp: [max_group]f32 = undefined;
+            const vals = groupF32(j.w, j.w_dt, g * gs, gs, &tmp);
             const words: [*]u32 = @ptrCast(@alignCast(j.out));
             switch (j.p.mode) {
                 .affine => {
-                    const n_bins: f32 = @floatFromInt((@as(u32, 1) << @intCast(j.p.bits)) - 1);
-                    var w_max: f32 = -std.math.inf(f32);
-                    var w_min: f32 = std.math.inf(f32);
-                    for (vals) |v| {
-                        w_max = @max(w_max, v);
-                        w_min = @min(w_min, v);
-                    }
-                    var scale = @max((w_max - w_min) / n_bins, @as(f32, 1e-7));
-                    var bias: f32 = 0;
-                    if (j.p.bits == 1) {
-                        // One bit: the plain min-max grid.
-                        bias = w_min;
-                    } else {
-                        // The grid is moved so the larger-magnitude edge is exactly representable.
-                        const mask = @abs(w_min) > @abs(w_max);
-                        if (!mask) scale = -scale;
-                        const edge = if (mask) w_min else w_max;
-                        const q0r = rint(edge / scale);
-                        if (q0r != 0) {
-                            scale = edge / q0r;
-                            bias = edge;
-                        }
-                    }
+                    const st = affineGroup(vals, j.p.bits);
                     switch (j.part) {
-                        1 => store(j.dt, j.out, g, scale),
-                        2 => store(j.dt, j.out, g, bias),
+                        1 => store(j.dt, j.out, g, st.scale),
+                        2 => store(j.dt, j.out, g, st.bias),
                         else => {
-                            const b = j.p.bits;
-                            const base_bit = row * words_per_row * 32 + gi * gs * b;
-                            // The group's words are whole (gs * b is a multiple of 32).
-                            const w0 = base_bit / 32;
-                            const nw = gs * b / 32;
-                            @memset(words[w0 .. w0 + nw], 0);
-                            for (vals, 0..) |v, e| {
-                                const q: u32 = @intFromFloat(@min(@max(rint((v - bias) / scale), 0), n_bins));
-                                const bit = e * b;
-                                const wi = w0 + bit / 32;
-                                const off: u5 = @intCast(bit % 32);
-                                words[wi] |= q << off;
-                                if (@as(u32, off) + b > 32) words[wi + 1] |= q >> @intCast(32 - @as(u32, off));
+                            // The group's words are whole (gs * bits is a multiple of 32).
+                            const w0 = row * words_per_row + gi * gs * j.p.bits / 32;
+                            switch (j.p.bits) {
+                                inline 1, 2, 3, 4, 5, 6, 8 => |B| affineCodes(B, vals, st, words + w0),
+                                else => unreachable,
                             }
                         },
                     }
@@ -520,7 +533,12 @@ pub const QuantCtx = extern struct {
                         }
                     } else {
                         const bytes = j.out + g * gs;
-                        for (vals, 0..) |v, e2| bytes[e2] = toE4m3(v / scale);
+                        var e2: usize = 0;
+                        while (e2 < gs) : (e2 += 16) {
+                            const v: @Vector(16, f32) = vals[e2..][0..16].*;
+                            const c: @Vector(16, u8) = @truncate(toE4m3V(16, v / @as(@Vector(16, f32), @splat(scale))));
+                            bytes[e2..][0..16].* = c;
+                        }
                     }
                 },
                 .nvfp4 => {
@@ -551,6 +569,105 @@ pub const QuantCtx = extern struct {
         }
     }
 };
+
+/// An affine group's scale and bias (MLX's): the min-max grid of 2^bits - 1 steps, moved so the
+/// larger-magnitude edge is exactly representable (bits > 1).
+const AffineGroup = struct { scale: f32, bias: f32 };
+
+fn affineGroup(vals: []const f32, bits: u32) AffineGroup {
+    const L = 16;
+    const V = @Vector(L, f32);
+    // Lane-wise min and max (NaN lanes are skipped, as @max/@min do), then across lanes.
+    var hi: V = @splat(-std.math.inf(f32));
+    var lo: V = @splat(std.math.inf(f32));
+    var e: usize = 0;
+    while (e < vals.len) : (e += L) {
+        const v: V = vals[e..][0..L].*;
+        hi = @max(hi, v);
+        lo = @min(lo, v);
+    }
+    const w_max = @reduce(.Max, hi);
+    const w_min = @reduce(.Min, lo);
+    const n_bins: f32 = @floatFromInt((@as(u32, 1) << @intCast(bits)) - 1);
+    var scale = @max((w_max - w_min) / n_bins, @as(f32, 1e-7));
+    var bias: f32 = 0;
+    if (bits == 1) {
+        // One bit: the plain min-max grid.
+        bias = w_min;
+    } else {
+        const mask = @abs(w_min) > @abs(w_max);
+        if (!mask) scale = -scale;
+        const edge = if (mask) w_min else w_max;
+        const q0r = rint(edge / scale);
+        if (q0r != 0) {
+            scale = edge / q0r;
+            bias = edge;
+        }
+    }
+    return .{ .scale = scale, .bias = bias };
+}
+
+/// A group's B-bit codes clamp(rint((v - bias) / scale), 0, 2^B - 1), packed into its words,
+/// 32 values (B words) at a time.
+fn affineCodes(comptime B: u32, vals: []const f32, st: AffineGroup, words: [*]u32) void {
+    const L = 32;
+    const V = @Vector(L, f32);
+    const top: V = @splat(@floatFromInt((1 << B) - 1));
+    var e: usize = 0;
+    while (e < vals.len) : (e += L) {
+        const v: V = vals[e..][0..L].*;
+        const c = @min(@max(rintV(L, (v - @as(V, @splat(st.bias))) / @as(V, @splat(st.scale))), @as(V, @splat(0))), top);
+        const q: @Vector(L, u32) = @bitCast(@as(@Vector(L, i32), @intFromFloat(c)));
+        words[e * B / 32 ..][0..B].* = packCodes(B, L, q);
+    }
+}
+
+/// rint on lanes (round half to even): below 2^23 in magnitude, adding and taking away 2^23 with
+/// x's sign leaves the integer nearest even; from 2^23 on every float is an integer. NaN and
+/// infinities pass through.
+inline fn rintV(comptime L: usize, x: @Vector(L, f32)) @Vector(L, f32) {
+    const V = @Vector(L, f32);
+    const big: V = @splat(0x1p23);
+    const c = @select(f32, x < @as(V, @splat(0)), -big, big);
+    return @select(f32, @abs(x) < big, (x + c) - c, x);
+}
+
+/// The inverse of `codes`: L codes of B bits (each below 2^B) packed little-end first into
+/// L * B / 32 words.
+inline fn packCodes(comptime B: u32, comptime L: usize, q: @Vector(L, u32)) [L * B / 32]u32 {
+    const NW = L * B / 32;
+    var out: [NW]u32 = undefined;
+    inline for (0..NW) |w| {
+        // The lanes that start in word w (shifted up into it) and the one, if any, that starts in
+        // word w - 1 and ends in w (shifted down).
+        const lay = comptime blk: {
+            @setEvalBranchQuota(20_000);
+            var idx: [L]i32 = undefined;
+            var sh: [L]u5 = undefined;
+            var n: usize = 0;
+            var hi_lane: ?usize = null;
+            var hi_sh: u5 = 0;
+            for (0..L) |i| {
+                const bit = i * B;
+                if (bit / 32 == w) {
+                    idx[n] = @intCast(i);
+                    sh[n] = @intCast(bit % 32);
+                    n += 1;
+                } else if (bit / 32 + 1 == w and bit % 32 + B > 32) {
+                    hi_lane = i;
+                    hi_sh = @intCast(32 - bit % 32);
+                }
+            }
+            break :blk .{ .idx = idx[0..n].*, .sh = sh[0..n].*, .hi_lane = hi_lane, .hi_sh = hi_sh };
+        };
+        const N = lay.idx.len;
+        const part: @Vector(N, u32) = @shuffle(u32, q, undefined, lay.idx);
+        var word = @reduce(.Or, part << @as(@Vector(N, u5), lay.sh));
+        if (lay.hi_lane) |h| word |= q[h] >> lay.hi_sh;
+        out[w] = word;
+    }
+    return out;
+}
 
 /// Round half to even (C's rint in the default rounding mode).
 inline fn rint(x: f32) f32 {
@@ -1150,4 +1267,65 @@ test "decodeRow: every mode, bit width, arithmetic dtype and code stride against
         }
     };
     try testing.expect(checked > 100_000);
+}
+
+test "rintV is rint, and packCodes inverts codes, for every bit width" {
+    var prng = std.Random.DefaultPrng.init(5);
+    const rnd = prng.random();
+    for (0..4000) |it| {
+        var x: @Vector(8, f32) = undefined;
+        inline for (0..8) |i| {
+            // halves and near-halves of every size, random bit patterns, the 2^23 boundary
+            x[i] = switch ((it + i) % 4) {
+                0 => @as(f32, @floatFromInt(rnd.intRangeAtMost(i32, -300, 300))) + 0.5,
+                1 => @bitCast(rnd.int(u32)),
+                2 => 0x1p23 - @as(f32, @floatFromInt(rnd.intRangeAtMost(i32, 0, 4))) * 0.5,
+                else => (rnd.float(f32) - 0.5) * 40,
+            };
+        }
+        const r = rintV(8, x);
+        inline for (0..8) |i| {
+            const want = rint(x[i]);
+            if (std.math.isNan(want)) try testing.expect(std.math.isNan(r[i])) else try testing.expectEqual(want, r[i]);
+        }
+    }
+    inline for (.{ 1, 2, 3, 4, 5, 6, 8 }) |B| {
+        for (0..50) |_| {
+            var w: [B]u32 = undefined;
+            for (&w) |*v| v.* = rnd.int(u32);
+            const q = codes(B, 32, w);
+            const back = packCodes(B, 32, q);
+            try testing.expectEqualSlices(u32, &w, &back);
+        }
+    }
+}
+
+test "toE4m3V is toE4m3" {
+    var prng = std.Random.DefaultPrng.init(9);
+    const rnd = prng.random();
+    // every E4M3 value, the midpoints between neighbours (ties), and random floats of every size
+    var xs: std.ArrayList(f32) = .empty;
+    defer xs.deinit(testing.allocator);
+    for (0..256) |c| {
+        const v = fromE4m3(@intCast(c));
+        const n = fromE4m3(@intCast(if (c & 0x7f == 0x7e) c else c + 1));
+        try xs.appendSlice(testing.allocator, &.{ v, (v + n) / 2, std.math.nextAfter(f32, v, n), -v });
+    }
+    for (0..20000) |_| {
+        const b = rnd.int(u32);
+        try xs.appendSlice(testing.allocator, &.{ @bitCast(b), @as(f32, @bitCast(b & 0x87ff_ffff)) * 0x1p64 });
+    }
+    try xs.appendSlice(testing.allocator, &.{ 448, 464, 480, 0x1p-6, 0x1p-10, 0x1.8p-10, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), -std.math.nan(f32) });
+    while (xs.items.len % 16 != 0) try xs.append(testing.allocator, 1);
+    var i: usize = 0;
+    while (i < xs.items.len) : (i += 16) {
+        const got = toE4m3V(16, xs.items[i..][0..16].*);
+        for (0..16) |l| {
+            const want = toE4m3(xs.items[i + l]);
+            if (want != got[l]) {
+                std.debug.print("toE4m3V({e}) = {x}, toE4m3 {x}\n", .{ xs.items[i + l], got[l], want });
+                return error.TestExpectedEqual;
+            }
+        }
+    }
 }

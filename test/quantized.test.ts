@@ -256,6 +256,44 @@ describe("transforms", () => {
   });
 });
 
+describe("quantize of views", () => {
+  // A row-contiguous float32/float16/bfloat16 w is read in place (from its offset), any other
+  // layout through a float32 copy: both must give what the contiguous copy of the view gives
+  // (checked against MLX above).
+  const modes = [
+    { mode: "affine", groupSize: 64, bits: 4 },
+    { mode: "affine", groupSize: 32, bits: 3 },
+    { mode: "affine", groupSize: 128, bits: 8 },
+    { mode: "mxfp4" },
+    { mode: "mxfp8" },
+    { mode: "nvfp4" },
+  ] as const;
+  for (const dtype of ["float32", "float16", "bfloat16"] as const) {
+    test(`${dtype}: transposed, row-sliced and column-sliced views`, () => {
+      mx.tidy(() => {
+        const base = mx.random.normal([256, 256], { key: mx.random.key(4) }).astype(dtype);
+        const views = {
+          transposed: mx.transpose(base),
+          rows: base.index("40:104"),
+          cols: base.index(":, 128:"),
+        };
+        for (const [name, v] of Object.entries(views)) {
+          for (const o of modes) {
+            const got = mx.quantize(v, o);
+            const want = mx.quantize(mx.contiguous(v), o);
+            expect(got.length).toBe(want.length);
+            for (let i = 0; i < got.length; i++) {
+              const same = mx.arrayEqual(got[i]!, want[i]!, { equalNan: true }).item();
+              if (!same) throw new Error(`${name} ${o.mode} part ${i} differs`);
+              expect(same).toBe(true);
+            }
+          }
+        }
+      });
+    });
+  }
+});
+
 describe("MLX's messages for bad input", () => {
   const E = fx.errors;
   const esc = (s: string) => new RegExp(`^${s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);

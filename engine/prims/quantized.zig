@@ -425,13 +425,20 @@ fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
     try primitives.allocOutput(node, null);
     const n = w.size();
     if (n == 0) return;
-    const buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[quantize] Out of memory.", .{});
-    defer std.heap.c_allocator.free(buf);
-    convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
+    // A row-contiguous float32/float16/bfloat16 w is read in place (the kernel converts a group
+    // at a time); anything else through a float32 copy.
+    const in_place = (w.dtype == .float32 or w.dtype == .float16 or w.dtype == .bfloat16) and w.isRowContiguous();
+    var buf: []f32 = &.{};
+    if (!in_place) {
+        buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[quantize] Out of memory.", .{});
+        convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
+    }
+    defer if (!in_place) std.heap.c_allocator.free(buf);
     const k: usize = @intCast(w.shape.dims[w.shape.ndim - 1]);
     const global = node.inputs.len > 1;
     qk.quantizeGroups(&.{
-        .w = buf.ptr,
+        .w = if (in_place) w.data() else @ptrCast(buf.ptr),
+        .w_dt = if (in_place) w.dtype else .float32,
         .out = node.data(),
         .dt = node.dtype,
         .p = p,
