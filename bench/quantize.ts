@@ -1,5 +1,6 @@
 // quantize (and dequantize) of a 4096 x 4096 matrix in every mode, float32 and bfloat16 input:
-// median ms of 7 calls (each evaluates every output). bench/quantize_mlx.py times the same cases
+// median ms of 7 timed calls after two warm-up calls (each evaluates every output), as the MLX
+// side's bench/lib/fixed_rounds.py. bench/quantize_mlx.py times the same cases
 // through MLX Python; run both in one session, e.g.
 //   bun bench/quantize.ts; python3 bench/quantize_mlx.py
 // Each prints one line per case: "<dtype> <mode> <bits> <op> <ms>".
@@ -15,6 +16,7 @@ export const CASES = [
 ] as const;
 
 function median(f: () => void, n = 7): number {
+  f();
   f();
   const ts: number[] = [];
   for (let i = 0; i < n; i++) {
