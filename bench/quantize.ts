@@ -3,7 +3,8 @@
 // side's bench/lib/fixed_rounds.py. bench/quantize_mlx.py times the same cases
 // through MLX Python; run both in one session, e.g.
 //   bun bench/quantize.ts; python3 bench/quantize_mlx.py
-// Each prints one line per case: "<dtype> <mode> <bits> <op> <ms>".
+// Each prints one line per case: "<dtype> <mode> <bits> <op> <ms>"; quantize-transposed
+// quantizes W's transpose (a view that is not row-contiguous).
 import * as mx from "../src/index.ts";
 
 export const CASES = [
@@ -48,5 +49,15 @@ for (const dtype of ["float32", "bfloat16"] as const) {
     });
     console.log(`${dtype} ${mode} ${bits} dequantize ${d.toFixed(2)}`);
     mx.dispose([wq!, s!, ...(b ? [b] : [])]);
+  }
+  // A transposed W (not row-contiguous: read through one float32 copy per quantize call).
+  const wt = mx.transpose(w);
+  for (const [mode, bits, groupSize] of [["affine", 4, 64], ["nvfp4", 4, 16]] as const) {
+    const q = median(() => {
+      const r = mx.quantize(wt, { groupSize, bits, mode });
+      mx.eval(...r);
+      mx.dispose(r);
+    });
+    console.log(`${dtype} ${mode} ${bits} quantize-transposed ${q.toFixed(2)}`);
   }
 }

@@ -20,3 +20,7 @@ for name in ["float32", "bfloat16"]:
         b = r[2] if len(r) > 2 else None
         d = median_ns(lambda: mx.dequantize(wq, s, b, group_size=gs, bits=bits, mode=mode, dtype=dtype), ROUNDS) / 1e6
         print(f"{name} {mode} {bits} dequantize {d:.2f}", flush=True)
+    wt = mx.transpose(w)
+    for mode, bits, gs in [("affine", 4, 64), ("nvfp4", 4, 16)]:
+        q = median_ns(lambda: mx.quantize(wt, group_size=gs, bits=bits, mode=mode), ROUNDS) / 1e6
+        print(f"{name} {mode} {bits} quantize-transposed {q:.2f}", flush=True)

@@ -411,28 +411,107 @@ pub fn fp4Even(x: f32) f32 {
     return if (x < 0) -v else v;
 }
 
+/// toFp4 on lanes: the same float32 distances to the grid values, compared in the same order
+/// (a lane moves to grid value i only when strictly nearer), so the same codes bit for bit.
+inline fn toFp4V(comptime L: usize, x: @Vector(L, f32)) @Vector(L, u32) {
+    const V = @Vector(L, f32);
+    const U = @Vector(L, u32);
+    const ax = @abs(x);
+    var k: U = @splat(0);
+    var best = @abs(ax - @as(V, @splat(fp4_values[0])));
+    inline for (1..8) |i| {
+        const d = @abs(ax - @as(V, @splat(fp4_values[i])));
+        const nearer = d < best;
+        best = @select(f32, nearer, d, best);
+        k = @select(u32, nearer, @as(U, @splat(i)), k);
+    }
+    const neg = (x < @as(V, @splat(0))) & (k != @as(U, @splat(0)));
+    return @select(u32, neg, k | @as(U, @splat(8)), k);
+}
+
+/// fp4Even on lanes: the code counts the midpoints x passes (ties up at 0.75, 1.75, 3.5), then
+/// E2M1 decodes it with x's sign (NaN gives +0, as fp4Even).
+inline fn fp4EvenV(comptime L: usize, x: @Vector(L, f32)) @Vector(L, f32) {
+    const V = @Vector(L, f32);
+    const U = @Vector(L, u32);
+    const ax = @abs(x);
+    var k: U = @splat(0);
+    inline for (.{ 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0 }, 0..) |t, i| {
+        const past = if (i % 2 == 1) ax >= @as(V, @splat(t)) else ax > @as(V, @splat(t));
+        k += @intFromBool(past);
+    }
+    const sign = @select(u32, x < @as(V, @splat(0)), @as(U, @splat(8)), @as(U, @splat(0)));
+    return minifloatV(2, 1, L, k | sign);
+}
+
+/// roundTo on lanes for a dtype known at run time.
+inline fn roundToV(dt: Dtype, comptime L: usize, v: @Vector(L, f32)) @Vector(L, f32) {
+    return switch (dt) {
+        .float16 => roundV(.float16, L, v),
+        .bfloat16 => roundV(.bfloat16, L, v),
+        else => v,
+    };
+}
+
+/// max |v| over a group (NaN values skipped, as @max skips them).
+inline fn absMax(vals: []const f32) f32 {
+    const L = 16;
+    var hi: @Vector(L, f32) = @splat(0);
+    var e: usize = 0;
+    while (e < vals.len) : (e += L) hi = @max(hi, @abs(@as(@Vector(L, f32), vals[e..][0..L].*)));
+    return @reduce(.Max, hi);
+}
+
+/// Whether a group holds a NaN.
+inline fn hasNan(vals: []const f32) bool {
+    const L = 16;
+    var any: @Vector(L, bool) = @splat(false);
+    var e: usize = 0;
+    while (e < vals.len) : (e += L) {
+        const v: @Vector(L, f32) = vals[e..][0..L].*;
+        any = any | (v != v);
+    }
+    return @reduce(.Or, any);
+}
+
 /// qqmm's rounding of x (mxfp4/mxfp8/nvfp4 without a global scale): `groups` groups of a
-/// row-major float32 copy quantized and dequantized into out (dtype dt).
+/// row-major x of dtype x_dt (float32, float16 or bfloat16, read a group at a time) quantized
+/// and dequantized into out (dtype dt).
 pub const QdqCtx = extern struct {
-    x: [*]const f32,
+    x: [*]const u8,
+    x_dt: Dtype,
     out: [*]u8,
     dt: Dtype,
     p: Params,
     groups: usize,
 
     fn range(j: *const QdqCtx, g0: usize, g1: usize) void {
+        switch (j.dt) {
+            inline .float32, .float16, .bfloat16 => |D| j.rangeAs(D, g0, g1),
+            else => unreachable,
+        }
+    }
+
+    fn rangeAs(j: *const QdqCtx, comptime D: Dtype, g0: usize, g1: usize) void {
+        const L = 16;
+        const V = @Vector(L, f32);
         const gs = j.p.group_size;
         for (g0..g1) |g| {
-            const vals = j.x[g * gs .. (g + 1) * gs];
-            var amax: f32 = 0;
-            for (vals) |v| amax = @max(amax, @abs(v));
-            const s0 = amax / @as(f32, if (j.p.bits == 4) 6 else 448);
+            var tmp: [max_group]f32 = undefined;
+            const vals = groupF32(j.x, j.x_dt, g * gs, gs, &tmp);
+            const s0 = absMax(vals) / @as(f32, if (j.p.bits == 4) 6 else 448);
             const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
-            for (vals, 0..) |v, e| {
-                const el: f32 = if (scale == 0) 0 else v / scale;
-                const q: f32 = if (j.p.bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el);
-                store(j.dt, j.out, g * gs + e, scale * q);
+            var res: [max_group]f32 = undefined;
+            var e: usize = 0;
+            while (e < gs) : (e += L) {
+                const v: V = vals[e..][0..L].*;
+                const el: V = if (scale == 0) @splat(0) else v / @as(V, @splat(scale));
+                const q = if (j.p.bits == 8) minifloatV(4, 3, L, toE4m3V(L, el)) else fp4EvenV(L, el);
+                res[e..][0..L].* = @as(V, @splat(scale)) * q;
             }
+            if (D == .float32) {
+                @memcpy(@as([*]f32, @ptrCast(@alignCast(j.out)))[g * gs ..][0..gs], res[0..gs]);
+            } else storeRow(D, j.out, g * gs, res[0..gs]);
         }
     }
 };
@@ -457,19 +536,21 @@ inline fn groupF32(p: [*]const u8, dt: Dtype, at: usize, n: usize, tmp: *[max_gr
     }
 }
 
-/// One output of quantize (`part` 0: the codes, 1: the scales, 2: the biases) for `groups`
-/// groups of a row-major W with rows of k values, of dtype w_dt (float32, float16 or bfloat16:
-/// converted to float32 a group at a time).
+/// quantize: every output for `groups` groups of a row-major W of dtype w_dt (float32, float16
+/// or bfloat16: converted to float32 a group at a time), each group's statistics computed once.
+/// Group g's codes are words [g * gs * bits / 32, (g + 1) * gs * bits / 32) (a group's words are
+/// whole: gs * bits is a multiple of 32); its scale (and bias) element g of `scales` (`biases`),
+/// of dtype s_dt (affine: W's dtype; the fp modes: uint8 E8M0 or E4M3 bytes).
 pub const QuantCtx = extern struct {
     w: [*]const u8,
     w_dt: Dtype,
-    out: [*]u8,
-    dt: Dtype,
+    codes: [*]u32,
+    scales: [*]u8,
+    biases: ?[*]u8,
+    s_dt: Dtype,
     p: Params,
-    part: u8,
-    k: usize,
-    in_half: bool,
-    /// The input's dtype (nvfp4 rounds its arithmetic to it).
+    /// The input's dtype (w_dt, or float16/bfloat16 when W was copied to float32): nvfp4 rounds
+    /// its arithmetic to it, and mxfp's non-finite scale byte depends on it.
     in_dt: Dtype,
     /// nvfp4 with a global scale g: gfactor = 2688 / g in float32.
     has_gfactor: bool,
@@ -477,92 +558,63 @@ pub const QuantCtx = extern struct {
     groups: usize,
 
     fn range(j: *const QuantCtx, g0: usize, g1: usize) void {
+        const L = 16;
+        const V = @Vector(L, f32);
         const gs = j.p.group_size;
-        const groups_per_row = j.k / gs;
-        const words_per_row = j.k * j.p.bits / 32;
+        const wpg = gs * j.p.bits / 32;
         for (g0..g1) |g| {
-            const row = g / groups_per_row;
-            const gi = g % groups_per_row;
             var tmp: [max_group]f32 = undefined;
             const vals = groupF32(j.w, j.w_dt, g * gs, gs, &tmp);
-            const words: [*]u32 = @ptrCast(@alignCast(j.out));
+            const words = j.codes + g * wpg;
             switch (j.p.mode) {
                 .affine => {
                     const st = affineGroup(vals, j.p.bits);
-                    switch (j.part) {
-                        1 => store(j.dt, j.out, g, st.scale),
-                        2 => store(j.dt, j.out, g, st.bias),
-                        else => {
-                            // The group's words are whole (gs * bits is a multiple of 32).
-                            const w0 = row * words_per_row + gi * gs * j.p.bits / 32;
-                            switch (j.p.bits) {
-                                inline 1, 2, 3, 4, 5, 6, 8 => |B| affineCodes(B, vals, st, words + w0),
-                                else => unreachable,
-                            }
-                        },
+                    store(j.s_dt, j.scales, g, st.scale);
+                    store(j.s_dt, j.biases.?, g, st.bias);
+                    switch (j.p.bits) {
+                        inline 1, 2, 3, 4, 5, 6, 8 => |B| affineCodes(B, vals, st, words),
+                        else => unreachable,
                     }
                 },
                 .mxfp4, .mxfp8 => {
-                    var amax: f32 = 0;
-                    for (vals) |v| amax = @max(amax, @abs(v));
-                    const maxval: f32 = if (j.p.mode == .mxfp4) 6 else 448;
-                    const s = amax / maxval;
+                    const s = absMax(vals) / @as(f32, if (j.p.mode == .mxfp4) 6 else 448);
                     if (!std.math.isFinite(s)) {
                         // MLX: scale byte 128 (float32 input) or 0 (half input), fp4 codes 0.
-                        if (j.part == 1) {
-                            j.out[g] = if (j.in_half) 0 else 128;
-                        } else if (j.p.mode == .mxfp4) {
-                            @memset(words[g * gs / 8 .. (g + 1) * gs / 8], 0);
+                        j.scales[g] = if (j.in_dt == .float16 or j.in_dt == .bfloat16) 0 else 128;
+                        if (j.p.mode == .mxfp4) {
+                            @memset(words[0..wpg], 0);
                         } else {
-                            @memset((j.out + g * gs)[0..gs], 0x7f);
+                            @memset(@as([*]u8, @ptrCast(words))[0..gs], 0x7f);
                         }
                         continue;
                     }
                     const e: i32 = if (s == 0) 0 else ceilLog2(s);
-                    if (j.part == 1) {
-                        j.out[g] = @truncate(@as(u32, @bitCast(e + 127)));
-                        continue;
-                    }
-                    const scale = std.math.ldexp(@as(f32, 1), e);
-                    if (j.p.mode == .mxfp4) {
-                        const w0 = g * gs / 8;
-                        for (0..gs / 8) |wi| {
-                            var word: u32 = 0;
-                            for (0..8) |e2| word |= @as(u32, toFp4(vals[wi * 8 + e2] / scale)) << @intCast(4 * e2);
-                            words[w0 + wi] = word;
-                        }
-                    } else {
-                        const bytes = j.out + g * gs;
-                        var e2: usize = 0;
-                        while (e2 < gs) : (e2 += 16) {
-                            const v: @Vector(16, f32) = vals[e2..][0..16].*;
-                            const c: @Vector(16, u8) = @truncate(toE4m3V(16, v / @as(@Vector(16, f32), @splat(scale))));
-                            bytes[e2..][0..16].* = c;
+                    j.scales[g] = @truncate(@as(u32, @bitCast(e + 127)));
+                    const scale: V = @splat(std.math.ldexp(@as(f32, 1), e));
+                    var i: usize = 0;
+                    while (i < gs) : (i += L) {
+                        const v: V = vals[i..][0..L].*;
+                        if (j.p.mode == .mxfp4) {
+                            words[i / 8 ..][0..2].* = packCodes(4, L, toFp4V(L, v / scale));
+                        } else {
+                            @as([*]u8, @ptrCast(words))[i..][0..L].* = @as(@Vector(L, u8), @truncate(toE4m3V(L, v / scale)));
                         }
                     }
                 },
                 .nvfp4 => {
                     // In the input's dtype (each float32 step rounded to it), the global factor
-                    // 2688 / g applied in float32; see the file's header.
-                    var amax: f32 = 0;
-                    for (vals) |v| amax = if (std.math.isNan(v) or std.math.isNan(amax)) std.math.nan(f32) else @max(amax, @abs(v));
+                    // 2688 / g applied in float32; see prims/quantized.zig's header.
+                    const amax = if (hasNan(vals)) std.math.nan(f32) else absMax(vals);
                     var raw = roundTo(j.in_dt, amax / 6);
                     if (j.has_gfactor) raw *= j.gfactor;
                     const sc = toE4m3Sat(raw);
-                    if (j.part == 1) {
-                        j.out[g] = sc;
-                        continue;
-                    }
-                    const scale = fromE4m3(sc);
-                    const w0 = g * gs / 8;
-                    for (0..gs / 8) |wi| {
-                        var word: u32 = 0;
-                        for (0..8) |e2| {
-                            var el = roundTo(j.in_dt, vals[wi * 8 + e2] / scale);
-                            if (j.has_gfactor) el *= j.gfactor;
-                            word |= @as(u32, toFp4(el)) << @intCast(4 * e2);
-                        }
-                        words[w0 + wi] = word;
+                    j.scales[g] = sc;
+                    const scale: V = @splat(fromE4m3(sc));
+                    var i: usize = 0;
+                    while (i < gs) : (i += L) {
+                        var el = roundToV(j.in_dt, L, @as(V, vals[i..][0..L].*) / scale);
+                        if (j.has_gfactor) el *= @as(V, @splat(j.gfactor));
+                        words[i / 8 ..][0..2].* = packCodes(4, L, toFp4V(L, el));
                     }
                 },
             }
@@ -690,7 +742,7 @@ pub fn qdqEntry(c: *const QdqCtx) callconv(.c) void {
     pool.parallelFor(c.groups, 1024, c, QdqCtx.range);
 }
 
-/// quantize's output `c.part`, over the pool.
+/// quantize's outputs, over the pool.
 pub fn quantizeGroups(c: *const QuantCtx) void {
     if (comptime cpu.dispatch) return cpu.pick(QuantFn, "qmm_quantize")(c);
     quantizeEntry(c);
@@ -1328,4 +1380,136 @@ test "toE4m3V is toE4m3" {
             }
         }
     }
+}
+
+test "toFp4V is toFp4 and fp4EvenV is fp4Even" {
+    var prng = std.Random.DefaultPrng.init(11);
+    const rnd = prng.random();
+    // the grid, the midpoints (ties) and their neighbours, huge values where |x| - v rounds,
+    // random floats of every size, non-finite values and signed zeros
+    var xs: std.ArrayList(f32) = .empty;
+    defer xs.deinit(testing.allocator);
+    for (0..8) |i| {
+        const v = fp4_values[i];
+        const n = if (i == 7) 8 else fp4_values[i + 1];
+        const mid = (v + n) / 2;
+        for ([_]f32{ v, mid, std.math.nextAfter(f32, mid, 0), std.math.nextAfter(f32, mid, 100) }) |x| try xs.appendSlice(testing.allocator, &.{ x, -x });
+    }
+    for (0..20000) |_| {
+        const b = rnd.int(u32);
+        try xs.appendSlice(testing.allocator, &.{ @bitCast(b), (rnd.float(f32) - 0.5) * 16, @as(f32, @floatFromInt(rnd.intRangeAtMost(i32, -(1 << 28), 1 << 28))) * 2 });
+    }
+    try xs.appendSlice(testing.allocator, &.{ 0x1p25 + 8, 0x1p25 + 12, -(0x1p26 + 8), 0x1p27 + 16, 0.0, -0.0, std.math.inf(f32), -std.math.inf(f32), std.math.nan(f32), -std.math.nan(f32) });
+    while (xs.items.len % 16 != 0) try xs.append(testing.allocator, 1);
+    var i: usize = 0;
+    while (i < xs.items.len) : (i += 16) {
+        const v: @Vector(16, f32) = xs.items[i..][0..16].*;
+        const got = toFp4V(16, v);
+        const even = fp4EvenV(16, v);
+        for (0..16) |l| {
+            const x = xs.items[i + l];
+            try testing.expectEqual(@as(u32, toFp4(x)), got[l]);
+            try testing.expectEqual(@as(u32, @bitCast(fp4Even(x))), @as(u32, @bitCast(even[l])));
+        }
+    }
+}
+
+/// One group of quantize in the fp modes, one value at a time (the kernel's arithmetic before it
+/// ran in vectors), for the test below: the scale byte and the codes as bytes (fp4: one per code).
+fn refFpGroup(mode: Mode, vals: []const f32, in_dt: Dtype, gfactor: ?f32, codes_out: []u8) u8 {
+    var amax: f32 = 0;
+    switch (mode) {
+        .nvfp4 => {
+            for (vals) |v| amax = if (std.math.isNan(v) or std.math.isNan(amax)) std.math.nan(f32) else @max(amax, @abs(v));
+            var raw = roundTo(in_dt, amax / 6);
+            if (gfactor) |f| raw *= f;
+            const sc = toE4m3Sat(raw);
+            const scale = fromE4m3(sc);
+            for (vals, codes_out) |v, *c| {
+                var el = roundTo(in_dt, v / scale);
+                if (gfactor) |f| el *= f;
+                c.* = toFp4(el);
+            }
+            return sc;
+        },
+        else => {
+            for (vals) |v| amax = @max(amax, @abs(v));
+            const s = amax / @as(f32, if (mode == .mxfp4) 6 else 448);
+            if (!std.math.isFinite(s)) {
+                @memset(codes_out, if (mode == .mxfp4) 0 else 0x7f);
+                return if (in_dt == .float32) 128 else 0;
+            }
+            const e: i32 = if (s == 0) 0 else ceilLog2(s);
+            const scale = std.math.ldexp(@as(f32, 1), e);
+            for (vals, codes_out) |v, *c| c.* = if (mode == .mxfp4) toFp4(v / scale) else toE4m3(v / scale);
+            return @truncate(@as(u32, @bitCast(e + 127)));
+        },
+    }
+}
+
+test "quantize and qqmm's rounding in the fp modes: the vectors against one value at a time" {
+    var prng = std.Random.DefaultPrng.init(13);
+    const rnd = prng.random();
+    const groups = 64;
+    const a = testing.allocator;
+    for ([_]Mode{ .mxfp4, .mxfp8, .nvfp4 }) |mode| for ([_]Dtype{ .float32, .float16, .bfloat16 }) |dt| for ([_]?f32{ null, 0.37 }) |gfactor| {
+        if (gfactor != null and mode != .nvfp4) continue;
+        const gs: usize = if (mode == .nvfp4) 16 else 32;
+        const bits: u32 = if (mode == .mxfp8) 8 else 4;
+        const n = groups * gs;
+        const w = try a.alloc(f32, n);
+        defer a.free(w);
+        const raw = try a.alloc(u16, n);
+        defer a.free(raw);
+        for (w, 0..) |*v, i| {
+            const g = i / gs;
+            v.* = switch (g % 8) {
+                0 => 0, // an all-zero group
+                1 => if (i % gs == 3) std.math.nan(f32) else 1, // NaN
+                2 => if (i % gs == 5) std.math.inf(f32) else -2, // infinite
+                3 => @as(f32, @floatFromInt(rnd.intRangeAtMost(i32, -12, 12))) * 0.25, // grid values and ties
+                4 => (rnd.float(f32) - 0.5) * 1e-6, // tiny
+                5 => (rnd.float(f32) - 0.5) * 3e4, // large
+                else => (rnd.float(f32) - 0.5) * 10,
+            };
+            // The input as the dtype would hold it.
+            v.* = roundTo(dt, v.*);
+            raw[i] = if (dt == .float16) half.f32ToF16(v.*) else half.f32ToBf16(v.*);
+        }
+        const src: [*]const u8 = if (dt == .float32) @ptrCast(w.ptr) else @ptrCast(raw.ptr);
+        const words = try a.alloc(u32, n * bits / 32);
+        defer a.free(words);
+        var scales: [groups]u8 = undefined;
+        const ctx = QuantCtx{ .w = src, .w_dt = dt, .codes = words.ptr, .scales = &scales, .biases = null, .s_dt = .uint8, .p = .{ .mode = mode, .group_size = @intCast(gs), .bits = bits }, .in_dt = dt, .has_gfactor = gfactor != null, .gfactor = gfactor orelse 0, .groups = groups };
+        ctx.range(0, groups);
+        var want_codes: [32]u8 = undefined;
+        for (0..groups) |g| {
+            const sc = refFpGroup(mode, w[g * gs ..][0..gs], dt, gfactor, want_codes[0..gs]);
+            try testing.expectEqual(sc, scales[g]);
+            for (0..gs) |e| {
+                const idx = g * gs + e;
+                const got: u32 = if (bits == 8) @as([*]const u8, @ptrCast(words.ptr))[idx] else (words[idx / 8] >> @intCast(4 * (idx % 8))) & 15;
+                try testing.expectEqual(@as(u32, want_codes[e]), got);
+            }
+        }
+        // qqmm's rounding (no global scale): scale * the rounded value, against the scalar form.
+        if (gfactor != null) continue;
+        const out = try a.alloc(f32, n);
+        defer a.free(out);
+        const q = QdqCtx{ .x = src, .x_dt = dt, .out = @ptrCast(out.ptr), .dt = .float32, .p = ctx.p, .groups = groups };
+        q.range(0, groups);
+        for (0..groups) |g| {
+            const vals = w[g * gs ..][0..gs];
+            var amax: f32 = 0;
+            for (vals) |v| amax = @max(amax, @abs(v));
+            const s0 = amax / @as(f32, if (bits == 4) 6 else 448);
+            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+            for (vals, 0..) |v, e| {
+                const el: f32 = if (scale == 0) 0 else v / scale;
+                const want = scale * (if (bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el));
+                const got = out[g * gs + e];
+                if (std.math.isNan(want)) try testing.expect(std.math.isNan(got)) else try testing.expectEqual(@as(u32, @bitCast(want)), @as(u32, @bitCast(got)));
+            }
+        }
+    };
 }

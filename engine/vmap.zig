@@ -190,7 +190,7 @@ fn rule(node: *Node, bx: []const ?*Node, b: i32, s: u32) errors.Error!*Node {
         },
         .matmul => |p| return prims.matmul.vmapRule(node, p, bx, s),
         .from_bytes => return unsupported(node),
-        .quantized => |p| return prims.quantized.vmapRule(node, p, bx, s),
+        .quantized => |p| return prims.quantized.vmapRule(node, p, bx, b, s),
         .fft => |p| return prims.fft.vmapRule(node, p, bx[0].?, s),
         .linalg => |p| return prims.linalg.vmapRule(node, p, bx, s),
         .conv => |p| return prims.conv.vmapRule(node, p, bx, s),

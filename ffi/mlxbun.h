@@ -458,8 +458,8 @@ void mlxb_dlpack_delete(void* managed, int32_t versioned);
 double mlxb_dlpack_live_exports(void);
 /* x rounded through an fp quantization mode (qqmm's activations), in x's dtype; group_size/bits 0 take the mode's defaults. */
 uint32_t mlxb_quantize_dequantize(uint32_t x, int32_t group_size, int32_t bits, uint32_t mode, int32_t stream);
-/* One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); global_scale 0: none (nvfp4 only: a float32 of one element); group_size/bits 0 take the mode's defaults. */
-uint32_t mlxb_quantize(uint32_t w, uint32_t global_scale, int32_t group_size, int32_t bits, uint32_t mode, uint32_t part, int32_t stream);
+/* quantize(w): its outputs (the uint32 codes, the scales and, in affine mode, the biases) go to the results list (results_take); returns their count, negative on error. global_scale 0: none (nvfp4 only: a float32 of one element); group_size/bits 0 take the mode's defaults. */
+int32_t mlxb_quantize(uint32_t w, uint32_t global_scale, int32_t group_size, int32_t bits, uint32_t mode, int32_t stream);
 /* Dequantize (biases 0: none; global_scale 0: none (nvfp4 only); dtype -1: inferred); mode_stream = mode | stream << 8. */
 uint32_t mlxb_dequantize(uint32_t w, uint32_t scales, uint32_t biases, uint32_t global_scale, int32_t group_size, int32_t bits, int32_t dtype, int32_t mode_stream);
 /* x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8. */

@@ -316,7 +316,7 @@ export const symbols = {
   mlxb_dlpack_delete: { args: ["ptr", "i32"], returns: "void" },
   mlxb_dlpack_live_exports: { args: [], returns: "f64" },
   mlxb_quantize_dequantize: { args: ["u32", "i32", "i32", "u32", "i32"], returns: "u32" },
-  mlxb_quantize: { args: ["u32", "u32", "i32", "i32", "u32", "u32", "i32"], returns: "u32" },
+  mlxb_quantize: { args: ["u32", "u32", "i32", "i32", "u32", "i32"], returns: "i32" },
   mlxb_dequantize: { args: ["u32", "u32", "u32", "u32", "i32", "i32", "i32", "i32"], returns: "u32" },
   mlxb_quantized_matmul: { args: ["u32", "u32", "u32", "u32", "u32", "i32", "i32", "i32"], returns: "u32" },
   mlxb_fft_fftn: { args: ["u32", "ptr", "u32", "ptr", "u32", "u32", "u32", "i32"], returns: "u32" },

@@ -9,6 +9,9 @@
 // rounding: 2^-11 relative for float16, 2^-8 for bfloat16, plus 1e-5 * max), and, for k <= 256,
 // against MLX's own result within 2e-2 (float16) / 6e-2 (bfloat16) of max|MLX|.
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as mx from "../src/index.ts";
 import { arrayOf, bytesOf, fromHex, loadFixture, numbersOf, toHex, type Rec } from "./fixture";
 import { expectMlxError } from "./util";
@@ -292,6 +295,70 @@ describe("quantize of views", () => {
       });
     });
   }
+});
+
+describe("quantize's outputs: one packed evaluation, views of it", () => {
+  // The engine computes every output of a quantize call once, into one packed node, and hands
+  // out views of it; each must behave as an array of its own.
+  const same = (a: mx.Array, b: mx.Array) => mx.arrayEqual(a, b, { equalNan: true }).item();
+
+  test("each output evaluates alone, in any order, and outlives the others", () => {
+    mx.tidy(() => {
+      const w = mx.random.normal([64, 256], { key: mx.random.key(7) });
+      const want = mx.quantize(w, { groupSize: 64, bits: 3 });
+      mx.eval(...want);
+      const [q, s, b] = mx.quantize(w, { groupSize: 64, bits: 3 });
+      mx.eval(b!); // the biases first, alone
+      q!.dispose(); // the codes dropped before they were ever read
+      expect(same(b!, want[2]!)).toBe(true);
+      expect(same(s!, want[1]!)).toBe(true);
+      const [q2, s2] = mx.quantize(w, { mode: "mxfp8" });
+      s2!.dispose();
+      expect(same(q2!, mx.quantize(w, { mode: "mxfp8" })[0]!)).toBe(true);
+    });
+  });
+
+  test("float64 W: the codes equal float32's, the scales and biases are float32's widened", () => {
+    // Quantize computes in float32 and stores the scales in W's dtype; with 1 and 3 bits the
+    // codes end off an 8-byte boundary, so this checks the float64 parts' placement too.
+    mx.tidy(() => {
+      const w32 = mx.random.normal([8, 96], { key: mx.random.key(8) });
+      const w64 = w32.astype("float64");
+      for (const bits of [1, 3, 4]) {
+        const [q, s, b] = mx.quantize(w64, { groupSize: 32, bits });
+        const [q32, s32, b32] = mx.quantize(w32, { groupSize: 32, bits });
+        expect(s!.dtype).toBe(mx.float64);
+        expect(same(q!, q32!)).toBe(true);
+        expect(same(s!, s32!.astype("float64"))).toBe(true);
+        expect(same(b!, b32!.astype("float64"))).toBe(true);
+      }
+    });
+  });
+
+  test("compiled and exported functions give the eager outputs", () => {
+    mx.tidy(() => {
+      const w = mx.random.normal([32, 128], { key: mx.random.key(9) }).astype("bfloat16");
+      for (const o of [{ groupSize: 32, bits: 5 }, { mode: "nvfp4" as const }]) {
+        const f = (x: mx.Array) => mx.quantize(x, o);
+        const want = f(w);
+        const got = mx.compile(f)(w) as mx.Array[];
+        expect(got.length).toBe(want.length);
+        for (let i = 0; i < want.length; i++) expect(same(got[i]!, want[i]!)).toBe(true);
+        const dir = mkdtempSync(join(tmpdir(), "mlxb-q-"));
+        try {
+          const file = join(dir, "q.mlxfn");
+          mx.exportFunction(file, f, w);
+          const g = mx.importFunction(file);
+          const back = g(w) as mx.Array[];
+          expect(back.length).toBe(want.length);
+          for (let i = 0; i < want.length; i++) expect(same(back[i]!, want[i]!)).toBe(true);
+          g.dispose();
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    });
+  });
 });
 
 describe("MLX's messages for bad input", () => {

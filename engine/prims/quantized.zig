@@ -49,9 +49,14 @@ pub const Mode = qk.Mode;
 pub const Params = qk.Params;
 
 pub const Prim = union(enum) {
-    /// inputs: w (..., k), [global scale (nvfp4: a float32 of one element)]. part 0: the codes
-    /// (uint32), 1: scales, 2: biases.
+    /// One output of quantize (part 0: the codes (uint32), 1: scales, 2: biases), a view of its
+    /// stretch of the packed node that is its input (`quantize_all`). (Files exported before
+    /// that node existed give w (..., k), [global scale] instead: then the part computes the
+    /// packed buffer itself.)
     quantize: struct { p: Params, part: u8 },
+    /// Every output of quantize at once, packed (`Packed`): inputs w (..., k), [global scale
+    /// (nvfp4: a float32 of one element)]; a hidden uint32 node the parts view.
+    quantize_all: Params,
     /// inputs: wq, scales, [biases (broadcast to scales' shape) | global scale (nvfp4)].
     dequantize: Params,
     /// inputs: x (batch..., m, k) float32-convertible, wq, scales, [biases]; batch dims equal.
@@ -63,7 +68,7 @@ pub const Prim = union(enum) {
     pub fn name(p: Prim) []const u8 {
         return switch (p) {
             .qdq => "quantize_dequantize",
-            .quantize => "quantize",
+            .quantize, .quantize_all => "quantize",
             .dequantize => "dequantize",
             .qmm => "quantized_matmul",
         };
@@ -135,11 +140,62 @@ fn isFloat(d: Dtype) bool {
 // ---------------------------------------------------------------------------------------------
 // Graph-building ops
 
-/// One output of quantize(w): part 0 the codes, 1 the scales, 2 the biases (affine only).
-/// `global` (nvfp4 only): the float32 global scale of one element, or null. MLX's order of
-/// checks: w's dtype, its rank, the group size dividing its last axis, the global scale, then
-/// the mode's group size and bits.
-pub fn quantize(w: *Node, p: Params, part: u8, global: ?*Node, stream: u32) errors.Error!*Node {
+/// Where quantize's outputs lie in the packed node, in bytes: the codes from 0, the scales and
+/// then the biases each from a 16-byte boundary (a float64 scale stays aligned).
+const Packed = struct {
+    /// Elements of W (a multiple of the group size).
+    n: usize,
+    p: Params,
+    /// The scales' (and biases') dtype.
+    s_dt: Dtype,
+
+    fn groups(l: Packed) usize {
+        return l.n / l.p.group_size;
+    }
+    fn scalesAt(l: Packed) usize {
+        return std.mem.alignForward(usize, l.n * l.p.bits / 8, 16);
+    }
+    fn biasesAt(l: Packed) usize {
+        return l.scalesAt() + std.mem.alignForward(usize, l.groups() * l.s_dt.size(), 16);
+    }
+    /// The packed node's length in uint32 words.
+    fn words(l: Packed) usize {
+        const end = if (l.p.mode == .affine) l.biasesAt() + l.groups() * l.s_dt.size() else l.biasesAt();
+        return std.mem.alignForward(usize, end, 16) / 4;
+    }
+    fn partAt(l: Packed, part: u8) usize {
+        return switch (part) {
+            0 => 0,
+            1 => l.scalesAt(),
+            else => l.biasesAt(),
+        };
+    }
+    /// The byte offset of output `part` (a node of that part's shape and dtype) in its packed
+    /// node.
+    fn offsetOf(part: *const Node, p: Params, idx: u8) usize {
+        if (idx == 0) return 0;
+        const l = Packed{ .n = part.size() * p.group_size, .p = p, .s_dt = part.dtype };
+        return l.partAt(idx);
+    }
+};
+
+/// quantize(w): its outputs (the codes, the scales and, in affine mode, the biases), all views
+/// of one packed node computed once. `global` (nvfp4 only): the float32 global scale of one
+/// element, or null. MLX's order of checks: w's dtype, its rank, the group size dividing its last
+/// axis, the global scale, then the mode's group size and bits. Returns how many outputs `out`
+/// got (the caller owns them).
+pub fn quantize(w: *Node, p: Params, global: ?*Node, stream: u32, out: *[3]*Node) errors.Error!usize {
+    const pk = try quantizeAll(w, p, global, stream);
+    defer array.release(pk);
+    const nparts: usize = if (p.mode == .affine) 3 else 2;
+    var made: usize = 0;
+    errdefer for (out[0..made]) |o| array.release(o);
+    while (made < nparts) : (made += 1) out[made] = try quantizePart(pk, w.shape, w.dtype, p, @intCast(made), stream);
+    return nparts;
+}
+
+/// The packed node of quantize(w) (the checks of `quantize`).
+fn quantizeAll(w: *Node, p: Params, global: ?*Node, stream: u32) errors.Error!*Node {
     const op = "quantize";
     if (@as(i32, @bitCast(p.group_size)) <= 0) try validate(p, op);
     if (!isFloat(w.dtype))
@@ -153,20 +209,34 @@ pub fn quantize(w: *Node, p: Params, part: u8, global: ?*Node, stream: u32) erro
     }
     if (global) |g| try checkGlobal(g, p.mode, op);
     try validate(p, op);
-    if (part == 2 and p.mode != .affine)
-        return errors.fail(.invalid_argument, "[{s}] {s} quantization has no biases.", .{ op, @tagName(p.mode) });
-    var s = w.shape;
-    var dt: Dtype = undefined;
+    const l = Packed{ .n = w.size(), .p = p, .s_dt = if (p.mode == .affine) w.dtype else .uint8 };
+    // One axis of words, or rows of 1024 words past what one axis holds.
+    const words = l.words();
+    const shape = if (words <= std.math.maxInt(i32))
+        try Shape.fromSlice(&.{@as(i32, @intCast(words))}, op)
+    else
+        try Shape.fromSlice(&.{ @as(i32, @intCast(std.math.divCeil(usize, words, 1024) catch unreachable)), 1024 }, op);
+    const prim: primitives.Primitive = .{ .quantized = .{ .quantize_all = p } };
+    if (global) |g| return array.create(.uint32, shape, prim, &.{ w, g }, stream);
+    return array.create(.uint32, shape, prim, &.{w}, stream);
+}
+
+/// The shape and dtype of quantize's output `part` for a W of shape `ws` and dtype `wdt`.
+fn partShape(ws: Shape, wdt: Dtype, p: Params, part: u8) struct { Shape, Dtype } {
+    var s = ws;
+    const k = s.dims[s.ndim - 1];
     if (part == 0) {
         s.dims[s.ndim - 1] = @intCast(@divExact(@as(i64, k) * p.bits, 32));
-        dt = .uint32;
-    } else {
-        s.dims[s.ndim - 1] = @divExact(k, @as(i32, @intCast(p.group_size)));
-        dt = if (p.mode == .affine) w.dtype else .uint8;
+        return .{ s, .uint32 };
     }
-    const prim: primitives.Primitive = .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } };
-    if (global) |g| return array.create(dt, s, prim, &.{ w, g }, stream);
-    return array.create(dt, s, prim, &.{w}, stream);
+    s.dims[s.ndim - 1] = @divExact(k, @as(i32, @intCast(p.group_size)));
+    return .{ s, if (p.mode == .affine) wdt else .uint8 };
+}
+
+/// Output `part` of the packed node `pk` (of a W of shape `ws` and dtype `wdt`).
+fn quantizePart(pk: *Node, ws: Shape, wdt: Dtype, p: Params, part: u8, stream: u32) errors.Error!*Node {
+    const sd = partShape(ws, wdt, p, part);
+    return array.create(sd[1], sd[0], .{ .quantized = .{ .quantize = .{ .p = p, .part = part } } }, &.{pk}, stream);
 }
 
 /// A global scale: nvfp4 only, float32, one element (any shape), with MLX's messages.
@@ -184,7 +254,7 @@ fn checkGlobal(g: *Node, mode: Mode, op: []const u8) errors.Error!void {
 /// The global scale input of a quantize or dequantize node, if it has one.
 fn globalOf(node: *const Node, p: Prim) ?*Node {
     return switch (p) {
-        .quantize => if (node.inputs.len > 1) node.inputs[1] else null,
+        .quantize, .quantize_all => if (node.inputs.len > 1) node.inputs[1] else null,
         .dequantize => |q| if (q.mode != .affine and node.inputs.len > 2) node.inputs[2] else null,
         else => null,
     };
@@ -403,53 +473,91 @@ const batchOffset = @import("matmul.zig").batchOffset;
 pub fn eval(node: *Node, p: Prim) errors.Error!void {
     switch (p) {
         .quantize => |q| try evalQuantize(node, q.p, q.part),
+        .quantize_all => |q| try evalQuantizeAll(node, q),
         .dequantize => |q| try evalDequantize(node, q),
         .qmm => |q| try evalQmm(node, q.p, q.transpose),
         .qdq => |q| try evalQdq(node, q),
     }
 }
 
+/// The elements of x for a kernel that reads float32/float16/bfloat16 a group at a time: x's
+/// own data when it is row-contiguous in one of those dtypes, else a float32 copy.
+const GroupSrc = struct {
+    ptr: [*]const u8,
+    dt: Dtype,
+    copy: []f32 = &.{},
+
+    fn of(x: *Node, op: []const u8) errors.Error!GroupSrc {
+        if ((x.dtype == .float32 or x.dtype == .float16 or x.dtype == .bfloat16) and x.isRowContiguous())
+            return .{ .ptr = x.data(), .dt = x.dtype };
+        const buf = std.heap.c_allocator.alloc(f32, x.size()) catch return errors.fail(.out_of_memory, "[{s}] Out of memory.", .{op});
+        convert.copyConvert(x, @ptrCast(buf.ptr), .float32);
+        return .{ .ptr = @ptrCast(buf.ptr), .dt = .float32, .copy = buf };
+    }
+
+    fn deinit(g: GroupSrc) void {
+        if (g.copy.len > 0) std.heap.c_allocator.free(g.copy);
+    }
+};
+
 fn evalQdq(node: *Node, p: Params) errors.Error!void {
     const x = node.inputs[0];
     try primitives.allocOutput(node, null);
     const n = x.size();
     if (n == 0) return;
-    const buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[qqmm] Out of memory.", .{});
-    defer std.heap.c_allocator.free(buf);
-    convert.copyConvert(x, @ptrCast(buf.ptr), .float32);
-    qk.qdqGroups(&.{ .x = buf.ptr, .out = node.data(), .dt = node.dtype, .p = p, .groups = n / p.group_size });
+    const src = try GroupSrc.of(x, "qqmm");
+    defer src.deinit();
+    qk.qdqGroups(&.{ .x = src.ptr, .x_dt = src.dt, .out = node.data(), .dt = node.dtype, .p = p, .groups = n / p.group_size });
 }
 
-fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
-    const w = node.inputs[0];
+/// The packed node: every output of quantize(w) at its `Packed` offset.
+fn evalQuantizeAll(node: *Node, p: Params) errors.Error!void {
     try primitives.allocOutput(node, null);
+    const g: ?*Node = if (node.inputs.len > 1) node.inputs[1] else null;
+    try quantizeInto(node.inputs[0], g, p, node.data());
+}
+
+/// quantize(w)'s outputs written at their `Packed` offsets from dst.
+fn quantizeInto(w: *Node, global: ?*Node, p: Params, dst: [*]u8) errors.Error!void {
     const n = w.size();
     if (n == 0) return;
-    // A row-contiguous float32/float16/bfloat16 w is read in place (the kernel converts a group
-    // at a time); anything else through a float32 copy.
-    const in_place = (w.dtype == .float32 or w.dtype == .float16 or w.dtype == .bfloat16) and w.isRowContiguous();
-    var buf: []f32 = &.{};
-    if (!in_place) {
-        buf = std.heap.c_allocator.alloc(f32, n) catch return errors.fail(.out_of_memory, "[quantize] Out of memory.", .{});
-        convert.copyConvert(w, @ptrCast(buf.ptr), .float32);
-    }
-    defer if (!in_place) std.heap.c_allocator.free(buf);
-    const k: usize = @intCast(w.shape.dims[w.shape.ndim - 1]);
-    const global = node.inputs.len > 1;
+    const src = try GroupSrc.of(w, "quantize");
+    defer src.deinit();
+    const l = Packed{ .n = n, .p = p, .s_dt = if (p.mode == .affine) w.dtype else .uint8 };
     qk.quantizeGroups(&.{
-        .w = if (in_place) w.data() else @ptrCast(buf.ptr),
-        .w_dt = if (in_place) w.dtype else .float32,
-        .out = node.data(),
-        .dt = node.dtype,
+        .w = src.ptr,
+        .w_dt = src.dt,
+        .codes = @ptrCast(@alignCast(dst)),
+        .scales = dst + l.scalesAt(),
+        .biases = if (p.mode == .affine) dst + l.biasesAt() else null,
+        .s_dt = l.s_dt,
         .p = p,
-        .part = part,
-        .k = k,
-        .in_half = w.dtype == .float16 or w.dtype == .bfloat16,
         .in_dt = w.dtype,
-        .has_gfactor = global,
-        .gfactor = if (global) @as(f32, 2688) / globalValue(node.inputs[1]) else 0,
+        .has_gfactor = global != null,
+        .gfactor = if (global) |gn| @as(f32, 2688) / globalValue(gn) else 0,
         .groups = n / p.group_size,
     });
+}
+
+/// One output of quantize: a view of its stretch of the packed node (or, for a node from a file
+/// exported before the packed node existed, whose input is W itself, of a packed buffer computed
+/// here).
+fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
+    const src = node.inputs[0];
+    if (node.size() == 0) return primitives.allocOutput(node, null);
+    node.setRowContiguousStrides();
+    const at = Packed.offsetOf(node, p, part);
+    if (src.dtype == .uint32) {
+        shape_ops.share(node, src, src.offset + at);
+        return;
+    }
+    const l = Packed{ .n = src.size(), .p = p, .s_dt = if (p.mode == .affine) src.dtype else .uint8 };
+    const buf = try array.newBuffer(l.words() * 4, "quantize");
+    defer buf.release();
+    try quantizeInto(src, if (node.inputs.len > 1) node.inputs[1] else null, p, buf.ptr);
+    buf.retain();
+    node.buffer = buf;
+    node.offset = at;
 }
 
 /// A quantized matrix's nodes (codes, scales, biases); `at` gives one batch item as the plain
@@ -672,7 +780,7 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
             defer array.release(dw);
             return groupGrad(dw, w, sc, q.p, arg == 2, s);
         },
-        .quantize => return errors.fail(.not_implemented, "[quantize] The vjp of this primitive is not implemented yet.", .{}),
+        .quantize, .quantize_all => return errors.fail(.not_implemented, "[quantize] The vjp of this primitive is not implemented yet.", .{}),
         .qdq => return errors.fail(.not_implemented, "[qqmm] The vjp of the activation quantization is not implemented (MLX's CPU backend cannot differentiate qqmm either).", .{}),
         .dequantize => |q| {
             if (arg == 0) return errors.fail(.invalid_argument, "[dequantize] no gradient wrt the quantized weights.", .{});
@@ -707,11 +815,14 @@ pub fn vjp(node: *Node, p: Prim, arg: usize, g: *Node, s: u32) errors.Error!*Nod
 
 /// Batching: every input gets the batch axis first (broadcast when unbatched); quantize and
 /// dequantize treat it as one more leading dimension; the product batches x only (MLX's
-/// QuantizedMatmul has no vmap at all).
-pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*Node {
-    var bsize: i32 = 0;
-    for (bx) |v| {
-        if (v) |x| bsize = x.shape.dims[0];
+/// QuantizedMatmul has no vmap at all). The packed node of a batch is flat, as any packed node:
+/// its parts, made with the batch axis first, know where to look.
+pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, bsize: i32, s: u32) errors.Error!*Node {
+    if (p == .quantize and node.inputs[0].dtype == .uint32) {
+        var sh = Shape{ .ndim = node.shape.ndim + 1 };
+        sh.dims[0] = bsize;
+        @memcpy(sh.dims[1..sh.ndim], node.shape.slice());
+        return array.create(node.dtype, sh, node.prim, &.{bx[0].?}, s);
     }
     var made: [4]?*Node = .{ null, null, null, null };
     defer for (made) |m| if (m) |x| array.release(x);
@@ -739,7 +850,13 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
         }
     }
     switch (p) {
-        .quantize => |q| return quantize(ins[0], q.p, q.part, gl, s),
+        .quantize_all => |q| return quantizeAll(ins[0], q, gl, s),
+        .quantize => |q| {
+            // A part whose input is W itself (an exported file's).
+            const pk = try quantizeAll(ins[0], q.p, gl, s);
+            defer array.release(pk);
+            return quantizePart(pk, ins[0].shape, ins[0].dtype, q.p, q.part, s);
+        },
         .qdq => |q| return quantizeDequantize(ins[0], q, s),
         .dequantize => |q| return dequantize(ins[0], ins[1], if (q.mode == .affine) ins[2] else null, gl, q, node.dtype, s),
         .qmm => |q| {
@@ -756,15 +873,25 @@ pub fn vmapRule(node: *Node, p: Prim, bx: []const ?*Node, s: u32) errors.Error!*
 // ---------------------------------------------------------------------------------------------
 // C ABI
 
-fn quantizeAbi(w: u32, global_scale: u32, group_size: i32, bits: i32, mode: u32, part: u32, s: i32) callconv(.c) u32 {
-    return abi_util.handleOf(blk: {
+fn quantizeAbi(w: u32, global_scale: u32, group_size: i32, bits: i32, mode: u32, s: i32) callconv(.c) i32 {
+    const r = blk: {
         const x = handles.get(w, "quantize") catch |e| break :blk e;
         const gl: ?*Node = if (global_scale == 0) null else handles.get(global_scale, "quantize") catch |e| break :blk e;
         const m = modeArg(mode, "quantize") catch |e| break :blk e;
         const p = defaults(m, group_size, bits);
         const stream = stream_mod.resolve(s, "quantize") catch |e| break :blk e;
-        break :blk quantize(x, p, @intCast(@min(part, 2)), gl, stream);
-    });
+        var out: [3]*Node = undefined;
+        const n = quantize(x, p, gl, stream, &out) catch |e| break :blk e;
+        const grad = @import("../grad.zig");
+        grad.clearResults();
+        for (out[0..n], 0..) |o, i| grad.pushResult(o) catch |e| {
+            for (out[i + 1 .. n]) |rest| array.release(rest);
+            break :blk e;
+        };
+        break :blk n;
+    };
+    const n = r catch return -@intFromEnum(errors.code());
+    return @intCast(n);
 }
 
 fn dequantizeAbi(w: u32, scales: u32, biases: u32, global_scale: u32, group_size: i32, bits: i32, dtype: i32, mode_stream: i32) callconv(.c) u32 {
@@ -809,7 +936,7 @@ fn qdqAbi(x: u32, group_size: i32, bits: i32, mode: u32, s: i32) callconv(.c) u3
 
 pub const abi = [_]abi_util.Entry{
     abi_util.entry("quantize_dequantize", qdqAbi, &.{ "x", "group_size", "bits", "mode", "stream" }, "x rounded through an fp quantization mode (qqmm's activations), in x's dtype; group_size/bits 0 take the mode's defaults."),
-    abi_util.entry("quantize", quantizeAbi, &.{ "w", "global_scale", "group_size", "bits", "mode", "part", "stream" }, "One output of quantize(w) (part 0: the uint32 codes, 1: scales, 2: biases); global_scale 0: none (nvfp4 only: a float32 of one element); group_size/bits 0 take the mode's defaults."),
+    abi_util.entry("quantize", quantizeAbi, &.{ "w", "global_scale", "group_size", "bits", "mode", "stream" }, "quantize(w): its outputs (the uint32 codes, the scales and, in affine mode, the biases) go to the results list (results_take); returns their count, negative on error. global_scale 0: none (nvfp4 only: a float32 of one element); group_size/bits 0 take the mode's defaults."),
     abi_util.entry("dequantize", dequantizeAbi, &.{ "w", "scales", "biases", "global_scale", "group_size", "bits", "dtype", "mode_stream" }, "Dequantize (biases 0: none; global_scale 0: none (nvfp4 only); dtype -1: inferred); mode_stream = mode | stream << 8."),
     abi_util.entry("quantized_matmul", qmmAbi, &.{ "x", "w", "scales", "biases", "transpose", "group_size", "bits", "mode_stream" }, "x @ dequantize(w).T (transpose != 0) or x @ dequantize(w); mode_stream = mode | stream << 8."),
 };
@@ -867,6 +994,42 @@ test "quantize messages" {
     try testing.expectEqualStrings("[quantize] The requested group size 16 is not supported. The supported group sizes are 32, 64, and 128.", errors.messageSlice());
     const v = try array.createWithBuffer(.float32, try Shape.fromSlice(&.{128}, "t"), s, "t");
     defer array.release(v);
-    try testing.expectError(error.Failed, quantize(v, try resolve(.affine, 0, 0, "quantize"), 0, null, s));
+    var out: [3]*Node = undefined;
+    try testing.expectError(error.Failed, quantize(v, try resolve(.affine, 0, 0, "quantize"), null, s, &out));
     try testing.expectEqualStrings("[quantize] The matrix to be quantized must have at least 2 dimension but it has only 1.", errors.messageSlice());
+}
+
+test "quantize's outputs view one packed node; a part made on W itself (an older file's) gives the same bytes" {
+    const eval_mod = @import("../eval.zig");
+    const s: u32 = 0;
+    // float64 W with 1 and 3 bits: the codes end off an 8-byte boundary, the float64 scales and
+    // biases start on 16-byte ones.
+    for ([_]Dtype{ .float64, .float16, .float32 }) |dt| for ([_]Params{
+        .{ .mode = .affine, .group_size = 32, .bits = 1 },
+        .{ .mode = .affine, .group_size = 32, .bits = 3 },
+        .{ .mode = .mxfp4, .group_size = 32, .bits = 4 },
+        .{ .mode = .nvfp4, .group_size = 16, .bits = 4 },
+    }) |p| {
+        const w = try array.createWithBuffer(dt, try Shape.fromSlice(&.{ 3, 96 }, "t"), s, "t");
+        defer array.release(w);
+        for (0..w.size()) |i| qk.store(dt, w.data(), i, @as(f32, @floatFromInt(@as(i32, @intCast((i * 37) % 23)) - 11)) * 0.3);
+        var out: [3]*Node = undefined;
+        const n = try quantize(w, p, null, s, &out);
+        defer for (out[0..n]) |o| array.release(o);
+        try testing.expectEqual(@as(usize, if (p.mode == .affine) 3 else 2), n);
+        try testing.expect(out[0].inputs[0] == out[1].inputs[0]);
+        var legacy: [3]*Node = undefined;
+        for (0..n) |i| legacy[i] = try array.create(out[i].dtype, out[i].shape, out[i].prim, &.{w}, s);
+        defer for (legacy[0..n]) |o| array.release(o);
+        // The scales alone first, then the rest (the packed node is computed once and kept by
+        // the views).
+        try eval_mod.eval(out[1..2]);
+        try eval_mod.eval(out[0..n]);
+        try eval_mod.eval(legacy[0..n]);
+        for (0..n) |i| {
+            try testing.expect(out[i].buffer == out[0].buffer);
+            try testing.expectEqual(@as(usize, 0), @intFromPtr(out[i].data()) % out[i].dtype.size());
+            try testing.expectEqualSlices(u8, legacy[i].data()[0..legacy[i].nbytes()], out[i].data()[0..out[i].nbytes()]);
+        }
+    };
 }

@@ -700,7 +700,8 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
     }
 }
 
-fn share(node: *Node, x: *Node, offset: usize) void {
+/// node takes x's buffer (a reference) from byte `offset` on: a view, no copy.
+pub fn share(node: *Node, x: *Node, offset: usize) void {
     x.buffer.?.retain();
     node.buffer = x.buffer;
     node.offset = offset;

@@ -1,6 +1,6 @@
 // Quantization (engine/prims/quantized.zig): quantize, dequantize, quantizedMatmul, and gatherQmm
 // composed from take + quantizedMatmul. MLX 0.32.4's formats (bit-exact), defaults and messages.
-import { checkHandle, lib } from "../../ffi/lib";
+import { checkHandle, checkStatus, lib } from "../../ffi/lib";
 import { array, astype, MxArray } from "../array";
 import { arange, broadcastShapes } from "../creation";
 import { streamArg, type StreamOrDevice } from "../device";
@@ -72,10 +72,11 @@ export function quantize(w: MxArray, options: QuantizeWithGlobalOptions = {}): M
   const s = streamArg(options.stream);
   const h = w.handle("quantize");
   const gh = globalHandle(options.globalScale, "quantize");
-  const parts = mode === 0 ? 3 : 2;
+  // One engine call makes every output (views of one packed result, computed once).
+  const n = checkStatus(lib.mlxb_quantize(h, gh, gs, bits, mode, s));
   const out: MxArray[] = [];
   try {
-    for (let p = 0; p < parts; p++) out.push(new MxArray(checkHandle(lib.mlxb_quantize(h, gh, gs, bits, mode, p, s))));
+    for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
   } catch (e) {
     for (const a of out) a.dispose();
     throw e;
