@@ -55,6 +55,13 @@ bench("max f32 64K", () => [normal([M])], ([a]) => mx.max(a!));
 bench("sum f16 rows 256x256", () => [normal([256, 256]).astype(mx.float16)], ([a]) => mx.sum(a!, -1));
 bench("argmax f32 rows 256x256", () => [normal([256, 256])], ([a]) => mx.argmax(a!, -1));
 bench("logsumexp f32 rows 1024x1024", () => [normal([1024, 1024])], ([a]) => mx.logsumexp(a!, -1));
+// Fused programs: mx.compile turns each chain into one fused kernel.
+const gelu = mx.compile((x: mx.Array) => mx.multiply(mx.multiply(x, 0.5), mx.add(mx.erf(mx.divide(x, Math.SQRT2)), 1)));
+const silu = mx.compile((x: mx.Array) => mx.multiply(x, mx.sigmoid(x)));
+const expTanh = mx.compile((x: mx.Array, y: mx.Array) => mx.add(mx.multiply(mx.exp(x), y), mx.tanh(y)));
+bench("fused gelu f32 4M", () => [normal([N])], ([a]) => gelu(a!) as mx.Array);
+bench("fused silu f16 4M", () => [normal([N]).astype(mx.float16)], ([a]) => silu(a!) as mx.Array);
+bench("fused exp-tanh f32 64K", () => [normal([M]), normal([M], k2)], ([a, b]) => expTanh(a!, b!) as mx.Array);
 bench("sort f32 256K", () => [normal([256 * 1024])], ([a]) => mx.sort(a!));
 bench("fft c64 1M", () => [normal([1024 * 1024]).astype(mx.complex64)], ([a]) => mx.fft.fft(a!));
 bench("rfft f32 1M", () => [normal([1024 * 1024])], ([a]) => mx.fft.rfft(a!));

@@ -63,7 +63,7 @@ test("the case table runs on this process's library and covers every family", ()
   expect(r.level).toBe(here);
   const names = Object.keys(r.cases);
   expect(names.length).toBeGreaterThan(1000);
-  for (const family of ["unary ", "binary ", "where ", "reduce ", "qmm ", "cast ", "quantize ", "dequantize ", "qqmm ", "fft "]) expect(names.some((n) => n.startsWith(family))).toBe(true);
+  for (const family of ["unary ", "binary ", "where ", "reduce ", "qmm ", "cast ", "quantize ", "dequantize ", "qqmm ", "fft ", "fused "]) expect(names.some((n) => n.startsWith(family))).toBe(true);
   const errors = Object.entries(r.cases).filter(([, v]) => v.startsWith("error"));
   expect(errors).toEqual([]);
 }, 300_000);

@@ -1,5 +1,5 @@
 // The case table of test/dispatch.test.ts: elementwise (unary, binary, where), float cast,
-// reduction, quantize, dequantize, quantized matmul and FFT outputs over a table of ops, dtypes and
+// reduction, quantize, dequantize, quantized matmul, FFT and fused-program outputs over a table of ops, dtypes and
 // layouts, printed as one JSON object
 // { case: hash of the output's bytes }. Run as a child process with the library chosen by
 // MLX_BUN_LIB and the kernel level capped by MLXB_CPU_LEVEL (engine/cpu.zig), so the parent can
@@ -308,5 +308,19 @@ record("fft c2c strided axis 0", () => mx.fft.fft(cplx([64, 40], 5), { axis: 0 }
 record("fft fft2 37x48", () => mx.fft.fft2(cplx([37, 48], 6)));
 record("fft rfftn 3x20x18", () => mx.fft.rfftn(real([3, 20, 18], 7)));
 record("fft irfftn 3x20x10", () => mx.fft.irfftn(cplx([3, 20, 10], 8)));
+
+// ---- fused programs (mx.compile fuses elementwise chains): vector unary and binary
+// instructions and float casts run the ops' own kernels, which a portable build takes from the
+// CPU level's object; short blocks (n 7) take the scalar loops --------------------------------
+for (const d of F) {
+  const chain = mx.compile((x: mx.Array, y: mx.Array) => mx.add(mx.multiply(mx.exp(x), y), mx.tanh(mx.sigmoid(y))));
+  const casts = mx.compile((x: mx.Array) => mx.multiply(mx.erf(x.astype(mx.float32)), 3).astype(d));
+  const bcast = mx.compile((x: mx.Array, y: mx.Array) => mx.maximum(mx.sin(x), mx.divide(y, 7)));
+  for (const n of [7, 1000, 5000]) {
+    record(`fused exp-tanh chain ${d.name} n ${n}`, () => chain(input(d, [n], 20), input(d, [n], 21)) as mx.Array);
+    record(`fused casts ${d.name} n ${n}`, () => casts(input(d, [n], 22)) as mx.Array);
+  }
+  record(`fused broadcast ${d.name}`, () => bcast(input(d, [37, 130], 23), input(d, [130], 24)) as mx.Array);
+}
 
 console.log(JSON.stringify({ level: lib.mlxb_cpu_level(), cases: out }));

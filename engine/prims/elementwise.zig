@@ -518,6 +518,14 @@ pub const Layout = extern struct {
     strides: [max_ops][array.max_ndim]i64,
     n_ops: usize,
 
+    /// n contiguous elements of each of n_ops operands (a fused program's block).
+    fn contiguous(n_ops: usize, n: usize) Layout {
+        var l = Layout{ .ndim = 1, .shape = undefined, .strides = undefined, .n_ops = n_ops };
+        l.shape[0] = n;
+        for (0..n_ops) |k| l.strides[k][0] = 1;
+        return l;
+    }
+
     fn init(out: *const Node, inputs: []const *Node) Layout {
         var l = Layout{ .ndim = out.shape.ndim, .shape = undefined, .strides = undefined, .n_ops = inputs.len + 1 };
         for (0..l.ndim) |i| l.shape[i] = @intCast(out.shape.dims[i]);
@@ -1057,6 +1065,12 @@ pub fn copyStrided(from: Dtype, shape: *const Shape, src: [*]const u8, src_st: *
     }
 }
 
+/// The cast of n contiguous elements (a fused program's block), by the cast op's kernel.
+pub fn castBlock(comptime S: Dtype, comptime D: Dtype, out: [*]u8, in: [*]const u8, n: usize) void {
+    const l = Layout.contiguous(2, n);
+    runCast(S, D, &l, in, out);
+}
+
 fn runCast(comptime S: Dtype, comptime D: Dtype, l: *const Layout, in: [*]const u8, out: [*]u8) void {
     const K = CastKernel(S, D);
     const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)) };
@@ -1433,6 +1447,15 @@ fn evalUnary(node: *Node, op: UnaryOp) errors.Error!void {
     }
 }
 
+/// The unary op over n contiguous elements (a fused program's block) by the op's own kernel,
+/// from the CPU level's object in a portable build (a dispatched combination).
+pub fn unaryBlockDispatched(comptime op: UnaryOp, comptime D: Dtype, out: [*]u8, in: [*]const u8, n: usize) void {
+    const K = UnaryKernel(op, D);
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)), .stream = false, .ref = false };
+    const l = Layout.contiguous(2, n);
+    cpu.pick(K.Fn, comptime unaryEntryName(op, D))(&ctx, &l);
+}
+
 fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l: *const Layout) errors.Error!void {
     // Combinations the dtype rules reject never reach a kernel; skip instantiating them.
     if (comptime !unaryValid(op, D)) unreachable;
@@ -1578,6 +1601,15 @@ pub fn binaryValid(comptime op: BinaryOp, comptime D: Dtype) bool {
         .bitwise_and, .bitwise_or, .bitwise_xor => D.isInteger() or D == .bool_,
         .left_shift, .right_shift => D.isInteger(),
     };
+}
+
+/// The binary op over n contiguous elements (a fused program's block) by the op's own kernel,
+/// from the CPU level's object in a portable build (a dispatched combination; never a shift).
+pub fn binaryBlockDispatched(comptime op: BinaryOp, comptime D: Dtype, out: [*]u8, x: [*]const u8, y: [*]const u8, n: usize) void {
+    const K = BinaryKernel(op, D);
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .a = @ptrCast(@alignCast(x)), .b = @ptrCast(@alignCast(y)), .stream = false, .ref = false };
+    const l = Layout.contiguous(3, n);
+    cpu.pick(K.Fn, comptime binaryEntryName(op, D))(&ctx, &l);
 }
 
 fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, b: *Node, l: *const Layout) errors.Error!void {

@@ -23,6 +23,7 @@ const errors = @import("../errors.zig");
 const convert = @import("../convert.zig");
 const primitives = @import("../primitives.zig");
 const pool = @import("../pool.zig");
+const cpu = @import("../cpu.zig");
 const ew = @import("elementwise.zig");
 const copy = @import("copy.zig");
 const sm = @import("scalar_math.zig");
@@ -594,6 +595,9 @@ fn unaryBlock(comptime op: ew.UnaryOp, comptime D: Dtype, out: [*]u8, in: [*]con
     const o: [*]Out.Type() = @ptrCast(@alignCast(out));
     const src: [*]const D.Type() = @ptrCast(@alignCast(in));
     if (!primitives.reference_mode) {
+        // A portable build: the op's own kernel at the CPU's level (the same choice of vector
+        // or scalar loop as below, so the same bits).
+        if (comptime cpu.dispatch and ew.unaryDispatched(op, D)) return ew.unaryBlockDispatched(op, D, out, in, n);
         if (comptime ew.unaryHasVec(op, D)) if (n >= VL or comptime ew.unaryVecApprox(op)) {
             var i: usize = 0;
             while (i + VL <= n) : (i += VL) ew.storeBlock(Out, o + i, ew.unaryV(op, ew.vload(D, src + i)));
@@ -653,6 +657,7 @@ fn binaryBlock(comptime op: ew.BinaryOp, comptime D: Dtype, out: [*]u8, xb: [*]c
     const x: [*]const D.Type() = @ptrCast(@alignCast(xb));
     const y: [*]const D.Type() = @ptrCast(@alignCast(yb));
     if (!primitives.reference_mode) {
+        if (comptime cpu.dispatch and ew.binaryDispatched(op, D)) return ew.binaryBlockDispatched(op, D, out, xb, yb, n);
         if (comptime ew.binaryHasVec(op, D)) if (n >= VL) {
             var i: usize = 0;
             while (i + VL <= n) : (i += VL) ew.storeBlock(Out, o + i, ew.binaryV(op, D, ew.vload(D, x + i), ew.vload(D, y + i)));
@@ -705,9 +710,12 @@ fn selectT(comptime T: type, out: [*]u8, c: [*]const u8, xb: [*]const u8, yb: [*
 }
 
 fn runAstype(from: Dtype, to: Dtype, out: [*]u8, in: [*]const u8, n: usize) void {
+    @setEvalBranchQuota(10_000);
     switch (from) {
         inline else => |S| switch (to) {
             inline else => |D| {
+                // A portable build: the cast op's kernel at the CPU's level.
+                if (comptime cpu.dispatch and S != D and ew.castDispatched(S, D)) return ew.castBlock(S, D, out, in, n);
                 const o: [*]D.Type() = @ptrCast(@alignCast(out));
                 const src: [*]const S.Type() = @ptrCast(@alignCast(in));
                 for (0..n) |i| o[i] = convert.cast(S, D, src[i]);
