@@ -606,3 +606,19 @@ function fromArrays(items: MxArray[], opts: ArrayOptions): MxArray {
 }
 
 export { engineError };
+
+/**
+ * Results `start .. start + n` of the engine's results list (what a multi-output call such as
+ * quantize, a factorization, vjp or a compiled call left there), as arrays. If taking one fails,
+ * the ones already taken are disposed.
+ */
+export function takeResults(n: number, start = 0): MxArray[] {
+  const out: MxArray[] = [];
+  try {
+    for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(start + i))));
+  } catch (e) {
+    for (const a of out) a.dispose();
+    throw e;
+  }
+  return out;
+}

@@ -13,7 +13,7 @@
 // written after it, so a whole training step compiles, as in MLX.
 import { shapelessTrace } from "./trace_flags";
 import { checkHandle, checkStatus, DTYPE, lib } from "../ffi/lib";
-import { MxArray, isMxArray } from "./array";
+import { MxArray, isMxArray, takeResults } from "./array";
 import { MlxError } from "./errors";
 import { keep } from "./memory";
 import { Module } from "./nn/module";
@@ -171,12 +171,6 @@ const u32 = (xs: readonly MxArray[], op: string): Uint32Array => {
   for (let i = 0; i < xs.length; i++) hs[i] = xs[i]!.handle(op);
   return hs;
 };
-
-function takeResults(n: number): MxArray[] {
-  const out = new Array<MxArray>(n);
-  for (let i = 0; i < n; i++) out[i] = new MxArray(checkHandle(lib.mlxb_results_take(i)));
-  return out;
-}
 
 /** Run fn on tracers and keep its graph as an engine tape. */
 function traceTape(fn: (...a: unknown[]) => unknown, args: readonly unknown[], argArrays: readonly MxArray[], inSlots: readonly Slot[], outputs: unknown, shapeless: boolean, fuse: boolean, op: string): Entry {

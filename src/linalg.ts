@@ -5,9 +5,9 @@
 // MLX composes them, so transforms come free.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { checkHandle, checkStatus, lib } from "../ffi/lib";
+import { checkStatus, lib } from "../ffi/lib";
 import { LINALG_OP } from "../ffi/symbols";
-import { MxArray } from "./array";
+import { MxArray, takeResults } from "./array";
 import { broadcastShapes, eye, tril, triu, zeros } from "./creation";
 import { streamArg, type StreamOrDevice } from "./device";
 import { bfloat16, complex64, float16, float32, float64, promoteTypes, uint32, type Dtype } from "./dtype";
@@ -43,9 +43,7 @@ function fail(message: string, code = 1): never {
 function factor(a: MxArray, op: Op, upper: boolean, stream: StreamOrDevice | undefined): MxArray[] {
   if (!(a instanceof MxArray)) fail(`[linalg::${op}] Expected an mx.Array.`);
   const n = checkStatus(lib.mlxb_linalg_factor(a.handle(`linalg::${op}`), LINALG_OP[op], upper ? 1 : 0, streamArg(stream)));
-  const out: MxArray[] = [];
-  for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
-  return out;
+  return takeResults(n);
 }
 
 function shapeStr(s: readonly number[]): string {

@@ -6,7 +6,7 @@
 // Arguments and results may be trees: nested JS arrays and plain objects of mx.Array. Other
 // leaves (numbers, strings, null...) pass through untouched and get no gradient.
 import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomVjpHandler, setCustomVmapHandler } from "../ffi/lib";
-import { MxArray } from "./array";
+import { MxArray, takeResults } from "./array";
 import { bool, float32, type Dtype } from "./dtype";
 import { streamArg } from "./device";
 import { MlxError } from "./errors";
@@ -92,9 +92,7 @@ function engineVjp(outputs: readonly MxArray[], tracers: readonly MxArray[], cot
   } catch (e) {
     rethrowPending(e);
   }
-  const out: MxArray[] = [];
-  for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
-  return out;
+  return takeResults(n);
 }
 
 /** Run `body` while the engine traces (tracers keep their graph when evaluated). */
@@ -308,11 +306,6 @@ const jvpConstants: MxArray[][] = [];
 /** The exception a host rule raised, rethrown at the transform's call site. */
 let pendingError: unknown = null;
 
-function takeResults(n: number, start: number): MxArray[] {
-  const out: MxArray[] = [];
-  for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(start + i))));
-  return out;
-}
 
 function runVjpRule(token: number, nOut: number): number {
   const rec = heldForEngine(token) as CallRecord | undefined;

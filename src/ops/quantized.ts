@@ -1,7 +1,7 @@
 // Quantization (engine/prims/quantized.zig): quantize, dequantize, quantizedMatmul, and gatherQmm
 // composed from take + quantizedMatmul. MLX 0.32.4's formats (bit-exact), defaults and messages.
 import { checkHandle, checkStatus, lib } from "../../ffi/lib";
-import { array, astype, MxArray } from "../array";
+import { array, astype, MxArray, takeResults } from "../array";
 import { arange, broadcastShapes } from "../creation";
 import { streamArg, type StreamOrDevice } from "../device";
 import { bfloat16, float32, toDtype, uint32, uint8, type DtypeLike } from "../dtype";
@@ -73,15 +73,7 @@ export function quantize(w: MxArray, options: QuantizeWithGlobalOptions = {}): M
   const h = w.handle("quantize");
   const gh = globalHandle(options.globalScale, "quantize");
   // One engine call makes every output (views of one packed result, computed once).
-  const n = checkStatus(lib.mlxb_quantize(h, gh, gs, bits, mode, s));
-  const out: MxArray[] = [];
-  try {
-    for (let i = 0; i < n; i++) out.push(new MxArray(checkHandle(lib.mlxb_results_take(i))));
-  } catch (e) {
-    for (const a of out) a.dispose();
-    throw e;
-  }
-  return out;
+  return takeResults(checkStatus(lib.mlxb_quantize(h, gh, gs, bits, mode, s)));
 }
 
 /** Options of {@link dequantize}. */
