@@ -5,7 +5,8 @@
 //! No argument runs every group. `gemv` times matrix-vector (decode) products with the pool's
 //! workers parked between rounds (as between two evaluations in a program), `f16` float16
 //! storage squares, `f32` float32 squares only, `f32serial` the same on one thread,
-//! `bf16serial` bfloat16 squares on one thread, `shapes` float32 transformer shapes.
+//! `bf16serial` bfloat16 squares on one thread, `bf16`
+//! bfloat16 squares on AMX, on VDPBF16PS and widened to float32, next to float32, `shapes` float32 transformer shapes.
 const std = @import("std");
 const gemm = @import("gemm");
 const F16 = gemm.F16;
@@ -40,7 +41,16 @@ pub fn main() !void {
     }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
-        for ([_]usize{ 512, 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
+        for ([_]usize{ 512, 1024, 2048 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
+    }
+    if (std.mem.eql(u8, group, "bf16")) {
+        // AMX tiles, then VDPBF16PS (engine/dpbf16.zig, where the CPU has it), then float32 math
+        inline for (.{ "bf16 AMX", "bf16 VDPBF16PS", "bf16 via f32" }, 0..) |label, v| {
+            gemm.amx.force_off = v != 0;
+            gemm.dpbf16.mode = if (v == 2) .off else .auto;
+            for ([_]usize{ 512, 1024, 2048 }) |n| try timeSquare(f32, gemm.BF16, label, n);
+        }
+        for ([_]usize{ 512, 1024, 2048 }) |n| try timeSquare(f32, f32, "f32", n);
     }
     if (std.mem.eql(u8, group, "f32serial")) {
         serial_only = true;
@@ -113,7 +123,7 @@ fn squares() !void {
 fn f16Squares() !void {
     for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, F16, "f16", n);
     gemm.amx.force_off = true;
-    for ([_]usize{ 1024 }) |n| try timeSquare(f32, gemm.BF16, "bf16 (vector)", n);
+    for ([_]usize{1024}) |n| try timeSquare(f32, gemm.BF16, "bf16 (vector)", n);
     gemm.amx.force_off = false;
 }
 

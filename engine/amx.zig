@@ -73,7 +73,7 @@ const xgetbv0 = cpu.xgetbv0;
 // Tile instructions
 
 /// The tile configuration (palette 1): eight tiles of 16 rows x 64 bytes.
-const TileConfig = extern struct {
+pub const TileConfig = extern struct {
     palette: u8 = 1,
     start_row: u8 = 0,
     reserved: [14]u8 = [_]u8{0} ** 14,
@@ -85,7 +85,7 @@ const TileConfig = extern struct {
 // for any x86-64, so the instructions are spelled as bytes (VEX-encoded; Intel SDM vol. 2). Memory
 // operands use fixed registers: the base in rax, the row stride in rcx (SIB base rax, index rcx).
 
-inline fn tileConfigure(cfg: *const TileConfig) void {
+pub inline fn tileConfigure(cfg: *const TileConfig) void {
     // ldtilecfg (%rax): VEX.128.NP.0F38.W0 49 /0
     asm volatile (".byte 0xc4, 0xe2, 0x78, 0x49, 0x00"
         :
@@ -93,12 +93,12 @@ inline fn tileConfigure(cfg: *const TileConfig) void {
         : .{ .memory = true });
 }
 
-inline fn tileRelease() void {
+pub inline fn tileRelease() void {
     // tilerelease: VEX.128.NP.0F38.W0 49 C0
     asm volatile (".byte 0xc4, 0xe2, 0x78, 0x49, 0xc0" ::: .{ .memory = true });
 }
 
-inline fn tileLoad(comptime t: u8, p: *const anyopaque, stride: usize) void {
+pub inline fn tileLoad(comptime t: u8, p: *const anyopaque, stride: usize) void {
     // tileloadd (%rax,%rcx,1), %tmm<t>: VEX.128.F2.0F38.W0 4B, ModRM 00 t 100, SIB 00 001 000
     asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7b, 0x4b, 0x{x:0>2}, 0x08", .{(t << 3) | 4})
         :
@@ -107,7 +107,7 @@ inline fn tileLoad(comptime t: u8, p: *const anyopaque, stride: usize) void {
         : .{ .memory = true });
 }
 
-inline fn tileStore(comptime t: u8, p: *anyopaque, stride: usize) void {
+pub inline fn tileStore(comptime t: u8, p: *anyopaque, stride: usize) void {
     // tilestored %tmm<t>, (%rax,%rcx,1): VEX.128.F3.0F38.W0 4B, ModRM 00 t 100, SIB 00 001 000
     asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7a, 0x4b, 0x{x:0>2}, 0x08", .{(t << 3) | 4})
         :
@@ -116,13 +116,13 @@ inline fn tileStore(comptime t: u8, p: *anyopaque, stride: usize) void {
         : .{ .memory = true });
 }
 
-inline fn tileZero(comptime t: u8) void {
+pub inline fn tileZero(comptime t: u8) void {
     // tilezero %tmm<t>: VEX.128.F2.0F38.W0 49, ModRM 11 t 000
     asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x7b, 0x49, 0x{x:0>2}", .{0xc0 | (t << 3)}) ::: .{ .memory = true });
 }
 
 /// tmm[c] += tmm[a] (16 x 32 bf16) * tmm[b] (32 x 16 bf16, VNNI pairs), in float32.
-inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
+pub inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
     // tdpbf16ps: VEX.128.F3.0F38.W0 5C, vvvv = ~b, ModRM 11 c a
     const vex2: u8 = (@as(u8, ~b & 0xf) << 3) | 0x02;
     asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x{x:0>2}, 0x5c, 0x{x:0>2}", .{ vex2, 0xc0 | (c << 3) | a }) ::: .{ .memory = true });
@@ -132,7 +132,8 @@ inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
 // The product
 
 const tile_elems = 16 * 32; // bf16 elements in one packed 1 KiB tile
-const row_group = 4; // row pairs whose A panels stay in L2 while every column pair streams by
+/// Bytes of A panels (a group of row pairs) kept in L2 while every column pair's B panel streams by.
+const a_group_bytes: usize = 512 << 10;
 
 /// The sizes worth the packing: below this many multiply-adds the vector path is as fast.
 pub const min_work: usize = 32 * 32 * 64;
@@ -140,7 +141,18 @@ pub const min_work: usize = 32 * 32 * 64;
 /// Packing buffers kept between products (fresh multi-megabyte allocations cost page faults).
 /// A product that finds them in use (another stream's product) allocates its own.
 var cache_lock: std.Thread.Mutex = .{};
-threadlocal var stage_buf: [32 * 32]f32 align(64) = undefined;
+/// Two 32 x 32 float32 blocks of C per thread: one being rounded into C while the next is made.
+threadlocal var stage_buf: [2][32 * 32]f32 align(64) = undefined;
+
+/// A block of C in the stage, its first `done` rows already rounded into C.
+const Pending = struct {
+    stage: *const [32 * 32]f32 = undefined,
+    row0: usize = 0,
+    col0: usize = 0,
+    rows: usize = 0,
+    cols: usize = 0,
+    done: usize = 0,
+};
 var cache_a: []align(64) u16 = &.{};
 var cache_b: []align(64) u16 = &.{};
 
@@ -192,7 +204,7 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
             for (s..e) |rb| packRows(j.a, j.m, j.k, j.ks, rb, j.ap + rb * j.ks * tile_elems);
         }
         fn packB(j: *const @This(), s: usize, e: usize) void {
-            for (s..e) |cb| packCols(j.b, j.n, j.k, j.ks, cb, j.bp + cb * j.ks * tile_elems);
+            packCols(j.b, j.n, j.k, j.ks, s, e, j.bp);
         }
         fn compute(j: *const @This(), s: usize, e: usize) void {
             if (j.by_rows) j.block(s, e, 0, j.nbp) else j.block(0, j.mbp, s, e);
@@ -204,12 +216,25 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
             const cfg = TileConfig{};
             tileConfigure(&cfg);
             defer tileRelease();
-            const stage = &stage_buf;
             const panel = j.ks * tile_elems;
+            const row_group = @max(1, a_group_bytes / (2 * panel * 2));
+            // The previous block's results wait in one half of the stage while the next block's
+            // products run, a few of its rows rounded into C after each k step: the vector work
+            // overlaps the tile unit's instead of stalling it (~20% of a 1024-deep product).
+            var pending: Pending = .{};
+            const per_step = (32 + j.ks - 1) / j.ks; // rows of the pending block per k step
+            var half_idx: usize = 0;
             var rg = r0;
             while (rg < r1) : (rg += row_group) {
                 const rg_end = @min(rg + row_group, r1);
+                const group_rows = rg_end - rg;
+                // The next column pair's B panels (or the first pair's, for the next row group)
+                // are prefetched into L2 a few lines per k step over this pair's blocks.
+                const next_lines = 2 * panel * 2 / 64;
+                const per_q = (next_lines + group_rows * j.ks - 1) / (group_rows * j.ks);
                 for (c0..c1) |cp| for (rg..rg_end) |rp| {
+                    const next: [*]const u8 = @ptrCast(j.bp + 2 * (if (cp + 1 < c1) cp + 1 else c0) * panel);
+                    var line = (rp - rg) * j.ks * per_q;
                     tileZero(0);
                     tileZero(1);
                     tileZero(2);
@@ -228,41 +253,68 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                         dot(1, 4, 7);
                         dot(2, 5, 6);
                         dot(3, 5, 7);
+                        for (0..per_q) |_| {
+                            if (line < next_lines) @prefetch(next + 64 * line, .{ .locality = 2 });
+                            line += 1;
+                        }
+                        j.finishRows(&pending, per_step);
                     }
+                    j.finishRows(&pending, 32);
+                    const stage = &stage_buf[half_idx];
+                    half_idx ^= 1;
                     tileStore(0, stage, 128);
                     tileStore(1, @ptrCast(&stage[16]), 128);
                     tileStore(2, @ptrCast(&stage[16 * 32]), 128);
                     tileStore(3, @ptrCast(&stage[16 * 32 + 16]), 128);
                     const row0 = rp * 32;
                     const col0 = cp * 32;
-                    const rows = @min(32, j.m - row0);
-                    const cols = @min(32, j.n - col0);
-                    if (SC == BF16 and j.beta == 0 and j.c.cs == 1 and cols == 32) {
-                        // Whole contiguous rows: scale and round 16 lanes at a time.
-                        for (0..rows) |i| {
-                            const dst: [*]u16 = @ptrCast(j.c.at(row0 + i, col0));
-                            inline for (0..2) |h| {
-                                const v: @Vector(16, f32) = stage[i * 32 + 16 * h ..][0..16].*;
-                                dst[16 * h ..][0..16].* = roundBf16(v * @as(@Vector(16, f32), @splat(j.alpha)));
-                            }
-                        }
-                    } else {
-                        for (0..rows) |i| for (0..cols) |jj| {
-                            const v = j.alpha * stage[i * 32 + jj];
-                            const dst = j.c.at(row0 + i, col0 + jj);
-                            storeC(SC, dst, if (j.beta == 0) v else v + j.beta * loadC(SC, dst));
-                        };
-                    }
+                    pending = .{ .stage = stage, .row0 = row0, .col0 = col0, .rows = @min(32, j.m - row0), .cols = @min(32, j.n - col0) };
                 };
             }
+            j.finishRows(&pending, 32);
+        }
+
+        /// Rounds up to `count` more rows of the pending block into C (alpha and beta applied).
+        inline fn finishRows(j: *const @This(), p: *Pending, count: usize) void {
+            const end = @min(p.done + count, p.rows);
+            const stage = p.stage;
+            if (SC == BF16 and j.beta == 0 and j.c.cs == 1 and p.cols == 32) {
+                // Whole contiguous rows: scale and round 16 lanes at a time.
+                for (p.done..end) |i| {
+                    const dst: [*]u16 = @ptrCast(j.c.at(p.row0 + i, p.col0));
+                    inline for (0..2) |h| {
+                        const v: @Vector(16, f32) = stage[i * 32 + 16 * h ..][0..16].*;
+                        dst[16 * h ..][0..16].* = roundBf16(v * @as(@Vector(16, f32), @splat(j.alpha)));
+                    }
+                }
+            } else {
+                for (p.done..end) |i| for (0..p.cols) |jj| {
+                    const v = j.alpha * stage[i * 32 + jj];
+                    const dst = j.c.at(p.row0 + i, p.col0 + jj);
+                    storeC(SC, dst, if (j.beta == 0) v else v + j.beta * loadC(SC, dst));
+                };
+            }
+            p.done = end;
         }
     };
     // Few row pairs: cut C by columns so every worker has work.
     const workers = if (parallel) pool.threads() else 1;
     const by_rows = mbp >= 2 * workers or mbp >= nbp;
     const job = Job{
-        .m = m, .n = n, .k = k, .ks = ks, .mbp = mbp, .nbp = nbp, .alpha = alpha, .beta = beta,
-        .a = a, .b = b, .c = c, .ap = ap.ptr, .bp = bp.ptr, .by_rows = by_rows,
+        .m = m,
+        .n = n,
+        .k = k,
+        .ks = ks,
+        .mbp = mbp,
+        .nbp = nbp,
+        .alpha = alpha,
+        .beta = beta,
+        .a = a,
+        .b = b,
+        .c = c,
+        .ap = ap.ptr,
+        .bp = bp.ptr,
+        .by_rows = by_rows,
     };
     if (parallel) {
         pool.parallelFor(mbp * 2, 1, &job, Job.packA);
@@ -295,8 +347,9 @@ inline fn storeC(comptime SC: type, p: *SC, v: f32) void {
 
 /// Rows [16 rb, 16 rb + 16) of A as ks tiles of 16 x 32 (row-major, zero-padded).
 fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16) void {
-    @memset(out[0 .. ks * tile_elems], 0);
     const r0 = rb * 16;
+    // Zero only what the values leave: a partial row block whole, else a partial last step.
+    if (r0 + 16 > m) @memset(out[0 .. ks * tile_elems], 0) else if (k % 32 != 0) @memset(out[(ks - 1) * tile_elems ..][0..tile_elems], 0);
     if (r0 >= m) return;
     const rows = @min(16, m - r0);
     for (0..rows) |r| {
@@ -313,28 +366,58 @@ fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16)
     }
 }
 
-/// Columns [16 cb, 16 cb + 16) of B as ks VNNI tiles: element (kk, j) of a 32-deep step at
-/// row kk / 2, position 2 j + kk % 2.
-fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb: usize, out: [*]u16) void {
-    @memset(out[0 .. ks * tile_elems], 0);
+/// Columns [16 cb0, 16 cb1) of B as ks VNNI tiles per 16 columns (column block cb at
+/// out + cb ks tile_elems): element (kk, j) of a 32-deep step at row kk / 2, position
+/// 2 j + kk % 2; zero past n and past k.
+fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb0: usize, cb1: usize, out: [*]u16) void {
+    const panel = ks * tile_elems;
+    // Zero only what the values leave: a partial column block whole, else a partial last step.
+    for (cb0..cb1) |cb| {
+        const dst = out + cb * panel;
+        if (cb * 16 + 16 > n) @memset(dst[0..panel], 0) else if (k % 32 != 0) @memset(dst[(ks - 1) * tile_elems ..][0..tile_elems], 0);
+    }
+    const full_end = @max(cb0, @min(cb1, n / 16));
+    if (b.cs == 1) {
+        // Row-major B: down every pair of rows (each row read once, in order), across every
+        // column block, two rows' 16 values widened into one VNNI row of 16 words. (By column
+        // block, or a few at a time, reads each row's cache lines again per pass over K and
+        // took 2-4x as long at 1024-2048 square.)
+        var kk: usize = 0;
+        while (kk < k) : (kk += 2) {
+            const lo: [*]const u16 = @ptrCast(b.at(kk, 0));
+            const hi: [*]const u16 = @ptrCast(b.at(@min(kk + 1, k - 1), 0));
+            // The last row of an odd K: its pair's high half is zero.
+            const hi_mask: @Vector(16, u32) = @splat(if (kk + 1 < k) 0xffff else 0);
+            const off = (kk / 32) * tile_elems + ((kk % 32) / 2) * 32;
+            for (cb0..full_end) |cb| {
+                const dst: [*]u32 = @ptrCast(@alignCast(out + cb * panel + off));
+                const l: @Vector(16, u16) = lo[cb * 16 ..][0..16].*;
+                const h: @Vector(16, u16) = hi[cb * 16 ..][0..16].*;
+                dst[0..16].* = @as(@Vector(16, u32), l) | ((@as(@Vector(16, u32), h) & hi_mask) << @splat(16));
+            }
+        }
+    } else if (b.rs == 1) {
+        // Column-major B (x @ W.T): a column's (k, k + 1) pair is already one VNNI word.
+        for (cb0..full_end) |cb| {
+            const dst: [*]align(2) u32 = @ptrCast(out + cb * panel);
+            for (0..16) |jj| {
+                const src: [*]align(2) const u32 = @ptrCast(b.at(0, cb * 16 + jj));
+                for (0..k / 2) |w| dst[(w / 16) * 256 + (w % 16) * 16 + jj] = src[w];
+                if (k % 2 == 1) dst[(k / 32) * 256 + ((k % 32) / 2) * 16 + jj] = b.at(k - 1, cb * 16 + jj).bits;
+            }
+        }
+    } else {
+        for (cb0..full_end) |cb| packColsAt(b, n, k, cb, out + cb * panel);
+    }
+    for (full_end..cb1) |cb| packColsAt(b, n, k, cb, out + cb * panel);
+}
+
+/// One column block element by element (any strides; a partial block, already zeroed).
+fn packColsAt(b: Mat(BF16), n: usize, k: usize, cb: usize, out: [*]u16) void {
     const c0 = cb * 16;
     if (c0 >= n) return;
     const cols = @min(16, n - c0);
-    var kk: usize = 0;
-    if (b.cs == 1) {
-        // Two contiguous rows interleaved into one VNNI row (a plain loop: the compiler
-        // vectorises it; an explicit @shuffle here trips an LLVM bug in Zig 0.15.2 ReleaseFast).
-        while (kk + 2 <= k) : (kk += 2) {
-            const lo: [*]const u16 = @ptrCast(b.at(kk, c0));
-            const hi: [*]const u16 = @ptrCast(b.at(kk + 1, c0));
-            const dst = out + (kk / 32) * tile_elems + ((kk % 32) / 2) * 32;
-            for (0..cols) |jj| {
-                dst[2 * jj] = lo[jj];
-                dst[2 * jj + 1] = hi[jj];
-            }
-        }
-    }
-    while (kk < k) : (kk += 1) {
+    for (0..k) |kk| {
         const dst = out + (kk / 32) * tile_elems + ((kk % 32) / 2) * 32 + (kk % 2);
         for (0..cols) |jj| dst[2 * jj] = b.at(kk, c0 + jj).bits;
     }
@@ -345,15 +428,17 @@ test "AMX bfloat16 product equals the float32 product of the same bfloat16 value
     const alloc = std.testing.allocator;
     var prng = std.Random.DefaultPrng.init(7);
     const rnd = prng.random();
-    // Edge sizes: partial tiles in every dimension, a K spanning several chunks, a transposed B.
-    const cases = [_][3]usize{ .{ 1, 1, 1 }, .{ 17, 33, 31 }, .{ 40, 70, 600 }, .{ 64, 64, 64 }, .{ 3, 100, 1100 }, .{ 50, 48, 77 } };
-    for (cases) |cs| for ([_]bool{ true, false }) |b_transposed| {
+    // Edge sizes: partial tiles in every dimension, odd K, a K spanning several chunks, and
+    // enough column pairs for the next pair's prefetch to wrap.
+    const cases = [_][3]usize{ .{ 1, 1, 1 }, .{ 17, 33, 31 }, .{ 40, 70, 600 }, .{ 64, 64, 64 }, .{ 3, 100, 1100 }, .{ 50, 48, 77 }, .{ 70, 200, 33 } };
+    // B row-major, transposed (column-major), and with its elements two apart in both.
+    for (cases) |cs| for (0..4) |b_layout| {
         const m = cs[0];
         const n = cs[1];
         const k = cs[2];
         const a = try alloc.alloc(BF16, m * k);
         defer alloc.free(a);
-        const b = try alloc.alloc(BF16, k * n); // stored transposed: b[j * k + kk] = B(kk, j)
+        const b = try alloc.alloc(BF16, 2 * k * n);
         defer alloc.free(b);
         const c = try alloc.alloc(BF16, m * n);
         defer alloc.free(c);
@@ -363,26 +448,27 @@ test "AMX bfloat16 product equals the float32 product of the same bfloat16 value
         const c0 = try alloc.dupe(BF16, c);
         defer alloc.free(c0);
         const am = Mat(BF16){ .ptr = a.ptr, .rs = @intCast(k), .cs = 1 };
-        // b holds B transposed (column j contiguous) or row-major (row kk contiguous).
-        const bm = if (b_transposed) Mat(BF16){ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else Mat(BF16){ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
-        const bAt = struct {
-            fn f(bb: []const BF16, t: bool, kk: usize, j: usize, kdim: usize, ndim: usize) f32 {
-                return half.bf16ToF32((if (t) bb[j * kdim + kk] else bb[kk * ndim + j]).bits);
-            }
-        }.f;
+        const s: isize = if (b_layout >= 2) 2 else 1;
+        const kd: isize = @intCast(k);
+        const nd: isize = @intCast(n);
+        const bm = if (b_layout % 2 == 1) Mat(BF16){ .ptr = b.ptr, .rs = s, .cs = kd * s } else Mat(BF16){ .ptr = b.ptr, .rs = nd * s, .cs = s };
         const cm = Mat(BF16){ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
-        try std.testing.expect(gemm(BF16, m, n, k, 0.5, am, bm, -1.0, cm, true));
-        for (0..m) |i| for (0..n) |j| {
-            var s: f64 = 0;
-            for (0..k) |kk| s += @as(f64, half.bf16ToF32(a[i * k + kk].bits)) * bAt(b, b_transposed, kk, j, k, n);
-            const want = 0.5 * s - half.bf16ToF32(c0[i * n + j].bits);
-            const got = half.bf16ToF32(c[i * n + j].bits);
-            // One bfloat16 rounding of the result plus float32 accumulation error.
-            const tol = 1e-2 * @abs(want) + 1e-4 * @as(f64, @floatFromInt(k));
-            if (@abs(got - want) > tol) {
-                std.debug.print("m={d} n={d} k={d} ({d},{d}): got {d} want {d}\n", .{ m, n, k, i, j, got, want });
-                return error.TestUnexpectedResult;
-            }
-        };
+        // beta -1 (C read back, one element at a time) and 0 (whole rows rounded in vectors).
+        for ([_]f32{ -1, 0 }) |beta| {
+            @memcpy(c, c0);
+            try std.testing.expect(gemm(BF16, m, n, k, 0.5, am, bm, beta, cm, true));
+            for (0..m) |i| for (0..n) |j| {
+                var sum: f64 = 0;
+                for (0..k) |kk| sum += @as(f64, half.bf16ToF32(a[i * k + kk].bits)) * half.bf16ToF32(bm.at(kk, j).bits);
+                const want = 0.5 * sum + beta * half.bf16ToF32(c0[i * n + j].bits);
+                const got = half.bf16ToF32(c[i * n + j].bits);
+                // One bfloat16 rounding of the result plus float32 accumulation error.
+                const tol = 1e-2 * @abs(want) + 1e-4 * @as(f64, @floatFromInt(k));
+                if (@abs(got - want) > tol) {
+                    std.debug.print("m={d} n={d} k={d} B layout {d} ({d},{d}): got {d} want {d}\n", .{ m, n, k, b_layout, i, j, got, want });
+                    return error.TestUnexpectedResult;
+                }
+            };
+        }
     };
 }

@@ -1,5 +1,6 @@
 //! bfloat16 products on AVX512-BF16's VDPBF16PS, for CPUs that have it without AMX tiles (Cooper
-//! Lake, Zen 4 and 5) and for the products AMX leaves to the vector path (engine/amx.zig).
+//! Lake, Zen 4 and 5). CPUs with AMX run large products on tiles (engine/amx.zig) and the rest on
+//! the float32 path, which is faster there than this instruction (`preferred`).
 //!
 //! VDPBF16PS multiplies the 16 32-bit lanes of two registers as pairs of bfloat16 values and adds
 //! both products to 16 float32 accumulators: 32 multiply-adds per instruction where a float32 FMA
@@ -15,9 +16,10 @@
 //! float32 path's only by that flushing and by the order of the two additions of a pair.
 //!
 //! The instruction is emitted by inline assembly (the assembler accepts it whatever the target
-//! CPU), so every x86-64-v4 build carries this path and uses it when cpuid reports AVX512-BF16.
-//! Tests run it with the instruction computed in software (`Mode.emulate`) at every CPU level, so
-//! its packing and tiling are checked on machines without the instruction too.
+//! CPU), so every x86-64-v4 build carries this path and uses it when cpuid reports AVX512-BF16
+//! without AMX-BF16. Tests run it with the instruction computed in software (`Mode.emulate`) at
+//! every CPU level, so its packing and tiling are checked on machines without the instruction
+//! too, and with the instruction itself wherever the CPU has it (`Mode.hardware`).
 const std = @import("std");
 const builtin = @import("builtin");
 const gemm = @import("gemm.zig");
@@ -31,9 +33,11 @@ const W = @Vector(P.VL, u32);
 /// Pairs per K panel (KC values, as the float32 path).
 const KP: usize = P.KC / 2;
 
-pub const Mode = enum(u8) { auto, off, emulate };
-/// Tests: `off` keeps bfloat16 products on the float32 path, `emulate` sends them here with the
-/// instruction computed in software (any CPU).
+pub const Mode = enum(u8) { auto, off, emulate, hardware };
+/// `auto` sends bfloat16 products here where the instruction beats the float32 path
+/// (`preferred`). Tests: `off` keeps them on the float32 path, `emulate` sends them here with the
+/// instruction computed in software (any CPU), `hardware` with the instruction wherever the CPU
+/// has it (computed in software elsewhere).
 pub var mode: Mode = .auto;
 
 /// This object's vectors are 512 bits (the instruction's width here).
@@ -53,6 +57,23 @@ pub fn available() bool {
     return ok;
 }
 
+var fast_state = std.atomic.Value(u8).init(0);
+
+/// Whether the instruction is worth using here: the CPU has it (`available`) and is not one with
+/// AMX-BF16 tiles (CPUID.(EAX=7,ECX=0):EDX bit 22). On those (Sapphire Rapids, 2026-12-07) it
+/// issues at half the float32 FMA's rate in flops (bench/peak_bf16.zig: 113.6 vs 228.8 GFLOP/s
+/// on one thread), and the kernel here ran 1024^2 products at 0.64x the float32 path's speed;
+/// where measured without AMX (2026-12-06) it ran at 2x. Products AMX leaves to the vector path
+/// (small ones, matrix-vector, AMX refused) then take the float32 path on such CPUs.
+pub fn preferred() bool {
+    if (!available()) return false;
+    const s = fast_state.load(.acquire);
+    if (s != 0) return s == 1;
+    const ok = (cpu.cpuid(7, 0)[3] >> 22) & 1 == 0;
+    fast_state.store(if (ok) 1 else 2, .release);
+    return ok;
+}
+
 /// Whether a product with these operand types and this storage of C goes here.
 pub inline fn eligible(comptime T: type, comptime SA: type, comptime SB: type) bool {
     return T == f32 and SA == BF16 and SB == BF16;
@@ -61,8 +82,8 @@ pub inline fn eligible(comptime T: type, comptime SA: type, comptime SB: type) b
 pub inline fn use() bool {
     return switch (mode) {
         .off => false,
-        .emulate => true,
-        .auto => available(),
+        .emulate, .hardware => true,
+        .auto => preferred(),
     };
 }
 
@@ -70,7 +91,7 @@ pub inline fn use() bool {
 /// here (gemm.serial sends longer products through its float32 block first).
 pub fn serial(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: gemm.Mat(BF16), b: gemm.Mat(BF16), beta: f32, c: gemm.Mat(SC)) void {
     if (comptime wide) {
-        if (mode != .emulate) return serialWith(true, SC, m, n, k, alpha, a, b, beta, c);
+        if (mode == .auto or (mode == .hardware and available())) return serialWith(true, SC, m, n, k, alpha, a, b, beta, c);
     }
     serialWith(false, SC, m, n, k, alpha, a, b, beta, c);
 }
@@ -280,14 +301,14 @@ fn layout(x: []BF16, rows: usize, cols: usize, l: u2) gemm.Mat(BF16) {
 
 test "VDPBF16PS path matches a float64 loop: tiles, odd and several K panels, every layout, alpha/beta" {
     const shapes = [_][3]usize{
-        .{ 2, 3, 1 },     .{ 3, 5, 7 },     .{ 14, 32, 8 },   .{ 15, 33, 9 },  .{ 6, 16, 2 },
+        .{ 2, 3, 1 },     .{ 3, 5, 7 },     .{ 14, 32, 8 },   .{ 15, 33, 9 },     .{ 6, 16, 2 },
         .{ 29, 47, 257 }, .{ 20, 40, 513 }, .{ 9, 50, 1025 }, .{ 130, 129, 300 },
     };
     defer gemm.setDpMode(.auto);
     const saved = cpu.level();
     defer if (cpu.dispatch) cpu.forceLevel(saved);
     const levels: usize = if (cpu.dispatch) @as(usize, @intFromEnum(cpu.detected())) + 1 else 1;
-    for (0..levels) |li| for ([_]Mode{ .emulate, .auto }) |md| {
+    for (0..levels) |li| for ([_]Mode{ .emulate, .hardware }) |md| {
         if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
         gemm.setDpMode(md);
         for (shapes) |s| for (0..4) |la| for (0..4) |lb| {

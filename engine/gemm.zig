@@ -152,7 +152,7 @@ pub const MatC = extern struct { ptr: *anyopaque, rs: isize, cs: isize };
 /// prims/matmul.zig, conv.zig, quantized.zig and fast.zig instantiate. A new one is a compile error in a
 /// portable build until it is added here.
 pub const kernel_combos = .{
-    .{ f32, f32, f32, f32 },   .{ f64, f64, f64, f64 },   .{ f32, dtype.F16, dtype.F16, dtype.F16 },
+    .{ f32, f32, f32, f32 },    .{ f64, f64, f64, f64 },             .{ f32, dtype.F16, dtype.F16, dtype.F16 },
     .{ f32, BF16, BF16, BF16 }, .{ f32, f32, dtype.F16, dtype.F16 }, .{ f32, f32, BF16, BF16 },
     .{ f32, dtype.F16, dtype.F16, f32 }, .{ f32, BF16, BF16, f32 }, // fast.zig's attention scores
 };
@@ -848,8 +848,8 @@ fn checkCase(comptime T: type, m: usize, n: usize, k: usize, a_trans: bool, b_tr
 
 test "gemm matches the triple loop: shapes around the tile and block sizes, transposes, alpha/beta" {
     const sizes = [_][3]usize{
-        .{ 1, 1, 1 },     .{ 1, 37, 5 },    .{ 29, 1, 70 },   .{ 3, 4, 5 },     .{ 14, 32, 8 },
-        .{ 15, 33, 257 }, .{ 28, 64, 256 }, .{ 100, 70, 3 },  .{ 130, 129, 300 }, .{ 7, 300, 600 },
+        .{ 1, 1, 1 },     .{ 1, 37, 5 },    .{ 29, 1, 70 },  .{ 3, 4, 5 },       .{ 14, 32, 8 },
+        .{ 15, 33, 257 }, .{ 28, 64, 256 }, .{ 100, 70, 3 }, .{ 130, 129, 300 }, .{ 7, 300, 600 },
         .{ 340, 20, 40 }, .{ 64, 64, 0 },
     };
     const saved = cpu.level();
@@ -919,11 +919,12 @@ test "narrow storage in every layout: transposed operands, beta, matrix-vector b
     defer if (cpu.dispatch) cpu.forceLevel(saved);
     defer setAmxOff(false);
     defer setDpMode(.auto);
-    // bfloat16 also through the VDPBF16PS path (engine/dpbf16.zig), its instruction in software.
+    // bfloat16 also through the VDPBF16PS path (engine/dpbf16.zig): the instruction where the
+    // CPU has it, else computed in software.
     for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..if (S == dtype.BF16) 16 else 8) |variant| {
         if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
         setAmxOff(variant & 4 != 0);
-        setDpMode(if (variant & 8 != 0) .emulate else .auto);
+        setDpMode(if (variant & 8 != 0) .hardware else .auto);
         const ta = variant & 1 != 0;
         const tb = variant & 2 != 0;
         const beta: f32 = if (variant & 4 != 0) 0.5 else 0;
