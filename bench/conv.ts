@@ -4,7 +4,7 @@
 // before the clock starts; two warm-up rounds are dropped.
 import * as mx from "../src/index.ts";
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 31);
 
 export interface ConvCase {
   name: string;

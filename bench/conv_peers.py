@@ -9,7 +9,7 @@ import time
 import mlx.core as mx
 import numpy as np
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "31"))
 
 CASES = [
     ("conv2d_56x56x64_to64_3x3", [4, 56, 56, 64], [64, 3, 3, 64], 1, 1, False),
