@@ -368,6 +368,7 @@ fn storeRow(comptime D: Dtype, p: [*]u8, at: usize, vals: []const f32) void {
         switch (D) {
             .float16 => @as(*[L]u16, @ptrCast(o)).* = half.f32ToF16V(L, v),
             .bfloat16 => @as(*[L]u16, @ptrCast(o)).* = half.f32ToBf16V(L, v),
+            .float32 => o[0..L].* = v,
             .float64 => o[0..L].* = @as(@Vector(L, f64), @floatCast(v)),
             else => unreachable,
         }
@@ -499,8 +500,7 @@ pub const QdqCtx = extern struct {
         for (g0..g1) |g| {
             var tmp: [max_group]f32 = undefined;
             const vals = groupF32(j.x, j.x_dt, g * gs, gs, &tmp);
-            const s0 = absMax(vals) / @as(f32, if (j.p.bits == 4) 6 else 448);
-            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+            const scale = qdqScale(absMax(vals), gs, j.p.bits);
             var res: [max_group]f32 = undefined;
             var e: usize = 0;
             while (e < gs) : (e += L) {
@@ -509,12 +509,20 @@ pub const QdqCtx = extern struct {
                 const q = if (j.p.bits == 8) minifloatV(4, 3, L, toE4m3V(L, el)) else fp4EvenV(L, el);
                 res[e..][0..L].* = @as(V, @splat(scale)) * q;
             }
-            if (D == .float32) {
-                @memcpy(@as([*]f32, @ptrCast(@alignCast(j.out)))[g * gs ..][0..gs], res[0..gs]);
-            } else storeRow(D, j.out, g * gs, res[0..gs]);
+            storeRow(D, j.out, g * gs, res[0..gs]);
         }
     }
 };
+
+/// qqmm's scale of a group of x whose largest magnitude is `amax` (group size 16: nvfp4, an E4M3
+/// scale; else mxfp4/mxfp8, a power of two rounded up, 2^-127 for an all-zero group).
+pub fn qdqScale(amax: f32, gs: usize, bits: u32) f32 {
+    const s0 = amax / @as(f32, if (bits == 4) 6 else 448);
+    if (gs == 16) return fromE4m3(toE4m3(s0));
+    if (s0 == 0) return 0x1p-127;
+    if (!std.math.isFinite(s0)) return std.math.inf(f32);
+    return std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+}
 
 /// The largest group size of any mode.
 const max_group = 128;
@@ -730,7 +738,6 @@ inline fn rint(x: f32) f32 {
     }
     return r;
 }
-
 
 pub const QuantFn = fn (*const QuantCtx) callconv(.c) void;
 pub const QdqFn = fn (*const QdqCtx) callconv(.c) void;
@@ -1502,8 +1509,10 @@ test "quantize and qqmm's rounding in the fp modes: the vectors against one valu
             const vals = w[g * gs ..][0..gs];
             var amax: f32 = 0;
             for (vals) |v| amax = @max(amax, @abs(v));
-            const s0 = amax / @as(f32, if (bits == 4) 6 else 448);
-            const scale: f32 = if (gs == 16) fromE4m3(toE4m3(s0)) else if (s0 == 0) 0x1p-127 else if (!std.math.isFinite(s0)) std.math.inf(f32) else std.math.ldexp(@as(f32, 1), ceilLog2(s0));
+            // The scale's own formula is shared (its values are checked by the MLX qqmm fixtures,
+            // test/quantized_qqmm.test.ts); the group's largest magnitude and each element's
+            // rounding are computed here one value at a time.
+            const scale = qdqScale(amax, gs, bits);
             for (vals, 0..) |v, e| {
                 const el: f32 = if (scale == 0) 0 else v / scale;
                 const want = scale * (if (bits == 8) fromE4m3(toE4m3(el)) else fp4Even(el));

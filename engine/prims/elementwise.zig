@@ -1450,17 +1450,20 @@ fn evalUnary(node: *Node, op: UnaryOp) errors.Error!void {
 /// The unary op over n contiguous elements (a fused program's block) by the op's own kernel,
 /// from the CPU level's object in a portable build (a dispatched combination).
 pub fn unaryBlockDispatched(comptime op: UnaryOp, comptime D: Dtype, out: [*]u8, in: [*]const u8, n: usize) void {
-    const K = UnaryKernel(op, D);
-    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)), .stream = false, .ref = false };
-    const l = Layout.contiguous(2, n);
-    cpu.pick(K.Fn, comptime unaryEntryName(op, D))(&ctx, &l);
+    runUnary(op, D, out, in, &Layout.contiguous(2, n), false, false);
 }
 
 fn unaryTyped(comptime op: UnaryOp, comptime D: Dtype, node: *Node, x: *Node, l: *const Layout) errors.Error!void {
     // Combinations the dtype rules reject never reach a kernel; skip instantiating them.
     if (comptime !unaryValid(op, D)) unreachable;
+    runUnary(op, D, node.data(), x.data(), l, streamsOutput(node), primitives.reference_mode);
+}
+
+/// The unary kernel over `l`: from the CPU level's object in a portable build when the
+/// combination is dispatched, else the engine's own.
+fn runUnary(comptime op: UnaryOp, comptime D: Dtype, out: [*]u8, in: [*]const u8, l: *const Layout, stream: bool, ref: bool) void {
     const K = UnaryKernel(op, D);
-    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(node.data())), .in = @ptrCast(@alignCast(x.data())), .stream = streamsOutput(node), .ref = primitives.reference_mode };
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)), .stream = stream, .ref = ref };
     if (comptime cpu.dispatch and unaryDispatched(op, D)) {
         cpu.pick(K.Fn, comptime unaryEntryName(op, D))(&ctx, l);
     } else K.call(&ctx, l);
@@ -1606,21 +1609,24 @@ pub fn binaryValid(comptime op: BinaryOp, comptime D: Dtype) bool {
 /// The binary op over n contiguous elements (a fused program's block) by the op's own kernel,
 /// from the CPU level's object in a portable build (a dispatched combination; never a shift).
 pub fn binaryBlockDispatched(comptime op: BinaryOp, comptime D: Dtype, out: [*]u8, x: [*]const u8, y: [*]const u8, n: usize) void {
-    const K = BinaryKernel(op, D);
-    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .a = @ptrCast(@alignCast(x)), .b = @ptrCast(@alignCast(y)), .stream = false, .ref = false };
-    const l = Layout.contiguous(3, n);
-    cpu.pick(K.Fn, comptime binaryEntryName(op, D))(&ctx, &l);
+    runBinary(op, D, out, x, y, &Layout.contiguous(3, n), false, false, 0);
 }
 
 fn binaryTyped(comptime op: BinaryOp, comptime D: Dtype, node: *Node, a: *Node, b: *Node, l: *const Layout) errors.Error!void {
     if (comptime !binaryValid(op, D)) unreachable;
-    const K = BinaryKernel(op, D);
-    var ctx = K.Ctx{ .out = @ptrCast(@alignCast(node.data())), .a = @ptrCast(@alignCast(a.data())), .b = @ptrCast(@alignCast(b.data())), .stream = streamsOutput(node), .ref = primitives.reference_mode };
-    if (K.shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
+    var sat_end: usize = 0;
+    if (BinaryKernel(op, D).shift and D.isInteger() and b.size() == 1 and l.ndim == 1 and l.strides[0][0] == 1 and l.strides[1][0] == 1) {
         const lanes = 16 / @sizeOf(D.Type());
         const total = node.size();
-        ctx.sat_end = total - total % lanes;
+        sat_end = total - total % lanes;
     }
+    runBinary(op, D, node.data(), a.data(), b.data(), l, streamsOutput(node), primitives.reference_mode, sat_end);
+}
+
+/// The binary kernel over `l` (as runUnary); `sat_end` as its context's.
+fn runBinary(comptime op: BinaryOp, comptime D: Dtype, out: [*]u8, a: [*]const u8, b: [*]const u8, l: *const Layout, stream: bool, ref: bool, sat_end: usize) void {
+    const K = BinaryKernel(op, D);
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .a = @ptrCast(@alignCast(a)), .b = @ptrCast(@alignCast(b)), .sat_end = sat_end, .stream = stream, .ref = ref };
     if (comptime cpu.dispatch and binaryDispatched(op, D)) {
         cpu.pick(K.Fn, comptime binaryEntryName(op, D))(&ctx, l);
     } else K.call(&ctx, l);
@@ -1922,7 +1928,6 @@ fn testArray(comptime D: Dtype, dims: []const i32, comptime f: fn (usize) f32) !
     for (0..x.size()) |i| p[i] = convert.cast(.float32, D, f(i));
     return x;
 }
-
 
 const test_views = @import("../test_views.zig");
 

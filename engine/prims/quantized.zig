@@ -149,6 +149,14 @@ const Packed = struct {
     /// The scales' (and biases') dtype.
     s_dt: Dtype,
 
+    /// quantize(w)'s layout for a W of `n` elements and dtype `w_dt`.
+    fn of(n: usize, w_dt: Dtype, p: Params) Packed {
+        return .{ .n = n, .p = p, .s_dt = scaleDtype(w_dt, p) };
+    }
+    /// The scales' (and biases') dtype: W's for affine, uint8 (E8M0 or E4M3 bytes) otherwise.
+    fn scaleDtype(w_dt: Dtype, p: Params) Dtype {
+        return if (p.mode == .affine) w_dt else .uint8;
+    }
     fn groups(l: Packed) usize {
         return l.n / l.p.group_size;
     }
@@ -209,7 +217,7 @@ fn quantizeAll(w: *Node, p: Params, global: ?*Node, stream: u32) errors.Error!*N
     }
     if (global) |g| try checkGlobal(g, p.mode, op);
     try validate(p, op);
-    const l = Packed{ .n = w.size(), .p = p, .s_dt = if (p.mode == .affine) w.dtype else .uint8 };
+    const l = Packed.of(w.size(), w.dtype, p);
     // One axis of words, or rows of 1024 words past what one axis holds.
     const words = l.words();
     const shape = if (words <= std.math.maxInt(i32))
@@ -230,7 +238,7 @@ fn partShape(ws: Shape, wdt: Dtype, p: Params, part: u8) struct { Shape, Dtype }
         return .{ s, .uint32 };
     }
     s.dims[s.ndim - 1] = @divExact(k, @as(i32, @intCast(p.group_size)));
-    return .{ s, if (p.mode == .affine) wdt else .uint8 };
+    return .{ s, Packed.scaleDtype(wdt, p) };
 }
 
 /// Output `part` of the packed node `pk` (of a W of shape `ws` and dtype `wdt`).
@@ -523,7 +531,7 @@ fn quantizeInto(w: *Node, global: ?*Node, p: Params, dst: [*]u8) errors.Error!vo
     if (n == 0) return;
     const src = try GroupSrc.of(w, "quantize");
     defer src.deinit();
-    const l = Packed{ .n = n, .p = p, .s_dt = if (p.mode == .affine) w.dtype else .uint8 };
+    const l = Packed.of(n, w.dtype, p);
     qk.quantizeGroups(&.{
         .w = src.ptr,
         .w_dt = src.dt,
@@ -551,7 +559,7 @@ fn evalQuantize(node: *Node, p: Params, part: u8) errors.Error!void {
         shape_ops.share(node, src, src.offset + at);
         return;
     }
-    const l = Packed{ .n = src.size(), .p = p, .s_dt = if (p.mode == .affine) src.dtype else .uint8 };
+    const l = Packed.of(src.size(), src.dtype, p);
     const buf = try array.newBuffer(l.words() * 4, "quantize");
     defer buf.release();
     try quantizeInto(src, if (node.inputs.len > 1) node.inputs[1] else null, p, buf.ptr);
@@ -1031,5 +1039,42 @@ test "quantize's outputs view one packed node; a part made on W itself (an older
             try testing.expectEqual(@as(usize, 0), @intFromPtr(out[i].data()) % out[i].dtype.size());
             try testing.expectEqualSlices(u8, legacy[i].data()[0..legacy[i].nbytes()], out[i].data()[0..out[i].nbytes()]);
         }
+    };
+}
+
+test "quantize of a view (transposed, reversed, strided; float64) gives the bytes of quantize of its contiguous copy" {
+    const eval_mod = @import("../eval.zig");
+    const indexing = @import("indexing.zig");
+    const s: u32 = 0;
+    for ([_]Dtype{ .float32, .bfloat16, .float64 }) |dt| for ([_]Params{
+        .{ .mode = .affine, .group_size = 64, .bits = 4 },
+        .{ .mode = .affine, .group_size = 32, .bits = 3 },
+        .{ .mode = .nvfp4, .group_size = 16, .bits = 4 },
+    }) |p| for (0..3) |view_kind| {
+        // M is [640, 1030]; W = M.T [1030, 640], M.T reversed along both axes, or every second
+        // column of M.T's first 1024 rows.
+        const m = try array.createWithBuffer(dt, try Shape.fromSlice(&.{ 640, 1030 }, "t"), s, "t");
+        defer array.release(m);
+        for (0..m.size()) |i| qk.store(dt, m.data(), i, @as(f32, @floatFromInt(@as(i32, @intCast((i * 7919) % 201)) - 100)) * 0.01);
+        const t = try shape_ops.transpose(m, &.{ 1, 0 }, s);
+        defer array.release(t);
+        const w = switch (view_kind) {
+            0 => try shape_ops.transpose(m, &.{ 1, 0 }, s),
+            1 => try indexing.slice(t, &.{ 1029, 639 }, &.{ -1031, -641 }, &.{ -1, -1 }, s),
+            else => try indexing.slice(t, &.{ 0, 0 }, &.{ 1024, 640 }, &.{ 1, 2 }, s),
+        };
+        defer array.release(w);
+        const wc = try shape_ops.contiguous(w, false, s);
+        defer array.release(wc);
+        var out: [3]*Node = undefined;
+        const n = try quantize(w, p, null, s, &out);
+        defer for (out[0..n]) |o| array.release(o);
+        var want: [3]*Node = undefined;
+        _ = try quantize(wc, p, null, s, &want);
+        defer for (want[0..n]) |o| array.release(o);
+        try eval_mod.eval(out[0..n]);
+        try eval_mod.eval(want[0..n]);
+        try testing.expect(!w.isRowContiguous());
+        for (0..n) |i| try testing.expectEqualSlices(u8, want[i].data()[0..want[i].nbytes()], out[i].data()[0..out[i].nbytes()]);
     };
 }
