@@ -141,12 +141,12 @@ pub const min_work: usize = 32 * 32 * 64;
 /// Packing buffers kept between products (fresh multi-megabyte allocations cost page faults).
 /// A product that finds them in use (another stream's product) allocates its own.
 var cache_lock: std.Thread.Mutex = .{};
-/// Two 32 x 32 float32 blocks of C per thread: one being rounded into C while the next is made.
-threadlocal var stage_buf: [2][32 * 32]f32 align(64) = undefined;
+/// A 32 x 32 float32 block of C per thread, stored from the accumulator tiles and rounded into C
+/// while the next block's products run in the tiles.
+threadlocal var stage_buf: [32 * 32]f32 align(64) = undefined;
 
 /// A block of C in the stage, its first `done` rows already rounded into C.
 const Pending = struct {
-    stage: *const [32 * 32]f32 = undefined,
     row0: usize = 0,
     col0: usize = 0,
     rows: usize = 0,
@@ -168,6 +168,7 @@ fn grow(buf: *[]align(64) u16, len: usize) bool {
 /// buffers could not be allocated (the caller falls back); requires `available()`.
 pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
     if (comptime !is_x86_64) return false; // the tile code below is x86-64 only (cross builds)
+    if (k == 0) return false; // nothing to multiply: the caller scales C
     const mbp = (m + 31) / 32; // 32-row block pairs
     const nbp = (n + 31) / 32; // 32-column block pairs
     const ks = (k + 31) / 32; // 32-deep k steps
@@ -218,12 +219,11 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
             defer tileRelease();
             const panel = j.ks * tile_elems;
             const row_group = @max(1, a_group_bytes / (2 * panel * 2));
-            // The previous block's results wait in one half of the stage while the next block's
-            // products run, a few of its rows rounded into C after each k step: the vector work
-            // overlaps the tile unit's instead of stalling it (~20% of a 1024-deep product).
+            // The previous block's results wait in the stage while the next block's products
+            // run, a few of its rows rounded into C after each k step: the vector work overlaps
+            // the tile unit's instead of stalling it (~20% of a 1024-deep product).
             var pending: Pending = .{};
             const per_step = (32 + j.ks - 1) / j.ks; // rows of the pending block per k step
-            var half_idx: usize = 0;
             var rg = r0;
             while (rg < r1) : (rg += row_group) {
                 const rg_end = @min(rg + row_group, r1);
@@ -259,16 +259,15 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                         }
                         j.finishRows(&pending, per_step);
                     }
-                    j.finishRows(&pending, 32);
-                    const stage = &stage_buf[half_idx];
-                    half_idx ^= 1;
+                    j.finishRows(&pending, 32); // (a K of fewer than 32 steps)
+                    const stage = &stage_buf;
                     tileStore(0, stage, 128);
                     tileStore(1, @ptrCast(&stage[16]), 128);
                     tileStore(2, @ptrCast(&stage[16 * 32]), 128);
                     tileStore(3, @ptrCast(&stage[16 * 32 + 16]), 128);
                     const row0 = rp * 32;
                     const col0 = cp * 32;
-                    pending = .{ .stage = stage, .row0 = row0, .col0 = col0, .rows = @min(32, j.m - row0), .cols = @min(32, j.n - col0) };
+                    pending = .{ .row0 = row0, .col0 = col0, .rows = @min(32, j.m - row0), .cols = @min(32, j.n - col0) };
                 };
             }
             j.finishRows(&pending, 32);
@@ -277,7 +276,7 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         /// Rounds up to `count` more rows of the pending block into C (alpha and beta applied).
         inline fn finishRows(j: *const @This(), p: *Pending, count: usize) void {
             const end = @min(p.done + count, p.rows);
-            const stage = p.stage;
+            const stage = &stage_buf;
             if (SC == BF16 and j.beta == 0 and j.c.cs == 1 and p.cols == 32) {
                 // Whole contiguous rows: scale and round 16 lanes at a time.
                 for (p.done..end) |i| {
