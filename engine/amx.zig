@@ -23,7 +23,8 @@ const cpu = @import("cpu.zig");
 const pool = @import("pool.zig");
 const half = @import("half.zig");
 const dtype = @import("dtype.zig");
-const Mat = @import("gemm.zig").Mat;
+const gemm_zig = @import("gemm.zig");
+const Mat = gemm_zig.Mat;
 
 const BF16 = dtype.BF16;
 const is_x86_64 = builtin.cpu.arch == .x86_64 and builtin.os.tag == .linux;
@@ -396,14 +397,19 @@ fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb0: usize, cb1: usize,
             }
         }
     } else if (b.rs == 1) {
-        // Column-major B (x @ W.T): a column's (k, k + 1) pair is already one VNNI word.
+        // Column-major B (x @ W.T): a column's (k, k + 1) pair is already one VNNI word, and a
+        // tile row is the same pair of 16 columns, so 16 columns' words are transposed in
+        // registers (gemm.packLines, as the float32 path packs such a B): a k step's tile is
+        // written whole rows at a time. (Word by word, 64 bytes apart, this took ~3x the
+        // product itself for a 128-row x @ W.T.)
         for (cb0..full_end) |cb| {
-            const dst: [*]align(2) u32 = @ptrCast(out + cb * panel);
-            for (0..16) |jj| {
-                const src: [*]align(2) const u32 = @ptrCast(b.at(0, cb * 16 + jj));
-                for (0..k / 2) |w| dst[(w / 16) * 256 + (w % 16) * 16 + jj] = src[w];
-                if (k % 2 == 1) dst[(k / 32) * 256 + ((k % 32) / 2) * 16 + jj] = b.at(k - 1, cb * 16 + jj).bits;
-            }
+            const dst: [*]u32 = @ptrCast(@alignCast(out + cb * panel));
+            var src: [16][*]const gemm_zig.Pair = undefined;
+            for (0..16) |jj| src[jj] = @ptrCast(b.at(0, cb * 16 + jj));
+            gemm_zig.packLines(u32, gemm_zig.Pair, 16, 16, k / 2, &src, dst);
+            if (k % 2 == 1) for (0..16) |jj| {
+                dst[(k / 32) * 256 + ((k % 32) / 2) * 16 + jj] = b.at(k - 1, cb * 16 + jj).bits;
+            };
         }
     } else {
         for (cb0..full_end) |cb| packColsAt(b, n, k, cb, out + cb * panel);
