@@ -27,17 +27,10 @@ fn none(iters: usize) f64 {
     return rate(4 * iters, @intCast(std.time.nanoTimestamp() - t0));
 }
 
-fn fromL1(buf: [*]u16, iters: usize) f64 {
+fn fromL1(buf: [*]const u16, iters: usize) f64 {
     const t0 = std.time.nanoTimestamp();
     for (0..iters) |_| {
-        amx.tileLoad(4, buf, 64);
-        amx.tileLoad(5, buf + 512, 64);
-        amx.tileLoad(6, buf + 1024, 64);
-        amx.tileLoad(7, buf + 1536, 64);
-        amx.dot(0, 4, 6);
-        amx.dot(1, 4, 7);
-        amx.dot(2, 5, 6);
-        amx.dot(3, 5, 7);
+        amx.step(buf, buf + 512, buf + 1024, buf + 1536);
     }
     return rate(4 * iters, @intCast(std.time.nanoTimestamp() - t0));
 }
@@ -51,14 +44,7 @@ fn fromL2(a: [*]u16, b: [*]u16, ks: usize, reps: usize) f64 {
         const a0 = a + 2 * rp * panel;
         const a1 = a0 + panel;
         for (0..ks) |q| {
-            amx.tileLoad(4, a0 + q * 512, 64);
-            amx.tileLoad(5, a1 + q * 512, 64);
-            amx.tileLoad(6, b + q * 512, 64);
-            amx.tileLoad(7, b + panel + q * 512, 64);
-            amx.dot(0, 4, 6);
-            amx.dot(1, 4, 7);
-            amx.dot(2, 5, 6);
-            amx.dot(3, 5, 7);
+            amx.step(a0 + q * 512, a1 + q * 512, b + q * 512, b + panel + q * 512);
         }
     };
     return rate(reps * 4 * ks * 4, @intCast(std.time.nanoTimestamp() - t0));
@@ -80,14 +66,7 @@ fn kBlocked(a: [*]u16, b: [*]u16, cbuf: [*]f32, ks: usize, kq: usize, reps: usiz
             const a0 = a + 2 * rp * panel;
             const a1 = a0 + panel;
             for (k0..k0 + kq) |q| {
-                amx.tileLoad(4, a0 + q * 512, 64);
-                amx.tileLoad(5, a1 + q * 512, 64);
-                amx.tileLoad(6, b + q * 512, 64);
-                amx.tileLoad(7, b + panel + q * 512, 64);
-                amx.dot(0, 4, 6);
-                amx.dot(1, 4, 7);
-                amx.dot(2, 5, 6);
-                amx.dot(3, 5, 7);
+                amx.step(a0 + q * 512, a1 + q * 512, b + q * 512, b + panel + q * 512);
             }
             amx.tileStore(0, cp, 128);
             amx.tileStore(1, cp + 16, 128);

@@ -129,6 +129,20 @@ pub inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
     asm volatile (std.fmt.comptimePrint(".byte 0xc4, 0xe2, 0x{x:0>2}, 0x5c, 0x{x:0>2}", .{ vex2, 0xc0 | (c << 3) | a }) ::: .{ .memory = true });
 }
 
+/// One 32-deep k step of a 32 x 32 block of C held in tiles 0-3: the two packed A tiles (rows
+/// 0-15 and 16-31) into tiles 4 and 5, the two packed B tiles (columns 0-15 and 16-31) into 6 and
+/// 7, and the four products.
+pub inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
+    tileLoad(4, a0, 64);
+    tileLoad(5, a1, 64);
+    tileLoad(6, b0, 64);
+    tileLoad(7, b1, 64);
+    dot(0, 4, 6);
+    dot(1, 4, 7);
+    dot(2, 5, 6);
+    dot(3, 5, 7);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The product
 
@@ -246,14 +260,7 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                     const b1 = b0 + panel;
                     for (0..j.ks) |q| {
                         const off = q * tile_elems;
-                        tileLoad(4, a0 + off, 64);
-                        tileLoad(5, a1 + off, 64);
-                        tileLoad(6, b0 + off, 64);
-                        tileLoad(7, b1 + off, 64);
-                        dot(0, 4, 6);
-                        dot(1, 4, 7);
-                        dot(2, 5, 6);
-                        dot(3, 5, 7);
+                        step(a0 + off, a1 + off, b0 + off, b1 + off);
                         for (0..per_q) |_| {
                             if (line < next_lines) @prefetch(next + 64 * line, .{ .locality = 2 });
                             line += 1;
