@@ -352,11 +352,17 @@ inline fn storeC(comptime SC: type, p: *SC, v: f32) void {
     if (SC == BF16) p.* = .{ .bits = half.f32ToBf16(v) } else p.* = @floatCast(v);
 }
 
+/// Zeroes what a 16-line panel's values leave (packing reuses buffers): the whole panel when
+/// it has fewer than 16 lines (`partial`), else the last k step's tile when K is not a multiple
+/// of 32.
+fn zeroPadding(panel: [*]u16, ks: usize, k: usize, partial: bool) void {
+    if (partial) @memset(panel[0 .. ks * tile_elems], 0) else if (k % 32 != 0) @memset(panel[(ks - 1) * tile_elems ..][0..tile_elems], 0);
+}
+
 /// Rows [16 rb, 16 rb + 16) of A as ks tiles of 16 x 32 (row-major, zero-padded).
 fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16) void {
     const r0 = rb * 16;
-    // Zero only what the values leave: a partial row block whole, else a partial last step.
-    if (r0 + 16 > m) @memset(out[0 .. ks * tile_elems], 0) else if (k % 32 != 0) @memset(out[(ks - 1) * tile_elems ..][0..tile_elems], 0);
+    zeroPadding(out, ks, k, r0 + 16 > m);
     if (r0 >= m) return;
     const rows = @min(16, m - r0);
     for (0..rows) |r| {
@@ -378,11 +384,7 @@ fn packRows(a: Mat(BF16), m: usize, k: usize, ks: usize, rb: usize, out: [*]u16)
 /// 2 j + kk % 2; zero past n and past k.
 fn packCols(b: Mat(BF16), n: usize, k: usize, ks: usize, cb0: usize, cb1: usize, out: [*]u16) void {
     const panel = ks * tile_elems;
-    // Zero only what the values leave: a partial column block whole, else a partial last step.
-    for (cb0..cb1) |cb| {
-        const dst = out + cb * panel;
-        if (cb * 16 + 16 > n) @memset(dst[0..panel], 0) else if (k % 32 != 0) @memset(dst[(ks - 1) * tile_elems ..][0..tile_elems], 0);
-    }
+    for (cb0..cb1) |cb| zeroPadding(out + cb * panel, ks, k, cb * 16 + 16 > n);
     const full_end = @max(cb0, @min(cb1, n / 16));
     if (b.cs == 1) {
         // Row-major B: down every pair of rows (each row read once, in order), across every
