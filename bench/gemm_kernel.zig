@@ -6,7 +6,8 @@
 //! workers parked between rounds (as between two evaluations in a program), `f16` float16
 //! storage squares, `f32` float32 squares only, `f32serial` the same on one thread,
 //! `bf16serial` bfloat16 squares on one thread, `bf16`
-//! bfloat16 squares on AMX, on VDPBF16PS and widened to float32, next to float32, `shapes` float32 transformer shapes.
+//! bfloat16 squares on AMX, on VDPBF16PS and widened to float32, next to float32, `shapes` float32 transformer shapes,
+//! `prefill` float32 m x 4096 x 4096 for a few m (ROWS=m for one). MIN_REPS=n times at least n calls.
 const std = @import("std");
 const gemm = @import("gemm");
 const F16 = gemm.F16;
@@ -14,6 +15,8 @@ const F16 = gemm.F16;
 pub fn main() !void {
     const args = try std.process.argsAlloc(std.heap.c_allocator);
     const group: []const u8 = if (args.len > 1) args[1] else "all";
+    if (std.posix.getenv("ROWS")) |v| prefill_rows = try std.fmt.parseInt(usize, v, 10);
+    if (std.posix.getenv("MIN_REPS")) |v| min_reps = try std.fmt.parseInt(usize, v, 10);
     const all = std.mem.eql(u8, group, "all");
     if (all or std.mem.eql(u8, group, "square")) try squares();
     if (all or std.mem.eql(u8, group, "f16")) try f16Squares();
@@ -39,6 +42,18 @@ pub fn main() !void {
         try timeProduct(f32, f32, "f32 128x4096x4096 B transposed", 128, 4096, 4096);
         b_transposed = false;
     }
+    if (std.mem.eql(u8, group, "prefill")) {
+        // few rows against a large weight: m x 4096 x 4096, B row-major then column-major
+        inline for (.{ false, true }) |bt| {
+            b_transposed = bt;
+            for ([_]usize{ 112, 126, 128, 256 }) |m| {
+                if (prefill_rows != 0 and m != prefill_rows) continue;
+                var buf: [64]u8 = undefined;
+                try timeProduct(f32, f32, try std.fmt.bufPrint(&buf, "f32 {d}x4096x4096{s}", .{ m, if (bt) " B transposed" else "" }), m, 4096, 4096);
+            }
+        }
+        b_transposed = false;
+    }
     if (std.mem.eql(u8, group, "bf16serial")) {
         serial_only = true;
         for ([_]usize{ 512, 1024, 2048 }) |n| try timeSquare(f32, gemm.BF16, "bf16 one thread", n);
@@ -58,6 +73,10 @@ pub fn main() !void {
     }
 }
 
+/// `prefill`: only this row count (ROWS), 0 for all.
+var prefill_rows: usize = 0;
+/// At least this many timed calls (best of them reported); MIN_REPS overrides.
+var min_reps: usize = 3;
 /// `f32serial`: time gemm.gemmSerial (one thread), for measuring next to other work.
 var serial_only = false;
 /// `shapes`: A stored column-major (k x m row-major, read transposed).
@@ -97,7 +116,7 @@ fn timeProduct(comptime T: type, comptime S: type, label: []const u8, m: usize, 
     const bm = if (b_transposed) M{ .ptr = b.ptr, .rs = 1, .cs = @intCast(k) } else M{ .ptr = b.ptr, .rs = @intCast(n), .cs = 1 };
     const cm = M{ .ptr = c.ptr, .rs = @intCast(n), .cs = 1 };
     const flops = 2.0 * @as(f64, @floatFromInt(m * n * k));
-    const reps: usize = @max(3, @as(usize, @intFromFloat(2e10 / flops)));
+    const reps: usize = @max(min_reps, @as(usize, @intFromFloat(2e10 / flops)));
     gemm.gemm(T, S, S, S, m, n, k, 1, am, bm, 0, cm); // warm
     var best: f64 = 1e30;
     for (0..reps) |_| {

@@ -318,9 +318,15 @@ fn serial(comptime T: type, comptime SA: type, comptime SB: type, comptime SC: t
     if (!blocked(pn, m, n, k)) naive(T, SA, SB, SC, m, n, k, alpha, a, b, beta, c);
 }
 
+/// `blocked` with a single row block packs B this many bytes at a time (256 KiB: it stays in
+/// L2 beside A's block while its micro-panels are used).
+const small_b_bytes: usize = 256 << 10;
+
 /// One thread's blocked product, in the classic loop order: C's columns in blocks of NC, the
 /// depth in panels (each packed from B once and used by every row block), C's rows in blocks
-/// of MC (each packed from A once), then the block's MR x NR register tiles. `pn` packs and
+/// of MC (each packed from A once), then the block's MR x NR register tiles. With a single row
+/// block (m <= MC) the depth panel is the outer loop instead: A packed once per panel, B a
+/// small block at a time (`small_b_bytes`). `pn` packs and
 /// multiplies, with the depth counted in its own units (values here, pairs of values in
 /// engine/dpbf16.zig):
 ///   Blocking                              the register tile and block sizes (a Params)
@@ -342,6 +348,24 @@ pub fn blocked(pn: anytype, m: usize, n: usize, units: usize) bool {
     const bp: [*]E = @ptrCast(@alignCast(bb.ptr));
     const ap: [*]E = @ptrCast(@alignCast(ab.ptr));
 
+    if (m <= P.MC) {
+        // One row block (a prefill's few rows against a large B): A is packed once per depth
+        // panel and B a few micro-panels at a time, so the packed B is read back from L1/L2
+        // right after it is written instead of from a block of several MiB.
+        const nc_small: usize = @min(nc_max, @max(P.NR, small_b_bytes / (ku_max * @sizeOf(E)) / P.NR * P.NR));
+        var u: usize = 0;
+        while (u < units) : (u += Pn.panel) {
+            const ku: usize = @min(Pn.panel, units - u);
+            pn.packBlockA(u, ku, 0, m, ap);
+            var jc: usize = 0;
+            while (jc < n) : (jc += nc_small) {
+                const nc: usize = @min(nc_small, n - jc);
+                pn.packPanelB(u, ku, jc, nc, bp);
+                blockTiles(pn, ku, ap, bp, u == 0, 0, m, jc, nc);
+            }
+        }
+        return true;
+    }
     var jc: usize = 0;
     while (jc < n) : (jc += P.NC) {
         const nc: usize = @min(P.NC, n - jc);
@@ -353,19 +377,26 @@ pub fn blocked(pn: anytype, m: usize, n: usize, units: usize) bool {
             while (ic < m) : (ic += P.MC) {
                 const mc: usize = @min(P.MC, m - ic);
                 pn.packBlockA(u, ku, ic, mc, ap);
-                var jr: usize = 0;
-                while (jr < nc) : (jr += P.NR) {
-                    const nr: usize = @min(P.NR, nc - jr);
-                    var ir: usize = 0;
-                    while (ir < mc) : (ir += P.MR) {
-                        const mr: usize = @min(P.MR, mc - ir);
-                        pn.tile(ku, ap + ir * ku, bp + jr * ku, u == 0, ic + ir, jc + jr, mr, nr);
-                    }
-                }
+                blockTiles(pn, ku, ap, bp, u == 0, ic, mc, jc, nc);
             }
         }
     }
     return true;
+}
+
+/// The register tiles of C's block [ic, ic + mc) x [jc, jc + nc) from a packed A block and B
+/// panel, a column of tiles at a time (each B micro-panel used by every row tile in turn).
+inline fn blockTiles(pn: anytype, ku: usize, ap: anytype, bp: anytype, first: bool, ic: usize, mc: usize, jc: usize, nc: usize) void {
+    const P = @TypeOf(pn).Blocking;
+    var jr: usize = 0;
+    while (jr < nc) : (jr += P.NR) {
+        const nr: usize = @min(P.NR, nc - jr);
+        var ir: usize = 0;
+        while (ir < mc) : (ir += P.MR) {
+            const mr: usize = @min(P.MR, mc - ir);
+            pn.tile(ku, ap + ir * ku, bp + jr * ku, first, ic + ir, jc + jr, mr, nr);
+        }
+    }
 }
 
 /// The float path's panels for `blocked`: values of the compute type T, a depth unit a value.
@@ -518,7 +549,7 @@ inline fn packSpan(comptime T: type, comptime S: type, comptime R: usize, lines:
 /// v (VL x VL, one row per vector) transposed in place. Stage h swaps bit log2(h) of the row
 /// index with that bit of the lane index: out[i][c] = in[i with that bit := c's][c with that
 /// bit := i's]; after every bit the rows and lanes are exchanged.
-inline fn transposeSquare(comptime T: type, comptime VL: usize, v: *[VL]@Vector(VL, T)) void {
+pub inline fn transposeSquare(comptime T: type, comptime VL: usize, v: *[VL]@Vector(VL, T)) void {
     comptime var h: usize = 1;
     inline while (h < VL) : (h *= 2) {
         const masks = comptime blk: {
@@ -558,20 +589,27 @@ inline fn putLanes(comptime T: type, comptime VL: usize, comptime n: usize, p: [
 pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(SB), out: [*]T) void {
     const P = Params(T);
     const NR = P.NR;
-    var q: usize = 0;
+    const full = nc / NR * NR;
+    if (b.cs == 1 and full > 0) {
+        // Row-major B: each row's whole vectors in turn (float16/bfloat16 widened in vector
+        // registers), so B is read along its rows as it lies in memory.
+        for (0..kc) |p| {
+            const row: [*]const SB = @ptrCast(b.at(p, 0));
+            var q: usize = 0;
+            while (q < full) : (q += NR) {
+                inline for (0..P.NV) |v| {
+                    const x: P.V = loadVec(SB, T, P.VL, row + q + v * P.VL);
+                    out[q * kc + p * NR + v * P.VL ..][0..P.VL].* = x;
+                }
+            }
+        }
+    }
+    // The rest: a row-major B's last partial panel, or every panel of another layout.
+    var q: usize = if (b.cs == 1) full else 0;
     while (q < nc) : (q += NR) {
         const cols: usize = @min(NR, nc - q);
         const dst = out + q * kc;
-        if (b.cs == 1 and cols == NR) {
-            // Row-major B: whole vectors (float16/bfloat16 widened in vector registers).
-            for (0..kc) |p| {
-                const sp: [*]const SB = @ptrCast(b.at(p, q));
-                inline for (0..P.NV) |v| {
-                    const x: P.V = loadVec(SB, T, P.VL, sp + v * P.VL);
-                    dst[p * NR + v * P.VL ..][0..P.VL].* = x;
-                }
-            }
-        } else if (b.rs == 1) {
+        if (b.rs == 1 and b.cs != 1) {
             // Column-major B (a transposed operand, x @ W.T): columns contiguous along K,
             // transposed in registers.
             var src: [NR][*]const SB = undefined;
@@ -587,8 +625,16 @@ pub fn packB(comptime T: type, comptime SB: type, kc: usize, nc: usize, b: Mat(S
 }
 
 /// The register tile: C[0..mr, 0..nr] = alpha * (A panel x B panel) + beta * C.
+/// A partial tile (mr < MR: the last rows of a block) multiplies only its mr rows (rounded up
+/// to a pair), so a 128-row product's 2-row last tile costs 2/14 of a tile, not a whole one.
 pub fn micro(comptime T: type, comptime SC: type, kc: usize, ap: [*]const T, bp: [*]const T, alpha: T, beta: T, c: Mat(SC), mr: usize, nr: usize) void {
-    runTile(T, SC, accumulate, .{ T, 1, Params(T).MR, kc, ap, bp }, alpha, beta, c, mr, nr);
+    const MR = Params(T).MR;
+    @setEvalBranchQuota(20000);
+    // Rows in pairs: half the variants, at most one row's products wasted.
+    switch ((mr + 1) / 2) {
+        inline 1...(MR + 1) / 2 => |pairs| runTile(T, SC, accumulateRows, .{ T, @min(2 * pairs, MR), 1, MR, kc, ap, bp }, alpha, beta, c, mr, nr),
+        else => unreachable,
+    }
 }
 
 /// Every micro-kernel's sequence (micro here, the VDPBF16PS tile of engine/dpbf16.zig, the
@@ -631,6 +677,11 @@ inline fn zeroTile(comptime T: type) Tile(T) {
 /// for row i at position p at a[i * si + p * sp] (a packed A panel: si = 1, sp = MR; the direct
 /// convolution reads rows of its input in place: si the distance between output positions).
 pub inline fn accumulate(comptime T: type, comptime si: usize, comptime sp: usize, kc: usize, ap: [*]const T, bp: [*]const T, acc: *Tile(T)) void {
+    accumulateRows(T, Params(T).MR, si, sp, kc, ap, bp, acc);
+}
+
+/// `accumulate` for the tile's first `rows` rows only (the others stay zero).
+pub inline fn accumulateRows(comptime T: type, comptime rows: usize, comptime si: usize, comptime sp: usize, kc: usize, ap: [*]const T, bp: [*]const T, acc: *Tile(T)) void {
     const P = Params(T);
     const V = P.V;
     var a = ap;
@@ -639,7 +690,7 @@ pub inline fn accumulate(comptime T: type, comptime si: usize, comptime sp: usiz
     while (p < kc) : (p += 1) {
         var bv: [P.NV]V = undefined;
         inline for (0..P.NV) |v| bv[v] = b[v * P.VL ..][0..P.VL].*;
-        inline for (0..P.MR) |i| {
+        inline for (0..rows) |i| {
             const s: V = @splat(a[i * si]);
             inline for (0..P.NV) |v| acc[i][v] = madd(V, s, bv[v], acc[i][v]);
         }
@@ -653,8 +704,8 @@ inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), al
     const P = Params(T);
     const V = P.V;
     const va: V = @splat(alpha);
-    if (SC == T and c.cs == 1 and mr == P.MR and nr == P.NR) {
-        inline for (0..P.MR) |i| {
+    if (SC == T and c.cs == 1 and nr == P.NR) {
+        inline for (0..P.MR) |i| if (i < mr) {
             const row: [*]T = @ptrCast(c.at(i, 0));
             inline for (0..P.NV) |v| {
                 const dst = row[v * P.VL ..][0..P.VL];
@@ -665,12 +716,12 @@ inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), al
                     dst.* = madd(V, va, acc[i][v], old * @as(V, @splat(beta)));
                 }
             }
-        }
+        };
         return;
     }
-    if (SC != T and c.cs == 1 and mr == P.MR and nr == P.NR) {
+    if (SC != T and c.cs == 1 and nr == P.NR) {
         // A narrow C: rounded in vectors (the same bits as the element loop below).
-        inline for (0..P.MR) |i| {
+        inline for (0..P.MR) |i| if (i < mr) {
             const row: [*]SC = @ptrCast(c.at(i, 0));
             inline for (0..P.NV) |v| {
                 const dst = row + v * P.VL;
@@ -678,7 +729,7 @@ inline fn storeTile(comptime T: type, comptime SC: type, acc: *const Tile(T), al
                 if (beta != 0) x = x + @as(V, @splat(beta)) * loadVec(SC, T, P.VL, dst);
                 storeVec(SC, T, P.VL, dst, x);
             }
-        }
+        };
         return;
     }
     var tile: [P.MR][P.NR]T = undefined;
@@ -861,6 +912,9 @@ test "gemm matches the triple loop: shapes around the tile and block sizes, tran
                 try checkCase(T, s[0], s[1], s[2], ta, tb, 1, 0);
             };
             try checkCase(T, 130, 129, 300, false, false, 0.5, 2);
+            // one row block, several depth panels and B blocks, beta on the first panel only
+            try checkCase(T, 45, 200, 1100, false, false, 0.5, 2);
+            try checkCase(T, 45, 200, 1100, true, true, 0.5, 2);
             try checkCase(T, 1, 600, 40, false, false, 2, -1);
             try checkCase(T, 600, 1, 40, false, false, 2, -1);
         }
