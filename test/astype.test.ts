@@ -132,6 +132,43 @@ describe("astype of transposed and reversed views (tiled walks)", () => {
   });
 });
 
+describe("outputs of 16 MiB and more (streaming stores) from transposed sources", () => {
+  // A = tile(src, [2050, reps]); A.T's row r is 2050 copies of src[r % n]. The tiled walk writes
+  // rows of up to 64 elements; output rows of 2050 elements start off a cache line on most
+  // rows, which take the plain stores, the rest stream.
+  const cases: [mx.DtypeName, mx.DtypeName][] = [
+    ["float32", "float32"], // a same-dtype copy (mx.contiguous)
+    ["int32", "float32"], // a conversion without a vector kernel
+    ["float32", "bfloat16"], // float32 lanes
+  ];
+  const cols = 2050;
+  for (const [from, to] of cases) {
+    test(`${from} -> ${to}`, () => {
+      mx.tidy(() => {
+        const src = fromRecord(fixture.sources[from]);
+        const n = src.shape[0]!;
+        const size = mx.dtypes.find((d) => d.name === to)!.size;
+        const reps = Math.ceil((16 << 20) / (n * cols * size));
+        const a = mx.tile(src.reshape([1, n]), [cols, reps]);
+        const t = from === to ? mx.contiguous(mx.transpose(a)) : mx.transpose(a).astype(to);
+        const got = bytesOf(t);
+        expect(got.length).toBe(n * reps * cols * size);
+        expect(got.length).toBeGreaterThanOrEqual(16 << 20);
+        // Each row's elements equal its first, which is MLX's conversion of src[r % n].
+        const rowBytes = cols * size;
+        for (let r = 0; r < n * reps; r++) {
+          const row = got.subarray(r * rowBytes, (r + 1) * rowBytes);
+          for (let k = size; k < rowBytes; k++) {
+            if (row[k] !== row[k % size]) throw new Error(`row ${r}, byte ${k}: ${row[k]}, want ${row[k % size]}`);
+          }
+          const first = diffGathered(from, to, row.slice(0, size), [r % n]);
+          if (first !== null) throw new Error(`row ${r}: ${first}`);
+        }
+      });
+    });
+  }
+});
+
 describe("astype of broadcast (non-contiguous) inputs", () => {
   for (const c of fixture.broadcast) {
     for (const to of fixture.dtypes) {

@@ -19,6 +19,7 @@ const abi_util = @import("../abi_util.zig");
 const copy = @import("copy.zig");
 const sm = @import("scalar_math.zig");
 const cpu = @import("../cpu.zig");
+const gemm = @import("../gemm.zig");
 const dtype_mod = @import("../dtype.zig");
 const Dtype = dtype_mod.Dtype;
 const Node = array.Node;
@@ -857,12 +858,7 @@ fn Walk(comptime sizes: [max_ops]usize) type {
                         const U = std.meta.Int(.unsigned, 8 * sizes[k]);
                         const src: [*]align(1) const U = @ptrFromInt(a[k]);
                         const dst: [*]U = @ptrCast(@alignCast(&scratch[k - 1]));
-                        const s1 = st[k];
-                        const s2 = p.l.strides[k][d - 2];
-                        for (0..nc) |j| {
-                            const col = ofs(src, @as(i64, @intCast(j)) * s1);
-                            for (0..nr) |i| dst[i * tile_cols + j] = ofs(col, @as(i64, @intCast(i)) * s2)[0];
-                        }
+                        gatherTile(U, src, st[k], p.l.strides[k][d - 2], nr, nc, dst);
                         a[k] = @intFromPtr(dst);
                         st[k] = 1;
                         step[k] = tile_cols * sizes[k];
@@ -997,17 +993,34 @@ fn CastCtx(comptime S: Dtype, comptime D: Dtype) type {
     return extern struct {
         out: [*]D.Type(),
         in: [*]const S.Type(),
+        /// Large output: streaming stores where the level has them.
+        stream: bool,
         pub const sizes = [max_ops]usize{ @sizeOf(D.Type()), @sizeOf(S.Type()), 0, 0 };
         fn bases(c: *const @This()) [max_ops]usize {
             return .{ @intFromPtr(c.out), @intFromPtr(c.in), 0, 0 };
         }
-        fn row(_: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
+        fn row(c: *const @This(), p: *const [max_ops]usize, st: *const [max_ops]i64, n: usize) void {
             const o: [*]D.Type() = @ptrFromInt(p[0]);
             const src: [*]const S.Type() = @ptrFromInt(p[1]);
             if (st[0] == 1 and st[1] == 1) {
                 var i: usize = 0;
                 if (comptime floats) {
+                    if (can_stream and c.stream and streamAligned(D.Type(), o)) {
+                        while (i + VL <= n) : (i += VL) storeBlockStream(D, o + i, vload(S, src + i));
+                    }
                     while (i + VL <= n) : (i += VL) vstore(D, o + i, vload(S, src + i));
+                } else if (can_stream and c.stream and @intFromPtr(o) % 64 == 0) {
+                    // Other casts and same-dtype copies: a cache line of results at a time.
+                    const per = 64 / @sizeOf(D.Type());
+                    while (i + per <= n) : (i += per) {
+                        var line: [per]D.Type() align(64) = undefined;
+                        inline for (0..per) |e| line[e] = convert.cast(S, D, src[i + e]);
+                        asm volatile ("vmovntdq %[v], (%[p])"
+                            :
+                            : [v] "v" (@as(@Vector(64, u8), @as(*const [64]u8, @ptrCast(&line)).*)),
+                              [p] "r" (o + i),
+                            : .{ .memory = true });
+                    }
                 }
                 while (i < n) : (i += 1) o[i] = convert.cast(S, D, src[i]);
                 return;
@@ -1073,7 +1086,8 @@ pub fn castBlock(comptime S: Dtype, comptime D: Dtype, out: [*]u8, in: [*]const 
 
 fn runCast(comptime S: Dtype, comptime D: Dtype, l: *const Layout, in: [*]const u8, out: [*]u8) void {
     const K = CastKernel(S, D);
-    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)) };
+    const bytes = l.rows() * l.inner() * @sizeOf(D.Type());
+    const ctx = K.Ctx{ .out = @ptrCast(@alignCast(out)), .in = @ptrCast(@alignCast(in)), .stream = bytes >= stream_min_bytes };
     if (comptime cpu.dispatch and castDispatched(S, D)) {
         cpu.pick(K.Fn, comptime castEntryName(S, D))(&ctx, l);
     } else K.call(&ctx, l);
@@ -1103,6 +1117,39 @@ pub fn CastKernel(comptime S: Dtype, comptime D: Dtype) type {
 
 /// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
 /// first logical element, which need not be its lowest address (as convert.at).
+/// A tile of a transposed operand into scratch, row-major with tile_cols elements a row:
+/// dst[i * tile_cols + j] = src[j * s1 + i * s2], each column read along the operand's own
+/// axis. An operand whose rows are contiguous (s2 = 1: a plain transpose) goes in square
+/// blocks transposed in vector registers (16 x 16 elements, 8 x 8 for 8-byte ones), the
+/// edges and other layouts element by element.
+fn gatherTile(comptime U: type, src: [*]align(1) const U, s1: i64, s2: i64, nr: usize, nc: usize, dst: [*]U) void {
+    const L = if (@sizeOf(U) == 8) 8 else 16;
+    var j0: usize = 0;
+    if (@sizeOf(U) > 1 and s2 == 1) {
+        while (j0 + L <= nc) : (j0 += L) {
+            var r0: usize = 0;
+            while (r0 + L <= nr) : (r0 += L) {
+                var v: [L]@Vector(L, U) = undefined;
+                inline for (0..L) |c| {
+                    const col = ofs(src, @as(i64, @intCast(j0 + c)) * s1 + @as(i64, @intCast(r0)));
+                    const line: [L]U = col[0..L].*;
+                    v[c] = line;
+                }
+                gemm.transposeSquare(U, L, &v);
+                inline for (0..L) |r| dst[(r0 + r) * tile_cols + j0 ..][0..L].* = v[r];
+            }
+            for (j0..j0 + L) |j| gatherColumn(U, src, s1, s2, r0, nr, j, dst);
+        }
+    }
+    for (j0..nc) |j| gatherColumn(U, src, s1, s2, 0, nr, j, dst);
+}
+
+/// Rows [r0, nr) of gatherTile's column j, element by element.
+inline fn gatherColumn(comptime U: type, src: [*]align(1) const U, s1: i64, s2: i64, r0: usize, nr: usize, j: usize, dst: [*]U) void {
+    const col = ofs(src, @as(i64, @intCast(j)) * s1);
+    for (r0..nr) |i| dst[i * tile_cols + j] = ofs(col, @as(i64, @intCast(i)) * s2)[0];
+}
+
 inline fn ofs(p: anytype, i: i64) @TypeOf(p) {
     const T = @typeInfo(@TypeOf(p)).pointer.child;
     const addr = @as(isize, @bitCast(@intFromPtr(p))) +% @as(isize, i) *% @sizeOf(T);
@@ -2197,5 +2244,23 @@ test "where reads negative-stride condition and operands" {
     for (0..n) |i| {
         const want = if ((n - 1 - i) % 3 == 0) vals2(n - 1 - i) else vals1(i);
         if (std.math.isNan(want)) try testing.expect(std.math.isNan(got[i])) else try testing.expectEqual(want, got[i]);
+    }
+}
+
+test "gatherTile: a transposed tile in vector blocks and element by element, every element size" {
+    inline for (.{ u8, u16, u32, u64 }) |U| {
+        // The source: 70 columns of 90 elements each (column j at j * 97: s1 = 97, s2 = 1), and
+        // the same read with s2 = 2 (element by element).
+        var src: [97 * 70 + 200]U = undefined;
+        for (&src, 0..) |*e, i| e.* = @truncate(i *% 2654435761);
+        var dst: [64 * tile_cols]U = undefined;
+        for ([_]i64{ 1, 2 }) |s2| for ([_][2]usize{ .{ 64, 64 }, .{ 33, 47 }, .{ 16, 16 }, .{ 5, 64 }, .{ 64, 3 } }) |sz| {
+            const nr = if (s2 == 2) @min(sz[0], 48) else sz[0];
+            @memset(&dst, 0);
+            gatherTile(U, &src, 97, s2, nr, sz[1], &dst);
+            for (0..nr) |i| for (0..sz[1]) |j| {
+                try std.testing.expectEqual(src[j * 97 + i * @as(usize, @intCast(s2))], dst[i * tile_cols + j]);
+            };
+        };
     }
 }
