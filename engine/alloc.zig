@@ -113,6 +113,25 @@ pub fn allocate(n: usize, op: []const u8) errors.Error!Block {
     return .{ .ptr = ptr, .size = class.size };
 }
 
+/// A kernel's temporary buffer of `n` values of T (a copy of an operand in the layout or dtype
+/// the kernel reads), taken from this allocator: it counts toward the memory limit, and a copy
+/// made on every call reuses a cached block instead of faulting in fresh pages each time.
+pub fn Scratch(comptime T: type) type {
+    return struct {
+        items: []T,
+        block: Block,
+
+        pub fn init(n: usize, op: []const u8) errors.Error!@This() {
+            const b = try allocate(@max(1, n) * @sizeOf(T), op);
+            return .{ .items = @as([*]T, @ptrCast(@alignCast(b.ptr)))[0..n], .block = b };
+        }
+
+        pub fn deinit(s: @This()) void {
+            free(s.block);
+        }
+    };
+}
+
 fn noteActive(size: usize) void {
     active_bytes += size;
     if (active_bytes > peak_bytes) peak_bytes = active_bytes;

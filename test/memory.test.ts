@@ -191,6 +191,34 @@ describe("allocator and memory API", () => {
     big.dispose();
   });
 
+  test("a kernel's temporary copy (quantize of a transposed W) counts toward peak and limit, and is cached", () => {
+    const w = mx.random.normal([512, 1024], { key: mx.random.key(3) });
+    const wt = mx.transpose(w); // not row-contiguous: quantize reads a float32 copy (2 MiB)
+    mx.eval(w);
+    const want = mx.quantize(mx.contiguous(wt), { groupSize: 64, bits: 4 });
+    mx.eval(want);
+    mx.clearCache();
+    mx.resetPeakMemory();
+    const m0 = mx.getActiveMemory();
+    const got = mx.quantize(wt, { groupSize: 64, bits: 4 });
+    mx.eval(got);
+    const outputs = got.reduce((s, a) => s + a.nbytes, 0);
+    expect(mx.getPeakMemory()).toBeGreaterThanOrEqual(m0 + outputs + 2 * MiB);
+    expect(mx.getActiveMemory()).toBeLessThan(m0 + outputs + 2 * MiB); // the copy is released
+    expect(mx.getCacheMemory()).toBeGreaterThanOrEqual(2 * MiB); // and kept for the next call
+    for (let i = 0; i < got.length; i++) expect(mx.arrayEqual(got[i]!, want[i]!).item()).toBe(true);
+    // Under a limit that leaves room for the outputs but not the copy: a clear error naming the op.
+    const limit = mx.getMemoryLimit();
+    mx.clearCache();
+    mx.setMemoryLimit(mx.getActiveMemory() + outputs + MiB);
+    try {
+      expectMlxError(() => mx.eval(mx.quantize(wt, { groupSize: 64, bits: 4 })), /^\[quantize\] Out of memory: allocating \d+ bytes would exceed the memory limit/);
+    } finally {
+      mx.setMemoryLimit(limit);
+    }
+    mx.dispose([w, want, got]);
+  });
+
   test("absurd sizes fail cleanly", () => {
     expectMlxError(() => mx.zeros([2 ** 30, 2 ** 30, 2 ** 30]), /^\[full\] Shape \(1073741824,1073741824,1073741824\) is too large/);
     // 128 GiB: fits the shape rules, not the memory limit (0.8 x RAM by default).

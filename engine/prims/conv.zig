@@ -22,6 +22,7 @@
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
+const alloc = @import("../alloc.zig");
 const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
@@ -341,15 +342,15 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
     // The plain loop (the reference, and the fallback when the kernel is out of memory) reads
     // a row-contiguous weight: a strided view (the weight gradient's output gradient) is copied
     // for it. The kernel and the GEMM read the view through its strides.
-    var w_tmp: ?[]S = null;
-    defer if (w_tmp) |t| std.heap.c_allocator.free(t);
+    var w_tmp: ?alloc.Scratch(S) = null;
+    defer if (w_tmp) |t| t.deinit();
     const contiguous = struct {
-        fn get(wn: *Node, tmp: *?[]S) errors.Error![*]const S {
+        fn get(wn: *Node, tmp: *?alloc.Scratch(S)) errors.Error![*]const S {
             if (wn.isRowContiguous()) return @ptrCast(@alignCast(wn.data()));
-            const t = std.heap.c_allocator.alloc(S, wn.size()) catch return errors.fail(.out_of_memory, "[conv] Out of memory.", .{});
-            convert.copyConvert(wn, @ptrCast(t.ptr), wn.dtype);
+            const t = try alloc.Scratch(S).init(wn.size(), "conv");
+            convert.copyConvert(wn, @ptrCast(t.items.ptr), wn.dtype);
             tmp.* = t;
-            return t.ptr;
+            return t.items.ptr;
         }
     }.get;
     const wv: [*]const S = @ptrCast(@alignCast(w.data()));
@@ -361,12 +362,13 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
     // channel axis) is copied row-contiguous once: the kernel then copies whole runs of
     // channels and taps instead of gathering element by element, once per tap. Unless its
     // batch axis is the contiguous one: the kernel then packs batch items side by side.
-    var x_tmp: ?[]S = null;
-    defer if (x_tmp) |t| std.heap.c_allocator.free(t);
+    var x_tmp: ?alloc.Scratch(S) = null;
+    defer if (x_tmp) |t| t.deinit();
     const in_place = g.x_strides[max_sp + 1] == 1 or g.ktaps == 1 or conv_kernel.batchInner(g.n, g.x_strides[0], g.x_strides[max_sp + 1]);
     const xp: [*]const S = if (in_place) xp0 else blk: {
-        const t = std.heap.c_allocator.alloc(S, x.size()) catch break :blk xp0;
-        convert.copyConvert(x, @ptrCast(t.ptr), x.dtype);
+        // Out of memory for the copy: the kernel reads the view in place (slower, same result).
+        const t = alloc.Scratch(S).init(x.size(), "conv") catch break :blk xp0;
+        convert.copyConvert(x, @ptrCast(t.items.ptr), x.dtype);
         x_tmp = t;
         // Row-contiguous strides: [N, L..., C_in] (padded axes have size 1).
         var st: i64 = @intCast(g.c_in);
@@ -378,7 +380,7 @@ fn run(comptime T: type, comptime S: type, node: *Node, p: Params) errors.Error!
             st *= g.l[d];
         }
         g.x_strides[0] = st;
-        break :blk t.ptr;
+        break :blk t.items.ptr;
     };
     const kc = g.ktaps * g.cig; // GEMM depth per group
     if (kc == 0) {

@@ -27,6 +27,7 @@
 const std = @import("std");
 const array = @import("../array.zig");
 const errors = @import("../errors.zig");
+const alloc = @import("../alloc.zig");
 const handles = @import("../handles.zig");
 const stream_mod = @import("../stream.zig");
 const primitives = @import("../primitives.zig");
@@ -493,18 +494,18 @@ pub fn eval(node: *Node, p: Prim) errors.Error!void {
 const GroupSrc = struct {
     ptr: [*]const u8,
     dt: Dtype,
-    copy: []f32 = &.{},
+    copy: ?alloc.Scratch(f32) = null,
 
     fn of(x: *Node, op: []const u8) errors.Error!GroupSrc {
         if ((x.dtype == .float32 or x.dtype == .float16 or x.dtype == .bfloat16) and x.isRowContiguous())
             return .{ .ptr = x.data(), .dt = x.dtype };
-        const buf = std.heap.c_allocator.alloc(f32, x.size()) catch return errors.fail(.out_of_memory, "[{s}] Out of memory.", .{op});
-        convert.copyConvert(x, @ptrCast(buf.ptr), .float32);
-        return .{ .ptr = @ptrCast(buf.ptr), .dt = .float32, .copy = buf };
+        const buf = try alloc.Scratch(f32).init(x.size(), op);
+        convert.copyConvert(x, @ptrCast(buf.items.ptr), .float32);
+        return .{ .ptr = @ptrCast(buf.items.ptr), .dt = .float32, .copy = buf };
     }
 
     fn deinit(g: GroupSrc) void {
-        if (g.copy.len > 0) std.heap.c_allocator.free(g.copy);
+        if (g.copy) |c| c.deinit();
     }
 };
 
@@ -647,15 +648,15 @@ fn evalQmm(node: *Node, p: Params, transpose: bool) errors.Error!void {
     const k: usize = @intCast(x.shape.dims[nd - 1]);
     if (node.size() == 0) return;
     const batch = node.size() / (m * n);
-    const a_ = std.heap.c_allocator;
-    const oom = errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
     // x as contiguous float32 (batch, m, k); the output accumulates in float32.
-    const xf = a_.alloc(f32, @max(1, batch * m * k)) catch return oom;
-    defer a_.free(xf);
+    const xs = try alloc.Scratch(f32).init(batch * m * k, "quantized_matmul");
+    defer xs.deinit();
+    const xf = xs.items;
     if (k > 0) convert.copyConvert(x, @ptrCast(xf.ptr), .float32);
     const direct = node.dtype == .float32;
-    const acc = if (direct) @as([*]f32, @ptrCast(@alignCast(node.data())))[0 .. batch * m * n] else (a_.alloc(f32, batch * m * n) catch return oom);
-    defer if (!direct) a_.free(acc);
+    const acc_s: ?alloc.Scratch(f32) = if (direct) null else try alloc.Scratch(f32).init(batch * m * n, "quantized_matmul");
+    defer if (acc_s) |a| a.deinit();
+    const acc = if (acc_s) |a| a.items else @as([*]f32, @ptrCast(@alignCast(node.data())))[0 .. batch * m * n];
     @memset(acc, 0);
     if (k > 0) {
         const src = QSrc{ .w = w, .s = s, .b = b, .p = p, .arith = .float32 };
@@ -685,13 +686,13 @@ const gemm_rows = 16;
 /// Many rows of x: dequantize blocks of W into float32 (qmm_kernel.zig, at the CPU's level) and
 /// multiply with the GEMM.
 fn viaGemm(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: usize, transpose: bool) errors.Error!void {
-    const a_ = std.heap.c_allocator;
     // W's stored rows: n (transpose) or k; each has `cols` columns.
     const rows = if (transpose) n else k;
     const cols = if (transpose) k else n;
     const block = @max(1, @min(rows, (8 << 20) / (cols * 4)));
-    const buf = a_.alloc(f32, block * cols) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
-    defer a_.free(buf);
+    const bs = try alloc.Scratch(f32).init(block * cols, "quantized_matmul");
+    defer bs.deinit();
+    const buf = bs.items;
     var r0: usize = 0;
     while (r0 < rows) : (r0 += block) {
         const nb = @min(block, rows - r0);
