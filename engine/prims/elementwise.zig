@@ -669,6 +669,10 @@ const expand_max_inner = 64;
 /// line is read once, whole), then the tile's rows run with every operand read contiguously.
 const tile_cols = 64;
 const tile_bytes = 16384;
+/// An element of a tile costs about this many of a contiguous walk's (the gather through
+/// scratch, lines touched far apart), so a tiled walk's items hold 1/tile_cost of the grain
+/// (a 1M-element transpose is split over the threads).
+const tile_cost = 4;
 
 fn Kernel(comptime Ctx: type) type {
     // Ctx gives: `sizes` (each operand's element size, output first; 0 past the last operand),
@@ -959,7 +963,7 @@ fn Walk(comptime sizes: [max_ops]usize) type {
                     const rows: usize = comptime @min(64, tile_bytes / (tile_cols * widest));
                     const rb = (l.shape[d - 2] + rows - 1) / rows;
                     const cb = (l.shape[d - 1] + tile_cols - 1) / tile_cols;
-                    const per_item = @max(1, g / (rows * tile_cols));
+                    const per_item = @max(1, g / (tile_cost * rows * tile_cols));
                     const total = rb * cb * outer.rows();
                     var p = TilePlan{ .l = l, .outer = outer, .ctx = ctx, .gather = gather, .rows = rows, .rb = rb, .cb = cb, .per_item = per_item, .items = (total + per_item - 1) / per_item, .next = &next };
                     return go(&p);
