@@ -122,7 +122,9 @@ pub fn Scratch(comptime T: type) type {
         block: Block,
 
         pub fn init(n: usize, op: []const u8) errors.Error!@This() {
-            const b = try allocate(@max(1, n) * @sizeOf(T), op);
+            const bytes = std.math.mul(usize, @max(1, n), @sizeOf(T)) catch
+                return errors.fail(.out_of_memory, "[{s}] Out of memory: {d} values of {d} bytes.", .{ op, n, @sizeOf(T) });
+            const b = try allocate(bytes, op);
             return .{ .items = @as([*]T, @ptrCast(@alignCast(b.ptr)))[0..n], .block = b };
         }
 

@@ -1119,8 +1119,6 @@ pub fn CastKernel(comptime S: Dtype, comptime D: Dtype) type {
     };
 }
 
-/// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
-/// first logical element, which need not be its lowest address (as convert.at).
 /// A tile of a transposed operand into scratch, row-major with tile_cols elements a row:
 /// dst[i * tile_cols + j] = src[j * s1 + i * s2], each column read along the operand's own
 /// axis. An operand whose rows are contiguous (s2 = 1: a plain transpose) goes in square
@@ -1154,6 +1152,8 @@ inline fn gatherColumn(comptime U: type, src: [*]align(1) const U, s1: i64, s2: 
     for (r0..nr) |i| dst[i * tile_cols + j] = ofs(col, @as(i64, @intCast(i)) * s2)[0];
 }
 
+/// `p` moved by `i` elements, `i` of either sign: a view with negative strides starts at its
+/// first logical element, which need not be its lowest address (as convert.at).
 inline fn ofs(p: anytype, i: i64) @TypeOf(p) {
     const T = @typeInfo(@TypeOf(p)).pointer.child;
     const addr = @as(isize, @bitCast(@intFromPtr(p))) +% @as(isize, i) *% @sizeOf(T);

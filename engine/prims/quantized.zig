@@ -718,11 +718,10 @@ fn viaGemm(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: 
 /// few rows of x; false when the case is not covered.
 fn fastTransposed(qm: *const qk.QMat, x: []const f32, o: []f32, m: usize, n: usize, k: usize) errors.Error!bool {
     if (qk.fastBlock(qm, k) == null) return false;
-    const a_ = std.heap.c_allocator;
-    const xp = a_.alloc(f32, m * k + m * (k / qm.group_size)) catch return errors.fail(.out_of_memory, "[quantized_matmul] Out of memory.", .{});
-    defer a_.free(xp);
-    qk.fastPrep(qm, x, m, k, xp);
-    qk.fast(&.{ .qm = qm.*, .x = xp.ptr, .o = o.ptr, .m = m, .n = n, .k = k });
+    const xs = try alloc.Scratch(f32).init(m * k + m * (k / qm.group_size), "quantized_matmul");
+    defer xs.deinit();
+    qk.fastPrep(qm, x, m, k, xs.items);
+    qk.fast(&.{ .qm = qm.*, .x = xs.items.ptr, .o = o.ptr, .m = m, .n = n, .k = k });
     return true;
 }
 
