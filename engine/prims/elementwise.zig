@@ -1019,11 +1019,7 @@ fn CastCtx(comptime S: Dtype, comptime D: Dtype) type {
                     while (i + per <= n) : (i += per) {
                         var line: [per]D.Type() align(64) = undefined;
                         inline for (0..per) |e| line[e] = convert.cast(S, D, src[i + e]);
-                        asm volatile ("vmovntdq %[v], (%[p])"
-                            :
-                            : [v] "v" (@as(@Vector(64, u8), @as(*const [64]u8, @ptrCast(&line)).*)),
-                              [p] "r" (o + i),
-                            : .{ .memory = true });
+                        streamLine(@ptrCast(o + i), @as(*const [64]u8, @ptrCast(&line)).*);
                     }
                 }
                 while (i < n) : (i += 1) o[i] = convert.cast(S, D, src[i]);
@@ -1313,14 +1309,16 @@ inline fn storeBlockStream(comptime Out: Dtype, p: [*]Out.Type(), r: anytype) vo
     }
     const arr: [nb]u8 = bytes;
     comptime var k = 0;
-    inline while (k < nb) : (k += 64) {
-        const chunk: @Vector(64, u8) = arr[k..][0..64].*;
-        asm volatile ("vmovntdq %[v], (%[p])"
-            :
-            : [v] "v" (chunk),
-              [p] "r" (dst + k),
-            : .{ .memory = true });
-    }
+    inline while (k < nb) : (k += 64) streamLine(dst + k, arr[k..][0..64].*);
+}
+
+/// One 64-byte line to `p` (aligned) with a non-temporal store. The caller fences the row.
+inline fn streamLine(p: [*]u8, line: @Vector(64, u8)) void {
+    asm volatile ("vmovntdq %[v], (%[p])"
+        :
+        : [v] "v" (line),
+          [p] "r" (p),
+        : .{ .memory = true });
 }
 
 /// Orders a row's streaming stores before anything that follows (another thread may read them).
