@@ -61,7 +61,7 @@ pub fn main() !void {
     if (std.mem.eql(u8, group, "bf16")) {
         // AMX tiles, then VDPBF16PS (engine/dpbf16.zig, where the CPU has it), then float32 math
         inline for (.{ "bf16 AMX", "bf16 VDPBF16PS", "bf16 via f32" }, 0..) |label, v| {
-            gemm.amx.force_off = v != 0;
+            gemm.amx.mode = if (v != 0) .off else .auto;
             gemm.dpbf16.mode = if (v == 2) .off else .hardware; // the instruction even where AMX CPUs skip it
             for ([_]usize{ 512, 1024, 2048 }) |n| try timeSquare(f32, gemm.BF16, label, n);
         }
@@ -132,18 +132,18 @@ fn squares() !void {
     // float32, float64, then bfloat16 storage (float32 compute) on AMX tiles and on the vector path.
     inline for (.{ f32, f64, gemm.BF16, gemm.BF16 }, 0..) |S, variant| {
         const T = if (S == gemm.BF16) f32 else S;
-        gemm.amx.force_off = variant == 3;
+        gemm.amx.mode = if (variant == 3) .off else .auto;
         const label = if (variant == 2) "bf16 (AMX)" else if (variant == 3) "bf16 (vector)" else @typeName(S);
         for (sizes) |n| try timeSquare(T, S, label, n);
     }
-    gemm.amx.force_off = false;
+    gemm.amx.mode = .auto;
 }
 
 fn f16Squares() !void {
     for ([_]usize{ 256, 512, 1024, 2048 }) |n| try timeSquare(f32, F16, "f16", n);
-    gemm.amx.force_off = true;
+    gemm.amx.mode = .off;
     for ([_]usize{1024}) |n| try timeSquare(f32, gemm.BF16, "bf16 (vector)", n);
-    gemm.amx.force_off = false;
+    gemm.amx.mode = .auto;
 }
 
 fn gemvs() !void {

@@ -34,8 +34,20 @@ const is_x86_64 = builtin.cpu.arch == .x86_64 and builtin.os.tag == .linux;
 
 var state = std.atomic.Value(u8).init(0); // 0 unknown, 1 available, 2 unavailable
 
-/// Tests set this to exercise the vector path on a machine with AMX.
-pub var force_off: bool = false;
+/// `auto` uses the tiles where `available()`. Tests: `off` keeps products on the vector path on a
+/// machine with AMX, `emulate` runs this file's product with the tile instructions computed in
+/// software (`Emulated`), on any CPU, so its packing and blocking are checked everywhere.
+pub const Mode = enum(u8) { auto, off, emulate };
+pub var mode: Mode = .auto;
+
+/// Whether products go to the tiles (or their emulation) at all.
+pub fn usable() bool {
+    return switch (mode) {
+        .auto => available(),
+        .off => false,
+        .emulate => true,
+    };
+}
 
 /// Whether AMX bfloat16 tiles can be used by this process (asks the kernel once).
 pub fn available() bool {
@@ -133,15 +145,78 @@ pub inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
 /// 0-15 and 16-31) into tiles 4 and 5, the two packed B tiles (columns 0-15 and 16-31) into 6 and
 /// 7, and the four products.
 pub inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
-    tileLoad(4, a0, 64);
-    tileLoad(5, a1, 64);
-    tileLoad(6, b0, 64);
-    tileLoad(7, b1, 64);
-    dot(0, 4, 6);
-    dot(1, 4, 7);
-    dot(2, 5, 6);
-    dot(3, 5, 7);
+    Unit(false).step(a0, a1, b0, b1);
 }
+
+/// The tile instructions the product uses: the hardware's, or their emulation (`mode` emulate).
+fn Unit(comptime emu: bool) type {
+    if (emu) return Emulated;
+    return struct {
+        const configure = tileConfigure;
+        const release = tileRelease;
+        const load = tileLoad;
+        const store = tileStore;
+        const zero = tileZero;
+        const product = dot;
+        inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
+            stepWith(@This(), a0, a1, b0, b1);
+        }
+    };
+}
+
+inline fn stepWith(comptime U: type, a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
+    U.load(4, a0, 64);
+    U.load(5, a1, 64);
+    U.load(6, b0, 64);
+    U.load(7, b1, 64);
+    U.product(0, 4, 6);
+    U.product(1, 4, 7);
+    U.product(2, 5, 6);
+    U.product(3, 5, 7);
+}
+
+/// The eight tiles (palette 1: 16 rows of 64 bytes) in memory, per thread, and the instructions on
+/// them as the Intel SDM defines them: TDPBF16PS adds each pair's two exact products to the float32
+/// element one after the other (even element first), each sum rounded to nearest even, with
+/// subnormal inputs read as zero and subnormal sums flushed to zero.
+const Emulated = struct {
+    threadlocal var tiles: [8][16][16]u32 = undefined;
+
+    fn configure(_: *const TileConfig) void {}
+    fn release() void {}
+    fn load(comptime t: u8, p: *const anyopaque, stride: usize) void {
+        const base: [*]const u8 = @ptrCast(p);
+        for (0..16) |r| @memcpy(std.mem.asBytes(&tiles[t][r]), base[r * stride ..][0..64]);
+    }
+    fn store(comptime t: u8, p: *anyopaque, stride: usize) void {
+        const base: [*]u8 = @ptrCast(p);
+        for (0..16) |r| @memcpy(base[r * stride ..][0..64], std.mem.asBytes(&tiles[t][r]));
+    }
+    fn zero(comptime t: u8) void {
+        tiles[t] = std.mem.zeroes([16][16]u32);
+    }
+    fn product(comptime c: u8, comptime a: u8, comptime b: u8) void {
+        for (0..16) |m| for (0..16) |n| {
+            var acc: f32 = @bitCast(tiles[c][m][n]);
+            for (0..16) |k| inline for (.{ 0, 16 }) |half_shift| {
+                const x = flushed(@truncate(tiles[a][m][k] >> half_shift));
+                const y = flushed(@truncate(tiles[b][k][n] >> half_shift));
+                // The product of two bfloat16 values is exact in float32 (8-bit significands).
+                acc = acc + x * y;
+                if (@abs(acc) < std.math.floatMin(f32)) acc = std.math.copysign(@as(f32, 0), acc);
+            };
+            tiles[c][m][n] = @bitCast(acc);
+        };
+    }
+    inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
+        stepWith(@This(), a0, a1, b0, b1);
+    }
+    /// A bfloat16 value widened, a subnormal read as zero (of its sign).
+    inline fn flushed(bits: u16) f32 {
+        const v = half.bf16ToF32(bits);
+        return if (bits & 0x7f80 == 0) std.math.copysign(@as(f32, 0), v) else v;
+    }
+};
 
 // ---------------------------------------------------------------------------------------------
 // The product
@@ -180,9 +255,15 @@ fn grow(buf: *[]align(64) u16, len: usize) bool {
 }
 
 /// C (m x n, storage SC: BF16) = alpha * A B + beta * C, A and B bfloat16. False when the
-/// buffers could not be allocated (the caller falls back); requires `available()`.
+/// buffers could not be allocated (the caller falls back); requires `usable()`.
 pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
-    if (comptime !is_x86_64) return false; // the tile code below is x86-64 only (cross builds)
+    if (mode == .emulate) return gemmWith(true, SC, m, n, k, alpha, a, b, beta, c, parallel);
+    if (comptime !is_x86_64) return false; // the instructions are x86-64 only (cross builds)
+    return gemmWith(false, SC, m, n, k, alpha, a, b, beta, c, parallel);
+}
+
+fn gemmWith(comptime emu: bool, comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(BF16), b: Mat(BF16), beta: f32, c: Mat(SC), parallel: bool) bool {
+    const U = Unit(emu);
     if (k == 0) return false; // nothing to multiply: the caller scales C
     const mbp = (m + 31) / 32; // 32-row block pairs
     const nbp = (n + 31) / 32; // 32-column block pairs
@@ -230,8 +311,8 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
         fn block(j: *const @This(), r0: usize, r1: usize, c0: usize, c1: usize) void {
             if (r0 >= r1 or c0 >= c1) return;
             const cfg = TileConfig{};
-            tileConfigure(&cfg);
-            defer tileRelease();
+            U.configure(&cfg);
+            defer U.release();
             const panel = j.ks * tile_elems;
             const row_group = @max(1, a_group_bytes / (2 * panel * 2));
             // The previous block's results wait in the stage while the next block's products
@@ -250,17 +331,17 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                 for (c0..c1) |cp| for (rg..rg_end) |rp| {
                     const next: [*]const u8 = @ptrCast(j.bp + 2 * (if (cp + 1 < c1) cp + 1 else c0) * panel);
                     var line = (rp - rg) * j.ks * per_q;
-                    tileZero(0);
-                    tileZero(1);
-                    tileZero(2);
-                    tileZero(3);
+                    U.zero(0);
+                    U.zero(1);
+                    U.zero(2);
+                    U.zero(3);
                     const a0 = j.ap + (2 * rp) * panel;
                     const a1 = a0 + panel;
                     const b0 = j.bp + (2 * cp) * panel;
                     const b1 = b0 + panel;
                     for (0..j.ks) |q| {
                         const off = q * tile_elems;
-                        step(a0 + off, a1 + off, b0 + off, b1 + off);
+                        U.step(a0 + off, a1 + off, b0 + off, b1 + off);
                         for (0..per_q) |_| {
                             if (line < next_lines) @prefetch(next + 64 * line, .{ .locality = 2 });
                             line += 1;
@@ -269,10 +350,10 @@ pub fn gemm(comptime SC: type, m: usize, n: usize, k: usize, alpha: f32, a: Mat(
                     }
                     j.finishRows(&pending, 32); // (a K of fewer than 32 steps)
                     const stage = &stage_buf;
-                    tileStore(0, stage, 128);
-                    tileStore(1, @ptrCast(&stage[16]), 128);
-                    tileStore(2, @ptrCast(&stage[16 * 32]), 128);
-                    tileStore(3, @ptrCast(&stage[16 * 32 + 16]), 128);
+                    U.store(0, stage, 128);
+                    U.store(1, @ptrCast(&stage[16]), 128);
+                    U.store(2, @ptrCast(&stage[16 * 32]), 128);
+                    U.store(3, @ptrCast(&stage[16 * 32 + 16]), 128);
                     const row0 = rp * 32;
                     const col0 = cp * 32;
                     pending = .{ .row0 = row0, .col0 = col0, .rows = @min(32, j.m - row0), .cols = @min(32, j.n - col0) };
@@ -438,7 +519,15 @@ fn packColsAt(b: Mat(BF16), n: usize, k: usize, cb: usize, out: [*]u16) void {
 }
 
 test "AMX bfloat16 product equals the float32 product of the same bfloat16 values" {
-    if (!available()) return error.SkipZigTest;
+    // The instructions themselves where the CPU has them, and their emulation everywhere.
+    defer mode = .auto;
+    for ([_]Mode{ .auto, .emulate }) |md| {
+        mode = md;
+        if (usable()) try checkProducts();
+    }
+}
+
+fn checkProducts() !void {
     const alloc = std.testing.allocator;
     var prng = std.Random.DefaultPrng.init(7);
     const rnd = prng.random();

@@ -202,12 +202,13 @@ fn dispatched(comptime T: type, comptime SA: type, comptime SB: type, comptime S
     f(m, n, k, alpha, &ac, &bc, beta, &cc, parallel);
 }
 
-/// Tests: keep bfloat16 products off AMX (in every kernel object of a portable build).
-pub fn setAmxOff(off: bool) void {
-    amx.force_off = off;
+/// Tests: the AMX path's mode (engine/amx.zig: off keeps bfloat16 products on the vector path,
+/// emulate runs the tile path in software) in every kernel object of a portable build.
+pub fn setAmxMode(mode: amx.Mode) void {
+    amx.mode = mode;
     if (comptime cpu.dispatch) {
-        const t = comptime cpu.table(fn (bool) callconv(.c) void, "amx_force_off");
-        for (t) |f| f(off);
+        const t = comptime cpu.table(fn (u8) callconv(.c) void, "amx_mode");
+        for (t) |f| f(@intFromEnum(mode));
     }
 }
 
@@ -280,7 +281,7 @@ fn gemmSerialImpl(comptime T: type, comptime SA: type, comptime SB: type, compti
 /// the OS allow (engine/amx.zig); matrix-vector products stay on the vector path.
 inline fn useAmx(comptime T: type, comptime SA: type, comptime SB: type, m: usize, n: usize, k: usize) bool {
     if (T != f32 or SA != dtype.BF16 or SB != dtype.BF16) return false;
-    return m >= 8 and n >= 16 and m * n * k >= amx.min_work and !amx.force_off and amx.available();
+    return m >= 8 and n >= 16 and m * n * k >= amx.min_work and amx.usable();
 }
 
 fn scaleC(comptime T: type, comptime SC: type, m: usize, n: usize, beta: T, c: Mat(SC)) void {
@@ -930,12 +931,12 @@ test "gemm with float16 and bfloat16 storage rounds once from float32 (vector, m
     const gpa = std.testing.allocator;
     // Several K panels (still one rounding), and matrix-vector products with K not a multiple of 4.
     const shapes = [_][3]usize{ .{ 33, 40, 700 }, .{ 1, 600, 37 }, .{ 1, 40, 700 } };
-    defer setAmxOff(false);
+    defer setAmxMode(.auto);
     const saved = cpu.level();
     defer if (cpu.dispatch) cpu.forceLevel(saved);
-    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for ([_]bool{ false, true }) |no_amx| for (shapes) |shape| {
+    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for ([_]amx.Mode{ .auto, .off, .emulate }) |amx_mode| for (shapes) |shape| {
         if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
-        setAmxOff(no_amx);
+        setAmxMode(amx_mode);
         const m = shape[0];
         const n = shape[1];
         const k = shape[2];
@@ -971,13 +972,15 @@ test "narrow storage in every layout: transposed operands, beta, matrix-vector b
     };
     const saved = cpu.level();
     defer if (cpu.dispatch) cpu.forceLevel(saved);
-    defer setAmxOff(false);
+    defer setAmxMode(.auto);
     defer setDpMode(.auto);
     // bfloat16 also through the VDPBF16PS path (engine/dpbf16.zig): the instruction where the
-    // CPU has it, else computed in software.
-    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..if (S == dtype.BF16) 16 else 8) |variant| {
+    // CPU has it, else computed in software; and through the AMX path with its instructions
+    // computed in software (engine/amx.zig), whatever the CPU.
+    for (0..testLevels()) |li| inline for (.{ dtype.BF16, dtype.F16 }) |S| for (shapes) |shape| for (0..if (S == dtype.BF16) 24 else 8) |variant| {
         if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
-        setAmxOff(variant & 4 != 0);
+        if (variant >= 16 and variant & 4 != 0) continue; // (AMX off: the emulation would not run)
+        setAmxMode(if (variant & 4 != 0) .off else if (variant >= 16) .emulate else .auto);
         setDpMode(if (variant & 8 != 0) .hardware else .auto);
         const ta = variant & 1 != 0;
         const tb = variant & 2 != 0;

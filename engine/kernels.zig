@@ -32,8 +32,8 @@ const reduce = @import("prims/reduce.zig");
 const Dtype = @import("dtype.zig").Dtype;
 const level = @import("mlxb_build").level;
 
-fn amxForceOff(off: bool) callconv(.c) void {
-    amx.force_off = off;
+fn amxMode(mode: u8) callconv(.c) void {
+    amx.mode = @enumFromInt(mode);
 }
 
 fn dpMode(mode: u8) callconv(.c) void {
@@ -58,7 +58,7 @@ comptime {
     @export(&qmm_kernel.qdqEntry, .{ .name = prefix ++ "qmm_qdq", .visibility = .hidden });
     // One FFT pass over the lines of an axis (engine/fft_kernel.zig).
     @export(&fft_kernel.passEntry, .{ .name = prefix ++ "fft_pass", .visibility = .hidden });
-    @export(&amxForceOff, .{ .name = prefix ++ "amx_force_off", .visibility = .hidden });
+    @export(&amxMode, .{ .name = prefix ++ "amx_mode", .visibility = .hidden });
     @export(&dpMode, .{ .name = prefix ++ "dpbf16_mode", .visibility = .hidden });
     @setEvalBranchQuota(100_000);
     // Elementwise kernels (prims/elementwise.zig: unaryDispatched, binaryDispatched, where).
