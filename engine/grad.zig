@@ -244,8 +244,9 @@ fn vjpRule(node: *Node, arg: usize, g: *Node, stream: u32) errors.Error!*Node {
 }
 
 /// Whether `node`'s rule for input `arg` is a complex derivative that MLX conjugates: the
-/// elementwise ops (but abs, whose rule is already g * z / |z|), reductions and matmul, when a
-/// complex value is involved. (The fft and linalg rules follow MLX's convention themselves.)
+/// elementwise ops (but abs, whose rule is already g * z / |z|) and reductions, when a complex
+/// value is involved. (The fft, linalg and matmul rules follow MLX's convention themselves:
+/// matmul's multiplies g by the other operand's conjugate transpose.)
 fn conjugatesCotangent(node: *const Node, arg: usize) bool {
     if (node.dtype != .complex64 and node.inputs[arg].dtype != .complex64) return false;
     return switch (node.prim) {
@@ -253,7 +254,7 @@ fn conjugatesCotangent(node: *const Node, arg: usize) bool {
             .unary => |op| op != .abs,
             else => true,
         },
-        .reduce, .matmul => true,
+        .reduce => true,
         else => false,
     };
 }

@@ -265,6 +265,7 @@ describe("errors as MLX gives them", () => {
           case "tensordot": return mx.tensordot(z(0), z(1), c.kw.axes as number | [number[], number[]]);
           case "inner": return mx.inner(z(0), z(1));
           case "vecdot": return mx.vecdot(z(0), z(1), c.kw.axis === undefined ? {} : { axis: c.kw.axis });
+          case "kron": return mx.kron(z(0), z(1));
           default: throw new Error(`unknown op ${c.op}`);
         }
       };
@@ -283,7 +284,7 @@ interface EinsumCase {
   report: string;
 }
 const einsumCases = (fx as unknown as { einsum: EinsumCase[] }).einsum;
-const einsumErrors = (fx as unknown as { einsum_errors: { eq: string; shapes: number[][]; message: string }[] }).einsum_errors;
+const einsumErrors = (fx as unknown as { einsum_errors: { eq: string; shapes: number[][]; path?: boolean; message: string }[] }).einsum_errors;
 
 describe("einsum and einsumPath against MLX", () => {
   test("values, and MLX's failures (integer contractions go through matmul)", () => {
@@ -315,10 +316,50 @@ describe("einsum and einsumPath against MLX", () => {
     }
   });
 
-  test("bad subscripts give MLX's messages", () => {
+  test("bad subscripts give MLX's messages (einsumPath under its own name)", () => {
+    expect(einsumErrors.filter((c) => c.path).length).toBeGreaterThan(2);
     for (const c of einsumErrors) {
       const escaped = c.message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-      expectMlxError(() => mx.einsum(c.eq, ...c.shapes.map((s) => mx.zeros(s))), new RegExp(`^${escaped}$`));
+      const ops = c.shapes.map((s) => mx.zeros(s));
+      expectMlxError(() => (c.path ? mx.einsumPath(c.eq, ...ops) : mx.einsum(c.eq, ...ops)), new RegExp(`^${escaped}$`));
+    }
+  });
+});
+
+interface VjpCase {
+  op: "matmul" | "addmm" | "tensordot" | "inner" | "einsum";
+  kw: { alpha?: number; beta?: number; axes?: number; eq?: string };
+  primals: Rec[];
+  cotangent: Rec;
+  grads: Rec[];
+}
+const vjpCases = (fx as unknown as { vjp: VjpCase[] }).vjp;
+
+describe("vjp against MLX's", () => {
+  test("real and complex (the cotangent meets the other operand's conjugate transpose)", () => {
+    expect(vjpCases.filter((c) => c.primals[0]!.dtype === "complex64").length).toBeGreaterThan(5);
+    for (const c of vjpCases) {
+      const f = (...p: mx.Array[]): mx.Array => {
+        switch (c.op) {
+          case "matmul": return mx.matmul(p[0]!, p[1]!);
+          case "addmm": return mx.addmm(p[0]!, p[1]!, p[2]!, { alpha: c.kw.alpha!, beta: c.kw.beta! });
+          case "tensordot": return mx.tensordot(p[0]!, p[1]!, c.kw.axes!);
+          case "inner": return mx.inner(p[0]!, p[1]!);
+          case "einsum": return mx.einsum(c.kw.eq!, p[0]!, p[1]!);
+        }
+      };
+      const [, grads] = mx.vjp(f, c.primals.map(arrayOf), [arrayOf(c.cotangent)]);
+      expect(grads.length).toBe(c.grads.length);
+      grads.forEach((g, i) => {
+        const what = `${c.op} ${c.primals.map((p) => `${p.dtype}${JSON.stringify(p.shape)}`).join(" ")} grad ${i}`;
+        const want = c.grads[i]!;
+        expect(`${what}: ${g.dtype.name} ${JSON.stringify(g.shape)}`).toBe(`${what}: ${want.dtype} ${JSON.stringify(want.shape)}`);
+        const got = numbersOf(bytesOf(g), g.dtype.name);
+        const exp = numbersOf(fromHex(want.hex), want.dtype);
+        for (let j = 0; j < exp.length; j++) {
+          if (!(Math.abs(got[j]! - exp[j]!) <= 1e-5 * (1 + Math.abs(exp[j]!)))) throw new Error(`${what}: value ${j} is ${got[j]}, MLX ${exp[j]}`);
+        }
+      });
     }
   });
 });

@@ -1,7 +1,10 @@
-// einsum and einsumPath. The contraction order is NumPy's greedy one (which MLX follows): take
-// the pair that removes the most elements at the lowest cost, inner products before outer ones.
-// Each step is a diagonal/sum/transpose of one operand, a broadcast multiply (no summed index) or
-// a batched matmul (summed indices), so integer contractions fail as MLX's do, in matmul.
+// einsum and einsumPath. The contraction order is NumPy's greedy one as MLX has it: take the pair
+// that removes the most elements at the lowest cost, inner products before outer ones, never an
+// intermediate larger than the largest operand or the output; when no pair qualifies, the rest in
+// one naive step. Each step is a diagonal/sum/transpose of one operand, a broadcast multiply (no
+// summed index), a batched matmul (two terms with summed indices) or, for a naive step over
+// several terms, one broadcast product and a sum, so integer contractions fail exactly where
+// MLX's do, in matmul.
 import { MxArray } from "../array";
 import { MlxError } from "../errors";
 import { tidy } from "../memory";
@@ -23,70 +26,89 @@ interface Parsed {
 const ELLIPSIS_BASE = 0x100;
 const isLetter = (c: string) => /^[a-zA-Z]$/.test(c);
 
-function parse(subscripts: string, operands: readonly MxArray[]): Parsed {
-  if (typeof subscripts !== "string") throw new MlxError("[einsum] The subscripts must be a string.", 1);
+/**
+ * A subscript's letters before and after its ellipsis (after: null without one), checked as MLX
+ * does: letters only, at most one ellipsis.
+ */
+function splitTerm(t: string, fn: string): [string, string | null] {
+  const parts = t.split("...");
+  if (parts.length > 2) throw new MlxError(`[${fn}] Only one ellipsis per subscript is allowed but found more in '${t}'.`, 1);
+  for (const c of parts.join("")) {
+    if (!isLetter(c)) throw new MlxError(`[${fn}] Subscripts must be letters, but got '${c}'.`, 1);
+  }
+  return parts.length === 2 ? [parts[0]!, parts[1]!] : [parts[0]!, null];
+}
+
+/** `fn` names the op in messages: einsum, or einsum_path as MLX's einsumPath reports itself. */
+function parse(subscripts: string, operands: readonly MxArray[], fn: string): Parsed {
+  if (typeof subscripts !== "string") throw new MlxError(`[${fn}] The subscripts must be a string.`, 1);
+  if (operands.length === 0) throw new MlxError(`[${fn}] At least one operand is required.`, 1);
   const text = subscripts.replace(/\s+/g, "");
   const arrow = text.indexOf("->");
   const lhs = arrow >= 0 ? text.slice(0, arrow) : text;
   const rhs = arrow >= 0 ? text.slice(arrow + 2) : null;
   const terms = lhs.split(",");
   if (terms.length !== operands.length) {
-    throw new MlxError(`[einsum] Number of operands, ${operands.length}, does not match number of input subscripts, ${terms.length}`, 1);
+    throw new MlxError(`[${fn}] Number of operands, ${operands.length}, does not match number of input subscripts, ${terms.length}`, 1);
   }
   // The ellipsis stands for the same number of axes everywhere: the most any operand needs.
-  let ell = 0;
-  terms.forEach((t, i) => {
-    if (t.includes("...")) ell = Math.max(ell, operands[i]!.ndim - (t.length - 3));
-  });
-  const ellLetters = Array.from({ length: Math.max(ell, 0) }, (_, i) => String.fromCharCode(ELLIPSIS_BASE + i));
-  const sizes = new Map<string, number>();
-  const inputs = terms.map((t, i) => {
+  const split = terms.map((t, i) => {
+    const [before, after] = splitTerm(t, fn);
     const x = operands[i]!;
-    let letters: string;
-    if (t.includes("...")) {
-      const [before, after] = t.split("...") as [string, string];
-      const n = x.ndim - before.length - after.length;
-      if (n < 0) throw new MlxError(`[einsum] Invalid number of subscripts ${before.length + after.length} for input ${i} with ${x.ndim} dimensions.`, 1);
-      letters = before + ellLetters.slice(ell - n).join("") + after;
-    } else {
-      letters = t;
+    if (after !== null && x.ndim < before.length + after.length) {
+      throw new MlxError(
+        `[${fn}] Operand ${i} with shape (${x.shape.join(",")}) has insufficient dimensions for subscript '${t}'. ` +
+          `The ellipsis requires at least ${before.length + after.length} dimensions but the operand has ${x.ndim} dimensions.`,
+        1,
+      );
     }
-    for (const c of t.replace("...", "")) {
-      if (!isLetter(c)) throw new MlxError(`[einsum] Subscripts must be letters, but got '${c}'.`, 1);
-    }
+    return [before, after] as const;
+  });
+  let ell = 0;
+  split.forEach(([before, after], i) => {
+    if (after !== null) ell = Math.max(ell, operands[i]!.ndim - before.length - after.length);
+  });
+  const ellLetters = Array.from({ length: ell }, (_, i) => String.fromCharCode(ELLIPSIS_BASE + i));
+  const outSplit = rhs === null ? null : splitTerm(rhs, fn);
+  const explicit = outSplit === null ? null : outSplit[0] + (outSplit[1] === null ? "" : ellLetters.join("") + outSplit[1]);
+  if (explicit !== null && new Set(explicit).size !== explicit.length) throw new MlxError(`[${fn}] Repeat indices not allowed in output.`, 1);
+  const sizes = new Map<string, number>();
+  const inputs = split.map(([before, after], i) => {
+    const x = operands[i]!;
+    const letters = after === null ? before : before + ellLetters.slice(ell - (x.ndim - before.length - after.length)).join("") + after;
     if (letters.length !== x.ndim) {
-      throw new MlxError(`[einsum] Invalid number of subscripts ${letters.length} for input ${i} with ${x.ndim} dimensions.`, 1);
+      throw new MlxError(`[${fn}] Invalid number of subscripts ${letters.length} for input ${i} with ${x.ndim} dimensions.`, 1);
     }
+    // A repeated subscript within one operand takes a diagonal: its sizes must be equal (a size
+    // of 1 broadcasts only across operands).
+    const local = new Map<string, number>();
+    [...letters].forEach((c, ax) => {
+      const d = x.shape[ax]!;
+      const have = local.get(c);
+      if (have === undefined) local.set(c, d);
+      else if (have !== d) throw new MlxError(`[${fn}] Dimensions of repeated subscripts do not have the same size (${have} != ${d}).`, 1);
+    });
     [...letters].forEach((c, ax) => {
       const d = x.shape[ax]!;
       const have = sizes.get(c);
       if (have === undefined || have === 1) sizes.set(c, d);
       else if (d !== 1 && d !== have) {
-        throw new MlxError(`[einsum] Cannot broadcast dimension ${ax} of input ${i} with shape (${x.shape.join(",")}) to size ${have}.`, 1);
+        throw new MlxError(`[${fn}] Cannot broadcast dimension ${ax} of input ${i} with shape (${x.shape.join(",")}) to size ${have}.`, 1);
       }
     });
     return letters;
   });
   let output: string;
-  if (rhs === null) {
+  if (explicit === null) {
     // Implicit: the ellipsis axes, then every letter used once, in alphabetical order.
     const count = new Map<string, number>();
     for (const t of inputs) for (const c of t) count.set(c, (count.get(c) ?? 0) + 1);
     const once = [...count].filter(([c, n]) => n === 1 && isLetter(c)).map(([c]) => c).sort();
     output = ellLetters.join("") + once.join("");
   } else {
-    if (rhs.includes("...")) {
-      const [before, after] = rhs.split("...") as [string, string];
-      output = before + ellLetters.join("") + after;
-    } else {
-      output = rhs;
-    }
-    for (const c of rhs.replace("...", "")) {
-      if (!isLetter(c)) throw new MlxError(`[einsum] Subscripts must be letters, but got '${c}'.`, 1);
-    }
-    if (new Set(output).size !== output.length) throw new MlxError("[einsum] Repeat indices not allowed in output.", 1);
+    output = explicit;
     for (const c of output) {
-      if (!sizes.has(c)) throw new MlxError(`[einsum] Output subscript '${c}' does not appear in the inputs.`, 1);
+      if (!sizes.has(c)) throw new MlxError(`[${fn}] Output subscript '${c}' does not appear in the inputs.`, 1);
     }
   }
   return { inputs, output, sizes };
@@ -140,9 +162,12 @@ function greedyPath(inputs: string[], output: string, sizes: Map<string, number>
   const naiveScaling = all.involved.size;
   if (sets.length === 1) return { path: [[0]], naiveCost, naiveScaling, cost: naiveCost, scaling: naiveScaling };
   if (sets.length === 2) return { path: [[0, 1]], naiveCost, naiveScaling, cost: naiveCost, scaling: naiveScaling };
+  // No intermediate may outgrow the largest operand or the output (MLX's memory limit).
+  const memoryLimit = Math.max(sizeOf(out, sizes), ...inputs.map((t) => sizeOf(t, sizes)));
   const consider = (positions: [number, number], pathCost: number): Candidate | null => {
     const c = contraction(positions, sets, out);
     const newSize = sizeOf(c.result, sizes);
+    if (newSize > memoryLimit) return null;
     const removedSize = sizeOf(sets[positions[0]]!, sizes) + sizeOf(sets[positions[1]]!, sizes) - newSize;
     const cost = flops(c.involved, c.removed.size > 0, 2, sizes);
     if (pathCost + cost > naiveCost) return null;
@@ -162,8 +187,9 @@ function greedyPath(inputs: string[], output: string, sizes: Map<string, number>
       if (r !== null) known.push(r);
     }
     if (known.length === 0) {
-      for (let i = 0; i < sets.length; i++) for (let j = i + 1; j < sets.length; j++) {
-        const r = consider([i, j], pathCost);
+      // The same pairs again, outer products included.
+      for (const p of pairs) {
+        const r = consider(p, pathCost);
         if (r !== null) known.push(r);
       }
       if (known.length === 0) {
@@ -206,7 +232,7 @@ function greedyPath(inputs: string[], output: string, sizes: Map<string, number>
  * @example mx.einsumPath("ij,jk,kl->il", a, b, c)[0] // [[1, 2], [0, 1]]
  */
 export function einsumPath(subscripts: string, ...operands: MxArray[]): [number[][], string] {
-  const p = parse(subscripts, operands);
+  const p = parse(subscripts, operands, "einsum_path");
   const g = greedyPath(p.inputs, p.output, p.sizes);
   const report =
     `  Complete contraction:  ${subscripts}\n` +
@@ -281,6 +307,32 @@ function pair(a: Term, b: Term, result: Set<string>, sizes: Map<string, number>,
 }
 
 /**
+ * Several terms at once, as MLX's naive step (the greedy path's fallback): each term laid out
+ * along the union of their letters (size 1 where it has none), one broadcast product of all,
+ * then a sum over the letters not in `keep`. No matmul, so integer operands work here.
+ */
+function naive(terms: Term[], keep: Set<string>, s: StreamOptions): Term {
+  const simple = terms.map((t, i) => {
+    const others = new Set(keep);
+    terms.forEach((u, j) => {
+      if (j !== i) for (const c of u.letters) others.add(c);
+    });
+    return simplify(t, others, s);
+  });
+  const union = [...new Set(simple.flatMap((t) => [...t.letters]))];
+  let x: MxArray | null = null;
+  for (const t of simple) {
+    const own = union.filter((c) => t.letters.includes(c));
+    const dims = union.map((c) => (t.letters.includes(c) ? t.x.shape[t.letters.indexOf(c)]! : 1));
+    const y = reshape(permute(t, own.join(""), s), dims, s);
+    x = x === null ? y : multiply(x, y, s);
+  }
+  const drop = union.map((c, i) => (keep.has(c) ? -1 : i)).filter((i) => i >= 0);
+  const letters = union.filter((c) => keep.has(c)).join("");
+  return { x: drop.length > 0 ? sum(x!, { axis: drop, stream: s.stream }) : x!, letters };
+}
+
+/**
  * Einstein summation over the operands (NumPy's notation, with `...` and implicit output).
  * @example mx.einsum("ij,jk->ik", a, b) // a @ b
  * @example mx.einsum("ii", m) // the trace of m
@@ -296,7 +348,7 @@ export function einsum(subscripts: string, ...args: (MxArray | StreamOptions)[])
   operands.forEach((o) => {
     if (!(o instanceof MxArray)) throw new MlxError("[einsum] Operands must be arrays.", 1);
   });
-  const p = parse(subscripts, operands);
+  const p = parse(subscripts, operands, "einsum");
   const { path } = greedyPath(p.inputs, p.output, p.sizes);
   return tidy(() => {
     let terms: Term[] = operands.map((x, i) => ({ x, letters: p.inputs[i]! }));
@@ -309,6 +361,8 @@ export function einsum(subscripts: string, ...args: (MxArray | StreamOptions)[])
       let acc = picked[0]!;
       if (picked.length === 1) {
         acc = simplify(acc, needed, s);
+      } else if (picked.length > 2) {
+        acc = naive(picked, needed, s);
       } else {
         for (let i = 1; i < picked.length; i++) {
           const later = new Set(needed);

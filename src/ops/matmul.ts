@@ -182,6 +182,7 @@ export function kron(a: ArrayOrScalar, b: ArrayOrScalar, options?: StreamOptions
     const s = options?.stream;
     let x = asArray(a, "kron");
     let y = asArray(b, "kron");
+    if (x.size === 0 || y.size === 0) throw new MlxError("[kron] Input arrays cannot be empty.", 1);
     const nd = Math.max(x.ndim, y.ndim);
     if (x.ndim < nd) x = reshape(x, [...Array(nd - x.ndim).fill(1), ...x.shape], { stream: s });
     if (y.ndim < nd) y = reshape(y, [...Array(nd - y.ndim).fill(1), ...y.shape], { stream: s });
