@@ -156,7 +156,7 @@ pub fn convGeneral(x_in: *Node, w_in: *Node, spec: Spec, stream: u32) errors.Err
     for (0..nsp) |i| {
         const l: i64 = x.shape.dims[i + 1];
         const k: i64 = w_in.shape.dims[i + 1];
-        const span: i64 = if (l == 0) 0 else (l - 1) * p.idil[i] + 1;
+        const span: i64 = (l - 1) * p.idil[i] + 1; // MLX's, an empty input included (then 2 - idil)
         if (span + p.lo[i] + p.hi[i] < (k - 1) * p.kdil[i] + 1) {
             var b3: [256]u8 = undefined;
             var b4: [256]u8 = undefined;
@@ -183,7 +183,7 @@ fn castTo(x: *Node, dt: Dtype, stream: u32) errors.Error!*Node {
 
 /// Output size along one spatial axis (padding may be negative: a crop in dilated coordinates).
 fn outSize(l: i64, k: i64, p: *const Params, i: usize) i32 {
-    const span: i64 = if (l == 0) 0 else (l - 1) * p.idil[i] + 1;
+    const span: i64 = (l - 1) * p.idil[i] + 1; // MLX's, an empty input included (then 2 - idil)
     const num = span + p.lo[i] + p.hi[i] - (k - 1) * p.kdil[i] - 1;
     if (num < 0) return 0;
     return @intCast(@divFloor(num, p.stride[i]) + 1);

@@ -15,7 +15,7 @@ type IntOrList = number | readonly number[];
 
 /** Options of {@link convGeneral}. */
 export interface ConvGeneralOptions extends StreamOptions {
-  /** Kernel strides (one per spatial axis, or one number for all). Default 1. */
+  /** Kernel strides (one per spatial axis, or one number, or a list of one, for all). Default 1. */
   stride?: IntOrList;
   /** Zero padding: a number or a list (both sides), or `[low, high]` lists. Default 0. */
   padding?: IntOrList | readonly [readonly number[], readonly number[]];
@@ -53,6 +53,11 @@ function spread(v: IntOrList, n: number, what: string): number[] {
   return Array.from(v, (x) => int(x, what, "conv"));
 }
 
+/** spread, where a list of one value also stands for every spatial axis (MLX's conv_general). */
+function spreadOne(v: IntOrList, n: number, what: string): number[] {
+  return spread(Array.isArray(v) && v.length === 1 ? (v[0] as number) : v, n, what);
+}
+
 function general(input: MxArray, weight: MxArray, stride: number[], lo: number[], hi: number[], kdil: number[], idil: number[], groups: number, flip: boolean, stream: StreamOptions["stream"]): MxArray {
   const lists = [stride, lo, hi, kdil, idil];
   const packed: number[] = [];
@@ -78,20 +83,20 @@ export function convGeneral(input: MxArray, weight: MxArray, options: ConvGenera
   let lo: number[];
   let hi: number[];
   if (Array.isArray(pad) && pad.length === 2 && Array.isArray(pad[0]) && Array.isArray(pad[1])) {
-    lo = spread(pad[0] as readonly number[], n, "padding");
-    hi = spread(pad[1] as readonly number[], n, "padding");
+    lo = spreadOne(pad[0] as readonly number[], n, "padding");
+    hi = spreadOne(pad[1] as readonly number[], n, "padding");
   } else {
-    lo = spread(pad as IntOrList, n, "padding");
+    lo = spreadOne(pad as IntOrList, n, "padding");
     hi = lo;
   }
   return general(
     input,
     weight,
-    spread(options.stride ?? 1, n, "stride"),
+    spreadOne(options.stride ?? 1, n, "stride"),
     lo,
     hi,
-    spread(options.kernelDilation ?? 1, n, "kernel dilation"),
-    spread(options.inputDilation ?? 1, n, "input dilation"),
+    spreadOne(options.kernelDilation ?? 1, n, "kernel dilation"),
+    spreadOne(options.inputDilation ?? 1, n, "input dilation"),
     options.groups ?? 1,
     options.flip ?? false,
     options.stream,

@@ -34,9 +34,11 @@ function modeOf(mode: string | undefined, op: string): number {
   return v;
 }
 
+/** An integer option; absent is 0 (the engine's "the mode's default"), so an explicit 0 is refused here. */
 function intOpt(v: number | null | undefined, what: string, op: string): number {
   if (v === undefined || v === null) return 0;
   if (!Number.isInteger(v)) throw new MlxError(`[${op}] ${what} must be an integer.`, 1);
+  if (v === 0) throw new MlxError(`[${op}] Invalid value for ${what}: 0`, 1);
   return v;
 }
 
@@ -232,8 +234,9 @@ function qqmmCheck(op: string, x: MxArray, w: MxArray, scales: MxArray | null | 
   const mode = options.mode ?? "nvfp4";
   if ((MODES as Record<string, number>)[mode] === undefined) throw new MlxError(`[${op}] Invalid quantization mode '${mode}'.`, 1);
   if (mode !== "nvfp4" && mode !== "mxfp8") throw new MlxError(`[${op}] Only 'nvfp4' and 'mxfp8' modes are supported but got '${mode}'.`, 1);
-  const gs = intOpt(options.groupSize, "group_size", op) || (mode === "nvfp4" ? 16 : 32);
-  const bits = intOpt(options.bits, "bits", op) || (mode === "nvfp4" ? 4 : 8);
+  // (MLX's qqmm takes an explicit 0 as the mode's default too.)
+  const gs = intOpt(options.groupSize || null, "group_size", op) || (mode === "nvfp4" ? 16 : 32);
+  const bits = intOpt(options.bits || null, "bits", op) || (mode === "nvfp4" ? 4 : 8);
   const floatOk = (a: MxArray) => a.dtype.isFloating && a.dtype.name !== "float64";
   if (!floatOk(x)) throw new MlxError(`[${op}] Only real floating types except float64 are supported but first argument dtype == ${x.dtype.name}.`, 1);
   const quantized = w.dtype.name === "uint32";
