@@ -9,6 +9,7 @@ import { checkHandle, checkStatus, heldForEngine, holdForEngine, lib, setCustomV
 import { MxArray, takeResults } from "./array";
 import { bool, float32, type Dtype } from "./dtype";
 import { streamArg } from "./device";
+import { zeros } from "./creation";
 import { MlxError } from "./errors";
 import { tidy } from "./memory";
 import { add, multiply } from "./ops/elementwise";
@@ -556,7 +557,8 @@ export function vmap<A extends unknown[], R>(fn: (...args: A) => R, options: { i
           b = n;
           const bx = new MxArray(moveaxisHandle(leaf.handle("vmap"), ax, 0));
           batched.push(bx);
-          const slice0 = bx.index(0);
+          // The slice the function is traced on: the first, or for an empty batch one of zeros.
+          const slice0 = n > 0 ? bx.index(0) : zeros(bx.shape.slice(1), bx.dtype);
           temps.push(slice0);
           const ph = new MxArray(checkHandle(lib.mlxb_tracer(slice0.handle("vmap"), -1)));
           holders.push(ph);

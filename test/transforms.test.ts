@@ -411,6 +411,21 @@ describe("customFunction and checkpoint", () => {
   });
 });
 
+test("vmap over an empty axis: the results have an empty mapped axis (MLX's shapes), the function still runs once", () => {
+  let calls = 0;
+  const f = (x: mx.Array, w: mx.Array) => {
+    calls++;
+    return mx.matmul(x, w);
+  };
+  const y = mx.vmap(f, { inAxes: [0, null] })(mx.zeros([0, 3, 4]), mx.ones([4, 5]));
+  expect(y.shape).toEqual([0, 3, 5]);
+  expect(calls).toBe(1);
+  expect(mx.vmap((x: mx.Array) => mx.sum(x))(mx.zeros([0, 3])).shape).toEqual([0]);
+  const z = mx.vmap((x: mx.Array) => mx.multiply(x, 2), { inAxes: 1, outAxes: 1 })(mx.zeros([2, 0, 3], mx.float16));
+  expect(z.shape).toEqual([2, 0, 3]);
+  expect(z.dtype).toBe(mx.float16);
+});
+
 describe("vmap equals a loop over the batch", () => {
   /** stack(f(x_i, ...)) along outAxis, slicing each mapped argument along its in axis. */
   function loop(f: (...a: mx.Array[]) => mx.Array, args: mx.Array[], inAxes: (number | null)[], outAxis: number): mx.Array {
