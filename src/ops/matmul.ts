@@ -84,6 +84,7 @@ export function tensordot(a: MxArray, b: MxArray, axes: number | readonly [reado
   if (typeof axes === "number") {
     if (!Number.isInteger(axes)) throw new MlxError("[tensordot] axes must be an integer or a pair of lists.", 1);
     if (axes < 0) throw new MlxError("[tensordot] axis must be greater or equal to 0.", 1);
+    if (axes > a.ndim || axes > b.ndim) throw new MlxError("[tensordot] axis must be less than the number of dimensions of a and b.", 1);
     axa = Array.from({ length: axes }, (_, i) => a.ndim - axes + i);
     axb = Array.from({ length: axes }, (_, i) => i);
   } else {
