@@ -3,7 +3,9 @@
 //!
 //!  * `fast`: x @ W^T with affine codes of 1, 2, 4 or 8 bits (the LLM decode path): one group is
 //!    a vector of W words, shifted once per code position, against a copy of x permuted to match
-//!    (`fastPrep`); per group s * sum(q * x) + b * sum(x).
+//!    (`fastPrep`); per group s * sum(q * x) + b * sum(x). An output that comes out non-finite
+//!    (inf - inf from an infinite x, or sums that overflow) is recomputed as MLX's CPU kernel
+//!    computes it: the sum of x * (s * q + b) in order of k.
 //!  * `transposed` / `plain`: x @ W^T / x @ W for any format, W's rows decoded in chunks.
 //!  * `decodeRows`: rows of W into a float32 block (the GEMM path of 16 rows of x and more), or
 //!    into a block of the dequantize op's output dtype.
@@ -120,20 +122,27 @@ pub const QMat = extern struct {
     bits: u32,
     s_dtype: Dtype,
     b_dtype: Dtype,
-    /// Affine: the dtype of s * q, then + b (each rounded to it when narrower than float32).
-    /// The fp modes: the scale is rounded to it.
+    /// Affine: the dtype of s * q + b (each step rounded to it when narrower than float32; see
+    /// sq_dtype). The fp modes: the scale is rounded to it.
     arith: Dtype,
     /// nvfp4 with a global scale g: gscale = g / 2688 in float32; the values are q * (scale * gscale).
     has_gscale: bool,
     gscale: f32,
+    /// Affine with a float32 `arith`: s * q is rounded to this dtype (float16/bfloat16) before
+    /// + b in float32 (MLX's dequantize with scales narrower than the biases: s * q in the
+    /// scales' dtype, + b in the promoted one). An `arith` of float16/bfloat16 rounds both steps.
+    sq_dtype: Dtype = .float32,
 
     /// Decode row r, columns [c0, c1) (group-aligned), into out as float32 values.
     pub fn decodeRow(m: *const QMat, r: usize, c0: usize, c1: usize, out: []f32) void {
         switch (m.mode) {
             .affine => switch (m.bits) {
                 inline 1, 2, 3, 4, 5, 6, 8 => |B| switch (m.arith) {
-                    inline .float16, .bfloat16 => |A| m.decodeGroups(B, Affine(A), r, c0, c1, out),
-                    else => m.decodeGroups(B, Affine(.float32), r, c0, c1, out),
+                    inline .float16, .bfloat16 => |A| m.decodeGroups(B, Affine(A, A), r, c0, c1, out),
+                    else => switch (m.sq_dtype) {
+                        inline .float16, .bfloat16 => |S| m.decodeGroups(B, Affine(S, .float32), r, c0, c1, out),
+                        else => m.decodeGroups(B, Affine(.float32, .float32), r, c0, c1, out),
+                    },
                 },
                 else => unreachable,
             },
@@ -169,9 +178,10 @@ pub const QMat = extern struct {
     }
 };
 
-/// Affine: s * q + b per group, arithmetic in A (each step rounded to A when it is float16 or
-/// bfloat16, as MLX computes in the scales' dtype); 32 codes a block.
-fn Affine(comptime A: Dtype) type {
+/// Affine: s * q + b per group, s * q rounded to SQ and + b to A when they are float16 or
+/// bfloat16 (MLX: s * q in the scales' dtype, + b in the promoted dtype of scales and biases);
+/// 32 codes a block.
+fn Affine(comptime SQ: Dtype, comptime A: Dtype) type {
     return struct {
         const L = 32;
         const V = @Vector(L, f32);
@@ -184,7 +194,7 @@ fn Affine(comptime A: Dtype) type {
         }
         inline fn values(p: Group, q: @Vector(L, u32)) V {
             const qf: V = @floatFromInt(@as(@Vector(L, i32), @bitCast(q)));
-            return if (A == .float32) qf * p.s + p.b else roundV(A, L, roundV(A, L, qf * p.s) + p.b);
+            return roundV(A, L, roundV(SQ, L, qf * p.s) + p.b);
         }
     };
 }
@@ -585,17 +595,22 @@ pub const QuantCtx = extern struct {
                     }
                 },
                 .mxfp4, .mxfp8 => {
-                    const s = absMax(vals) / @as(f32, if (j.p.mode == .mxfp4) 6 else 448);
-                    if (!std.math.isFinite(s)) {
-                        // MLX: scale byte 128 (float32 input) or 0 (half input), fp4 codes 0.
+                    const amax = absMax(vals);
+                    if (amax == std.math.inf(f32) or hasNan(vals)) {
+                        // MLX (a NaN or an infinity in the group): scale byte 128 (float32
+                        // input) or 0 (half input); fp4 codes 0, fp8 codes `nonFiniteE4m3`.
                         j.scales[g] = if (j.in_dt == .float16 or j.in_dt == .bfloat16) 0 else 128;
                         if (j.p.mode == .mxfp4) {
                             @memset(words[0..wpg], 0);
                         } else {
-                            @memset(@as([*]u8, @ptrCast(words))[0..gs], 0x7f);
+                            const bytes: [*]u8 = @ptrCast(words);
+                            for (vals, 0..) |v, i| bytes[i] = nonFiniteE4m3(v, j.in_dt);
                         }
                         continue;
                     }
+                    // amax / maxval in the input's dtype (a half input rounds it, to a subnormal
+                    // or to 0: then e = 0), then e = ceil(log2) of that exactly.
+                    const s = roundTo(j.in_dt, amax / @as(f32, if (j.p.mode == .mxfp4) 6 else 448));
                     const e: i32 = if (s == 0) 0 else ceilLog2(s);
                     j.scales[g] = @truncate(@as(u32, @bitCast(e + 127)));
                     const scale: V = @splat(std.math.ldexp(@as(f32, 1), e));
@@ -629,6 +644,19 @@ pub const QuantCtx = extern struct {
         }
     }
 };
+
+/// An mxfp8 code of element v of a group holding a NaN or an infinity, as MLX computes it: v
+/// divided by a zero scale in the input's dtype (±infinity, or NaN for a zero or NaN element),
+/// then E4M3 saturating with the sign kept (±448: 0x7e / 0xfe). The NaN of 0 / 0 is x86's
+/// default NaN, whose sign bit is set; a NaN element keeps its sign; a bfloat16 input's
+/// arithmetic makes every NaN positive (MLX's float-to-bfloat16 conversion gives 0x7fc0).
+pub fn nonFiniteE4m3(v: f32, in_dt: Dtype) u8 {
+    const neg = if (std.math.isNan(v) or v == 0)
+        in_dt != .bfloat16 and (v == 0 or std.math.signbit(v))
+    else
+        std.math.signbit(v);
+    return if (neg) 0xfe else 0x7e;
+}
 
 /// An affine group's scale and bias (MLX's): the min-max grid of 2^bits - 1 steps, moved so the
 /// larger-magnitude edge is exactly representable (bits > 1).
@@ -1050,9 +1078,36 @@ fn Fast(comptime bits: u32, comptime gs: u32) type {
                             }
                         }
                     }
-                    for (0..rn) |r| c.o[(r0 + r) * c.n + col] = @reduce(.Add, accv[r]) + accb[r];
+                    for (0..rn) |r| {
+                        const v = @reduce(.Add, accv[r]) + accb[r];
+                        // s * sum(q x) + b * sum(x) gives inf - inf (NaN) for an infinite x, or
+                        // overflows for huge ones, where MLX's sum of x * (s * q + b) does not.
+                        c.o[(r0 + r) * c.n + col] = if (std.math.isFinite(v)) v else direct(c, col, r0 + r);
+                    }
                 }
             }
+        }
+
+        /// Output (r, col) as MLX's CPU kernel computes it: the sum of x * (s * q + b) in order
+        /// of k, in float32 (multiply and add rounded separately); x read through the fast
+        /// path's permutation.
+        noinline fn direct(c: *const RowsCtx, col: usize, r: usize) f32 {
+            @branchHint(.cold);
+            const block = BW * E;
+            var buf: [chunk_cols]f32 = undefined;
+            const step = (chunk_cols / gs) * gs;
+            const xr = c.x[r * c.k ..];
+            var sum: f32 = 0;
+            var c0: usize = 0;
+            while (c0 < c.k) : (c0 += step) {
+                const c1 = @min(c.k, c0 + step);
+                c.qm.decodeRow(col, c0, c1, buf[0 .. c1 - c0]);
+                for (c0..c1) |i| {
+                    const e = i % block;
+                    sum += xr[i - e + (e % E) * BW + e / E] * buf[i - c0];
+                }
+            }
+            return sum;
         }
     };
 }
@@ -1207,6 +1262,70 @@ test "quantized products: fast, transposed and plain agree with the decoded matr
     }
 }
 
+test "fast path: infinite or huge x gives MLX's sum of x * (s * q + b) in order, the same bits at every CPU level" {
+    const a = testing.allocator;
+    const saved = cpu.level();
+    defer if (cpu.dispatch) cpu.forceLevel(saved);
+    var prng = std.Random.DefaultPrng.init(17);
+    const rnd = prng.random();
+    const m = 5;
+    const n = 9;
+    const inf = std.math.inf(f32);
+    for ([_][2]u32{ .{ 4, 64 }, .{ 8, 32 }, .{ 2, 128 }, .{ 1, 32 }, .{ 4, 128 } }) |bg| {
+        const bits = bg[0];
+        const gs = bg[1];
+        const k: usize = 512;
+        var tm = try TestMat.init(a, rnd, n, k, bits, gs, false);
+        defer tm.deinit(a);
+        // a zero scale and bias in one group: s * q + b = 0 there, so inf * 0 = NaN in MLX too
+        tm.scales32[k / gs + 1] = 0;
+        tm.biases32[k / gs + 1] = 0;
+        const x = try a.alloc(f32, m * k);
+        defer a.free(x);
+        for (x) |*v| v.* = rnd.float(f32) * 4 - 2;
+        // row 0 ordinary; 1: +inf; 2: every value 1e37 (group sums overflow); 3: -inf and +inf;
+        // 4: three huge values whose partial sums overflow in order
+        x[1 * k + 5] = inf;
+        for (x[2 * k ..][0..k]) |*v| v.* = 1e37;
+        x[3 * k + 3] = -inf;
+        x[3 * k + 200] = inf;
+        x[4 * k + 0] = 3e38;
+        x[4 * k + 1] = 3e38;
+        x[4 * k + 2] = -3e38;
+        // the reference: in order of k, float32, from the decoded rows
+        const dq = try a.alloc(f32, n * k);
+        defer a.free(dq);
+        for (0..n) |r| tm.qm.decodeRow(r, 0, k, dq[r * k ..][0..k]);
+        const xp = try a.alloc(f32, m * k + m * (k / gs));
+        defer a.free(xp);
+        fastPrep(&tm.qm, x, m, k, xp);
+        var o: [m * n]f32 = undefined;
+        var first: [m * n]f32 = undefined;
+        var nonfinite: usize = 0;
+        for (0..cpu.testLevelCount()) |li| {
+            if (cpu.dispatch) cpu.forceLevel(@enumFromInt(li));
+            @memset(&o, 0);
+            fast(&.{ .qm = tm.qm, .x = xp.ptr, .o = &o, .m = m, .n = n, .k = k });
+            for (1..m) |r| for (0..n) |j| {
+                var want: f32 = 0;
+                for (0..k) |kk| want += x[r * k + kk] * dq[j * k + kk];
+                const got = o[r * n + j];
+                if (!std.math.isFinite(want)) nonfinite += 1;
+                // rows 1-3: the fast formula is never finite there, so the direct sum is taken
+                if (r < 4 or !std.math.isFinite(want)) {
+                    if (@as(u32, @bitCast(want)) != @as(u32, @bitCast(got)) and !(std.math.isNan(want) and std.math.isNan(got))) {
+                        std.debug.print("bits {d} gs {d} ({d}, {d}): {e} vs {e}\n", .{ bits, gs, r, j, got, want });
+                        return error.TestExpectedEqual;
+                    }
+                }
+            };
+            try expectProduct(a, &tm.qm, x[0..k], o[0..n], 1, n, k, true);
+            if (li == 0) first = o else try testing.expectEqualSlices(u32, @ptrCast(&first), @ptrCast(&o));
+        }
+        try testing.expect(nonfinite > 0);
+    }
+}
+
 /// Element (r, c) of a quantized matrix decoded one code at a time (the test's oracle for the
 /// vector decode): the code's bits gathered bit by bit, the format's value from its definition.
 fn refElem(m: *const QMat, r: usize, c: usize) f32 {
@@ -1225,7 +1344,8 @@ fn refElem(m: *const QMat, r: usize, c: usize) f32 {
             const sv = loadAny(m.s_dtype, m.s, ri * m.s_rs + gi * m.s_cs);
             const bv = loadAny(m.b_dtype, m.b.?, ri * m.b_rs + gi * m.b_cs);
             const qf: f32 = @floatFromInt(q);
-            return roundTo(m.arith, roundTo(m.arith, sv * qf) + bv);
+            const sq = if (m.arith == .float16 or m.arith == .bfloat16) m.arith else m.sq_dtype;
+            return roundTo(m.arith, roundTo(sq, sv * qf) + bv);
         },
         .mxfp4, .nvfp4, .mxfp8 => {
             const sc: u32 = (m.s + @as(usize, @bitCast(ri * m.s_rs + gi * m.s_cs)))[0];
@@ -1276,11 +1396,13 @@ test "decodeRow: every mode, bit width, arithmetic dtype and code stride against
     fmts[nf + 2] = .{ .mode = .nvfp4, .bits = 4, .gs = 16 };
     nf += 3;
     var checked: usize = 0;
-    for (fmts[0..nf]) |f| for ([_]Dtype{ .float32, .float16, .bfloat16 }) |arith| for ([_]isize{ 1, 2 }) |wcs| for ([_]bool{ false, true }) |gscale| {
+    // mixed: bfloat16 scales with float32 biases (s * q rounded to bfloat16, + b in float32)
+    for (fmts[0..nf]) |f| for ([_]Dtype{ .float32, .float16, .bfloat16 }) |arith| for ([_]isize{ 1, 2 }) |wcs| for ([_]bool{ false, true }) |gscale| for ([_]bool{ false, true }) |mixed| {
         if (gscale and f.mode != .nvfp4) continue;
+        if (mixed and (f.mode != .affine or arith != .float32)) continue;
         const groups = cols / f.gs;
         const wpr: isize = @intCast(cols * f.bits / 32);
-        const narrow_s = f.mode == .affine and arith != .float32;
+        const narrow_s = f.mode == .affine and (arith != .float32 or mixed);
         const qm = QMat{
             .w = words.ptr,
             .s = if (f.mode != .affine) @ptrCast(s8.ptr) else if (narrow_s) @ptrCast(s16.ptr) else @ptrCast(s32.ptr),
@@ -1299,6 +1421,7 @@ test "decodeRow: every mode, bit width, arithmetic dtype and code stride against
             .arith = arith,
             .has_gscale = gscale,
             .gscale = 0.37,
+            .sq_dtype = if (mixed) .bfloat16 else .float32,
         };
         // decodeRow as compiled here, for the whole row and from the second group on
         for (0..rows) |r| for ([_]usize{ 0, f.gs }) |c0| {
@@ -1440,12 +1563,21 @@ fn refFpGroup(mode: Mode, vals: []const f32, in_dt: Dtype, gfactor: ?f32, codes_
             return sc;
         },
         else => {
-            for (vals) |v| amax = @max(amax, @abs(v));
-            const s = amax / @as(f32, if (mode == .mxfp4) 6 else 448);
-            if (!std.math.isFinite(s)) {
-                @memset(codes_out, if (mode == .mxfp4) 0 else 0x7f);
+            var finite = true;
+            for (vals) |v| {
+                finite = finite and std.math.isFinite(v);
+                amax = @max(amax, @abs(v));
+            }
+            if (!finite) {
+                // MLX: codes from v / 0 in the input's dtype (x86's 0 / 0 is a negative NaN;
+                // bfloat16 makes NaNs positive), saturated keeping the sign.
+                for (vals, codes_out) |v, *c| {
+                    const neg = if (std.math.isNan(v)) in_dt != .bfloat16 and std.math.signbit(v) else if (v == 0) in_dt != .bfloat16 else v < 0;
+                    c.* = if (mode == .mxfp4) 0 else if (neg) 0xfe else 0x7e;
+                }
                 return if (in_dt == .float32) 128 else 0;
             }
+            const s = roundTo(in_dt, amax / @as(f32, if (mode == .mxfp4) 6 else 448));
             const e: i32 = if (s == 0) 0 else ceilLog2(s);
             const scale = std.math.ldexp(@as(f32, 1), e);
             for (vals, codes_out) |v, *c| c.* = if (mode == .mxfp4) toFp4(v / scale) else toE4m3(v / scale);
@@ -1472,11 +1604,24 @@ test "quantize and qqmm's rounding in the fp modes: the vectors against one valu
             const g = i / gs;
             v.* = switch (g % 8) {
                 0 => 0, // an all-zero group
-                1 => if (i % gs == 3) std.math.nan(f32) else 1, // NaN
-                2 => if (i % gs == 5) std.math.inf(f32) else -2, // infinite
+                // NaN (either sign) with zeros of both signs and negative values
+                1 => switch (i % gs) {
+                    3 => std.math.nan(f32),
+                    9 => -std.math.nan(f32),
+                    4 => 0,
+                    5 => -0.0,
+                    else => if (i % 3 == 0) -1 else 1,
+                },
+                2 => switch (i % gs) { // infinite
+                    5 => std.math.inf(f32),
+                    7 => if (g % 16 == 2) -std.math.inf(f32) else 0,
+                    else => if (i % 2 == 0) -2 else 3,
+                },
                 3 => @as(f32, @floatFromInt(rnd.intRangeAtMost(i32, -12, 12))) * 0.25, // grid values and ties
-                4 => (rnd.float(f32) - 0.5) * 1e-6, // tiny
+                // tiny: amax / maxval subnormal or 0 in float16 (1e-6) or bfloat16 (1e-37)
+                4 => (rnd.float(f32) - 0.5) * (if (g % 16 == 4) @as(f32, 1e-6) else 1e-37),
                 5 => (rnd.float(f32) - 0.5) * 3e4, // large
+                6 => (rnd.float(f32) - 0.5) * 2e-3, // small: amax / 448 subnormal in float16
                 else => (rnd.float(f32) - 0.5) * 10,
             };
             // The input as the dtype would hold it.

@@ -1,7 +1,9 @@
 // Quantization against real MLX: quantize and dequantize bit for bit (affine with every group
 // size and bits, mxfp4, mxfp8, nvfp4; float32, float16, bfloat16 inputs; edge-case groups),
 // quantizedMatmul (transpose true/false, batched x and w, 1-D x, every mode, several dtypes),
-// gatherQmm, the vjp with respect to x, vmap, and MLX's messages for bad input. Inputs and MLX's
+// gatherQmm, the vjp with respect to x, vmap, and MLX's messages for bad input; mxfp groups holding
+// NaN or infinities, half inputs with tiny maxima, dequantize with scales and biases of different
+// dtypes, and products of infinite, NaN or huge x (MLX's non-finite results exactly). Inputs and MLX's
 // results come from test/fixtures/quantized/quantized.json.gz (gen_quantized.py, MLX 0.32.4).
 // Products are compared within a tolerance: float32 results |ours - MLX| <= 1e-5 * max|MLX|. MLX's
 // CPU kernel accumulates half-precision products in the half type and ours in float32, so half
@@ -30,6 +32,7 @@ interface Fixture {
   qmm: QmmCase[];
   gather_qmm: GqmmCase[];
   vjp: QmmCase[];
+  qmm_nonfinite: QmmCase[];
   errors: Record<string, string>;
 }
 
@@ -151,6 +154,43 @@ describe("quantizedMatmul (MLX's results within the stated tolerance)", () => {
       expectClose(y64.astype(mx.float32), c.out, "float64 x");
     });
   });
+});
+
+/**
+ * Where MLX's result is not finite ours must be the same (NaN, +inf or -inf); elsewhere within
+ * 1e-5 (float32), 2e-2 (float16) or 6e-2 (bfloat16) of the largest finite |MLX| of the row.
+ */
+function expectNonFinite(a: mx.Array, r: Rec, what: string): void {
+  expect(a.dtype.name, what).toBe(r.dtype);
+  expect(a.shape, what).toEqual(r.shape);
+  const want = numbersOf(fromHex(r.hex), r.dtype);
+  const got = numbersOf(bytesOf(a), r.dtype);
+  const tol = r.dtype === "float32" ? 1e-5 : r.dtype === "float16" ? 2e-2 : 6e-2;
+  const n = r.shape[r.shape.length - 1]!;
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i]!;
+    const g = got[i]!;
+    if (!Number.isFinite(w)) {
+      if (!Object.is(w, g)) throw new Error(`${what}: element ${i}: ours ${g}, MLX ${w}`);
+      continue;
+    }
+    const row = want.slice(i - (i % n), i - (i % n) + n).filter(Number.isFinite);
+    const scale = Math.max(1e-30, ...row.map(Math.abs));
+    if (!(Math.abs(g - w) <= tol * scale)) throw new Error(`${what}: element ${i}: ours ${g}, MLX ${w}`);
+  }
+}
+
+describe("quantizedMatmul with infinite, NaN or huge x (MLX's non-finite results exactly)", () => {
+  for (const c of fx.qmm_nonfinite) {
+    test(label(c, `transpose=${c.transpose} x ${c.x.dtype} ${JSON.stringify(c.x.shape)}`), () => {
+      mx.tidy(() => {
+        const y = mx.quantizedMatmul(arrayOf(c.x), arrayOf(c.wq), arrayOf(c.scales), arrayOf(c.biases!), { ...opts(c), transpose: c.transpose });
+        // a half x: MLX's float32 product of the same values, rounded to the result dtype
+        const want = c.out_f32 ? { dtype: c.out.dtype, shape: c.out.shape, hex: toHex(bytesOf(arrayOf(c.out_f32).astype(c.out.dtype))) } : c.out;
+        expectNonFinite(y, want, "quantized_matmul");
+      });
+    });
+  }
 });
 
 describe("gatherQmm", () => {

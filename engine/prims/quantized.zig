@@ -7,10 +7,15 @@
 //!    2^b - 1) with the float32 scale and bias; scales and biases are stored in w's dtype. The
 //!    codes form a little-endian bit stream (element i at bits [i*b, (i+1)*b) of the row's
 //!    uint32 words), for every b.
-//!    Dequantize computes s * q and then + b, each rounded to the scales' dtype, then casts.
-//!  * mxfp4 / mxfp8 (group 32, E2M1 / E4M3 elements, E8M0 scale, no bias): e = ceil(log2(amax /
-//!    maxval)) with maxval 6 / 448 (e = 0 for an all-zero group), scale byte = (e + 127) mod 256;
-//!    elements w / 2^e. E4M3 rounds to nearest even. An E2M1 code is the first of the values
+//!    Dequantize computes s * q rounded to the scales' dtype, then + b rounded to the promoted
+//!    dtype of scales and biases (its default output dtype), then casts.
+//!  * mxfp4 / mxfp8 (group 32, E2M1 / E4M3 elements, E8M0 scale, no bias): e = ceil(log2(T(amax /
+//!    maxval))) with maxval 6 / 448, the quotient rounded to the input's dtype T (e = 0 when it is
+//!    0: an all-zero group, or a half input's quotient underflowing), scale byte = (e + 127) mod
+//!    256; elements w / 2^e. A group holding a NaN or an infinity: scale byte 128 (float32 input)
+//!    or 0 (half input), E2M1 codes 0, E4M3 codes ±448 by the sign of w / 0 computed in T (zeros
+//!    give x86's negative default NaN; bfloat16 makes every NaN positive: qmm_kernel.zig
+//!    nonFiniteE4m3). E4M3 rounds to nearest even. An E2M1 code is the first of the values
 //!    0, .5, 1, 1.5, 2, 3, 4, 6 nearest to |x| with the distances |x| - v computed in float32
 //!    (so ties go toward zero; non-finite x and |x| >= 2^27 give code 0, and 2^25 <= |x| < 2^27
 //!    code 4 or 6 for an odd last mantissa bit, 7 otherwise), the sign bit set unless the code is 0.
@@ -580,6 +585,8 @@ const QSrc = struct {
     p: Params,
     arith: Dtype,
     gscale: ?f32 = null,
+    /// Affine dequantize: the dtype s * q is rounded to before + b (qk.QMat.sq_dtype).
+    sq_dtype: Dtype = .float32,
 
     fn at(q: *const QSrc, bi: usize) qk.QMat {
         const nd = q.w.shape.ndim;
@@ -602,6 +609,7 @@ const QSrc = struct {
             .arith = q.arith,
             .has_gscale = q.gscale != null,
             .gscale = q.gscale orelse 0,
+            .sq_dtype = q.sq_dtype,
         };
     }
 };
@@ -628,8 +636,10 @@ fn evalDequantize(node: *Node, p: Params) errors.Error!void {
         break :blk if (isFloat(d)) d else .float32;
     } else node.dtype;
     const gscale: ?f32 = if (global) |g| globalValue(g) / @as(f32, 2688) else null;
+    // MLX rounds s * q to the scales' dtype, then adds the bias in the promoted dtype.
+    const sq_dtype: Dtype = if (s.dtype == .float16 or s.dtype == .bfloat16) s.dtype else .float32;
     // Each batch item's rows decoded at the CPU's level (qmm_kernel.zig decodeRows).
-    const src = QSrc{ .w = w, .s = s, .b = b, .p = p, .arith = arith, .gscale = gscale };
+    const src = QSrc{ .w = w, .s = s, .b = b, .p = p, .arith = arith, .gscale = gscale, .sq_dtype = sq_dtype };
     const item_bytes = rows_per * cols * node.dtype.size();
     for (0..batch) |bi| {
         qk.decodeRows(&.{ .qm = src.at(bi), .out = node.data() + bi * item_bytes, .out_dtype = node.dtype, .r0 = 0, .rows = rows_per, .cols = cols });
