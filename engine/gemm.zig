@@ -779,14 +779,22 @@ fn streamRows(comptime T: type, comptime SA: type, comptime SB: type, comptime S
         while (p + R <= k) : (p += R) {
             var s: [R]T = undefined;
             var r: [R][*]const SB = undefined;
+            // The next R rows' same columns, fetched while these are summed: each row's run is
+            // a few pages long, too short for the hardware prefetcher to get ahead on its own.
+            var nx: [R][*]const u8 = undefined;
+            const pn = if (p + 2 * R <= k) p + R else p;
             inline for (0..R) |q| {
                 s[q] = load(SA, T, a.at(0, p + q));
                 r[q] = @ptrCast(b.at(p + q, j0));
+                nx[q] = @ptrCast(b.at(pn + q, j0));
             }
             var j: usize = 0;
             while (j + VL <= w) : (j += VL) {
                 var t: V = acc[j..][0..VL].*;
-                inline for (0..R) |q| t = madd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
+                inline for (0..R) |q| {
+                    if (j * @sizeOf(SB) % 64 == 0) @prefetch(nx[q] + j * @sizeOf(SB), .{ .locality = 3 });
+                    t = madd(V, @as(V, @splat(s[q])), loadVec(SB, T, VL, r[q] + j), t);
+                }
                 acc[j..][0..VL].* = t;
             }
             while (j < w) : (j += 1) {
