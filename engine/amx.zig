@@ -145,7 +145,7 @@ pub inline fn dot(comptime c: u8, comptime a: u8, comptime b: u8) void {
 /// 0-15 and 16-31) into tiles 4 and 5, the two packed B tiles (columns 0-15 and 16-31) into 6 and
 /// 7, and the four products.
 pub inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
-    Unit(false).step(a0, a1, b0, b1);
+    stepWith(Unit(false), a0, a1, b0, b1);
 }
 
 /// The tile instructions the product uses: the hardware's, or their emulation (`mode` emulate).
@@ -158,12 +158,10 @@ fn Unit(comptime emu: bool) type {
         const store = tileStore;
         const zero = tileZero;
         const product = dot;
-        inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
-            stepWith(@This(), a0, a1, b0, b1);
-        }
     };
 }
 
+/// `step` on either unit (Unit).
 inline fn stepWith(comptime U: type, a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
     U.load(4, a0, 64);
     U.load(5, a1, 64);
@@ -207,9 +205,6 @@ const Emulated = struct {
             };
             tiles[c][m][n] = @bitCast(acc);
         };
-    }
-    inline fn step(a0: [*]const u16, a1: [*]const u16, b0: [*]const u16, b1: [*]const u16) void {
-        stepWith(@This(), a0, a1, b0, b1);
     }
     /// A bfloat16 value widened, a subnormal read as zero (of its sign).
     inline fn flushed(bits: u16) f32 {
@@ -341,7 +336,7 @@ fn gemmWith(comptime emu: bool, comptime SC: type, m: usize, n: usize, k: usize,
                     const b1 = b0 + panel;
                     for (0..j.ks) |q| {
                         const off = q * tile_elems;
-                        U.step(a0 + off, a1 + off, b0 + off, b1 + off);
+                        stepWith(U, a0 + off, a1 + off, b0 + off, b1 + off);
                         for (0..per_q) |_| {
                             if (line < next_lines) @prefetch(next + 64 * line, .{ .locality = 2 });
                             line += 1;
